@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig, type LoadInput, type LoadResult } from './load.js';
+import { FLAGS, helpText } from './flags.js';
+import { parseIpv4Cidr } from '../net/ipv4.js';
+import { formatIpv4 } from '../net/ipv4.js';
+
+function load(argv: string[], files: Record<string, string> = {}, env: Record<string, string> = {}): LoadResult {
+  const input: LoadInput = {
+    argv,
+    env,
+    readFile: (p) => {
+      const f = files[p];
+      if (f === undefined) throw Object.assign(new Error(`ENOENT: ${p}`), { code: 'ENOENT' });
+      return f;
+    },
+    localAddresses: () => [parseIpv4Cidr('192.168.50.2/24')!],
+  };
+  return loadConfig(input);
+}
+
+function ok(r: LoadResult) {
+  if (r.kind !== 'config') throw new Error(`expected a config, got ${JSON.stringify(r)}`);
+  return r.config;
+}
+
+function errors(r: LoadResult): readonly string[] {
+  if (r.kind !== 'invalid') throw new Error(`expected errors, got ${r.kind}`);
+  return r.errors;
+}
+
+describe('loadConfig', () => {
+  it('derives defaults from the server IP', () => {
+    const c = ok(load(['--server-ip', '10.1.0.5/16']));
+    expect(formatIpv4(c.dhcp.serverIp.address)).toBe('10.1.0.5');
+    expect(c.dhcp.serverIp.prefix).toBe(16);
+    expect(c.tftp.listen).toEqual({ host: '10.1.0.5', port: 69 });
+    expect(c.http.advertiseUrl).toBe('http://10.1.0.5:8080');
+    expect(c.proxy.apiAdvertiseUrl).toBe('http://10.1.0.5:8080');
+    expect(c.proxy.callbackAdvertiseUrl).toBe('http://10.1.0.5:8081');
+    expect(c.inspector.collectors).toBe('default,logs');
+    expect(Object.isFrozen(c.dhcp)).toBe(true);
+  });
+
+  it('picks the first local address for serverIP auto', () => {
+    expect(formatIpv4(ok(load([])).dhcp.serverIp.address)).toBe('192.168.50.2');
+  });
+
+  it('layers file < environment < flags and expands $(VAR)', () => {
+    const yaml = 'dhcp:\n  serverIP: "$(SERVER_IP)/24"\n  listen: "$(SERVER_IP):67"\ntftp:\n  listen: "$(SERVER_IP):1069"\nlog:\n  level: debug\n';
+    const c = ok(load(['--config', 'c.yaml', '--log-level', 'warn'], { 'c.yaml': yaml }, { SERVER_IP: '10.9.0.1', METALBOOT_DHCP_DNS: '1.1.1.1,8.8.8.8', METALBOOT_LOG_LEVEL: 'error' }));
+    expect(c.dhcp.listen).toEqual({ host: '10.9.0.1', port: 67 });
+    expect(c.tftp.listen).toEqual({ host: '10.9.0.1', port: 1069 });
+    expect(c.dhcp.dns.map(formatIpv4)).toEqual(['1.1.1.1', '8.8.8.8']);
+    expect(c.log.level).toBe('warn');
+  });
+
+  it('keeps $$(VAR) as a literal and "" disables TFTP', () => {
+    const c = ok(load(['--tftp-listen', '', '--inspector-extra-kernel-param', 'x=$$(Y)']));
+    expect(c.tftp.listen).toBeUndefined();
+    expect(c.inspector.extraKernelParams).toEqual(['x=$(Y)']);
+  });
+
+  it('reads static hosts from the flag and from a dnsmasq-style hosts file', () => {
+    const file = '# rack 1\n52:54:00:00:00:01,192.168.50.11,node1\n\n52-54-00-00-00-02,192.168.50.12 # trailing comment\n';
+    const c = ok(load(['--dhcp-hosts', '52:54:00:00:00:03,192.168.50.13;52:54:00:00:00:04,192.168.50.14', '--dhcp-hosts-file', 'hosts'], { hosts: file }));
+    expect(c.dhcp.staticHosts.map((h) => [h.mac, formatIpv4(h.ip), h.hostname])).toEqual([
+      ['52:54:00:00:00:03', '192.168.50.13', undefined],
+      ['52:54:00:00:00:04', '192.168.50.14', undefined],
+      ['52:54:00:00:00:01', '192.168.50.11', 'node1'],
+      ['52:54:00:00:00:02', '192.168.50.12', undefined],
+    ]);
+  });
+
+  it('parses ranges with lease times', () => {
+    const c = ok(load(['--server-ip', '10.0.0.1/24', '--dhcp-range', '10.0.0.100,10.0.0.199,12h', '--dhcp-range', '10.0.0.200,10.0.0.210,infinite', '--lease-file', '/tmp/l']));
+    expect(c.dhcp.ranges.map((r) => r.leaseSeconds)).toEqual([43200, 0xffffffff]);
+  });
+
+  it.each([
+    ['bad CIDR', ['--server-ip', '10.0.0.300/24'], 'dhcp.serverIP: "10.0.0.300/24" is not IP[/prefix] or "auto"'],
+    ['bad MAC', ['--dhcp-hosts', 'zz:54:00:00:00:01,10.0.0.5'], 'dhcp.hosts[0]: entry 1: "zz:54:00:00:00:01" is not a MAC address'],
+    ['bad IP in hosts', ['--dhcp-hosts', '52:54:00:00:00:01,10.0.0'], 'dhcp.hosts[0]: entry 1: "10.0.0" is not an IPv4 address'],
+    ['range end before start', ['--dhcp-range', '10.0.0.9,10.0.0.1'], 'dhcp.ranges[0]: range end 10.0.0.1 is before its start 10.0.0.9'],
+    ['overlapping ranges', ['--server-ip', '10.0.0.1/24', '--lease-file', 'l', '--dhcp-range', '10.0.0.10,10.0.0.20', '--dhcp-range', '10.0.0.15,10.0.0.30'], 'dhcp.ranges[0]: overlaps dhcp.ranges[1] (10.0.0.15-10.0.0.30)'],
+    ['range outside subnet', ['--server-ip', '10.0.0.1/24', '--lease-file', 'l', '--dhcp-range', '10.0.1.10,10.0.1.20'], "dhcp.ranges[0]: 10.0.1.10-10.0.1.20 is not inside the server's subnet 10.0.0.1/24"],
+    ['range containing the server', ['--server-ip', '10.0.0.1/24', '--lease-file', 'l', '--dhcp-range', '10.0.0.1,10.0.0.20'], "dhcp.ranges[0]: contains the server's own address 10.0.0.1"],
+    ['range without lease file', ['--server-ip', '10.0.0.1/24', '--dhcp-range', '10.0.0.10,10.0.0.20'], 'dhcp.leaseFile: required with dhcp.ranges'],
+    ['bad listen', ['--dhcp-listen', '0.0.0.0:99999'], 'dhcp.listen: "0.0.0.0:99999" is not ADDR:PORT'],
+    ['bad URL', ['--ironic-http-url', 'ftp://x'], 'proxy.ironicHttpUrl: "ftp://x" is not an http(s) URL'],
+    ['unset variable', ['--server-ip', '$(SERVER_IP)'], 'dhcp.serverIP: "$(SERVER_IP)" is not IP[/prefix] or "auto" (environment variable SERVER_IP is not set)'],
+    ['IPA typo', ['--inspector-extra-kernel-param', 'ipa-inspector-collectors=default'], 'inspector.extraKernelParams[0]: "ipa-inspector-collectors=default" is ignored by IPA: the parameter is spelled "ipa-inspection-collectors"'],
+    ['kernel param with a space', ['--installer-extra-kernel-param', 'a b'], 'installer.extraKernelParams[0]: "a b" is not a single kernel parameter'],
+    ['unknown flag', ['--dhcp-rnage', 'x'], '--dhcp-rnage: unknown flag (see --help)'],
+    ['bad log level', ['--log-level', 'loud'], 'log.level:'],
+    ['duplicate MAC', ['--dhcp-hosts', '52:54:00:00:00:01,10.0.0.5;52:54:00:00:00:01,10.0.0.6'], 'dhcp.hosts: 52:54:00:00:00:01 is listed twice, with 10.0.0.5 and 10.0.0.6'],
+    ['IP given twice', ['--dhcp-hosts', '52:54:00:00:00:01,10.0.0.5;52:54:00:00:00:02,10.0.0.5'], 'dhcp.hosts: 10.0.0.5 is given to both 52:54:00:00:00:01 and 52:54:00:00:00:02'],
+    ['missing hosts file', ['--dhcp-hosts-file', 'nope'], 'dhcp.hostsFiles[0]: cannot read nope: ENOENT'],
+  ])('%s names the key', (_name, argv, message) => {
+    expect(errors(load(argv)).some((e) => e.startsWith(message))).toBe(true);
+  });
+
+  it('reports unknown YAML keys and bad hosts-file lines by key and line', () => {
+    const yaml = 'dhcp:\n  serverIp: 10.0.0.1\n  hostsFiles: [h]\nhttp:\n  lisen: ":80"\n';
+    const errs = errors(load(['--config', 'c.yaml'], { 'c.yaml': yaml, h: 'aa:bb:cc:dd:ee:ff,10.0.0.7\nbogus line\n' }));
+    expect(errs).toContain('dhcp: unknown key "serverIp"');
+    expect(errs).toContain('http: unknown key "lisen"');
+  });
+
+  it('lists every problem at once', () => {
+    const errs = errors(load(['--server-ip', 'x', '--dhcp-listen', 'y', '--log-level', 'z']));
+    expect(errs.length).toBe(3);
+  });
+
+  it('reports a hosts-file error with its line', () => {
+    const errs = errors(load(['--server-ip', '10.0.0.1', '--dhcp-hosts-file', 'h'], { h: 'aa:bb:cc:dd:ee:ff,10.0.0.7\n\nbogus line\n' }));
+    expect(errs).toEqual(['dhcp.hostsFiles[0]: h line 3: "bogus line" is not MAC,IP[,hostname]']);
+  });
+
+  it('documents every flag in --help', () => {
+    expect(load(['--help']).kind).toBe('help');
+    const help = helpText('0.0.0');
+    for (const f of FLAGS) expect(help).toContain(`--${f.flag}`);
+  });
+});

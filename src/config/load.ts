@@ -1,0 +1,209 @@
+/**
+ * Loads the configuration once: defaults < YAML file < environment < flags, then `$(VAR)`
+ * expansion, schema validation, derived defaults and cross-checks. Every problem is reported by
+ * key in one list; the result is deeply frozen.
+ */
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type ParsedConfig } from './schema.js';
+import { FLAGS, envValues, parseArgs } from './flags.js';
+import { expandDeep } from './expand.js';
+import { parseHostEntry, splitHostsFile, type StaticHost } from './host-list.js';
+import { formatIpv4, inSubnet, parseIpv4Cidr, type Ipv4Cidr } from '../net/ipv4.js';
+import { findIgnoredKernelParam } from '../boot/kernel-params.js';
+import type { ListenAddress } from '../net/listen-address.js';
+
+export interface Config {
+  readonly dhcp: Omit<ParsedConfig['dhcp'], 'serverIP'> & {
+    readonly serverIp: Ipv4Cidr;
+    /** Static hosts from --dhcp-hosts followed by those of every hosts file. */
+    readonly staticHosts: readonly StaticHost[];
+  };
+  readonly tftp: Omit<ParsedConfig['tftp'], 'listen'> & { readonly listen: ListenAddress | undefined };
+  readonly http: Omit<ParsedConfig['http'], 'advertiseUrl'> & { readonly advertiseUrl: string };
+  readonly proxy: Omit<ParsedConfig['proxy'], 'callbackAdvertiseUrl' | 'apiAdvertiseUrl' | 'callbackListen'> & {
+    readonly callbackListen: ListenAddress | undefined;
+    readonly callbackAdvertiseUrl: string;
+    readonly apiAdvertiseUrl: string;
+  };
+  readonly sources: ParsedConfig['sources'];
+  readonly inspector: ParsedConfig['inspector'];
+  readonly installer: ParsedConfig['installer'];
+  readonly log: ParsedConfig['log'];
+}
+
+export interface LoadInput {
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly readFile: (path: string) => string;
+  /** The IPv4 addresses (with prefixes) of this machine, for `serverIP: auto`. */
+  readonly localAddresses: () => readonly Ipv4Cidr[];
+}
+
+export type LoadResult =
+  | { readonly kind: 'config'; readonly config: Config; readonly configFile: string | undefined }
+  | { readonly kind: 'help' }
+  | { readonly kind: 'version' }
+  | { readonly kind: 'invalid'; readonly errors: readonly string[] };
+
+export function loadConfig(input: LoadInput): LoadResult {
+  const errors: string[] = [];
+  const args = parseArgs(input.argv);
+  errors.push(...args.errors);
+  if (args.values.get('help') === true) return { kind: 'help' };
+  if (args.values.get('version') === true) return { kind: 'version' };
+
+  const raw: Record<string, unknown> = {};
+  const configFile = (args.values.get('config') as string | undefined) ?? input.env.METALBOOT_CONFIG;
+  if (configFile !== undefined) {
+    try {
+      const doc: unknown = parseYaml(input.readFile(configFile));
+      if (doc !== null && doc !== undefined) {
+        if (typeof doc !== 'object' || Array.isArray(doc)) errors.push(`${configFile}: the top level must be a mapping`);
+        else Object.assign(raw, doc);
+      }
+    } catch (err) {
+      errors.push(`${configFile}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  for (const layer of [envValues(input.env), args.values]) {
+    for (const spec of FLAGS) {
+      const v = layer.get(spec.flag);
+      if (v === undefined || spec.key === undefined) continue;
+      setPath(raw, spec.key, v);
+    }
+  }
+
+  const parsed = configSchema.safeParse(expandDeep(raw, input.env));
+  if (!parsed.success) {
+    errors.push(...formatIssues(parsed.error.issues));
+    return { kind: 'invalid', errors };
+  }
+  const resolved = resolve(parsed.data, input, errors);
+  if (errors.length > 0 || resolved === undefined) return { kind: 'invalid', errors };
+  return { kind: 'config', config: deepFreeze(resolved), configFile };
+}
+
+function setPath(obj: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let cur = obj;
+  for (const k of path.slice(0, -1)) {
+    const next = cur[k];
+    if (next === null || typeof next !== 'object' || Array.isArray(next)) cur[k] = {};
+    cur = cur[k] as Record<string, unknown>;
+  }
+  cur[path.at(-1)!] = value;
+}
+
+function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.map((i) => {
+    const key = i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+    if (i.code === 'unrecognized_keys') return `${key ? `${key}: ` : ''}unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+    return `${key}: ${i.message}`;
+  });
+}
+
+function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | undefined {
+  let serverIp: Ipv4Cidr | undefined;
+  if (c.dhcp.serverIP === 'auto') {
+    serverIp = input.localAddresses()[0];
+    if (serverIp === undefined) errors.push('dhcp.serverIP: "auto" found no non-loopback IPv4 address; set --server-ip');
+  } else serverIp = c.dhcp.serverIP;
+  if (serverIp === undefined) return undefined;
+  const ip = formatIpv4(serverIp.address);
+
+  const staticHosts: StaticHost[] = [...c.dhcp.hosts];
+  c.dhcp.hostsFiles.forEach((file, i) => {
+    let text: string;
+    try {
+      text = input.readFile(file);
+    } catch (err) {
+      errors.push(`dhcp.hostsFiles[${i}]: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      return;
+    }
+    for (const { line, entry } of splitHostsFile(text)) {
+      const r = parseHostEntry(entry);
+      if (r.ok) staticHosts.push(r.host);
+      else errors.push(`dhcp.hostsFiles[${i}]: ${file} line ${line}: ${r.error}`);
+    }
+  });
+  checkStaticHosts(staticHosts, errors);
+
+  c.dhcp.ranges.forEach((r, i) => {
+    const key = `dhcp.ranges[${i}]`;
+    if (!inSubnet(r.start, serverIp) || !inSubnet(r.end, serverIp)) {
+      errors.push(`${key}: ${formatIpv4(r.start)}-${formatIpv4(r.end)} is not inside the server's subnet ${ip}/${serverIp.prefix}`);
+    }
+    if (serverIp.address >= r.start && serverIp.address <= r.end) errors.push(`${key}: contains the server's own address ${ip}`);
+    c.dhcp.ranges.forEach((o, j) => {
+      if (j > i && r.start <= o.end && o.start <= r.end) errors.push(`${key}: overlaps dhcp.ranges[${j}] (${formatIpv4(o.start)}-${formatIpv4(o.end)})`);
+    });
+  });
+  if (c.dhcp.ranges.length > 0 && c.dhcp.leaseFile === undefined) {
+    errors.push('dhcp.leaseFile: required with dhcp.ranges, so that a restart never hands one address to two hosts');
+  }
+
+  for (const [key, params] of [['inspector.extraKernelParams', c.inspector.extraKernelParams], ['installer.extraKernelParams', c.installer.extraKernelParams]] as const) {
+    params.forEach((p, i) => {
+      const bad = findIgnoredKernelParam(p);
+      if (bad !== undefined) errors.push(`${key}[${i}]: "${p}" ${bad}`);
+    });
+  }
+  if ((c.proxy.tlsCertFile === undefined) !== (c.proxy.tlsKeyFile === undefined)) {
+    errors.push('proxy.tlsCertFile: tlsCertFile and tlsKeyFile must be set together');
+  }
+
+  // tftp.listen: absent → the server IP on port 69; "" (null) → TFTP switched off.
+  const tftpListen = c.tftp.listen === undefined ? { host: ip, port: 69 } : (c.tftp.listen ?? undefined);
+  const httpPort = c.http.listen.port;
+  const advertiseUrl = c.http.advertiseUrl ?? `http://${ip}:${httpPort}`;
+  const { serverIP: _unused, ...dhcpRest } = c.dhcp;
+  return {
+    dhcp: { ...dhcpRest, serverIp, staticHosts },
+    tftp: { ...c.tftp, listen: tftpListen },
+    http: { ...c.http, advertiseUrl },
+    proxy: {
+      ...c.proxy,
+      callbackListen: c.proxy.callbackListen ?? undefined,
+      callbackAdvertiseUrl: c.proxy.callbackAdvertiseUrl ?? `http://${ip}:${c.proxy.callbackListen?.port ?? 8081}`,
+      apiAdvertiseUrl: c.proxy.apiAdvertiseUrl ?? advertiseUrl,
+    },
+    sources: c.sources,
+    inspector: c.inspector,
+    installer: c.installer,
+    log: c.log,
+  };
+}
+
+function checkStaticHosts(hosts: readonly StaticHost[], errors: string[]): void {
+  const byMac = new Map<string, StaticHost>();
+  const byIp = new Map<number, StaticHost>();
+  for (const h of hosts) {
+    const m = byMac.get(h.mac);
+    if (m !== undefined && m.ip !== h.ip) errors.push(`dhcp.hosts: ${h.mac} is listed twice, with ${formatIpv4(m.ip)} and ${formatIpv4(h.ip)}`);
+    const o = byIp.get(h.ip);
+    if (o !== undefined && o.mac !== h.mac) errors.push(`dhcp.hosts: ${formatIpv4(h.ip)} is given to both ${o.mac} and ${h.mac}`);
+    byMac.set(h.mac, h);
+    byIp.set(h.ip, h);
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/** Parses `ip addr`-style CIDRs of os.networkInterfaces() entries (for `auto`). */
+export function cidrsOf(interfaces: NodeJS.Dict<import('node:os').NetworkInterfaceInfo[]>): Ipv4Cidr[] {
+  const out: Ipv4Cidr[] = [];
+  for (const list of Object.values(interfaces)) {
+    for (const a of list ?? []) {
+      if (a.family !== 'IPv4' || a.internal || a.cidr === null) continue;
+      const c = parseIpv4Cidr(a.cidr);
+      if (c !== undefined) out.push(c);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,195 @@
+/**
+ * The one configuration schema of metalboot. Its shape mirrors the Helm values (dhcp, tftp,
+ * http, proxy, sources, inspector, installer, log); the YAML file, the environment and the flags
+ * all fill this one shape, which is validated once (every problem reported by key) and frozen.
+ */
+import { z } from 'zod';
+import { parseIpv4, parseIpv4Cidr, type Ipv4, type Ipv4Cidr } from '../net/ipv4.js';
+import { parseListenAddress, type ListenAddress } from '../net/listen-address.js';
+import { parseHostEntry, splitHostList, type StaticHost } from './host-list.js';
+import { parseRange, type DhcpRange } from './range.js';
+import { unresolvedRefs } from './expand.js';
+import { DEFAULT_BOOT_FILES, DEFAULT_FILE_ALIASES } from '../boot/boot-files.js';
+
+const DEFAULT_LEASE_SECONDS = 3600;
+
+function withEnvHint(value: string, message: string): string {
+  const refs = unresolvedRefs(value);
+  return refs.length === 0 ? message : `${message} (environment variable ${refs.join(', ')} is not set)`;
+}
+
+const ipv4 = z.string().transform((s, ctx): Ipv4 => {
+  const ip = parseIpv4(s);
+  if (ip === undefined) {
+    ctx.addIssue({ code: 'custom', message: withEnvHint(s, `"${s}" is not an IPv4 address`) });
+    return z.NEVER;
+  }
+  return ip;
+});
+
+/** A comma list or a YAML list of IPv4 addresses. */
+const ipv4List = z.union([z.string(), z.array(z.string())]).transform((v, ctx): Ipv4[] => {
+  const items = (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+  const out: Ipv4[] = [];
+  for (const s of items) {
+    const ip = parseIpv4(s);
+    if (ip === undefined) ctx.addIssue({ code: 'custom', message: withEnvHint(s, `"${s}" is not an IPv4 address`) });
+    else out.push(ip);
+  }
+  return out;
+});
+
+const listen = z.string().transform((s, ctx): ListenAddress => {
+  const a = parseListenAddress(s);
+  if (a === undefined) {
+    ctx.addIssue({ code: 'custom', message: withEnvHint(s, `"${s}" is not ADDR:PORT`) });
+    return z.NEVER;
+  }
+  return a;
+});
+
+/** ADDR:PORT, or "" for a service that is switched off (null). */
+const listenOrOff = z.string().transform((s, ctx): ListenAddress | null => {
+  if (s.trim() === '') return null;
+  const a = parseListenAddress(s);
+  if (a === undefined) {
+    ctx.addIssue({ code: 'custom', message: withEnvHint(s, `"${s}" is not ADDR:PORT (or "" to disable)`) });
+    return z.NEVER;
+  }
+  return a;
+});
+
+const url = z.string().transform((s, ctx): string => {
+  try {
+    const u = new URL(s);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
+    return s.replace(/\/+$/, '');
+  } catch {
+    ctx.addIssue({ code: 'custom', message: withEnvHint(s, `"${s}" is not an http(s) URL`) });
+    return z.NEVER;
+  }
+});
+
+const stringList = z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v]).filter((s) => s !== ''));
+
+const serverIp = z.string().transform((s, ctx): Ipv4Cidr | 'auto' => {
+  if (s.trim() === 'auto') return 'auto';
+  const c = parseIpv4Cidr(s, 24);
+  if (c === undefined) {
+    ctx.addIssue({ code: 'custom', message: withEnvHint(s, `"${s}" is not IP[/prefix] or "auto"`) });
+    return z.NEVER;
+  }
+  return c;
+});
+
+const hostEntries = z
+  .union([z.string(), z.array(z.union([z.string(), z.strictObject({ mac: z.string(), ip: z.string(), hostname: z.string().optional() })]))])
+  .transform((v, ctx): StaticHost[] => {
+    const entries = typeof v === 'string' ? splitHostList(v) : v.map((e) => (typeof e === 'string' ? e : [e.mac, e.ip, e.hostname ?? ''].join(',')));
+    const out: StaticHost[] = [];
+    entries.forEach((entry, i) => {
+      const r = parseHostEntry(entry);
+      if (r.ok) out.push(r.host);
+      else ctx.addIssue({ code: 'custom', message: `entry ${i + 1}: ${r.error}`, path: [i] });
+    });
+    return out;
+  });
+
+const ranges = z.union([z.string(), z.array(z.string())]).transform((v, ctx): DhcpRange[] => {
+  const out: DhcpRange[] = [];
+  (Array.isArray(v) ? v : [v]).filter((s) => s.trim() !== '').forEach((s, i) => {
+    const r = parseRange(s, DEFAULT_LEASE_SECONDS);
+    if (r.ok) out.push(r.range);
+    else ctx.addIssue({ code: 'custom', message: r.error, path: [i] });
+  });
+  return out;
+});
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const KERNEL_PARAM = /^[A-Za-z0-9_.:/-]+(=[^\s"]*)?$/;
+const kernelParams = stringList.superRefine((list, ctx) => {
+  list.forEach((p, i) => {
+    if (!KERNEL_PARAM.test(p)) ctx.addIssue({ code: 'custom', message: `"${p}" is not a single kernel parameter (NAME or NAME=VALUE, no spaces or quotes)`, path: [i] });
+  });
+});
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z.union([z.boolean(), z.enum(['true', 'false'])]).transform((v) => v === true || v === 'true');
+
+export const configSchema = z.strictObject({
+  dhcp: z.strictObject({
+    /** The provisioning IP of this server, with its prefix; `auto` picks the first non-loopback IPv4. */
+    serverIP: serverIp.prefault('auto'),
+    listen: listen.prefault('0.0.0.0:67'),
+    /** false switches the DHCP service off (TFTP/HTTP only, e.g. behind another DHCP server). */
+    enabled: bool.prefault(true),
+    hosts: hostEntries.prefault([]),
+    hostsFiles: stringList.prefault([]),
+    ranges: ranges.prefault([]),
+    gateway: ipv4.optional(),
+    dns: ipv4List.prefault([]),
+    ntp: ipv4List.prefault([]),
+    domainName: z.string().optional(),
+    leaseSeconds: int(60, 0xfffffffe).prefault(DEFAULT_LEASE_SECONDS),
+    leaseFile: z.string().optional(),
+    /** Boot-file key (bios, uefi-x86_64, uefi-arm64, …) → file name given in the DHCP answer. */
+    bootFiles: z.record(z.string(), z.string()).prefault({ ...DEFAULT_BOOT_FILES }),
+  }).prefault({}),
+  tftp: z.strictObject({
+    /** "" disables TFTP. Default: the server IP, port 69. */
+    listen: listenOrOff.optional(),
+    root: z.string().prefault('/usr/lib/ipxe'),
+    singlePort: bool.prefault(false),
+    aliases: z.record(z.string(), z.string()).prefault({ ...DEFAULT_FILE_ALIASES }),
+    maxBlksize: int(512, 65464).prefault(1468),
+    maxWindowsize: int(1, 256).prefault(64),
+    maxTransfers: int(1, 100_000).prefault(1000),
+    maxPerClient: int(1, 1000).prefault(8),
+    timeoutMs: int(100, 60_000).prefault(1000),
+    retries: int(1, 20).prefault(5),
+  }).prefault({}),
+  http: z.strictObject({
+    listen: listen.prefault('0.0.0.0:8080'),
+    /** The URL booting hosts use to reach this server. Default: http://<server-ip>:<http-port>. */
+    advertiseUrl: url.optional(),
+    templatesDir: z.string().optional(),
+    imageCacheDir: z.string().optional(),
+    imageCacheMaxBytes: z.coerce.number().int().min(0).prefault(20 * 2 ** 30),
+  }).prefault({}),
+  proxy: z.strictObject({
+    callbackListen: listenOrOff.prefault('0.0.0.0:8081'),
+    callbackAdvertiseUrl: url.optional(),
+    apiAdvertiseUrl: url.optional(),
+    ironicHttpUrl: url.optional(),
+    ironicApiUrl: url.optional(),
+    callbackInsecureSkipVerify: bool.prefault(false),
+    tlsCertFile: z.string().optional(),
+    tlsKeyFile: z.string().optional(),
+    stateDir: z.string().optional(),
+  }).prefault({}),
+  sources: z.strictObject({
+    bmhFiles: stringList.prefault([]),
+    annotationPrefix: z.string().regex(/^[a-z0-9.-]+\/$/, 'must look like "example.com/" (ending with a slash)').prefault('metal3.vcluster.com/'),
+    kube: z.strictObject({
+      enabled: bool.prefault(false),
+      namespace: z.string().optional(),
+      kubeconfig: z.string().optional(),
+    }).prefault({}),
+  }).prefault({}),
+  inspector: z.strictObject({
+    collectors: z.string().regex(/^[a-z0-9_-]+(,[a-z0-9_-]+)*$/, 'must be a comma list of collector names').prefault('default,logs'),
+    extraKernelParams: kernelParams.prefault([]),
+    kernelPath: z.string().prefault('images/ironic-python-agent.kernel'),
+    initramfsPath: z.string().prefault('images/ironic-python-agent.initramfs'),
+  }).prefault({}),
+  installer: z.strictObject({
+    extraKernelParams: kernelParams.prefault([]),
+  }).prefault({}),
+  log: z.strictObject({
+    level: z.enum(LOG_LEVELS).prefault('info'),
+  }).prefault({}),
+});
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;

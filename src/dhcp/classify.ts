@@ -1,0 +1,51 @@
+/**
+ * Which boot client sent a request. Pure: a function of the options alone.
+ *
+ * Order matters: iPXE also sends option 93 and (when chain-loaded by PXE firmware) a
+ * `PXEClient` vendor class, so iPXE is recognised first; then UEFI HTTP boot, which must be
+ * answered with a URL; then firmware PXE; anything else is a plain DHCP client.
+ */
+import type { DhcpOptions } from './codec.js';
+import { OPT, getClientArchs, getIpxeEncap, getString, getUserClasses } from './options.js';
+import { archInfo, type ArchInfo } from '../boot/arch.js';
+
+export type BootClient =
+  /** iPXE (option 175, or user class "iPXE"): gets the boot script URL. */
+  | { readonly kind: 'ipxe'; readonly archCode: number | undefined; readonly arch: ArchInfo | undefined }
+  /** UEFI HTTP boot (option 60 "HTTPClient…" or an HTTP architecture code): gets a URL to an iPXE binary. */
+  | { readonly kind: 'uefi-http'; readonly archCode: number; readonly arch: ArchInfo | undefined }
+  /** Firmware PXE (option 60 "PXEClient…" or option 93): gets an iPXE binary over TFTP. */
+  | { readonly kind: 'pxe'; readonly archCode: number; readonly arch: ArchInfo | undefined }
+  /** An ordinary DHCP client (an OS, IPA's own DHCP): gets a lease and no boot file. */
+  | { readonly kind: 'plain' };
+
+const ARCH_IN_VENDOR_CLASS = /:Arch:(\d{5})/;
+
+export function isIpxe(options: DhcpOptions): boolean {
+  if (options.has(OPT.IPXE_ENCAP) && getIpxeEncap(options) !== undefined) return true;
+  return getUserClasses(options)?.includes('iPXE') ?? false;
+}
+
+/** The architecture in use: the first entry of option 93, else the `Arch:NNNNN` of option 60. */
+export function clientArchCode(options: DhcpOptions): number | undefined {
+  const archs = getClientArchs(options);
+  if (archs !== undefined) return archs[0];
+  const vendor = getString(options, OPT.VENDOR_CLASS);
+  const m = vendor === undefined ? null : ARCH_IN_VENDOR_CLASS.exec(vendor);
+  return m ? Number(m[1]) : undefined;
+}
+
+export function classify(options: DhcpOptions): BootClient {
+  const archCode = clientArchCode(options);
+  const arch = archCode === undefined ? undefined : archInfo(archCode);
+  if (isIpxe(options)) return { kind: 'ipxe', archCode, arch };
+  const vendor = getString(options, OPT.VENDOR_CLASS) ?? '';
+  if (vendor.startsWith('HTTPClient') || arch?.http === true) {
+    return { kind: 'uefi-http', archCode: archCode ?? 16, arch: arch ?? archInfo(16) };
+  }
+  if (vendor.startsWith('PXEClient') || archCode !== undefined) {
+    // A PXEClient without option 93 or an Arch field is a legacy BIOS PXE ROM (PXE 2.1).
+    return { kind: 'pxe', archCode: archCode ?? 0, arch: arch ?? archInfo(0) };
+  }
+  return { kind: 'plain' };
+}

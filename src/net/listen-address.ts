@@ -1,0 +1,25 @@
+import { parseIpv4 } from './ipv4.js';
+
+/** `ADDR:PORT` as used by every `--*-listen` flag. */
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Parses `0.0.0.0:67`, `:8080` (all addresses) or `10.0.0.1:69`. Returns undefined if invalid. */
+export function parseListenAddress(text: string): ListenAddress | undefined {
+  const i = text.lastIndexOf(':');
+  if (i < 0) return undefined;
+  const hostText = text.slice(0, i);
+  const portText = text.slice(i + 1);
+  if (!/^\d{1,5}$/.test(portText)) return undefined;
+  const port = Number(portText);
+  if (port > 65535) return undefined;
+  const host = hostText === '' ? '0.0.0.0' : hostText;
+  if (parseIpv4(host) === undefined) return undefined;
+  return { host, port };
+}
+
+export function formatListenAddress(a: ListenAddress): string {
+  return `${a.host}:${a.port}`;
+}
