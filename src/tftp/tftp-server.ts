@@ -1,0 +1,500 @@
+/**
+ * The TFTP server shell: owns the UDP sockets and the timers, and runs the pure parts
+ * (datagram.ts → request.ts → transfer.ts) for every datagram.
+ *
+ * Two ways to use ports:
+ * - Per-transfer ports (default, RFC 1350 §4): each transfer gets its own socket, bound to the
+ *   listen address on an ephemeral port (its TID). The request port only takes requests.
+ * - Single port (`singlePort`): every packet uses the listen port and transfers are keyed by
+ *   the client's address:port. Needed behind Kubernetes Service NAT, which only forwards the
+ *   one port (and its conntrack entry) the client sent its request to.
+ *
+ * Bind the listen address to the provisioning IP, not 0.0.0.0: without IP_PKTINFO a transfer
+ * socket bound to 0.0.0.0 answers from whatever address the route picks, and firmware drops
+ * packets from an address other than the one it sent its request to.
+ */
+import dgram from 'node:dgram';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { FileSource, IpxeFile } from '../boot/ipxe-files.js';
+import type { ListenAddress } from '../net/listen-address.js';
+import type { Service } from '../service.js';
+import { classifyDatagram, UNKNOWN_TID, type TftpDropReason } from './datagram.js';
+import { encode, ERROR_CODE, type ErrorPacket, type RequestPacket, type TftpPacket } from './packet.js';
+import { decideRequest, type RefuseReason } from './request.js';
+import { Transfer, type TransferEnd, type TransferStep } from './transfer.js';
+
+/** The socket operations the server uses: a dgram.Socket, or a test double. */
+export type UdpSocket = Pick<dgram.Socket, 'bind' | 'send' | 'close' | 'address' | 'on' | 'once' | 'off'>;
+
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface TftpServerOptions {
+  readonly listen: ListenAddress;
+  /** All traffic on the listen port (for Service NAT). Default false: a port per transfer. */
+  readonly singlePort?: boolean;
+  readonly files: FileSource;
+  /** Largest blksize answered. Default 1468 (a 1500-byte MTU less IP, UDP and TFTP headers). */
+  readonly maxBlksize?: number;
+  /** Largest windowsize answered. Default 64. */
+  readonly maxWindowsize?: number;
+  /** Concurrent transfers, server-wide. Default 1000. */
+  readonly maxTransfers?: number;
+  /** Concurrent transfers per client IP address. Default 8. */
+  readonly maxPerClient?: number;
+  /** First retransmission timeout when the client sends no `timeout` option. Default 1000 ms. */
+  readonly timeoutMs?: number;
+  /** Back-off cap. Default 8000 ms. */
+  readonly maxTimeoutMs?: number;
+  /** Retransmissions in a row without progress before a transfer is abandoned. Default 5. */
+  readonly retries?: number;
+  /** How long close() lets running transfers finish before aborting them. Default 5000 ms. */
+  readonly closeTimeoutMs?: number;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  readonly createSocket?: () => UdpSocket;
+  readonly timers?: Timers;
+  /** Monotonic milliseconds, for durations. Default performance.now. */
+  readonly now?: () => number;
+}
+
+export const TFTP_SERVER_ERROR_CODES = {
+  NOT_STARTED: 'TFTP_ERR_NOT_STARTED',
+  ALREADY_STARTED: 'TFTP_ERR_ALREADY_STARTED',
+} as const;
+
+export class TftpServerError extends Error {
+  override readonly name = 'TftpServerError';
+  constructor(
+    readonly code: (typeof TFTP_SERVER_ERROR_CODES)[keyof typeof TFTP_SERVER_ERROR_CODES],
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Failures on our side, on top of the transfer's own ends. */
+type ServerEnd = 'shutdown' | 'superseded' | 'socket-error';
+type EndReason = TransferEnd | ServerEnd;
+
+interface Peer {
+  readonly address: string;
+  readonly port: number;
+}
+
+interface Active {
+  readonly key: string;
+  readonly peer: Peer;
+  readonly request: RequestPacket;
+  readonly file: IpxeFile;
+  readonly transfer: Transfer;
+  readonly log: Logger;
+  readonly startedAt: number;
+  socket: UdpSocket | undefined;
+  /** True when the socket is the transfer's own (per-transfer-port mode). */
+  ownSocket: boolean;
+  timer: unknown;
+  done: boolean;
+}
+
+const DEFAULTS = {
+  maxBlksize: 1468,
+  maxWindowsize: 64,
+  maxTransfers: 1000,
+  maxPerClient: 8,
+  timeoutMs: 1000,
+  maxTimeoutMs: 8000,
+  retries: 5,
+  closeTimeoutMs: 5000,
+} as const;
+
+/** Ends the client hears about. Not 'superseded': the client's new request uses the same port,
+ *  and an ERROR arriving there would end the new transfer too. */
+const MESSAGE_FOR_END: Partial<Record<EndReason, string>> = {
+  shutdown: 'Server shutting down',
+};
+
+class Metrics {
+  readonly started: Counter;
+  readonly finished: Counter<'outcome'>;
+  readonly failed: Counter<'reason'>;
+  readonly refused: Counter<'reason'>;
+  readonly dropped: Counter<'reason'>;
+  readonly bytes: Counter;
+  readonly retransmits: Counter;
+  readonly duration: Histogram;
+  readonly active: Gauge;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.started = new Counter({ name: 'tftp_transfers_started_total', help: 'TFTP read transfers started', registers });
+    this.finished = new Counter({
+      name: 'tftp_transfers_finished_total',
+      help: 'TFTP transfers that ended normally: complete, or options declined by the client (the EDK2 tsize probe)',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.failed = new Counter({ name: 'tftp_transfers_failed_total', help: 'TFTP transfers that failed, by reason', labelNames: ['reason'], registers });
+    this.refused = new Counter({ name: 'tftp_requests_refused_total', help: 'TFTP requests answered with an ERROR, by reason', labelNames: ['reason'], registers });
+    this.dropped = new Counter({ name: 'tftp_packets_dropped_total', help: 'TFTP datagrams dropped, by reason', labelNames: ['reason'], registers });
+    this.bytes = new Counter({ name: 'tftp_bytes_sent_total', help: 'TFTP DATA payload bytes sent, retransmissions included', registers });
+    this.retransmits = new Counter({ name: 'tftp_retransmissions_total', help: 'TFTP packets sent again', registers });
+    this.duration = new Histogram({
+      name: 'tftp_transfer_duration_seconds',
+      help: 'Duration of completed TFTP transfers',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    });
+    this.active = new Gauge({ name: 'tftp_transfers_active', help: 'TFTP transfers running', registers });
+  }
+}
+
+const peerKey = (p: Peer): string => `${p.address}:${p.port}`;
+
+function sameRequest(a: RequestPacket, b: RequestPacket): boolean {
+  return (
+    a.filename === b.filename &&
+    a.mode === b.mode &&
+    a.options.length === b.options.length &&
+    a.options.every((o, i) => o.name === b.options[i]!.name && o.value === b.options[i]!.value)
+  );
+}
+
+export class TftpServer implements Service {
+  readonly name = 'tftp';
+  private readonly o: Required<Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now'>>;
+  private readonly createSocket: () => UdpSocket;
+  private readonly timers: Timers;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+  /** Running transfers by client address:port. */
+  private readonly transfers = new Map<string, Active>();
+  /** Running transfers by client address. */
+  private readonly perClient = new Map<string, number>();
+  private listener: UdpSocket | undefined;
+  private closing = false;
+  private drained: (() => void) | undefined;
+
+  constructor(options: TftpServerOptions) {
+    this.o = {
+      singlePort: false,
+      ...DEFAULTS,
+      ...definedOnly(options),
+    } as Required<Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now'>>;
+    this.createSocket = options.createSocket ?? (() => dgram.createSocket({ type: 'udp4' }));
+    this.timers = options.timers ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
+    this.now = options.now ?? (() => performance.now());
+    this.log = options.logger.child({ component: 'tftp' });
+    this.metrics = new Metrics(options.registry);
+  }
+
+  /** The bound request address (the real port when listen.port was 0). */
+  address(): ListenAddress {
+    if (this.listener === undefined) throw new TftpServerError(TFTP_SERVER_ERROR_CODES.NOT_STARTED, 'TFTP server not started');
+    const a = this.listener.address();
+    return { host: a.address, port: a.port };
+  }
+
+  /** Number of transfers running now. */
+  get activeTransfers(): number {
+    return this.transfers.size;
+  }
+
+  async start(): Promise<void> {
+    if (this.listener !== undefined) throw new TftpServerError(TFTP_SERVER_ERROR_CODES.ALREADY_STARTED, 'TFTP server already started');
+    const socket = this.createSocket();
+    await bindSocket(socket, this.o.listen.host, this.o.listen.port);
+    this.listener = socket;
+    socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => this.onListenerMessage(msg, rinfo));
+    socket.on('error', (err: Error) => this.log.error({ err }, 'socket error'));
+    this.log.info({ listen: this.address(), singlePort: this.o.singlePort }, 'listening');
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const listener = this.listener;
+    // Per-transfer ports: the request port can go now. Single port: it carries the transfers.
+    if (!this.o.singlePort && listener !== undefined) {
+      closeQuietly(listener);
+      this.listener = undefined;
+    }
+    if (this.transfers.size > 0) {
+      this.log.info({ transfers: this.transfers.size }, 'draining');
+      await new Promise<void>((resolve) => {
+        const timer = this.timers.setTimeout(() => {
+          this.drained = undefined;
+          resolve();
+        }, this.o.closeTimeoutMs);
+        this.drained = () => {
+          this.timers.clearTimeout(timer);
+          this.drained = undefined;
+          resolve();
+        };
+      });
+    }
+    for (const active of [...this.transfers.values()]) this.finish(active, 'shutdown');
+    if (this.listener !== undefined) {
+      const l = this.listener;
+      this.listener = undefined;
+      // Let the shutdown ERRORs leave before the socket goes.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      closeQuietly(l);
+    }
+    this.log.info('closed');
+  }
+
+  // ---- datagrams on the request port ---------------------------------------------------------
+
+  private onListenerMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const peer: Peer = { address: rinfo.address, port: rinfo.port };
+    const c = classifyDatagram(msg);
+    const listener = this.listener;
+    if (listener === undefined) return;
+    if (c.kind === 'drop') {
+      this.drop(c.reason, peer, c.detail);
+      if (c.reply) this.sendTo(listener, peer, c.reply);
+      return;
+    }
+    const packet = c.packet;
+    if (packet.op === 'rrq' || packet.op === 'wrq') {
+      this.onRequest(packet, peer);
+      return;
+    }
+    if (this.o.singlePort) {
+      const active = this.transfers.get(peerKey(peer));
+      if (active !== undefined) {
+        this.apply(active, active.transfer.onPacket(packet));
+        return;
+      }
+      if (packet.op === 'error') return this.drop('stray-error', peer);
+      this.drop('unknown-tid', peer);
+      this.sendTo(listener, peer, UNKNOWN_TID);
+      return;
+    }
+    this.drop(packet.op === 'error' ? 'stray-error' : 'unexpected-opcode', peer);
+  }
+
+  private onRequest(req: RequestPacket, peer: Peer): void {
+    const key = peerKey(peer);
+    const existing = this.transfers.get(key);
+    if (existing !== undefined) {
+      // A repeated request: our first packet is late or lost, and the timer will resend it.
+      if (existing.transfer.pristine && sameRequest(existing.request, req)) return this.drop('duplicate-request', peer);
+      // Anything else from the same address:port means the client has started over.
+      this.finish(existing, 'superseded');
+    }
+    const decision = decideRequest(req, {
+      lookup: (name) => this.o.files.lookup(name),
+      closing: this.closing,
+      active: this.transfers.size,
+      activeForClient: this.perClient.get(peer.address) ?? 0,
+      maxTransfers: this.o.maxTransfers,
+      maxPerClient: this.o.maxPerClient,
+      limits: { maxBlksize: this.o.maxBlksize, maxWindowsize: this.o.maxWindowsize },
+    });
+    if (decision.kind === 'refuse') {
+      this.refuse(decision.reason, peer, req, decision.error, decision.detail);
+      return;
+    }
+    const { file, negotiated } = decision;
+    const transfer = new Transfer({
+      data: file.data,
+      blksize: negotiated.blksize,
+      windowsize: negotiated.windowsize,
+      oack: negotiated.oack,
+      timeoutMs: negotiated.timeoutMs ?? this.o.timeoutMs,
+      maxTimeoutMs: this.o.maxTimeoutMs,
+      retries: this.o.retries,
+    });
+    const active: Active = {
+      key,
+      peer,
+      request: req,
+      file,
+      transfer,
+      log: this.log.child({ peer: key, file: file.name }),
+      startedAt: this.now(),
+      socket: undefined,
+      ownSocket: false,
+      timer: undefined,
+      done: false,
+    };
+    this.transfers.set(key, active);
+    this.perClient.set(peer.address, (this.perClient.get(peer.address) ?? 0) + 1);
+    this.metrics.started.inc();
+    this.metrics.active.set(this.transfers.size);
+    active.log.debug(
+      { size: file.size, blksize: negotiated.blksize, windowsize: negotiated.windowsize, oack: negotiated.oack.length > 0, ignored: negotiated.ignored },
+      'transfer started',
+    );
+    if (this.o.singlePort) {
+      active.socket = this.listener;
+      this.apply(active, transfer.start());
+      return;
+    }
+    const socket = this.createSocket();
+    active.socket = socket;
+    active.ownSocket = true;
+    socket.on('error', (err: Error) => {
+      active.log.warn({ err }, 'transfer socket error');
+      this.finish(active, 'socket-error');
+    });
+    bindSocket(socket, this.o.listen.host, 0).then(
+      () => {
+        if (active.done) return;
+        socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => this.onTransferMessage(active, msg, rinfo));
+        this.apply(active, transfer.start());
+      },
+      (err: unknown) => {
+        active.log.warn({ err }, 'transfer socket bind failed');
+        this.finish(active, 'socket-error');
+      },
+    );
+  }
+
+  // ---- datagrams on a transfer's own port ----------------------------------------------------
+
+  private onTransferMessage(active: Active, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const from: Peer = { address: rinfo.address, port: rinfo.port };
+    const c = classifyDatagram(msg);
+    if (from.address !== active.peer.address || from.port !== active.peer.port) {
+      // RFC 1350 §4: answer the stranger, leave the transfer alone.
+      this.drop('unknown-tid', from);
+      if (active.socket && !(c.kind === 'packet' && c.packet.op === 'error')) this.sendTo(active.socket, from, UNKNOWN_TID);
+      return;
+    }
+    if (c.kind === 'drop') return this.drop(c.reason, from, c.detail);
+    this.apply(active, active.transfer.onPacket(c.packet));
+  }
+
+  // ---- doing what the transfer says ----------------------------------------------------------
+
+  private apply(active: Active, step: TransferStep): void {
+    if (active.done) return;
+    switch (step.kind) {
+      case 'ignore':
+        this.drop(step.reason, active.peer);
+        return;
+      case 'send': {
+        this.cancelTimer(active);
+        for (const p of step.packets) this.sendData(active, p);
+        if (step.retransmit) {
+          this.metrics.retransmits.inc(step.packets.length);
+          active.log.debug({ acked: active.transfer.lastAcked, timeoutMs: step.timeoutMs }, 'retransmit');
+        }
+        active.timer = this.timers.setTimeout(() => {
+          active.timer = undefined;
+          this.apply(active, active.transfer.onTimeout());
+        }, step.timeoutMs);
+        return;
+      }
+      case 'end':
+        for (const p of step.packets) this.sendData(active, p);
+        if (step.error !== undefined) active.log.debug({ code: step.error.code, message: step.error.message.slice(0, 128) }, 'client error');
+        this.finish(active, step.end);
+        return;
+    }
+  }
+
+  private sendData(active: Active, p: TftpPacket): void {
+    if (active.socket === undefined) return;
+    if (p.op === 'data') this.metrics.bytes.inc(p.data.length);
+    this.sendTo(active.socket, active.peer, p);
+  }
+
+  private finish(active: Active, reason: EndReason): void {
+    if (active.done) return;
+    active.done = true;
+    this.cancelTimer(active);
+    if (this.transfers.get(active.key) === active) this.transfers.delete(active.key);
+    const n = (this.perClient.get(active.peer.address) ?? 1) - 1;
+    if (n > 0) this.perClient.set(active.peer.address, n);
+    else this.perClient.delete(active.peer.address);
+    this.metrics.active.set(this.transfers.size);
+
+    const message = MESSAGE_FOR_END[reason];
+    if (message !== undefined && active.socket !== undefined) {
+      this.sendTo(active.socket, active.peer, { op: 'error', code: ERROR_CODE.NOT_DEFINED, message });
+    }
+    const seconds = (this.now() - active.startedAt) / 1000;
+    const fields = { bytes: active.transfer.bytesSent, retransmissions: active.transfer.retransmissions, seconds };
+    switch (reason) {
+      case 'complete':
+        this.metrics.finished.inc({ outcome: reason });
+        this.metrics.duration.observe(seconds);
+        active.log.info({ ...fields, size: active.file.size }, 'transfer complete');
+        break;
+      case 'options-declined':
+        this.metrics.finished.inc({ outcome: reason });
+        active.log.debug(fields, 'options declined');
+        break;
+      default:
+        this.metrics.failed.inc({ reason });
+        active.log.warn({ ...fields, reason, acked: active.transfer.lastAcked }, 'transfer failed');
+    }
+    if (active.ownSocket && active.socket !== undefined) {
+      const socket = active.socket;
+      // Close after anything just queued (a final ERROR) has been handed to the kernel.
+      setImmediate(() => closeQuietly(socket));
+    }
+    if (this.transfers.size === 0) this.drained?.();
+  }
+
+  private cancelTimer(active: Active): void {
+    if (active.timer !== undefined) {
+      this.timers.clearTimeout(active.timer);
+      active.timer = undefined;
+    }
+  }
+
+  private refuse(reason: RefuseReason, peer: Peer, req: RequestPacket, error: ErrorPacket, detail?: string): void {
+    this.metrics.refused.inc({ reason });
+    this.log.info({ peer: peerKey(peer), file: req.filename.slice(0, 256), reason, detail }, 'request refused');
+    if (this.listener !== undefined) this.sendTo(this.listener, peer, error);
+  }
+
+  private drop(reason: TftpDropReason, peer: Peer, detail?: string): void {
+    this.metrics.dropped.inc({ reason });
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ peer: peerKey(peer), reason, detail }, 'packet dropped');
+  }
+
+  private sendTo(socket: UdpSocket, peer: Peer, packet: TftpPacket): void {
+    try {
+      socket.send(encode(packet), peer.port, peer.address, (err) => {
+        if (err) this.log.debug({ err, peer: peerKey(peer) }, 'send failed');
+      });
+    } catch (err) {
+      // Only a closed socket throws here; the transfer is ending anyway.
+      this.log.debug({ err, peer: peerKey(peer) }, 'send failed');
+    }
+  }
+}
+
+function bindSocket(socket: UdpSocket, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    socket.once('error', onError);
+    socket.bind({ address: host, port, exclusive: true }, () => {
+      socket.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function closeQuietly(socket: UdpSocket): void {
+  try {
+    socket.close();
+  } catch {
+    // already closed
+  }
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
