@@ -1,0 +1,42 @@
+// Fixed TLS material for the Kubernetes API server fixture: a test CA and a server certificate
+// it signed (EC P-256, valid 2000-01-01 to 2100-01-01 so a skewed test clock cannot break it;
+// SANs 127.0.0.1, ::1, localhost, kubernetes.default.svc). Generated once with `openssl ca` and
+// embedded so tests need neither openssl nor a certificate library at run time.
+// The private key protects nothing: it exists only to serve 127.0.0.1 in tests.
+
+export const TEST_KUBE_CA_PEM = `
+-----BEGIN CERTIFICATE-----
+MIIBdDCCARugAwIBAgIBATAKBggqhkjOPQQDAjAhMR8wHQYDVQQDDBZtZXRhbGJv
+b3QtdGVzdC1rdWJlLWNhMCAXDTAwMDEwMTAwMDAwMFoYDzIxMDAwMTAxMDAwMDAw
+WjAhMR8wHQYDVQQDDBZtZXRhbGJvb3QtdGVzdC1rdWJlLWNhMFkwEwYHKoZIzj0C
+AQYIKoZIzj0DAQcDQgAEeDJSnUs/NQBp79a+z6jGXlUNDalZs09nWxkIzcdmb8A/
+wufgpxKimldGwaqWYuXoGqhTf5EFuuqLcRwQoRrVbaNCMEAwDwYDVR0TAQH/BAUw
+AwEB/zAOBgNVHQ8BAf8EBAMCAQYwHQYDVR0OBBYEFEXBowgco/6pzKHNQgeAkFM1
+en+1MAoGCCqGSM49BAMCA0cAMEQCICLXyrMYr2KKyQ417lHYAEpv9AchAs95zp7W
+nMbnWPS8AiA0s1Af+NVmGAzW+HVfNITsS19R30Hiexs6vvgKApQBcw==
+-----END CERTIFICATE-----
+`.trimStart();
+
+export const TEST_KUBE_SERVER_CERT_PEM = `
+-----BEGIN CERTIFICATE-----
+MIIB5zCCAY6gAwIBAgIBAjAKBggqhkjOPQQDAjAhMR8wHQYDVQQDDBZtZXRhbGJv
+b3QtdGVzdC1rdWJlLWNhMCAXDTAwMDEwMTAwMDAwMFoYDzIxMDAwMTAxMDAwMDAw
+WjAZMRcwFQYDVQQDDA5rdWJlLWFwaXNlcnZlcjBZMBMGByqGSM49AgEGCCqGSM49
+AwEHA0IABDbQEiOK44yAM+QuY+p5p3AOKipP3LPV37g4dDPjzxV7rvyag67rdMQY
+Z2CWe6HZoYdE5jvIBSmjQIN2Y4bew3ijgbwwgbkwRAYDVR0RBD0wO4cEfwAAAYcQ
+AAAAAAAAAAAAAAAAAAAAAYIJbG9jYWxob3N0ghZrdWJlcm5ldGVzLmRlZmF1bHQu
+c3ZjMBMGA1UdJQQMMAoGCCsGAQUFBwMBMAwGA1UdEwEB/wQCMAAwDgYDVR0PAQH/
+BAQDAgeAMB8GA1UdIwQYMBaAFEXBowgco/6pzKHNQgeAkFM1en+1MB0GA1UdDgQW
+BBTDYwce2NbaZauEUL9W3UsWjB6W3TAKBggqhkjOPQQDAgNHADBEAiBkA9ykhASi
+uOFRDcu6WXfh0uEFBT+fzxE+KQbQwIQdcQIgCcjs051UN+QsV1bMYT6aC8UN1oRP
+XCIApvS+vQrjSqU=
+-----END CERTIFICATE-----
+`.trimStart();
+
+export const TEST_KUBE_SERVER_KEY_PEM = `
+-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgNYoPw+9F9MKOTr8v
+H6qVRx0shLLrXtRmrdITnYdSIvShRANCAAQ20BIjiuOMgDPkLmPqeadwDioqT9yz
+1d+4OHQz488Ve678moOu63TEGGdglnuh2aGHROY7yAUpo0CDdmOG3sN4
+-----END PRIVATE KEY-----
+`.trimStart();
