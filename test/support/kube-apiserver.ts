@@ -357,6 +357,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   const requests: MutableRecord[] = [];
   const listeners = new Set<() => void>();
   const sockets = new Set<Socket>();
+  // TCP sockets by remote endpoint: with TLS, a reset must go to the socket under the TLSSocket.
+  const tcpSockets = new Map<string, Socket>();
   let away: AwayMode | undefined;
   let closed = false;
 
@@ -449,7 +451,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         w.socket.end();
         break;
       case 'reset':
-        w.socket.resetAndDestroy();
+        resetSocket(w.socket);
         break;
       case 'mid-chunk': {
         const line = `${JSON.stringify({ type: 'MODIFIED', object: bookmarkObject() })}\n`;
@@ -459,6 +461,12 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         break;
       }
     }
+  }
+
+  function resetSocket(socket: Socket): void {
+    const tcp = tcpSockets.get(`${socket.remoteAddress}:${socket.remotePort}`) ?? socket;
+    if (tcp.destroyed) socket.destroy();
+    else tcp.resetAndDestroy();
   }
 
   function waitForRv(target: number): Promise<boolean> {
@@ -869,7 +877,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
 
   async function onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     if (away === 'reset') {
-      req.socket.resetAndDestroy();
+      resetSocket(req.socket);
       return;
     }
     const url = new URL(req.url ?? '/', 'http://fixture');
@@ -918,21 +926,19 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   // Go's net/http keeps idle connections far longer than Node's 5 s default; a short server
   // timeout would race client-side keep-alive reuse and add resets the real server never causes.
   server.keepAliveTimeout = 90_000;
-  const connectionEvent = options.tls ? 'secureConnection' : 'connection';
-  server.on(connectionEvent, (socket: Socket) => {
+  server.on('connection', (socket: Socket) => {
     if (away === 'reset') {
       socket.resetAndDestroy();
       return;
     }
+    const endpoint = `${socket.remoteAddress}:${socket.remotePort}`;
+    tcpSockets.set(endpoint, socket);
     sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  if (options.tls) {
-    // Resets also before the TLS handshake completes.
-    server.on('connection', (socket: Socket) => {
-      if (away === 'reset') socket.resetAndDestroy();
+    socket.on('close', () => {
+      tcpSockets.delete(endpoint);
+      sockets.delete(socket);
     });
-  }
+  });
 
   const listen = (port: number): Promise<void> =>
     new Promise((resolve, reject) => {
@@ -967,7 +973,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       if (typeof name !== 'string' || name === '') throw new Error('upsertHost: metadata.name is required');
       const namespace = input.metadata.namespace ?? 'default';
       const prev = hosts.get(`${namespace}/${name}`);
-      const next = clone({ ...input, apiVersion: BMH_API_VERSION, kind: BMH_KIND }) as BareMetalHost;
+      const next = clone({ apiVersion: BMH_API_VERSION, kind: BMH_KIND, ...withoutKeys(input, ['apiVersion', 'kind']) }) as BareMetalHost;
       const meta = withoutKeys(next.metadata, ['uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'managedFields']);
       next.metadata = { ...meta, name, namespace };
       if (input.status === undefined && prev?.status !== undefined) next.status = clone(prev.status);

@@ -21,7 +21,7 @@ export interface KubeconfigOptions {
   readonly token?: string | null;
   /** Context namespace. */
   readonly namespace?: string;
-  /** Use insecure-skip-tls-verify instead of certificate-authority-data (tls only). */
+  /** Use insecure-skip-tls-verify instead of certificate-authority-data (always set for http). */
   readonly insecureSkipTlsVerify?: boolean;
   /** Cluster/user/context name (default "fixture"). */
   readonly name?: string;
@@ -31,9 +31,13 @@ export interface KubeconfigOptions {
 export function kubeconfigFor(server: KubeServerAddress, options: KubeconfigOptions = {}): string {
   const name = options.name ?? 'fixture';
   const cluster: Record<string, unknown> = { server: server.url };
-  if (server.ca !== undefined) {
-    if (options.insecureSkipTlsVerify) cluster['insecure-skip-tls-verify'] = true;
-    else cluster['certificate-authority-data'] = Buffer.from(server.ca).toString('base64');
+  if (server.ca === undefined || options.insecureSkipTlsVerify === true) {
+    // client-node 1.x refuses an http:// server unless the cluster has insecure-skip-tls-verify
+    // ("HTTP protocol is not allowed when skipTLSVerify is not set or false", config.ts
+    // createAgent), so a plain-HTTP fixture always needs it.
+    cluster['insecure-skip-tls-verify'] = true;
+  } else {
+    cluster['certificate-authority-data'] = Buffer.from(server.ca).toString('base64');
   }
   const token = options.token === undefined ? server.token : options.token;
   return stringify({

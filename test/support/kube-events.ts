@@ -161,6 +161,12 @@ export function validateEventCreate(ev: CoreEvent, apiGroupVersion: 'v1' | 'even
       errs.push({ type: 'FieldValueInvalid', field: 'deprecatedSource', value: '', detail: 'needs to be unset' });
     }
     if ((ev.action ?? '') === '') errs.push({ type: 'FieldValueRequired', field: 'action', detail: '' });
+    if (ev.eventTime === null) {
+      // With eventTime set the legacy checks above already required these.
+      if (ev.reportingComponent === '') errs.push({ type: 'FieldValueRequired', field: 'reportingController', detail: '' });
+      if (ev.reportingInstance === '') errs.push({ type: 'FieldValueRequired', field: 'reportingInstance', detail: '' });
+      if ((ev.reason ?? '') === '') errs.push({ type: 'FieldValueRequired', field: 'reason', detail: '' });
+    }
     if (ev.series !== undefined && (ev.series.count ?? 0) < 2) {
       errs.push({ type: 'FieldValueInvalid', field: 'series.count', value: '', detail: 'should be at least 2' });
     }
