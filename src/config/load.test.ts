@@ -60,15 +60,16 @@ describe('loadConfig', () => {
     expect(c.inspector.extraKernelParams).toEqual(['x=$(Y)']);
   });
 
-  it('reads static hosts from the flag and from a dnsmasq-style hosts file', () => {
+  it('reads static hosts from the flag and validates dnsmasq-style hosts files', () => {
     const file = '# rack 1\n52:54:00:00:00:01,192.168.50.11,node1\n\n52-54-00-00-00-02,192.168.50.12 # trailing comment\n';
-    const c = ok(load(['--dhcp-hosts', '52:54:00:00:00:03,192.168.50.13;52:54:00:00:00:04,192.168.50.14', '--dhcp-hosts-file', 'hosts'], { hosts: file }));
-    expect(c.dhcp.staticHosts.map((h) => [h.mac, formatIpv4(h.ip), h.hostname])).toEqual([
+    const c = ok(load(['--dhcp-hosts', '52:54:00:00:00:03,192.168.50.13;52:54:00:00:00:04,192.168.50.14,n4', '--dhcp-hosts-file', 'hosts'], { hosts: file }));
+    expect(c.dhcp.hosts.map((h) => [h.mac, formatIpv4(h.ip), h.hostname])).toEqual([
       ['52:54:00:00:00:03', '192.168.50.13', undefined],
-      ['52:54:00:00:00:04', '192.168.50.14', undefined],
-      ['52:54:00:00:00:01', '192.168.50.11', 'node1'],
-      ['52:54:00:00:00:02', '192.168.50.12', undefined],
+      ['52:54:00:00:00:04', '192.168.50.14', 'n4'],
     ]);
+    expect(c.dhcp.hostsFiles).toEqual(['hosts']);
+    const dup = errors(load(['--dhcp-hosts', '52:54:00:00:00:01,192.168.50.99', '--dhcp-hosts-file', 'hosts'], { hosts: file }));
+    expect(dup).toEqual(['dhcp.hosts: 52:54:00:00:00:01 is listed twice, with 192.168.50.99 and 192.168.50.11']);
   });
 
   it('parses ranges with lease times', () => {

@@ -16,8 +16,6 @@ import type { ListenAddress } from '../net/listen-address.js';
 export interface Config {
   readonly dhcp: Omit<ParsedConfig['dhcp'], 'serverIP'> & {
     readonly serverIp: Ipv4Cidr;
-    /** Static hosts from --dhcp-hosts followed by those of every hosts file. */
-    readonly staticHosts: readonly StaticHost[];
   };
   readonly tftp: Omit<ParsedConfig['tftp'], 'listen'> & { readonly listen: ListenAddress | undefined };
   readonly http: Omit<ParsedConfig['http'], 'advertiseUrl'> & { readonly advertiseUrl: string };
@@ -158,7 +156,7 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
   const advertiseUrl = c.http.advertiseUrl ?? `http://${ip}:${httpPort}`;
   const { serverIP: _unused, ...dhcpRest } = c.dhcp;
   return {
-    dhcp: { ...dhcpRest, serverIp, staticHosts },
+    dhcp: { ...dhcpRest, serverIp },
     tftp: { ...c.tftp, listen: tftpListen },
     http: { ...c.http, advertiseUrl },
     proxy: {

@@ -122,6 +122,8 @@ export const configSchema = z.strictObject({
     /** The provisioning IP of this server, with its prefix; `auto` picks the first non-loopback IPv4. */
     serverIP: serverIp.prefault('auto'),
     listen: listen.prefault('0.0.0.0:67'),
+    /** UDP port replies to clients go to (68); only tests change it. Relays get the listen port. */
+    clientPort: int(1, 65535).prefault(68),
     /** false switches the DHCP service off (TFTP/HTTP only, e.g. behind another DHCP server). */
     enabled: bool.prefault(true),
     hosts: hostEntries.prefault([]),

@@ -1,0 +1,242 @@
+/**
+ * The DHCP decision: request in, outcome out. Synchronous and free of I/O: lease sources are
+ * in-memory indexes, and the one side effect that must reach the disk (a range lease) is
+ * returned as a journal record for the shell to make durable before it sends the ACK.
+ *
+ * RFC 2131 §4.3: DISCOVER → OFFER; REQUEST in SELECTING (server id present), INIT-REBOOT
+ * (requested address, no ciaddr), RENEWING/REBINDING (ciaddr) → ACK or NAK; DECLINE; RELEASE;
+ * INFORM. A NAK is sent only for a client we hold a record of; for anything else we are silent,
+ * because another server may own it.
+ */
+import type { DhcpMessage } from './codec.js';
+import { MESSAGE_TYPE, OPT, getIp, getMessageType } from './options.js';
+import { classify, type BootClient } from './classify.js';
+import { replyDestination, type Destination, type Ports } from './destination.js';
+import { buildLeaseReply, buildNak, type ReplyContext, type ReplyLease } from './reply.js';
+import { bootAnswer, type BootAnswer, type BootTable } from '../boot/boot-answer.js';
+import { macFromBytes, type Mac } from '../net/mac.js';
+import { formatIpv4, inSubnet, type Ipv4 } from '../net/ipv4.js';
+import type { HostIndex } from '../leases/host-index.js';
+import type { HostRecord } from '../leases/host.js';
+import type { JournalRecord, LeasePool } from '../leases/pool.js';
+
+/** Every reason a request gets no reply. Metrics count them; logs name them. */
+export const DROP_REASONS = [
+  'malformed',
+  'not-a-request',
+  'not-ethernet',
+  'no-message-type',
+  'unsupported-message-type',
+  'unknown-host',
+  'host-not-servable',
+  'duplicate-mac',
+  'ip-conflict',
+  'pool-exhausted',
+  'other-server',
+  'no-record',
+  'released',
+  'declined',
+  'journal-failed',
+  'send-failed',
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export type LeaseSource = 'bmh' | 'static' | 'range';
+
+export interface Decision {
+  readonly mac: Mac;
+  readonly messageType: number | undefined;
+  readonly client: BootClient;
+  readonly source: LeaseSource | undefined;
+  readonly host: HostRecord | undefined;
+}
+
+export type DhcpOutcome =
+  | {
+      readonly kind: 'reply';
+      readonly reply: DhcpMessage;
+      readonly dest: Destination;
+      readonly decision: Decision;
+      readonly boot: BootAnswer | undefined;
+      /** Must be durable before the reply is sent. */
+      readonly persist: JournalRecord | undefined;
+    }
+  | {
+      readonly kind: 'ignore';
+      readonly reason: DropReason;
+      readonly detail: string | undefined;
+      readonly decision: Decision | undefined;
+      /** Durable state change without a reply (RELEASE, DECLINE). */
+      readonly persist: JournalRecord | undefined;
+    };
+
+export interface DhcpPolicy {
+  readonly serverIp: Ipv4;
+  readonly serverPrefix: number;
+  readonly ports: Ports;
+  readonly reply: ReplyContext;
+  readonly boot: BootTable;
+  /** Lease time for BareMetalHost and static leases. */
+  readonly leaseSeconds: number;
+  /** Router/DNS/NTP for range leases. */
+  readonly rangeGateway: Ipv4 | undefined;
+  readonly rangeDns: readonly Ipv4[];
+  readonly rangeNtp: readonly Ipv4[];
+}
+
+export interface DhcpState {
+  readonly index: HostIndex;
+  readonly pool: LeasePool;
+  readonly now: () => number;
+}
+
+/** Where a client's lease comes from, before message-specific rules. */
+type Owner =
+  | { kind: 'host'; host: HostRecord; lease: ReplyLease }
+  | { kind: 'range'; host: HostRecord | undefined }
+  | { kind: 'none'; reason: DropReason; detail: string | undefined; host: HostRecord | undefined };
+
+function ignore(reason: DropReason, decision: Decision | undefined, detail?: string, persist?: JournalRecord): DhcpOutcome {
+  return { kind: 'ignore', reason, detail, decision, persist };
+}
+
+export function decide(req: DhcpMessage, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
+  if (req.op !== 1) return ignore('not-a-request', undefined);
+  if (req.htype !== 1 || req.hlen !== 6) return ignore('not-ethernet', undefined, `htype ${req.htype} hlen ${req.hlen}`);
+  const mac = macFromBytes(req.chaddr);
+  const type = getMessageType(req.options);
+  const client = classify(req.options);
+  if (type === undefined) return ignore('no-message-type', { mac, messageType: type, client, source: undefined, host: undefined });
+
+  const owner = ownerOf(mac, policy, state);
+  const decision: Decision = {
+    mac,
+    messageType: type,
+    client,
+    source: owner.kind === 'host' ? owner.host.origin.kind : owner.kind === 'range' ? 'range' : undefined,
+    host: owner.host,
+  };
+
+  switch (type) {
+    case MESSAGE_TYPE.DISCOVER:
+      return discover(req, owner, decision, policy, state);
+    case MESSAGE_TYPE.REQUEST:
+      return request(req, owner, decision, policy, state);
+    case MESSAGE_TYPE.DECLINE:
+      return decline(req, owner, decision, policy, state);
+    case MESSAGE_TYPE.RELEASE:
+      return release(req, owner, decision, policy, state);
+    case MESSAGE_TYPE.INFORM:
+      return inform(req, owner, decision, policy);
+    default:
+      return ignore('unsupported-message-type', decision, `message type ${type}`);
+  }
+}
+
+function ownerOf(mac: Mac, policy: DhcpPolicy, state: DhcpState): Owner {
+  const found = state.index.lookup(mac);
+  if (found.kind === 'conflict') {
+    const owners = found.hosts.map((h) => `${h.origin.kind}:${h.origin.name}`).join(', ');
+    return { kind: 'none', reason: found.reason, detail: owners, host: found.hosts[0] };
+  }
+  if (found.kind === 'host') {
+    const h = found.host;
+    if (h.lease !== undefined) return { kind: 'host', host: h, lease: { ...h.lease, leaseSeconds: policy.leaseSeconds } };
+    // A host its source cannot serve (e.g. a BareMetalHost without an ip-address annotation)
+    // falls through to the range when there is one.
+    if (state.pool.enabled) return { kind: 'range', host: h };
+    return { kind: 'none', reason: 'host-not-servable', detail: h.problem, host: h };
+  }
+  if (state.pool.enabled) return { kind: 'range', host: undefined };
+  return { kind: 'none', reason: 'unknown-host', detail: undefined, host: undefined };
+}
+
+function rangeLease(ip: Ipv4, leaseSeconds: number | undefined, policy: DhcpPolicy): ReplyLease {
+  return { ip, prefix: policy.serverPrefix, gateway: policy.rangeGateway, dns: policy.rangeDns, ntp: policy.rangeNtp, hostname: undefined, leaseSeconds };
+}
+
+function reply(req: DhcpMessage, type: typeof MESSAGE_TYPE.OFFER | typeof MESSAGE_TYPE.ACK, lease: ReplyLease, d: Decision, policy: DhcpPolicy, persist?: JournalRecord): DhcpOutcome {
+  const boot = bootAnswer(d.client, d.host?.netboot ?? true, policy.boot);
+  const msg = buildLeaseReply(req, type, lease, d.client, boot, policy.reply);
+  return { kind: 'reply', reply: msg, dest: replyDestination(req, false, policy.ports), decision: d, boot, persist };
+}
+
+function nak(req: DhcpMessage, d: Decision, policy: DhcpPolicy, why: string): DhcpOutcome {
+  const msg = buildNak(req, policy.serverIp, why);
+  return { kind: 'reply', reply: msg, dest: replyDestination(req, true, policy.ports), decision: d, boot: undefined, persist: undefined };
+}
+
+/** Range clients are served on the local segment, or through a relay on the server's subnet. */
+function rangeReachable(req: DhcpMessage, policy: DhcpPolicy): boolean {
+  return req.giaddr === 0 || inSubnet(req.giaddr, { address: policy.serverIp, prefix: policy.serverPrefix });
+}
+
+function discover(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
+  if (owner.kind === 'none') return ignore(owner.reason, d, owner.detail);
+  if (owner.kind === 'host') return reply(req, MESSAGE_TYPE.OFFER, owner.lease, d, policy);
+  if (!rangeReachable(req, policy)) return ignore('unknown-host', d, `relay ${formatIpv4(req.giaddr)} is outside the range's subnet`);
+  const offered = state.pool.offer(d.mac, getIp(req.options, OPT.REQUESTED_IP), state.now());
+  if (offered === undefined) return ignore('pool-exhausted', d);
+  return reply(req, MESSAGE_TYPE.OFFER, rangeLease(offered.ip, offered.leaseSeconds, policy), d, policy);
+}
+
+function request(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
+  const serverId = getIp(req.options, OPT.SERVER_ID);
+  const requested = getIp(req.options, OPT.REQUESTED_IP);
+  // SELECTING carries our server id; INIT-REBOOT a requested address; RENEWING/REBINDING ciaddr.
+  if (serverId !== undefined && serverId !== policy.serverIp) {
+    return ignore('other-server', d, `client selected ${formatIpv4(serverId)}`);
+  }
+  const asked = serverId !== undefined || req.ciaddr === 0 ? requested : req.ciaddr;
+  if (asked === undefined) return ignore('no-record', d, 'REQUEST without requested address or ciaddr');
+  if (owner.kind === 'none') return ignore(owner.reason, d, owner.detail);
+
+  if (owner.kind === 'host') {
+    if (asked === owner.lease.ip) return reply(req, MESSAGE_TYPE.ACK, owner.lease, d, policy);
+    return nak(req, d, policy, `address ${formatIpv4(asked)} is not this host's (${formatIpv4(owner.lease.ip)})`);
+  }
+
+  const now = state.now();
+  const inRange = state.pool.rangeOf(asked) !== undefined;
+  if (serverId === undefined && !state.pool.hasRecord(d.mac)) {
+    // INIT-REBOOT/RENEWING without a record of this client: RFC 2131 §4.3.2 says stay silent.
+    return ignore('no-record', d, `no lease for ${d.mac}`);
+  }
+  if (!inRange || !rangeReachable(req, policy)) return nak(req, d, policy, `address ${formatIpv4(asked)} is not on this network`);
+  const bound = state.pool.leaseOf(d.mac, now);
+  if (serverId === undefined && bound !== undefined && bound.ip !== asked) {
+    return nak(req, d, policy, `address ${formatIpv4(asked)} is not this client's lease`);
+  }
+  const c = state.pool.commit(d.mac, asked, now);
+  if (!c.ok) return nak(req, d, policy, `address ${formatIpv4(asked)} is not available (${c.reason})`);
+  return reply(req, MESSAGE_TYPE.ACK, rangeLease(c.lease.ip, c.lease.leaseSeconds, policy), d, policy, c.record);
+}
+
+function decline(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
+  const serverId = getIp(req.options, OPT.SERVER_ID);
+  if (serverId !== policy.serverIp) return ignore('other-server', d);
+  const ip = getIp(req.options, OPT.REQUESTED_IP);
+  if (ip === undefined) return ignore('declined', d, 'DECLINE without an address');
+  if (owner.kind === 'host') {
+    return ignore('declined', d, `${formatIpv4(ip)} of ${owner.host.origin.name} is in use by another machine`);
+  }
+  const rec = state.pool.decline(d.mac, ip, state.now());
+  return ignore('declined', d, `${formatIpv4(ip)} quarantined`, rec);
+}
+
+function release(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
+  const serverId = getIp(req.options, OPT.SERVER_ID);
+  if (serverId !== undefined && serverId !== policy.serverIp) return ignore('other-server', d);
+  if (owner.kind !== 'range') return ignore('released', d, 'fixed address kept');
+  const rec = state.pool.release(d.mac, req.ciaddr);
+  return ignore('released', d, rec === undefined ? 'no such lease' : `${formatIpv4(req.ciaddr)} freed`, rec);
+}
+
+function inform(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy): DhcpOutcome {
+  if (owner.kind === 'none') return ignore(owner.reason, d, owner.detail);
+  if (req.ciaddr === 0) return ignore('no-record', d, 'INFORM without ciaddr');
+  const lease = owner.kind === 'host'
+    ? { ...owner.lease, leaseSeconds: undefined }
+    : rangeLease(req.ciaddr, undefined, policy);
+  return reply(req, MESSAGE_TYPE.ACK, lease, d, policy);
+}

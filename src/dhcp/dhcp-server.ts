@@ -1,0 +1,176 @@
+/**
+ * The DHCP shell: owns the sockets, decodes, asks decide(), makes range leases durable, sends.
+ *
+ * Sockets (see DESIGN.md, "Node.js networking facts"): dgram has no IP_PKTINFO and no
+ * SO_BINDTODEVICE. When listening on 0.0.0.0, a receive socket there gets every broadcast, and a
+ * second socket bound to SERVER_IP:port (SO_REUSEADDR) sends every reply: Linux routes a limited
+ * broadcast out of the interface that owns the socket's bound source address, so replies to
+ * address-less clients leave on the provisioning interface even when the default route points
+ * elsewhere. That socket also receives the unicast renewals addressed to SERVER_IP.
+ */
+import dgram from 'node:dgram';
+import type { Logger } from 'pino';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { decode, encode } from './codec.js';
+import { DhcpDecodeError } from './decode-error.js';
+import { DROP_REASONS, decide, type DhcpOutcome, type DhcpPolicy, type DhcpState, type DropReason } from './decide.js';
+import { messageTypeName } from './options.js';
+import { formatIpv4 } from '../net/ipv4.js';
+import type { ListenAddress } from '../net/listen-address.js';
+import type { LeaseStore } from '../leases/lease-store.js';
+import type { Service } from '../service.js';
+
+export interface DhcpServerOptions {
+  readonly listen: ListenAddress;
+  readonly policy: DhcpPolicy;
+  readonly state: DhcpState;
+  readonly leases: LeaseStore;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  /** Called with every outcome after it was acted on (Kubernetes events, tests). */
+  readonly onOutcome?: (outcome: DhcpOutcome) => void;
+}
+
+export class DhcpServer implements Service {
+  readonly name = 'dhcp';
+  readonly #o: DhcpServerOptions;
+  readonly #log: Logger;
+  readonly #sockets: dgram.Socket[] = [];
+  #sender: dgram.Socket | undefined;
+  #inFlight = new Set<Promise<void>>();
+  readonly #received: Counter<'type'>;
+  readonly #replies: Counter<'type'>;
+  readonly #drops: Counter<'reason'>;
+  readonly #latency: Histogram;
+
+  constructor(o: DhcpServerOptions) {
+    this.#o = o;
+    this.#log = o.logger.child({ component: 'dhcp' });
+    this.#received = new Counter({ name: 'metalboot_dhcp_received_total', help: 'DHCP requests received, by message type', labelNames: ['type'], registers: [o.registry] });
+    this.#replies = new Counter({ name: 'metalboot_dhcp_replies_total', help: 'DHCP replies sent, by message type', labelNames: ['type'], registers: [o.registry] });
+    this.#drops = new Counter({ name: 'metalboot_dhcp_dropped_total', help: 'DHCP requests not answered, by reason', labelNames: ['reason'], registers: [o.registry] });
+    this.#latency = new Histogram({ name: 'metalboot_dhcp_reply_seconds', help: 'Time from receipt to reply sent (includes the lease fsync for range ACKs)', buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5], registers: [o.registry] });
+    for (const r of DROP_REASONS) this.#drops.inc({ reason: r }, 0);
+  }
+
+  /** The bound receive address (port 0 in tests resolves to the real port). */
+  address(): ListenAddress {
+    const a = this.#sockets[0]!.address();
+    return { host: a.address, port: a.port };
+  }
+
+  async start(): Promise<void> {
+    const { listen, policy } = this.#o;
+    const receiver = await this.#bind(listen.host, listen.port);
+    this.#sockets.push(receiver);
+    this.#sender = receiver;
+    if (listen.host === '0.0.0.0') {
+      const serverIp = formatIpv4(policy.serverIp);
+      try {
+        this.#sender = await this.#bind(serverIp, receiver.address().port);
+        this.#sockets.push(this.#sender);
+      } catch (err) {
+        await this.close();
+        const code = (err as NodeJS.ErrnoException).code;
+        throw Object.assign(new Error(code === 'EADDRNOTAVAIL'
+          ? `server IP ${serverIp} is not on any interface of this host (check --server-ip / the NetworkAttachmentDefinition)`
+          : `cannot bind the DHCP send socket to ${serverIp}: ${(err as Error).message}`), { code: 'METALBOOT_DHCP_BIND', cause: err });
+      }
+    }
+    this.#log.info({ listen: `${listen.host}:${this.address().port}`, serverIp: formatIpv4(policy.serverIp) }, 'dhcp listening');
+  }
+
+  #bind(host: string, port: number): Promise<dgram.Socket> {
+    return new Promise((resolve, reject) => {
+      const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+      s.once('error', reject);
+      s.bind({ address: host, port, exclusive: true }, () => {
+        s.off('error', reject);
+        s.setBroadcast(true);
+        s.on('error', (err) => this.#log.error({ err }, 'dhcp socket error'));
+        s.on('message', (buf, rinfo) => this.#onMessage(buf, rinfo));
+        resolve(s);
+      });
+    });
+  }
+
+  #onMessage(buf: Buffer, rinfo: dgram.RemoteInfo): void {
+    const started = process.hrtime.bigint();
+    let outcome: DhcpOutcome;
+    try {
+      const req = decode(buf);
+      outcome = decide(req, this.#o.policy, this.#o.state);
+      this.#received.inc({ type: messageTypeName(outcome.decision?.messageType) });
+    } catch (err) {
+      if (err instanceof DhcpDecodeError) {
+        this.#received.inc({ type: 'malformed' });
+        this.#drop('malformed', { peer: `${rinfo.address}:${rinfo.port}`, code: err.code, offset: err.offset, bytes: buf.length });
+        return;
+      }
+      // A bug, not bad input: never let it take the server down.
+      this.#drops.inc({ reason: 'malformed' });
+      this.#log.error({ err, peer: `${rinfo.address}:${rinfo.port}` }, 'dhcp handler failed');
+      return;
+    }
+    if (outcome.kind === 'ignore') {
+      const d = outcome.decision;
+      this.#drop(outcome.reason, { mac: d?.mac, type: messageTypeName(d?.messageType), host: d?.host?.origin.name, detail: outcome.detail });
+      if (outcome.persist !== undefined) this.#track(this.#o.leases.persist(outcome.persist).catch((err: unknown) => this.#log.error({ err }, 'lease journal write failed')));
+      this.#o.onOutcome?.(outcome);
+      return;
+    }
+    if (outcome.persist === undefined) {
+      this.#send(outcome, started);
+      return;
+    }
+    this.#track(this.#o.leases.persist(outcome.persist).then(
+      () => this.#send(outcome, started),
+      (err: unknown) => {
+        this.#log.error({ err, mac: outcome.decision.mac }, 'lease journal write failed');
+        this.#drop('journal-failed', { mac: outcome.decision.mac });
+      },
+    ));
+  }
+
+  #track(p: Promise<void>): void {
+    this.#inFlight.add(p);
+    void p.finally(() => this.#inFlight.delete(p));
+  }
+
+  #send(outcome: Extract<DhcpOutcome, { kind: 'reply' }>, started: bigint): void {
+    const sender = this.#sender;
+    if (sender === undefined) return;
+    const bytes = encode(outcome.reply);
+    const type = messageTypeName(outcome.reply.options.get(53)?.[0]);
+    const { decision: d, dest } = outcome;
+    sender.send(bytes, dest.port, formatIpv4(dest.address), (err) => {
+      if (err) {
+        this.#drop('send-failed', { mac: d.mac, err });
+        return;
+      }
+      this.#replies.inc({ type });
+      this.#latency.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      this.#log.info({
+        xid: outcome.reply.xid, mac: d.mac, type, ip: formatIpv4(outcome.reply.yiaddr), source: d.source, host: d.host?.origin.name,
+        client: d.client.kind, arch: 'archCode' in d.client ? d.client.archCode : undefined,
+        boot: outcome.boot?.kind === 'none' ? `none (${outcome.boot.reason})` : outcome.reply.options.has(67) ? Buffer.from(outcome.reply.options.get(67)!).toString('latin1') : undefined,
+        to: `${formatIpv4(dest.address)}:${dest.port}`,
+      }, 'dhcp reply');
+      this.#o.onOutcome?.(outcome);
+    });
+  }
+
+  #drop(reason: DropReason, fields: Record<string, unknown>): void {
+    this.#drops.inc({ reason });
+    // Hosts we do not own are normal on a shared segment: keep them out of the info log.
+    const level = reason === 'unknown-host' || reason === 'other-server' || reason === 'released' ? 'debug' : 'info';
+    this.#log[level]({ reason, ...fields }, 'dhcp drop');
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#inFlight]);
+    await Promise.all(this.#sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    this.#sockets.length = 0;
+    this.#sender = undefined;
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * The in-memory index every DHCP, TFTP and HTTP decision reads. Sources replace their whole
+ * set (files) or upsert/delete single hosts (Kubernetes); lookups are synchronous and O(1).
+ *
+ * Conflicts are never answered ambiguously:
+ * - one MAC in two sources: the earlier source in SOURCE_ORDER wins, and the conflict is reported;
+ * - one MAC on two hosts of the same source: neither is answered (`duplicate-mac`);
+ * - one IP claimed by two different MACs: neither is answered (`ip-conflict`).
+ */
+import type { Mac } from '../net/mac.js';
+import type { Ipv4 } from '../net/ipv4.js';
+import { formatIpv4 } from '../net/ipv4.js';
+import { SOURCE_ORDER, type HostRecord, type SourceKind } from './host.js';
+
+export type HostLookup =
+  | { readonly kind: 'host'; readonly host: HostRecord; readonly shadowed: readonly HostRecord[] }
+  | { readonly kind: 'conflict'; readonly reason: 'duplicate-mac' | 'ip-conflict'; readonly hosts: readonly HostRecord[] }
+  | { readonly kind: 'unknown' };
+
+export interface Conflict {
+  readonly kind: 'mac-in-two-sources' | 'duplicate-mac' | 'ip-conflict';
+  readonly key: string;
+  readonly owners: readonly string[];
+}
+
+export class HostIndex {
+  readonly #bySource = new Map<SourceKind, Map<string, HostRecord>>(SOURCE_ORDER.map((k) => [k, new Map()]));
+  readonly #byMac = new Map<Mac, HostRecord[]>();
+  readonly #byIp = new Map<Ipv4, HostRecord[]>();
+  #generation = 0;
+
+  /** Bumped on every change; caches keyed on it stay valid until the next change. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  lookup(mac: Mac): HostLookup {
+    const all = this.#byMac.get(mac);
+    if (all === undefined || all.length === 0) return { kind: 'unknown' };
+    const firstKind = SOURCE_ORDER.find((k) => all.some((h) => h.origin.kind === k))!;
+    const winners = all.filter((h) => h.origin.kind === firstKind);
+    if (winners.length > 1) return { kind: 'conflict', reason: 'duplicate-mac', hosts: winners };
+    const host = winners[0]!;
+    if (host.lease !== undefined && this.#ipOwners(host.lease.ip).size > 1) {
+      return { kind: 'conflict', reason: 'ip-conflict', hosts: this.#byIp.get(host.lease.ip)! };
+    }
+    return { kind: 'host', host, shadowed: all.filter((h) => h !== host) };
+  }
+
+  /** True if any known host (of any source) claims `ip`: the dynamic range must not hand it out. */
+  isClaimed(ip: Ipv4): boolean {
+    return (this.#byIp.get(ip)?.length ?? 0) > 0;
+  }
+
+  hosts(kind?: SourceKind): HostRecord[] {
+    const kinds = kind === undefined ? SOURCE_ORDER : [kind];
+    return kinds.flatMap((k) => [...this.#bySource.get(k)!.values()]);
+  }
+
+  size(kind: SourceKind): number {
+    return this.#bySource.get(kind)!.size;
+  }
+
+  /** Replaces every host of `kind` with `records`; returns the conflicts the new set has. */
+  replaceAll(kind: SourceKind, records: readonly HostRecord[]): Conflict[] {
+    const map = this.#bySource.get(kind)!;
+    for (const h of map.values()) this.#unlink(h);
+    map.clear();
+    for (const r of records) {
+      const prev = map.get(r.id);
+      if (prev !== undefined) this.#unlink(prev);
+      map.set(r.id, r);
+      this.#link(r);
+    }
+    this.#generation++;
+    return this.#conflictsOf(records);
+  }
+
+  upsert(record: HostRecord): Conflict[] {
+    const map = this.#bySource.get(record.origin.kind)!;
+    const prev = map.get(record.id);
+    if (prev !== undefined) this.#unlink(prev);
+    map.set(record.id, record);
+    this.#link(record);
+    this.#generation++;
+    return this.#conflictsOf([record]);
+  }
+
+  delete(kind: SourceKind, id: string): boolean {
+    const map = this.#bySource.get(kind)!;
+    const prev = map.get(id);
+    if (prev === undefined) return false;
+    this.#unlink(prev);
+    map.delete(id);
+    this.#generation++;
+    return true;
+  }
+
+  #link(h: HostRecord): void {
+    for (const mac of new Set(h.macs)) push(this.#byMac, mac, h);
+    if (h.lease !== undefined) push(this.#byIp, h.lease.ip, h);
+  }
+
+  #unlink(h: HostRecord): void {
+    for (const mac of new Set(h.macs)) remove(this.#byMac, mac, h);
+    if (h.lease !== undefined) remove(this.#byIp, h.lease.ip, h);
+  }
+
+  #ipOwners(ip: Ipv4): Set<Mac> {
+    return new Set((this.#byIp.get(ip) ?? []).map((h) => h.macs[0]!));
+  }
+
+  #conflictsOf(records: readonly HostRecord[]): Conflict[] {
+    const out: Conflict[] = [];
+    const seen = new Set<string>();
+    const owners = (hs: readonly HostRecord[]) => hs.map((h) => `${h.origin.kind}:${h.origin.name} (${h.origin.from})`);
+    for (const r of records) {
+      for (const mac of r.macs) {
+        const all = this.#byMac.get(mac) ?? [];
+        if (all.length < 2 || seen.has(`mac:${mac}`)) continue;
+        seen.add(`mac:${mac}`);
+        const kinds = new Set(all.map((h) => h.origin.kind));
+        out.push({ kind: kinds.size === all.length ? 'mac-in-two-sources' : 'duplicate-mac', key: mac, owners: owners(all) });
+      }
+      if (r.lease !== undefined && this.#ipOwners(r.lease.ip).size > 1 && !seen.has(`ip:${r.lease.ip}`)) {
+        seen.add(`ip:${r.lease.ip}`);
+        out.push({ kind: 'ip-conflict', key: formatIpv4(r.lease.ip), owners: owners(this.#byIp.get(r.lease.ip)!) });
+      }
+    }
+    return out;
+  }
+}
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const list = m.get(k);
+  if (list === undefined) m.set(k, [v]);
+  else list.push(v);
+}
+
+function remove<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const list = m.get(k);
+  if (list === undefined) return;
+  const i = list.indexOf(v);
+  if (i >= 0) list.splice(i, 1);
+  if (list.length === 0) m.delete(k);
+}

@@ -1,0 +1,43 @@
+/**
+ * A known host: what a lease source (BareMetalHost, static list) says about one machine.
+ * Sources convert their input into HostRecords; the index answers lookups from them.
+ */
+import type { Mac } from '../net/mac.js';
+import type { Ipv4 } from '../net/ipv4.js';
+
+export type SourceKind = 'bmh' | 'static';
+
+/** Lease sources in lookup order: the first match wins. */
+export const SOURCE_ORDER: readonly SourceKind[] = ['bmh', 'static'];
+
+export interface LeaseParams {
+  readonly ip: Ipv4;
+  readonly prefix: number;
+  readonly gateway: Ipv4 | undefined;
+  readonly dns: readonly Ipv4[];
+  readonly ntp: readonly Ipv4[];
+  readonly hostname: string | undefined;
+}
+
+export interface HostOrigin {
+  readonly kind: SourceKind;
+  /** `namespace/name` of a BareMetalHost, or `hosts:<where>` of a static entry. */
+  readonly name: string;
+  /** Where it came from: a file path, `--dhcp-hosts`, or `kubernetes`. */
+  readonly from: string;
+}
+
+export interface HostRecord {
+  /** Unique within its source (BMH namespace/name, static MAC). */
+  readonly id: string;
+  readonly origin: HostOrigin;
+  /** The MACs this host answers for: the boot MAC first, then inspected NICs. */
+  readonly macs: readonly Mac[];
+  /** The lease to give, or undefined with `problem` saying why the host cannot be served. */
+  readonly lease: LeaseParams | undefined;
+  readonly problem: string | undefined;
+  /** BareMetalHost status.provisioning.state ('' when unknown; undefined for static hosts). */
+  readonly provisioningState: string | undefined;
+  /** False for a host that gets a lease but must not network-boot. */
+  readonly netboot: boolean;
+}

@@ -1,0 +1,143 @@
+/**
+ * Durable storage of dynamic-range leases: an append-only journal of JSON lines.
+ *
+ * - append() resolves only after the record is on disk (write + fdatasync). Appends that arrive
+ *   while a sync is in flight are batched into the next write, so a storm of ACKs costs one
+ *   fsync per batch, not one per lease.
+ * - compaction writes the live state to a temporary file, fsyncs it, renames it over the journal
+ *   and fsyncs the directory: a crash at any moment leaves either the old or the new journal.
+ * - load() tolerates a torn last line (a kill -9 mid-write): only records that were fully
+ *   written, and therefore never acknowledged as durable if incomplete, can be lost.
+ */
+import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { JournalRecord } from './pool.js';
+
+export interface JournalLoad {
+  readonly records: JournalRecord[];
+  /** Lines that could not be parsed (a torn final write, or damage). */
+  readonly skipped: number;
+}
+
+export class LeaseJournal {
+  readonly #path: string;
+  #fh: FileHandle | undefined;
+  #lines = 0;
+  #pending: { line: string; resolve: () => void; reject: (e: Error) => void }[] = [];
+  #flushing: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  get path(): string {
+    return this.#path;
+  }
+
+  /** Lines in the journal file (for the compaction decision). */
+  get lineCount(): number {
+    return this.#lines;
+  }
+
+  async load(): Promise<JournalLoad> {
+    let text = '';
+    try {
+      text = await readFile(this.#path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    const records: JournalRecord[] = [];
+    let skipped = 0;
+    const lines = text.split('\n');
+    const complete = text.endsWith('\n') ? lines.slice(0, -1) : lines;
+    for (const line of complete) {
+      if (line === '') continue;
+      const rec = parseRecord(line);
+      if (rec === undefined) skipped++;
+      else records.push(rec);
+    }
+    this.#lines = records.length;
+    return { records, skipped };
+  }
+
+  /** Opens for appending; a torn tail is cut off by rewriting the journal compactly first. */
+  async open(initial: readonly JournalRecord[]): Promise<void> {
+    await this.compact(initial);
+  }
+
+  append(rec: JournalRecord): Promise<void> {
+    if (this.#closed) return Promise.reject(Object.assign(new Error('lease journal is closed'), { code: 'ERR_JOURNAL_CLOSED' }));
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ line: `${JSON.stringify(rec)}\n`, resolve, reject });
+      this.#flushing ??= this.#flushLoop();
+    });
+  }
+
+  async #flushLoop(): Promise<void> {
+    try {
+      while (this.#pending.length > 0) {
+        const batch = this.#pending;
+        this.#pending = [];
+        try {
+          const fh = this.#fh;
+          if (fh === undefined) throw Object.assign(new Error('lease journal is not open'), { code: 'ERR_JOURNAL_CLOSED' });
+          await fh.write(batch.map((b) => b.line).join(''));
+          await fh.datasync();
+          this.#lines += batch.length;
+          for (const b of batch) b.resolve();
+        } catch (err) {
+          for (const b of batch) b.reject(err as Error);
+        }
+      }
+    } finally {
+      this.#flushing = undefined;
+    }
+  }
+
+  /** Replaces the journal with `live` atomically (write temp, fsync, rename, fsync directory). */
+  async compact(live: readonly JournalRecord[]): Promise<void> {
+    await this.#flushing;
+    const tmp = `${this.#path}.tmp`;
+    const fh = await open(tmp, 'w', 0o600);
+    try {
+      await fh.write(live.map((r) => `${JSON.stringify(r)}\n`).join(''));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, this.#path);
+    const dir = await open(dirname(this.#path), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+    await this.#fh?.close();
+    this.#fh = await open(this.#path, 'a', 0o600);
+    this.#lines = live.length;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#flushing;
+    await this.#fh?.close();
+    this.#fh = undefined;
+  }
+}
+
+function parseRecord(line: string): JournalRecord | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (v === null || typeof v !== 'object') return undefined;
+  const r = v as Record<string, unknown>;
+  if (typeof r.ip !== 'string') return undefined;
+  if (r.t === 'bind' && typeof r.mac === 'string' && (r.exp === null || typeof r.exp === 'number')) return { t: 'bind', ip: r.ip, mac: r.mac, exp: r.exp };
+  if (r.t === 'free') return { t: 'free', ip: r.ip };
+  if (r.t === 'decline' && typeof r.until === 'number') return { t: 'decline', ip: r.ip, until: r.until };
+  return undefined;
+}

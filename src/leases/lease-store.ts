@@ -1,0 +1,51 @@
+/**
+ * The dynamic-range lease store: the pool's state made durable by the journal. Loads and
+ * replays the journal at start, persists each change (resolving once it is on disk), and
+ * compacts when the journal has grown well past the live state.
+ */
+import type { Logger } from 'pino';
+import { LeaseJournal } from './lease-journal.js';
+import type { JournalRecord, LeasePool } from './pool.js';
+
+export class LeaseStore {
+  readonly #pool: LeasePool;
+  readonly #journal: LeaseJournal | undefined;
+  readonly #now: () => number;
+  readonly #log: Logger;
+  #compacting: Promise<void> | undefined;
+
+  constructor(pool: LeasePool, path: string | undefined, now: () => number, log: Logger) {
+    this.#pool = pool;
+    this.#journal = path === undefined ? undefined : new LeaseJournal(path);
+    this.#now = now;
+    this.#log = log;
+  }
+
+  async start(): Promise<void> {
+    if (this.#journal === undefined) return;
+    const loaded = await this.#journal.load();
+    for (const r of loaded.records) this.#pool.restore(r);
+    if (loaded.skipped > 0) this.#log.warn({ skipped: loaded.skipped, file: this.#journal.path }, 'lease journal lines skipped');
+    const live = this.#pool.snapshot(this.#now());
+    await this.#journal.open(live);
+    this.#log.info({ file: this.#journal.path, leases: live.length }, 'lease journal loaded');
+  }
+
+  /** Resolves when `rec` is durable; rejects if it could not be written (the ACK must not go out). */
+  async persist(rec: JournalRecord): Promise<void> {
+    if (this.#journal === undefined) return;
+    await this.#journal.append(rec);
+    const live = this.#pool.stats(this.#now());
+    if (this.#compacting === undefined && this.#journal.lineCount > 2 * (live.bound + live.declined) + 1000) {
+      this.#compacting = this.#journal
+        .compact(this.#pool.snapshot(this.#now()))
+        .catch((err: unknown) => this.#log.error({ err }, 'lease journal compaction failed'))
+        .finally(() => { this.#compacting = undefined; });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#compacting;
+    await this.#journal?.close();
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * The dynamic range: address allocation for hosts no other source knows. Pure in-memory state;
+ * every change that must survive a restart returns a JournalRecord, which the DHCP shell makes
+ * durable (lease-journal.ts) before the ACK leaves.
+ *
+ * - No ICMP ping-check before offering (it costs dnsmasq seconds per first offer); a DECLINE
+ *   quarantines the address instead (RFC 2131 §3.1 step 5).
+ * - An OFFER holds the address for `offerHoldMs` in memory only; only an ACK is a commitment.
+ * - Addresses claimed by BareMetalHosts or static hosts, and the server's own address, are never
+ *   handed out, even when they sit inside a range.
+ */
+import type { Mac } from '../net/mac.js';
+import { formatIpv4, parseIpv4, type Ipv4 } from '../net/ipv4.js';
+import { INFINITE_LEASE, type DhcpRange } from '../config/range.js';
+
+export type JournalRecord =
+  | { readonly t: 'bind'; readonly ip: string; readonly mac: string; readonly exp: number | null }
+  | { readonly t: 'free'; readonly ip: string }
+  | { readonly t: 'decline'; readonly ip: string; readonly until: number };
+
+interface Slot {
+  kind: 'offered' | 'bound' | 'declined';
+  mac: Mac | undefined;
+  /** ms since epoch; Infinity for an infinite lease. */
+  expiresAt: number;
+}
+
+export interface PoolLease {
+  readonly ip: Ipv4;
+  readonly mac: Mac;
+  readonly expiresAt: number;
+  readonly leaseSeconds: number;
+  readonly range: DhcpRange;
+}
+
+export interface PoolOptions {
+  readonly ranges: readonly DhcpRange[];
+  readonly isClaimed: (ip: Ipv4) => boolean;
+  readonly serverIp: Ipv4;
+  readonly offerHoldMs?: number;
+  readonly declineQuarantineMs?: number;
+}
+
+export type CommitResult =
+  | { readonly ok: true; readonly lease: PoolLease; readonly record: JournalRecord }
+  | { readonly ok: false; readonly reason: 'not-in-range' | 'address-taken' | 'address-claimed' | 'address-declined' };
+
+export class LeasePool {
+  readonly #ranges: readonly DhcpRange[];
+  readonly #isClaimed: (ip: Ipv4) => boolean;
+  readonly #serverIp: Ipv4;
+  readonly #offerHoldMs: number;
+  readonly #quarantineMs: number;
+  readonly #slots = new Map<Ipv4, Slot>();
+  readonly #byMac = new Map<Mac, Ipv4>();
+  #cursor = 0;
+
+  constructor(o: PoolOptions) {
+    this.#ranges = o.ranges;
+    this.#isClaimed = o.isClaimed;
+    this.#serverIp = o.serverIp;
+    this.#offerHoldMs = o.offerHoldMs ?? 60_000;
+    this.#quarantineMs = o.declineQuarantineMs ?? 600_000;
+  }
+
+  get enabled(): boolean {
+    return this.#ranges.length > 0;
+  }
+
+  rangeOf(ip: Ipv4): DhcpRange | undefined {
+    return this.#ranges.find((r) => ip >= r.start && ip <= r.end);
+  }
+
+  /** Applies a journal record while loading (no validation beyond shape: the journal is ours). */
+  restore(rec: JournalRecord): void {
+    const ip = parseIpv4(rec.ip);
+    if (ip === undefined) return;
+    this.#clear(ip);
+    if (rec.t === 'bind') this.#set(ip, { kind: 'bound', mac: rec.mac as Mac, expiresAt: rec.exp ?? Infinity });
+    else if (rec.t === 'decline') this.#set(ip, { kind: 'declined', mac: undefined, expiresAt: rec.until });
+  }
+
+  /** The live (bound, unexpired) lease of `mac`, if any. */
+  leaseOf(mac: Mac, now: number): PoolLease | undefined {
+    const ip = this.#byMac.get(mac);
+    if (ip === undefined) return undefined;
+    const s = this.#slots.get(ip)!;
+    if (s.kind !== 'bound' || s.expiresAt <= now) return undefined;
+    return this.#lease(ip, mac, s.expiresAt);
+  }
+
+  /** True if `mac` has any record here (bound or offered), even expired: RFC 2131 §4.3.2 "has a record". */
+  hasRecord(mac: Mac): boolean {
+    return this.#byMac.has(mac);
+  }
+
+  /**
+   * Chooses an address for a DISCOVER: the client's current binding, else its requested address
+   * if free, else the next free address. Holds it for the offer time. Undefined when exhausted.
+   */
+  offer(mac: Mac, requested: Ipv4 | undefined, now: number): PoolLease | undefined {
+    const current = this.#byMac.get(mac);
+    if (current !== undefined && this.#usableBy(current, mac, now)) return this.#hold(current, mac, now);
+    if (requested !== undefined && this.rangeOf(requested) !== undefined && this.#usableBy(requested, mac, now)) return this.#hold(requested, mac, now);
+    const free = this.#nextFree(mac, now);
+    return free === undefined ? undefined : this.#hold(free, mac, now);
+  }
+
+  /** Binds `ip` to `mac` for a REQUEST; the returned record must be durable before the ACK is sent. */
+  commit(mac: Mac, ip: Ipv4, now: number): CommitResult {
+    const range = this.rangeOf(ip);
+    if (range === undefined) return { ok: false, reason: 'not-in-range' };
+    if (this.#isClaimed(ip) || ip === this.#serverIp) return { ok: false, reason: 'address-claimed' };
+    const s = this.#slots.get(ip);
+    if (s?.kind === 'declined' && s.expiresAt > now) return { ok: false, reason: 'address-declined' };
+    if (s !== undefined && s.mac !== mac && s.kind !== 'declined' && s.expiresAt > now) return { ok: false, reason: 'address-taken' };
+    const expiresAt = range.leaseSeconds === INFINITE_LEASE ? Infinity : now + range.leaseSeconds * 1000;
+    const old = this.#byMac.get(mac);
+    if (old !== undefined && old !== ip) this.#clear(old);
+    this.#clear(ip);
+    this.#set(ip, { kind: 'bound', mac, expiresAt });
+    return { ok: true, lease: this.#lease(ip, mac, expiresAt), record: { t: 'bind', ip: formatIpv4(ip), mac, exp: Number.isFinite(expiresAt) ? expiresAt : null } };
+  }
+
+  release(mac: Mac, ip: Ipv4): JournalRecord | undefined {
+    const s = this.#slots.get(ip);
+    if (s === undefined || s.mac !== mac || s.kind === 'declined') return undefined;
+    this.#clear(ip);
+    return { t: 'free', ip: formatIpv4(ip) };
+  }
+
+  /** A client found `ip` in use by someone else: quarantine it. */
+  decline(mac: Mac, ip: Ipv4, now: number): JournalRecord | undefined {
+    if (this.rangeOf(ip) === undefined) return undefined;
+    const s = this.#slots.get(ip);
+    if (s !== undefined && s.mac !== mac && s.kind === 'bound' && s.expiresAt > now) return undefined;
+    this.#clear(ip);
+    const until = now + this.#quarantineMs;
+    this.#set(ip, { kind: 'declined', mac: undefined, expiresAt: until });
+    return { t: 'decline', ip: formatIpv4(ip), until };
+  }
+
+  /** Live bound leases and quarantines: what a compacted journal must keep. */
+  snapshot(now: number): JournalRecord[] {
+    const out: JournalRecord[] = [];
+    for (const [ip, s] of this.#slots) {
+      if (s.expiresAt <= now) continue;
+      if (s.kind === 'bound') out.push({ t: 'bind', ip: formatIpv4(ip), mac: s.mac!, exp: Number.isFinite(s.expiresAt) ? s.expiresAt : null });
+      else if (s.kind === 'declined') out.push({ t: 'decline', ip: formatIpv4(ip), until: s.expiresAt });
+    }
+    return out;
+  }
+
+  stats(now: number): { size: number; bound: number; offered: number; declined: number } {
+    let bound = 0, offered = 0, declined = 0;
+    for (const s of this.#slots.values()) {
+      if (s.expiresAt <= now) continue;
+      if (s.kind === 'bound') bound++;
+      else if (s.kind === 'offered') offered++;
+      else declined++;
+    }
+    const size = this.#ranges.reduce((n, r) => n + (r.end - r.start + 1), 0);
+    return { size, bound, offered, declined };
+  }
+
+  #usableBy(ip: Ipv4, mac: Mac, now: number): boolean {
+    if (this.#isClaimed(ip) || ip === this.#serverIp) return false;
+    const s = this.#slots.get(ip);
+    if (s === undefined || s.expiresAt <= now) return true;
+    return s.kind !== 'declined' && s.mac === mac;
+  }
+
+  #nextFree(mac: Mac, now: number): Ipv4 | undefined {
+    const total = this.#ranges.reduce((n, r) => n + (r.end - r.start + 1), 0);
+    for (let k = 0; k < total; k++) {
+      const ip = this.#nth((this.#cursor + k) % total);
+      if (this.#usableBy(ip, mac, now)) {
+        this.#cursor = (this.#cursor + k + 1) % total;
+        return ip;
+      }
+    }
+    return undefined;
+  }
+
+  #nth(n: number): Ipv4 {
+    for (const r of this.#ranges) {
+      const size = r.end - r.start + 1;
+      if (n < size) return (r.start + n) as Ipv4;
+      n -= size;
+    }
+    throw new RangeError('address index out of range');
+  }
+
+  #hold(ip: Ipv4, mac: Mac, now: number): PoolLease {
+    const s = this.#slots.get(ip);
+    if (s !== undefined && s.kind === 'bound' && s.mac === mac && s.expiresAt > now) return this.#lease(ip, mac, s.expiresAt);
+    const old = this.#byMac.get(mac);
+    if (old !== undefined && old !== ip && this.#slots.get(old)?.kind === 'offered') this.#clear(old);
+    this.#clear(ip);
+    this.#set(ip, { kind: 'offered', mac, expiresAt: now + this.#offerHoldMs });
+    const range = this.rangeOf(ip)!;
+    return { ip, mac, expiresAt: now + range.leaseSeconds * 1000, leaseSeconds: range.leaseSeconds, range };
+  }
+
+  #lease(ip: Ipv4, mac: Mac, expiresAt: number): PoolLease {
+    const range = this.rangeOf(ip)!;
+    return { ip, mac, expiresAt, leaseSeconds: range.leaseSeconds, range };
+  }
+
+  #set(ip: Ipv4, s: Slot): void {
+    this.#slots.set(ip, s);
+    if (s.mac !== undefined) {
+      const prev = this.#byMac.get(s.mac);
+      if (prev !== undefined && prev !== ip) {
+        const ps = this.#slots.get(prev);
+        // An older expired binding of the same MAC no longer speaks for it.
+        if (ps !== undefined && ps.mac === s.mac) this.#slots.delete(prev);
+      }
+      this.#byMac.set(s.mac, ip);
+    }
+  }
+
+  #clear(ip: Ipv4): void {
+    const s = this.#slots.get(ip);
+    if (s === undefined) return;
+    this.#slots.delete(ip);
+    if (s.mac !== undefined && this.#byMac.get(s.mac) === ip) this.#byMac.delete(s.mac);
+  }
+}

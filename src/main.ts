@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+/** Composition root: config → logger → sources → services → signals. */
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { pino } from 'pino';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { cidrsOf, loadConfig } from './config/load.js';
+import { helpText } from './config/flags.js';
+import { buildServices, closeAll, startAll } from './app.js';
+import { formatCidr } from './net/ipv4.js';
+import { version } from './version.js';
+
+async function main(): Promise<number> {
+  const loaded = loadConfig({
+    argv: process.argv.slice(2),
+    env: process.env,
+    readFile: (p) => readFileSync(p, 'utf8'),
+    localAddresses: () => cidrsOf(networkInterfaces()),
+  });
+  if (loaded.kind === 'help') {
+    process.stdout.write(helpText(version));
+    return 0;
+  }
+  if (loaded.kind === 'version') {
+    process.stdout.write(`${version}\n`);
+    return 0;
+  }
+  if (loaded.kind === 'invalid') {
+    process.stderr.write(`metalboot: invalid configuration:\n${loaded.errors.map((e) => `  - ${e}\n`).join('')}`);
+    return 2;
+  }
+  const config = loaded.config;
+  const logger = pino({ level: config.log.level, base: { service: 'metalboot' } });
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'metalboot_' });
+  logger.info({ version, config: loaded.configFile, serverIp: formatCidr(config.dhcp.serverIp) }, 'starting');
+
+  const product = buildServices(config, { logger, registry });
+  try {
+    await startAll(product.services);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const hint = e.code === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE: try sudo)' : '';
+    logger.fatal({ err }, `start-up failed${hint}`);
+    return 1;
+  }
+  logger.info({ services: product.services.map((s) => s.name) }, 'ready');
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'stopping');
+      void closeAll(product.services).then(() => resolve(0));
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`metalboot: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
