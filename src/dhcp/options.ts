@@ -170,7 +170,7 @@ export function parseSubOptions(v: Uint8Array | undefined, padEnd: boolean): Sub
     if (i + 1 >= v.length) return undefined;
     const len = v[i + 1]!;
     if (i + 2 + len > v.length) return undefined;
-    out.set(code, v.slice(i + 2, i + 2 + len));
+    out.set(code, Uint8Array.from(v.subarray(i + 2, i + 2 + len)));
     i += 2 + len;
   }
   return out;

@@ -15,16 +15,24 @@ import type { JournalRecord } from './pool.js';
 
 export interface JournalLoad {
   readonly records: JournalRecord[];
-  /** Lines that could not be parsed (a torn final write, or damage). */
+  /** Complete lines that could not be parsed (damage). */
   readonly skipped: number;
+  /** True when the file ended in a partial line (a kill -9 mid-write); it is ignored. */
+  readonly torn: boolean;
 }
 
+/**
+ * Writes, syncs and compactions run one at a time on one queue, so a compaction never closes
+ * the file under a write, and its snapshot (taken when it runs) includes every record queued
+ * before it.
+ */
 export class LeaseJournal {
   readonly #path: string;
   #fh: FileHandle | undefined;
   #lines = 0;
   #pending: { line: string; resolve: () => void; reject: (e: Error) => void }[] = [];
-  #flushing: Promise<void> | undefined;
+  #flushQueued = false;
+  #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
 
   constructor(path: string) {
@@ -50,82 +58,92 @@ export class LeaseJournal {
     const records: JournalRecord[] = [];
     let skipped = 0;
     const lines = text.split('\n');
-    const complete = text.endsWith('\n') ? lines.slice(0, -1) : lines;
-    for (const line of complete) {
+    // The element after the last newline is '' for a clean file, or a torn partial write.
+    const torn = lines.pop() !== '';
+    for (const line of lines) {
       if (line === '') continue;
       const rec = parseRecord(line);
       if (rec === undefined) skipped++;
       else records.push(rec);
     }
     this.#lines = records.length;
-    return { records, skipped };
+    return { records, skipped, torn };
   }
 
-  /** Opens for appending; a torn tail is cut off by rewriting the journal compactly first. */
+  /** Opens for appending, first rewriting the journal compactly (which also drops a torn tail). */
   async open(initial: readonly JournalRecord[]): Promise<void> {
-    await this.compact(initial);
+    await this.compact(() => initial);
   }
 
   append(rec: JournalRecord): Promise<void> {
     if (this.#closed) return Promise.reject(Object.assign(new Error('lease journal is closed'), { code: 'ERR_JOURNAL_CLOSED' }));
     return new Promise((resolve, reject) => {
       this.#pending.push({ line: `${JSON.stringify(rec)}\n`, resolve, reject });
-      this.#flushing ??= this.#flushLoop();
+      if (!this.#flushQueued) {
+        this.#flushQueued = true;
+        void this.#run(() => this.#flushBatch());
+      }
     });
   }
 
-  async #flushLoop(): Promise<void> {
+  #run<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.#queue.then(fn);
+    this.#queue = p.catch(() => undefined);
+    return p;
+  }
+
+  async #flushBatch(): Promise<void> {
+    this.#flushQueued = false;
+    const batch = this.#pending;
+    this.#pending = [];
     try {
-      while (this.#pending.length > 0) {
-        const batch = this.#pending;
-        this.#pending = [];
-        try {
-          const fh = this.#fh;
-          if (fh === undefined) throw Object.assign(new Error('lease journal is not open'), { code: 'ERR_JOURNAL_CLOSED' });
-          await fh.write(batch.map((b) => b.line).join(''));
-          await fh.datasync();
-          this.#lines += batch.length;
-          for (const b of batch) b.resolve();
-        } catch (err) {
-          for (const b of batch) b.reject(err as Error);
-        }
-      }
-    } finally {
-      this.#flushing = undefined;
+      const fh = this.#fh;
+      if (fh === undefined) throw Object.assign(new Error('lease journal is not open'), { code: 'ERR_JOURNAL_CLOSED' });
+      await fh.write(batch.map((b) => b.line).join(''));
+      await fh.datasync();
+      this.#lines += batch.length;
+      for (const b of batch) b.resolve();
+    } catch (err) {
+      for (const b of batch) b.reject(err as Error);
     }
   }
 
-  /** Replaces the journal with `live` atomically (write temp, fsync, rename, fsync directory). */
-  async compact(live: readonly JournalRecord[]): Promise<void> {
-    await this.#flushing;
-    const tmp = `${this.#path}.tmp`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.write(live.map((r) => `${JSON.stringify(r)}\n`).join(''));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, this.#path);
-    const dir = await open(dirname(this.#path), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
-    await this.#fh?.close();
-    this.#fh = await open(this.#path, 'a', 0o600);
-    this.#lines = live.length;
+  /**
+   * Replaces the journal with the live state atomically (write temp, fsync, rename, fsync the
+   * directory). `live` is called when the compaction runs, after every earlier write.
+   */
+  compact(live: () => readonly JournalRecord[]): Promise<void> {
+    return this.#run(async () => {
+      const records = live();
+      const tmp = `${this.#path}.tmp`;
+      const fh = await open(tmp, 'w', 0o600);
+      try {
+        await fh.write(records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, this.#path);
+      const dir = await open(dirname(this.#path), 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+      await this.#fh?.close();
+      this.#fh = await open(this.#path, 'a', 0o600);
+      this.#lines = records.length;
+    });
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#flushing;
-    await this.#fh?.close();
-    this.#fh = undefined;
+    await this.#run(async () => {
+      await this.#fh?.close();
+      this.#fh = undefined;
+    });
   }
 }
-
 function parseRecord(line: string): JournalRecord | undefined {
   let v: unknown;
   try {

@@ -26,6 +26,7 @@ export class LeaseStore {
     const loaded = await this.#journal.load();
     for (const r of loaded.records) this.#pool.restore(r);
     if (loaded.skipped > 0) this.#log.warn({ skipped: loaded.skipped, file: this.#journal.path }, 'lease journal lines skipped');
+    if (loaded.torn) this.#log.warn({ file: this.#journal.path }, 'lease journal ended in a partial write; ignored');
     const live = this.#pool.snapshot(this.#now());
     await this.#journal.open(live);
     this.#log.info({ file: this.#journal.path, leases: live.length }, 'lease journal loaded');
@@ -38,7 +39,7 @@ export class LeaseStore {
     const live = this.#pool.stats(this.#now());
     if (this.#compacting === undefined && this.#journal.lineCount > 2 * (live.bound + live.declined) + 1000) {
       this.#compacting = this.#journal
-        .compact(this.#pool.snapshot(this.#now()))
+        .compact(() => this.#pool.snapshot(this.#now()))
         .catch((err: unknown) => this.#log.error({ err }, 'lease journal compaction failed'))
         .finally(() => { this.#compacting = undefined; });
     }

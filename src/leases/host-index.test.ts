@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { HostIndex } from './host-index.js';
+import { bmhToHost, type BareMetalHostObject } from './bmh.js';
+import { parseBmhManifests } from './bmh-manifests.js';
+import { formatIpv4 } from '../net/ipv4.js';
+
+const P = 'metal3.vcluster.com/';
+const obj = (name: string, mac: string, annotations: Record<string, string>, extra: Partial<BareMetalHostObject> = {}): BareMetalHostObject => ({
+  apiVersion: 'metal3.io/v1alpha1', kind: 'BareMetalHost', metadata: { name, namespace: 'ns', annotations }, spec: { bootMACAddress: mac }, ...extra,
+});
+const host = (o: BareMetalHostObject) => {
+  const r = bmhToHost(o, { annotationPrefix: P, from: 'test' });
+  if (r.kind !== 'host') throw new Error(r.reason);
+  return r.host;
+};
+
+describe('bmhToHost', () => {
+  it.each([
+    ['defaults the gateway to the first host', { [`${P}ip-address`]: '10.1.2.50/23' }, { ip: '10.1.2.50', prefix: 23, gateway: '10.1.2.1' }],
+    ['takes an explicit gateway, DNS and NTP', { [`${P}ip-address`]: '10.1.2.50/24', [`${P}gateway`]: '10.1.2.254', [`${P}dns-servers`]: '1.1.1.1, 8.8.8.8', [`${P}ntp-servers`]: '10.1.2.3' }, { ip: '10.1.2.50', gateway: '10.1.2.254', dns: ['1.1.1.1', '8.8.8.8'], ntp: ['10.1.2.3'] }],
+  ])('%s', (_n, annotations, want) => {
+    const l = host(obj('n', 'AA:BB:CC:DD:EE:FF', annotations)).lease!;
+    const got = { ip: formatIpv4(l.ip), prefix: l.prefix, gateway: l.gateway === undefined ? undefined : formatIpv4(l.gateway), dns: l.dns.map(formatIpv4), ntp: l.ntp.map(formatIpv4) };
+    expect(got).toMatchObject(want);
+  });
+
+  it.each([
+    ['missing ip-address', {}, 'annotation metal3.vcluster.com/ip-address is missing'],
+    ['ip-address without prefix', { [`${P}ip-address`]: '10.1.2.50' }, 'annotation metal3.vcluster.com/ip-address "10.1.2.50" is not an IPv4 CIDR (e.g. 10.0.0.5/24)'],
+    ['bad gateway', { [`${P}ip-address`]: '10.1.2.50/24', [`${P}gateway`]: 'x' }, 'annotation metal3.vcluster.com/gateway "x" is not an IPv4 address'],
+    ['bad DNS', { [`${P}ip-address`]: '10.1.2.50/24', [`${P}dns-servers`]: '1.1.1.1,nope' }, 'annotation metal3.vcluster.com/dns-servers: "nope" is not an IPv4 address'],
+  ])('%s is a visible problem, not a lease', (_n, annotations, problem) => {
+    const h = host(obj('n', 'aa:bb:cc:dd:ee:ff', annotations));
+    expect(h.lease).toBeUndefined();
+    expect(h.problem).toBe(problem);
+  });
+
+  it('matches inspected NIC MACs too and keeps the provisioning state', () => {
+    const h = host(obj('n', 'aa:bb:cc:dd:ee:01', { [`${P}ip-address`]: '10.0.0.5/24' }, { status: { provisioning: { state: 'provisioned' }, hardware: { nics: [{ mac: 'aa:bb:cc:dd:ee:01' }, { mac: 'AA:BB:CC:DD:EE:02' }] } } }));
+    expect(h.macs).toEqual(['aa:bb:cc:dd:ee:01', 'aa:bb:cc:dd:ee:02']);
+    expect(h.provisioningState).toBe('provisioned');
+  });
+
+  it('skips objects without a usable boot MAC', () => {
+    expect(bmhToHost(obj('n', 'nope', {}), { annotationPrefix: P, from: 't' })).toEqual({ kind: 'skip', reason: 'spec.bootMACAddress "nope" is not a MAC address' });
+  });
+});
+
+describe('parseBmhManifests', () => {
+  it('reads BareMetalHosts among Secrets and reports broken YAML with a code', () => {
+    const text = `apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n---\napiVersion: metal3.io/v1alpha1\nkind: BareMetalHost\nmetadata:\n  name: a\n  annotations: {"${P}ip-address": 10.0.0.5/24}\nspec: {bootMACAddress: "aa:bb:cc:dd:ee:ff"}\n`;
+    expect(parseBmhManifests(text, 'f', P).hosts.map((h) => h.id)).toEqual(['default/a']);
+    expect(() => parseBmhManifests('a: [\n', 'f', P)).toThrow(expect.objectContaining({ code: 'METALBOOT_MANIFEST_INVALID' }));
+  });
+});
+
+describe('HostIndex', () => {
+  it('reports conflicts with both owners and resolves them when one goes away', () => {
+    const idx = new HostIndex();
+    const a = host(obj('a', 'aa:bb:cc:dd:ee:01', { [`${P}ip-address`]: '10.0.0.5/24' }));
+    const b = host(obj('b', 'aa:bb:cc:dd:ee:02', { [`${P}ip-address`]: '10.0.0.5/24' }));
+    expect(idx.replaceAll('bmh', [a])).toEqual([]);
+    expect(idx.upsert(b)).toEqual([{ kind: 'ip-conflict', key: '10.0.0.5', owners: ['bmh:ns/a (test)', 'bmh:ns/b (test)'] }]);
+    expect(idx.lookup(a.macs[0]!).kind).toBe('conflict');
+    idx.delete('bmh', b.id);
+    expect(idx.lookup(a.macs[0]!).kind).toBe('host');
+    expect(idx.isClaimed(a.lease!.ip)).toBe(true);
+  });
+});
