@@ -305,6 +305,9 @@ describe('baremetalhosts watch (Watch.watch)', () => {
     await s.waitFor(() => w.events.length === 2);
     expect(summary(w.events)).toEqual(['ADDED h2', 'BOOKMARK BareMetalHost']);
     expect(w.events[1]?.object.metadata).toEqual({ resourceVersion: s.resourceVersion, annotations: { 'k8s.io/initial-events-end': 'true' } });
+    const named = watchOnce(kc, `${NS_PATH}/h1`, {});
+    await s.waitFor(() => named.events.length === 1);
+    expect(summary(named.events)).toEqual(['ADDED h1']);
     const unsupported = watchOnce(kc, NS_PATH, { fieldSelector: 'spec.online=true' });
     expect(await unsupported.done).toMatchObject({ statusCode: 400 });
   });
@@ -354,6 +357,23 @@ describe('baremetalhosts watch (Watch.watch)', () => {
     if (expected === null) expect(err).toBeNull();
     else expect(err).toMatchObject(expected);
     expect(s.openWatches).toBe(0);
+  });
+
+  it('does not notice a stalled stream by itself: no events, no done(), until the connection is cut', async () => {
+    const { s, kc } = await start();
+    const w = watchOnce(kc, NS_PATH, { resourceVersion: s.resourceVersion });
+    await s.waitFor(() => s.openWatches === 1);
+    expect(s.stallWatches()).toBe(1);
+    s.upsertHost(host('h1'));
+    let finished = false;
+    void w.done.then(() => {
+      finished = true;
+    });
+    await settle();
+    expect(w.events).toEqual([]);
+    expect(finished).toBe(false);
+    s.dropWatchConnections('reset');
+    expect(await w.done).toMatchObject({ code: 'ECONNRESET' });
   });
 
   it('reports an HTTP 500 on the watch request as done(err) with statusCode', async () => {
@@ -481,6 +501,7 @@ describe('baremetalhosts informer (makeInformer / ListWatch)', () => {
     await s.waitFor(() => s.openWatches === 1);
     await s.pauseAvailability('refuse');
     await s.waitFor(() => errors.length === 1);
+    expect(errors[0]).toMatchObject({ code: 'ECONNRESET' });
     await s.resume();
     await settle();
     expect(s.openWatches).toBe(0);

@@ -3,7 +3,7 @@
 // It serves metal3.io/v1alpha1 baremetalhosts (list, get, watch) and core/v1 + events.k8s.io/v1
 // events (create, patch, update, get, list) over real HTTP (or HTTPS with the test CA in
 // kube-tls.ts) on 127.0.0.1, and exposes test controls as methods: change hosts, emit
-// bookmarks, compact the watch history, cut watch connections, inject failures, go away.
+// bookmarks, compact the watch history, cut or stall watch connections, inject failures, go away.
 //
 // Faithful to the real kube-apiserver (k8s.io/apiserver, v1.30-era behaviour):
 // - One global, monotonically increasing resourceVersion shared by every object (etcd's
@@ -37,6 +37,7 @@
 //   `{kind, apiVersion, metadata: {resourceVersion}}` at the current global version.
 //   sendInitialEvents=true (watch-list) ends its initial ADDED events with a BOOKMARK
 //   annotated "k8s.io/initial-events-end": "true". timeoutSeconds ends the stream cleanly.
+//   `…/baremetalhosts/{name}?watch=true` watches that one object.
 // - Errors are metav1.Status bodies with the real reasons and messages (kube-status.ts);
 //   a bearer token, when configured, is required (401 Status otherwise).
 // - Events: POST 201 with the stored object (uid, resourceVersion, creationTimestamp,
@@ -178,10 +179,10 @@ export interface RequestRecord {
 export type DropMode = 'end' | 'close' | 'reset' | 'mid-chunk';
 
 /**
- * How the server is "away" while paused:
- * - 'refuse': the listener is closed (ECONNREFUSED)
- * - 'reset': connections are accepted and reset at once (ECONNRESET)
- * - '503': every request gets 503 ServiceUnavailable
+ * How the server is "away" while paused (open watches are reset in every mode):
+ * - 'refuse': the listener is closed (ECONNREFUSED); nothing reaches `requests`
+ * - 'reset': connections are accepted and reset at once (ECONNRESET); nothing reaches `requests`
+ * - '503': every request gets 503 ServiceUnavailable (and is logged)
  */
 export type AwayMode = 'refuse' | 'reset' | '503';
 
@@ -233,6 +234,11 @@ export interface KubeApiServer {
   compactHistory(): void;
   /** Cuts every open watch stream; returns how many were cut. */
   dropWatchConnections(mode?: DropMode): number;
+  /**
+   * Open watch streams stay open but receive nothing more, not even the end of a timeout
+   * (a silent network partition); returns how many. Cut them with dropWatchConnections().
+   */
+  stallWatches(): number;
   /** The next n requests (that `match`, if given) get this status as a metav1.Status. */
   failNext(n: number, status?: number, match?: (request: RequestRecord) => boolean): void;
   /** Go away (open watches are reset) until resume(). */
@@ -262,6 +268,7 @@ type Watcher = {
   readonly bookmarks: boolean;
   timer: NodeJS.Timeout | undefined;
   closed: boolean;
+  stalled: boolean;
 };
 
 type MutableRecord = { -readonly [K in keyof RequestRecord]: RequestRecord[K] };
@@ -410,7 +417,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   }
 
   function write(w: Watcher, type: WatchEventType, object: unknown): void {
-    if (w.closed) return;
+    if (w.closed || w.stalled) return;
     w.res.write(`${JSON.stringify({ type, object })}\n`);
   }
 
@@ -603,7 +610,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     res.flushHeaders();
     req.socket.setNoDelay(true);
     record.status = 200;
-    const w: Watcher = { res, socket: req.socket, namespace, labels, fields, bookmarks, timer: undefined, closed: false };
+    const w: Watcher = { res, socket: req.socket, namespace, labels, fields, bookmarks, timer: undefined, closed: false, stalled: false };
     res.on('close', () => closeWatcher(w));
 
     if (error === undefined && wanted !== undefined && sendInitialEvents !== true && wanted < watchFloor()) {
@@ -856,6 +863,14 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         if (record.watch) return watchHosts(ns, q, req, res, record);
         return send(res, record, 200, await listHosts(ns, q));
       }
+      if (record.watch) {
+        // A watch on a named object is a watch with fieldSelector=metadata.name (handlers/get.go).
+        const wanted = `metadata.name=${name}`;
+        const given = q.get('fieldSelector');
+        if (given !== null && given !== '' && given !== wanted) throw badRequest(`fieldSelector ${given} doesn't match requested name ${name}`);
+        q.set('fieldSelector', wanted);
+        return watchHosts(ns, q, req, res, record);
+      }
       const found = ns === undefined ? undefined : hosts.get(`${ns}/${name}`);
       if (found === undefined) throw new HttpFailure(notFoundStatus(BMH_PLURAL, BMH_GROUP, name));
       return send(res, record, 200, clone(found));
@@ -1044,6 +1059,14 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       history.length = 0;
       baseRv = rv;
       evicted = false;
+    },
+
+    stallWatches() {
+      for (const w of watchers) {
+        w.stalled = true;
+        if (w.timer !== undefined) clearTimeout(w.timer);
+      }
+      return watchers.size;
     },
 
     dropWatchConnections(mode = 'reset') {
