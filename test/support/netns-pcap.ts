@@ -57,9 +57,21 @@ const macString = (b: Buffer): string =>
 
 const ipString = (b: Buffer): string => [...b].join('.');
 
+export interface ParsePcapOptions {
+  /**
+   * Accept a file that is still being written: a missing global header yields no packets and
+   * a truncated last record is left out instead of throwing PCAP_ERR_TRUNCATED.
+   */
+  readonly partial?: boolean;
+}
+
 /** Parses a classic pcap file. Frames that are not IPv4 are returned without IP fields. */
-export function parsePcap(buf: Buffer): CapturedPacket[] {
-  if (buf.length < 24) throw new PcapError('PCAP_ERR_TRUNCATED', 'pcap global header truncated');
+export function parsePcap(buf: Buffer, opts: ParsePcapOptions = {}): CapturedPacket[] {
+  const partial = opts.partial === true;
+  if (buf.length < 24) {
+    if (partial) return [];
+    throw new PcapError('PCAP_ERR_TRUNCATED', 'pcap global header truncated');
+  }
   const magicLE = buf.readUInt32LE(0);
   let le: boolean;
   let nano: boolean;
@@ -77,12 +89,18 @@ export function parsePcap(buf: Buffer): CapturedPacket[] {
   const out: CapturedPacket[] = [];
   let off = 24;
   while (off < buf.length) {
-    if (off + 16 > buf.length) throw new PcapError('PCAP_ERR_TRUNCATED', `record header truncated at ${off}`);
+    if (off + 16 > buf.length) {
+      if (partial) break;
+      throw new PcapError('PCAP_ERR_TRUNCATED', `record header truncated at ${off}`);
+    }
     const sec = u32(off);
     const frac = u32(off + 4);
     const incl = u32(off + 8);
     off += 16;
-    if (off + incl > buf.length) throw new PcapError('PCAP_ERR_TRUNCATED', `record truncated at ${off}`);
+    if (off + incl > buf.length) {
+      if (partial) break;
+      throw new PcapError('PCAP_ERR_TRUNCATED', `record truncated at ${off}`);
+    }
     const frame = buf.subarray(off, off + incl);
     off += incl;
     out.push(decodeFrame(sec + frac / (nano ? 1e9 : 1e6), linkType, frame));
@@ -90,8 +108,15 @@ export function parsePcap(buf: Buffer): CapturedPacket[] {
   return out;
 }
 
-export function readPcap(path: string): CapturedPacket[] {
-  return parsePcap(readFileSync(path));
+export function readPcap(path: string, opts: ParsePcapOptions = {}): CapturedPacket[] {
+  let buf: Buffer;
+  try {
+    buf = readFileSync(path);
+  } catch (err) {
+    if (opts.partial === true && (err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return parsePcap(buf, opts);
 }
 
 function decodeFrame(time: number, linkType: number, frame: Buffer): CapturedPacket {

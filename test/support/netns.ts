@@ -99,7 +99,7 @@ export const TOOLS = {
   busybox: { bin: 'busybox', pkg: 'busybox' },
   perfdhcp: { bin: 'perfdhcp', pkg: 'kea-admin' },
   qemu: { bin: 'qemu-system-x86_64', pkg: 'qemu-system-x86' },
-  ipxeQemuRoms: { file: '/usr/lib/ipxe/qemu/pxe-virtio.rom', pkg: 'ipxe-qemu' },
+  ipxeQemuRoms: { file: '/usr/lib/ipxe/qemu/pxe-e1000.rom', pkg: 'ipxe-qemu' },
   ipxe: { file: '/usr/lib/ipxe/undionly.kpxe', pkg: 'ipxe' },
   ovmf: { file: '/usr/share/OVMF/OVMF_CODE_4M.fd', pkg: 'ovmf' },
   tun: { file: '/dev/net/tun', pkg: '(kernel tun module: modprobe tun)' },
@@ -384,6 +384,13 @@ export interface CaptureResult {
 
 export interface Capture {
   readonly pcapPath: string;
+  /** What tcpdump has written so far (it flushes every packet), without stopping it. */
+  peek(): CapturedPacket[];
+  /**
+   * Polls the capture until `predicate` holds for the packets so far and resolves with them;
+   * rejects with LAB_ERR_TIMEOUT after `timeoutMs`. Use it to wait for a DHCP ACK, say.
+   */
+  waitFor(predicate: (packets: CapturedPacket[]) => boolean, timeoutMs: number): Promise<CapturedPacket[]>;
   /** Stops tcpdump (flushing the file) and parses what it wrote. Idempotent. */
   stop(): Promise<CaptureResult>;
 }
@@ -652,8 +659,24 @@ export class Lab {
     const child = this.spawn(ns, 'tcpdump', args);
     await this.waitForOutput(child, /listening on/, opts.startTimeoutMs ?? 5_000);
     let stopping: Promise<CaptureResult> | undefined;
+    const peek = (): CapturedPacket[] => readPcap(pcapPath, { partial: true });
     return {
       pcapPath,
+      peek,
+      waitFor: async (predicate, timeoutMs) => {
+        const deadline = Date.now() + timeoutMs;
+        for (;;) {
+          const packets = peek();
+          if (predicate(packets)) return packets;
+          if (Date.now() >= deadline) {
+            throw new LabError('LAB_ERR_TIMEOUT', `capture ${pcapPath}: condition not met within ${timeoutMs} ms (${packets.length} packets)`);
+          }
+          if (child.exitCode !== null || child.signalCode !== null) {
+            throw new LabError('LAB_ERR_PROCESS_EXITED', `tcpdump exited: ${this.output(child).stderr}`);
+          }
+          await sleep(Math.min(200, Math.max(1, deadline - Date.now())));
+        }
+      },
       stop: () => {
         stopping ??= (async () => {
           child.kill('SIGINT');
