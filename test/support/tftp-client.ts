@@ -1,0 +1,240 @@
+/**
+ * A small TFTP read client over real UDP sockets, for integration tests and the benchmark.
+ * It behaves like the firmware clients metalboot serves: RFC 1350 lock-step, RFC 2347 options,
+ * RFC 7440 windows (ACK at the end of each window, ACK of the last in-order block on a gap),
+ * re-ACK of a duplicate DATA (how a lost ACK is recovered), and the EDK2 tsize probe. Hooks let
+ * a test lose ACKs on purpose or slow the client down. Every wait is bounded.
+ */
+import dgram from 'node:dgram';
+import { decode, encode, type ErrorPacket, type TftpPacket } from '../../src/tftp/packet.js';
+
+export interface GetOptions {
+  readonly host?: string;
+  readonly port: number;
+  readonly file: string;
+  readonly mode?: string;
+  /** RFC 2347 options in request order. */
+  readonly options?: readonly (readonly [string, string])[];
+  /** Resend the last packet after this much silence. Default 500 ms. */
+  readonly timeoutMs?: number;
+  readonly retries?: number;
+  /** The whole download must finish within this. Default 30 s. */
+  readonly deadlineMs?: number;
+  /** Return true to lose this ACK (absolute block number; 0 acknowledges the OACK). */
+  readonly dropAck?: (block: number) => boolean;
+  /** Wait this long before sending each ACK. */
+  readonly ackDelayMs?: number;
+  /** Answer the OACK with this ERROR code instead of ACK 0 (EDK2 sends 8 after a tsize probe). */
+  readonly abortOackWith?: number;
+}
+
+export interface GetResult {
+  readonly data: Buffer;
+  readonly oack: ReadonlyMap<string, string> | undefined;
+  readonly serverPort: number;
+  readonly clientPort: number;
+  readonly dataPackets: number;
+  readonly duplicates: number;
+  readonly acksSent: number;
+  readonly acksDropped: number;
+}
+
+export class TftpClientError extends Error {
+  override readonly name = 'TftpClientError';
+  constructor(
+    readonly code: 'TFTP_CLIENT_SERVER_ERROR' | 'TFTP_CLIENT_TIMEOUT' | 'TFTP_CLIENT_PROTOCOL',
+    message: string,
+    readonly error?: ErrorPacket,
+  ) {
+    super(message);
+  }
+}
+
+export async function tftpGet(o: GetOptions): Promise<GetResult> {
+  const host = o.host ?? '127.0.0.1';
+  const timeoutMs = o.timeoutMs ?? 500;
+  const retries = o.retries ?? 10;
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, '127.0.0.1', () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  const clientPort = socket.address().port;
+
+  return new Promise<GetResult>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let serverPort: number | undefined;
+    let oack: Map<string, string> | undefined;
+    let blksize = 512;
+    let windowsize = 1;
+    let received = 0; // absolute number of the last in-order block
+    let sinceAck = 0;
+    let lastSent: Buffer = encode({ op: 'rrq', filename: o.file, mode: o.mode ?? 'octet', options: (o.options ?? []).map(([name, value]) => ({ name, value })) });
+    let lastDest = o.port;
+    let silentRetries = 0;
+    const stats = { dataPackets: 0, duplicates: 0, acksSent: 0, acksDropped: 0 };
+    let finished = false;
+    let gotLast = false;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = setTimeout(() => fail(new TftpClientError('TFTP_CLIENT_TIMEOUT', `download of ${o.file} exceeded its deadline`)), o.deadlineMs ?? 30_000);
+
+    const cleanup = (): void => {
+      finished = true;
+      clearTimeout(deadline);
+      if (timer) clearTimeout(timer);
+      socket.close();
+    };
+    const fail = (err: Error): void => {
+      if (finished) return;
+      cleanup();
+      reject(err);
+    };
+    const succeed = (): void => {
+      if (finished) return;
+      cleanup();
+      resolve({ data: Buffer.concat(chunks), oack, serverPort: serverPort ?? o.port, clientPort, ...stats });
+    };
+    const armTimer = (): void => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => {
+        if (finished) return;
+        if (++silentRetries > retries) return fail(new TftpClientError('TFTP_CLIENT_TIMEOUT', `no answer for ${o.file}`));
+        socket.send(lastSent, lastDest, host);
+        armTimer();
+      }, timeoutMs);
+    };
+    const send = (p: TftpPacket, sent?: () => void): void => {
+      const buf = encode(p);
+      lastSent = buf;
+      lastDest = serverPort ?? o.port;
+      socket.send(buf, lastDest, host, sent);
+    };
+    const sendAck = (block: number, last: boolean): void => {
+      const packet: TftpPacket = { op: 'ack', block: block & 0xffff };
+      lastSent = encode(packet);
+      lastDest = serverPort ?? o.port;
+      if (o.dropAck?.(block)) {
+        stats.acksDropped++;
+        // Dally after losing the final ACK: the server will resend the last block.
+        if (last) {
+          if (timer) clearTimeout(timer);
+          timer = setTimeout(succeed, timeoutMs * 4);
+        }
+        return;
+      }
+      stats.acksSent++;
+      const go = (): void => {
+        if (finished) return;
+        // Close only once the final ACK has left: a socket closed earlier drops it.
+        socket.send(encode(packet), serverPort ?? o.port, host, last ? () => succeed() : undefined);
+      };
+      if (o.ackDelayMs) setTimeout(go, o.ackDelayMs);
+      else go();
+    };
+
+    socket.on('message', (msg, rinfo) => {
+      if (finished) return;
+      if (serverPort === undefined) serverPort = rinfo.port;
+      else if (rinfo.port !== serverPort) {
+        // RFC 1350 §4: a stranger gets ERROR 5 and changes nothing.
+        socket.send(encode({ op: 'error', code: 5, message: 'Unknown transfer ID' }), rinfo.port, rinfo.address);
+        return;
+      }
+      let p: TftpPacket;
+      try {
+        p = decode(msg);
+      } catch (err) {
+        return fail(new TftpClientError('TFTP_CLIENT_PROTOCOL', `undecodable packet: ${(err as Error).message}`));
+      }
+      silentRetries = 0;
+      switch (p.op) {
+        case 'error':
+          return fail(new TftpClientError('TFTP_CLIENT_SERVER_ERROR', `server error ${p.code}: ${p.message}`, p));
+        case 'oack': {
+          if (received > 0 || oack !== undefined) return; // duplicate OACK: ACK 0 will be resent by the timer
+          oack = new Map(p.options.map((x) => [x.name.toLowerCase(), x.value]));
+          if (o.abortOackWith !== undefined) {
+            if (timer) clearTimeout(timer);
+            send({ op: 'error', code: o.abortOackWith, message: 'abort' }, succeed);
+            return;
+          }
+          blksize = Number(oack.get('blksize') ?? 512);
+          windowsize = Number(oack.get('windowsize') ?? 1);
+          sendAck(0, false);
+          armTimer();
+          return;
+        }
+        case 'data': {
+          stats.dataPackets++;
+          const expected = (received + 1) & 0xffff;
+          if (p.block !== expected) {
+            stats.duplicates++;
+            // A duplicate of what we have: our ACK was lost, say it again. A gap in a window:
+            // ACK the last block received in order (RFC 7440 §4), once per window.
+            if (p.block === (received & 0xffff) || sinceAck > 0) {
+              sinceAck = 0;
+              sendAck(received, gotLast);
+            }
+            armTimer();
+            return;
+          }
+          received++;
+          sinceAck++;
+          chunks.push(Buffer.from(p.data));
+          if (p.data.length < blksize) {
+            gotLast = true;
+            sendAck(received, true);
+            return;
+          }
+          if (sinceAck >= windowsize) {
+            sinceAck = 0;
+            sendAck(received, false);
+          }
+          armTimer();
+          return;
+        }
+        default:
+          return fail(new TftpClientError('TFTP_CLIENT_PROTOCOL', `unexpected ${p.op}`));
+      }
+    });
+    socket.on('error', fail);
+    socket.send(lastSent, o.port, host);
+    armTimer();
+  });
+}
+
+/** EDK2's way: probe with tsize=0, decline the OACK with ERROR 8, then download from a new port. */
+export async function edk2Get(o: Omit<GetOptions, 'options' | 'abortOackWith'> & { blksize?: number; windowsize?: number }): Promise<GetResult & { probedSize: number }> {
+  const blksize = String(o.blksize ?? 1468);
+  const windowsize = String(o.windowsize ?? 4);
+  const probe = await tftpGet({ ...o, options: [['tsize', '0'], ['blksize', blksize], ['windowsize', windowsize]], abortOackWith: 8 });
+  const probedSize = Number(probe.oack?.get('tsize'));
+  const result = await tftpGet({ ...o, options: [['blksize', blksize], ['windowsize', windowsize]] });
+  return { ...result, probedSize };
+}
+
+/**
+ * Sends one datagram and collects what comes back within `waitMs` (decoded where possible).
+ * For hostile-input tests.
+ */
+export async function exchange(port: number, bytes: Uint8Array, waitMs = 300, host = '127.0.0.1'): Promise<{ packet?: TftpPacket; raw: Buffer; port: number }[]> {
+  const socket = dgram.createSocket('udp4');
+  const replies: { packet?: TftpPacket; raw: Buffer; port: number }[] = [];
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  socket.on('message', (raw, rinfo) => {
+    let packet: TftpPacket | undefined;
+    try {
+      packet = decode(raw);
+    } catch {
+      packet = undefined;
+    }
+    replies.push(packet === undefined ? { raw, port: rinfo.port } : { packet, raw, port: rinfo.port });
+  });
+  socket.send(bytes, port, host);
+  await new Promise((r) => setTimeout(r, waitMs));
+  socket.close();
+  return replies;
+}
