@@ -67,3 +67,33 @@ describe('HostIndex', () => {
     expect(idx.isClaimed(a.lease!.ip)).toBe(true);
   });
 });
+
+describe('HostIndex partitions', () => {
+  const a = host(obj('a', 'aa:bb:cc:dd:ee:01', { [`${P}ip-address`]: '10.0.0.5/24' }));
+  const b = host(obj('b', 'aa:bb:cc:dd:ee:02', { [`${P}ip-address`]: '10.0.0.6/24' }));
+  const c = host(obj('c', 'aa:bb:cc:dd:ee:03', { [`${P}ip-address`]: '10.0.0.7/24' }));
+
+  it('replaces only its own partition: a file reload keeps the cluster hosts and the reverse', () => {
+    const idx = new HostIndex();
+    idx.replaceAll('bmh', [a]);
+    idx.replaceAll('bmh', [b, c], 'kubernetes');
+    expect(idx.size('bmh')).toBe(3);
+    expect(idx.size('bmh', 'kubernetes')).toBe(2);
+    idx.replaceAll('bmh', []);
+    expect(idx.lookup(a.macs[0]!).kind).toBe('unknown');
+    expect(idx.lookup(b.macs[0]!).kind).toBe('host');
+    idx.replaceAll('bmh', [c], 'kubernetes');
+    expect(idx.lookup(b.macs[0]!).kind).toBe('unknown');
+    expect(idx.hosts('bmh').map((h) => h.id)).toEqual(['ns/c']);
+  });
+
+  it('deletes by partition, and treats one MAC in two partitions of a kind as a duplicate', () => {
+    const idx = new HostIndex();
+    idx.upsert(a, 'kubernetes');
+    expect(idx.delete('bmh', a.id)).toBe(false);
+    expect(idx.replaceAll('bmh', [a])).toEqual([{ kind: 'duplicate-mac', key: 'aa:bb:cc:dd:ee:01', owners: ['bmh:ns/a (test)', 'bmh:ns/a (test)'] }]);
+    expect(idx.lookup(a.macs[0]!)).toMatchObject({ kind: 'conflict', reason: 'duplicate-mac' });
+    expect(idx.delete('bmh', a.id, 'kubernetes')).toBe(true);
+    expect(idx.lookup(a.macs[0]!).kind).toBe('host');
+  });
+});

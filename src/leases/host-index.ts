@@ -2,6 +2,11 @@
  * The in-memory index every DHCP, TFTP and HTTP decision reads. Sources replace their whole
  * set (files) or upsert/delete single hosts (Kubernetes); lookups are synchronous and O(1).
  *
+ * Each source writes its own partition of a source kind: BareMetalHost manifests from files
+ * and BareMetalHosts from the cluster are both `bmh` (one lookup level), but a file reload
+ * replaces only the file partition and a Kubernetes relist only the cluster's. The partition
+ * is invisible to lookups: it only scopes replaceAll, upsert and delete.
+ *
  * Conflicts are never answered ambiguously:
  * - one MAC in two sources: the earlier source in SOURCE_ORDER wins, and the conflict is reported;
  * - one MAC on two hosts of the same source: neither is answered (`duplicate-mac`);
@@ -23,8 +28,12 @@ export interface Conflict {
   readonly owners: readonly string[];
 }
 
+/** The partition a source writes when it does not name one. */
+export const DEFAULT_PARTITION = '';
+
 export class HostIndex {
-  readonly #bySource = new Map<SourceKind, Map<string, HostRecord>>(SOURCE_ORDER.map((k) => [k, new Map()]));
+  /** kind → partition → id → record. */
+  readonly #bySource = new Map<SourceKind, Map<string, Map<string, HostRecord>>>(SOURCE_ORDER.map((k) => [k, new Map()]));
   readonly #byMac = new Map<Mac, HostRecord[]>();
   readonly #byIp = new Map<Ipv4, HostRecord[]>();
   #generation = 0;
@@ -52,18 +61,27 @@ export class HostIndex {
     return (this.#byIp.get(ip)?.length ?? 0) > 0;
   }
 
-  hosts(kind?: SourceKind): HostRecord[] {
+  /** Every host of `kind` (all kinds when undefined), across partitions unless one is named. */
+  hosts(kind?: SourceKind, partition?: string): HostRecord[] {
     const kinds = kind === undefined ? SOURCE_ORDER : [kind];
-    return kinds.flatMap((k) => [...this.#bySource.get(k)!.values()]);
+    return kinds.flatMap((k) => {
+      const parts = this.#bySource.get(k)!;
+      const maps = partition === undefined ? [...parts.values()] : [parts.get(partition) ?? new Map<string, HostRecord>()];
+      return maps.flatMap((m) => [...m.values()]);
+    });
   }
 
-  size(kind: SourceKind): number {
-    return this.#bySource.get(kind)!.size;
+  size(kind: SourceKind, partition?: string): number {
+    const parts = this.#bySource.get(kind)!;
+    if (partition !== undefined) return parts.get(partition)?.size ?? 0;
+    let n = 0;
+    for (const m of parts.values()) n += m.size;
+    return n;
   }
 
-  /** Replaces every host of `kind` with `records`; returns the conflicts the new set has. */
-  replaceAll(kind: SourceKind, records: readonly HostRecord[]): Conflict[] {
-    const map = this.#bySource.get(kind)!;
+  /** Replaces every host of `kind` in `partition` with `records`; returns the conflicts the new set has. */
+  replaceAll(kind: SourceKind, records: readonly HostRecord[], partition: string = DEFAULT_PARTITION): Conflict[] {
+    const map = this.#partition(kind, partition);
     for (const h of map.values()) this.#unlink(h);
     map.clear();
     for (const r of records) {
@@ -76,8 +94,8 @@ export class HostIndex {
     return this.#conflictsOf(records);
   }
 
-  upsert(record: HostRecord): Conflict[] {
-    const map = this.#bySource.get(record.origin.kind)!;
+  upsert(record: HostRecord, partition: string = DEFAULT_PARTITION): Conflict[] {
+    const map = this.#partition(record.origin.kind, partition);
     const prev = map.get(record.id);
     if (prev !== undefined) this.#unlink(prev);
     map.set(record.id, record);
@@ -86,14 +104,24 @@ export class HostIndex {
     return this.#conflictsOf([record]);
   }
 
-  delete(kind: SourceKind, id: string): boolean {
-    const map = this.#bySource.get(kind)!;
-    const prev = map.get(id);
+  delete(kind: SourceKind, id: string, partition: string = DEFAULT_PARTITION): boolean {
+    const map = this.#bySource.get(kind)!.get(partition);
+    const prev = map?.get(id);
     if (prev === undefined) return false;
     this.#unlink(prev);
-    map.delete(id);
+    map!.delete(id);
     this.#generation++;
     return true;
+  }
+
+  #partition(kind: SourceKind, partition: string): Map<string, HostRecord> {
+    const parts = this.#bySource.get(kind)!;
+    let map = parts.get(partition);
+    if (map === undefined) {
+      map = new Map();
+      parts.set(partition, map);
+    }
+    return map;
   }
 
   #link(h: HostRecord): void {
