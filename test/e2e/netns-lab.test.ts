@@ -102,6 +102,21 @@ describe('netns lab', () => {
     expect(ba.code, ba.stdout + ba.stderr).toBe(0);
   });
 
+  it('puts the bridge in the server namespace and gives a namespace a second network', async () => {
+    const lab = await createLab({ prefix: PREFIX, switchNamespace: 'srv', bridgeIp: '10.99.5.1/24' });
+    labs.push(lab);
+    await lab.addBridge('br1', { ip: '10.99.6.1/24' });
+    await lab.addNamespace('c');
+    const first = await lab.connect('c', { ip: '10.99.5.2/24' });
+    const second = await lab.connect('c', { ip: '10.99.6.2/24', bridge: 'br1' });
+
+    expect([first.ifname, second.ifname]).toEqual(['eth0', 'eth1']);
+    for (const target of ['10.99.5.1', '10.99.6.1']) {
+      const r = await lab.exec('c', 'busybox', ['ping', '-c', '1', '-W', '3', target], { timeoutMs: 10_000 });
+      expect(r.code, `${target}: ${r.stdout}${r.stderr}`).toBe(0);
+    }
+  });
+
   it('captures frames to a pcap that both the built-in parser and tshark read', async () => {
     const lab = await newLab();
     await lab.addNamespace('a');
@@ -154,6 +169,8 @@ s.send(process.argv[2], 9999, '10.99.2.2');
     await lab.waitForOutput(srv, 'listening 10.99.2.2', 10_000);
     const cli = lab.spawnNode('a', client, ['hello']);
     await lab.waitForOutput(cli, 'echo:hello', 10_000);
+    const seen = await cap.waitFor((p) => udpPackets(p, 9999).length >= 2, 5_000);
+    expect(udpPackets(seen, 9999)).toHaveLength(2);
     const { packets } = await cap.stop();
 
     const udp = udpPackets(packets, 9999);
