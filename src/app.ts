@@ -14,6 +14,10 @@ import type { DhcpPolicy } from './dhcp/decide.js';
 import { IpxeFiles } from './boot/ipxe-files.js';
 import { TftpServer } from './tftp/tftp-server.js';
 import { parseIpv4, type Ipv4 } from './net/ipv4.js';
+import { IpxeScripts } from './boot/ipxe-scripts.js';
+import { buildApp } from './http/app.js';
+import { HttpServer } from './http/http-server.js';
+import type { ReadinessCheck } from './http/ops-routes.js';
 import type { Service } from './service.js';
 
 export interface Deps {
@@ -29,6 +33,9 @@ export interface Product {
   readonly dhcp: DhcpServer | undefined;
   readonly tftp: TftpServer | undefined;
   readonly files: IpxeFiles;
+  readonly http: HttpServer;
+  /** Conditions /readyz reports; services and sources add theirs. */
+  readonly readiness: ReadinessCheck[];
 }
 
 export function dhcpPolicy(config: Config, tftpServer: Ipv4): DhcpPolicy {
@@ -80,7 +87,37 @@ export function buildServices(config: Config, deps: Deps): Product {
     });
     services.push(tftp);
   }
-  return { services, index, pool, dhcp, tftp, files };
+  const readiness: ReadinessCheck[] = [
+    { name: 'dhcp', check: () => ({ ok: dhcp === undefined || dhcp.listening, detail: dhcp === undefined ? 'disabled' : dhcp.listening ? 'listening' : 'not listening' }) },
+    { name: 'tftp', check: () => ({ ok: tftp === undefined || isListening(tftp), detail: tftp === undefined ? 'disabled' : isListening(tftp) ? 'listening' : 'not listening' }) },
+    { name: 'sources', check: () => ({ ok: sourcesLoaded, detail: sourcesLoaded ? `${index.size('bmh')} BareMetalHosts, ${index.size('static')} static hosts` : 'loading' }) },
+  ];
+  let sourcesLoaded = false;
+  services.splice(services.indexOf(files), 0, { name: 'sources-loaded', start: async () => { sourcesLoaded = true; }, close: async () => undefined });
+
+  const scripts = new IpxeScripts(config.http.templatesDir);
+  const policy = dhcpPolicy(config, serverIp);
+  const http = new HttpServer('http', config.http.listen, () => buildApp({
+    logger,
+    registry,
+    boot: {
+      scripts, index, files, baseUrl: config.http.advertiseUrl, apiUrl: config.proxy.apiAdvertiseUrl,
+      ironicHttpUrl: config.proxy.ironicHttpUrl, ironicApiUrl: config.proxy.ironicApiUrl, annotationPrefix: config.sources.annotationPrefix,
+      inspector: config.inspector, installer: config.installer,
+    },
+    ops: { readiness, policy: config.dhcp.enabled ? policy : undefined, state: { index, pool, now } },
+  }));
+  services.push(http);
+  return { services, index, pool, dhcp, tftp, files, http, readiness };
+}
+
+function isListening(s: { address(): unknown }): boolean {
+  try {
+    s.address();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Starts services in order; if one fails, closes those already started (reverse order) and rethrows. */

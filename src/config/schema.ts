@@ -63,7 +63,8 @@ const url = z.string().transform((s, ctx): string => {
   try {
     const u = new URL(s);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
-    return s.replace(/\/+$/, '');
+    // The normalised form: no spaces or other characters iPXE or a kernel command line would split.
+    return u.href.replace(/\/+$/, '');
   } catch {
     ctx.addIssue({ code: 'custom', message: withEnvHint(s, `"${s}" is not an http(s) URL`) });
     return z.NEVER;

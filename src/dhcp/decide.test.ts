@@ -79,6 +79,11 @@ describe('decide: boot answers by client kind', () => {
     expect(o.reply.options.has(OPT.VENDOR_CLASS)).toBe(false);
   });
 
+  it('iPXE is told not to wait for ProxyDHCP (option 175.176 = 1)', () => {
+    const o = reply(setup().run(request({ type: T.DISCOVER, mac: '52:54:00:00:00:01', options: IPXE })));
+    expect(o.reply.options.get(OPT.IPXE_ENCAP)).toEqual(Uint8Array.of(176, 1, 1));
+  });
+
   it('UEFI HTTP boot gets option 60 HTTPClient', () => {
     const o = reply(setup().run(request({ type: T.DISCOVER, mac: '52:54:00:00:00:01', options: UEFI_HTTP })));
     expect(opt(o, OPT.VENDOR_CLASS)).toBe('HTTPClient');

@@ -91,7 +91,7 @@ export interface DhcpState {
 }
 
 /** Where a client's lease comes from, before message-specific rules. */
-type Owner =
+export type Owner =
   | { kind: 'host'; host: HostRecord; lease: ReplyLease }
   | { kind: 'range'; host: HostRecord | undefined }
   | { kind: 'none'; reason: DropReason; detail: string | undefined; host: HostRecord | undefined };
@@ -133,7 +133,7 @@ export function decide(req: DhcpMessage, policy: DhcpPolicy, state: DhcpState): 
   }
 }
 
-function ownerOf(mac: Mac, policy: DhcpPolicy, state: DhcpState): Owner {
+export function ownerOf(mac: Mac, policy: DhcpPolicy, state: DhcpState): Owner {
   const found = state.index.lookup(mac);
   if (found.kind === 'conflict') {
     const owners = found.hosts.map((h) => `${h.origin.kind}:${h.origin.name}`).join(', ');

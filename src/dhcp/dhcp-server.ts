@@ -53,6 +53,10 @@ export class DhcpServer implements Service {
     for (const r of DROP_REASONS) this.#drops.inc({ reason: r }, 0);
   }
 
+  get listening(): boolean {
+    return this.#sockets.length > 0;
+  }
+
   /** The bound receive address (port 0 in tests resolves to the real port). */
   address(): ListenAddress {
     const a = this.#sockets[0]!.address();

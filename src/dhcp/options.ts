@@ -223,7 +223,7 @@ export function str(s: string): Uint8Array {
 
 /** RFC 3004 user-class list: each entry length-prefixed. */
 export function userClasses(list: readonly string[]): Uint8Array {
-  return Buffer.concat(list.map((s) => { const b = Buffer.from(s, 'latin1'); return Buffer.concat([Uint8Array.of(b.length), b]); }));
+  return new Uint8Array(Buffer.concat(list.map((s) => { const b = Buffer.from(s, 'latin1'); return Buffer.concat([Uint8Array.of(b.length), b]); })));
 }
 
 export function subOptions(entries: Iterable<readonly [number, Uint8Array]>, end = false): Uint8Array {
@@ -233,7 +233,7 @@ export function subOptions(entries: Iterable<readonly [number, Uint8Array]>, end
     parts.push(Uint8Array.of(code, value.length), value);
   }
   if (end) parts.push(Uint8Array.of(255));
-  return Buffer.concat(parts);
+  return new Uint8Array(Buffer.concat(parts));
 }
 
 /** PXE option 43 with sub-option 6 (PXE_DISCOVERY_CONTROL) = 8: boot the file in the reply, no menus, no proxy discovery. */

@@ -6,7 +6,7 @@
  * is a boot client. Pure.
  */
 import { BOOTREPLY, FLAG_BROADCAST, type DhcpMessage, type DhcpOptions } from './codec.js';
-import { MESSAGE_TYPE, OPT, domainSearch, ip, ips, pxeDiscoveryControlDirect, str, u32, u8 } from './options.js';
+import { MESSAGE_TYPE, OPT, domainSearch, ip, ips, pxeDiscoveryControlDirect, str, subOptions, u32, u8 } from './options.js';
 import { IPV4_ANY, broadcastOf, formatIpv4, prefixToMask, type Ipv4 } from '../net/ipv4.js';
 import type { BootAnswer } from '../boot/boot-answer.js';
 import type { BootClient } from './classify.js';
@@ -106,6 +106,9 @@ function addBoot(req: DhcpMessage, r: DhcpMessage, client: BootClient, boot: Boo
       r.siaddr = ctx.tftpServer;
       r.file = fileField(boot.url);
       o.set(OPT.BOOTFILE, str(boot.url));
+      // iPXE encapsulated option 176 (no-pxedhcp) = 1: don't wait for ProxyDHCP offers.
+      // Without it iPXE holds every DISCOVER about 3 s waiting for a ProxyDHCP server.
+      o.set(OPT.IPXE_ENCAP, subOptions([[176, u8(1)]]));
       return;
   }
 }

@@ -1,0 +1,36 @@
+/**
+ * The HTTP application, built without listening (tests use inject()). Routes: boot scripts and
+ * binaries (boot-routes.ts), operations (ops-routes.ts), and the proxies registered by the
+ * composition root.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import { bootRoutes, type BootRoutesOptions } from './boot-routes.js';
+import { opsRoutes, type OpsRoutesOptions } from './ops-routes.js';
+
+export interface AppOptions {
+  readonly logger: Logger;
+  readonly registry: Registry;
+  readonly boot: Omit<BootRoutesOptions, 'registry'>;
+  readonly ops: Omit<OpsRoutesOptions, 'registry'>;
+}
+
+export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: o.logger.child({ component: 'http' }),
+    disableRequestLogging: true,
+    // Large IPA inventories arrive through the API proxy; it streams them, nothing buffers here.
+    bodyLimit: 1024 * 1024,
+    requestTimeout: 0,
+    keepAliveTimeout: 65_000,
+  });
+  const requests = new Counter({ name: 'metalboot_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [o.registry] });
+  app.addHook('onResponse', async (req, reply) => {
+    requests.inc({ route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
+    if (reply.statusCode >= 400) req.log.info({ method: req.method, url: req.url, status: reply.statusCode, peer: req.ip }, 'http error response');
+  });
+  await app.register(bootRoutes, { ...o.boot, registry: o.registry });
+  await app.register(opsRoutes, { ...o.ops, registry: o.registry });
+  return app as unknown as FastifyInstance;
+}

@@ -1,0 +1,153 @@
+/**
+ * The boot routes: /boot.ipxe (the NIC loop), /boot/<mac>.ipxe (the host's script),
+ * /boot/fallback.ipxe, and /ipxe/<binary> for UEFI HTTP boot. Scripts are rendered per
+ * request from the in-memory index; only the installer branch does I/O (Ironic's per-node
+ * config), bounded by timeouts.
+ */
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { request as undiciRequest } from 'undici';
+import { Counter, type Registry } from 'prom-client';
+import type { IpxeScripts } from '../boot/ipxe-scripts.js';
+import { chooseScript, type ScriptKind } from '../boot/script-choice.js';
+import { rewriteIronicConfig } from '../boot/ironic-config.js';
+import type { FileSource } from '../boot/ipxe-files.js';
+import { macHexHyp, parseMac, type Mac } from '../net/mac.js';
+import type { HostIndex } from '../leases/host-index.js';
+import type { HostRecord } from '../leases/host.js';
+
+export interface BootRoutesOptions {
+  readonly scripts: IpxeScripts;
+  readonly index: HostIndex;
+  readonly files: FileSource;
+  /** HTTP advertise URL (image proxy and scripts). */
+  readonly baseUrl: string;
+  /** API advertise URL (the API proxy IPA talks to). */
+  readonly apiUrl: string;
+  readonly ironicHttpUrl: string | undefined;
+  readonly ironicApiUrl: string | undefined;
+  readonly annotationPrefix: string;
+  readonly inspector: { readonly collectors: string; readonly extraKernelParams: readonly string[]; readonly kernelPath: string; readonly initramfsPath: string };
+  readonly installer: { readonly extraKernelParams: readonly string[] };
+  readonly registry: Registry;
+  /** Timeout for fetching Ironic's per-node config. Default 10 s. */
+  readonly ironicTimeoutMs?: number;
+  /** Called when a script or binary was served (Kubernetes events). */
+  readonly onServed?: (event: { host: HostRecord | undefined; mac: Mac | undefined; what: 'script' | 'binary'; name: string }) => void;
+}
+
+type RenderedScript = { kind: ScriptKind | 'retry'; text: string };
+
+const IRONIC_CONFIG_MAX_BYTES = 256 * 1024;
+
+export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Promise<void> {
+  const served = new Counter({ name: 'metalboot_boot_scripts_total', help: 'iPXE scripts served, by kind', labelNames: ['kind'], registers: [o.registry] });
+  const binaries = new Counter({ name: 'metalboot_http_binaries_total', help: 'iPXE binaries served over HTTP, by result', labelNames: ['result'], registers: [o.registry] });
+  const urlOf = (p: string) => `${o.baseUrl}/${p.replace(/^\/+/, '')}`;
+  const initramfsName = o.inspector.initramfsPath.split('/').at(-1)!;
+  const common = (mac: Mac, host: HostRecord, why: string) => ({
+    host: host.origin.name, mac, why, baseUrl: o.baseUrl, apiUrl: o.apiUrl,
+    kernelUrl: urlOf(o.inspector.kernelPath), initramfsUrl: urlOf(o.inspector.initramfsPath), initramfsName,
+  });
+
+  const sendScript = (reply: FastifyReply, s: RenderedScript) => {
+    served.inc({ kind: s.kind });
+    return reply.header('cache-control', 'no-store').type('text/plain; charset=utf-8').send(s.text);
+  };
+
+  app.get('/boot.ipxe', async (_req, reply) => sendScript(reply, { kind: 'boot' as ScriptKind, text: o.scripts.render('boot', { baseUrl: o.baseUrl }) }));
+
+  app.get<{ Params: { name: string } }>('/boot/:name', async (req, reply) => {
+    const name = req.params.name;
+    if (name === 'fallback.ipxe') {
+      req.log.warn({ peer: req.ip, macs: Object.values(req.query as Record<string, string>).filter((m) => m !== '') }, 'no host for any NIC of this machine');
+      return sendScript(reply, { kind: 'fallback' as ScriptKind, text: o.scripts.render('fallback', { baseUrl: o.baseUrl, annotationPrefix: o.annotationPrefix, retrySeconds: 30 }) });
+    }
+    const mac = name.endsWith('.ipxe') ? parseMac(name.slice(0, -5)) : undefined;
+    if (mac === undefined) return reply.code(404).type('text/plain').send('not a MAC address\n');
+    const found = o.index.lookup(mac);
+    if (found.kind !== 'host') {
+      // 404 lets boot.ipxe's NIC loop move on to the next NIC.
+      req.log.info({ mac, reason: found.kind === 'conflict' ? found.reason : 'unknown-host' }, 'no script for MAC');
+      return reply.code(404).type('text/plain').send(found.kind === 'conflict' ? `conflict: ${found.reason}\n` : 'no host with this MAC\n');
+    }
+    const script = await renderHostScript(mac, found.host, req.log);
+    req.log.info({ mac, host: found.host.origin.name, script: script.kind }, 'boot script served');
+    o.onServed?.({ host: found.host, mac, what: 'script', name: script.kind });
+    return sendScript(reply, script);
+  });
+
+  async function renderHostScript(mac: Mac, host: HostRecord, log: FastifyInstance['log']): Promise<RenderedScript> {
+    const choice = chooseScript(host);
+    const data = common(mac, host, choice.why);
+    const inspector = (why: string): RenderedScript => ({
+      kind: 'inspector',
+      text: o.scripts.render('inspector', { ...data, why, collectors: o.inspector.collectors, callbackUrl: `${o.apiUrl}/v1/continue_inspection`, extraParams: o.inspector.extraKernelParams }),
+    });
+    const installer = (why: string): RenderedScript => ({ kind: 'installer', text: o.scripts.render('installer', { ...data, why, extraParams: o.installer.extraKernelParams }) });
+    switch (choice.kind) {
+      case 'localboot':
+        return { kind: 'localboot', text: o.scripts.render('localboot', data) };
+      case 'inspector':
+        return inspector(choice.why);
+      case 'installer':
+      case 'ironic-or-inspector': {
+        const fetched = await fetchIronicConfig(mac);
+        if (fetched.kind === 'config') {
+          return { kind: 'installer', text: rewriteIronicConfig(fetched.text, { ironicHttpUrl: o.ironicHttpUrl, ironicApiUrl: o.ironicApiUrl, httpUrl: o.baseUrl, apiUrl: o.apiUrl, extraParams: o.installer.extraKernelParams }) };
+        }
+        if (fetched.kind === 'error') {
+          log.warn({ mac, reason: fetched.reason }, 'ironic per-node config unavailable');
+          return { kind: 'retry', text: o.scripts.render('retry', { ...data, why: `Ironic per-node config unavailable: ${fetched.reason}`, retrySeconds: 10, macHexHyp: macHexHyp(mac) }) };
+        }
+        return choice.kind === 'installer'
+          ? installer(`${choice.why}; Ironic has no per-node config, using metalboot's installer`)
+          : inspector(`${choice.why}; Ironic has no per-node config`);
+      }
+    }
+  }
+
+  async function fetchIronicConfig(mac: Mac): Promise<{ kind: 'config'; text: string } | { kind: 'none' } | { kind: 'error'; reason: string }> {
+    if (o.ironicHttpUrl === undefined) return { kind: 'none' };
+    const timeout = o.ironicTimeoutMs ?? 10_000;
+    try {
+      const res = await undiciRequest(`${o.ironicHttpUrl}/pxelinux.cfg/${macHexHyp(mac)}`, { headersTimeout: timeout, bodyTimeout: timeout, maxRedirections: 0 } as Parameters<typeof undiciRequest>[1]);
+      if (res.statusCode === 404) {
+        await res.body.dump();
+        return { kind: 'none' };
+      }
+      if (res.statusCode !== 200) {
+        await res.body.dump();
+        return { kind: 'error', reason: `HTTP ${res.statusCode} from Ironic` };
+      }
+      let size = 0;
+      const chunks: Buffer[] = [];
+      for await (const chunk of res.body) {
+        size += (chunk as Buffer).length;
+        if (size > IRONIC_CONFIG_MAX_BYTES) {
+          res.body.destroy();
+          return { kind: 'error', reason: `config larger than ${IRONIC_CONFIG_MAX_BYTES} bytes` };
+        }
+        chunks.push(chunk as Buffer);
+      }
+      return { kind: 'config', text: Buffer.concat(chunks).toString('utf8') };
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      return { kind: 'error', reason: e.code ?? e.message };
+    }
+  }
+
+  // iPXE binaries for UEFI HTTP boot: the same files and table as TFTP; no redirects.
+  // fastify answers HEAD from this GET route and drops the body itself, keeping Content-Length.
+  const sendBinary = async (req: { params: { file: string } }, reply: FastifyReply) => {
+    const r = o.files.lookup(req.params.file);
+    if (r.kind !== 'file') {
+      binaries.inc({ result: r.kind });
+      return reply.code(r.kind === 'refused' ? 403 : 404).type('text/plain').send(r.kind === 'refused' ? `refused: ${r.reason}\n` : 'no such file\n');
+    }
+    binaries.inc({ result: 'served' });
+    o.onServed?.({ host: undefined, mac: undefined, what: 'binary', name: r.file.name });
+    reply.header('content-length', r.file.size).header('etag', r.file.etag).header('last-modified', new Date(r.file.mtimeMs).toUTCString()).type('application/octet-stream');
+    return reply.send(r.file.data);
+  };
+  app.get<{ Params: { file: string } }>('/ipxe/:file', sendBinary);
+}

@@ -1,0 +1,39 @@
+/** /metrics, /healthz, /readyz and /debug/explain. */
+import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+import { parseMac } from '../net/mac.js';
+import { explain } from './explain.js';
+import type { DhcpPolicy, DhcpState } from '../dhcp/decide.js';
+
+/** One readiness condition: a service's sockets bound, a source's first load done… */
+export interface ReadinessCheck {
+  readonly name: string;
+  check(): { readonly ok: boolean; readonly detail: string };
+}
+
+export interface OpsRoutesOptions {
+  readonly registry: Registry;
+  readonly readiness: readonly ReadinessCheck[];
+  readonly policy: DhcpPolicy | undefined;
+  readonly state: DhcpState;
+  /** Extra per-MAC explanations from other parts (e.g. the callback proxy's node mapping). */
+  readonly explainExtras?: readonly ((mac: string) => Record<string, unknown> | undefined)[];
+}
+
+export async function opsRoutes(app: FastifyInstance, o: OpsRoutesOptions): Promise<void> {
+  app.get('/metrics', async (_req, reply) => reply.type(o.registry.contentType).send(await o.registry.metrics()));
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    const checks = o.readiness.map((c) => ({ name: c.name, ...c.check() }));
+    const ok = checks.every((c) => c.ok);
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not ready', checks });
+  });
+  app.get<{ Querystring: { mac?: string } }>('/debug/explain', async (req, reply) => {
+    const mac = parseMac(req.query.mac ?? '');
+    if (mac === undefined) return reply.code(400).send({ error: 'give ?mac=aa:bb:cc:dd:ee:ff' });
+    if (o.policy === undefined) return reply.code(503).send({ error: 'DHCP is disabled' });
+    const out = explain(mac, o.policy, o.state);
+    for (const extra of o.explainExtras ?? []) Object.assign(out, extra(mac));
+    return out;
+  });
+}
