@@ -12,7 +12,10 @@ import { Eta } from 'eta';
 export const TEMPLATE_NAMES = ['boot', 'fallback', 'inspector', 'installer', 'localboot', 'retry'] as const;
 export type TemplateName = (typeof TEMPLATE_NAMES)[number];
 
-export const BUILTIN_TEMPLATES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../ipxe-templates');
+/** ipxe-templates/ at the package root: two levels up from src/boot, three from dist/src/boot. */
+export const BUILTIN_TEMPLATES_DIR = ['../../ipxe-templates', '../../../ipxe-templates']
+  .map((rel) => path.resolve(path.dirname(fileURLToPath(import.meta.url)), rel))
+  .find((dir) => existsSync(path.join(dir, 'boot.ipxe'))) ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../ipxe-templates');
 
 export class UnsafeValueError extends Error {
   readonly code = 'METALBOOT_IPXE_UNSAFE_VALUE';

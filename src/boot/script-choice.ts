@@ -22,9 +22,9 @@ export function chooseScript(host: HostRecord): ScriptChoice {
   if (state === undefined) {
     return { kind: 'ironic-or-inspector', why: `${host.origin.kind} host without a provisioning state: Ironic's per-node config if present, else inspection` };
   }
-  const shown = state === '' ? 'no state yet' : `state ${state}`;
-  if (LOCAL_BOOT_STATES.has(state)) return { kind: 'localboot', why: `BareMetalHost ${host.origin.name} is in ${shown}` };
-  if (INSTALLER_STATES.has(state)) return { kind: 'installer', why: `BareMetalHost ${host.origin.name} is in ${shown}` };
-  if (INSPECTOR_STATES.has(state)) return { kind: 'inspector', why: `BareMetalHost ${host.origin.name} is in ${shown}` };
-  return { kind: 'inspector', why: `BareMetalHost ${host.origin.name} is in unknown ${shown}: inspecting` };
+  const shown = `BareMetalHost ${host.origin.name} ${state === '' ? 'has no provisioning state yet' : `is in state ${state}`}`;
+  if (LOCAL_BOOT_STATES.has(state)) return { kind: 'localboot', why: shown };
+  if (INSTALLER_STATES.has(state)) return { kind: 'installer', why: shown };
+  if (INSPECTOR_STATES.has(state)) return { kind: 'inspector', why: shown };
+  return { kind: 'inspector', why: `${shown}, which metalboot does not know: inspecting` };
 }

@@ -129,3 +129,9 @@ export function helpText(version: string): string {
   }
   return lines.join('\n') + '\n';
 }
+
+/** The README's flag reference table (a test keeps the README in step with this table). */
+export function flagsMarkdown(): string {
+  const rows = FLAGS.map((f) => `| \`--${f.flag}${f.arg ? ` ${f.arg}` : ''}\` | ${f.key ? `\`${f.key.join('.')}\`` : ''} | ${f.key ? `\`${envName(f.flag)}\`` : ''} | ${f.help.replaceAll('|', '\\|')} |`);
+  return ['| flag | YAML key | environment | meaning |', '|---|---|---|---|', ...rows].join('\n');
+}

@@ -123,3 +123,13 @@ describe('loadConfig', () => {
     for (const f of FLAGS) expect(help).toContain(`--${f.flag}`);
   });
 });
+
+describe('README', () => {
+  it('carries the current flag reference', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { flagsMarkdown } = await import('./flags.js');
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const between = readme.split('<!-- flags:begin -->')[1]?.split('<!-- flags:end -->')[0]?.trim();
+    expect(between).toBe(flagsMarkdown());
+  });
+});

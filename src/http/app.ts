@@ -3,7 +3,7 @@
  * binaries (boot-routes.ts), operations (ops-routes.ts), and the proxies registered by the
  * composition root.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { bootRoutes, type BootRoutesOptions } from './boot-routes.js';
@@ -19,7 +19,8 @@ export interface AppOptions {
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: o.logger.child({ component: 'http' }),
-    disableRequestLogging: true,
+    // Per-request access logs would flood a boot storm; errors are logged in onResponse below.
+    logController: new LogController({ disableRequestLogging: true }),
     // Large IPA inventories arrive through the API proxy; it streams them, nothing buffers here.
     bodyLimit: 1024 * 1024,
     requestTimeout: 0,
