@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import { classifyUpstreamError, type UpstreamFailure } from './image-proxy-errors.js';
+import { clientResponseHeaders, isConditionalOrPartial, upstreamRequestHeaders } from './image-proxy-headers.js';
+
+describe('upstreamRequestHeaders', () => {
+  it('keeps Range, validators, User-Agent and Accept; drops credentials, Host and encodings', () => {
+    const out = upstreamRequestHeaders(
+      {
+        host: 'metalboot:8080',
+        range: 'bytes=0-1',
+        'if-range': '"a"',
+        'if-none-match': '"a"',
+        'if-modified-since': 'x',
+        'if-match': '"b"',
+        'if-unmodified-since': 'y',
+        'user-agent': 'iPXE/1.21.1',
+        accept: '*/*',
+        'accept-encoding': 'gzip',
+        cookie: 'c=1',
+        authorization: 'Basic x',
+        'proxy-authorization': 'Basic y',
+        connection: 'keep-alive',
+        'x-other': '1',
+      },
+      { clientIp: '10.0.0.5', protocol: 'http' },
+    );
+    expect(out).toEqual({
+      range: 'bytes=0-1',
+      'if-range': '"a"',
+      'if-none-match': '"a"',
+      'if-modified-since': 'x',
+      'if-match': '"b"',
+      'if-unmodified-since': 'y',
+      'user-agent': 'iPXE/1.21.1',
+      accept: '*/*',
+      'accept-encoding': 'identity',
+      'x-forwarded-for': '10.0.0.5',
+      'x-forwarded-proto': 'http',
+      via: '1.1 metalboot',
+    });
+  });
+
+  it('appends to an existing X-Forwarded-For', () => {
+    expect(upstreamRequestHeaders({ 'x-forwarded-for': '192.0.2.1' }, { clientIp: '10.0.0.5', protocol: 'https' })['x-forwarded-for']).toBe('192.0.2.1, 10.0.0.5');
+  });
+});
+
+describe('clientResponseHeaders', () => {
+  it('drops hop-by-hop fields and the ones Connection names', () => {
+    expect(
+      clientResponseHeaders({
+        'content-length': '10',
+        'content-range': 'bytes 0-9/100',
+        'accept-ranges': 'bytes',
+        etag: '"a"',
+        'last-modified': 'x',
+        'content-type': 'application/octet-stream',
+        connection: 'keep-alive, X-Private',
+        'keep-alive': 'timeout=5',
+        'transfer-encoding': 'chunked',
+        'x-private': 'secret',
+        upgrade: 'h2c',
+        trailer: 'x',
+        te: 'trailers',
+        'proxy-authenticate': 'Basic',
+        'set-cookie': ['a=1', 'b=2'],
+        server: 'Apache',
+      }),
+    ).toEqual({
+      'content-length': '10',
+      'content-range': 'bytes 0-9/100',
+      'accept-ranges': 'bytes',
+      etag: '"a"',
+      'last-modified': 'x',
+      'content-type': 'application/octet-stream',
+      'set-cookie': ['a=1', 'b=2'],
+      server: 'Apache',
+    });
+  });
+});
+
+describe('isConditionalOrPartial', () => {
+  it.each<[Record<string, string>, boolean]>([
+    [{}, false],
+    [{ 'user-agent': 'x' }, false],
+    [{ range: 'bytes=0-1' }, true],
+    [{ 'if-none-match': '"a"' }, true],
+    [{ 'if-modified-since': 'x' }, true],
+    [{ 'if-match': '"a"' }, true],
+    [{ 'if-unmodified-since': 'x' }, true],
+    [{ 'if-range': '"a"' }, true],
+  ])('%o → %s', (headers, want) => {
+    expect(isConditionalOrPartial(headers)).toBe(want);
+  });
+});
+
+describe('classifyUpstreamError', () => {
+  const err = (code: string, cause?: unknown): Error => Object.assign(new Error('x'), { code, ...(cause === undefined ? {} : { cause }) });
+  it.each<[string, unknown, UpstreamFailure, number]>([
+    ['connect timeout', err('UND_ERR_CONNECT_TIMEOUT'), 'connect-timeout', 504],
+    ['headers timeout', err('UND_ERR_HEADERS_TIMEOUT'), 'headers-timeout', 504],
+    ['body timeout', err('UND_ERR_BODY_TIMEOUT'), 'body-timeout', 504],
+    ['refused', err('ECONNREFUSED'), 'refused', 502],
+    ['refused, wrapped', Object.assign(new Error('x'), { cause: err('ECONNREFUSED') }), 'refused', 502],
+    ['reset', err('ECONNRESET'), 'reset', 502],
+    ['socket closed', err('UND_ERR_SOCKET'), 'reset', 502],
+    ['DNS', err('ENOTFOUND'), 'dns', 502],
+    ['DNS try again', err('EAI_AGAIN'), 'dns', 502],
+    ['unreachable', err('EHOSTUNREACH'), 'unreachable', 502],
+    ['TLS', err('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), 'tls', 502],
+    ['TLS, self-signed', err('DEPTH_ZERO_SELF_SIGNED_CERT'), 'tls', 502],
+    ['short body in the cache', err('IMAGE_CACHE_ERR_LENGTH_MISMATCH'), 'length-mismatch', 502],
+    ['no code', new Error('x'), 'other', 502],
+    ['not an error', 'boom', 'other', 502],
+  ])('%s', (_name, e, reason, status) => {
+    const f = classifyUpstreamError(e);
+    expect([f.reason, f.status]).toEqual([reason, status]);
+    expect(f.message.length).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,89 @@
+/**
+ * Which headers cross the proxy, in each direction. Pure.
+ *
+ * Towards the upstream an allow-list: the validators and Range that make GET/HEAD/conditional
+ * and partial requests work end to end, plus User-Agent and Accept. Nothing else: no cookies,
+ * no Authorization, no Host (the upstream origin sets it). `Accept-Encoding: identity` is always
+ * sent, so Content-Length means bytes on disk and a compressed body never reaches the cache.
+ *
+ * Back to the client a deny-list: everything except the hop-by-hop fields of RFC 9110 §7.6.1
+ * (and any field the upstream's Connection header names).
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** Headers as undici and node:http hand them over: lower-case names. */
+export type HeaderMap = Record<string, string | string[] | undefined>;
+
+const FORWARDED_REQUEST_HEADERS = [
+  'range',
+  'if-range',
+  'if-none-match',
+  'if-modified-since',
+  'if-match',
+  'if-unmodified-since',
+  'user-agent',
+  'accept',
+] as const;
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+const CONDITIONAL = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range'] as const;
+
+/** The first value of a header, or undefined. */
+export function headerValue(headers: HeaderMap | IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export interface ForwardContext {
+  /** The client's address, appended to X-Forwarded-For. */
+  readonly clientIp: string;
+  /** `http` or `https`: how the client reached us. */
+  readonly protocol: string;
+}
+
+/** Builds the upstream request headers from the client's. */
+export function upstreamRequestHeaders(client: IncomingHttpHeaders, ctx: ForwardContext): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of FORWARDED_REQUEST_HEADERS) {
+    const v = client[name];
+    if (v === undefined) continue;
+    out[name] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  const xff = headerValue(client, 'x-forwarded-for');
+  out['x-forwarded-for'] = xff === undefined ? ctx.clientIp : `${xff}, ${ctx.clientIp}`;
+  out['x-forwarded-proto'] = ctx.protocol;
+  out['via'] = '1.1 metalboot';
+  out['accept-encoding'] = 'identity';
+  return out;
+}
+
+/** The upstream response headers a client may see: hop-by-hop fields removed. */
+export function clientResponseHeaders(upstream: HeaderMap): Record<string, string | string[]> {
+  const named = new Set<string>();
+  const connection = upstream['connection'];
+  for (const v of Array.isArray(connection) ? connection : connection === undefined ? [] : [connection]) {
+    for (const token of v.split(',')) named.add(token.trim().toLowerCase());
+  }
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(upstream)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** True when the request carries Range or any conditional header. */
+export function isConditionalOrPartial(client: IncomingHttpHeaders): boolean {
+  return client['range'] !== undefined || CONDITIONAL.some((h) => client[h] !== undefined);
+}
