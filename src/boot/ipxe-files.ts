@@ -196,6 +196,7 @@ export class IpxeFiles implements Service, FileSource {
     this.watcher?.close();
     this.watcher = undefined;
     this.cache.clear();
+    this.realRoot = undefined;
   }
 
   /** The file served under `name`, or undefined (missing or refused; see lookup). */

@@ -26,7 +26,7 @@ import { decideRequest, type RefuseReason } from './request.js';
 import { Transfer, type TransferEnd, type TransferStep } from './transfer.js';
 
 /** The socket operations the server uses: a dgram.Socket, or a test double. */
-export type UdpSocket = Pick<dgram.Socket, 'bind' | 'send' | 'close' | 'address' | 'on' | 'once' | 'off'>;
+export type UdpSocket = Pick<dgram.Socket, 'bind' | 'send' | 'close' | 'address' | 'on' | 'once' | 'off' | 'setRecvBufferSize'>;
 
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown;
@@ -52,6 +52,12 @@ export interface TftpServerOptions {
   readonly maxTimeoutMs?: number;
   /** Retransmissions in a row without progress before a transfer is abandoned. Default 5. */
   readonly retries?: number;
+  /**
+   * Receive buffer asked for on the request port, which takes every request of a boot storm
+   * (and, in single-port mode, every ACK). Best effort: Linux caps it at net.core.rmem_max.
+   * Default 4 MiB.
+   */
+  readonly recvBufferBytes?: number;
   /** How long close() lets running transfers finish before aborting them. Default 5000 ms. */
   readonly closeTimeoutMs?: number;
   readonly logger: Logger;
@@ -110,6 +116,7 @@ const DEFAULTS = {
   maxTimeoutMs: 8000,
   retries: 5,
   closeTimeoutMs: 5000,
+  recvBufferBytes: 4 * 1024 * 1024,
 } as const;
 
 /** Ends the client hears about. Not 'superseded': the client's new request uses the same port,
@@ -209,6 +216,11 @@ export class TftpServer implements Service {
     if (this.listener !== undefined) throw new TftpServerError(TFTP_SERVER_ERROR_CODES.ALREADY_STARTED, 'TFTP server already started');
     const socket = this.createSocket();
     await bindSocket(socket, this.o.listen.host, this.o.listen.port);
+    try {
+      socket.setRecvBufferSize(this.o.recvBufferBytes);
+    } catch (err) {
+      this.log.debug({ err }, 'receive buffer size not set');
+    }
     this.listener = socket;
     socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => this.onListenerMessage(msg, rinfo));
     socket.on('error', (err: Error) => this.log.error({ err }, 'socket error'));

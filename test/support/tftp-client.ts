@@ -37,6 +37,8 @@ export interface GetResult {
   readonly duplicates: number;
   readonly acksSent: number;
   readonly acksDropped: number;
+  /** Times the client resent its last packet after silence. */
+  readonly timeouts: number;
 }
 
 export class TftpClientError extends Error {
@@ -75,7 +77,7 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
     let lastSent: Buffer = encode({ op: 'rrq', filename: o.file, mode: o.mode ?? 'octet', options: (o.options ?? []).map(([name, value]) => ({ name, value })) });
     let lastDest = o.port;
     let silentRetries = 0;
-    const stats = { dataPackets: 0, duplicates: 0, acksSent: 0, acksDropped: 0 };
+    const stats = { dataPackets: 0, duplicates: 0, acksSent: 0, acksDropped: 0, timeouts: 0 };
     let finished = false;
     let gotLast = false;
     let timer: NodeJS.Timeout | undefined;
@@ -97,14 +99,17 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
       cleanup();
       resolve({ data: Buffer.concat(chunks), oack, serverPort: serverPort ?? o.port, clientPort, ...stats });
     };
+    const onSilence = (): void => {
+      if (finished) return;
+      if (++silentRetries > retries) return fail(new TftpClientError('TFTP_CLIENT_TIMEOUT', `no answer for ${o.file}`));
+      stats.timeouts++;
+      socket.send(lastSent, lastDest, host);
+      armTimer();
+    };
+    // One Timeout object per download, refreshed per packet: cheap enough for a boot storm.
     const armTimer = (): void => {
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(() => {
-        if (finished) return;
-        if (++silentRetries > retries) return fail(new TftpClientError('TFTP_CLIENT_TIMEOUT', `no answer for ${o.file}`));
-        socket.send(lastSent, lastDest, host);
-        armTimer();
-      }, timeoutMs);
+      if (timer) timer.refresh();
+      else timer = setTimeout(onSilence, timeoutMs);
     };
     const send = (p: TftpPacket, sent?: () => void): void => {
       const buf = encode(p);
@@ -121,7 +126,8 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
         // Dally after losing the final ACK: the server will resend the last block.
         if (last) {
           if (timer) clearTimeout(timer);
-          timer = setTimeout(succeed, timeoutMs * 4);
+          timer = undefined;
+          setTimeout(succeed, timeoutMs * 4);
         }
         return;
       }
@@ -158,6 +164,7 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
           oack = new Map(p.options.map((x) => [x.name.toLowerCase(), x.value]));
           if (o.abortOackWith !== undefined) {
             if (timer) clearTimeout(timer);
+            timer = undefined;
             send({ op: 'error', code: o.abortOackWith, message: 'abort' }, succeed);
             return;
           }
@@ -183,7 +190,7 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
           }
           received++;
           sinceAck++;
-          chunks.push(Buffer.from(p.data));
+          chunks.push(msg.subarray(4)); // each datagram has its own buffer: no copy needed
           if (p.data.length < blksize) {
             gotLast = true;
             sendAck(received, true);
