@@ -1,0 +1,55 @@
+/**
+ * The image proxy's Prometheus figures, registered on the registry passed in (never the global
+ * one). Cache size and entry count are read from the cache when scraped.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+/**
+ * How a request was answered:
+ * - `hit`: from a fresh cache entry;
+ * - `miss`: this request started the upstream download that fills the cache;
+ * - `coalesced`: streamed from a download another request started;
+ * - `revalidated`: from an entry the upstream just confirmed (304);
+ * - `stale`: from an entry the upstream could not confirm (it failed; stale-if-error);
+ * - `bypass`: relayed from the upstream without the cache (cache off, HEAD, Range or
+ *   conditional request for something not cached, a query string, a path not cached, or an
+ *   answer that cannot be stored);
+ * - `refused`: a request target the proxy will not forward (400/404);
+ * - `error`: the upstream failed before answering (502/504).
+ */
+export type RequestResult = 'hit' | 'miss' | 'coalesced' | 'revalidated' | 'stale' | 'bypass' | 'refused' | 'error';
+
+/** Why the proxy asked the upstream: to fill the cache, to revalidate an entry, or to relay. */
+export type UpstreamKind = 'fill' | 'revalidate' | 'relay';
+
+export interface ImageProxyMetrics {
+  readonly requests: Counter<'result'>;
+  readonly upstreamRequests: Counter<'kind'>;
+  readonly upstreamFailures: Counter<'reason'>;
+  readonly upstreamBytes: Counter;
+  readonly servedBytes: Counter<'source'>;
+  readonly evictions: Counter;
+  readonly fills: Counter<'outcome'>;
+}
+
+export interface CacheFigures {
+  readonly bytes: number;
+  readonly entries: number;
+}
+
+export function createImageProxyMetrics(registry: Registry, cache: (() => CacheFigures) | undefined): ImageProxyMetrics {
+  const registers = [registry];
+  if (cache !== undefined) {
+    new Gauge({ name: 'metalboot_image_cache_size_bytes', help: 'Bytes on disk in image cache entries', registers, collect() { this.set(cache().bytes); } });
+    new Gauge({ name: 'metalboot_image_cache_entries', help: 'Image cache entries', registers, collect() { this.set(cache().entries); } });
+  }
+  return {
+    requests: new Counter({ name: 'metalboot_image_proxy_requests_total', help: 'Image proxy requests, by how they were answered', labelNames: ['result'], registers }),
+    upstreamRequests: new Counter({ name: 'metalboot_image_proxy_upstream_requests_total', help: 'Requests sent to the upstream (Ironic httpd), by purpose', labelNames: ['kind'], registers }),
+    upstreamFailures: new Counter({ name: 'metalboot_image_proxy_upstream_failures_total', help: 'Upstream requests that failed, by reason', labelNames: ['reason'], registers }),
+    upstreamBytes: new Counter({ name: 'metalboot_image_proxy_upstream_bytes_total', help: 'Body bytes received from the upstream', registers }),
+    servedBytes: new Counter({ name: 'metalboot_image_proxy_served_bytes_total', help: 'Body bytes sent to clients, by source (cache or upstream)', labelNames: ['source'], registers }),
+    evictions: new Counter({ name: 'metalboot_image_cache_evictions_total', help: 'Image cache entries evicted to stay under the size limit', registers }),
+    fills: new Counter({ name: 'metalboot_image_cache_fills_total', help: 'Image cache fills, by outcome (complete, failed, aborted)', labelNames: ['outcome'], registers }),
+  };
+}
