@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { classifyUpstreamError, type UpstreamFailure } from './image-proxy-errors.js';
-import { clientResponseHeaders, isConditionalOrPartial, upstreamRequestHeaders } from './image-proxy-headers.js';
+import { clientResponseHeaders, isConditionalOrPartial, rewriteLocation, upstreamRequestHeaders } from './image-proxy-headers.js';
 
 describe('upstreamRequestHeaders', () => {
   it('keeps Range, validators, User-Agent and Accept; drops credentials, Host and encodings', () => {
@@ -76,6 +76,25 @@ describe('clientResponseHeaders', () => {
       'set-cookie': ['a=1', 'b=2'],
       server: 'Apache',
     });
+  });
+});
+
+describe('rewriteLocation', () => {
+  it.each<[string, string, string, string]>([
+    ['into the upstream', 'http://ironic:6180/images/dir/', '', '/images/dir/'],
+    ['into the base path', 'http://ironic:6180/base/images/dir/', '/base', '/images/dir/'],
+    ['the upstream root', 'http://ironic:6180', '', '/'],
+    ['a query on the root', 'http://ironic:6180?a=1', '', '/?a=1'],
+    ['outside the base path', 'http://ironic:6180/other/x', '/base', 'http://ironic:6180/other/x'],
+    ['a prefix of the host name only', 'http://ironic:61800/x', '', 'http://ironic:61800/x'],
+    ['another host', 'http://elsewhere/x', '', 'http://elsewhere/x'],
+    ['a relative path', '/images/x/', '', '/images/x/'],
+  ])('%s', (_name, location, base, want) => {
+    expect(rewriteLocation(location, 'http://ironic:6180', base)).toBe(want);
+  });
+
+  it('is applied to the response headers when the origin is given', () => {
+    expect(clientResponseHeaders({ location: 'http://ironic:6180/images/d/' }, 'http://ironic:6180')).toEqual({ location: '/images/d/' });
   });
 });
 

@@ -7,7 +7,9 @@
  * sent, so Content-Length means bytes on disk and a compressed body never reaches the cache.
  *
  * Back to the client a deny-list: everything except the hop-by-hop fields of RFC 9110 §7.6.1
- * (and any field the upstream's Connection header names).
+ * (and any field the upstream's Connection header names). A Location that points into the
+ * upstream (Apache's trailing-slash redirect) is made relative, since booting hosts cannot
+ * reach the upstream directly.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 
@@ -68,8 +70,21 @@ export function upstreamRequestHeaders(client: IncomingHttpHeaders, ctx: Forward
   return out;
 }
 
+/**
+ * A Location under `origin` + `basePath` as an absolute path on our side; any other value
+ * unchanged.
+ */
+export function rewriteLocation(location: string, origin: string, basePath: string): string {
+  const prefix = `${origin}${basePath}`;
+  if (!location.startsWith(prefix)) return location;
+  const rest = location.slice(prefix.length);
+  if (rest === '') return '/';
+  if (rest.startsWith('?')) return `/${rest}`;
+  return rest.startsWith('/') ? rest : location; // 'http://host:61800' is not under 'http://host:6180'
+}
+
 /** The upstream response headers a client may see: hop-by-hop fields removed. */
-export function clientResponseHeaders(upstream: HeaderMap): Record<string, string | string[]> {
+export function clientResponseHeaders(upstream: HeaderMap, origin?: string, basePath = ''): Record<string, string | string[]> {
   const named = new Set<string>();
   const connection = upstream['connection'];
   for (const v of Array.isArray(connection) ? connection : connection === undefined ? [] : [connection]) {
@@ -78,7 +93,7 @@ export function clientResponseHeaders(upstream: HeaderMap): Record<string, strin
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(upstream)) {
     if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
-    out[name] = value;
+    out[name] = name === 'location' && origin !== undefined && typeof value === 'string' ? rewriteLocation(value, origin, basePath) : value;
   }
   return out;
 }

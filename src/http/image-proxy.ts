@@ -291,7 +291,7 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
       }
     }
     m.requests.inc({ result });
-    reply.code(res.statusCode).headers(clientResponseHeaders(res.headers)).header('x-cache', result);
+    reply.code(res.statusCode).headers(clientResponseHeaders(res.headers, upstream.origin, upstream.basePath)).header('x-cache', result);
     if (noBody) {
       res.body.destroy();
       void reply.send();
