@@ -13,7 +13,7 @@
  * server-side timeoutSeconds, and abandons a stream the server failed to end by then.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { CustomObjectsApi, KubeConfig, Watch } from '@kubernetes/client-node';
+import { CustomObjectsApi, KubeConfig, Observable, Watch, type ConfigurationOptions } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { HostIndex } from './host-index.js';
@@ -86,14 +86,20 @@ export function kubeBmhApi(kc: KubeConfig, namespace: string | undefined): BmhAp
   return {
     async list({ limit, continue: cont, signal }) {
       // The generated client has no per-call signal parameter; a middleware sets it.
-      const options = {
-        middleware: [{ pre: async (ctx: { setSignal(s: AbortSignal): void }) => (ctx.setSignal(signal), ctx), post: async <T>(ctx: T) => ctx }],
-        middlewareMergeStrategy: 'append' as const,
+      const options: ConfigurationOptions = {
+        middleware: [{
+          pre: (ctx) => {
+            ctx.setSignal(signal);
+            return new Observable(Promise.resolve(ctx));
+          },
+          post: (ctx) => new Observable(Promise.resolve(ctx)),
+        }],
+        middlewareMergeStrategy: 'append',
       };
       const base = { group: BMH_GROUP, version: BMH_VERSION, plural: BMH_PLURAL, limit, _continue: cont };
       const body = (namespace === undefined
-        ? await objects.listClusterCustomObject(base, options as never)
-        : await objects.listNamespacedCustomObject({ ...base, namespace }, options as never)) as {
+        ? await objects.listClusterCustomObject(base, options)
+        : await objects.listNamespacedCustomObject({ ...base, namespace }, options)) as {
         metadata?: { resourceVersion?: string; continue?: string };
         items?: KubeBareMetalHost[];
       };
