@@ -220,7 +220,7 @@ export async function edk2Get(o: Omit<GetOptions, 'options' | 'abortOackWith'> &
   const probe = await tftpGet({ ...o, options: [['tsize', '0'], ['blksize', blksize], ['windowsize', windowsize]], abortOackWith: 8 });
   const probedSize = Number(probe.oack?.get('tsize'));
   const result = await tftpGet({ ...o, options: [['blksize', blksize], ['windowsize', windowsize]] });
-  return { ...result, probedSize };
+  return { ...result, probedSize, timeouts: probe.timeouts + result.timeouts };
 }
 
 /**
