@@ -21,7 +21,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { CacheIndex, diskBytes, type IndexedEntry } from './image-cache-index.js';
 import {
@@ -38,6 +39,8 @@ import { IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './image-proxy-errors.j
 
 /** Bytes per positional read when streaming from the cache. */
 const READ_CHUNK = 256 * 1024;
+/** Upstream bytes buffered while a write to the fill's file is running. */
+const WRITE_BATCH = 1024 * 1024;
 
 export interface ImageCacheOptions {
   readonly dir: string;
@@ -197,10 +200,7 @@ export class ImageCache {
     const log = this.#o.logger;
     fill.abort = (err) => body.destroy(err);
     try {
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        await fill.append(chunk);
-        this.#o.onFillBytes?.(chunk.length);
-      }
+      await pipeline(body, new FillWriter(fill, this.#o.onFillBytes));
       if (fill.written !== fill.meta.size) {
         throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.LENGTH_MISMATCH, `upstream sent ${fill.written} of ${fill.meta.size} bytes`);
       }
@@ -316,17 +316,19 @@ export class Fill implements StoredObject {
     return new FillReader(this, start, end);
   }
 
-  async append(chunk: Buffer): Promise<void> {
-    if (this.#written + chunk.length > this.meta.size) {
+  /** Writes chunks at the end of what is written so far, in one call where possible. */
+  async append(chunks: readonly Buffer[]): Promise<void> {
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    if (this.#written + total > this.meta.size) {
       throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.LENGTH_MISMATCH, `upstream sent more than ${this.meta.size} bytes`);
     }
-    let off = 0;
-    while (off < chunk.length) {
-      const { bytesWritten } = await this.#handle.write(chunk, off, chunk.length - off, this.headerLength + this.#written);
-      off += bytesWritten;
+    let pending = chunks;
+    while (pending.length > 0) {
+      const { bytesWritten } = await this.#handle.writev(pending, this.headerLength + this.#written);
       this.#written += bytesWritten;
+      pending = dropBytes(pending, bytesWritten);
+      this.#wake();
     }
-    this.#wake();
   }
 
   async sync(): Promise<void> {
@@ -370,6 +372,48 @@ export class Fill implements StoredObject {
     const waiters = [...this.#waiters];
     this.#waiters.clear();
     for (const fn of waiters) fn();
+  }
+}
+
+/** What is left of `chunks` once its first `n` bytes are written. */
+function dropBytes(chunks: readonly Buffer[], n: number): readonly Buffer[] {
+  let i = 0;
+  while (i < chunks.length && n >= chunks[i]!.length) n -= chunks[i++]!.length;
+  if (i === chunks.length) return [];
+  return [chunks[i]!.subarray(n), ...chunks.slice(i + 1)];
+}
+
+/**
+ * The fill's sink. A Writable batches for free: chunks that arrive while a write is running are
+ * handed over together to `_writev`, so a fast upstream means few, large writes.
+ */
+class FillWriter extends Writable {
+  constructor(
+    private readonly fill: Fill,
+    private readonly onBytes: ((n: number) => void) | undefined,
+  ) {
+    super({ highWaterMark: WRITE_BATCH });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.#append([chunk], cb);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    this.#append(
+      chunks.map((c) => c.chunk),
+      cb,
+    );
+  }
+
+  #append(chunks: Buffer[], cb: (err?: Error | null) => void): void {
+    this.fill.append(chunks).then(
+      () => {
+        this.onBytes?.(chunks.reduce((n, c) => n + c.length, 0));
+        cb();
+      },
+      (err: Error) => cb(err),
+    );
   }
 }
 
