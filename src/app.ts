@@ -2,6 +2,8 @@
  * Builds every service of metalboot from a frozen Config, in start order. main.ts owns the
  * process (signals, exit codes); tests call buildServices() to run the product in-process.
  */
+import { hostname } from 'node:os';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from './config/load.js';
@@ -9,6 +11,9 @@ import { HostIndex } from './leases/host-index.js';
 import { LeasePool } from './leases/pool.js';
 import { LeaseStore } from './leases/lease-store.js';
 import { BmhFileSource, StaticHostSource } from './leases/file-sources.js';
+import { BmhWatcher, kubeBmhApi, loadKubeConfig } from './leases/bmh-watcher.js';
+import { BmhEventRecorder, NO_BOOT_EVENTS, kubeEventSink, type BootEvents } from './leases/bmh-events.js';
+import { reportDhcpOutcome } from './leases/bmh-events-dhcp.js';
 import { DhcpServer } from './dhcp/dhcp-server.js';
 import type { DhcpPolicy } from './dhcp/decide.js';
 import { IpxeFiles } from './boot/ipxe-files.js';
@@ -24,6 +29,8 @@ export interface Deps {
   readonly logger: Logger;
   readonly registry: Registry;
   readonly now?: () => number;
+  /** The cluster to use with sources.kube (default: --kubeconfig, else in-cluster). */
+  readonly kubeConfig?: KubeConfig;
 }
 
 export interface Product {
@@ -36,6 +43,10 @@ export interface Product {
   readonly http: HttpServer;
   /** Conditions /readyz reports; services and sources add theirs. */
   readonly readiness: ReadinessCheck[];
+  /** The BareMetalHost watcher when sources.kube is enabled. */
+  readonly kube: BmhWatcher | undefined;
+  /** Boot milestones as Events on BareMetalHosts (no-op without a cluster): for TFTP and HTTP. */
+  readonly bootEvents: BootEvents;
 }
 
 export function dhcpPolicy(config: Config, tftpServer: Ipv4): DhcpPolicy {
@@ -63,6 +74,17 @@ export function buildServices(config: Config, deps: Deps): Product {
   const staticDefaults = { prefix: config.dhcp.serverIp.prefix, gateway: config.dhcp.gateway, dns: config.dhcp.dns, ntp: config.dhcp.ntp };
   services.push(new StaticHostSource(config.dhcp.hosts, config.dhcp.hostsFiles, staticDefaults, index, logger));
   if (config.sources.bmhFiles.length > 0) services.push(new BmhFileSource(config.sources.bmhFiles, config.sources.annotationPrefix, index, logger));
+  let kube: BmhWatcher | undefined;
+  let bootEvents: BootEvents = NO_BOOT_EVENTS;
+  if (config.sources.kube.enabled) {
+    const k = config.sources.kube;
+    const kc = deps.kubeConfig ?? loadKubeConfig({ kubeconfig: k.kubeconfig });
+    const watcher = new BmhWatcher({ api: kubeBmhApi(kc, k.namespace), index, annotationPrefix: config.sources.annotationPrefix, namespace: k.namespace, logger, registry, now });
+    const recorder = new BmhEventRecorder({ sink: kubeEventSink(kc), resolve: (h) => watcher.refFor(h), logger, registry, source: { instance: hostname(), host: process.env['NODE_NAME'] } });
+    services.push(watcher, recorder);
+    kube = watcher;
+    bootEvents = recorder;
+  }
 
   const files = new IpxeFiles({ root: config.tftp.root, aliases: config.tftp.aliases, logger });
   services.push(files);
@@ -74,7 +96,8 @@ export function buildServices(config: Config, deps: Deps): Product {
   let dhcp: DhcpServer | undefined;
   if (config.dhcp.enabled) {
     const tftpHost = config.tftp.listen !== undefined && config.tftp.listen.host !== '0.0.0.0' ? parseIpv4(config.tftp.listen.host)! : serverIp;
-    dhcp = new DhcpServer({ listen: config.dhcp.listen, policy: dhcpPolicy(config, tftpHost), state: { index, pool, now }, leases, logger, registry });
+    dhcp = new DhcpServer({ listen: config.dhcp.listen, policy: dhcpPolicy(config, tftpHost), state: { index, pool, now }, leases, logger, registry,
+      onOutcome: kube === undefined ? undefined : (o) => reportDhcpOutcome(o, bootEvents) });
     services.push(dhcp);
   }
 
@@ -92,6 +115,10 @@ export function buildServices(config: Config, deps: Deps): Product {
     { name: 'tftp', check: () => ({ ok: tftp === undefined || isListening(tftp), detail: tftp === undefined ? 'disabled' : isListening(tftp) ? 'listening' : 'not listening' }) },
     { name: 'sources', check: () => ({ ok: sourcesLoaded, detail: sourcesLoaded ? `${index.size('bmh')} BareMetalHosts, ${index.size('static')} static hosts` : 'loading' }) },
   ];
+  if (kube !== undefined) {
+    const k = kube;
+    readiness.push({ name: 'kubernetes', check: () => ({ ok: k.status().ready, detail: k.status().detail }) });
+  }
   let sourcesLoaded = false;
   services.splice(services.indexOf(files), 0, { name: 'sources-loaded', start: async () => { sourcesLoaded = true; }, close: async () => undefined });
 
@@ -108,7 +135,7 @@ export function buildServices(config: Config, deps: Deps): Product {
     ops: { readiness, policy: config.dhcp.enabled ? policy : undefined, state: { index, pool, now } },
   }));
   services.push(http);
-  return { services, index, pool, dhcp, tftp, files, http, readiness };
+  return { services, index, pool, dhcp, tftp, files, http, readiness, kube, bootEvents };
 }
 
 function isListening(s: { address(): unknown }): boolean {
