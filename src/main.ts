@@ -30,6 +30,14 @@ async function main(): Promise<number> {
     return 2;
   }
   const config = loaded.config;
+  const local = cidrsOf(networkInterfaces());
+  if (!local.some((c) => c.address === config.dhcp.serverIp.address)) {
+    // Fail fast: in Kubernetes this turns the Multus start-up race (the pod starts before its
+    // provisioning interface exists) into a restart instead of a server nobody can reach.
+    process.stderr.write(`metalboot: server IP ${formatCidr(config.dhcp.serverIp)} is not on any interface of this host ` +
+      `(have: ${local.map(formatCidr).join(', ') || 'none'}); check --server-ip / SERVER_IP and the NetworkAttachmentDefinition\n`);
+    return 1;
+  }
   const logger = pino({ level: config.log.level, base: { service: 'metalboot' } });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'metalboot_' });
