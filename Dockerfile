@@ -1,0 +1,56 @@
+# metalboot: DHCP, TFTP and HTTP network boot for Metal3/Ironic.
+#
+#   docker build -t metalboot .
+#   docker run --network host -e SERVER_IP=192.168.100.2/24 metalboot
+#
+# There is no Docker engine in CI: .ci/docker-steps.sh runs this file's build-stage RUN lines
+# as written (from the files the build stage COPYs) and re-checks the runtime stage (production
+# dependencies only, the iPXE binaries, the capability, the entry point started as user 1000).
+# Keep the two in step.
+
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+# ---- build: compile TypeScript, then drop the dev dependencies -----------------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund
+
+# ---- runtime -------------------------------------------------------------------------------
+FROM ${NODE_IMAGE}
+
+# ipxe puts undionly.kpxe, snponly.efi and ipxe.efi in /usr/lib/ipxe, the default --tftp-root.
+# Debian bookworm builds that package for x86 firmware only: there is no arm64 snponly.efi in
+# it. For arm64 hosts, mount one at /usr/lib/ipxe/arm64-efi/snponly.efi (see docs/deployment.md).
+# libcap2-bin provides setcap: the node binary gets CAP_NET_BIND_SERVICE as a file capability,
+# so user 1000 binds ports 67 and 69 (the pod must not set allowPrivilegeEscalation: false,
+# which makes the kernel ignore file capabilities).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ipxe libcap2-bin \
+ && rm -rf /var/lib/apt/lists/* \
+ && setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")" \
+ && ls /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/snponly.efi /usr/lib/ipxe/ipxe.efi
+
+WORKDIR /app
+COPY --from=build /src/package.json ./package.json
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY ipxe-templates ./ipxe-templates
+
+ENV NODE_ENV=production
+# The node image's "node" user has uid 1000; numeric so that runAsNonRoot can verify it.
+USER 1000:1000
+EXPOSE 67/udp 69/udp 8080/tcp 8081/tcp
+
+# Kubernetes ignores this and uses the chart's probes on /healthz and /readyz.
+HEALTHCHECK --interval=30s --timeout=5s \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+
+ENTRYPOINT ["node", "/app/dist/src/main.js"]
+# metalboot expands $(VAR) in its arguments itself (as Kubernetes does for container args), so
+# SERVER_IP from `docker run -e` or the pod's environment is honoured without a shell. The chart
+# replaces these arguments with ones built from its values.
+CMD ["--server-ip", "$(SERVER_IP)"]
