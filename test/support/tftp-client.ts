@@ -224,13 +224,26 @@ export async function edk2Get(o: Omit<GetOptions, 'options' | 'abortOackWith'> &
 }
 
 /**
- * Sends one datagram and collects what comes back within `waitMs` (decoded where possible).
- * For hostile-input tests.
+ * Sends one datagram and collects what comes back (decoded where possible), for hostile-input
+ * tests. With `expectReply`, returns as soon as one reply arrives (waiting at most `waitMs`);
+ * otherwise waits the full `waitMs` to show that nothing came.
  */
-export async function exchange(port: number, bytes: Uint8Array, waitMs = 300, host = '127.0.0.1'): Promise<{ packet?: TftpPacket; raw: Buffer; port: number }[]> {
+export async function exchange(
+  port: number,
+  bytes: Uint8Array,
+  { waitMs = 300, expectReply = false, host = '127.0.0.1' }: { waitMs?: number; expectReply?: boolean; host?: string } = {},
+): Promise<{ packet?: TftpPacket; raw: Buffer; port: number }[]> {
   const socket = dgram.createSocket('udp4');
   const replies: { packet?: TftpPacket; raw: Buffer; port: number }[] = [];
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  let done: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, waitMs);
+    done = () => {
+      clearTimeout(t);
+      resolve();
+    };
+  });
   socket.on('message', (raw, rinfo) => {
     let packet: TftpPacket | undefined;
     try {
@@ -239,9 +252,10 @@ export async function exchange(port: number, bytes: Uint8Array, waitMs = 300, ho
       packet = undefined;
     }
     replies.push(packet === undefined ? { raw, port: rinfo.port } : { packet, raw, port: rinfo.port });
+    if (expectReply) setTimeout(done, 50); // and anything right behind it
   });
   socket.send(bytes, port, host);
-  await new Promise((r) => setTimeout(r, waitMs));
+  await finished;
   socket.close();
   return replies;
 }
