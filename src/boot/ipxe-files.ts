@@ -188,7 +188,12 @@ export class IpxeFiles implements Service, FileSource {
       if (entry.isFile() || entry.isSymbolicLink()) names.add(entry.name);
     }
     let loaded = 0;
-    for (const n of names) if (this.lookup(n).kind === 'file') loaded++;
+    for (const n of names) {
+      const r = this.lookup(n);
+      if (r.kind === 'file') loaded++;
+      // Debian's ipxe package links ipxe.efi to /boot/ipxe.efi: say why it is not served.
+      else if (r.kind === 'refused') this.log?.warn({ file: n, reason: r.reason }, 'file not served');
+    }
     this.log?.info({ root: this.root, files: loaded }, 'files loaded');
   }
 
