@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { BmhWatcher, type BmhApi, type BmhListPage, type WatchEventType } from './bmh-watcher.js';
+import { BmhWatcher, loadKubeConfig, type BmhApi, type BmhListPage, type WatchEventType } from './bmh-watcher.js';
 import { HostIndex } from './host-index.js';
 import { parseMac } from '../net/mac.js';
 
@@ -141,5 +141,14 @@ describe('BmhWatcher shell', () => {
     await w.start();
     expect(w.status().ready).toBe(false);
     await w.close();
+  });
+});
+
+describe('loadKubeConfig', () => {
+  it.each([
+    ['outside a cluster without --kubeconfig', { env: {} }, '--kube: not running in a cluster (KUBERNETES_SERVICE_HOST/PORT are not set): pass --kubeconfig'],
+    ['with a missing kubeconfig file', { kubeconfig: '/nonexistent/kubeconfig' }, /^--kube: cannot load kubeconfig \/nonexistent\/kubeconfig: /],
+  ])('fails clearly %s', (_n, o, message) => {
+    expect(() => loadKubeConfig(o)).toThrow(expect.objectContaining({ code: 'METALBOOT_KUBECONFIG', message: typeof message === 'string' ? message : expect.stringMatching(message) }));
   });
 });

@@ -68,11 +68,29 @@ export interface BmhApi {
   ): Promise<{ abort(): void }>;
 }
 
-/** Loads `--kubeconfig PATH`, or the in-cluster service account when no path is given. */
-export function loadKubeConfig(o: { readonly kubeconfig?: string | undefined; readonly inClusterPathPrefix?: string }): KubeConfig {
+/**
+ * Loads `--kubeconfig PATH`, or the in-cluster service account when no path is given. Throws
+ * METALBOOT_KUBECONFIG with the reason when neither is usable.
+ */
+export function loadKubeConfig(o: { readonly kubeconfig?: string | undefined; readonly inClusterPathPrefix?: string; readonly env?: NodeJS.ProcessEnv }): KubeConfig {
   const kc = new KubeConfig();
-  if (o.kubeconfig !== undefined && o.kubeconfig !== '') kc.loadFromFile(o.kubeconfig);
-  else kc.loadFromCluster(o.inClusterPathPrefix);
+  const fail = (why: string): never => {
+    throw Object.assign(new Error(`--kube: ${why}`), { code: 'METALBOOT_KUBECONFIG' });
+  };
+  if (o.kubeconfig !== undefined && o.kubeconfig !== '') {
+    try {
+      kc.loadFromFile(o.kubeconfig);
+    } catch (err) {
+      fail(`cannot load kubeconfig ${o.kubeconfig}: ${(err as Error).message}`);
+    }
+    if (kc.getCurrentCluster() === null) fail(`kubeconfig ${o.kubeconfig} has no current context with a cluster`);
+    return kc;
+  }
+  const env = o.env ?? process.env;
+  if (!env['KUBERNETES_SERVICE_HOST'] || !env['KUBERNETES_SERVICE_PORT']) {
+    fail('not running in a cluster (KUBERNETES_SERVICE_HOST/PORT are not set): pass --kubeconfig');
+  }
+  kc.loadFromCluster(o.inClusterPathPrefix);
   return kc;
 }
 
@@ -138,7 +156,7 @@ export interface BmhWatcherStatus {
   readonly ready: boolean;
   /** One line for /readyz. */
   readonly detail: string;
-  /** A watch stream is open now. */
+  /** In sync with the API server: a watch stream is open (or a list just loaded and the watch is opening). */
   readonly connected: boolean;
   /** Hosts in the index from the cluster. */
   readonly hosts: number;
@@ -193,7 +211,7 @@ export class BmhWatcher implements Service {
     for (const r of RESTART_REASONS) this.#restartsTotal.inc({ reason: r }, 0);
     this.#eventsTotal = new Counter({ name: 'metalboot_kube_watch_events_total', help: 'BareMetalHost watch events received, by type', labelNames: ['type'], registers });
     const self = this;
-    new Gauge({ name: 'metalboot_kube_connected', help: '1 while a BareMetalHost watch is open', registers, collect() { this.set(self.#connected ? 1 : 0); } });
+    new Gauge({ name: 'metalboot_kube_connected', help: '1 while in sync with the API server (a BareMetalHost watch is open, or a list just loaded)', registers, collect() { this.set(self.#connected ? 1 : 0); } });
     new Gauge({ name: 'metalboot_kube_ready', help: '1 once the first BareMetalHost list has loaded', registers, collect() { this.set(self.#ready ? 1 : 0); } });
     new Gauge({ name: 'metalboot_kube_hosts', help: 'Hosts in the lease index from BareMetalHosts in the cluster', registers, collect() { this.set(self.#mirror.size); } });
     new Gauge({
@@ -294,6 +312,9 @@ export class BmhWatcher implements Service {
       const r = this.#mirror.replace(items);
       logReplace(this.#log, r);
       this.#lastSyncAt = this.#now();
+      // In sync with the server from here until the watch that follows fails.
+      this.#connected = true;
+      this.#disconnectedSince = undefined;
       this.#log.info({ hosts: r.hosts, added: r.added, removed: r.removed, skipped: r.skipped.length, resourceVersion: rv }, 'baremetalhosts listed');
       if (!this.#ready) {
         this.#ready = true;

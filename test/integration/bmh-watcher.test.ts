@@ -3,6 +3,11 @@
 // every fault the fixture can inject is survived without losing an update; readiness follows
 // the first list; Events land on the BareMetalHost, aggregated and rate-limited.
 
+import dgram from 'node:dgram';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -14,6 +19,11 @@ import { HostIndex } from '../../src/leases/host-index.js';
 import { bmhToHost } from '../../src/leases/bmh.js';
 import type { HostRecord } from '../../src/leases/host.js';
 import { formatIpv4 } from '../../src/net/ipv4.js';
+import { buildServices, closeAll, startAll } from '../../src/app.js';
+import { loadConfig } from '../../src/config/load.js';
+import { encode } from '../../src/dhcp/codec.js';
+import { MESSAGE_TYPE } from '../../src/dhcp/options.js';
+import { UEFI_PXE, request } from '../../src/dhcp/test-requests.js';
 import { parseMac } from '../../src/net/mac.js';
 import { type HostInput, type KubeApiServer, type KubeApiServerOptions, startKubeApiServer } from '../support/kube-apiserver.js';
 import { kubeconfigFor, writeInClusterFiles, writeKubeconfig } from '../support/kube-config.js';
@@ -113,7 +123,7 @@ describe('BareMetalHosts from the cluster', () => {
     expect(w.status().detail).toMatch(/^waiting for the first list of baremetalhosts in namespace metal3/);
     await until(() => w.status().ready, 'ready');
     expect(lookup(0x11)).toBe('10.0.0.17');
-    await until(() => w.status().connected, 'connected');
+    await until(() => w.status().connected && s.openWatches === 1, 'watching');
     expect(w.status()).toMatchObject({ ready: true, connected: true, hosts: 1, restarts: 3, lastError: 'list: HTTP 500' });
     expect(w.status().detail).toBe('watching baremetalhosts in namespace metal3: 1 host');
     expect(await metric('metalboot_kube_watch_restarts_total', { reason: 'list-failed' })).toBe(3);
@@ -135,7 +145,7 @@ describe('BareMetalHosts from the cluster', () => {
     const s = await server({ hosts: [host('h1', 0x11), host('other', 0x21, { namespace: 'elsewhere' })] });
     const { w, lookup, state } = watcher(kubeConfig(s));
     await w.start();
-    await until(() => w.status().connected, 'connected');
+    await until(() => w.status().connected && s.openWatches === 1, 'watching');
     expect(lookup(0x11)).toBe('10.0.0.17');
     expect(lookup(0x21)).toBe('unknown');
 
@@ -161,7 +171,7 @@ describe('BareMetalHosts from the cluster', () => {
     const s = await server({ hosts: [host('h1', 0x11, { finalizers: ['baremetalhost.metal3.io'] })] });
     const { w, lookup } = watcher(kubeConfig(s));
     await w.start();
-    await until(() => w.status().connected, 'connected');
+    await until(() => w.status().connected && s.openWatches === 1, 'watching');
     s.deleteHost(NS, 'h1');
     s.upsertHost(host('marker', 0x30));
     await until(() => lookup(0x30) !== 'unknown', 'marker');
@@ -174,7 +184,7 @@ describe('BareMetalHosts from the cluster', () => {
     const s = await server({ hosts: [host('h1', 0x11), host('other', 0x21, { namespace: 'elsewhere' })] });
     const { w, lookup } = watcher(kubeConfig(s), { namespace: undefined });
     await w.start();
-    await until(() => w.status().connected, 'connected');
+    await until(() => w.status().connected && s.openWatches === 1, 'watching');
     expect([lookup(0x11), lookup(0x21)]).toEqual(['10.0.0.17', '10.0.0.33']);
     s.upsertHost(host('third', 0x22, { namespace: 'third' }));
     await until(() => lookup(0x22) === '10.0.0.34', 'host in a third namespace');
@@ -209,7 +219,7 @@ describe('recovery', () => {
     s.deleteHost(NS, 'h2');
     s.upsertHost(host('h1', 0x11, { annotations: { [`${P}ip-address`]: '10.0.0.71/24' } }));
     await until(() => lookup(0x13) === '10.0.0.19' && lookup(0x12) === 'unknown' && lookup(0x11) === '10.0.0.71', 'changes made while cut');
-    await until(() => w.status().connected, 'reconnected');
+    await until(() => w.status().connected && s.openWatches === 1, 'reconnected');
     // The server's history filled the gap: no relist.
     expect(lines(s, seen).every((l) => l.startsWith('watch'))).toBe(true);
     expect(w.status().restarts).toBe(mode === 'end' ? 0 : 1);
@@ -222,7 +232,7 @@ describe('recovery', () => {
     s.dropWatchConnections('reset');
     s.upsertHost(host('h3', 0x13));
     await until(() => lookup(0x13) === '10.0.0.19', 'h3 after 500s');
-    await until(() => w.status().connected, 'reconnected');
+    await until(() => w.status().connected && s.openWatches === 1, 'reconnected');
     expect(lines(s, seen)).toEqual(['watch -> 500', 'watch -> 500', 'watch -> 200']);
     expect(await metric('metalboot_kube_watch_restarts_total', { reason: 'watch-failed' })).toBe(2);
     expect(await metric('metalboot_kube_watch_restarts_total', { reason: 'connection-lost' })).toBe(1);
@@ -239,7 +249,7 @@ describe('recovery', () => {
     const seen = s.requests.length;
     await s.resume();
     await until(() => lookup(0x12) === 'unknown' && lookup(0x13) === '10.0.0.19', 'relisted');
-    await until(() => w.status().connected, 'reconnected');
+    await until(() => w.status().connected && s.openWatches === 1, 'reconnected');
     expect(w.status().hosts).toBe(2);
     expect(lines(s, seen)).toEqual(['watch -> 200', 'list -> 200', 'watch -> 200']);
   });
@@ -268,7 +278,7 @@ describe('recovery', () => {
     s.deleteHost(NS, 'h1');
     await s.resume();
     await until(() => lookup(0x13) === '10.0.0.19' && lookup(0x11) === 'unknown', 'caught up');
-    await until(() => w.status().connected, 'reconnected');
+    await until(() => w.status().connected && s.openWatches === 1, 'reconnected');
     expect(w.status().detail).toBe('watching baremetalhosts in namespace metal3: 2 hosts');
   });
 
@@ -280,7 +290,7 @@ describe('recovery', () => {
     s.setStatus(NS, 'h2', { provisioning: { state: 'inspecting' } });
     await until(() => lookup(0x13) === '10.0.0.19', 'h3 after the stall');
     expect(await metric('metalboot_kube_watch_restarts_total', { reason: 'stalled' })).toBe(1);
-    await until(() => w.status().connected, 'reconnected');
+    await until(() => w.status().connected && s.openWatches === 1, 'reconnected');
   });
 
   it('re-watches after the server ends the watch at timeoutSeconds, without a relist or a restart', async () => {
@@ -343,7 +353,7 @@ describe('configuration', () => {
     Object.assign(process.env, files.env);
     const { w, lookup } = watcher(loadKubeConfig({ inClusterPathPrefix: files.pathPrefix }));
     await w.start();
-    await until(() => w.status().connected, 'connected');
+    await until(() => w.status().connected && s.openWatches === 1, 'watching');
     expect(lookup(0x11)).toBe('10.0.0.17');
   });
 
@@ -354,7 +364,7 @@ describe('configuration', () => {
     if (file.kind !== 'host') throw new Error(file.reason);
     index.replaceAll('bmh', [file.host]);
     await w.start();
-    await until(() => w.status().connected, 'connected');
+    await until(() => w.status().connected && s.openWatches === 1, 'watching');
     expect([lookup(0x11), lookup(0x80)]).toEqual(['10.0.0.17', '10.0.0.80']);
     // A manifest reload does not touch cluster hosts, and a relist does not touch file hosts.
     index.replaceAll('bmh', [file.host]);
@@ -445,5 +455,45 @@ describe('Events on the BareMetalHost', () => {
     events.leaseAcknowledged(h1, '10.0.0.17/24');
     await events.flush();
     expect(s.events(NS).map((e) => e.reason)).toEqual(['DHCPLeaseAcknowledged']);
+  });
+});
+
+describe('in the product (buildServices with --kube)', () => {
+  it('serves cluster hosts, reports readiness, and turns DHCP outcomes into Events', async () => {
+    const s = await server({ tls: true, hosts: [host('h1', 0x11), host('h2', 0x12, { annotations: {} })] });
+    const kubeconfig = await writeKubeconfig(s);
+    const root = await mkdtemp(join(tmpdir(), 'metalboot-kube-'));
+    const loaded = loadConfig({
+      argv: ['--kube', '--kubeconfig', kubeconfig, '--kube-namespace', NS, '--server-ip', '127.0.0.1/8', '--dhcp-listen', '127.0.0.1:0',
+        '--tftp-listen', '', '--tftp-root', root, '--http-listen', '127.0.0.1:0', '--callback-listen', '', '--log-level', 'silent'],
+      env: {},
+      readFile: () => '',
+      localAddresses: () => [],
+    });
+    if (loaded.kind !== 'config') throw new Error(JSON.stringify(loaded));
+    const product = buildServices(loaded.config, { logger: pino({ level: 'silent' }), registry: new Registry() });
+    cleanups.push(() => closeAll(product.services));
+    await startAll(product.services);
+    // start() waited for the first list: the cluster's hosts are there before DHCP listens.
+    const kube = product.readiness.find((c) => c.name === 'kubernetes');
+    expect(kube?.check()).toEqual({ ok: true, detail: 'watching baremetalhosts in namespace metal3: 2 hosts' });
+    expect(product.index.lookup(parseMac('52:54:00:00:00:11')!).kind).toBe('host');
+
+    // h2 has no ip-address annotation: its DISCOVER is dropped, and the host says why.
+    const client = dgram.createSocket('udp4');
+    cleanups.push(() => new Promise<void>((r) => client.close(() => r())));
+    const discover = encode(request({ type: MESSAGE_TYPE.DISCOVER, mac: '52:54:00:00:00:12', options: UEFI_PXE }));
+    client.send(discover, product.dhcp!.address().port, '127.0.0.1');
+    await s.waitFor(() => s.events(NS).length === 1, WAIT_MS, 'the DHCPDropped event');
+    expect(s.events(NS)[0]).toMatchObject({
+      involvedObject: { kind: 'BareMetalHost', name: 'h2', uid: s.host(NS, 'h2')!.metadata.uid },
+      reason: 'DHCPDropped',
+      type: 'Warning',
+      message: `DHCP request not answered: host-not-servable (annotation ${P}ip-address is missing)`,
+    });
+
+    // Annotating the host fixes it on the next packet.
+    s.upsertHost(host('h2', 0x12));
+    await until(() => { const f = product.index.lookup(parseMac('52:54:00:00:00:12')!); return f.kind === 'host' && f.host.lease !== undefined; }, 'h2 annotated');
   });
 });
