@@ -183,6 +183,7 @@ export function defaultEventName(): (ref: EventRef, now: number) => string {
   let seq = 0;
   return (ref, now) => {
     seq = (seq + 1) % 0x10000;
-    return `${ref.name}.${Math.floor(now).toString(16)}${seq.toString(16).padStart(4, '0')}`;
+    // Object names are at most 253 characters; the suffix takes at most 17.
+    return `${ref.name.slice(0, 236)}.${Math.floor(now).toString(16)}${seq.toString(16).padStart(4, '0')}`;
   };
 }

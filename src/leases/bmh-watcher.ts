@@ -258,7 +258,12 @@ export class BmhWatcher implements Service {
     this.#loop = this.#run().catch((err: unknown) => this.#log.fatal({ err }, 'baremetalhost watcher loop failed'));
     const wait = this.#o.initialSyncTimeoutMs ?? 10_000;
     if (wait <= 0) return;
-    const timedOut = await Promise.race([this.#firstSync.promise.then(() => false), this.#sleep(wait, this.#stop.signal).then(() => true)]);
+    const waiting = new AbortController();
+    const stopWaiting = (): void => waiting.abort();
+    this.#stop.signal.addEventListener('abort', stopWaiting, { once: true });
+    const timedOut = await Promise.race([this.#firstSync.promise.then(() => false), this.#sleep(wait, waiting.signal).then(() => true)]);
+    waiting.abort();
+    this.#stop.signal.removeEventListener('abort', stopWaiting);
     if (timedOut && !this.#ready) {
       this.#log.warn({ waitedMs: wait, lastError: this.#lastError }, 'baremetalhosts not listed yet, starting anyway (not ready until they are)');
     }
