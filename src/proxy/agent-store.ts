@@ -1,0 +1,258 @@
+/**
+ * Where each node's agent really is: node → IPA's own callback URL and the certificate it sent
+ * (for pinning), learned from heartbeats that Ironic accepted, plus MAC → node learned from
+ * lookups (for /debug/explain). Kept in memory and, with a state directory, one JSON file per
+ * node (`agents/node-<node>.json`, replaced atomically), so a restart loses nothing and
+ * replicas sharing the directory find records they did not write (a miss re-reads the file).
+ *
+ * A heartbeat is "pending" from the moment the API proxy forwards it until Ironic answers:
+ * the conductor may call the agent before that answer arrives, so a callback for a node with a
+ * pending heartbeat waits (bounded) for it to settle and then uses what it committed. Only a
+ * heartbeat Ironic accepted (2xx — it checked the agent token) changes the record, so a forged
+ * heartbeat cannot redirect the callbacks.
+ */
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { Gauge, type Registry } from 'prom-client';
+import type { Service } from '../service.js';
+import { writeFileAtomic } from './atomic-file.js';
+import { isNodeIdent } from './proxy-urls.js';
+
+export interface AgentRecord {
+  readonly node: string;
+  /** IPA's own callback URL (`https://192.0.2.10:9999`). */
+  readonly agentUrl: string;
+  /** The certificate IPA sent as agent_verify_ca; undefined when it sent none. */
+  readonly agentCaPem: string | undefined;
+  /** MAC addresses from the node's lookups. */
+  readonly macs: readonly string[];
+  /** When agentUrl or agentCaPem last changed (epoch ms). */
+  readonly updatedAt: number;
+}
+
+export interface AgentStoreOptions {
+  /** Persist records here (`agents/` inside is ours); in memory only when undefined. */
+  readonly stateDir: string | undefined;
+  readonly logger: Logger;
+  readonly registry: Registry;
+  readonly now?: () => number;
+  /** Longest a callback waits for a pending heartbeat of its node. Default 30 000 ms. */
+  readonly pendingWaitMs?: number;
+}
+
+export interface PendingHeartbeat {
+  /** Ironic accepted the heartbeat: record what IPA said. */
+  commit(agent: { readonly url: string; readonly caPem: string | undefined }): Promise<void>;
+  /** Ironic refused it, or it failed: keep the record as it was. */
+  abort(): void;
+}
+
+const FILE_VERSION = 1;
+
+function fileName(node: string): string {
+  return `node-${node}.json`;
+}
+
+/** Parses a persisted record; undefined when malformed. Pure. */
+export function parseAgentRecord(text: string): AgentRecord | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (v === null || typeof v !== 'object') return undefined;
+  const r = v as Record<string, unknown>;
+  if (r['version'] !== FILE_VERSION || typeof r['node'] !== 'string' || !isNodeIdent(r['node']) || typeof r['agentUrl'] !== 'string') return undefined;
+  const ca = r['agentCaPem'];
+  if (ca !== undefined && ca !== null && typeof ca !== 'string') return undefined;
+  const macs = Array.isArray(r['macs']) ? r['macs'].filter((m): m is string => typeof m === 'string') : [];
+  const updatedAt = typeof r['updatedAt'] === 'number' ? r['updatedAt'] : 0;
+  return { node: r['node'], agentUrl: r['agentUrl'], agentCaPem: typeof ca === 'string' ? ca : undefined, macs, updatedAt };
+}
+
+export function formatAgentRecord(r: AgentRecord): string {
+  return `${JSON.stringify({ version: FILE_VERSION, node: r.node, agentUrl: r.agentUrl, agentCaPem: r.agentCaPem ?? null, macs: r.macs, updatedAt: r.updatedAt }, null, 2)}\n`;
+}
+
+export class AgentStore implements Service {
+  readonly name = 'ironic-agents';
+  readonly #dir: string | undefined;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #pendingWaitMs: number;
+  readonly #records = new Map<string, AgentRecord>();
+  readonly #macToNode = new Map<string, string>();
+  /** MACs learned from a lookup before the node's first accepted heartbeat. */
+  readonly #lookupMacs = new Map<string, readonly string[]>();
+  readonly #pending = new Map<string, Set<Promise<void>>>();
+  /** Per-node write chains, so two writes of one file never interleave. */
+  readonly #writes = new Map<string, Promise<void>>();
+
+  constructor(o: AgentStoreOptions) {
+    this.#dir = o.stateDir === undefined ? undefined : path.join(o.stateDir, 'agents');
+    this.#log = o.logger.child({ component: 'ironic-agents' });
+    this.#now = o.now ?? Date.now;
+    this.#pendingWaitMs = o.pendingWaitMs ?? 30_000;
+    const records = this.#records;
+    new Gauge({ name: 'metalboot_ipa_callback_agents', help: 'Nodes whose agent address the callback listener knows', registers: [o.registry], collect() { this.set(records.size); } });
+  }
+
+  get persistent(): boolean {
+    return this.#dir !== undefined;
+  }
+
+  async start(): Promise<void> {
+    if (this.#dir === undefined) {
+      this.#log.warn('no proxy.stateDir: agent addresses are kept in memory only; after a restart, callbacks for a node fail until its next heartbeat');
+      return;
+    }
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    let loaded = 0;
+    for (const name of await readdir(this.#dir)) {
+      if (!name.startsWith('node-') || !name.endsWith('.json')) continue;
+      const r = await this.#readFile(name);
+      if (r === undefined) continue;
+      this.#put(r);
+      loaded++;
+    }
+    this.#log.info({ dir: this.#dir, nodes: loaded }, 'agent addresses loaded');
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#writes.values()]);
+  }
+
+  /** The record in memory (no waiting, no disk). */
+  get(node: string): AgentRecord | undefined {
+    return this.#records.get(node);
+  }
+
+  /**
+   * The record to forward a callback with: waits for pending heartbeats of the node to settle,
+   * then memory, then the node's file (written by another replica sharing the directory).
+   */
+  async resolve(node: string): Promise<AgentRecord | undefined> {
+    const pending = this.#pending.get(node);
+    if (pending !== undefined && pending.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, this.#pendingWaitMs); });
+      await Promise.race([Promise.allSettled([...pending]), timeout]);
+      clearTimeout(timer);
+    }
+    const mem = this.#records.get(node);
+    if (mem !== undefined || this.#dir === undefined || !isNodeIdent(node)) return mem;
+    const disk = await this.#readFile(fileName(node));
+    if (disk !== undefined && disk.node === node) this.#put(disk);
+    return disk;
+  }
+
+  /** Marks a heartbeat of `node` as in flight; settle it with commit() or abort(). */
+  beginHeartbeat(node: string): PendingHeartbeat {
+    let settle!: () => void;
+    const done = new Promise<void>((resolve) => { settle = resolve; });
+    let set = this.#pending.get(node);
+    if (set === undefined) this.#pending.set(node, (set = new Set()));
+    set.add(done);
+    let settled = false;
+    const finish = (): void => {
+      if (settled) return;
+      settled = true;
+      set.delete(done);
+      if (set.size === 0 && this.#pending.get(node) === set) this.#pending.delete(node);
+      settle();
+    };
+    return {
+      commit: async (agent) => {
+        try {
+          await this.#commit(node, agent);
+        } finally {
+          finish();
+        }
+      },
+      abort: finish,
+    };
+  }
+
+  /** A lookup for `macs` answered with `node`. */
+  async learnMacs(node: string, macs: readonly string[]): Promise<void> {
+    if (macs.length === 0 || !isNodeIdent(node)) return;
+    for (const m of macs) this.#macToNode.set(m, node);
+    const r = this.#records.get(node);
+    if (r === undefined) {
+      this.#lookupMacs.set(node, macs);
+      return;
+    }
+    if (macs.every((m) => r.macs.includes(m))) return;
+    await this.#save({ ...r, macs: [...new Set([...r.macs, ...macs])] });
+  }
+
+  nodeForMac(mac: string): string | undefined {
+    return this.#macToNode.get(mac.toLowerCase());
+  }
+
+  /** For /debug/explain: the callback mapping of the node this MAC belongs to. */
+  explain(mac: string, callbackUrl: ((node: string) => string | undefined) | undefined): Record<string, unknown> | undefined {
+    const node = this.nodeForMac(mac);
+    if (node === undefined) return undefined;
+    const r = this.#records.get(node);
+    return {
+      ironicAgent: {
+        node,
+        callbackUrl: callbackUrl?.(node),
+        agentUrl: r?.agentUrl,
+        agentCertificatePinned: r === undefined ? undefined : r.agentCaPem !== undefined,
+        updatedAt: r === undefined ? undefined : new Date(r.updatedAt).toISOString(),
+        persisted: this.persistent,
+        detail: r === undefined ? 'looked up by IPA, no heartbeat accepted yet' : 'heartbeat accepted; callbacks are forwarded to agentUrl',
+      },
+    };
+  }
+
+  async #commit(node: string, agent: { readonly url: string; readonly caPem: string | undefined }): Promise<void> {
+    const old = this.#records.get(node);
+    const macs = [...new Set([...(old?.macs ?? []), ...(this.#lookupMacs.get(node) ?? [])])];
+    this.#lookupMacs.delete(node);
+    if (old !== undefined && old.agentUrl === agent.url && old.agentCaPem === agent.caPem && macs.length === old.macs.length) return;
+    if (old !== undefined && (old.agentUrl !== agent.url || old.agentCaPem !== agent.caPem)) {
+      this.#log.info({ node, from: old.agentUrl, to: agent.url, certificateChanged: old.agentCaPem !== agent.caPem }, 'agent address changed');
+    }
+    const changed = old === undefined || old.agentUrl !== agent.url || old.agentCaPem !== agent.caPem;
+    await this.#save({ node, agentUrl: agent.url, agentCaPem: agent.caPem, macs, updatedAt: changed ? this.#now() : old.updatedAt });
+  }
+
+  #put(r: AgentRecord): void {
+    this.#records.set(r.node, r);
+    for (const m of r.macs) this.#macToNode.set(m, r.node);
+  }
+
+  async #save(r: AgentRecord): Promise<void> {
+    this.#put(r);
+    const dir = this.#dir;
+    if (dir === undefined) return;
+    const prev = this.#writes.get(r.node) ?? Promise.resolve();
+    const next = prev.then(() => writeFileAtomic(path.join(dir, fileName(r.node)), formatAgentRecord(r)));
+    const tracked = next.catch((err: unknown) => {
+      this.#log.error({ err, node: r.node }, 'could not persist the agent address');
+    }).finally(() => {
+      if (this.#writes.get(r.node) === tracked) this.#writes.delete(r.node);
+    });
+    this.#writes.set(r.node, tracked);
+    await tracked;
+  }
+
+  async #readFile(name: string): Promise<AgentRecord | undefined> {
+    if (this.#dir === undefined) return undefined;
+    let text: string;
+    try {
+      text = await readFile(path.join(this.#dir, name), 'utf8');
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'ENOENT') this.#log.warn({ err, file: name }, 'could not read an agent address file');
+      return undefined;
+    }
+    const r = parseAgentRecord(text);
+    if (r === undefined) this.#log.warn({ file: name }, 'ignoring a malformed agent address file');
+    return r;
+  }
+}

@@ -1,0 +1,305 @@
+/**
+ * The Ironic API proxy for IPA: a fastify plugin on the HTTP listener. IPA is booted with
+ * `ipa-api-url=<api-advertise-url>` and reaches Ironic (`ironicApiUrl`) only through here.
+ *
+ * Routes (under the advertised URL's path, usually `/`), and nothing else:
+ * - `GET /`, `/v1`, `/v1/`            version discovery; `links[].href` pointing at Ironic are
+ *                                      rewritten to the advertised URL so IPA stays on the proxy
+ * - `GET /v1/lookup`                  `addresses`, `node_uuid` forwarded; the answer's node UUID
+ *                                      is remembered for those MACs (for /debug/explain)
+ * - `POST /v1/heartbeat/{node}`       the body (bounded, 1 MiB) is rewritten (heartbeat.ts):
+ *                                      callback_url → the node's stable URL on the callback
+ *                                      listener, agent_verify_ca → the listener's CA; once
+ *                                      Ironic accepts it, the agent's real URL and certificate
+ *                                      are recorded (agent-store.ts)
+ * - `POST /v1/continue_inspection`    `node_uuid` forwarded; the inventory is streamed to
+ *                                      Ironic, never buffered, and cut at `maxInventoryBytes`
+ * - anything else under `/v1/`        404 from the proxy; never forwarded
+ *
+ * Headers cross as proxy-headers.ts says (microversions and request ids both ways, hop-by-hop
+ * dropped). Log lines carry the route, node and status, never a credential (redact.ts).
+ * Errors the proxy itself answers use Ironic's body shape (`error_message` holding a JSON
+ * `faultstring`), which IPA prints.
+ */
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { pipeline } from 'node:stream';
+import type { Registry } from 'prom-client';
+import { Pool, type Dispatcher } from 'undici';
+import type { AgentStore } from './agent-store.js';
+import { BoundedCopy, limitedRequestBody, readBounded, type ByteLimit } from './body-streams.js';
+import { rewriteHeartbeat, type CallbackEndpoint } from './heartbeat.js';
+import { declaredLength, forwardRequestHeaders, forwardResponseHeaders, headerValue, hasRequestBody } from './proxy-headers.js';
+import { classifyForwardError, PROXY_ERROR_CODES, ProxyError } from './proxy-errors.js';
+import { createApiProxyMetrics, type ApiRoute } from './proxy-metrics.js';
+import { allowedQuery, isNodeIdent, lookupMacs, parseBaseUrl, parseMicroversion, rewriteHref, rewriteLinks, type BaseUrl } from './proxy-urls.js';
+import { redactUrl } from './redact.js';
+
+const MiB = 1024 * 1024;
+
+export interface IronicApiProxyOptions {
+  /** The Ironic API (`--ironic-api-url`). */
+  readonly ironicApiUrl: string;
+  /** The URL IPA is given (`--api-advertise-url`): routes mount under its path, links point at it. */
+  readonly apiAdvertiseUrl: string;
+  /** Where accepted heartbeats are recorded and lookups teach MAC → node. */
+  readonly agents: AgentStore;
+  /** The callback listener; without it heartbeats pass unchanged (Ironic must reach IPA itself). */
+  readonly callback?: CallbackEndpoint | undefined;
+  readonly registry: Registry;
+  /** Upper bound of a continue_inspection body, enforced while streaming. Default 64 MiB. */
+  readonly maxInventoryBytes?: number;
+  /** Upper bound of a heartbeat body (read whole, to rewrite). Default 1 MiB. */
+  readonly maxHeartbeatBytes?: number;
+  /** Longest wait for Ironic's answer headers, and between body chunks. Default 120 000 ms. */
+  readonly timeoutMs?: number;
+  /** TCP (and TLS) connect timeout to Ironic. Default 5000 ms. */
+  readonly connectTimeoutMs?: number;
+  /** For an https Ironic API: a CA bundle (PEM), or no verification at all. */
+  readonly tls?: { readonly ca?: string | Buffer | undefined; readonly insecureSkipVerify?: boolean | undefined };
+  /** Default: the app's logger. */
+  readonly logger?: FastifyBaseLogger;
+}
+
+const VERSION_BODY_MAX = 1 * MiB;
+
+const LOOKUP_COPY_MAX = 4 * MiB;
+
+/** Ironic's error body: `{"error_message": "{\"faultcode\": …, \"faultstring\": …}"}`. */
+function sendIronicError(reply: FastifyReply, status: number, faultstring: string, close = false): FastifyReply {
+  const body = JSON.stringify({ error_message: JSON.stringify({ faultcode: status >= 500 ? 'Server' : 'Client', faultstring, debuginfo: null }) });
+  if (close) reply.header('connection', 'close');
+  return reply.code(status).type('application/json').send(body);
+}
+
+export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (fastify: FastifyInstance, o: IronicApiProxyOptions) => {
+  const upstream = parseBaseUrl(o.ironicApiUrl, 'ironicApiUrl');
+  const advertised = parseBaseUrl(o.apiAdvertiseUrl, 'apiAdvertiseUrl');
+  const maxInventory = o.maxInventoryBytes ?? 64 * MiB;
+  const maxHeartbeat = o.maxHeartbeatBytes ?? 1 * MiB;
+  for (const [k, v] of [['maxInventoryBytes', maxInventory], ['maxHeartbeatBytes', maxHeartbeat]] as const) {
+    if (!Number.isSafeInteger(v) || v <= 0) throw new ProxyError(PROXY_ERROR_CODES.BAD_OPTIONS, `${k} must be a positive integer`);
+  }
+  const timeout = o.timeoutMs ?? 120_000;
+  const metrics = createApiProxyMetrics(o.registry);
+  const log = (o.logger ?? fastify.log).child({ component: 'ironic-api-proxy' });
+  const pool = new Pool(upstream.origin, {
+    connections: 32,
+    connectTimeout: o.connectTimeoutMs ?? 5000,
+    headersTimeout: timeout,
+    bodyTimeout: timeout,
+    connect: upstream.protocol === 'https:' ? { ca: o.tls?.ca, rejectUnauthorized: o.tls?.insecureSkipVerify !== true } : undefined,
+  });
+  fastify.addHook('onClose', async () => {
+    await pool.close();
+  });
+
+  // Bodies are never parsed by fastify here: each route reads request.raw itself, bounded.
+  fastify.removeAllContentTypeParsers();
+  fastify.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+
+  const base = advertised.basePath;
+  const upstreamPath = (p: string): string => `${upstream.basePath}${p}`;
+
+  interface Forward {
+    readonly route: ApiRoute;
+    readonly method: 'GET' | 'POST';
+    readonly path: string;
+    readonly body?: Buffer | NodeJS.ReadableStream | undefined;
+    readonly contentLength?: number | undefined;
+    readonly extraHeaders?: Record<string, string>;
+  }
+
+  const started = new WeakMap<FastifyRequest, bigint>();
+  fastify.addHook('onRequest', async (req) => {
+    started.set(req, process.hrtime.bigint());
+  });
+  const observe = (req: FastifyRequest, route: ApiRoute): void => {
+    const t0 = started.get(req);
+    if (t0 !== undefined) metrics.duration.observe({ route }, Number(process.hrtime.bigint() - t0) / 1e9);
+  };
+
+  /** Sends one request to Ironic; undefined after answering the caller with the failure. */
+  async function send(req: FastifyRequest, reply: FastifyReply, f: Forward): Promise<Dispatcher.ResponseData | undefined> {
+    const headers = forwardRequestHeaders(req.headers, { clientIp: req.ip, contentLength: f.contentLength });
+    if (f.body === undefined) delete headers['content-type'];
+    Object.assign(headers, f.extraHeaders);
+    try {
+      const res = await pool.request({ method: f.method, path: f.path, headers, body: f.body as Dispatcher.DispatchOptions['body'] });
+      observe(req, f.route);
+      return res;
+    } catch (err) {
+      observe(req, f.route);
+      const answer = classifyForwardError(err, 'the Ironic API');
+      metrics.failures.inc({ reason: answer.reason });
+      metrics.requests.inc({ route: f.route, status: String(answer.status) });
+      req.log.warn({ component: 'ironic-api-proxy', route: f.route, url: redactUrl(req.url), reason: answer.reason, err }, 'forward to the Ironic API failed');
+      sendIronicError(reply, answer.status, answer.message, answer.status === 413);
+      return undefined;
+    }
+  }
+
+  function relay(reply: FastifyReply, route: ApiRoute, res: Dispatcher.ResponseData, body: NodeJS.ReadableStream = res.body): FastifyReply {
+    metrics.requests.inc({ route, status: String(res.statusCode) });
+    const headers = forwardResponseHeaders(res.headers);
+    const location = headerValue(res.headers, 'location');
+    if (location !== undefined) headers['location'] = rewriteHref(location, upstream, advertised);
+    return reply.code(res.statusCode).headers(headers).send(body);
+  }
+
+  function refuse(reply: FastifyReply, route: ApiRoute, status: number, reason: string, close = false): FastifyReply {
+    metrics.requests.inc({ route, status: String(status) });
+    return sendIronicError(reply, status, reason, close);
+  }
+
+  /** A request body streamed through a ByteLimit; answers 413 up front when the declared length is too large. */
+  function streamedBody(req: FastifyRequest, reply: FastifyReply, route: ApiRoute, max: number): { body: ByteLimit | undefined; length: number | undefined } | undefined {
+    const declared = declaredLength(req.headers);
+    if (declared === 'invalid') {
+      refuse(reply, route, 400, 'invalid Content-Length', true);
+      return undefined;
+    }
+    if (declared !== undefined && declared > max) {
+      refuse(reply, route, 413, `the body exceeds ${max} bytes`, true);
+      return undefined;
+    }
+    if (!hasRequestBody(req.headers)) return { body: undefined, length: declared };
+    return { body: limitedRequestBody(req.raw, max), length: declared };
+  }
+
+  // --- version discovery ---------------------------------------------------------------
+  const versionHandler = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    const sub = req.url.split('?')[0]!.slice(base.length);
+    const path = sub === '' || sub === '/' ? '/' : sub === '/v1' ? '/v1' : '/v1/';
+    const res = await send(req, reply, { route: 'version', method: 'GET', path: upstreamPath(path) });
+    if (res === undefined) return reply;
+    let raw: Buffer;
+    try {
+      raw = await readBounded(res.body, VERSION_BODY_MAX);
+    } catch (err) {
+      res.body.destroy();
+      const answer = classifyForwardError(err, 'the Ironic API');
+      metrics.failures.inc({ reason: answer.reason === 'body-too-large' ? 'other' : answer.reason });
+      return refuse(reply, 'version', 502, answer.reason === 'body-too-large' ? 'the Ironic API sent an oversized version document' : answer.message);
+    }
+    let out: Buffer = raw;
+    if (/json/i.test(headerValue(res.headers, 'content-type') ?? '')) {
+      try {
+        out = Buffer.from(JSON.stringify(rewriteLinks(JSON.parse(raw.toString('utf8')), upstream, advertised)));
+      } catch {
+        // not JSON after all: relay unchanged
+      }
+    }
+    metrics.requests.inc({ route: 'version', status: String(res.statusCode) });
+    const headers = forwardResponseHeaders(res.headers, { rewrittenBody: true });
+    const location = headerValue(res.headers, 'location');
+    if (location !== undefined) headers['location'] = rewriteHref(location, upstream, advertised);
+    return reply.code(res.statusCode).headers(headers).header('content-length', String(out.length)).send(out);
+  };
+  for (const p of base === '' ? ['/', '/v1', '/v1/'] : [base, `${base}/`, `${base}/v1`, `${base}/v1/`]) fastify.get(p, versionHandler);
+
+  // --- lookup ----------------------------------------------------------------------------
+  fastify.get(`${base}/v1/lookup`, async (req, reply) => {
+    const search = allowedQuery(req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '', ['addresses', 'node_uuid']);
+    const res = await send(req, reply, { route: 'lookup', method: 'GET', path: upstreamPath(`/v1/lookup${search}`) });
+    if (res === undefined) return reply;
+    if (res.statusCode !== 200) return relay(reply, 'lookup', res);
+    const macs = lookupMacs(new URLSearchParams(search.slice(1)).get('addresses') ?? undefined);
+    const copy = new BoundedCopy(LOOKUP_COPY_MAX, (body) => {
+      if (body === undefined) return;
+      let node: unknown;
+      try {
+        node = (JSON.parse(body.toString('utf8')) as { node?: { uuid?: unknown } }).node?.uuid;
+      } catch {
+        return;
+      }
+      if (typeof node !== 'string' || !isNodeIdent(node)) return;
+      req.log.info({ component: 'ironic-api-proxy', route: 'lookup', node, macs }, 'IPA looked up its node');
+      o.agents.learnMacs(node, macs).catch((err: unknown) => log.error({ err, node }, 'could not record the lookup'));
+    });
+    pipeline(res.body, copy, () => undefined);
+    return relay(reply, 'lookup', res, copy);
+  });
+
+  // --- heartbeat -------------------------------------------------------------------------
+  fastify.post<{ Params: { node: string } }>(`${base}/v1/heartbeat/:node`, async (req, reply) => {
+    const node = req.params.node;
+    const rlog = req.log.child({ component: 'ironic-api-proxy', route: 'heartbeat', node });
+    if (!isNodeIdent(node)) {
+      metrics.heartbeats.inc({ outcome: 'invalid' });
+      return refuse(reply, 'heartbeat', 400, 'invalid node identifier');
+    }
+    const declared = declaredLength(req.headers);
+    if (declared === 'invalid' || (declared !== undefined && declared > maxHeartbeat)) {
+      metrics.heartbeats.inc({ outcome: 'invalid' });
+      return refuse(reply, 'heartbeat', declared === 'invalid' ? 400 : 413, declared === 'invalid' ? 'invalid Content-Length' : `the heartbeat exceeds ${maxHeartbeat} bytes`, true);
+    }
+    let raw: Buffer;
+    try {
+      raw = await readBounded(req.raw, maxHeartbeat);
+    } catch (err) {
+      metrics.heartbeats.inc({ outcome: 'invalid' });
+      if ((err as { code?: unknown }).code === PROXY_ERROR_CODES.BODY_TOO_LARGE) return refuse(reply, 'heartbeat', 413, `the heartbeat exceeds ${maxHeartbeat} bytes`, true);
+      throw err;
+    }
+    const path = upstreamPath(`/v1/heartbeat/${node}`);
+    const json = { 'content-type': 'application/json' };
+    if (o.callback === undefined) {
+      const res = await send(req, reply, { route: 'heartbeat', method: 'POST', path, body: raw, contentLength: raw.length, extraHeaders: json });
+      if (res === undefined) return reply;
+      metrics.requestBytes.inc({ route: 'heartbeat' }, raw.length);
+      metrics.heartbeats.inc({ outcome: 'passthrough' });
+      return relay(reply, 'heartbeat', res);
+    }
+    const rw = rewriteHeartbeat(raw, {
+      callbackUrl: o.callback.callbackUrlFor(node),
+      listenerCaPem: o.callback.ironicCaPem(),
+      microversion: parseMicroversion(headerValue(req.headers, 'x-openstack-ironic-api-version')),
+    });
+    if (rw.kind === 'invalid') {
+      metrics.heartbeats.inc({ outcome: 'invalid' });
+      rlog.warn({ reason: rw.reason, peer: req.ip }, 'refused a heartbeat');
+      return refuse(reply, 'heartbeat', 400, rw.reason);
+    }
+    const pending = rw.kind === 'rewrite' ? o.agents.beginHeartbeat(node) : undefined;
+    const res = await send(req, reply, { route: 'heartbeat', method: 'POST', path, body: rw.body, contentLength: rw.body.length, extraHeaders: json });
+    if (res === undefined) {
+      pending?.abort();
+      metrics.heartbeats.inc({ outcome: 'failed' });
+      return reply;
+    }
+    metrics.requestBytes.inc({ route: 'heartbeat' }, rw.body.length);
+    if (rw.kind === 'passthrough') {
+      metrics.heartbeats.inc({ outcome: 'passthrough' });
+      return relay(reply, 'heartbeat', res);
+    }
+    if (res.statusCode >= 200 && res.statusCode < 300) {
+      await pending!.commit({ url: rw.agent.url, caPem: rw.agent.caPem });
+      metrics.heartbeats.inc({ outcome: 'accepted' });
+      rlog.debug({ agentUrl: rw.agent.url, agentCertificate: rw.agent.caPem !== undefined, sentCa: rw.sentCa }, 'heartbeat accepted');
+    } else {
+      pending!.abort();
+      metrics.heartbeats.inc({ outcome: 'rejected' });
+      rlog.warn({ status: res.statusCode, agentUrl: rw.agent.url }, 'Ironic refused a heartbeat');
+    }
+    return relay(reply, 'heartbeat', res);
+  });
+
+  // --- continue_inspection -----------------------------------------------------------------
+  fastify.post(`${base}/v1/continue_inspection`, async (req, reply) => {
+    const search = allowedQuery(req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '', ['node_uuid']);
+    const streamed = streamedBody(req, reply, 'continue_inspection', maxInventory);
+    if (streamed === undefined) return reply;
+    const res = await send(req, reply, { route: 'continue_inspection', method: 'POST', path: upstreamPath(`/v1/continue_inspection${search}`), body: streamed.body, contentLength: streamed.length });
+    const bytes = streamed.body?.bytes ?? 0;
+    metrics.requestBytes.inc({ route: 'continue_inspection' }, bytes);
+    if (res === undefined) return reply;
+    req.log.info({ component: 'ironic-api-proxy', route: 'continue_inspection', bytes, status: res.statusCode, peer: req.ip }, 'inspection data forwarded');
+    return relay(reply, 'continue_inspection', res);
+  });
+
+  // --- everything else under /v1: never forwarded ---------------------------------------------
+  fastify.all(`${base}/v1/*`, async (req, reply) => {
+    req.log.info({ component: 'ironic-api-proxy', method: req.method, url: redactUrl(req.url), peer: req.ip }, 'refused a request outside the ramdisk endpoints');
+    return refuse(reply, 'refused', 404, 'metalboot proxies only the ramdisk endpoints of the Ironic API (lookup, heartbeat, continue_inspection)');
+  });
+};
