@@ -56,7 +56,7 @@ function scripted(steps: Step[]) {
 }
 
 function watcher(api: BmhApi, over: Partial<ConstructorParameters<typeof BmhWatcher>[0]> = {}) {
-  const index = new HostIndex();
+  const index = over.index ?? new HostIndex();
   const sleeps: number[] = [];
   const w = new BmhWatcher({
     api, index, annotationPrefix: P, namespace: 'm3', logger: pino({ level: 'silent' }), registry: new Registry(), initialSyncTimeoutMs: 0,
@@ -132,6 +132,27 @@ describe('BmhWatcher shell', () => {
     expect([lookup(0x11), lookup(0x12)]).toEqual(['host', 'host']);
     await until(() => calls.length === 3, 'watch');
     expect(calls).toEqual(['list', 'list', 'watch 7']);
+    await w.close();
+  });
+
+  it('relists when applying a watch event fails, instead of losing the event', async () => {
+    class FlakyIndex extends HostIndex {
+      failures = 1;
+      override upsert(...args: Parameters<HostIndex['upsert']>): ReturnType<HostIndex['upsert']> {
+        if (this.failures-- > 0) throw new Error('boom');
+        return super.upsert(...args);
+      }
+    }
+    const { api, calls } = scripted([
+      { list: { resourceVersion: '5', continue: undefined, items: [] } },
+      { watch: 'open', events: [['ADDED', item('b', 0x12, '6')]] },
+      { list: { resourceVersion: '6', continue: undefined, items: [item('b', 0x12, '6')] } },
+    ]);
+    const { w, lookup } = watcher(api, { index: new FlakyIndex() });
+    await w.start();
+    await until(() => lookup(0x12) === 'host', 'b after the relist');
+    expect(calls.slice(0, 3)).toEqual(['list', 'watch 5', 'list']);
+    expect(w.status().lastError).toBe('watch: InternalError boom');
     await w.close();
   });
 

@@ -280,7 +280,14 @@ export class BmhWatcher implements Service {
     while (!this.#stop.signal.aborted) {
       if (next.delayMs > 0) await this.#sleep(next.delayMs, this.#stop.signal);
       if (this.#stop.signal.aborted) return;
-      const outcome = next.kind === 'list' ? await this.#list() : await this.#watch(next.resourceVersion);
+      let outcome: AttemptOutcome;
+      try {
+        outcome = next.kind === 'list' ? await this.#list() : await this.#watch(next.resourceVersion);
+      } catch (err) {
+        // A bug, not the API server: never let it stop the watcher; relist after backoff.
+        this.#log.error({ err }, 'baremetalhost watch attempt failed unexpectedly');
+        outcome = { kind: 'list-failed', error: err };
+      }
       if (this.#stop.signal.aborted) return;
       const s = supervise(this.#state, outcome, this.#timing, this.#random);
       this.#state = s.state;
@@ -379,7 +386,16 @@ export class BmhWatcher implements Service {
         events++;
         const obj = object as KubeBareMetalHost;
         const next = obj?.metadata?.resourceVersion;
-        if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') this.#applyEvent(type, obj);
+        try {
+          if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') this.#applyEvent(type, obj);
+        } catch (err) {
+          // client-node swallows what its callback throws: an event would be lost silently.
+          // Relist instead, which brings the index back in line with the server.
+          this.#log.error({ err, event: type }, 'baremetalhost watch event not applied, relisting');
+          this.#lastError = `watch: InternalError ${describeError(err)}`;
+          finish({ kind: 'watch-error-event', status: { code: undefined, reason: 'InternalError', message: describeError(err) }, events, openMs: openMs() });
+          return;
+        }
         if (typeof next === 'string' && next !== '') rv = next;
         this.#lastSyncAt = this.#now();
       };
