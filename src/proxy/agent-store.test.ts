@@ -1,0 +1,115 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AgentStore, formatAgentRecord, parseAgentRecord } from './agent-store.js';
+
+const logger = pino({ level: 'silent' });
+const dirs: string[] = [];
+const tmp = (): string => {
+  const d = mkdtempSync(path.join(tmpdir(), 'metalboot-agents-'));
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const store = (stateDir: string | undefined, over: { now?: () => number; pendingWaitMs?: number } = {}): AgentStore => new AgentStore({ stateDir, logger, registry: new Registry(), ...over });
+const NODE = '1be26c0b-03f2-4d2e-ae87-c02d7f33c123';
+
+describe('agent records', () => {
+  it('round-trip through the file format', () => {
+    const r = { node: NODE, agentUrl: 'https://192.0.2.10:9999', agentCaPem: 'PEM', macs: ['52:54:00:00:00:01'], updatedAt: 5 };
+    expect(parseAgentRecord(formatAgentRecord(r))).toEqual(r);
+    expect(parseAgentRecord(formatAgentRecord({ ...r, agentCaPem: undefined }))).toEqual({ ...r, agentCaPem: undefined });
+  });
+
+  it.each([
+    ['not json', '{'],
+    ['another version', JSON.stringify({ version: 2, node: NODE, agentUrl: 'x' })],
+    ['a hostile node name', JSON.stringify({ version: 1, node: '../x', agentUrl: 'x' })],
+    ['a numeric CA', JSON.stringify({ version: 1, node: NODE, agentUrl: 'x', agentCaPem: 1 })],
+  ])('refuse %s', (_n, text) => {
+    expect(parseAgentRecord(text)).toBeUndefined();
+  });
+});
+
+describe('AgentStore', () => {
+  it('records only committed heartbeats', async () => {
+    const s = store(undefined);
+    await s.start();
+    const hb = s.beginHeartbeat(NODE);
+    hb.abort();
+    expect(await s.resolve(NODE)).toBeUndefined();
+    await s.beginHeartbeat(NODE).commit({ url: 'https://192.0.2.10:9999', caPem: 'PEM' });
+    expect(await s.resolve(NODE)).toMatchObject({ agentUrl: 'https://192.0.2.10:9999', agentCaPem: 'PEM' });
+  });
+
+  it('makes a callback wait for a pending heartbeat of its node', async () => {
+    const s = store(undefined);
+    const hb = s.beginHeartbeat(NODE);
+    const resolved = s.resolve(NODE);
+    await new Promise((r) => setTimeout(r, 20));
+    await hb.commit({ url: 'https://192.0.2.10:9999', caPem: undefined });
+    expect((await resolved)?.agentUrl).toBe('https://192.0.2.10:9999');
+  });
+
+  it('stops waiting for a pending heartbeat after the bound', async () => {
+    const s = store(undefined, { pendingWaitMs: 30 });
+    s.beginHeartbeat(NODE);
+    expect(await s.resolve(NODE)).toBeUndefined();
+  });
+
+  it('persists records, survives a restart and keeps updatedAt when nothing changed', async () => {
+    const dir = tmp();
+    let t = 1000;
+    const a = store(dir, { now: () => t });
+    await a.start();
+    await a.learnMacs(NODE, ['52:54:00:00:00:01']);
+    await a.beginHeartbeat(NODE).commit({ url: 'https://192.0.2.10:9999', caPem: 'PEM' });
+    t = 2000;
+    await a.beginHeartbeat(NODE).commit({ url: 'https://192.0.2.10:9999', caPem: 'PEM' });
+    await a.close();
+    expect(readdirSync(path.join(dir, 'agents'))).toEqual([`node-${NODE}.json`]);
+
+    const b = store(dir);
+    await b.start();
+    expect(b.get(NODE)).toEqual({ node: NODE, agentUrl: 'https://192.0.2.10:9999', agentCaPem: 'PEM', macs: ['52:54:00:00:00:01'], updatedAt: 1000 });
+    expect(b.nodeForMac('52:54:00:00:00:01')).toBe(NODE);
+    expect(b.explain('52:54:00:00:00:01', (n) => `https://cb/nodes/${n}`)).toMatchObject({ ironicAgent: { node: NODE, callbackUrl: `https://cb/nodes/${NODE}`, agentUrl: 'https://192.0.2.10:9999', agentCertificatePinned: true, persisted: true } });
+    expect(b.explain('52:54:00:00:00:99', undefined)).toBeUndefined();
+  });
+
+  it('finds a record another replica wrote to the shared directory', async () => {
+    const dir = tmp();
+    const a = store(dir);
+    const b = store(dir);
+    await a.start();
+    await b.start();
+    await a.beginHeartbeat(NODE).commit({ url: 'http://192.0.2.11:9999', caPem: undefined });
+    expect(b.get(NODE)).toBeUndefined();
+    expect((await b.resolve(NODE))?.agentUrl).toBe('http://192.0.2.11:9999');
+  });
+
+  it('skips malformed files at start', async () => {
+    const dir = tmp();
+    const a = store(dir);
+    await a.start();
+    writeFileSync(path.join(dir, 'agents', 'node-bad.json'), '{');
+    const b = store(dir);
+    await b.start();
+    expect(b.get('bad')).toBeUndefined();
+  });
+
+  it('writes files readable only by the owner', async () => {
+    const dir = tmp();
+    const a = store(dir);
+    await a.start();
+    await a.beginHeartbeat(NODE).commit({ url: 'http://192.0.2.11:9999', caPem: undefined });
+    const text = readFileSync(path.join(dir, 'agents', `node-${NODE}.json`), 'utf8');
+    expect(JSON.parse(text)).toMatchObject({ version: 1, node: NODE });
+  });
+});
