@@ -4,7 +4,7 @@
  *
  *   sudo node --import tsx bench/dhcp.ts [--quick]
  *     [--servers metalboot,kea,dnsmasq] [--modes broadcast,relay] [--kinds new,repeat]
- *     [--period-s 4] [--runs 3] [--worktree] [--no-profile] [--no-results] [--max-total-s N]
+ *     [--period-s 3] [--runs 3] [--worktree] [--no-profile] [--no-results] [--max-total-s N]
  *
  * For every server × mode (broadcast: requests to 255.255.255.255; relay: unicast to the server)
  * × kind (new: random MACs → range leases; repeat: 500 reserved MACs) it sweeps offered rates
@@ -57,9 +57,10 @@ const QUICK = args.quick;
 const SERVERS = args.servers.split(',') as PeerName[];
 const MODES = (args.modes ?? (QUICK ? 'broadcast' : 'broadcast,relay')).split(',') as Mode[];
 const KINDS = args.kinds.split(',') as Kind[];
-const PERIOD_S = Number(args['period-s'] ?? (QUICK ? 2 : 4));
+const PERIOD_S = Number(args['period-s'] ?? (QUICK ? 2 : 3));
 const RUNS = Number(args.runs ?? (QUICK ? 1 : 3));
 const LATENCY_PERIOD_S = QUICK ? 3 : 5;
+const PROFILE_PERIOD_S = QUICK ? 4 : 8;
 const MAX_TOTAL_S = Number(args['max-total-s'] ?? (QUICK ? 330 : 1500));
 const THREADS = args['perfdhcp-threads'] === 'single' ? 'single' : 'multi';
 const WRITE_RESULTS = !args['no-results'] && (!QUICK || args.results);
@@ -70,7 +71,7 @@ const CLEAN_DROP_PCT = 0.1;
 const LOAD_THRESHOLD = 1.0;
 /** Wait at most this long for a quiet machine before one sweep, and this long in total. */
 const QUIET_WAIT_S = QUICK ? 20 : 60;
-const QUIET_BUDGET_S = QUICK ? 40 : 240;
+const QUIET_BUDGET_S = QUICK ? 40 : 120;
 const REPEAT_CLIENTS = 500;
 
 type Kind = 'new' | 'repeat';
@@ -95,6 +96,8 @@ interface Run {
   /** perfdhcp sent fewer than 97% of the offered DISCOVERs: the load generator was the limit. */
   clientLimited: boolean;
   cpuS: number;
+  /** Of which in the kernel (stime). */
+  sysS: number;
   cpuPer1k: number;
   offerAvgMs: number;
   ackAvgMs: number;
@@ -136,6 +139,7 @@ interface Latency {
     doraP50: number;
     doraP99: number;
     cpuPer1k: number;
+    sysPct: number;
     load1: number;
     timestamps: number;
   }[];
@@ -211,16 +215,18 @@ async function stop(proc: ServerProc): Promise<void> {
   pruneState(proc.stateDir);
 }
 
-async function measure(ctx: Ctx, proc: ServerProc, mode: Mode, kind: Kind, rate: number, periodS: number, opts: { timestamps?: boolean; tag?: string } = {}): Promise<{ run: Run; out: string }> {
+async function measure(ctx: Ctx, proc: ServerProc, mode: Mode, kind: Kind, rate: number, periodS: number, opts: { timestamps?: boolean; tag?: string } = {}): Promise<{ run: Run; out: string; windowUs: [number, number] }> {
   const perf = perfdhcpArgs({
     mode, rate, periodS, ...clientsOf(kind), ifname: ctx.ifname, localIp: NET.clientIp, serverIp: NET.serverIp,
     timestamps: opts.timestamps, threads: THREADS,
   });
   const load1 = loadAvg1();
   const [srv0, cli0] = [await rcvbuf(ctx.lab, 'srv'), await rcvbuf(ctx.lab, 'cli')];
-  const cpu0 = proc.cpu() ?? NaN;
+  const cpu0 = proc.cpu() ?? { user: NaN, sys: NaN };
+  const t0Us = Number(process.hrtime.bigint() / 1000n);
   const r = await ctx.lab.exec('cli', 'taskset', ['-c', '1', 'perfdhcp', ...perf], { timeoutMs: (periodS + 30) * 1000 });
-  const cpu1 = proc.cpu() ?? NaN;
+  const t1Us = Number(process.hrtime.bigint() / 1000n);
+  const cpu1 = proc.cpu() ?? { user: NaN, sys: NaN };
   const [srv1, cli1] = [await rcvbuf(ctx.lab, 'srv'), await rcvbuf(ctx.lab, 'cli')];
   const name = `${String(++ctx.seq).padStart(4, '0')}-${proc.peer.name}-${mode}-${kind}-${rate}${opts.tag ? `-${opts.tag}` : ''}.txt`;
   const file = path.join(runDir, 'runs', name);
@@ -231,20 +237,21 @@ async function measure(ctx: Ctx, proc: ServerProc, mode: Mode, kind: Kind, rate:
   // OFFERs that arrived after the period ended get no REQUEST from perfdhcp: not the server's loss.
   const notContinued = Math.max(0, (rep.discover?.received ?? 0) - (rep.request?.sent ?? 0));
   const attempted = sent - notContinued;
-  const cpuS = cpu1 - cpu0;
+  const sysS = cpu1.sys - cpu0.sys;
+  const cpuS = cpu1.user - cpu0.user + sysS;
   const run: Run = {
     server: proc.peer.name, mode, kind, rate, periodS,
     sent, offers: rep.discover?.received ?? 0, acks, notContinued, lost: Math.max(0, attempted - acks),
     dropPct: attempted <= 0 ? 100 : (100 * (attempted - acks)) / attempted,
     goodput: acks / periodS,
     clientLimited: sent < 0.97 * rate * periodS,
-    cpuS, cpuPer1k: acks === 0 ? NaN : cpuS / (acks / 1000),
+    cpuS, sysS, cpuPer1k: acks === 0 ? NaN : cpuS / (acks / 1000),
     offerAvgMs: rep.discover?.avgMs ?? NaN, ackAvgMs: rep.request?.avgMs ?? NaN,
     srvRcvbufErrors: srv1 - srv0, cliRcvbufErrors: cli1 - cli0,
     load1, file: path.relative(runDir, file), exitCode: r.code,
   };
   log(`  ${proc.peer.name} ${mode} ${kind} ${rate}/s: sent ${sent}, acks ${acks}, drop ${run.dropPct.toFixed(3)}%, goodput ${run.goodput.toFixed(0)}/s, cpu ${cpuS.toFixed(2)} s${run.clientLimited ? ' (perfdhcp could not offer this rate)' : ''}${run.srvRcvbufErrors > 0 ? `, server rcvbuf overflows ${run.srvRcvbufErrors}` : ''}`);
-  return { run, out: r.stdout };
+  return { run, out: r.stdout, windowUs: [t0Us, t1Us] };
 }
 
 /** One measurement with its own server for new clients (empty lease state), or on `shared`. */
@@ -353,7 +360,7 @@ async function latency(ctx: Ctx, server: PeerName, kind: Kind): Promise<Latency>
         file: run.file, sent: run.sent, acks: run.acks, lost: run.lost, dropPct: run.dropPct,
         offerP50: quantile(o, 0.5), offerP99: quantile(o, 0.99), ackP50: quantile(a, 0.5), ackP99: quantile(a, 0.99),
         doraP50: quantile(o, 0.5) + quantile(a, 0.5), doraP99: quantile(o, 0.99) + quantile(a, 0.99),
-        cpuPer1k: run.cpuPer1k, load1: run.load1, timestamps: o.length + a.length,
+        cpuPer1k: run.cpuPer1k, sysPct: (100 * run.sysS) / run.cpuS, load1: run.load1, timestamps: o.length + a.length,
       });
     } finally {
       await stop(proc);
@@ -369,15 +376,17 @@ async function profile(ctx: Ctx, mode: Mode, kind: Kind, rate: number): Promise<
   log(`profiling metalboot (${mode}, ${kind}, ${rate}/s) with --cpu-prof`);
   const proc = await start(ctx, 'metalboot', ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
   let run: Run;
+  let windowUs: [number, number];
   try {
-    run = (await measure(ctx, proc, mode, kind, rate, PERIOD_S, { tag: 'cpu-prof' })).run;
+    ({ run, windowUs } = await measure(ctx, proc, mode, kind, rate, PROFILE_PERIOD_S, { tag: 'cpu-prof' }));
   } finally {
     await stop(proc);
   }
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile') && !before.has(f));
   if (file === undefined) return undefined;
   const summary = summariseProfile(path.join(dir, file), {
-    top: 15,
+    top: 20,
+    windowUs,
     inclusive: ['decode', 'decide', 'encode', 'lookup', 'persist', 'append', 'stats', 'snapshot', '#onMessage', '#send', 'send', 'inc', 'observe'],
   });
   return { file: path.join('profile', file), summary, run };
@@ -430,10 +439,10 @@ function sweepTable(sweeps: Sweep[]): string {
     const over = median(s.overloadRuns.map((r) => r.goodput));
     const overRate = s.overloadRuns[0]?.rate ?? NaN;
     const ratio = Number.isFinite(cap) ? over / cap : NaN;
-    const cpu = medianBy(s.cleanRuns, (r) => r.goodput)?.cpuPer1k;
+    const mid = medianBy(s.cleanRuns, (r) => r.goodput);
     const loads = s.runs.map((r) => r.load1);
     const maxClean = s.maxClean === undefined ? `< ${LADDER[0]}` : `${s.clientLimited ? '≥ ' : ''}${fmt(s.maxClean)}`;
-    rows.push(`| ${s.mode} | ${s.kind === 'new' ? 'new (range)' : `${REPEAT_CLIENTS} repeat (reserved)`} | ${s.server} | ${maxClean} | ${fmt(median(s.cleanRuns.map((r) => r.dropPct)), 3)} | ${fmt(over)} at ${fmt(overRate)} | ${Number.isFinite(ratio) ? `${(100 * ratio).toFixed(0)}%` : '–'} | ${Number.isFinite(ratio) ? (ratio >= 0.9 ? 'no' : 'yes') : '–'} | ${fmt(cpu, 3)} | ${ratioCell(sweeps, s)} | ${fmt(Math.min(...loads), 2)}–${fmt(Math.max(...loads), 2)} |`);
+    rows.push(`| ${s.mode} | ${s.kind === 'new' ? 'new (range)' : `${REPEAT_CLIENTS} repeat (reserved)`} | ${s.server} | ${maxClean} | ${fmt(median(s.cleanRuns.map((r) => r.dropPct)), 3)} | ${fmt(over)} at ${fmt(overRate)} | ${Number.isFinite(ratio) ? `${(100 * ratio).toFixed(0)}%` : '–'} | ${Number.isFinite(ratio) ? (ratio >= 0.9 ? 'no' : 'yes') : '–'} | ${mid === undefined ? '–' : `${fmt(mid.cpuPer1k, 3)} (${fmt((100 * mid.sysS) / mid.cpuS)}% sys)`} | ${ratioCell(sweeps, s)} | ${fmt(Math.min(...loads), 2)}–${fmt(Math.max(...loads), 2)} |`);
   }
   return rows.join('\n');
 }
@@ -445,7 +454,7 @@ function latencyTable(lats: Latency[]): string {
   ];
   for (const l of lats) {
     const m = (f: (r: Latency['runs'][number]) => number) => median(l.runs.map(f));
-    rows.push(`| ${l.kind === 'new' ? 'new (range)' : `${REPEAT_CLIENTS} repeat (reserved)`} | ${l.server} | ${fmt(m((r) => r.dropPct), 3)} | ${fmt(m((r) => r.offerP50), 2)} / ${fmt(m((r) => r.offerP99), 2)} | ${fmt(m((r) => r.ackP50), 2)} / ${fmt(m((r) => r.ackP99), 2)} | ${fmt(m((r) => r.cpuPer1k), 3)} | ${fmt(Math.max(...l.runs.map((r) => r.load1)), 2)} |`);
+    rows.push(`| ${l.kind === 'new' ? 'new (range)' : `${REPEAT_CLIENTS} repeat (reserved)`} | ${l.server} | ${fmt(m((r) => r.dropPct), 3)} | ${fmt(m((r) => r.offerP50), 2)} / ${fmt(m((r) => r.offerP99), 2)} | ${fmt(m((r) => r.ackP50), 2)} / ${fmt(m((r) => r.ackP99), 2)} | ${fmt(m((r) => r.cpuPer1k), 3)} (${fmt(m((r) => r.sysPct))}% sys) | ${fmt(Math.max(...l.runs.map((r) => r.load1)), 2)} |`);
   }
   return rows.join('\n');
 }
@@ -497,7 +506,7 @@ function profileSection(p: { file: string; summary: ProfileSummary; run: Run }):
   const top = s.top.map((e) => `| ${e.name} | ${e.where || '(native)'} | ${e.selfMs.toFixed(0)} | ${e.selfPct.toFixed(1)}% |`).join('\n');
   const incl = s.inclusive.filter((e) => e.ms > 0).sort((a, b) => b.ms - a.ms).map((e) => `${e.name} ${e.pct.toFixed(1)}%`).join(', ');
   return [
-    `Profile of metalboot (\`node --cpu-prof\`) during ${p.run.mode} ${p.run.kind}-client load offered at ${fmt(p.run.rate)}/s for ${p.run.periodS} s (${fmt(p.run.goodput)} ACKs/s, drop ${p.run.dropPct.toFixed(2)}%): ${(s.busyMs / 1000).toFixed(2)} s busy of ${(s.totalMs / 1000).toFixed(2)} s sampled. Raw profile: \`bench/out/dhcp-${stamp}/${p.file}\` (open in Chrome DevTools).`,
+    `Profile of metalboot (\`node --cpu-prof\`, samples while perfdhcp ran only) during ${p.run.mode} ${p.run.kind}-client load offered at ${fmt(p.run.rate)}/s for ${p.run.periodS} s (${fmt(p.run.goodput)} ACKs/s, drop ${p.run.dropPct.toFixed(2)}%): ${(s.busyMs / 1000).toFixed(2)} s busy of ${(s.totalMs / 1000).toFixed(2)} s sampled. Raw profile: \`bench/out/dhcp-${stamp}/${p.file}\` (open in Chrome DevTools).`,
     '',
     '| function (self time) | where | ms | % of busy |',
     '|---|---|---:|---:|',
@@ -530,7 +539,7 @@ async function main(): Promise<void> {
   const lab = await createLab({ switchNamespace: 'srv', bridgeIp: NET.serverCidr });
   const sweeps: Sweep[] = [];
   const lats: Latency[] = [];
-  let prof: Awaited<ReturnType<typeof profile>>;
+  const profs: NonNullable<Awaited<ReturnType<typeof profile>>>[] = [];
   let macCheck = '';
   try {
     await lab.addNamespace('cli');
@@ -542,8 +551,13 @@ async function main(): Promise<void> {
     for (const kind of ['repeat', 'new'] as Kind[]) for (const server of SERVERS) lats.push(await latency(ctx, server, kind));
     const t = targets(sweeps, lats);
     if (t.missed && !args['no-profile'] && SERVERS.includes('metalboot')) {
-      const mb = sweeps.find((s) => s.server === 'metalboot' && s.kind === 'new') ?? sweeps.find((s) => s.server === 'metalboot');
-      if (mb !== undefined) prof = await profile(ctx, mb.mode, mb.kind, 2 * (mb.maxClean ?? LADDER[0]!));
+      // Saturated: twice the clean rate, broadcast, once per client kind.
+      for (const kind of KINDS) {
+        const mb = sweeps.find((s) => s.server === 'metalboot' && s.kind === kind && s.mode === 'broadcast') ?? sweeps.find((s) => s.server === 'metalboot' && s.kind === kind);
+        if (mb === undefined) continue;
+        const p = await profile(ctx, mb.mode, kind, 2 * (mb.maxClean ?? LADDER[0]!));
+        if (p !== undefined) profs.push(p);
+      }
     }
   } finally {
     await lab.close();
@@ -570,7 +584,7 @@ async function main(): Promise<void> {
     '',
     `**Load**: perfdhcp ${THREADS === 'multi' ? '`-g multi`' : '`-g single`'}, e.g. \`perfdhcp ${sample.join(' ')}\` (relay: unicast to the server) and \`perfdhcp ${sampleB.join(' ')}\` (broadcast, latency). perfdhcp 2.2 makes every request relay-shaped (source port 67, giaddr = 10.16.0.2, hops 1), so in both modes the replies are unicast to 10.16.0.2:67; "broadcast" means the requests go to 255.255.255.255. New clients: \`-b mac=${NET.newMacBase} -R ${NET.newClients}\` (random MACs, each gets a range lease; new-client runs restart the server with an empty lease database). Repeat clients: \`-b mac=${NET.reservedMacBase} -R ${REPEAT_CLIENTS}\`: perfdhcp adds random() % R to the low bytes of the base MAC, so these are exactly the first ${REPEAT_CLIENTS} reservations (checked: ${macCheck}).`,
     '',
-    `**Method**: a run offers a rate for ${PERIOD_S} s (\`-p\`), a request unanswered after 1 s is lost (\`-d 1\`), perfdhcp waits 1 s for stragglers (\`-W\`). Drop % = exchanges started (DISCOVER sent) that did not end in an ACK within 1 s per leg; exchanges perfdhcp itself did not continue because their OFFER came after the period ended are left out. The sweep starts at 1,000/s and walks the ladder ${LADDER.map((x) => fmt(x)).join(', ')}/s up (or down), ${QUICK ? '' : 'bisects the edge once, '}then runs the best clean rate (median drop < 0.1%) and twice that rate until each has ${RUNS} run${RUNS > 1 ? 's' : ''}; figures are medians. Goodput = ACKs per second. CPU = the server's utime+stime (/proc/<pid>/stat) over the run, per 1,000 completed exchanges, at the max clean rate. "≥" marks a rate where perfdhcp itself could not offer more (sent < 97% of the offered rate).`,
+    `**Method**: a run offers a rate for ${PERIOD_S} s (\`-p\`), a request unanswered after 1 s is lost (\`-d 1\`), perfdhcp waits 1 s for stragglers (\`-W\`). Drop % = exchanges started (DISCOVER sent) that did not end in an ACK within 1 s per leg; exchanges perfdhcp itself did not continue because their OFFER came after the period ended are left out. The sweep starts at 1,000/s and walks the ladder ${LADDER.map((x) => fmt(x)).join(', ')}/s up (or down), ${QUICK ? '' : 'bisects the edge once, '}then runs the best clean rate (median drop < 0.1%) and twice that rate until each has ${RUNS} run${RUNS > 1 ? 's' : ''}; figures are medians. Goodput = ACKs per second. CPU = the server's utime+stime (/proc/<pid>/stat) over the run per 1,000 completed exchanges, at the max clean rate, with the kernel's (stime) share; it includes the server's socket syscalls, not the softirq work of the veth. "≥" marks a rate where perfdhcp itself could not offer more (sent < 97% of the offered rate).`,
     '',
     '### Rates',
     '',
@@ -586,7 +600,7 @@ async function main(): Promise<void> {
     '',
     ...(t.lines.length > 0 ? t.lines : ['- not evaluated (metalboot or Kea not in this run)']),
     '',
-    ...(prof !== undefined ? ['### What limits metalboot', '', profileSection(prof), ''] : []),
+    ...(profs.length > 0 ? ['### What limits metalboot', '', ...profs.flatMap((p) => [profileSection(p), ''])] : []),
     '### Every run',
     '',
     '† perfdhcp could not offer the rate.',
@@ -594,10 +608,10 @@ async function main(): Promise<void> {
     sweepDetail(sweeps),
   ].join('\n');
 
-  writeFileSync(path.join(runDir, 'results.json'), JSON.stringify({ versions, machine: m, args, sweeps, lats, profile: prof }, null, 2));
+  writeFileSync(path.join(runDir, 'results.json'), JSON.stringify({ versions, machine: m, args, sweeps, lats, profiles: profs }, null, 2));
   writeFileSync(path.join(runDir, 'summary.md'), `## DHCP\n\n${body}\n`);
   console.log(`\n${sweepTable(sweeps)}\n\n${latencyTable(lats)}\n\n${t.lines.join('\n')}\n`);
-  if (prof !== undefined) console.log(profileSection(prof));
+  for (const p of profs) console.log(profileSection(p));
   if (WRITE_RESULTS) {
     writeResultsSection('DHCP', body);
     log('bench/RESULTS.md: ## DHCP updated');

@@ -43,14 +43,22 @@ function where(url: string, line: number): string {
   return `${m === null ? path.basename(short) : `${m[1]}/${m[2]}`}:${line + 1}`;
 }
 
-export function summariseProfile(file: string, opts: { top?: number; inclusive?: readonly string[] } = {}): ProfileSummary {
+/**
+ * `windowUs`: only samples taken within [from, to], in the profile's clock (V8 TimeTicks, µs of
+ * CLOCK_MONOTONIC: `process.hrtime.bigint() / 1000n` in any process on the same machine), so
+ * start-up and shutdown stay out of a profile of the load.
+ */
+export function summariseProfile(file: string, opts: { top?: number; inclusive?: readonly string[]; windowUs?: readonly [number, number] } = {}): ProfileSummary {
   const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   // Self time per node from samples and their time deltas (µs).
   const selfUs = new Map<number, number>();
   const samples = p.samples ?? [];
   const deltas = p.timeDeltas ?? [];
+  let t = p.startTime;
   for (let i = 0; i < samples.length; i++) {
+    t += deltas[i] ?? 0;
+    if (opts.windowUs !== undefined && (t < opts.windowUs[0] || t > opts.windowUs[1])) continue;
     const dt = deltas[i + 1] ?? deltas[i] ?? 0;
     selfUs.set(samples[i]!, (selfUs.get(samples[i]!) ?? 0) + dt);
   }

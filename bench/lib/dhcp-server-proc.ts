@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Lab } from '../../test/support/netns.js';
 import { NET, type Peer } from './dhcp-peers.js';
-import { cpuSeconds, memoryMiB } from './machine.js';
+import { cpuTimes, memoryMiB } from './machine.js';
 import { perfdhcpArgs, parsePerfdhcp } from './perfdhcp.js';
 
 export interface ServerProc {
@@ -16,7 +16,8 @@ export interface ServerProc {
   readonly pid: number;
   readonly stateDir: string;
   readonly child: ChildProcess;
-  cpu(): number | undefined;
+  /** utime and stime so far, seconds. */
+  cpu(): { user: number; sys: number } | undefined;
   memory(): { rss: number; hwm: number } | undefined;
   /** SIGTERM, then SIGKILL after 5 s; saves the output tail next to the state. */
   stop(): Promise<void>;
@@ -67,7 +68,7 @@ export async function startServer(lab: Lab, peer: Peer, stateDir: string, o: Sta
     const out = lab.output(child);
     writeFileSync(path.join(stateDir, 'server-output.txt'), `$ ${c.cmd} ${args.join(' ')}\n--- stdout\n${out.stdout}\n--- stderr\n${out.stderr}\n`);
   };
-  const proc: ServerProc = { peer, pid, stateDir, child, cpu: () => cpuSeconds(pid), memory: () => memoryMiB(pid), stop };
+  const proc: ServerProc = { peer, pid, stateDir, child, cpu: () => cpuTimes(pid), memory: () => memoryMiB(pid), stop };
   const deadline = Date.now() + (o.readyTimeoutMs ?? 60_000);
   const probe = perfdhcpArgs({
     mode: 'relay', rate: 10, periodS: 1, macBase: NET.reservedMacBase, clients: 1, ifname: '', localIp: NET.clientIp, serverIp: NET.serverIp, exitWaitUs: 300_000, dropTimeS: 0.5,

@@ -79,8 +79,8 @@ export async function waitForQuiet(threshold: number, maxWaitS: number, log: (s:
 
 let clkTck: number | undefined;
 
-/** utime + stime of `pid` in seconds (/proc/<pid>/stat), or undefined once it is gone. */
-export function cpuSeconds(pid: number): number | undefined {
+/** utime and stime of `pid` in seconds (/proc/<pid>/stat fields 14, 15), or undefined once it is gone. */
+export function cpuTimes(pid: number): { user: number; sys: number } | undefined {
   clkTck ??= Number(commandOutput('getconf', ['CLK_TCK']) ?? 100);
   let text: string;
   try {
@@ -88,9 +88,15 @@ export function cpuSeconds(pid: number): number | undefined {
   } catch {
     return undefined;
   }
-  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+  // Fields after the parenthesised command name start at field 3.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return (Number(rest[11]) + Number(rest[12])) / clkTck;
+  return { user: Number(rest[11]) / clkTck, sys: Number(rest[12]) / clkTck };
+}
+
+/** utime + stime of `pid` in seconds, or undefined once it is gone. */
+export function cpuSeconds(pid: number): number | undefined {
+  const t = cpuTimes(pid);
+  return t === undefined ? undefined : t.user + t.sys;
 }
 
 /** Peak and current resident set of `pid` in MiB (/proc/<pid>/status VmHWM, VmRSS). */
