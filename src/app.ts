@@ -86,7 +86,7 @@ export function buildServices(config: Config, deps: Deps): Product {
     bootEvents = recorder;
   }
 
-  const files = new IpxeFiles({ root: config.tftp.root, aliases: config.tftp.aliases, logger });
+  const files = new IpxeFiles({ root: config.tftp.root, aliases: config.tftp.aliases, extraRoots: config.tftp.extraRoots, logger });
   services.push(files);
 
   const pool = new LeasePool({ ranges: config.dhcp.ranges, isClaimed: (ip) => index.isClaimed(ip), serverIp });
@@ -133,6 +133,10 @@ export function buildServices(config: Config, deps: Deps): Product {
       inspector: config.inspector, installer: config.installer,
     },
     ops: { readiness, policy: config.dhcp.enabled ? policy : undefined, state: { index, pool, now } },
+    imageProxy: config.proxy.ironicHttpUrl === undefined ? undefined : {
+      upstream: config.proxy.ironicHttpUrl,
+      cache: config.http.imageCacheDir === undefined ? undefined : { dir: config.http.imageCacheDir, maxBytes: config.http.imageCacheMaxBytes },
+    },
   }));
   services.push(http);
   return { services, index, pool, dhcp, tftp, files, http, readiness, kube, bootEvents };

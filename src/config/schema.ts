@@ -145,6 +145,8 @@ export const configSchema = z.strictObject({
     root: z.string().prefault('/usr/lib/ipxe'),
     singlePort: bool.prefault(false),
     aliases: z.record(z.string(), z.string()).prefault({ ...DEFAULT_FILE_ALIASES }),
+    /** Directories that symlinks in the root may point into (Debian links ipxe.efi to /boot). */
+    extraRoots: stringList.prefault(['/boot']),
     maxBlksize: int(512, 65464).prefault(1468),
     maxWindowsize: int(1, 256).prefault(64),
     maxTransfers: int(1, 100_000).prefault(1000),

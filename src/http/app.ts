@@ -8,12 +8,15 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { bootRoutes, type BootRoutesOptions } from './boot-routes.js';
 import { opsRoutes, type OpsRoutesOptions } from './ops-routes.js';
+import { imageProxyPlugin, type ImageProxyOptions } from './image-proxy.js';
 
 export interface AppOptions {
   readonly logger: Logger;
   readonly registry: Registry;
   readonly boot: Omit<BootRoutesOptions, 'registry'>;
   readonly ops: Omit<OpsRoutesOptions, 'registry'>;
+  /** The image proxy to Ironic's HTTP server; absent when no --ironic-http-url is set. */
+  readonly imageProxy?: Omit<ImageProxyOptions, 'registry'>;
 }
 
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
@@ -30,8 +33,20 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   app.addHook('onResponse', async (req, reply) => {
     requests.inc({ route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
     if (reply.statusCode >= 400) req.log.info({ method: req.method, url: req.url, status: reply.statusCode, peer: req.ip }, 'http error response');
+    // Image downloads are few per boot and the milestones of one: log each.
+    else if ((req.routeOptions.config as { imageProxy?: boolean } | undefined)?.imageProxy === true) {
+      req.log.info({ method: req.method, url: req.url, status: reply.statusCode, bytes: Number(reply.getHeader('content-length') ?? 0), ms: Math.round(reply.elapsedTime), peer: req.ip }, 'image served');
+    }
   });
   await app.register(bootRoutes, { ...o.boot, registry: o.registry });
   await app.register(opsRoutes, { ...o.ops, registry: o.registry });
+  if (o.imageProxy !== undefined) {
+    const proxy = o.imageProxy;
+    // Routes the proxy adds are tagged so the onResponse hook can log them.
+    await app.register(async (scope) => {
+      scope.addHook('onRoute', (route) => { route.config = { ...(route.config ?? {}), imageProxy: true } as typeof route.config; });
+      await scope.register(imageProxyPlugin, { ...proxy, registry: o.registry });
+    });
+  }
   return app as unknown as FastifyInstance;
 }
