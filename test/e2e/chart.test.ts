@@ -1,0 +1,443 @@
+/**
+ * The Helm chart, rendered by the real `helm` (test/support/helm.ts fetches it once into
+ * .cache/tools) with default and non-default values: Multus (the default, with its required
+ * vip), hostNetwork, no NetworkAttachmentDefinition, TFTP off, replicas behind the provisioning
+ * Service, every value set, the watcher off. Each rendering must pass `helm lint --strict`, be
+ * valid YAML of the expected kinds, and its container arguments must be accepted by metalboot's
+ * own configuration loader with the container's environment (SERVER_IP from the vip or the pod
+ * IP), giving the configuration the values asked for. Invalid values must fail with a message
+ * that names the value.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { loadConfig, type Config } from '../../src/config/load.js';
+import { expandString } from '../../src/config/expand.js';
+import { formatIpv4 } from '../../src/net/ipv4.js';
+import { helmBinary } from '../support/helm.js';
+
+const run = promisify(execFile);
+const CHART = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../chart');
+const RELEASE = 'mb';
+const NAMESPACE = 'metal3';
+const FULLNAME = `${RELEASE}-metalboot`;
+/** What the downward API gives the pod in these tests. */
+const POD_IP = '10.244.1.7';
+const NODE_NAME = 'node-a';
+
+/** A parsed manifest: its shape is what the assertions check. */
+type Obj = Record<string, any>;
+type Values = Record<string, unknown>;
+
+interface Rendered {
+  readonly docs: readonly Obj[];
+  readonly sources: ReadonlySet<string>;
+  readonly deployment: Obj;
+  readonly pod: Obj;
+  readonly container: Obj;
+  readonly args: readonly string[];
+  /** The container's environment as the kubelet would set it (downward API filled in). */
+  readonly env: Readonly<Record<string, string>>;
+  /** metalboot's configuration from those arguments and that environment. */
+  readonly config: Config;
+  kinds(): string[];
+  find(kind: string, name?: string): Obj | undefined;
+}
+
+let helm: string;
+let scratch: string;
+const renderedSources = new Set<string>();
+
+beforeAll(async () => {
+  helm = await helmBinary();
+  scratch = mkdtempSync(path.join(tmpdir(), 'metalboot-chart-'));
+}, 600_000);
+
+afterAll(() => {
+  if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
+});
+
+let valuesFileCount = 0;
+function valuesFile(values: Values): string {
+  const file = path.join(scratch, `values-${++valuesFileCount}.yaml`);
+  writeFileSync(file, JSON.stringify(values, null, 2)); // JSON is YAML
+  return file;
+}
+
+async function helmRun(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(helm, args, { maxBuffer: 16 * 1024 * 1024, timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as Error & { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? e.message };
+  }
+}
+
+/** The container's environment, with the downward API fields a pod would get. */
+function containerEnv(container: Obj): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const e of (container.env ?? []) as Obj[]) {
+    if (typeof e.value === 'string') env[e.name] = expandString(e.value, env);
+    else if (e.valueFrom?.fieldRef?.fieldPath === 'status.podIP') env[e.name] = POD_IP;
+    else if (e.valueFrom?.fieldRef?.fieldPath === 'spec.nodeName') env[e.name] = NODE_NAME;
+    else throw new Error(`env ${e.name}: no stand-in for ${JSON.stringify(e.valueFrom)}`);
+  }
+  return env;
+}
+
+async function render(values: Values): Promise<Rendered> {
+  const file = valuesFile(values);
+  const lint = await helmRun(['lint', CHART, '--strict', '--namespace', NAMESPACE, '--values', file]);
+  expect(lint.code, `helm lint --strict:\n${lint.stdout}\n${lint.stderr}`).toBe(0);
+  const out = await helmRun(['template', RELEASE, CHART, '--namespace', NAMESPACE, '--values', file]);
+  expect(out.code, `helm template:\n${out.stderr}`).toBe(0);
+
+  const sources = new Set([...out.stdout.matchAll(/^# Source: metalboot\/(templates\/\S+)$/gm)].map((m) => m[1]!));
+  for (const s of sources) renderedSources.add(s);
+  const docs: Obj[] = [];
+  for (const doc of parseAllDocuments(out.stdout)) {
+    expect(doc.errors.map((e) => e.message)).toEqual([]);
+    const obj = doc.toJS() as Obj | null;
+    if (obj === null) continue;
+    expect(typeof obj.apiVersion).toBe('string');
+    expect(typeof obj.kind).toBe('string');
+    expect(obj.metadata?.name).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
+    docs.push(obj);
+  }
+  const find = (kind: string, name?: string) => docs.find((d) => d.kind === kind && (name === undefined || d.metadata.name === name));
+  const deployments = docs.filter((d) => d.kind === 'Deployment');
+  expect(deployments).toHaveLength(1);
+  const deployment = deployments[0]!;
+  const pod = deployment.spec.template.spec as Obj;
+  expect(pod.containers).toHaveLength(1);
+  const container = pod.containers[0] as Obj;
+  const args = container.args as string[];
+  expect(args.every((a) => typeof a === 'string' && a.startsWith('--')), `args: ${args.join(' ')}`).toBe(true);
+  const env = containerEnv(container);
+  // The kubelet expands $(VAR) in args from the container's environment; metalboot does too.
+  const loaded = loadConfig({
+    argv: args.map((a) => expandString(a, env)),
+    env,
+    readFile: (p) => {
+      throw Object.assign(new Error(`ENOENT: ${p}`), { code: 'ENOENT' });
+    },
+    localAddresses: () => [],
+  });
+  if (loaded.kind !== 'config') throw new Error(`metalboot refuses the chart's arguments ${JSON.stringify(args)}: ${JSON.stringify(loaded)}`);
+  return { docs, sources, deployment, pod, container, args, env, config: loaded.config, kinds: () => docs.map((d) => d.kind).sort(), find };
+}
+
+async function renderError(values: Values): Promise<string> {
+  const out = await helmRun(['template', RELEASE, CHART, '--namespace', NAMESPACE, '--values', valuesFile(values)]);
+  expect(out.code, 'helm template should fail').not.toBe(0);
+  return out.stderr;
+}
+
+/** Checks that hold for every rendering. */
+function commonChecks(r: Rendered, v: { httpPort: number; hostNetwork: boolean }): void {
+  const { container, pod, deployment } = r;
+  // Probes on the HTTP port: liveness /healthz, readiness /readyz.
+  const httpPort = (container.ports as Obj[]).find((p) => p.name === 'http');
+  expect(httpPort).toMatchObject({ containerPort: v.httpPort, protocol: 'TCP' });
+  expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
+  expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
+  expect(container.startupProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
+  expect(r.config.http.listen.port).toBe(v.httpPort);
+  // SERVER_IP is always there; $(SERVER_IP) is all that --server-ip refers to.
+  expect(r.env.SERVER_IP).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+  expect(r.args[0]).toMatch(/^--server-ip=\$\(SERVER_IP\)(\/\d+)?$/);
+  expect(formatIpv4(r.config.dhcp.serverIp.address)).toBe(r.env.SERVER_IP);
+  // Root under hostNetwork, uid 1000 otherwise; NET_BIND_SERVICE either way, and never
+  // allowPrivilegeEscalation: false (it would disable the image's file capability).
+  const sc = container.securityContext as Obj;
+  if (v.hostNetwork) {
+    expect(pod.hostNetwork).toBe(true);
+    expect(pod.dnsPolicy).toBe('ClusterFirstWithHostNet');
+    expect(sc).toMatchObject({ runAsUser: 0, runAsGroup: 0, runAsNonRoot: false });
+  } else {
+    expect(pod.hostNetwork).toBeUndefined();
+    expect(sc).toMatchObject({ runAsUser: 1000, runAsNonRoot: true });
+  }
+  expect(sc.capabilities.add).toContain('NET_BIND_SERVICE');
+  expect(sc.allowPrivilegeEscalation).not.toBe(false);
+  // Selectors match the pod; Services target ports the container has.
+  const podLabels = deployment.spec.template.metadata.labels as Obj;
+  expect(podLabels).toMatchObject(deployment.spec.selector.matchLabels);
+  const portNames = new Set((container.ports as Obj[]).map((p) => p.name));
+  for (const svc of r.docs.filter((d) => d.kind === 'Service')) {
+    expect(podLabels).toMatchObject(svc.spec.selector);
+    for (const p of svc.spec.ports as Obj[]) expect(portNames, `${svc.metadata.name} → ${p.targetPort}`).toContain(p.targetPort);
+  }
+  // The ServiceAccount the pod runs as exists when the chart creates one.
+  const sa = r.find('ServiceAccount');
+  if (sa !== undefined) expect(pod.serviceAccountName).toBe(sa.metadata.name);
+}
+
+/** The RBAC of the BareMetalHost watcher, as a ClusterRole or a Role in `namespace`. */
+function expectRbac(r: Rendered, namespace: string | undefined): void {
+  const roleKind = namespace === undefined ? 'ClusterRole' : 'Role';
+  const role = r.find(roleKind);
+  expect(role, roleKind).toBeDefined();
+  expect(role!.metadata.namespace).toBe(namespace);
+  const rules = role!.rules as Obj[];
+  expect(rules).toContainEqual({ apiGroups: ['metal3.io'], resources: ['baremetalhosts'], verbs: ['get', 'list', 'watch'] });
+  expect(rules).toContainEqual({ apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] });
+  expect(rules).toContainEqual({ apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] });
+  const binding = r.find(`${roleKind}Binding`);
+  expect(binding!.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: roleKind, name: role!.metadata.name });
+  expect(binding!.subjects).toEqual([{ kind: 'ServiceAccount', name: r.pod.serviceAccountName, namespace: NAMESPACE }]);
+  expect(r.args).toContain('--kube');
+  expect(r.config.sources.kube.enabled).toBe(true);
+  expect(r.pod.automountServiceAccountToken).toBe(true);
+}
+
+function nadConfig(r: Rendered): Obj {
+  const nad = r.find('NetworkAttachmentDefinition');
+  expect(nad).toBeDefined();
+  expect(nad!.apiVersion).toBe('k8s.cni.cncf.io/v1');
+  return JSON.parse(nad!.spec.config as string) as Obj;
+}
+
+const VIP = '192.168.100.2/24';
+
+describe('helm chart', () => {
+  it('refuses the bare defaults: the Multus attachment needs its vip', async () => {
+    expect(await renderError({})).toMatch(/networkAttachmentDefinition\.vip is required/);
+  });
+
+  it.each([
+    ['replicas > 1 sharing one vip', { replicas: 2, networkAttachmentDefinition: { vip: VIP } }, /replicas > 1 with a NetworkAttachmentDefinition/],
+    ['a config that is not JSON', { networkAttachmentDefinition: { vip: VIP, config: '{"type": "bridge",' } }, /networkAttachmentDefinition\.config is not a JSON object/],
+  ])('refuses %s', async (_name, values, message) => {
+    expect(await renderError(values)).toMatch(message);
+  });
+
+  it('Multus (defaults with the vip): bridge br0 with the vip as static IPAM, SERVER_IP from the vip', async () => {
+    const r = await render({ networkAttachmentDefinition: { vip: VIP } });
+    commonChecks(r, { httpPort: 8080, hostNetwork: false });
+    expect(r.kinds()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'NetworkAttachmentDefinition', 'Service', 'ServiceAccount']);
+    expect(nadConfig(r)).toEqual({
+      cniVersion: '0.3.1', type: 'bridge', bridge: 'br0', name: `${FULLNAME}-provisioning`,
+      ipam: { type: 'static', addresses: [{ address: VIP }] },
+    });
+    expect(r.find('NetworkAttachmentDefinition')!.metadata.annotations).toBeUndefined();
+    expect(r.deployment.spec.template.metadata.annotations['k8s.v1.cni.cncf.io/networks']).toBe(`${NAMESPACE}/${FULLNAME}-provisioning`);
+    expect(r.deployment.spec.strategy).toEqual({ type: 'Recreate' });
+    expect(r.container.env).toContainEqual({ name: 'SERVER_IP', value: '192.168.100.2' });
+    expect(r.args).toEqual([
+      '--server-ip=$(SERVER_IP)/24',
+      '--dhcp-listen=0.0.0.0:67',
+      '--tftp-listen=$(SERVER_IP):69',
+      '--http-listen=0.0.0.0:8080',
+      '--callback-listen=0.0.0.0:8081',
+      '--kube',
+    ]);
+    expect(r.config.dhcp.serverIp.prefix).toBe(24);
+    expect(r.config.dhcp.listen).toEqual({ host: '0.0.0.0', port: 67 });
+    expect(r.config.tftp.listen).toEqual({ host: '192.168.100.2', port: 69 });
+    expect(r.config.tftp.singlePort).toBe(false);
+    expect(r.config.proxy.callbackListen).toEqual({ host: '0.0.0.0', port: 8081 });
+    expect(r.config.http.advertiseUrl).toBe('http://192.168.100.2:8080');
+    expect(r.container.image).toBe('metalboot:0.1.0');
+    expect(r.container.ports).toEqual([
+      { name: 'dhcp', containerPort: 67, protocol: 'UDP' },
+      { name: 'tftp', containerPort: 69, protocol: 'UDP' },
+      { name: 'http', containerPort: 8080, protocol: 'TCP' },
+      { name: 'callback', containerPort: 8081, protocol: 'TCP' },
+    ]);
+    expect(r.container.securityContext).toEqual({
+      runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
+    });
+    expectRbac(r, undefined);
+  });
+
+  it('hostNetwork: root, no NetworkAttachmentDefinition, SERVER_IP from status.podIP', async () => {
+    // The vip is set but ignored: hostNetwork skips the attachment.
+    const r = await render({ hostNetwork: true, networkAttachmentDefinition: { vip: VIP } });
+    commonChecks(r, { httpPort: 8080, hostNetwork: true });
+    expect(r.kinds()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Service', 'ServiceAccount']);
+    expect(r.deployment.spec.template.metadata.annotations ?? {}).not.toHaveProperty(['k8s.v1.cni.cncf.io/networks']);
+    expect(r.container.env).toContainEqual({ name: 'SERVER_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
+    expect(r.args[0]).toBe('--server-ip=$(SERVER_IP)');
+    expect(formatIpv4(r.config.dhcp.serverIp.address)).toBe(POD_IP);
+    expect(r.config.tftp.listen).toEqual({ host: POD_IP, port: 69 });
+    expect(r.deployment.spec.strategy).toEqual({ type: 'Recreate' });
+    expectRbac(r, undefined);
+  });
+
+  it('hostNetwork with dhcp.serverIP: that address and prefix', async () => {
+    const r = await render({ hostNetwork: true, dhcp: { serverIP: '172.22.0.2/23' } });
+    commonChecks(r, { httpPort: 8080, hostNetwork: true });
+    expect(r.container.env).toContainEqual({ name: 'SERVER_IP', value: '172.22.0.2' });
+    expect(r.args[0]).toBe('--server-ip=$(SERVER_IP)/23');
+    expect(r.config.dhcp.serverIp.prefix).toBe(23);
+  });
+
+  it('NetworkAttachmentDefinition disabled: pod network, non-root, SERVER_IP from status.podIP', async () => {
+    const r = await render({ networkAttachmentDefinition: { enabled: false } });
+    commonChecks(r, { httpPort: 8080, hostNetwork: false });
+    expect(r.kinds()).not.toContain('NetworkAttachmentDefinition');
+    expect(r.deployment.spec.template.metadata.annotations ?? {}).not.toHaveProperty(['k8s.v1.cni.cncf.io/networks']);
+    expect(r.container.env).toContainEqual({ name: 'SERVER_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
+    expect(formatIpv4(r.config.dhcp.serverIp.address)).toBe(POD_IP);
+    expect(r.deployment.spec.strategy).toBeUndefined();
+  });
+
+  it('TFTP disabled: --tftp-listen= (""), no TFTP port', async () => {
+    const r = await render({ networkAttachmentDefinition: { vip: VIP }, tftp: { listenAddr: '' } });
+    commonChecks(r, { httpPort: 8080, hostNetwork: false });
+    expect(r.args).toContain('--tftp-listen=');
+    expect(r.args).not.toContain('--tftp-single-port');
+    expect(r.config.tftp.listen).toBeUndefined();
+    expect((r.container.ports as Obj[]).map((p) => p.name)).toEqual(['dhcp', 'http', 'callback']);
+  });
+
+  it('replicas behind the provisioning Service: UDP 67/69 and TCP http/callback, TFTP single port', async () => {
+    const r = await render({
+      replicas: 3,
+      networkAttachmentDefinition: { enabled: false },
+      provisioningService: { enabled: true, loadBalancerIP: '192.168.100.10' },
+    });
+    commonChecks(r, { httpPort: 8080, hostNetwork: false });
+    expect(r.deployment.spec.replicas).toBe(3);
+    expect(r.deployment.spec.strategy).toBeUndefined();
+    const svc = r.find('Service', `${FULLNAME}-provisioning`);
+    expect(svc).toBeDefined();
+    expect(svc!.spec).toMatchObject({ type: 'LoadBalancer', loadBalancerIP: '192.168.100.10', externalTrafficPolicy: 'Local' });
+    expect(svc!.spec.ports).toEqual([
+      { name: 'dhcp', port: 67, targetPort: 'dhcp', protocol: 'UDP' },
+      { name: 'tftp', port: 69, targetPort: 'tftp', protocol: 'UDP' },
+      { name: 'http', port: 8080, targetPort: 'http', protocol: 'TCP' },
+      { name: 'callback', port: 8081, targetPort: 'callback', protocol: 'TCP' },
+    ]);
+    expect(r.args).toContain('--tftp-single-port');
+    expect(r.args).toContain('--http-advertise-url=http://192.168.100.10:8080');
+    expect(r.config.tftp.singlePort).toBe(true);
+    expect(r.config.http.advertiseUrl).toBe('http://192.168.100.10:8080');
+    // The callback stays per pod: Ironic must reach the replica that saw the heartbeat.
+    expect(r.config.proxy.callbackAdvertiseUrl).toBe(`http://${POD_IP}:8081`);
+  });
+
+  it('every value set: image, scheduling, ports, URLs, namespaced RBAC, extraArgs and extraEnv reach the pod', async () => {
+    const macvlan = '{"cniVersion":"0.3.1","type":"macvlan","master":"eno2","mode":"bridge"}';
+    const values = {
+      image: { registry: 'registry.lab.internal:5000/infra', repository: 'metalboot', tag: '1.2.3', pullPolicy: 'Always' },
+      imagePullSecrets: [{ name: 'pull-secret' }],
+      fullnameOverride: 'boot',
+      podAnnotations: { 'prometheus.io/scrape': 'true' },
+      podLabels: { tier: 'provisioning' },
+      resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '1Gi' } },
+      nodeSelector: { 'node-role.kubernetes.io/provisioning': '' },
+      tolerations: [{ key: 'provisioning', operator: 'Exists', effect: 'NoSchedule' }],
+      affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'metal3/prov', operator: 'In', values: ['yes'] }] }] } } },
+      securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] }, seccompProfile: { type: 'RuntimeDefault' } },
+      extraArgs: ['--inspector-extra-kernel-param=ipa-debug=1', '--log-level=debug', '--dhcp-hosts=52:54:00:12:34:56,10.20.0.50'],
+      extraEnv: [{ name: 'METALBOOT_INSPECTOR_COLLECTORS', value: 'default,logs,pci-devices' }],
+      extraVolumes: [{ name: 'cache', emptyDir: { sizeLimit: '30Gi' } }],
+      extraVolumeMounts: [{ name: 'cache', mountPath: '/var/cache/metalboot' }],
+      networkAttachmentDefinition: { name: 'prov-net', vip: '10.20.0.5/22', resourceName: 'bridge.network.kubevirt.io/br-prov', config: macvlan },
+      dhcp: { port: 67, listenAddr: '0.0.0.0' },
+      tftp: { port: 69, listenAddr: '$(SERVER_IP)', singlePort: true },
+      http: { port: 9080, listenAddr: '0.0.0.0', advertiseUrl: 'http://10.20.0.5:9080' },
+      proxy: {
+        callbackPort: 9081, callbackListenAddr: '0.0.0.0', callbackAdvertiseUrl: 'http://boot.metal3.svc:9081',
+        apiAdvertiseUrl: 'http://10.20.0.5:9080', ironicHttpUrl: 'http://ironic.metal3.svc:6180', ironicApiUrl: 'https://ironic.metal3.svc:6385',
+      },
+      kube: { enabled: true, namespace: 'bmh' },
+      serviceAccount: { create: true, name: 'boot-sa', annotations: { owner: 'platform' } },
+      service: { enabled: true, annotations: { 'prometheus.io/port': '9080' } },
+    };
+    const r = await render(values);
+    commonChecks(r, { httpPort: 9080, hostNetwork: false });
+    expect(r.kinds()).toEqual(['Deployment', 'NetworkAttachmentDefinition', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+    expect(r.deployment.metadata.name).toBe('boot');
+    expect(r.container.image).toBe('registry.lab.internal:5000/infra/metalboot:1.2.3');
+    expect(r.container.imagePullPolicy).toBe('Always');
+    expect(r.pod.imagePullSecrets).toEqual([{ name: 'pull-secret' }]);
+    expect(r.deployment.spec.template.metadata.annotations).toEqual({ 'k8s.v1.cni.cncf.io/networks': `${NAMESPACE}/prov-net`, 'prometheus.io/scrape': 'true' });
+    expect(r.deployment.spec.template.metadata.labels).toMatchObject({ tier: 'provisioning' });
+    expect(r.container.resources).toEqual(values.resources);
+    expect(r.pod.nodeSelector).toEqual(values.nodeSelector);
+    expect(r.pod.tolerations).toEqual(values.tolerations);
+    expect(r.pod.affinity).toEqual(values.affinity);
+    // Helm merges a map value with the default map (a key set to null removes a default).
+    expect(r.container.securityContext).toEqual({ ...values.securityContext, readOnlyRootFilesystem: true });
+    expect(r.pod.volumes).toEqual(values.extraVolumes);
+    expect(r.container.volumeMounts).toEqual(values.extraVolumeMounts);
+    const nad = r.find('NetworkAttachmentDefinition')!;
+    expect(nad.metadata.name).toBe('prov-net');
+    expect(nad.metadata.annotations).toEqual({ 'k8s.v1.cni.cncf.io/resourceName': 'bridge.network.kubevirt.io/br-prov' });
+    expect(nadConfig(r)).toEqual({ cniVersion: '0.3.1', type: 'macvlan', master: 'eno2', mode: 'bridge', name: 'prov-net', ipam: { type: 'static', addresses: [{ address: '10.20.0.5/22' }] } });
+    expect(r.container.env).toContainEqual({ name: 'SERVER_IP', value: '10.20.0.5' });
+    expect(r.container.env).toContainEqual(values.extraEnv[0]);
+    expect(r.args).toEqual([
+      '--server-ip=$(SERVER_IP)/22',
+      '--dhcp-listen=0.0.0.0:67',
+      '--tftp-listen=$(SERVER_IP):69',
+      '--tftp-single-port',
+      '--http-listen=0.0.0.0:9080',
+      '--http-advertise-url=http://10.20.0.5:9080',
+      '--callback-listen=0.0.0.0:9081',
+      '--callback-advertise-url=http://boot.metal3.svc:9081',
+      '--api-advertise-url=http://10.20.0.5:9080',
+      '--ironic-http-url=http://ironic.metal3.svc:6180',
+      '--ironic-api-url=https://ironic.metal3.svc:6385',
+      '--kube',
+      '--kube-namespace=bmh',
+      ...values.extraArgs,
+    ]);
+    const c = r.config;
+    expect(c.dhcp.serverIp.prefix).toBe(22);
+    expect(c.tftp.listen).toEqual({ host: '10.20.0.5', port: 69 });
+    expect(c.proxy).toMatchObject({
+      callbackListen: { host: '0.0.0.0', port: 9081 }, callbackAdvertiseUrl: 'http://boot.metal3.svc:9081', apiAdvertiseUrl: 'http://10.20.0.5:9080',
+      ironicHttpUrl: 'http://ironic.metal3.svc:6180', ironicApiUrl: 'https://ironic.metal3.svc:6385',
+    });
+    expect(c.sources.kube).toMatchObject({ enabled: true, namespace: 'bmh' });
+    expect(c.inspector.extraKernelParams).toEqual(['ipa-debug=1']);
+    expect(c.inspector.collectors).toBe('default,logs,pci-devices'); // from extraEnv
+    expect(c.log.level).toBe('debug');
+    expect(c.dhcp.hosts).toHaveLength(1);
+    expect(r.find('ServiceAccount')).toMatchObject({ metadata: { name: 'boot-sa', annotations: { owner: 'platform' } } });
+    expect(r.find('Service', 'boot')!.metadata.annotations).toEqual({ 'prometheus.io/port': '9080' });
+    expect(r.find('Service', 'boot')!.spec.ports.map((p: Obj) => p.port)).toEqual([9080, 9081]);
+    expectRbac(r, 'bmh');
+  });
+
+  it('watcher, RBAC, ServiceAccount, Service and callback listener off: a Deployment alone', async () => {
+    const r = await render({
+      networkAttachmentDefinition: { enabled: false },
+      kube: { enabled: false },
+      serviceAccount: { create: false },
+      service: { enabled: false },
+      proxy: { callbackListenAddr: '' },
+    });
+    commonChecks(r, { httpPort: 8080, hostNetwork: false });
+    expect(r.kinds()).toEqual(['Deployment']);
+    expect(r.args).not.toContain('--kube');
+    expect(r.args).toContain('--callback-listen=');
+    expect(r.config.sources.kube.enabled).toBe(false);
+    expect(r.config.proxy.callbackListen).toBeUndefined();
+    expect(r.pod.serviceAccountName).toBe('default');
+    expect(r.pod.automountServiceAccountToken).toBe(false);
+  });
+
+  it('NOTES name the provisioning address and the explain endpoint', async () => {
+    const out = await helmRun(['install', RELEASE, CHART, '--dry-run=client', '--namespace', NAMESPACE, '--values', valuesFile({ networkAttachmentDefinition: { vip: VIP } })]);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stdout).toContain(`Provisioning address (SERVER_IP): ${VIP}, on the NetworkAttachmentDefinition ${FULLNAME}-provisioning`);
+    expect(out.stdout).toContain('/debug/explain?mac=');
+  });
+
+  it('every template was rendered by some case above', () => {
+    const templates = readdirSync(path.join(CHART, 'templates')).filter((f) => f.endsWith('.yaml')).map((f) => `templates/${f}`);
+    expect([...renderedSources].sort()).toEqual(templates.sort());
+  });
+});
