@@ -96,7 +96,8 @@ export function buildServices(config: Config, deps: Deps): Product {
   let dhcp: DhcpServer | undefined;
   if (config.dhcp.enabled) {
     const tftpHost = config.tftp.listen !== undefined && config.tftp.listen.host !== '0.0.0.0' ? parseIpv4(config.tftp.listen.host)! : serverIp;
-    dhcp = new DhcpServer({ listen: config.dhcp.listen, policy: dhcpPolicy(config, tftpHost), state: { index, pool, now }, leases, logger, registry,
+    const sourcesReady = kube === undefined ? undefined : () => kube!.status().ready;
+    dhcp = new DhcpServer({ listen: config.dhcp.listen, policy: dhcpPolicy(config, tftpHost), state: { index, pool, now, sourcesReady }, leases, logger, registry,
       onOutcome: kube === undefined ? undefined : (o) => reportDhcpOutcome(o, bootEvents) });
     services.push(dhcp);
   }
@@ -131,6 +132,7 @@ export function buildServices(config: Config, deps: Deps): Product {
       scripts, index, files, baseUrl: config.http.advertiseUrl, apiUrl: config.proxy.apiAdvertiseUrl,
       ironicHttpUrl: config.proxy.ironicHttpUrl, ironicApiUrl: config.proxy.ironicApiUrl, annotationPrefix: config.sources.annotationPrefix,
       inspector: config.inspector, installer: config.installer,
+      onServed: kube === undefined ? undefined : (e) => { if (e.host !== undefined && e.what === 'script') bootEvents.scriptServed(e.host, e.name); },
     },
     ops: { readiness, policy: config.dhcp.enabled ? policy : undefined, state: { index, pool, now } },
     imageProxy: config.proxy.ironicHttpUrl === undefined ? undefined : {

@@ -43,8 +43,9 @@ async function main(): Promise<number> {
   collectDefaultMetrics({ register: registry, prefix: 'metalboot_' });
   logger.info({ version, config: loaded.configFile, serverIp: formatCidr(config.dhcp.serverIp) }, 'starting');
 
-  const product = buildServices(config, { logger, registry });
+  let product: ReturnType<typeof buildServices>;
   try {
+    product = buildServices(config, { logger, registry });
     await startAll(product.services);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;

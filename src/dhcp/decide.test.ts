@@ -250,6 +250,15 @@ describe('decide: dynamic range', () => {
     expect(reason(s.run(request({ type: T.DISCOVER, mac: '52:54:00:00:aa:04' })))).toBe('reply 2');
   });
 
+  it('does not serve unknown MACs from the range while a source is still loading', () => {
+    const s = setup({ range: true });
+    let ready = false;
+    const o = decide(request({ type: T.DISCOVER, mac: '52:54:00:00:aa:09' }), policy, { ...s.state, sourcesReady: () => ready });
+    expect(o.kind === 'ignore' && o.reason).toBe('sources-loading');
+    ready = true;
+    expect(reason(decide(request({ type: T.DISCOVER, mac: '52:54:00:00:aa:09' }), policy, { ...s.state, sourcesReady: () => ready }))).toBe('reply 2');
+  });
+
   it('INIT-REBOOT for a client without a record stays silent', () => {
     expect(reason(setup({ range: true }).run(request({ type: T.REQUEST, mac, requested: '10.0.0.100' })))).toBe('no-record');
   });

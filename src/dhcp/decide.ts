@@ -32,6 +32,7 @@ export const DROP_REASONS = [
   'duplicate-mac',
   'ip-conflict',
   'pool-exhausted',
+  'sources-loading',
   'other-server',
   'no-record',
   'released',
@@ -88,6 +89,11 @@ export interface DhcpState {
   readonly index: HostIndex;
   readonly pool: LeasePool;
   readonly now: () => number;
+  /**
+   * False while a lease source is still loading (the first Kubernetes list). Until then an
+   * unknown MAC may be a BareMetalHost not seen yet, so the range must not answer it.
+   */
+  readonly sourcesReady?: () => boolean;
 }
 
 /** Where a client's lease comes from, before message-specific rules. */
@@ -147,7 +153,10 @@ export function ownerOf(mac: Mac, policy: DhcpPolicy, state: DhcpState): Owner {
     if (state.pool.enabled) return { kind: 'range', host: h };
     return { kind: 'none', reason: 'host-not-servable', detail: h.problem, host: h };
   }
-  if (state.pool.enabled) return { kind: 'range', host: undefined };
+  if (state.pool.enabled) {
+    if (state.sourcesReady?.() === false) return { kind: 'none', reason: 'sources-loading', detail: 'waiting for the first list of BareMetalHosts', host: undefined };
+    return { kind: 'range', host: undefined };
+  }
   return { kind: 'none', reason: 'unknown-host', detail: undefined, host: undefined };
 }
 
