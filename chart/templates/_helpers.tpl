@@ -84,9 +84,17 @@ NetworkAttachmentDefinition's vip; "" when it comes from the downward API (statu
 {{- end }}
 {{- end }}
 
+{{/* Where the ConfigMap of .Values.config is mounted. */}}
+{{- define "metalboot.configDir" -}}
+/etc/metalboot/config
+{{- end }}
+
 {{/* The container's arguments, one per line, from the values. */}}
 {{- define "metalboot.args" -}}
 {{- $v := .Values -}}
+{{- if $v.config }}
+- {{ printf "--config=%s/metalboot.yaml" (include "metalboot.configDir" .) | quote }}
+{{- end }}
 - {{ printf "--server-ip=%s" (include "metalboot.serverIPArg" .) | quote }}
 - {{ printf "--dhcp-listen=%s:%v" $v.dhcp.listenAddr $v.dhcp.port | quote }}
 {{- if $v.tftp.listenAddr }}

@@ -2,7 +2,7 @@
  * The Helm chart, rendered by the real `helm` (test/support/helm.ts fetches it once into
  * .cache/tools) with default and non-default values: Multus (the default, with its required
  * vip), hostNetwork, no NetworkAttachmentDefinition, TFTP off, replicas behind the provisioning
- * Service, every value set, the watcher off. Each rendering must pass `helm lint --strict`, be
+ * Service, every value set (with a --config ConfigMap), the watcher off. Each rendering must pass `helm lint --strict`, be
  * valid YAML of the expected kinds, and its container arguments must be accepted by metalboot's
  * own configuration loader with the container's environment (SERVER_IP from the vip or the pod
  * IP), giving the configuration the values asked for. Invalid values must fail with a message
@@ -91,6 +91,17 @@ function containerEnv(container: Obj): Record<string, string> {
   return env;
 }
 
+/** The files the container sees from ConfigMaps the chart renders: path → content. */
+function mountedConfigMapFiles(docs: readonly Obj[], pod: Obj, container: Obj): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const mount of (container.volumeMounts ?? []) as Obj[]) {
+    const volume = ((pod.volumes ?? []) as Obj[]).find((v) => v.name === mount.name);
+    const cm = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === volume?.configMap?.name);
+    for (const [key, text] of Object.entries((cm?.data ?? {}) as Record<string, string>)) files.set(`${mount.mountPath}/${key}`, text);
+  }
+  return files;
+}
+
 async function render(values: Values): Promise<Rendered> {
   const file = valuesFile(values);
   const lint = await helmRun(['lint', CHART, '--strict', '--namespace', NAMESPACE, '--values', file]);
@@ -120,12 +131,15 @@ async function render(values: Values): Promise<Rendered> {
   const args = container.args as string[];
   expect(args.every((a) => typeof a === 'string' && a.startsWith('--')), `args: ${args.join(' ')}`).toBe(true);
   const env = containerEnv(container);
+  const files = mountedConfigMapFiles(docs, pod, container);
   // The kubelet expands $(VAR) in args from the container's environment; metalboot does too.
   const loaded = loadConfig({
     argv: args.map((a) => expandString(a, env)),
     env,
     readFile: (p) => {
-      throw Object.assign(new Error(`ENOENT: ${p}`), { code: 'ENOENT' });
+      const text = files.get(p);
+      if (text === undefined) throw Object.assign(new Error(`ENOENT: ${p}`), { code: 'ENOENT' });
+      return text;
     },
     localAddresses: () => [],
   });
@@ -151,7 +165,7 @@ function commonChecks(r: Rendered, v: { httpPort: number; hostNetwork: boolean }
   expect(r.config.http.listen.port).toBe(v.httpPort);
   // SERVER_IP is always there; $(SERVER_IP) is all that --server-ip refers to.
   expect(r.env.SERVER_IP).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
-  expect(r.args[0]).toMatch(/^--server-ip=\$\(SERVER_IP\)(\/\d+)?$/);
+  expect(r.args.filter((a) => a.startsWith('--server-ip'))).toEqual([expect.stringMatching(/^--server-ip=\$\(SERVER_IP\)(\/\d+)?$/)]);
   expect(formatIpv4(r.config.dhcp.serverIp.address)).toBe(r.env.SERVER_IP);
   // Root under hostNetwork, uid 1000 otherwise; NET_BIND_SERVICE either way, and never
   // allowPrivilegeEscalation: false (it would disable the image's file capability).
@@ -321,8 +335,6 @@ describe('helm chart', () => {
     expect(r.args).toContain('--http-advertise-url=http://192.168.100.10:8080');
     expect(r.config.tftp.singlePort).toBe(true);
     expect(r.config.http.advertiseUrl).toBe('http://192.168.100.10:8080');
-    // The callback stays per pod: Ironic must reach the replica that saw the heartbeat.
-    expect(r.config.proxy.callbackAdvertiseUrl).toBe(`http://${POD_IP}:8081`);
   });
 
   it('every value set: image, scheduling, ports, URLs, namespaced RBAC, extraArgs and extraEnv reach the pod', async () => {
@@ -338,6 +350,7 @@ describe('helm chart', () => {
       tolerations: [{ key: 'provisioning', operator: 'Exists', effect: 'NoSchedule' }],
       affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'metal3/prov', operator: 'In', values: ['yes'] }] }] } } },
       securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] }, seccompProfile: { type: 'RuntimeDefault' } },
+      config: { dhcp: { domainName: 'prov.lab', leaseSeconds: 7200 }, tftp: { maxBlksize: 1428 }, proxy: { stateDir: '/var/lib/metalboot/proxy' } },
       extraArgs: ['--inspector-extra-kernel-param=ipa-debug=1', '--log-level=debug', '--dhcp-hosts=52:54:00:12:34:56,10.20.0.50'],
       extraEnv: [{ name: 'METALBOOT_INSPECTOR_COLLECTORS', value: 'default,logs,pci-devices' }],
       extraVolumes: [{ name: 'cache', emptyDir: { sizeLimit: '30Gi' } }],
@@ -356,12 +369,14 @@ describe('helm chart', () => {
     };
     const r = await render(values);
     commonChecks(r, { httpPort: 9080, hostNetwork: false });
-    expect(r.kinds()).toEqual(['Deployment', 'NetworkAttachmentDefinition', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+    expect(r.kinds()).toEqual(['ConfigMap', 'Deployment', 'NetworkAttachmentDefinition', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
     expect(r.deployment.metadata.name).toBe('boot');
     expect(r.container.image).toBe('registry.lab.internal:5000/infra/metalboot:1.2.3');
     expect(r.container.imagePullPolicy).toBe('Always');
     expect(r.pod.imagePullSecrets).toEqual([{ name: 'pull-secret' }]);
-    expect(r.deployment.spec.template.metadata.annotations).toEqual({ 'k8s.v1.cni.cncf.io/networks': `${NAMESPACE}/prov-net`, 'prometheus.io/scrape': 'true' });
+    expect(r.deployment.spec.template.metadata.annotations).toEqual({
+      'k8s.v1.cni.cncf.io/networks': `${NAMESPACE}/prov-net`, 'prometheus.io/scrape': 'true', 'checksum/config': expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
     expect(r.deployment.spec.template.metadata.labels).toMatchObject({ tier: 'provisioning' });
     expect(r.container.resources).toEqual(values.resources);
     expect(r.pod.nodeSelector).toEqual(values.nodeSelector);
@@ -369,8 +384,8 @@ describe('helm chart', () => {
     expect(r.pod.affinity).toEqual(values.affinity);
     // Helm merges a map value with the default map (a key set to null removes a default).
     expect(r.container.securityContext).toEqual({ ...values.securityContext, readOnlyRootFilesystem: true });
-    expect(r.pod.volumes).toEqual(values.extraVolumes);
-    expect(r.container.volumeMounts).toEqual(values.extraVolumeMounts);
+    expect(r.pod.volumes).toEqual([{ name: 'config', configMap: { name: 'boot-config' } }, ...values.extraVolumes]);
+    expect(r.container.volumeMounts).toEqual([{ name: 'config', mountPath: '/etc/metalboot/config', readOnly: true }, ...values.extraVolumeMounts]);
     const nad = r.find('NetworkAttachmentDefinition')!;
     expect(nad.metadata.name).toBe('prov-net');
     expect(nad.metadata.annotations).toEqual({ 'k8s.v1.cni.cncf.io/resourceName': 'bridge.network.kubevirt.io/br-prov' });
@@ -378,6 +393,7 @@ describe('helm chart', () => {
     expect(r.container.env).toContainEqual({ name: 'SERVER_IP', value: '10.20.0.5' });
     expect(r.container.env).toContainEqual(values.extraEnv[0]);
     expect(r.args).toEqual([
+      '--config=/etc/metalboot/config/metalboot.yaml',
       '--server-ip=$(SERVER_IP)/22',
       '--dhcp-listen=0.0.0.0:67',
       '--tftp-listen=$(SERVER_IP):69',
@@ -405,6 +421,11 @@ describe('helm chart', () => {
     expect(c.inspector.collectors).toBe('default,logs,pci-devices'); // from extraEnv
     expect(c.log.level).toBe('debug');
     expect(c.dhcp.hosts).toHaveLength(1);
+    // From the ConfigMap, through --config.
+    expect(c.dhcp.domainName).toBe('prov.lab');
+    expect(c.dhcp.leaseSeconds).toBe(7200);
+    expect(c.tftp.maxBlksize).toBe(1428);
+    expect(c.proxy.stateDir).toBe('/var/lib/metalboot/proxy');
     expect(r.find('ServiceAccount')).toMatchObject({ metadata: { name: 'boot-sa', annotations: { owner: 'platform' } } });
     expect(r.find('Service', 'boot')!.metadata.annotations).toEqual({ 'prometheus.io/port': '9080' });
     expect(r.find('Service', 'boot')!.spec.ports.map((p: Obj) => p.port)).toEqual([9080, 9081]);
@@ -427,6 +448,10 @@ describe('helm chart', () => {
     expect(r.config.proxy.callbackListen).toBeUndefined();
     expect(r.pod.serviceAccountName).toBe('default');
     expect(r.pod.automountServiceAccountToken).toBe(false);
+  });
+
+  it('the loader check is live: an argument metalboot does not know fails the rendering', async () => {
+    await expect(render({ networkAttachmentDefinition: { enabled: false }, extraArgs: ['--no-such-flag'] })).rejects.toThrow(/--no-such-flag: unknown flag/);
   });
 
   it('NOTES name the provisioning address and the explain endpoint', async () => {
