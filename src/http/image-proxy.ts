@@ -128,7 +128,7 @@ function checkPrefixes(prefixes: readonly string[], what: string): void {
 
 /** The outcome of one shared upstream request for a cacheable key. */
 type Flight =
-  | { readonly kind: 'object'; readonly object: StoredObject; readonly result: RequestResult }
+  | { readonly kind: 'object'; readonly object: StoredObject }
   | { readonly kind: 'entry'; readonly entry: IndexedEntry; readonly result: 'revalidated' | 'stale' }
   | { readonly kind: 'relay'; response: Dispatcher.ResponseData | undefined }
   | { readonly kind: 'failed'; readonly error: unknown };
@@ -342,7 +342,7 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
       const outcome = await flight;
       switch (outcome.kind) {
         case 'object': {
-          const sent = await serveObject(request, reply, outcome.object, first ? outcome.result : 'coalesced');
+          const sent = await serveObject(request, reply, outcome.object, first ? 'miss' : 'coalesced');
           if (sent) return;
           continue;
         }
@@ -428,7 +428,7 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
         log.info({ key, size: verdict.size }, 'image proxy: no room to store the answer');
         return { kind: 'relay', response: res };
       }
-      return { kind: 'object', object: fill, result: stale === undefined ? 'miss' : 'revalidated' };
+      return { kind: 'object', object: fill };
     };
     const flight = run().finally(() => flights.delete(key));
     flights.set(key, flight);
