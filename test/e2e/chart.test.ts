@@ -9,13 +9,13 @@
  * that names the value.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { loadConfig, type Config } from '../../src/config/load.js';
 import { expandString } from '../../src/config/expand.js';
 import { formatIpv4 } from '../../src/net/ipv4.js';
@@ -459,6 +459,23 @@ describe('helm chart', () => {
     expect(out.code, out.stderr).toBe(0);
     expect(out.stdout).toContain(`Provisioning address (SERVER_IP): ${VIP}, on the NetworkAttachmentDefinition ${FULLNAME}-provisioning`);
     expect(out.stdout).toContain('/debug/explain?mac=');
+  });
+
+  it('chart/README.md has a row for every value of values.yaml', () => {
+    const values = parseYaml(readFileSync(path.join(CHART, 'values.yaml'), 'utf8')) as Obj;
+    const readme = readFileSync(path.join(CHART, 'README.md'), 'utf8');
+    // Maps documented as a whole: their keys are free-form.
+    const whole = new Set(['resources', 'securityContext', 'config', 'networkAttachmentDefinition.config']);
+    const keys: string[] = [];
+    const walk = (o: Obj, prefix: string) => {
+      for (const [k, v] of Object.entries(o)) {
+        const name = prefix === '' ? k : `${prefix}.${k}`;
+        if (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0 && !whole.has(name)) walk(v as Obj, name);
+        else keys.push(name);
+      }
+    };
+    walk(values, '');
+    expect(keys.filter((k) => !readme.includes(`| \`${k}\` |`))).toEqual([]);
   });
 
   it('every template was rendered by some case above', () => {
