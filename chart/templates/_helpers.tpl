@@ -59,10 +59,18 @@ The configured provisioning address, IP or IP/prefix: dhcp.serverIP, else the
 NetworkAttachmentDefinition's vip; "" when it comes from the downward API (status.podIP).
 */}}
 {{- define "metalboot.serverAddress" -}}
+{{- $pattern := "^[0-9]{1,3}(\\.[0-9]{1,3}){3}(/[0-9]{1,2})?$" }}
 {{- if .Values.dhcp.serverIP }}
+{{- if not (regexMatch $pattern (toString .Values.dhcp.serverIP)) }}
+{{- fail (printf "dhcp.serverIP %q is not IP or IP/prefix" (toString .Values.dhcp.serverIP)) }}
+{{- end }}
 {{- .Values.dhcp.serverIP }}
 {{- else if include "metalboot.nad.enabled" . }}
-{{- required "networkAttachmentDefinition.vip is required when the NetworkAttachmentDefinition is enabled (the pod's provisioning address with its prefix, e.g. 192.168.100.2/24), unless dhcp.serverIP is set; or set hostNetwork=true or networkAttachmentDefinition.enabled=false" .Values.networkAttachmentDefinition.vip }}
+{{- $vip := required "networkAttachmentDefinition.vip is required when the NetworkAttachmentDefinition is enabled (the pod's provisioning address with its prefix, e.g. 192.168.100.2/24), unless dhcp.serverIP is set; or set hostNetwork=true or networkAttachmentDefinition.enabled=false" .Values.networkAttachmentDefinition.vip }}
+{{- if not (regexMatch "^[0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}$" (toString $vip)) }}
+{{- fail (printf "networkAttachmentDefinition.vip %q is not IP/prefix (e.g. 192.168.100.2/24)" (toString $vip)) }}
+{{- end }}
+{{- $vip }}
 {{- end }}
 {{- end }}
 

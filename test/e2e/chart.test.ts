@@ -227,6 +227,8 @@ describe('helm chart', () => {
 
   it.each([
     ['replicas > 1 sharing one vip', { replicas: 2, networkAttachmentDefinition: { vip: VIP } }, /replicas > 1 with a NetworkAttachmentDefinition/],
+    ['a vip without its prefix', { networkAttachmentDefinition: { vip: '192.168.100.2' } }, /networkAttachmentDefinition\.vip "192\.168\.100\.2" is not IP\/prefix/],
+    ['a server address that is not an address', { hostNetwork: true, dhcp: { serverIP: 'auto' } }, /dhcp\.serverIP "auto" is not IP or IP\/prefix/],
     ['a config that is not JSON', { networkAttachmentDefinition: { vip: VIP, config: '{"type": "bridge",' } }, /networkAttachmentDefinition\.config is not a JSON object/],
   ])('refuses %s', async (_name, values, message) => {
     expect(await renderError(values)).toMatch(message);
