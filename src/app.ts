@@ -24,6 +24,9 @@ import { buildApp } from './http/app.js';
 import { HttpServer } from './http/http-server.js';
 import type { ReadinessCheck } from './http/ops-routes.js';
 import type { Service } from './service.js';
+import { AgentStore } from './proxy/agent-store.js';
+import { CallbackServer } from './proxy/callback-server.js';
+import { callbackTlsSource } from './proxy/callback-tls.js';
 
 export interface Deps {
   readonly logger: Logger;
@@ -123,6 +126,21 @@ export function buildServices(config: Config, deps: Deps): Product {
   let sourcesLoaded = false;
   services.splice(services.indexOf(files), 0, { name: 'sources-loaded', start: async () => { sourcesLoaded = true; }, close: async () => undefined });
 
+  // Ironic proxy: agent addresses (kept in proxy.stateDir), then the callback listener; both before HTTP.
+  const agents = new AgentStore({ stateDir: config.proxy.stateDir, logger, registry, now });
+  let ipaCallback: CallbackServer | undefined;
+  if (config.proxy.ironicApiUrl !== undefined) {
+    services.push(agents);
+    if (config.proxy.callbackListen !== undefined) {
+      const p = config.proxy;
+      const cb = new CallbackServer({ listen: p.callbackListen!, advertiseUrl: p.callbackAdvertiseUrl, agents, tls: callbackTlsSource(p), insecureSkipVerify: p.callbackInsecureSkipVerify, logger, registry, now });
+      services.push(cb);
+      readiness.push({ name: 'ipa-callback', check: () => ({ ok: isListening(cb), detail: isListening(cb) ? 'listening' : 'not listening' }) });
+      ipaCallback = cb;
+    }
+  }
+  const callback = ipaCallback;
+
   const scripts = new IpxeScripts(config.http.templatesDir);
   const policy = dhcpPolicy(config, serverIp);
   const http = new HttpServer('http', config.http.listen, () => buildApp({
@@ -134,10 +152,16 @@ export function buildServices(config: Config, deps: Deps): Product {
       inspector: config.inspector, installer: config.installer,
       onServed: kube === undefined ? undefined : (e) => { if (e.host !== undefined && e.what === 'script') bootEvents.scriptServed(e.host, e.name); },
     },
-    ops: { readiness, policy: config.dhcp.enabled ? policy : undefined, state: { index, pool, now } },
+    ops: {
+      readiness, policy: config.dhcp.enabled ? policy : undefined, state: { index, pool, now },
+      explainExtras: [(mac) => agents.explain(mac, callback === undefined ? undefined : (node) => callback.callbackUrlFor(node))],
+    },
     imageProxy: config.proxy.ironicHttpUrl === undefined ? undefined : {
       upstream: config.proxy.ironicHttpUrl,
       cache: config.http.imageCacheDir === undefined ? undefined : { dir: config.http.imageCacheDir, maxBytes: config.http.imageCacheMaxBytes },
+    },
+    ironicApi: config.proxy.ironicApiUrl === undefined ? undefined : {
+      ironicApiUrl: config.proxy.ironicApiUrl, apiAdvertiseUrl: config.proxy.apiAdvertiseUrl, agents, callback,
     },
   }));
   services.push(http);

@@ -9,6 +9,7 @@ import { Counter, type Registry } from 'prom-client';
 import { bootRoutes, type BootRoutesOptions } from './boot-routes.js';
 import { opsRoutes, type OpsRoutesOptions } from './ops-routes.js';
 import { imageProxyPlugin, type ImageProxyOptions } from './image-proxy.js';
+import { ironicApiProxy, type IronicApiProxyOptions } from '../proxy/api-proxy.js';
 
 export interface AppOptions {
   readonly logger: Logger;
@@ -17,6 +18,8 @@ export interface AppOptions {
   readonly ops: Omit<OpsRoutesOptions, 'registry'>;
   /** The image proxy to Ironic's HTTP server; absent when no --ironic-http-url is set. */
   readonly imageProxy?: Omit<ImageProxyOptions, 'registry'>;
+  /** The Ironic API proxy for IPA; absent when no --ironic-api-url is set. */
+  readonly ironicApi?: Omit<IronicApiProxyOptions, 'registry'>;
 }
 
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
@@ -48,5 +51,6 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       await scope.register(imageProxyPlugin, { ...proxy, registry: o.registry });
     });
   }
+  if (o.ironicApi !== undefined) await app.register(ironicApiProxy, { ...o.ironicApi, registry: o.registry });
   return app as unknown as FastifyInstance;
 }
