@@ -16,6 +16,8 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildServices, closeAll, startAll } from '../../src/app.js';
+import { loadConfig } from '../../src/config/load.js';
 import { AgentStore } from '../../src/proxy/agent-store.js';
 import { ironicApiProxy } from '../../src/proxy/api-proxy.js';
 import { CallbackServer } from '../../src/proxy/callback-server.js';
@@ -470,5 +472,35 @@ describe('callback listener refusals', () => {
     const res = await rawRequest(Number(new URL(p.callbackUrl).port), 'GET', target);
     expect(res.status).toBe(status);
     expect(res.text).toMatch(text);
+  });
+});
+
+describe('in the product (buildServices)', () => {
+  it('wires the API proxy, the callback listener, its readiness and /debug/explain', async () => {
+    const stateDir = tmp();
+    const root = tmp();
+    const [httpPort, callbackPort] = [await freePort(), await freePort()];
+    const yaml = `proxy:\n  stateDir: ${stateDir}\n`;
+    const loaded = loadConfig({
+      argv: ['--config', 'metalboot.yaml', '--server-ip', '127.0.0.1/8', '--dhcp-listen', '127.0.0.1:0', '--tftp-listen', '', '--tftp-root', root,
+        '--http-listen', `127.0.0.1:${httpPort}`, '--callback-listen', `127.0.0.1:${callbackPort}`, '--ironic-api-url', ironic.url, '--log-level', 'silent'],
+      env: {},
+      readFile: () => yaml,
+      localAddresses: () => [],
+    });
+    if (loaded.kind !== 'config') throw new Error(JSON.stringify(loaded));
+    const product = buildServices(loaded.config, { logger, registry: new Registry() });
+    open.push({ close: () => closeAll(product.services) });
+    await startAll(product.services);
+    expect(product.readiness.find((c) => c.name === 'ipa-callback')?.check()).toEqual({ ok: true, detail: 'listening' });
+
+    const agent = await agentFor();
+    const client = new IpaApiClient(`http://127.0.0.1:${httpPort}`);
+    await bootIpa(client, agent, NODE_B, MAC.B);
+    expect(ironic.node(NODE_B).agentUrl).toBe(`https://127.0.0.1:${callbackPort}/nodes/${NODE_B}`);
+    expect((await ironic.runCommand(NODE_B, 'deploy.get_deploy_steps', {}, true)).status).toBe(200);
+
+    const explain = await request(`http://127.0.0.1:${httpPort}/debug/explain?mac=${MAC.B}`);
+    expect(await explain.body.json()).toMatchObject({ ironicAgent: { node: NODE_B, callbackUrl: `https://127.0.0.1:${callbackPort}/nodes/${NODE_B}`, agentUrl: agent.url, agentCertificatePinned: true, persisted: true } });
   });
 });
