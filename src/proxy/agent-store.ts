@@ -215,7 +215,8 @@ export class AgentStore implements Service {
     const macs = [...new Set([...(old?.macs ?? []), ...(this.#lookupMacs.get(node) ?? [])])];
     this.#lookupMacs.delete(node);
     if (old !== undefined && old.agentUrl === agent.url && old.agentCaPem === agent.caPem && macs.length === old.macs.length) return;
-    if (old !== undefined && (old.agentUrl !== agent.url || old.agentCaPem !== agent.caPem)) {
+    if (old === undefined) this.#log.info({ node, agentUrl: agent.url, certificatePinned: agent.caPem !== undefined }, 'agent address recorded');
+    else if (old.agentUrl !== agent.url || old.agentCaPem !== agent.caPem) {
       this.#log.info({ node, from: old.agentUrl, to: agent.url, certificateChanged: old.agentCaPem !== agent.caPem }, 'agent address changed');
     }
     const changed = old === undefined || old.agentUrl !== agent.url || old.agentCaPem !== agent.caPem;
