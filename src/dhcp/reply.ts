@@ -11,14 +11,10 @@ import { IPV4_ANY, broadcastOf, formatIpv4, prefixToMask, type Ipv4 } from '../n
 import type { BootAnswer } from '../boot/boot-answer.js';
 import type { BootClient } from './classify.js';
 import { INFINITE_LEASE } from '../config/range.js';
+import type { LeaseParams } from '../leases/host.js';
 
-export interface ReplyLease {
-  readonly ip: Ipv4;
-  readonly prefix: number;
-  readonly gateway: Ipv4 | undefined;
-  readonly dns: readonly Ipv4[];
-  readonly ntp: readonly Ipv4[];
-  readonly hostname: string | undefined;
+/** A host's lease parameters plus the lease time of this answer. */
+export interface ReplyLease extends LeaseParams {
   /** Undefined for an INFORM answer (no lease time). */
   readonly leaseSeconds: number | undefined;
 }
