@@ -75,6 +75,7 @@ export class ImageCache {
   readonly #entriesDir: string;
   readonly #tmpDir: string;
   #closed = false;
+  #running = 0;
 
   constructor(o: ImageCacheOptions) {
     this.#o = o;
@@ -89,6 +90,11 @@ export class ImageCache {
 
   get entries(): number {
     return this.#index.size;
+  }
+
+  /** Fills not yet over: still downloading, or storing, or cleaning up after a failure. */
+  get fillsRunning(): number {
+    return this.#running;
   }
 
   /** Creates the directories, clears interrupted fills and indexes what is on disk. */
@@ -192,6 +198,7 @@ export class ImageCache {
     }
     const fill = new Fill(meta, header.length, handle);
     this.#fills.set(meta.key, fill);
+    this.#running++;
     void this.#runFill(fill, body, tmp, gen, reservation);
     return fill;
   }
@@ -225,6 +232,7 @@ export class ImageCache {
       await rm(tmp, { force: true }).catch(() => {});
     } finally {
       await fill.releaseWriter();
+      this.#running--;
     }
   }
 

@@ -35,6 +35,7 @@ export interface ImageProxyMetrics {
 export interface CacheFigures {
   readonly bytes: number;
   readonly entries: number;
+  readonly fillsRunning: number;
 }
 
 export function createImageProxyMetrics(registry: Registry, cache: (() => CacheFigures) | undefined): ImageProxyMetrics {
@@ -42,6 +43,7 @@ export function createImageProxyMetrics(registry: Registry, cache: (() => CacheF
   if (cache !== undefined) {
     new Gauge({ name: 'metalboot_image_cache_size_bytes', help: 'Bytes on disk in image cache entries', registers, collect() { this.set(cache().bytes); } });
     new Gauge({ name: 'metalboot_image_cache_entries', help: 'Image cache entries', registers, collect() { this.set(cache().entries); } });
+    new Gauge({ name: 'metalboot_image_cache_fills_running', help: 'Upstream downloads being stored in the image cache', registers, collect() { this.set(cache().fillsRunning); } });
   }
   return {
     requests: new Counter({ name: 'metalboot_image_proxy_requests_total', help: 'Image proxy requests, by how they were answered', labelNames: ['result'], registers }),

@@ -192,7 +192,7 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
     throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.BAD_CACHE_OPTIONS, 'cache.maxBytes and cache.revalidateAfterMs must be non-negative integers');
   }
 
-  const m = createImageProxyMetrics(o.registry, cacheSettings === undefined ? undefined : () => ({ bytes: cache!.bytes, entries: cache!.entries }));
+  const m = createImageProxyMetrics(o.registry, cacheSettings === undefined ? undefined : () => ({ bytes: cache!.bytes, entries: cache!.entries, fillsRunning: cache!.fillsRunning }));
   const cache =
     cacheSettings === undefined
       ? undefined

@@ -37,7 +37,7 @@ interface Proxy {
   /** Files in the cache's entries directory. */
   entryFiles(): string[];
   tmpFiles(): string[];
-  /** Waits until no fill is running (a client can finish before the fill is fsynced and renamed). */
+  /** Waits until no fill is running (a client can finish before its fill is fsynced and stored). */
   settled(): Promise<void>;
 }
 
@@ -76,7 +76,9 @@ async function startProxy(options: ProxyOptions = {}): Promise<Proxy> {
     entryFiles: () => list('entries'),
     tmpFiles: () => list('tmp'),
     async settled() {
-      for (let i = 0; i < 200 && list('tmp').length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      const running = async (): Promise<number> => (await registry.getSingleMetric('metalboot_image_cache_fills_running')?.get())?.values[0]?.value ?? 0;
+      for (let i = 0; i < 500 && (await running()) > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await running()).toBe(0);
       expect(list('tmp')).toEqual([]);
     },
   };
@@ -331,14 +333,17 @@ describe('read-through cache', () => {
     expect(results.every((r) => r.length === String(BIG.length))).toBe(true);
     expect(up.count('/images/big.img')).toBe(1);
     expect(await p.metric('metalboot_image_proxy_requests_total', { result: 'miss' })).toBe(1);
-    expect(await p.metric('metalboot_image_proxy_requests_total', { result: 'coalesced' })).toBe(99);
+    // On a loaded machine a request can arrive after the entry is stored: a hit, still no download.
+    const late = await p.metric('metalboot_image_proxy_requests_total', { result: 'hit' });
+    expect(await p.metric('metalboot_image_proxy_requests_total', { result: 'coalesced' })).toBe(99 - late);
     expect(await p.metric('metalboot_image_proxy_upstream_bytes_total')).toBe(BIG.length);
     await p.settled();
     expect(p.entryFiles()).toHaveLength(1);
   }, 60_000);
 
   it('truncates every client and stores nothing when the upstream dies mid-stream', async () => {
-    up.behave('/images/big.img', { dieAfterBytes: 5 * MiB, chunkBytes: 256 * 1024, chunkDelayMs: 5, times: 1 });
+    // every download dies, so even a client that arrives after the first failure sees one
+    up.behave('/images/big.img', { dieAfterBytes: 5 * MiB, chunkBytes: 256 * 1024, chunkDelayMs: 5 });
     const p = await startProxy({ cache: true });
     const outcomes = await Promise.all(
       Array.from({ length: 5 }, async () => {
@@ -359,12 +364,15 @@ describe('read-through cache', () => {
     }
     await p.settled();
     expect(p.entryFiles()).toEqual([]);
-    expect(await p.metric('metalboot_image_cache_fills_total', { outcome: 'failed' })).toBe(1);
-    // the next request downloads again, completely
+    const failedFills = await p.metric('metalboot_image_cache_fills_total', { outcome: 'failed' });
+    expect(failedFills).toBeGreaterThanOrEqual(1);
+    expect(up.fullGets('/images/big.img')).toBe(failedFills);
+    // once the upstream behaves, the next request downloads again, completely
+    up.behave('/images/big.img', undefined);
     const again = await get(p, '/images/big.img');
     expect(sha256(again.body)).toBe(sha256(BIG));
     await p.settled();
-    expect(up.fullGets('/images/big.img')).toBe(2);
+    expect(up.fullGets('/images/big.img')).toBe(failedFills + 1);
     expect(p.entryFiles()).toHaveLength(1);
   });
 
@@ -380,7 +388,9 @@ describe('read-through cache', () => {
     up.behave('/images/ironic-python-agent.kernel', { delayHeadersMs: 200, times: 1 });
     const results = await Promise.all(Array.from({ length: 10 }, () => get(p, '/images/ironic-python-agent.kernel')));
     expect(results.every((r) => sha256(r.body) === sha256(KERNEL))).toBe(true);
-    expect(results.map((r) => r.headers['x-cache'])).toEqual(Array(10).fill('revalidated'));
+    // all ten normally share the revalidation; on a loaded machine a late one finds the entry fresh again
+    expect(results.filter((r) => r.headers['x-cache'] === 'revalidated').length).toBeGreaterThanOrEqual(1);
+    expect(results.every((r) => r.headers['x-cache'] === 'revalidated' || r.headers['x-cache'] === 'hit')).toBe(true);
     const seen = up.requests.filter((r) => r.path === '/images/ironic-python-agent.kernel');
     expect(seen).toHaveLength(2);
     expect(seen[1]!.headers['if-none-match']).toBe(up.etag('/images/ironic-python-agent.kernel'));
@@ -478,8 +488,8 @@ describe('read-through cache', () => {
   });
 
   it('shares one failed download between the requests waiting for it (504 to all)', async () => {
-    up.behave('/images/ironic-python-agent.kernel', { delayHeadersMs: 1000, times: 1 });
-    const p = await startProxy({ cache: true, idleTimeoutMs: 300 });
+    up.behave('/images/ironic-python-agent.kernel', { delayHeadersMs: 3000, times: 1 });
+    const p = await startProxy({ cache: true, idleTimeoutMs: 1000 });
     const rs = await Promise.all(Array.from({ length: 5 }, () => get(p, '/images/ironic-python-agent.kernel')));
     expect(rs.map((r) => r.status)).toEqual(Array(5).fill(504));
     expect(up.count('/images/ironic-python-agent.kernel')).toBe(1);
