@@ -7,6 +7,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { bootRoutes, type BootRoutesOptions } from './boot-routes.js';
+import { redactUrl } from '../proxy/redact.js';
 import { opsRoutes, type OpsRoutesOptions } from './ops-routes.js';
 import { imageProxyPlugin, type ImageProxyOptions } from './image-proxy.js';
 import { ironicApiProxy, type IronicApiProxyOptions } from '../proxy/api-proxy.js';
@@ -35,7 +36,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const requests = new Counter({ name: 'metalboot_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [o.registry] });
   app.addHook('onResponse', async (req, reply) => {
     requests.inc({ route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
-    if (reply.statusCode >= 400) req.log.info({ method: req.method, url: req.url, status: reply.statusCode, peer: req.ip }, 'http error response');
+    if (reply.statusCode >= 400) req.log.info({ method: req.method, url: redactUrl(req.url), status: reply.statusCode, peer: req.ip }, 'http error response');
     // Image downloads are few per boot and the milestones of one: log each.
     else if ((req.routeOptions.config as { imageProxy?: boolean } | undefined)?.imageProxy === true) {
       req.log.info({ method: req.method, url: req.url, status: reply.statusCode, bytes: Number(reply.getHeader('content-length') ?? 0), ms: Math.round(reply.elapsedTime), peer: req.ip }, 'image served');
