@@ -234,6 +234,19 @@ describe('relaying without a cache', () => {
     expect(received).toBeLessThan(KERNEL.length);
   });
 
+  it('stops the upstream transfer when the client goes away', async () => {
+    up.behave('/images/big.img', { chunkBytes: 256 * 1024, chunkDelayMs: 10 });
+    const p = await startProxy();
+    const res = await request(`${p.url}/images/big.img`, { dispatcher: client });
+    let n = 0;
+    for await (const chunk of res.body) {
+      n += (chunk as Buffer).length;
+      if (n >= MiB) break; // leaving the loop destroys the body and the connection
+    }
+    for (let i = 0; i < 200 && up.requests.at(-1)?.aborted !== true; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(up.requests.at(-1)?.aborted).toBe(true);
+  });
+
   it('refuses traversal, encoded separators, NUL and absolute-URI targets without contacting the upstream', async () => {
     const p = await startProxy();
     const before = up.requests.length;
@@ -340,6 +353,18 @@ describe('read-through cache', () => {
     await p.settled();
     expect(p.entryFiles()).toHaveLength(1);
   }, 60_000);
+
+  it('finishes storing a download when the client that started it goes away', async () => {
+    up.behave('/images/big.img', { chunkBytes: 256 * 1024, chunkDelayMs: 5 });
+    const p = await startProxy({ cache: true });
+    const res = await request(`${p.url}/images/big.img`, { dispatcher: client });
+    for await (const chunk of res.body) if ((chunk as Buffer).length > 0) break;
+    await p.settled();
+    expect(await p.metric('metalboot_image_cache_fills_total', { outcome: 'complete' })).toBe(1);
+    const hit = await get(p, '/images/big.img');
+    expect([hit.headers['x-cache'], sha256(hit.body)]).toEqual(['hit', sha256(BIG)]);
+    expect(up.count('/images/big.img')).toBe(1);
+  });
 
   it('truncates every client and stores nothing when the upstream dies mid-stream', async () => {
     // every download dies, so even a client that arrives after the first failure sees one

@@ -41,6 +41,8 @@ export interface RequestRecord {
   readonly path: string;
   readonly headers: http.IncomingHttpHeaders;
   status?: number;
+  /** The connection closed before the response was complete. */
+  aborted?: boolean;
 }
 
 export interface UpstreamHttpd {
@@ -152,6 +154,9 @@ export async function startUpstreamHttpd(): Promise<UpstreamHttpd> {
     const path = url.split('?')[0]!;
     const record: RequestRecord = { method: req.method ?? '', url, path, headers: req.headers };
     requests.push(record);
+    res.on('close', () => {
+      if (!res.writableFinished) record.aborted = true;
+    });
     const send = (status: number, headers: http.OutgoingHttpHeaders, body?: Buffer | string): void => {
       record.status = status;
       res.writeHead(status, headers);
