@@ -111,6 +111,11 @@ export function buildServices(config: Config, deps: Deps): Product {
     tftp = new TftpServer({
       listen: t.listen!, singlePort: t.singlePort, files, maxBlksize: t.maxBlksize, maxWindowsize: t.maxWindowsize,
       maxTransfers: t.maxTransfers, maxPerClient: t.maxPerClient, timeoutMs: t.timeoutMs, retries: t.retries, logger, registry,
+      onComplete: kube === undefined ? undefined : (e) => {
+        const ip = parseIpv4(e.peer);
+        const host = ip === undefined ? undefined : index.hostByIp(ip);
+        if (host !== undefined) bootEvents.bootFileServed(host, e.file, 'tftp');
+      },
     });
     services.push(tftp);
   }

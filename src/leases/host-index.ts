@@ -56,6 +56,12 @@ export class HostIndex {
     return { kind: 'host', host, shadowed: all.filter((h) => h !== host) };
   }
 
+  /** The one host whose lease is `ip` (undefined when none, or when the address is in conflict). */
+  hostByIp(ip: Ipv4): HostRecord | undefined {
+    const owners = this.#byIp.get(ip);
+    return owners?.length === 1 ? owners[0] : undefined;
+  }
+
   /** True if any known host (of any source) claims `ip`: the dynamic range must not hand it out. */
   isClaimed(ip: Ipv4): boolean {
     return (this.#byIp.get(ip)?.length ?? 0) > 0;

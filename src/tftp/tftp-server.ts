@@ -66,6 +66,8 @@ export interface TftpServerOptions {
   readonly timers?: Timers;
   /** Monotonic milliseconds, for durations. Default performance.now. */
   readonly now?: () => number;
+  /** Called after each completed transfer (boot milestones, Kubernetes events). */
+  readonly onComplete?: (event: { readonly peer: string; readonly file: string; readonly bytes: number }) => void;
 }
 
 export const TFTP_SERVER_ERROR_CODES = {
@@ -173,10 +175,11 @@ function sameRequest(a: RequestPacket, b: RequestPacket): boolean {
 
 export class TftpServer implements Service {
   readonly name = 'tftp';
-  private readonly o: Required<Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now'>>;
+  private readonly o: Required<Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete'>>;
   private readonly createSocket: () => UdpSocket;
   private readonly timers: Timers;
   private readonly now: () => number;
+  private readonly onComplete: TftpServerOptions['onComplete'];
   private readonly log: Logger;
   private readonly metrics: Metrics;
   /** Running transfers by client address:port. */
@@ -192,10 +195,11 @@ export class TftpServer implements Service {
       singlePort: false,
       ...DEFAULTS,
       ...definedOnly(options),
-    } as Required<Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now'>>;
+    } as Required<Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete'>>;
     this.createSocket = options.createSocket ?? (() => dgram.createSocket({ type: 'udp4' }));
     this.timers = options.timers ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
     this.now = options.now ?? (() => performance.now());
+    this.onComplete = options.onComplete;
     this.log = options.logger.child({ component: 'tftp' });
     this.metrics = new Metrics(options.registry);
   }
@@ -441,6 +445,7 @@ export class TftpServer implements Service {
         this.metrics.finished.inc({ outcome: reason });
         this.metrics.duration.observe(seconds);
         active.log.info({ ...fields, size: active.file.size }, 'transfer complete');
+        this.onComplete?.({ peer: active.peer.address, file: active.file.name, bytes: active.transfer.bytesSent });
         break;
       case 'options-declined':
         this.metrics.finished.inc({ outcome: reason });

@@ -4,7 +4,7 @@
 // the first list; Events land on the BareMetalHost, aggregated and rate-limited.
 
 import dgram from 'node:dgram';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -25,6 +25,7 @@ import { encode } from '../../src/dhcp/codec.js';
 import { MESSAGE_TYPE } from '../../src/dhcp/options.js';
 import { UEFI_PXE, request } from '../../src/dhcp/test-requests.js';
 import { parseMac } from '../../src/net/mac.js';
+import { tftpGet } from '../support/tftp-client.js';
 import { type HostInput, type KubeApiServer, type KubeApiServerOptions, startKubeApiServer } from '../support/kube-apiserver.js';
 import { kubeconfigFor, writeInClusterFiles, writeKubeconfig } from '../support/kube-config.js';
 
@@ -495,5 +496,31 @@ describe('in the product (buildServices with --kube)', () => {
     // Annotating the host fixes it on the next packet.
     s.upsertHost(host('h2', 0x12));
     await until(() => { const f = product.index.lookup(parseMac('52:54:00:00:00:12')!); return f.kind === 'host' && f.host.lease !== undefined; }, 'h2 annotated');
+  });
+
+  it('a completed TFTP transfer becomes a BootFileServed event on the host whose lease it came from', async () => {
+    // The host's lease is 127.0.0.1, so the loopback TFTP client below is that host.
+    const s = await server({ hosts: [host('h9', 0x19, { annotations: { [`${P}ip-address`]: '127.0.0.1/8' } })] });
+    const kubeconfig = await writeKubeconfig(s);
+    const root = await mkdtemp(join(tmpdir(), 'metalboot-kube-tftp-'));
+    await writeFile(join(root, 'snponly.efi'), Buffer.alloc(5000, 1));
+    const loaded = loadConfig({
+      argv: ['--kube', '--kubeconfig', kubeconfig, '--kube-namespace', NS, '--server-ip', '127.0.0.1/8', '--dhcp-listen', '127.0.0.1:0',
+        '--tftp-listen', '127.0.0.1:0', '--tftp-root', root, '--http-listen', '127.0.0.1:0', '--callback-listen', '', '--log-level', 'silent'],
+      env: {},
+      readFile: () => '',
+      localAddresses: () => [],
+    });
+    if (loaded.kind !== 'config') throw new Error(JSON.stringify(loaded));
+    const product = buildServices(loaded.config, { logger: pino({ level: 'silent' }), registry: new Registry() });
+    cleanups.push(() => closeAll(product.services));
+    await startAll(product.services);
+    const got = await tftpGet({ host: '127.0.0.1', port: product.tftp!.address().port, file: 'snponly.efi', options: [['blksize', '1468']] });
+    expect(got.data.length).toBe(5000);
+    await s.waitFor(() => s.events(NS).some((e) => e.reason === 'BootFileServed'), WAIT_MS, 'the BootFileServed event');
+    expect(s.events(NS).find((e) => e.reason === 'BootFileServed')).toMatchObject({
+      involvedObject: { kind: 'BareMetalHost', name: 'h9' },
+      type: 'Normal',
+    });
   });
 });
