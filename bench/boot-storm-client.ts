@@ -1,0 +1,87 @@
+/**
+ * The simulated hosts of the boot storm: one process, run by bench/boot-storm.ts inside the
+ * client namespace (pinned to a CPU with taskset). Reads a plan (JSON), powers each host on at
+ * its start time, boots it (bench/lib/storm-host.ts) and writes every host's result as JSON.
+ * Bounded: hosts still running at the deadline are recorded as unfinished and the process exits.
+ *
+ *   node --import tsx bench/boot-storm-client.ts PLAN.json RESULT.json
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { DhcpMux } from './lib/storm-dhcp.js';
+import { bootHost, type HostPlan, type HostResult, type Phase, type StormSettings } from './lib/storm-host.js';
+
+export interface ClientPlan {
+  readonly hosts: readonly HostPlan[];
+  readonly settings: StormSettings;
+  /** Give up on unfinished hosts this long after the storm starts. */
+  readonly deadlineMs: number;
+}
+
+export interface ClientResult {
+  readonly hosts: readonly HostResult[];
+  /** Wall time from the storm's start to the last host's end (or the deadline). */
+  readonly wallMs: number;
+  /** process.cpuUsage() of this client over the storm, seconds. */
+  readonly cpuUserS: number;
+  readonly cpuSysS: number;
+  readonly dhcp: DhcpMux['stats'];
+  /** CLOCK_MONOTONIC µs at the storm's start and end (for windowing a server CPU profile). */
+  readonly monoStartUs: number;
+  readonly monoEndUs: number;
+  readonly hitDeadline: boolean;
+}
+
+async function main(): Promise<void> {
+  const [planFile, resultFile] = process.argv.slice(2);
+  if (planFile === undefined || resultFile === undefined) throw new Error('usage: boot-storm-client.ts PLAN.json RESULT.json');
+  const plan = JSON.parse(readFileSync(planFile, 'utf8')) as ClientPlan;
+  const mux = await DhcpMux.open();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const monoStartUs = Number(process.hrtime.bigint() / 1000n);
+  const now = (): number => performance.now() - t0;
+  const results = new Map<number, HostResult>();
+  const current = new Map<number, Phase>();
+  let finished = 0;
+  const progress = setInterval(() => {
+    const ok = [...results.values()].filter((r) => r.ok).length;
+    process.stderr.write(`  [${(now() / 1000).toFixed(0).padStart(3)} s] ${finished}/${plan.hosts.length} hosts done (${ok} ok)\n`);
+  }, 5_000);
+  const all = Promise.all(
+    plan.hosts.map(async (h) => {
+      await new Promise((r) => setTimeout(r, h.startMs));
+      const r = await bootHost(h, plan.settings, mux, now, (p) => current.set(h.i, p));
+      results.set(h.i, r);
+      finished++;
+    }),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const hitDeadline = await Promise.race([
+    all.then(() => false),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), plan.deadlineMs))),
+  ]);
+  clearTimeout(timer);
+  clearInterval(progress);
+  const wallMs = now();
+  const monoEndUs = Number(process.hrtime.bigint() / 1000n);
+  const cpu = process.cpuUsage(cpu0);
+  const hosts = plan.hosts.map(
+    (h): HostResult => {
+      const done = results.get(h.i);
+      if (done !== undefined) return done;
+      const phase = current.get(h.i);
+      return { i: h.i, mac: h.mac, ok: false, startMs: h.startMs, phases: {}, imageBytes: 0, ...(phase === undefined ? {} : { failedPhase: phase }), error: 'unfinished at the client deadline' };
+    },
+  );
+  const out: ClientResult = { hosts, wallMs, cpuUserS: cpu.user / 1e6, cpuSysS: cpu.system / 1e6, dhcp: { ...mux.stats }, monoStartUs, monoEndUs, hitDeadline };
+  writeFileSync(resultFile, JSON.stringify(out));
+  mux.close();
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`boot-storm client: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
