@@ -58,7 +58,7 @@ export function dhcpPolicy(config: Config, tftpServer: Ipv4): DhcpPolicy {
     serverIp: d.serverIp.address,
     serverPrefix: d.serverIp.prefix,
     ports: { relay: d.listen.port, client: d.clientPort },
-    reply: { serverId: d.serverIp.address, tftpServer, domainName: d.domainName },
+    reply: { serverId: d.advertiseIP ?? d.serverIp.address, tftpServer, domainName: d.domainName },
     boot: { bootFiles: d.bootFiles, httpAdvertiseUrl: config.http.advertiseUrl },
     leaseSeconds: d.leaseSeconds,
     rangeGateway: d.gateway,
@@ -98,7 +98,8 @@ export function buildServices(config: Config, deps: Deps): Product {
 
   let dhcp: DhcpServer | undefined;
   if (config.dhcp.enabled) {
-    const tftpHost = config.tftp.listen !== undefined && config.tftp.listen.host !== '0.0.0.0' ? parseIpv4(config.tftp.listen.host)! : serverIp;
+    // next-server: the advertised address when replicas sit behind a Service, else where TFTP listens.
+    const tftpHost = config.dhcp.advertiseIP ?? (config.tftp.listen !== undefined && config.tftp.listen.host !== '0.0.0.0' ? parseIpv4(config.tftp.listen.host)! : serverIp);
     const sourcesReady = kube === undefined ? undefined : () => kube!.status().ready;
     dhcp = new DhcpServer({ listen: config.dhcp.listen, policy: dhcpPolicy(config, tftpHost), state: { index, pool, now, sourcesReady }, leases, logger, registry,
       onOutcome: kube === undefined ? undefined : (o) => reportDhcpOutcome(o, bootEvents) });

@@ -105,6 +105,9 @@ NetworkAttachmentDefinition's vip; "" when it comes from the downward API (statu
 {{- end }}
 - {{ printf "--server-ip=%s" (include "metalboot.serverIPArg" .) | quote }}
 - {{ printf "--dhcp-listen=%s:%v" $v.dhcp.listenAddr $v.dhcp.port | quote }}
+{{- with include "metalboot.provisioningServiceAddress" . }}
+- {{ printf "--dhcp-advertise-ip=%s" . | quote }}
+{{- end }}
 {{- if $v.tftp.listenAddr }}
 - {{ printf "--tftp-listen=%s:%v" $v.tftp.listenAddr $v.tftp.port | quote }}
 {{- else }}

@@ -20,6 +20,7 @@ export const FLAGS: readonly FlagSpec[] = [
   F('config', undefined, 'string', 'FILE', 'YAML configuration file (same shape as the Helm values); flags and environment override it'),
   F('server-ip', 'dhcp.serverIP', 'string', 'IP[/prefix]', 'provisioning IP of this server (DHCP server identifier, next-server, default advertise URLs); "auto" = first non-loopback IPv4 (default)'),
   F('dhcp-listen', 'dhcp.listen', 'string', 'ADDR:PORT', 'DHCP receive address (default 0.0.0.0:67)'),
+  F('dhcp-advertise-ip', 'dhcp.advertiseIP', 'string', 'IP', 'server identity given to clients (option 54, next-server) when it is not the server IP: a Service address in front of replicas behind a relay'),
   F('dhcp-hosts', 'dhcp.hosts', 'string', '"MAC,IP;MAC,IP"', 'static hosts, MAC,IP[,hostname] entries separated by ";"'),
   F('dhcp-hosts-file', 'dhcp.hostsFiles', 'repeat', 'FILE', 'static hosts file, one MAC,IP[,hostname] per line, # comments (a dnsmasq dhcp-hostsfile of that shape works); repeatable'),
   F('dhcp-range', 'dhcp.ranges', 'repeat', 'START,END[,SECONDS|infinite]', 'dynamic range for unknown hosts (lease time also as 10m, 12h, 1d); repeatable'),

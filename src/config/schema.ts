@@ -123,6 +123,11 @@ export const configSchema = z.strictObject({
     /** The provisioning IP of this server, with its prefix; `auto` picks the first non-loopback IPv4. */
     serverIP: serverIp.prefault('auto'),
     listen: listen.prefault('0.0.0.0:67'),
+    /**
+     * The address clients see as the server (option 54, next-server, option 66) when it is not
+     * the server IP: a Service or load-balancer address in front of several replicas.
+     */
+    advertiseIP: ipv4.optional(),
     /** UDP port replies to clients go to (68); only tests change it. Relays get the listen port. */
     clientPort: int(1, 65535).prefault(68),
     /** false switches the DHCP service off (TFTP/HTTP only, e.g. behind another DHCP server). */

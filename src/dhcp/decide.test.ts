@@ -178,6 +178,18 @@ describe('decide: REQUEST states (RFC 2131 §4.3.2)', () => {
   });
 });
 
+describe('decide: behind a Service (advertised server identity)', () => {
+  it('answers with the advertised identity and accepts requests that select it', () => {
+    const s = setup();
+    const svc = { ...policy, reply: { ...policy.reply, serverId: ip4('10.0.9.9'), tftpServer: ip4('10.0.9.9') } };
+    const offer = reply(decide(request({ type: T.DISCOVER, mac: '52:54:00:00:00:01', options: UEFI_PXE }), svc, s.state));
+    expect(formatIpv4(getIp(offer.reply.options, OPT.SERVER_ID)!)).toBe('10.0.9.9');
+    expect(formatIpv4(offer.reply.siaddr)).toBe('10.0.9.9');
+    expect(reason(decide(request({ type: T.REQUEST, mac: '52:54:00:00:00:01', serverId: '10.0.9.9', requested: '10.0.0.21' }), svc, s.state))).toBe('reply 5');
+    expect(reason(decide(request({ type: T.REQUEST, mac: '52:54:00:00:00:01', serverId: SERVER, requested: '10.0.0.21' }), svc, s.state))).toBe('other-server');
+  });
+});
+
 describe('decide: conflicts are never answered', () => {
   it('one MAC on two BareMetalHosts', () => {
     const s = setup();

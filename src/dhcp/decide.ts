@@ -72,6 +72,7 @@ export type DhcpOutcome =
     };
 
 export interface DhcpPolicy {
+  /** The address the sockets use; with serverPrefix, the local subnet of the dynamic range. */
   readonly serverIp: Ipv4;
   readonly serverPrefix: number;
   readonly ports: Ports;
@@ -171,7 +172,7 @@ function reply(req: DhcpMessage, type: typeof MESSAGE_TYPE.OFFER | typeof MESSAG
 }
 
 function nak(req: DhcpMessage, d: Decision, policy: DhcpPolicy, why: string): DhcpOutcome {
-  const msg = buildNak(req, policy.serverIp, why);
+  const msg = buildNak(req, policy.reply.serverId, why);
   return { kind: 'reply', reply: msg, dest: replyDestination(req, true, policy.ports), decision: d, boot: undefined, persist: undefined };
 }
 
@@ -193,7 +194,7 @@ function request(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy
   const serverId = getIp(req.options, OPT.SERVER_ID);
   const requested = getIp(req.options, OPT.REQUESTED_IP);
   // SELECTING carries our server id; INIT-REBOOT a requested address; RENEWING/REBINDING ciaddr.
-  if (serverId !== undefined && serverId !== policy.serverIp) {
+  if (serverId !== undefined && serverId !== policy.reply.serverId) {
     return ignore('other-server', d, `client selected ${formatIpv4(serverId)}`);
   }
   const asked = serverId !== undefined || req.ciaddr === 0 ? requested : req.ciaddr;
@@ -223,7 +224,7 @@ function request(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy
 
 function decline(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
   const serverId = getIp(req.options, OPT.SERVER_ID);
-  if (serverId !== policy.serverIp) return ignore('other-server', d);
+  if (serverId !== policy.reply.serverId) return ignore('other-server', d);
   const ip = getIp(req.options, OPT.REQUESTED_IP);
   if (ip === undefined) return ignore('declined', d, 'DECLINE without an address');
   if (owner.kind === 'host') {
@@ -235,7 +236,7 @@ function decline(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy
 
 function release(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
   const serverId = getIp(req.options, OPT.SERVER_ID);
-  if (serverId !== undefined && serverId !== policy.serverIp) return ignore('other-server', d);
+  if (serverId !== undefined && serverId !== policy.reply.serverId) return ignore('other-server', d);
   if (owner.kind !== 'range') return ignore('released', d, 'fixed address kept');
   const rec = state.pool.release(d.mac, req.ciaddr);
   return ignore('released', d, rec === undefined ? 'no such lease' : `${formatIpv4(req.ciaddr)} freed`, rec);

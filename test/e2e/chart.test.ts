@@ -335,6 +335,8 @@ describe('helm chart', () => {
     ]);
     expect(r.args).toContain('--tftp-single-port');
     expect(r.args).toContain('--http-advertise-url=http://192.168.100.10:8080');
+    // DHCP clients must see the Service address as the server (option 54, next-server).
+    expect(r.args).toContain('--dhcp-advertise-ip=192.168.100.10');
     expect(r.config.tftp.singlePort).toBe(true);
     expect(r.config.http.advertiseUrl).toBe('http://192.168.100.10:8080');
   });
