@@ -7,7 +7,9 @@
  *   node --import tsx bench/boot-storm-client.ts PLAN.json RESULT.json
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { DhcpMux } from './lib/storm-dhcp.js';
+import { HttpWorker, type EldSummary } from './lib/storm-http-worker.js';
 import { bootHost, type HostPlan, type HostResult, type Phase, type StormSettings } from './lib/storm-host.js';
 
 export interface ClientPlan {
@@ -29,6 +31,8 @@ export interface ClientResult {
   readonly monoStartUs: number;
   readonly monoEndUs: number;
   readonly hitDeadline: boolean;
+  /** Event-loop delay of the client's DHCP/TFTP thread and of its HTTP worker thread, ms (10 ms timer included). */
+  readonly clientEld: { readonly main: EldSummary; readonly http: EldSummary };
 }
 
 async function main(): Promise<void> {
@@ -36,10 +40,14 @@ async function main(): Promise<void> {
   if (planFile === undefined || resultFile === undefined) throw new Error('usage: boot-storm-client.ts PLAN.json RESULT.json');
   const plan = JSON.parse(readFileSync(planFile, 'utf8')) as ClientPlan;
   const mux = await DhcpMux.open();
+  const worker = new HttpWorker();
+  const io = { mux, http: (ip: string) => worker.host(ip), now: (): number => performance.now() - t0 };
+  const eld = monitorEventLoopDelay({ resolution: 10 });
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const monoStartUs = Number(process.hrtime.bigint() / 1000n);
-  const now = (): number => performance.now() - t0;
+  const now = io.now;
+  eld.enable();
   const results = new Map<number, HostResult>();
   const current = new Map<number, Phase>();
   let finished = 0;
@@ -50,7 +58,7 @@ async function main(): Promise<void> {
   const all = Promise.all(
     plan.hosts.map(async (h) => {
       await new Promise((r) => setTimeout(r, h.startMs));
-      const r = await bootHost(h, plan.settings, mux, now, (p) => current.set(h.i, p));
+      const r = await bootHost(h, plan.settings, io, (p) => current.set(h.i, p));
       results.set(h.i, r);
       finished++;
     }),
@@ -65,6 +73,8 @@ async function main(): Promise<void> {
   const wallMs = now();
   const monoEndUs = Number(process.hrtime.bigint() / 1000n);
   const cpu = process.cpuUsage(cpu0);
+  eld.disable();
+  const clientEld = { main: { p50: eld.percentile(50) / 1e6, p99: eld.percentile(99) / 1e6, max: eld.max / 1e6 }, http: await worker.eventLoopDelay() };
   const hosts = plan.hosts.map(
     (h): HostResult => {
       const done = results.get(h.i);
@@ -73,9 +83,10 @@ async function main(): Promise<void> {
       return { i: h.i, mac: h.mac, ok: false, startMs: h.startMs, phases: {}, imageBytes: 0, ...(phase === undefined ? {} : { failedPhase: phase }), error: 'unfinished at the client deadline' };
     },
   );
-  const out: ClientResult = { hosts, wallMs, cpuUserS: cpu.user / 1e6, cpuSysS: cpu.system / 1e6, dhcp: { ...mux.stats }, monoStartUs, monoEndUs, hitDeadline };
+  const out: ClientResult = { hosts, wallMs, cpuUserS: cpu.user / 1e6, cpuSysS: cpu.system / 1e6, dhcp: { ...mux.stats }, monoStartUs, monoEndUs, hitDeadline, clientEld };
   writeFileSync(resultFile, JSON.stringify(out));
   mux.close();
+  await worker.terminate();
 }
 
 main().then(

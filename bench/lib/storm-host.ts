@@ -8,7 +8,7 @@ import { IPXE, UEFI_PXE } from '../../src/dhcp/test-requests.js';
 import { OPT } from '../../src/dhcp/options.js';
 import { DhcpMux, StormDhcpError } from './storm-dhcp.js';
 import { edk2Read, StormTftpError } from './storm-tftp.js';
-import { hostHttp, hostScriptUrl, imageUrls, StormHttpError } from './storm-http.js';
+import { hostScriptUrl, imageUrls, StormHttpError, type HostHttp } from './storm-http.js';
 
 export const PHASES = ['dhcp', 'tftp', 'ipxeDhcp', 'scripts', 'images'] as const;
 export type Phase = (typeof PHASES)[number];
@@ -93,13 +93,20 @@ async function withRetries<T>(retries: number, delayMs: number, f: () => Promise
 
 /**
  * Boots one host; never throws (failures are in the result). `now()` is ms since the storm
- * started; the host has already waited for its start time.
+ * started; the host has already waited for its start time. `http` gives the host's HTTP client
+ * (in the client process, one in a worker thread).
  */
-export async function bootHost(plan: HostPlan, s: StormSettings, mux: DhcpMux, now: () => number, onPhase?: (p: Phase) => void): Promise<HostResult> {
+export async function bootHost(
+  plan: HostPlan,
+  s: StormSettings,
+  io: { readonly mux: DhcpMux; readonly http: (localAddress: string) => HostHttp; readonly now: () => number },
+  onPhase?: (p: Phase) => void,
+): Promise<HostResult> {
+  const { mux, now } = io;
   const phases: Partial<Record<Phase, PhaseResult>> = {};
   const started = now();
   let imageBytes = 0;
-  const http = hostHttp(plan.ip);
+  const http = io.http(plan.ip);
   const run = async <T>(phase: Phase, f: () => Promise<{ value: T; resends: number }>): Promise<T> => {
     const t0 = now();
     onPhase?.(phase);

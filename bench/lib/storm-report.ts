@@ -81,6 +81,16 @@ export interface RunRow {
   readonly load1Before: number;
   readonly load1After: number;
   readonly hitDeadline: boolean;
+  /** The client's own event-loop delay p99 (DHCP/TFTP thread, HTTP worker), ms. */
+  readonly clientEldP99: { readonly main: number; readonly http: number };
+  /** Kernel counters over the storm, per namespace, and softnet backlog drops (whole machine). */
+  readonly net: NetDelta;
+}
+
+export interface NetDelta {
+  readonly srv: Readonly<Record<string, number>>;
+  readonly cli: Readonly<Record<string, number>>;
+  readonly softnetDrops: number;
 }
 
 function pct(values: readonly number[]): Percentiles {
@@ -101,6 +111,7 @@ export function summariseRun(o: {
   cache: boolean;
   profiled: boolean;
   client: ClientResult;
+  net: NetDelta;
   upstreamBefore: UpstreamStats | undefined;
   upstreamAfter: UpstreamStats | undefined;
   server: ServerMeasure;
@@ -143,6 +154,8 @@ export function summariseRun(o: {
     load1Before: o.load1Before,
     load1After: o.load1After,
     hitDeadline: o.client.hitDeadline,
+    clientEldP99: { main: o.client.clientEld.main.p99, http: o.client.clientEld.http.p99 },
+    net: o.net,
   };
 }
 
@@ -199,15 +212,15 @@ export function phaseTable(rows: readonly RunRow[]): string {
 
 export function serverTable(rows: readonly RunRow[]): string {
   const out = [
-    '| hosts | image cache | upstream GETs kernel / initramfs (full + revalidations) | upstream MB | MB to hosts | metalboot RSS before → peak (MiB) | event-loop delay p50 / p99 / max (ms) | worst 1-s window p99 (ms) | metalboot CPU s (user + sys) | client CPU s | httpd CPU s | resends: DHCP fw / TFTP / DHCP iPXE / HTTP | load1 before → after |',
-    '|--:|---|---|--:|--:|--:|---|--:|---|--:|--:|---|---|',
+    '| hosts | image cache | upstream GETs kernel / initramfs (full + revalidations) | upstream MB | MB to hosts | metalboot RSS before → peak (MiB) | event-loop delay p50 / p99 / max (ms) | worst 1-s window p99 (ms) | metalboot CPU s (user + sys) | client CPU s | client loop p99 (ms): DHCP/TFTP, HTTP | httpd CPU s | resends: DHCP fw / TFTP / DHCP iPXE / HTTP | TCP retrans. srv / cli | UDP rcvbuf drops srv / cli | load1 before → after |',
+    '|--:|---|---|--:|--:|--:|---|--:|---|--:|---|--:|---|---|---|---|',
   ];
   for (const r of rows) {
     const f = (a: ArtifactFetches): string => `${a.full}${a.conditional > 0 ? ` + ${a.conditional}` : ''}`;
     const eld = r.server.eld;
     const worst = r.server.samples.length === 0 ? NaN : Math.max(...r.server.samples.map((s) => s.eldP99Ms));
     out.push(
-      `| ${r.hosts} | ${r.cache ? 'on' : 'off'}${r.profiled ? ' (cpu-prof)' : ''} | ${f(r.upstream.kernel)} / ${f(r.upstream.initramfs)} | ${mb(r.upstreamWireBytes)} | ${mb(r.clientBytes)} | ${fmt(r.server.rssStartMiB)} → ${fmt(r.server.hwmMiB)} | ${eld === undefined ? '–' : `${fmt(eld.p50, 1)} / ${fmt(eld.p99, 1)} / ${fmt(eld.max, 0)}`} | ${fmt(worst, 1)} | ${fmt(r.server.cpuUserS + r.server.cpuSysS, 1)} (${fmt(r.server.cpuUserS, 1)} + ${fmt(r.server.cpuSysS, 1)}) | ${fmt(r.clientCpuS, 1)} | ${fmt(r.upstreamCpuS, 1)} | ${r.resends.dhcp} / ${r.resends.tftp} / ${r.resends.ipxeDhcp} / ${r.resends.scripts + r.resends.images} | ${fmt(r.load1Before, 2)} → ${fmt(r.load1After, 2)} |`,
+      `| ${r.hosts} | ${r.cache ? 'on' : 'off'}${r.profiled ? ' (cpu-prof)' : ''} | ${f(r.upstream.kernel)} / ${f(r.upstream.initramfs)} | ${mb(r.upstreamWireBytes)} | ${mb(r.clientBytes)} | ${fmt(r.server.rssStartMiB)} → ${fmt(r.server.hwmMiB)} | ${eld === undefined ? '–' : `${fmt(eld.p50, 1)} / ${fmt(eld.p99, 1)} / ${fmt(eld.max, 0)}`} | ${fmt(worst, 1)} | ${fmt(r.server.cpuUserS + r.server.cpuSysS, 1)} (${fmt(r.server.cpuUserS, 1)} + ${fmt(r.server.cpuSysS, 1)}) | ${fmt(r.clientCpuS, 1)} | ${fmt(r.clientEldP99.main, 0)}, ${fmt(r.clientEldP99.http, 0)} | ${fmt(r.upstreamCpuS, 1)} | ${r.resends.dhcp} / ${r.resends.tftp} / ${r.resends.ipxeDhcp} / ${r.resends.scripts + r.resends.images} | ${fmt(r.net.srv['Tcp.RetransSegs'])} / ${fmt(r.net.cli['Tcp.RetransSegs'])} | ${fmt(r.net.srv['Udp.RcvbufErrors'])} / ${fmt(r.net.cli['Udp.RcvbufErrors'])} | ${fmt(r.load1Before, 2)} → ${fmt(r.load1After, 2)} |`,
     );
   }
   return out.join('\n');
