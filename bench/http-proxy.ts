@@ -281,7 +281,7 @@ async function main(): Promise<void> {
     await nginx?.stop();
     rmSync(prefix, { recursive: true, force: true });
     rmSync(scratch, { recursive: true, force: true });
-    if (!args.keep) rmSync(docroot, { recursive: true, force: true });
+    if (!args.keep) rmSync(OUT, { recursive: true, force: true });
   }
 
   const mc = machine();
