@@ -2,6 +2,7 @@
  * Stable error codes of the image proxy and its cache, and the mapping from an upstream failure
  * (undici's `UND_ERR_*`, the socket's `E*`) to what the client is told. Pure.
  */
+import { errorCode, upstreamFailureReason, upstreamFailureStatus, type UpstreamFailureReason } from '../net/upstream-failure.js';
 
 export const IMAGE_PROXY_ERROR_CODES = {
   /** The `upstream` option is not an http(s) origin with an optional base path. */
@@ -31,18 +32,7 @@ export class ImageProxyError extends Error {
 }
 
 /** Why the upstream failed: the `reason` label of the failure metric. */
-export type UpstreamFailure =
-  | 'connect-timeout'
-  | 'headers-timeout'
-  | 'body-timeout'
-  | 'refused'
-  | 'reset'
-  | 'dns'
-  | 'unreachable'
-  | 'tls'
-  | 'length-mismatch'
-  | 'aborted'
-  | 'other';
+export type UpstreamFailure = Exclude<UpstreamFailureReason, 'tls-verify'> | 'length-mismatch';
 
 export interface FailureAnswer {
   readonly reason: UpstreamFailure;
@@ -52,31 +42,11 @@ export interface FailureAnswer {
   readonly message: string;
 }
 
-const BY_CODE: Readonly<Record<string, UpstreamFailure>> = {
-  UND_ERR_CONNECT_TIMEOUT: 'connect-timeout',
-  UND_ERR_HEADERS_TIMEOUT: 'headers-timeout',
-  UND_ERR_BODY_TIMEOUT: 'body-timeout',
-  UND_ERR_SOCKET: 'reset',
-  UND_ERR_CLOSED: 'reset',
-  UND_ERR_DESTROYED: 'aborted',
-  UND_ERR_ABORTED: 'aborted',
-  UND_ERR_ABORT: 'aborted',
+/** Codes of our own and undici's that say the body had the wrong length, or the cache closed. */
+const OWN_CODES: Readonly<Record<string, UpstreamFailure>> = {
   UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'length-mismatch',
   IMAGE_CACHE_ERR_LENGTH_MISMATCH: 'length-mismatch',
   IMAGE_CACHE_ERR_CLOSED: 'aborted',
-  ABORT_ERR: 'aborted',
-  ECONNREFUSED: 'refused',
-  ECONNRESET: 'reset',
-  EPIPE: 'reset',
-  ECONNABORTED: 'reset',
-  ETIMEDOUT: 'connect-timeout',
-  ENOTFOUND: 'dns',
-  EAI_AGAIN: 'dns',
-  EAI_FAIL: 'dns',
-  EHOSTUNREACH: 'unreachable',
-  ENETUNREACH: 'unreachable',
-  EHOSTDOWN: 'unreachable',
-  ENETDOWN: 'unreachable',
 };
 
 const MESSAGES: Readonly<Record<UpstreamFailure, string>> = {
@@ -93,21 +63,12 @@ const MESSAGES: Readonly<Record<UpstreamFailure, string>> = {
   other: 'the upstream request failed',
 };
 
-/** OpenSSL and Node TLS verification codes. */
-const TLS_CODE = /^(ERR_TLS|ERR_SSL|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|CERT_)/;
-
-const codeOf = (err: unknown): string | undefined => {
-  if (typeof err !== 'object' || err === null) return undefined;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string') return code;
-  // undici wraps connect errors: the socket's code is on the cause
-  return codeOf((err as { cause?: unknown }).cause);
-};
-
 /** Maps an error thrown by undici (or our cache) to a reason, a status and a message. */
 export function classifyUpstreamError(err: unknown): FailureAnswer {
-  const code = codeOf(err);
-  const reason: UpstreamFailure = code === undefined ? 'other' : (BY_CODE[code] ?? (TLS_CODE.test(code) ? 'tls' : 'other'));
-  const status = reason === 'connect-timeout' || reason === 'headers-timeout' || reason === 'body-timeout' ? 504 : 502;
+  const code = errorCode(err);
+  const general = upstreamFailureReason(code);
+  // For images a certificate that does not verify is one more TLS failure.
+  const reason: UpstreamFailure = (code === undefined ? undefined : OWN_CODES[code]) ?? (general === 'tls-verify' ? 'tls' : general);
+  const status = upstreamFailureStatus(reason);
   return { reason, status, message: code === undefined ? MESSAGES[reason] : `${MESSAGES[reason]} (${code})` };
 }

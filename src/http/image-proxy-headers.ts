@@ -12,9 +12,10 @@
  * reach the upstream directly.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { HOP_BY_HOP, headerValue, type HeaderMap } from '../net/http-headers.js';
 
-/** Headers as undici and node:http hand them over: lower-case names. */
-export type HeaderMap = Record<string, string | string[] | undefined>;
+export { headerValue, type HeaderMap };
+
 
 const FORWARDED_REQUEST_HEADERS = [
   'range',
@@ -27,25 +28,9 @@ const FORWARDED_REQUEST_HEADERS = [
   'accept',
 ] as const;
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 const CONDITIONAL = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range'] as const;
 
-/** The first value of a header, or undefined. */
-export function headerValue(headers: HeaderMap | IncomingHttpHeaders, name: string): string | undefined {
-  const v = headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
 
 export interface ForwardContext {
   /** The client's address, appended to X-Forwarded-For. */

@@ -3,6 +3,9 @@
  * failed forward (undici's `UND_ERR_*`, the socket's `E*`, OpenSSL's verification codes) to
  * what the caller is told. Pure.
  */
+import { errorCode, upstreamFailureReason, upstreamFailureStatus, type UpstreamFailureReason } from '../net/upstream-failure.js';
+
+export { errorCode };
 
 export const PROXY_ERROR_CODES = {
   /** An option (URL, limit) is unusable; thrown at construction. */
@@ -31,19 +34,7 @@ export class ProxyError extends Error {
 }
 
 /** Why a forward failed: the `reason` label of the failure metrics. */
-export type ForwardFailure =
-  | 'connect-timeout'
-  | 'headers-timeout'
-  | 'body-timeout'
-  | 'refused'
-  | 'reset'
-  | 'dns'
-  | 'unreachable'
-  | 'tls-verify'
-  | 'tls'
-  | 'body-too-large'
-  | 'aborted'
-  | 'other';
+export type ForwardFailure = UpstreamFailureReason | 'body-too-large';
 
 export interface ForwardFailureAnswer {
   readonly reason: ForwardFailure;
@@ -52,32 +43,6 @@ export interface ForwardFailureAnswer {
   /** One line for the caller, naming the underlying code. */
   readonly message: string;
 }
-
-const BY_CODE: Readonly<Record<string, ForwardFailure>> = {
-  UND_ERR_CONNECT_TIMEOUT: 'connect-timeout',
-  UND_ERR_HEADERS_TIMEOUT: 'headers-timeout',
-  UND_ERR_BODY_TIMEOUT: 'body-timeout',
-  UND_ERR_SOCKET: 'reset',
-  UND_ERR_CLOSED: 'reset',
-  UND_ERR_DESTROYED: 'aborted',
-  UND_ERR_ABORTED: 'aborted',
-  UND_ERR_ABORT: 'aborted',
-  ABORT_ERR: 'aborted',
-  ERR_STREAM_PREMATURE_CLOSE: 'aborted',
-  PROXY_ERR_BODY_TOO_LARGE: 'body-too-large',
-  ECONNREFUSED: 'refused',
-  ECONNRESET: 'reset',
-  EPIPE: 'reset',
-  ECONNABORTED: 'reset',
-  ETIMEDOUT: 'connect-timeout',
-  ENOTFOUND: 'dns',
-  EAI_AGAIN: 'dns',
-  EAI_FAIL: 'dns',
-  EHOSTUNREACH: 'unreachable',
-  ENETUNREACH: 'unreachable',
-  EHOSTDOWN: 'unreachable',
-  ENETDOWN: 'unreachable',
-};
 
 const MESSAGES: Readonly<Record<ForwardFailure, string>> = {
   'connect-timeout': 'timed out connecting',
@@ -94,29 +59,14 @@ const MESSAGES: Readonly<Record<ForwardFailure, string>> = {
   other: 'request failed',
 };
 
-/** Certificate verification failures (OpenSSL's X509_V_ERR names and Node's host check). */
-const TLS_VERIFY_CODE = /^(UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|CERT_|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH)/;
-const TLS_CODE = /^(ERR_TLS|ERR_SSL|EPROTO)/;
-
-/** The first string `code` on an error or along its `cause` chain (undici wraps socket errors). */
-export function errorCode(err: unknown, depth = 0): string | undefined {
-  if (typeof err !== 'object' || err === null || depth > 5) return undefined;
-  const code = (err as { code?: unknown }).code;
-  const inner = errorCode((err as { cause?: unknown }).cause, depth + 1);
-  // Prefer the most specific code: a TLS or socket cause beats undici's generic wrapper.
-  if (inner !== undefined && (typeof code !== 'string' || code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CONNECT')) return inner;
-  return typeof code === 'string' ? code : inner;
-}
-
 /**
  * Maps a forwarding error to a reason, a status and a message; `peer` names who failed
  * ("Ironic API", "IPA at https://192.0.2.10:9999").
  */
 export function classifyForwardError(err: unknown, peer: string): ForwardFailureAnswer {
   const code = errorCode(err);
-  let reason: ForwardFailure = 'other';
-  if (code !== undefined) reason = BY_CODE[code] ?? (TLS_VERIFY_CODE.test(code) ? 'tls-verify' : TLS_CODE.test(code) ? 'tls' : 'other');
-  const status = reason === 'body-too-large' ? 413 : reason === 'connect-timeout' || reason === 'headers-timeout' || reason === 'body-timeout' ? 504 : 502;
+  const reason: ForwardFailure = code === PROXY_ERROR_CODES.BODY_TOO_LARGE ? 'body-too-large' : upstreamFailureReason(code);
+  const status = reason === 'body-too-large' ? 413 : upstreamFailureStatus(reason);
   const what = reason === 'body-too-large' ? MESSAGES[reason] : `${peer} ${MESSAGES[reason]}`;
   return { reason, status, message: code === undefined ? what : `${what} (${code})` };
 }

@@ -10,30 +10,15 @@
  * want a length, not chunks) and is recomputed when the proxy rewrites the body.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { HOP_BY_HOP, headerValue, type HeaderMap } from '../net/http-headers.js';
 
-/** Headers as undici and node:http hand them over: lower-case names. */
-export type HeaderMap = Record<string, string | string[] | undefined>;
+export { headerValue, type HeaderMap };
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
+
 
 /** Request headers that describe our hop to the peer, set by the HTTP client itself. */
 const CLIENT_OWNED = new Set(['host', 'expect', 'content-length']);
 
-/** The first value of a header, or undefined. */
-export function headerValue(headers: HeaderMap | IncomingHttpHeaders, name: string): string | undefined {
-  const v = headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
 
 function connectionTokens(headers: HeaderMap | IncomingHttpHeaders): Set<string> {
   const raw = headers['connection'];
