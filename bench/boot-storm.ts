@@ -232,8 +232,11 @@ function softnetDrops(): number {
 
 const NET_KEYS = ['Tcp.RetransSegs', 'TcpExt.TCPTimeouts', 'TcpExt.TCPLossProbes', 'TcpExt.TCPBacklogDrop', 'TcpExt.ListenOverflows', 'Udp.RcvbufErrors', 'Udp.InErrors', 'Udp.SndbufErrors'] as const;
 
+/** The table's keys always, and every other counter that moved (for the JSON). */
 function netDelta(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(NET_KEYS.map((k) => [k, (b[k] ?? 0) - (a[k] ?? 0)]));
+  const out: Record<string, number> = Object.fromEntries(NET_KEYS.map((k) => [k, (b[k] ?? 0) - (a[k] ?? 0)]));
+  for (const k of Object.keys(b)) if (/^(Tcp|TcpExt|Udp)\./.test(k) && b[k] !== a[k] && !(k in out)) out[k] = (b[k] ?? 0) - (a[k] ?? 0);
+  return out;
 }
 
 function metricValue(text: string, name: string): number | undefined {
