@@ -460,13 +460,12 @@ describe('Events on the BareMetalHost', () => {
 });
 
 describe('in the product (buildServices with --kube)', () => {
-  it('serves cluster hosts, reports readiness, and turns DHCP outcomes into Events', async () => {
-    const s = await server({ tls: true, hosts: [host('h1', 0x11), host('h2', 0x12, { annotations: {} })] });
+  /** The whole product on loopback against the fixture; TFTP on a free port when `tftp` is set. */
+  async function startProduct(s: KubeApiServer, root: string, tftp: boolean) {
     const kubeconfig = await writeKubeconfig(s);
-    const root = await mkdtemp(join(tmpdir(), 'metalboot-kube-'));
     const loaded = loadConfig({
       argv: ['--kube', '--kubeconfig', kubeconfig, '--kube-namespace', NS, '--server-ip', '127.0.0.1/8', '--dhcp-listen', '127.0.0.1:0',
-        '--tftp-listen', '', '--tftp-root', root, '--http-listen', '127.0.0.1:0', '--callback-listen', '', '--log-level', 'silent'],
+        '--tftp-listen', tftp ? '127.0.0.1:0' : '', '--tftp-root', root, '--http-listen', '127.0.0.1:0', '--callback-listen', '', '--log-level', 'silent'],
       env: {},
       readFile: () => '',
       localAddresses: () => [],
@@ -475,6 +474,12 @@ describe('in the product (buildServices with --kube)', () => {
     const product = buildServices(loaded.config, { logger: pino({ level: 'silent' }), registry: new Registry() });
     cleanups.push(() => closeAll(product.services));
     await startAll(product.services);
+    return product;
+  }
+
+  it('serves cluster hosts, reports readiness, and turns DHCP outcomes into Events', async () => {
+    const s = await server({ tls: true, hosts: [host('h1', 0x11), host('h2', 0x12, { annotations: {} })] });
+    const product = await startProduct(s, await mkdtemp(join(tmpdir(), 'metalboot-kube-')), false);
     // start() waited for the first list: the cluster's hosts are there before DHCP listens.
     const kube = product.readiness.find((c) => c.name === 'kubernetes');
     expect(kube?.check()).toEqual({ ok: true, detail: 'watching baremetalhosts in namespace metal3: 2 hosts' });
@@ -501,20 +506,9 @@ describe('in the product (buildServices with --kube)', () => {
   it('a completed TFTP transfer becomes a BootFileServed event on the host whose lease it came from', async () => {
     // The host's lease is 127.0.0.1, so the loopback TFTP client below is that host.
     const s = await server({ hosts: [host('h9', 0x19, { annotations: { [`${P}ip-address`]: '127.0.0.1/8' } })] });
-    const kubeconfig = await writeKubeconfig(s);
     const root = await mkdtemp(join(tmpdir(), 'metalboot-kube-tftp-'));
     await writeFile(join(root, 'snponly.efi'), Buffer.alloc(5000, 1));
-    const loaded = loadConfig({
-      argv: ['--kube', '--kubeconfig', kubeconfig, '--kube-namespace', NS, '--server-ip', '127.0.0.1/8', '--dhcp-listen', '127.0.0.1:0',
-        '--tftp-listen', '127.0.0.1:0', '--tftp-root', root, '--http-listen', '127.0.0.1:0', '--callback-listen', '', '--log-level', 'silent'],
-      env: {},
-      readFile: () => '',
-      localAddresses: () => [],
-    });
-    if (loaded.kind !== 'config') throw new Error(JSON.stringify(loaded));
-    const product = buildServices(loaded.config, { logger: pino({ level: 'silent' }), registry: new Registry() });
-    cleanups.push(() => closeAll(product.services));
-    await startAll(product.services);
+    const product = await startProduct(s, root, true);
     const got = await tftpGet({ host: '127.0.0.1', port: product.tftp!.address().port, file: 'snponly.efi', options: [['blksize', '1468']] });
     expect(got.data.length).toBe(5000);
     await s.waitFor(() => s.events(NS).some((e) => e.reason === 'BootFileServed'), WAIT_MS, 'the BootFileServed event');
