@@ -6,7 +6,7 @@
  *
  *   node --import tsx bench/boot-storm-client.ts PLAN.json RESULT.json
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { DhcpMux } from './lib/storm-dhcp.js';
 import { HttpWorker, type EldSummary } from './lib/storm-http-worker.js';
@@ -31,8 +31,23 @@ export interface ClientResult {
   readonly monoStartUs: number;
   readonly monoEndUs: number;
   readonly hitDeadline: boolean;
+  /** Time its threads waited for a CPU while runnable, seconds. */
+  readonly runDelayS: number;
   /** Event-loop delay of the client's DHCP/TFTP thread and of its HTTP worker thread, ms (10 ms timer included). */
   readonly clientEld: { readonly main: EldSummary; readonly http: EldSummary };
+}
+
+/** Seconds this process's threads spent runnable but waiting for a CPU (schedstat field 2, all tasks). */
+function runDelayS(): number {
+  let ns = 0;
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      ns += Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[1]);
+    } catch {
+      // thread gone
+    }
+  }
+  return ns / 1e9;
 }
 
 async function main(): Promise<void> {
@@ -44,6 +59,7 @@ async function main(): Promise<void> {
   const io = { mux, http: (ip: string) => worker.host(ip), now: (): number => performance.now() - t0 };
   const eld = monitorEventLoopDelay({ resolution: 10 });
   const cpu0 = process.cpuUsage();
+  const wait0 = runDelayS();
   const t0 = performance.now();
   const monoStartUs = Number(process.hrtime.bigint() / 1000n);
   const now = io.now;
@@ -73,6 +89,7 @@ async function main(): Promise<void> {
   const wallMs = now();
   const monoEndUs = Number(process.hrtime.bigint() / 1000n);
   const cpu = process.cpuUsage(cpu0);
+  const waitS = runDelayS() - wait0;
   eld.disable();
   const clientEld = { main: { p50: eld.percentile(50) / 1e6, p99: eld.percentile(99) / 1e6, max: eld.max / 1e6 }, http: await worker.eventLoopDelay() };
   const hosts = plan.hosts.map(
@@ -83,7 +100,7 @@ async function main(): Promise<void> {
       return { i: h.i, mac: h.mac, ok: false, startMs: h.startMs, phases: {}, imageBytes: 0, ...(phase === undefined ? {} : { failedPhase: phase }), error: 'unfinished at the client deadline' };
     },
   );
-  const out: ClientResult = { hosts, wallMs, cpuUserS: cpu.user / 1e6, cpuSysS: cpu.system / 1e6, dhcp: { ...mux.stats }, monoStartUs, monoEndUs, hitDeadline, clientEld };
+  const out: ClientResult = { hosts, wallMs, cpuUserS: cpu.user / 1e6, cpuSysS: cpu.system / 1e6, dhcp: { ...mux.stats }, monoStartUs, monoEndUs, hitDeadline, runDelayS: waitS, clientEld };
   writeFileSync(resultFile, JSON.stringify(out));
   mux.close();
   await worker.terminate();

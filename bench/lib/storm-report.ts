@@ -38,6 +38,8 @@ export interface EventLoopWindow {
 export interface ServerMeasure {
   readonly cpuUserS: number;
   readonly cpuSysS: number;
+  /** Time metalboot's main thread was runnable but waiting for CPU 0 (other work on the machine). */
+  readonly runDelayS: number;
   readonly hwmMiB: number;
   /** Resident set once started, before the storm. */
   readonly rssStartMiB: number;
@@ -72,6 +74,7 @@ export interface RunRow {
   readonly hostsResending: Readonly<Record<Phase, number>>;
   readonly wallS: number;
   readonly clientCpuS: number;
+  readonly clientRunDelayS: number;
   readonly clientBytes: number;
   readonly upstream: Readonly<Record<'kernel' | 'initramfs', ArtifactFetches>>;
   readonly upstreamWireBytes: number;
@@ -145,6 +148,7 @@ export function summariseRun(o: {
     hostsResending,
     wallS: o.client.wallMs / 1000,
     clientCpuS: o.client.cpuUserS + o.client.cpuSysS,
+    clientRunDelayS: o.client.runDelayS,
     clientBytes: hs.reduce((sum, h) => sum + h.imageBytes, 0),
     upstream,
     upstreamWireBytes: totalWire(o.upstreamAfter) - totalWire(o.upstreamBefore),
@@ -212,15 +216,15 @@ export function phaseTable(rows: readonly RunRow[]): string {
 
 export function serverTable(rows: readonly RunRow[]): string {
   const out = [
-    '| hosts | image cache | upstream GETs kernel / initramfs (full + revalidations) | upstream MB | MB to hosts | metalboot RSS before → peak (MiB) | event-loop delay p50 / p99 / max (ms) | worst 1-s window p99 (ms) | metalboot CPU s (user + sys) | client CPU s | client loop p99 (ms): DHCP/TFTP, HTTP | httpd CPU s | resends: DHCP fw / TFTP / DHCP iPXE / HTTP | TCP retrans. srv / cli | UDP rcvbuf drops srv / cli | load1 before → after |',
-    '|--:|---|---|--:|--:|--:|---|--:|---|--:|---|--:|---|---|---|---|',
+    '| hosts | image cache | upstream GETs kernel / initramfs (full + revalidations) | upstream MB | MB to hosts | metalboot RSS before → peak (MiB) | event-loop delay p50 / p99 / max (ms) | worst 1-s window p99 (ms) | metalboot CPU s (user + sys) | metalboot waiting for CPU (s) | client CPU s (waiting) | client loop p99 (ms): DHCP/TFTP, HTTP | httpd CPU s | resends: DHCP fw / TFTP / DHCP iPXE / HTTP | TCP retrans. srv / cli | UDP rcvbuf drops srv / cli | load1 before → after |',
+    '|--:|---|---|--:|--:|--:|---|--:|---|--:|---|---|--:|---|---|---|---|',
   ];
   for (const r of rows) {
     const f = (a: ArtifactFetches): string => `${a.full}${a.conditional > 0 ? ` + ${a.conditional}` : ''}`;
     const eld = r.server.eld;
     const worst = r.server.samples.length === 0 ? NaN : Math.max(...r.server.samples.map((s) => s.eldP99Ms));
     out.push(
-      `| ${r.hosts} | ${r.cache ? 'on' : 'off'}${r.profiled ? ' (cpu-prof)' : ''} | ${f(r.upstream.kernel)} / ${f(r.upstream.initramfs)} | ${mb(r.upstreamWireBytes)} | ${mb(r.clientBytes)} | ${fmt(r.server.rssStartMiB)} → ${fmt(r.server.hwmMiB)} | ${eld === undefined ? '–' : `${fmt(eld.p50, 1)} / ${fmt(eld.p99, 1)} / ${fmt(eld.max, 0)}`} | ${fmt(worst, 1)} | ${fmt(r.server.cpuUserS + r.server.cpuSysS, 1)} (${fmt(r.server.cpuUserS, 1)} + ${fmt(r.server.cpuSysS, 1)}) | ${fmt(r.clientCpuS, 1)} | ${fmt(r.clientEldP99.main, 0)}, ${fmt(r.clientEldP99.http, 0)} | ${fmt(r.upstreamCpuS, 1)} | ${r.resends.dhcp} / ${r.resends.tftp} / ${r.resends.ipxeDhcp} / ${r.resends.scripts + r.resends.images} | ${fmt(r.net.srv['Tcp.RetransSegs'])} / ${fmt(r.net.cli['Tcp.RetransSegs'])} | ${fmt(r.net.srv['Udp.RcvbufErrors'])} / ${fmt(r.net.cli['Udp.RcvbufErrors'])} | ${fmt(r.load1Before, 2)} → ${fmt(r.load1After, 2)} |`,
+      `| ${r.hosts} | ${r.cache ? 'on' : 'off'}${r.profiled ? ' (cpu-prof)' : ''} | ${f(r.upstream.kernel)} / ${f(r.upstream.initramfs)} | ${mb(r.upstreamWireBytes)} | ${mb(r.clientBytes)} | ${fmt(r.server.rssStartMiB)} → ${fmt(r.server.hwmMiB)} | ${eld === undefined ? '–' : `${fmt(eld.p50, 1)} / ${fmt(eld.p99, 1)} / ${fmt(eld.max, 0)}`} | ${fmt(worst, 1)} | ${fmt(r.server.cpuUserS + r.server.cpuSysS, 1)} (${fmt(r.server.cpuUserS, 1)} + ${fmt(r.server.cpuSysS, 1)}) | ${fmt(r.server.runDelayS, 1)} | ${fmt(r.clientCpuS, 1)} (${fmt(r.clientRunDelayS, 1)}) | ${fmt(r.clientEldP99.main, 0)}, ${fmt(r.clientEldP99.http, 0)} | ${fmt(r.upstreamCpuS, 1)} | ${r.resends.dhcp} / ${r.resends.tftp} / ${r.resends.ipxeDhcp} / ${r.resends.scripts + r.resends.images} | ${fmt(r.net.srv['Tcp.RetransSegs'])} / ${fmt(r.net.cli['Tcp.RetransSegs'])} | ${fmt(r.net.srv['Udp.RcvbufErrors'])} / ${fmt(r.net.cli['Udp.RcvbufErrors'])} | ${fmt(r.load1Before, 2)} → ${fmt(r.load1After, 2)} |`,
     );
   }
   return out.join('\n');
