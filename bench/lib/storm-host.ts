@@ -8,7 +8,7 @@ import { IPXE, UEFI_PXE } from '../../src/dhcp/test-requests.js';
 import { OPT } from '../../src/dhcp/options.js';
 import { DhcpMux, StormDhcpError } from './storm-dhcp.js';
 import { edk2Read, StormTftpError } from './storm-tftp.js';
-import { hostScriptUrl, imageUrls, StormHttpError, type HostHttp } from './storm-http.js';
+import { hostScriptUrl, imageUrls, StormHttpError, type Fetched, type HostHttp } from './storm-http.js';
 
 export const PHASES = ['dhcp', 'tftp', 'ipxeDhcp', 'scripts', 'images'] as const;
 export type Phase = (typeof PHASES)[number];
@@ -52,6 +52,8 @@ export interface PhaseResult {
   readonly ms: number;
   /** DHCP/TFTP resends or HTTP retries in this phase. */
   readonly resends: number;
+  /** HTTP phases: per request, ms to connect (new connection), to the response head, to the last byte. */
+  readonly requests?: readonly { readonly what: string; readonly connectMs?: number; readonly headMs: number; readonly ms: number }[];
 }
 
 export interface HostResult {
@@ -107,12 +109,18 @@ export async function bootHost(
   const started = now();
   let imageBytes = 0;
   const http = io.http(plan.ip);
+  const requests: NonNullable<PhaseResult['requests']>[number][] = [];
+  const timed = (what: string, f: Fetched): Fetched => {
+    requests.push({ what, headMs: Math.round(f.headMs), ms: Math.round(f.ms), ...(f.connectMs === undefined ? {} : { connectMs: Math.round(f.connectMs) }) });
+    return f;
+  };
   const run = async <T>(phase: Phase, f: () => Promise<{ value: T; resends: number }>): Promise<T> => {
     const t0 = now();
     onPhase?.(phase);
+    requests.length = 0;
     try {
       const { value, resends } = await f();
-      phases[phase] = { startMs: t0, ms: now() - t0, resends };
+      phases[phase] = { startMs: t0, ms: now() - t0, resends, ...(requests.length > 0 ? { requests: [...requests] } : {}) };
       return value;
     } catch (err) {
       const e = err as Error & { resends?: number; retries?: number };
@@ -145,20 +153,20 @@ export async function bootHost(
       return { value: r, resends: r.resends };
     });
     const images = await run('scripts', async () => {
-      const get = (url: string) => http.get(url, { keepText: true, idleTimeoutMs: s.httpIdleTimeoutMs });
-      const boot = await withRetries(s.httpRetries, s.httpRetryDelayMs, () => get(ipxeLease.bootFile));
+      const get = async (what: string, url: string) => timed(what, await http.get(url, { keepText: true, idleTimeoutMs: s.httpIdleTimeoutMs }));
+      const boot = await withRetries(s.httpRetries, s.httpRetryDelayMs, () => get('boot.ipxe', ipxeLease.bootFile));
       const hostUrl = hostScriptUrl(boot.value.text ?? '', plan.mac);
-      const script = await withRetries(s.httpRetries, s.httpRetryDelayMs, () => get(hostUrl));
+      const script = await withRetries(s.httpRetries, s.httpRetryDelayMs, () => get('host script', hostUrl));
       return { value: imageUrls(script.value.text ?? ''), resends: boot.retries + script.retries };
     });
     await run('images', async () => {
       // The inspector script: `kernel … || goto retry`, `initrd … || goto retry`, retry = sleep 5
       // and start again from the kernel.
       const r = await withRetries(s.httpRetries, s.httpRetryDelayMs, async () => {
-        const k = await http.get(images.kernel, { hash: s.hashImages, idleTimeoutMs: s.httpIdleTimeoutMs });
+        const k = timed('kernel', await http.get(images.kernel, { hash: s.hashImages, idleTimeoutMs: s.httpIdleTimeoutMs }));
         imageBytes += k.bytes;
         if (k.bytes !== s.kernel.size || (k.sha256 !== undefined && k.sha256 !== s.kernel.sha256)) throw new StormHttpError('STORM_HTTP_SHORT', `kernel: ${k.bytes} bytes, checksum ${k.sha256 === undefined ? 'not checked' : k.sha256 === s.kernel.sha256 ? 'ok' : 'wrong'}`);
-        const i = await http.get(images.initrd, { hash: s.hashImages, idleTimeoutMs: s.httpIdleTimeoutMs });
+        const i = timed('initramfs', await http.get(images.initrd, { hash: s.hashImages, idleTimeoutMs: s.httpIdleTimeoutMs }));
         imageBytes += i.bytes;
         if (i.bytes !== s.initramfs.size || (i.sha256 !== undefined && i.sha256 !== s.initramfs.sha256)) throw new StormHttpError('STORM_HTTP_SHORT', `initramfs: ${i.bytes} bytes, checksum ${i.sha256 === undefined ? 'not checked' : i.sha256 === s.initramfs.sha256 ? 'ok' : 'wrong'}`);
       });

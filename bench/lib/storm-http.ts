@@ -27,6 +27,10 @@ export interface Fetched {
   readonly sha256?: string;
   /** Small bodies (scripts) only. */
   readonly text?: string;
+  /** Request written → response head complete, and → last byte, ms; TCP connect when a new connection was opened. */
+  readonly headMs: number;
+  readonly ms: number;
+  readonly connectMs?: number;
 }
 
 export interface GetOptions {
@@ -57,6 +61,9 @@ interface Exchange {
   left: number | undefined;
   bytes: number;
   closeAfter: boolean;
+  readonly t0: number;
+  headAt: number;
+  connectMs: number | undefined;
   readonly hash: Hash | undefined;
   readonly text: Buffer[];
 }
@@ -89,6 +96,9 @@ export function hostHttp(localAddress: string): HostHttp {
     x.resolve({
       status: x.status,
       bytes: x.bytes,
+      headMs: x.headAt - x.t0,
+      ms: performance.now() - x.t0,
+      ...(x.connectMs === undefined ? {} : { connectMs: x.connectMs }),
       ...(x.hash === undefined ? {} : { sha256: x.hash.digest('hex') }),
       ...(x.o.keepText === true ? { text: Buffer.concat(x.text).toString('utf8') } : {}),
     });
@@ -115,6 +125,7 @@ export function hostHttp(localAddress: string): HostHttp {
       else x.head = [all];
       return;
     }
+    x.headAt = performance.now();
     const lines = all.subarray(0, end).toString('latin1').split('\r\n');
     const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '');
     if (m === null) return fail(new StormHttpError('STORM_HTTP_PROTOCOL', `GET ${x.url}: bad status line ${JSON.stringify(lines[0])}`));
@@ -182,17 +193,21 @@ export function hostHttp(localAddress: string): HostHttp {
         if (u.protocol !== 'http:') return reject(new StormHttpError('STORM_HTTP_PROTOCOL', `not http: ${url}`));
         const port = Number(u.port || 80);
         const key = `${u.hostname}:${port}`;
-        if (socket === undefined || socket.destroyed || socketKey !== key) {
+        const t0 = performance.now();
+        const fresh = socket === undefined || socket.destroyed || socketKey !== key;
+        if (fresh) {
           socket?.destroy();
           socket = connect(u.hostname, port);
           socketKey = key;
         }
-        current = {
+        const x: Exchange = {
           url, o, resolve, reject, head: [], headBytes: 0, status: 0, left: undefined, bytes: 0, closeAfter: false,
-          hash: o.hash === true ? createHash('sha256') : undefined, text: [],
+          t0, headAt: NaN, connectMs: undefined, hash: o.hash === true ? createHash('sha256') : undefined, text: [],
         };
-        socket.setTimeout(o.idleTimeoutMs);
-        socket.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUser-Agent: iPXE/1.21.1+\r\nConnection: keep-alive\r\n\r\n`);
+        current = x;
+        if (fresh) socket!.once('connect', () => (x.connectMs = performance.now() - t0));
+        socket!.setTimeout(o.idleTimeoutMs);
+        socket!.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUser-Agent: iPXE/1.21.1+\r\nConnection: keep-alive\r\n\r\n`);
       });
     },
     close() {
