@@ -72,7 +72,11 @@ export interface DhcpMessage {
   options: DhcpOptions;
 }
 
-/** Decodes one UDP payload. Throws DhcpDecodeError, and nothing else, on any malformed input. */
+/**
+ * Decodes one UDP payload. Throws DhcpDecodeError, and nothing else, on any malformed input.
+ * chaddr and option values are views into `buf` (no copies on the packet path): the caller must
+ * not reuse `buf` while the message is in use. dgram gives every datagram a buffer of its own.
+ */
 export function decode(buf: Uint8Array): DhcpMessage {
   if (buf.length < OPTIONS_OFFSET) throw new DhcpDecodeError(C.SHORT, buf.length, `message of ${buf.length} bytes is shorter than ${OPTIONS_OFFSET}`);
   if (buf.length > MAX_MESSAGE_LENGTH) throw new DhcpDecodeError(C.TOO_LONG, MAX_MESSAGE_LENGTH, `message of ${buf.length} bytes exceeds ${MAX_MESSAGE_LENGTH}`);
@@ -109,7 +113,7 @@ export function decode(buf: Uint8Array): DhcpMessage {
     yiaddr: readIpv4(buf, 16),
     siaddr: readIpv4(buf, 20),
     giaddr: readIpv4(buf, 24),
-    chaddr: Uint8Array.from(buf.subarray(28, 44)),
+    chaddr: new Uint8Array(buf.buffer, buf.byteOffset + 28, 16),
     sname,
     file,
     options,
@@ -126,11 +130,12 @@ function readOptions(buf: Uint8Array, start: number, end: number, into: DhcpOpti
     const len = buf[i + 1]!;
     const from = i + 2;
     if (from + len > end) throw new DhcpDecodeError(C.OPTION_TRUNCATED, i, `option ${code} of length ${len} runs past the end`);
-    const value = buf.subarray(from, from + len);
     const prev = into.get(code);
     if (prev === undefined) {
-      into.set(code, Uint8Array.from(value));
+      // A view, not a copy: every datagram arrives in a buffer of its own.
+      into.set(code, new Uint8Array(buf.buffer, buf.byteOffset + from, len));
     } else {
+      const value = buf.subarray(from, from + len);
       // RFC 3396: a repeated option's values are concatenated in order.
       const joined = new Uint8Array(prev.length + len);
       joined.set(prev, 0);
@@ -169,8 +174,12 @@ function optionWireLength(len: number): number {
 
 /** The number of bytes encode() will produce for `msg`. */
 export function encodingLength(msg: DhcpMessage): number {
+  return lengthFor(msg.options, encodeOrder(msg.options));
+}
+
+function lengthFor(options: DhcpOptions, order: readonly number[]): number {
   let n = OPTIONS_OFFSET + 1; // header + cookie + END
-  for (const code of encodeOrder(msg.options)) n += optionWireLength(msg.options.get(code)!.length);
+  for (const code of order) n += optionWireLength(options.get(code)!.length);
   return Math.max(n, MIN_MESSAGE_LENGTH);
 }
 
@@ -179,7 +188,8 @@ export function encodingLength(msg: DhcpMessage): number {
  * encodingLength(msg) bytes and is returned as a subarray of the written length).
  */
 export function encode(msg: DhcpMessage, target?: Uint8Array): Buffer {
-  const length = encodingLength(msg);
+  const order = encodeOrder(msg.options);
+  const length = lengthFor(msg.options, order);
   let out: Buffer;
   if (target === undefined) out = Buffer.alloc(length);
   else {
@@ -203,7 +213,7 @@ export function encode(msg: DhcpMessage, target?: Uint8Array): Buffer {
   writeCString(out, 108, 128, msg.file);
   out.writeUInt32BE(MAGIC_COOKIE, HEADER_LENGTH);
   let i = OPTIONS_OFFSET;
-  for (const code of encodeOrder(msg.options)) {
+  for (const code of order) {
     const value = msg.options.get(code)!;
     if (value.length === 0) {
       out[i++] = code;

@@ -31,6 +31,8 @@ export interface Conflict {
 /** The partition a source writes when it does not name one. */
 export const DEFAULT_PARTITION = '';
 
+const NONE: readonly HostRecord[] = Object.freeze([]);
+
 export class HostIndex {
   /** kind → partition → id → record. */
   readonly #bySource = new Map<SourceKind, Map<string, Map<string, HostRecord>>>(SOURCE_ORDER.map((k) => [k, new Map()]));
@@ -46,6 +48,13 @@ export class HostIndex {
   lookup(mac: Mac): HostLookup {
     const all = this.#byMac.get(mac);
     if (all === undefined || all.length === 0) return { kind: 'unknown' };
+    if (all.length === 1) {
+      // The common case, on every packet: one host, checked for a shared address without allocating.
+      const host = all[0]!;
+      const owners = host.lease === undefined ? undefined : this.#byIp.get(host.lease.ip);
+      if (owners === undefined || owners.length === 1 || this.#ipOwners(host.lease!.ip).size === 1) return { kind: 'host', host, shadowed: NONE };
+      return { kind: 'conflict', reason: 'ip-conflict', hosts: owners };
+    }
     const firstKind = SOURCE_ORDER.find((k) => all.some((h) => h.origin.kind === k))!;
     const winners = all.filter((h) => h.origin.kind === firstKind);
     if (winners.length > 1) return { kind: 'conflict', reason: 'duplicate-mac', hosts: winners };

@@ -13,6 +13,8 @@ export class LeaseStore {
   readonly #now: () => number;
   readonly #log: Logger;
   #compacting: Promise<void> | undefined;
+  /** Live records at the last compaction: the journal is compacted once it has grown well past them. */
+  #liveAtCompaction = 0;
 
   constructor(pool: LeasePool, path: string | undefined, now: () => number, log: Logger) {
     this.#pool = pool;
@@ -29,6 +31,7 @@ export class LeaseStore {
     if (loaded.torn) this.#log.warn({ file: this.#journal.path }, 'lease journal ended in a partial write; ignored');
     const live = this.#pool.snapshot(this.#now());
     await this.#journal.open(live);
+    this.#liveAtCompaction = live.length;
     this.#log.info({ file: this.#journal.path, leases: live.length }, 'lease journal loaded');
   }
 
@@ -36,10 +39,15 @@ export class LeaseStore {
   async persist(rec: JournalRecord): Promise<void> {
     if (this.#journal === undefined) return;
     await this.#journal.append(rec);
-    const live = this.#pool.stats(this.#now());
-    if (this.#compacting === undefined && this.#journal.lineCount > 2 * (live.bound + live.declined) + 1000) {
+    // Counting the live state costs a pass over the pool, so it is done at compaction only: the
+    // journal is compacted when it holds twice the live records of the last compaction + 1,000.
+    if (this.#compacting === undefined && this.#journal.lineCount > 2 * this.#liveAtCompaction + 1000) {
       this.#compacting = this.#journal
-        .compact(() => this.#pool.snapshot(this.#now()))
+        .compact(() => {
+          const live = this.#pool.snapshot(this.#now());
+          this.#liveAtCompaction = live.length;
+          return live;
+        })
         .catch((err: unknown) => this.#log.error({ err }, 'lease journal compaction failed'))
         .finally(() => { this.#compacting = undefined; });
     }
