@@ -208,6 +208,12 @@ async function startMetalboot(ctx: Ctx, dir: string, n: number, cache: boolean, 
   return { child, pid: child.pid!, logFile };
 }
 
+/** Receive Packet Steering: packets arriving on `dev` in `ns` are processed on the CPUs of `mask`. */
+async function steer(lab: Lab, ns: string, dev: string, mask: number): Promise<string> {
+  const r = await lab.exec(ns, 'sh', ['-c', `echo ${mask.toString(16)} > /sys/class/net/${dev}/queues/rx-0/rps_cpus`]);
+  return `${ns}/${dev} → CPU mask ${mask}${r.code === 0 ? '' : ` (failed: ${r.stderr.trim()})`}`;
+}
+
 /** Seconds the process's main thread spent runnable but waiting for a CPU (/proc/<pid>/schedstat, field 2). */
 function runDelayS(pid: number): number {
   try {
@@ -448,6 +454,7 @@ async function main(): Promise<void> {
   const lab = await createLab({ switchNamespace: 'srv', bridgeIp: `${STORM_NET.serverIp}/${STORM_NET.prefix}` });
   const outputs: StormOutput[] = [];
   const skipped: string[] = [];
+  let steering: string[] = [];
   let profiled: StormOutput | undefined;
   try {
     await lab.addNamespace('cli');
@@ -457,6 +464,10 @@ async function main(): Promise<void> {
     await lab.exec('cli', 'ip', ['-batch', batch], { check: true, timeoutMs: 60_000 });
     // A route for the limited broadcast: DHCP leaves on the lab interface.
     await lab.exec('cli', 'ip', ['route', 'add', '255.255.255.255/32', 'dev', link.ifname], { check: true });
+    // Receive processing on the receiver's CPU, as if each side had its own NIC: what the hosts
+    // receive is processed on CPU 1, what metalboot receives (from the hosts and from the
+    // httpd on loopback) on CPU 0. Without this a veth delivers in the sender's softirq.
+    steering = [await steer(lab, 'cli', link.ifname, 2), await steer(lab, 'srv', link.peer, 1), await steer(lab, 'srv', 'lo', 1)];
     const up = await startUpstream(lab);
     const ctx: Ctx = { lab, build, upstreamPort: up.port, files: up.files, tftp, preload };
     log(`stand-in httpd on 127.0.0.1:${up.port}: kernel ${fmt(KERNEL_BYTES / 2 ** 20, 1)} MiB, initramfs ${fmt(INITRAMFS_BYTES / 2 ** 20, 1)} MiB`);
@@ -501,9 +512,9 @@ async function main(): Promise<void> {
     '',
     `**Machine**: ${m.nproc} CPUs (${m.cpuModel}), ${m.memGiB} GiB, Linux ${m.kernel}. **Versions**: ${versions}. Load (1-min average) around the runs: ${fmt(Math.min(...loads), 2)}–${fmt(Math.max(...loads), 2)}${Math.max(...loads) >= Number(args['quiet-load']) ? ` — **not a quiet machine**: other work was running (the script waited ${quiet.waitedS} s for the load to drop below ${args['quiet-load']}, then measured anyway), so CPU 0 was not metalboot's alone` : ''}.`,
     '',
-    `**Set-up**: network namespace \`srv\` holds the bridge (${STORM_NET.serverIp}/${STORM_NET.prefix}), metalboot pinned to CPU 0 (\`taskset -c 0 node dist/src/main.js --server-ip ${STORM_NET.serverIp}/${STORM_NET.prefix} --bmh-file bmh.yaml --tftp-root ${TFTP_ROOT} --ironic-http-url http://127.0.0.1:PORT --callback-listen "" [--image-cache-dir DIR]\`, log level ${args['log-level']}, a fresh process and an empty cache per run) and a stand-in for Ironic's httpd on 127.0.0.1 (Node, files in memory, Apache-style ETag/Last-Modified, pinned to CPU 1) serving \`${STORM_ARTIFACTS.kernel}\` (${fmt(KERNEL_BYTES)} bytes = ${fmt(KERNEL_BYTES / 2 ** 20, 0)} MiB) and \`${STORM_ARTIFACTS.initramfs}\` (${fmt(INITRAMFS_BYTES)} bytes = ${fmt(INITRAMFS_BYTES / 2 ** 20, 0)} MiB). Namespace \`cli\`, on a veth into the bridge, holds the simulated hosts: one Node process pinned to CPU 1, every host with its own address on the interface. N BareMetalHosts (MACs 52:54:00:00:xx:xx, \`metal3.vcluster.com/ip-address\` in 10.60.0.0/16, state \`inspecting\`, so each gets the inspector script).`,
+    `**Set-up**: network namespace \`srv\` holds the bridge (${STORM_NET.serverIp}/${STORM_NET.prefix}), metalboot pinned to CPU 0 (\`taskset -c 0 node dist/src/main.js --server-ip ${STORM_NET.serverIp}/${STORM_NET.prefix} --bmh-file bmh.yaml --tftp-root ${TFTP_ROOT} --ironic-http-url http://127.0.0.1:PORT --callback-listen "" [--image-cache-dir DIR]\`, log level ${args['log-level']}, a fresh process and an empty cache per run) and a stand-in for Ironic's httpd on 127.0.0.1 (Node, files in memory, Apache-style ETag/Last-Modified, pinned to CPU 1) serving \`${STORM_ARTIFACTS.kernel}\` (${fmt(KERNEL_BYTES)} bytes = ${fmt(KERNEL_BYTES / 2 ** 20, 0)} MiB) and \`${STORM_ARTIFACTS.initramfs}\` (${fmt(INITRAMFS_BYTES)} bytes = ${fmt(INITRAMFS_BYTES / 2 ** 20, 0)} MiB). Receive processing is steered (RPS) to the receiver's CPU: ${steering.join('; ')}. Namespace \`cli\`, on a veth into the bridge, holds the simulated hosts: one Node process pinned to CPU 1, every host with its own address on the interface. N BareMetalHosts (MACs 52:54:00:00:xx:xx, \`metal3.vcluster.com/ip-address\` in 10.60.0.0/16, state \`inspecting\`, so each gets the inspector script).`,
     '',
-    `**Each host** powers on at a uniformly random time in 0–${JITTER_S} s (seeded) and then: DHCP DORA as EDK2 x64 UEFI PXE (options 60/93/94/97/57/55 of OVMF, its own xid; replies are broadcast and read from one 0.0.0.0:68 socket by xid and chaddr; DISCOVER/REQUEST resent after 4, 8, 16, 32 s) → TFTP of ${TFTP_FILE} from its leased address like EDK2 (tsize probe answered with ERROR 8, then blksize 1468 windowsize 4; resend after 4 s silence, 6 times) → DHCP DORA as iPXE (options 77 "iPXE", 93, 175; resent after 1, 2, 4, 8 s) → GET /boot.ipxe → GET /boot/<mac-hyphen>.ipxe → GET the kernel and initramfs URLs of that script through the image proxy on one keep-alive connection (bodies streamed and counted, size checked against Content-Length and the file${args['hash-images'] ? ', sha256 checked' : '; sha256 not checked unless --hash-images'}; a failed GET is retried after 5 s, twice, like the script's \`|| goto retry\`). No think time between phases: real firmware and iPXE take a second or more to start, so this storm is denser than a real one. Phase times are from the first packet or request to the last byte; p50 / p99 over the hosts that completed the phase, seconds.`,
+    `**Each host** powers on at a uniformly random time in 0–${JITTER_S} s (seeded) and then: DHCP DORA as EDK2 x64 UEFI PXE (options 60/93/94/97/57/55 of OVMF, its own xid; replies are broadcast and read from one 0.0.0.0:68 socket by xid and chaddr; DISCOVER/REQUEST resent after 4, 8, 16, 32 s) → TFTP of ${TFTP_FILE} from its leased address like EDK2 (tsize probe answered with ERROR 8, then blksize 1468 windowsize 4; resend after 4 s silence, 6 times) → DHCP DORA as iPXE (options 77 "iPXE", 93, 175; resent after 1, 2, 4, 8 s) → GET /boot.ipxe → GET /boot/<mac-hyphen>.ipxe → GET the kernel and initramfs URLs of that script through the image proxy on one keep-alive connection (HTTP runs in a worker thread of the client process with a minimal HTTP/1.1 client, so bulk downloads do not hold up other hosts' DHCP and TFTP in the client; bodies streamed and counted, size checked against Content-Length and the file${args['hash-images'] ? ', sha256 checked' : '; sha256 not checked unless --hash-images'}; a failed GET is retried after 5 s, twice, like the script's \`|| goto retry\`). No think time between phases: real firmware and iPXE take a second or more to start, so this storm is denser than a real one. Phase times are from the first packet or request to the last byte; p50 / p99 over the hosts that completed the phase, seconds.`,
     '',
     '### Boot phases (p50 / p99, seconds)',
     '',

@@ -34,6 +34,13 @@ export interface ProfileSummary {
   readonly top: readonly ProfileEntry[];
   /** Inclusive time of functions whose name matches, as a share of busy time. */
   readonly inclusive: readonly { readonly name: string; readonly ms: number; readonly pct: number }[];
+  /** Self time summed over caller-defined groups (first matching group wins; the rest is "other"). */
+  readonly groups: readonly { readonly name: string; readonly ms: number; readonly pct: number }[];
+}
+
+export interface ProfileGroup {
+  readonly name: string;
+  readonly match: (fn: string, where: string) => boolean;
 }
 
 function where(url: string, line: number): string {
@@ -48,7 +55,7 @@ function where(url: string, line: number): string {
  * CLOCK_MONOTONIC: `process.hrtime.bigint() / 1000n` in any process on the same machine), so
  * start-up and shutdown stay out of a profile of the load.
  */
-export function summariseProfile(file: string, opts: { top?: number; inclusive?: readonly string[]; windowUs?: readonly [number, number] } = {}): ProfileSummary {
+export function summariseProfile(file: string, opts: { top?: number; inclusive?: readonly string[]; windowUs?: readonly [number, number]; groups?: readonly ProfileGroup[] } = {}): ProfileSummary {
   const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   // Self time per node from samples and their time deltas (µs).
@@ -97,5 +104,12 @@ export function summariseProfile(file: string, opts: { top?: number; inclusive?:
     }
     return { name: fname, ms: us / 1000, pct: (100 * us) / Math.max(1, busyUs) };
   });
-  return { totalMs: totalUs / 1000, busyMs: busyUs / 1000, top, inclusive };
+  const groupUs = new Map<string, number>();
+  for (const e of agg.values()) {
+    if (e.name === '(idle)') continue;
+    const g = opts.groups?.find((x) => x.match(e.name, e.where))?.name ?? 'other';
+    groupUs.set(g, (groupUs.get(g) ?? 0) + e.us);
+  }
+  const groups = [...groupUs].sort((a, b) => b[1] - a[1]).map(([name, us]) => ({ name, ms: us / 1000, pct: (100 * us) / Math.max(1, busyUs) }));
+  return { totalMs: totalUs / 1000, busyMs: busyUs / 1000, top, inclusive, groups };
 }
