@@ -570,17 +570,22 @@ function findings(profs: Profile[]): string[] {
   const out: string[] = [];
   const group = (p: Profile | undefined, prefix: string) => p?.summary.groups.find((g) => g.name.startsWith(prefix))?.pct ?? 0;
   const incl = (p: Profile | undefined, name: string) => p?.summary.inclusive.find((e) => e.name === name)?.pct ?? 0;
+  const topOf = (p: Profile, n: number) => p.summary.top.slice(0, n).map((e) => `${e.name} ${e.selfPct.toFixed(0)}%`).join(', ');
+  const areas = (p: Profile) => p.summary.groups.filter((g) => g.pct >= 1).map((g) => `${g.name} ${g.pct.toFixed(0)}%`).join(', ');
   const newDefault = profs.find((p) => p.run.kind === 'new' && p.flags.length === 0);
   const newNoInline = profs.find((p) => p.run.kind === 'new' && p.flags.length > 0);
   const repeat = profs.find((p) => p.run.kind === 'repeat');
-  const store = group(newDefault, 'range lease store');
-  const stats = incl(newNoInline, 'stats');
-  if (store >= 15) {
-    out.push(`- **New clients: the range lease store is the bottleneck** (${store.toFixed(0)}% of busy time${newNoInline !== undefined ? `; with inlining off, \`LeasePool.stats()\` alone is ${stats.toFixed(0)}%` : ''}). \`LeaseStore.persist()\` (src/leases/lease-store.ts) calls \`pool.stats(now)\` after every journal append to decide whether to compact, and \`stats()\` (src/leases/pool.ts) walks every slot of the pool — offered, bound and expired — so each ACK costs O(leases held) and a storm gets slower as it goes (these runs start from an empty pool; a pool with tens of thousands of leases costs more per ACK). The fdatasync itself is cheap by comparison (batched). Keeping live counts incrementally (or checking compaction on a timer) would remove it.`);
+  if (newDefault !== undefined) {
+    const store = group(newDefault, 'range lease store');
+    const stats = incl(newNoInline, 'stats');
+    if (stats >= 10) {
+      out.push(`- **New clients: the range lease store is the bottleneck** (${store.toFixed(0)}% of busy time; with inlining off, \`LeasePool.stats()\` and its callees are ${stats.toFixed(0)}%). \`stats()\` walks every slot of the pool, so calling it per journal append makes each ACK cost O(leases held) and a storm slower as it goes (these runs start from an empty pool).`);
+    } else {
+      out.push(`- **New clients**: the range lease store (journal writes, fdatasync, pool) is ${store.toFixed(0)}% of busy time${newNoInline !== undefined ? ` (\`LeasePool.stats()\` ${stats.toFixed(1)}% with inlining off)` : ''}. By area: ${areas(newDefault)}. Top functions: ${topOf(newDefault, 6)}.`);
+    }
   }
   if (repeat !== undefined) {
-    const g = (prefix: string) => group(repeat, prefix).toFixed(0);
-    out.push(`- **Reserved hosts (no journal): no single hot spot.** Busy time splits into socket I/O ${g('socket I/O')}%, DHCP codec ${g('DHCP codec')}%, decision ${g('decision')}%, native/event loop ${g('native')}%, garbage collection ${g('garbage')}%, Buffer internals ${g('Buffer')}%, server shell ${g('server shell')}%, metrics ${g('metrics')}%. The JavaScript per packet is allocation-heavy: every reply is a fresh \`Map\` of fresh \`Uint8Array\`s (one per option, from \`u8\`/\`u32\`/\`ip\`/\`str\`), \`encode()\` takes a \`subarray\` per option and \`decode()\` a \`subarray\` plus \`Uint8Array.from\` per option; \`HostIndex.lookup()\` allocates closures, arrays and a \`Set\` for the IP-conflict check on every hit (its cost with 1,000–100,000 hosts is in \`## State scale\`). Each \`dgram.send\` is one sendmsg syscall per reply with a callback.`);
+    out.push(`- **Reserved hosts (no journal)**: by area: ${areas(repeat)}. Top functions: ${topOf(repeat, 6)}.`);
   }
   return out;
 }
