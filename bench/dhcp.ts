@@ -210,9 +210,17 @@ function clientsOf(kind: Kind): { macBase: string; clients: number } {
   return kind === 'new' ? { macBase: NET.newMacBase, clients: NET.newClients } : { macBase: NET.reservedMacBase, clients: REPEAT_CLIENTS };
 }
 
+/** Starts `server` with fresh state; a start that does not answer within 30 s is retried once. */
 async function start(ctx: Ctx, server: PeerName, nodeFlags?: string[]): Promise<ServerProc> {
-  const dir = path.join(runDir, 'state', `${String(++ctx.seq).padStart(4, '0')}-${server}`);
-  return startServer(ctx.lab, ctx.peers[server], dir, { cpu: 0, clientNs: 'cli', nodeFlags });
+  for (let attempt = 1; ; attempt++) {
+    const dir = path.join(runDir, 'state', `${String(++ctx.seq).padStart(4, '0')}-${server}`);
+    try {
+      return await startServer(ctx.lab, ctx.peers[server], dir, { cpu: 0, clientNs: 'cli', nodeFlags });
+    } catch (err) {
+      if (attempt >= 2) throw err;
+      log(`  ${server} start-up failed, retrying once: ${String((err as Error).message).split('\n')[0]}`);
+    }
+  }
 }
 
 async function stop(proc: ServerProc): Promise<void> {

@@ -4,7 +4,7 @@
  * its CPU time.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Lab } from '../../test/support/netns.js';
 import { NET, type Peer } from './dhcp-peers.js';
@@ -21,6 +21,14 @@ export interface ServerProc {
   memory(): { rss: number; hwm: number } | undefined;
   /** SIGTERM, then SIGKILL after 5 s; saves the output tail next to the state. */
   stop(): Promise<void>;
+}
+
+function readProc(pid: number, file: string): string {
+  try {
+    return readFileSync(`/proc/${pid}/${file}`, 'utf8');
+  } catch {
+    return '?';
+  }
 }
 
 function exited(child: ChildProcess): boolean {
@@ -69,7 +77,7 @@ export async function startServer(lab: Lab, peer: Peer, stateDir: string, o: Sta
     writeFileSync(path.join(stateDir, 'server-output.txt'), `$ ${c.cmd} ${args.join(' ')}\n--- stdout\n${out.stdout}\n--- stderr\n${out.stderr}\n`);
   };
   const proc: ServerProc = { peer, pid, stateDir, child, cpu: () => cpuTimes(pid), memory: () => memoryMiB(pid), stop };
-  const deadline = Date.now() + (o.readyTimeoutMs ?? 60_000);
+  const deadline = Date.now() + (o.readyTimeoutMs ?? 30_000);
   const probe = perfdhcpArgs({
     mode: 'relay', rate: 10, periodS: 1, macBase: NET.reservedMacBase, clients: 1, ifname: '', localIp: NET.clientIp, serverIp: NET.serverIp, exitWaitUs: 300_000, dropTimeS: 0.5,
   });
@@ -83,8 +91,10 @@ export async function startServer(lab: Lab, peer: Peer, stateDir: string, o: Sta
     const rep = parsePerfdhcp(r.stdout);
     if ((rep.request?.received ?? 0) > 0) return proc;
     if (Date.now() > deadline) {
+      const wchan = readProc(pid, 'wchan');
+      const state = /^State:\s+(.*)$/m.exec(readProc(pid, 'status'))?.[1] ?? '?';
       await stop();
-      throw new Error(`${peer.name} did not answer a probe within ${o.readyTimeoutMs ?? 60_000} ms:\n${lab.output(child).stderr.slice(-2000)}`);
+      throw new Error(`${peer.name} did not answer a probe within ${o.readyTimeoutMs ?? 30_000} ms (state ${state}, wchan ${wchan}):\n${lab.output(child).stdout.slice(-1000)}\n${lab.output(child).stderr.slice(-1000)}`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }
