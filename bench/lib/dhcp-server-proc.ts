@@ -16,6 +16,8 @@ export interface ServerProc {
   readonly pid: number;
   readonly stateDir: string;
   readonly child: ChildProcess;
+  /** Milliseconds from spawn to the first completed probe exchange. */
+  readonly readyMs: number;
   /** utime and stime so far, seconds. */
   cpu(): { user: number; sys: number } | undefined;
   memory(): { rss: number; hwm: number } | undefined;
@@ -76,8 +78,8 @@ export async function startServer(lab: Lab, peer: Peer, stateDir: string, o: Sta
     const out = lab.output(child);
     writeFileSync(path.join(stateDir, 'server-output.txt'), `$ ${c.cmd} ${args.join(' ')}\n--- stdout\n${out.stdout}\n--- stderr\n${out.stderr}\n`);
   };
-  const proc: ServerProc = { peer, pid, stateDir, child, cpu: () => cpuTimes(pid), memory: () => memoryMiB(pid), stop };
-  const deadline = Date.now() + (o.readyTimeoutMs ?? 30_000);
+  const spawned = Date.now();
+  const deadline = spawned + (o.readyTimeoutMs ?? 30_000);
   const probe = perfdhcpArgs({
     mode: 'relay', rate: 10, periodS: 1, macBase: NET.reservedMacBase, clients: 1, ifname: '', localIp: NET.clientIp, serverIp: NET.serverIp, exitWaitUs: 300_000, dropTimeS: 0.5,
   });
@@ -89,7 +91,7 @@ export async function startServer(lab: Lab, peer: Peer, stateDir: string, o: Sta
     }
     const r = await lab.exec(o.clientNs, 'perfdhcp', probe, { timeoutMs: 10_000 });
     const rep = parsePerfdhcp(r.stdout);
-    if ((rep.request?.received ?? 0) > 0) return proc;
+    if ((rep.request?.received ?? 0) > 0) return { peer, pid, stateDir, child, readyMs: Date.now() - spawned, cpu: () => cpuTimes(pid), memory: () => memoryMiB(pid), stop };
     if (Date.now() > deadline) {
       const wchan = readProc(pid, 'wchan');
       const state = /^State:\s+(.*)$/m.exec(readProc(pid, 'status'))?.[1] ?? '?';

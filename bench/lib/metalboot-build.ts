@@ -1,9 +1,10 @@
 /**
  * The metalboot under test: by default the committed HEAD, exported with `git archive` and
- * compiled with tsc into bench/out/build/<sha>/, so work in progress in this checkout never
+ * compiled with tsc into bench/out/build/src-<hash of src/, package.json, ipxe-templates>/, so work in progress in this checkout never
  * leaks into a figure; or, with `worktree`, src/ as it is on disk (through tsx).
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from './machine.js';
@@ -22,7 +23,10 @@ export function metalbootBuild(opts: { worktree: boolean; sha: string; outDir: s
   if (opts.worktree) {
     return { node: process.execPath, nodeArgs: ['--import', 'tsx'], entry: path.join(REPO_ROOT, 'src/main.ts'), label: 'working tree (src/ through tsx)', root: REPO_ROOT };
   }
-  const dir = path.join(opts.outDir, 'build', opts.sha.slice(0, 12));
+  // Keyed by the trees that make the product, so commits that touch only tests or docs reuse a build.
+  const trees = execFileSync('git', ['rev-parse', `${opts.sha}:src`, `${opts.sha}:package.json`, `${opts.sha}:ipxe-templates`], { cwd: REPO_ROOT, encoding: 'utf8' });
+  const key = createHash('sha256').update(trees).digest('hex').slice(0, 12);
+  const dir = path.join(opts.outDir, 'build', `src-${key}`);
   const entry = path.join(dir, 'dist/src/main.js');
   if (!existsSync(entry)) {
     rmSync(dir, { recursive: true, force: true });
