@@ -10,7 +10,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { DhcpMux } from './lib/storm-dhcp.js';
 import { HttpWorker, type EldSummary } from './lib/storm-http-worker.js';
-import { bootHost, type HostPlan, type HostResult, type Phase, type StormSettings } from './lib/storm-host.js';
+import { bootHost, type HostPlan, type HostProgress, type HostResult, type StormSettings } from './lib/storm-host.js';
 
 export interface ClientPlan {
   readonly hosts: readonly HostPlan[];
@@ -65,7 +65,7 @@ async function main(): Promise<void> {
   const now = io.now;
   eld.enable();
   const results = new Map<number, HostResult>();
-  const current = new Map<number, Phase>();
+  const progressOf = new Map<number, HostProgress>();
   let finished = 0;
   const progress = setInterval(() => {
     const ok = [...results.values()].filter((r) => r.ok).length;
@@ -74,7 +74,9 @@ async function main(): Promise<void> {
   const all = Promise.all(
     plan.hosts.map(async (h) => {
       await new Promise((r) => setTimeout(r, h.startMs));
-      const r = await bootHost(h, plan.settings, io, (p) => current.set(h.i, p));
+      const progress: HostProgress = { phase: undefined, phases: {} };
+      progressOf.set(h.i, progress);
+      const r = await bootHost(h, plan.settings, io, progress);
       results.set(h.i, r);
       finished++;
     }),
@@ -96,8 +98,12 @@ async function main(): Promise<void> {
     (h): HostResult => {
       const done = results.get(h.i);
       if (done !== undefined) return done;
-      const phase = current.get(h.i);
-      return { i: h.i, mac: h.mac, ok: false, startMs: h.startMs, phases: {}, imageBytes: 0, ...(phase === undefined ? {} : { failedPhase: phase }), error: 'unfinished at the client deadline' };
+      // Cut off by the deadline: the phases it completed still count, the one it was in is the failure.
+      const p = progressOf.get(h.i);
+      return {
+        i: h.i, mac: h.mac, ok: false, startMs: h.startMs, phases: { ...p?.phases }, imageBytes: 0,
+        ...(p?.phase === undefined ? {} : { failedPhase: p.phase }), error: 'unfinished at the client deadline',
+      };
     },
   );
   const out: ClientResult = { hosts, wallMs, cpuUserS: cpu.user / 1e6, cpuSysS: cpu.system / 1e6, dhcp: { ...mux.stats }, monoStartUs, monoEndUs, hitDeadline, runDelayS: waitS, clientEld };

@@ -56,6 +56,12 @@ export interface PhaseResult {
   readonly requests?: readonly { readonly what: string; readonly connectMs?: number; readonly headMs: number; readonly ms: number }[];
 }
 
+/** What a host has done so far, readable while it boots (for hosts cut off by the client's deadline). */
+export interface HostProgress {
+  phase: Phase | undefined;
+  readonly phases: Partial<Record<Phase, PhaseResult>>;
+}
+
 export interface HostResult {
   readonly i: number;
   readonly mac: string;
@@ -96,16 +102,16 @@ async function withRetries<T>(retries: number, delayMs: number, f: () => Promise
 /**
  * Boots one host; never throws (failures are in the result). `now()` is ms since the storm
  * started; the host has already waited for its start time. `http` gives the host's HTTP client
- * (in the client process, one in a worker thread).
+ * (in the client process, one in a worker thread). `progress`, when given, is kept current.
  */
 export async function bootHost(
   plan: HostPlan,
   s: StormSettings,
   io: { readonly mux: DhcpMux; readonly http: (localAddress: string) => HostHttp; readonly now: () => number },
-  onPhase?: (p: Phase) => void,
+  progress?: HostProgress,
 ): Promise<HostResult> {
   const { mux, now } = io;
-  const phases: Partial<Record<Phase, PhaseResult>> = {};
+  const phases: Partial<Record<Phase, PhaseResult>> = progress?.phases ?? {};
   const started = now();
   let imageBytes = 0;
   const http = io.http(plan.ip);
@@ -116,7 +122,7 @@ export async function bootHost(
   };
   const run = async <T>(phase: Phase, f: () => Promise<{ value: T; resends: number }>): Promise<T> => {
     const t0 = now();
-    onPhase?.(phase);
+    if (progress !== undefined) progress.phase = phase;
     requests.length = 0;
     try {
       const { value, resends } = await f();
