@@ -418,7 +418,7 @@ function profileSection(p: NonNullable<StormOutput['profile']>, row: RunRow): st
   const top = s.top.map((e) => `| ${e.name} | ${e.where || '(native)'} | ${e.selfMs.toFixed(0)} | ${e.selfPct.toFixed(1)}% |`).join('\n');
   const incl = s.inclusive.filter((e) => e.ms > 0).sort((a, b) => b.ms - a.ms).map((e) => `${e.name} ${e.pct.toFixed(1)}%`).join(', ');
   return [
-    `Profile of metalboot (\`node --cpu-prof\`, samples of the storm window only) during a repeat of ${row.hosts} hosts with the cache ${row.cache ? 'on' : 'off'} (${row.ok}/${row.hosts} booted): ${(s.busyMs / 1000).toFixed(1)} s busy of ${(s.totalMs / 1000).toFixed(1)} s sampled. Raw profile: \`bench/out/boot-storm-${stamp}/${p.file}\`.`,
+    `Profile of metalboot (\`node --cpu-prof\`, samples of the storm window only) during a repeat of ${row.hosts} hosts with the cache ${row.cache ? 'on' : 'off'} (${row.ok}/${row.hosts} booted): ${(s.busyMs / 1000).toFixed(1)} s busy of ${(s.totalMs / 1000).toFixed(1)} s sampled; metalboot used ${fmt(row.server.cpuUserS + row.server.cpuSysS, 1)} s of CPU (all threads) and its main thread waited ${fmt(row.server.runDelayS, 1)} s for CPU 0 (V8 samples by wall clock: time spent preempted is charged to the function it was in, typically a native call that woke another thread). Raw profile: \`bench/out/boot-storm-${stamp}/${p.file}\`.`,
     '',
     '| function (self time) | where | ms | % of busy |',
     '|---|---|--:|--:|',
