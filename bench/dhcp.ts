@@ -147,6 +147,8 @@ interface Latency {
     sysPct: number;
     load1: number;
     timestamps: number;
+    /** Garbage-collection pauses of metalboot during the measured window (--trace-gc). */
+    gc: GcPauses | undefined;
   }[];
 }
 
@@ -378,15 +380,35 @@ async function sweep(ctx: Ctx, server: PeerName, mode: Mode, kind: Kind): Promis
   }
 }
 
+interface GcPauses {
+  count: number;
+  totalMs: number;
+  maxMs: number;
+}
+
+/** Pauses from V8 --trace-gc lines ("…: Scavenge 20.1 (24.0) -> 4.2 (24.0) MB, 3.21 / 0.00 ms …"). */
+function gcPauses(lines: readonly string[]): GcPauses {
+  const pauses: number[] = [];
+  for (const l of lines) {
+    const m = /: (?:Scavenge|Mark-Compact|Mark-Sweep|Minor Mark-Compact)\b.*?MB, ([\d.]+) \/ [\d.]+ ms/.exec(l);
+    if (m !== null) pauses.push(Number(m[1]));
+  }
+  return { count: pauses.length, totalMs: pauses.reduce((a, b) => a + b, 0), maxMs: pauses.length === 0 ? 0 : Math.max(...pauses) };
+}
+
 async function latency(ctx: Ctx, server: PeerName, kind: Kind): Promise<Latency> {
   await quiet(`latency ${server} ${kind}`);
   log(`latency ${server} ${kind} at 1000/s`);
   const out: Latency = { server, kind, runs: [] };
   for (let i = 0; i < Math.max(RUNS, 1); i++) {
-    const proc = await start(ctx, server);
+    // metalboot runs with --trace-gc (one stdout line per collection; its log level keeps stdout
+    // otherwise quiet), so the pauses inside the measured window can be counted.
+    const proc = await start(ctx, server, server === 'metalboot' ? ['--trace-gc'] : undefined);
     try {
       await warmUp(ctx, proc, 'broadcast', kind, 1000);
+      const linesBefore = ctx.lab.output(proc.child).stdout.split('\n').length;
       const { run, out: text } = await measure(ctx, proc, 'broadcast', kind, 1000, LATENCY_PERIOD_S, { timestamps: true, tag: 'latency' });
+      const gc = server === 'metalboot' ? gcPauses(ctx.lab.output(proc.child).stdout.split('\n').slice(linesBefore - 1)) : undefined;
       const rep = parsePerfdhcp(text);
       const o = rep.offerDelaysMs;
       const a = rep.ackDelaysMs;
@@ -396,7 +418,7 @@ async function latency(ctx: Ctx, server: PeerName, kind: Kind): Promise<Latency>
         file: run.file, sent: run.sent, acks: run.acks, lost: run.lost, dropPct: run.dropPct,
         offerP50: quantile(o, 0.5), offerP99: quantile(o, 0.99), ackP50: quantile(a, 0.5), ackP99: quantile(a, 0.99),
         doraP50: quantile(o, 0.5) + quantile(a, 0.5), doraP99: quantile(o, 0.99) + quantile(a, 0.99),
-        cpuPer1k: run.cpuPer1k, sysPct: (100 * run.sysS) / run.cpuS, load1: run.load1, timestamps: o.length + a.length,
+        cpuPer1k: run.cpuPer1k, sysPct: (100 * run.sysS) / run.cpuS, load1: run.load1, timestamps: o.length + a.length, gc,
       });
     } finally {
       await stop(proc);
@@ -508,12 +530,12 @@ function sweepTable(sweeps: Sweep[]): string {
 
 function latencyTable(lats: Latency[]): string {
   const rows = [
-    '| clients | server | drop % | DISCOVER→OFFER p50 / p99 (ms) | REQUEST→ACK p50 / p99 (ms) | CPU s per 1k exch. | load1 |',
-    '|---|---|---:|---|---|---:|---:|',
+    '| clients | server | drop % | DISCOVER→OFFER p50 / p99 (ms) | REQUEST→ACK p50 / p99 (ms) | CPU s per 1k exch. | GC pauses in the window: count, total, longest (ms) | load1 |',
+    '|---|---|---:|---|---|---:|---|---:|',
   ];
   for (const l of lats) {
     const m = (f: (r: Latency['runs'][number]) => number) => median(l.runs.map(f));
-    rows.push(`| ${l.kind === 'new' ? 'new (range)' : `${REPEAT_CLIENTS} repeat (reserved)`} | ${l.server} | ${fmt(m((r) => r.dropPct), 3)} | ${fmt(m((r) => r.offerP50), 2)} / ${fmt(m((r) => r.offerP99), 2)} | ${fmt(m((r) => r.ackP50), 2)} / ${fmt(m((r) => r.ackP99), 2)} | ${fmt(m((r) => r.cpuPer1k), 3)} (${fmt(m((r) => r.sysPct))}% sys) | ${fmt(Math.max(...l.runs.map((r) => r.load1)), 2)} |`);
+    rows.push(`| ${l.kind === 'new' ? 'new (range)' : `${REPEAT_CLIENTS} repeat (reserved)`} | ${l.server} | ${fmt(m((r) => r.dropPct), 3)} | ${fmt(m((r) => r.offerP50), 2)} / ${fmt(m((r) => r.offerP99), 2)} | ${fmt(m((r) => r.ackP50), 2)} / ${fmt(m((r) => r.ackP99), 2)} | ${fmt(m((r) => r.cpuPer1k), 3)} (${fmt(m((r) => r.sysPct))}% sys) | ${l.runs[0]?.gc === undefined ? '–' : `${fmt(m((r) => r.gc!.count))}, ${fmt(m((r) => r.gc!.totalMs), 1)}, ${fmt(m((r) => r.gc!.maxMs), 1)}`} | ${fmt(Math.max(...l.runs.map((r) => r.load1)), 2)} |`);
   }
   return rows.join('\n');
 }
@@ -683,7 +705,7 @@ async function main(): Promise<void> {
     '',
     '### Latency at 1,000/s (broadcast)',
     '',
-    `${Math.max(RUNS, 1)} run${RUNS > 1 ? 's' : ''} of ${LATENCY_PERIOD_S} s per row, percentiles from perfdhcp's per-exchange timestamps (\`-x t\`), medians over runs. Repeat clients are answered from reservations; new clients each get a range lease (for metalboot that includes the fdatasync before the ACK).`,
+    `${Math.max(RUNS, 1)} run${RUNS > 1 ? 's' : ''} of ${LATENCY_PERIOD_S} s per row, percentiles from perfdhcp's per-exchange timestamps (\`-x t\`), medians over runs. Repeat clients are answered from reservations; new clients each get a range lease (for metalboot that includes the fdatasync before the ACK). metalboot runs these with \`--trace-gc\`; the GC column is the median over runs of the V8 pauses inside the measured ${LATENCY_PERIOD_S} s (every pause stops the event loop, and every request queued behind it waits).`,
     '',
     latencyTable(lats),
     '',

@@ -113,5 +113,5 @@ export function memoryMiB(pid: number): { rss: number; hwm: number } | undefined
 
 /** Filesystem type of the mount holding `dir` (findmnt), for the durability notes. */
 export function filesystemOf(dir: string): string {
-  return commandOutput('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '-T', dir]) ?? 'unknown';
+  return (commandOutput('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '-T', dir]) ?? 'unknown').replace(/\s+/g, ' ');
 }
