@@ -76,7 +76,7 @@ const NEAR_MISS_PCT = 5;
 const LOAD_THRESHOLD = 1.0;
 /** Wait at most this long for a quiet machine before one sweep, and this long in total. */
 const QUIET_WAIT_S = QUICK ? 20 : 60;
-const QUIET_BUDGET_S = QUICK ? 40 : 90;
+const QUIET_BUDGET_S = QUICK ? 40 : 60;
 const REPEAT_CLIENTS = 500;
 
 type Kind = 'new' | 'repeat';
