@@ -3,7 +3,8 @@
  * bytes of the given sizes, held in memory) on 127.0.0.1 with Apache's validators (ETag,
  * Last-Modified), 304 for a matching If-None-Match / If-Modified-Since, HEAD and single byte
  * ranges; 404 for anything else. It counts what metalboot fetched: requests per path and
- * status, and the bytes written to the wire (socket.bytesWritten, headers included).
+ * status, body bytes per path, and every byte written to the wire (socket.bytesWritten summed
+ * over connections, headers included).
  * `GET /__stats` answers those counters as JSON (only metalboot's image proxy talks to this
  * server, and it never proxies that path).
  *
@@ -31,14 +32,18 @@ export interface PathStats {
   /** GETs carrying If-None-Match or If-Modified-Since (revalidations). */
   conditional: number;
   status: Record<string, number>;
-  /** Bytes on the wire for this path's responses, headers included. */
-  wireBytes: number;
+  /** Body bytes of 200/206 responses sent to the end. */
+  bodyBytes: number;
   /** 200/206 bodies sent to the end. */
   completeBodies: number;
+  /** Responses whose connection closed before they were sent. */
+  aborted: number;
 }
 
 export interface UpstreamStats {
   readonly paths: Record<string, PathStats>;
+  /** Every byte written to every connection (socket.bytesWritten), headers and all paths included. */
+  readonly wireBytes: number;
   readonly connections: number;
   readonly cpuUserS: number;
   readonly cpuSysS: number;
@@ -78,22 +83,22 @@ function main(): void {
   ]);
   const stats: Record<string, PathStats> = {};
   let connections = 0;
-  const statsOf = (p: string): PathStats => (stats[p] ??= { gets: 0, heads: 0, conditional: 0, status: {}, wireBytes: 0, completeBodies: 0 });
+  const statsOf = (p: string): PathStats => (stats[p] ??= { gets: 0, heads: 0, conditional: 0, status: {}, bodyBytes: 0, completeBodies: 0, aborted: 0 });
   const sockets = new Set<Socket>();
+  let closedBytes = 0;
+  const wireBytes = (): number => [...sockets].reduce((sum, s) => sum + s.bytesWritten, closedBytes);
 
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     if (path === '/__stats') {
       const cpu = process.cpuUsage();
-      const body: UpstreamStats = { paths: stats, connections, cpuUserS: cpu.user / 1e6, cpuSysS: cpu.system / 1e6 };
+      const body: UpstreamStats = { paths: stats, wireBytes: wireBytes(), connections, cpuUserS: cpu.user / 1e6, cpuSysS: cpu.system / 1e6 };
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       return;
     }
     const st = statsOf(path);
-    const socket = req.socket;
-    const before = socket.bytesWritten;
     res.on('close', () => {
-      st.wireBytes += socket.bytesWritten - before;
+      if (!res.writableFinished) st.aborted++;
     });
     if (req.method === 'GET') st.gets++;
     else if (req.method === 'HEAD') st.heads++;
@@ -118,7 +123,9 @@ function main(): void {
     const headers: http.OutgoingHttpHeaders = { ...base, 'content-length': body.length };
     if (range !== undefined) headers['content-range'] = `bytes ${range.start}-${range.end}/${f.body.length}`;
     res.on('finish', () => {
-      if (req.method === 'GET') st.completeBodies++;
+      if (req.method !== 'GET') return;
+      st.completeBodies++;
+      st.bodyBytes += body.length;
     });
     send(range === undefined ? 200 : 206, headers, body);
   });
@@ -126,7 +133,10 @@ function main(): void {
   server.on('connection', (s: Socket) => {
     connections++;
     sockets.add(s);
-    s.on('close', () => sockets.delete(s));
+    s.on('close', () => {
+      closedBytes += s.bytesWritten;
+      sockets.delete(s);
+    });
   });
   server.listen(Number(args.port), '127.0.0.1', () => {
     const port = (server.address() as AddressInfo).port;

@@ -55,7 +55,8 @@ export interface ArtifactFetches {
   readonly full: number;
   readonly conditional: number;
   readonly notModified: number;
-  readonly wireBytes: number;
+  /** Body bytes of complete 200/206 answers. */
+  readonly bodyBytes: number;
 }
 
 export interface RunRow {
@@ -106,7 +107,7 @@ function fetches(s: UpstreamStats | undefined, s0: UpstreamStats | undefined, pa
   const b = s0?.paths[path];
   const d = (f: (p: NonNullable<typeof a>) => number): number => (a === undefined ? 0 : f(a) - (b === undefined ? 0 : f(b)));
   const conditional = d((p) => p.conditional);
-  return { full: d((p) => p.gets) - conditional, conditional, notModified: d((p) => p.status['304'] ?? 0), wireBytes: d((p) => p.wireBytes) };
+  return { full: d((p) => p.gets) - conditional, conditional, notModified: d((p) => p.status['304'] ?? 0), bodyBytes: d((p) => p.bodyBytes) };
 }
 
 export function summariseRun(o: {
@@ -132,7 +133,7 @@ export function summariseRun(o: {
   const resends = Object.fromEntries(PHASES.map((p) => [p, hs.reduce((sum, h) => sum + (h.phases[p]?.resends ?? 0), 0)])) as Record<Phase, number>;
   const hostsResending = Object.fromEntries(PHASES.map((p) => [p, hs.filter((h) => (h.phases[p]?.resends ?? 0) > 0).length])) as Record<Phase, number>;
   const upstream = { kernel: fetches(o.upstreamAfter, o.upstreamBefore, STORM_ARTIFACTS.kernel), initramfs: fetches(o.upstreamAfter, o.upstreamBefore, STORM_ARTIFACTS.initramfs) };
-  const totalWire = (s: UpstreamStats | undefined): number => Object.values(s?.paths ?? {}).reduce((sum, p) => sum + p.wireBytes, 0);
+  const totalWire = (s: UpstreamStats | undefined): number => s?.wireBytes ?? NaN;
   const cpu = (s: UpstreamStats | undefined): number => (s === undefined ? 0 : s.cpuUserS + s.cpuSysS);
   return {
     hosts: o.hosts,
