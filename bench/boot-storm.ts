@@ -36,7 +36,7 @@ import { createLab, findExecutable, requireRoot, requireTools, type Lab } from '
 import { summariseProfile, type ProfileSummary } from './lib/cpuprofile.js';
 import { cpuTimes, gitState, loadAvg1, machine, memoryMiB, REPO_ROOT, waitForQuiet } from './lib/machine.js';
 import { metalbootBuild, type MetalbootBuild } from './lib/metalboot-build.js';
-import { writeResultsSection } from './lib/results-md.js';
+import { RESULTS_FILE, writeResultsSection } from './lib/results-md.js';
 import { fmt } from './lib/stats.js';
 import { bmhManifest, clientAddressBatch, hostIp, hostMac, seededRandom, STORM_ARTIFACTS, STORM_NET } from './lib/storm-net.js';
 import type { HostPlan, StormSettings } from './lib/storm-host.js';
@@ -428,6 +428,23 @@ function profileSection(p: NonNullable<StormOutput['profile']>, row: RunRow): st
   ].join('\n');
 }
 
+/**
+ * The hand-written `### Reading it` notes of the current `## Boot storm` section, kept across
+ * runs (they say which run they were written for).
+ */
+function keptNotes(): string | undefined {
+  if (!existsSync(RESULTS_FILE)) return undefined;
+  const lines = readFileSync(RESULTS_FILE, 'utf8').split('\n');
+  const start = lines.findIndex((l) => l.trimEnd() === '## Boot storm');
+  if (start < 0) return undefined;
+  const end = lines.findIndex((l, i) => i > start && l.startsWith('## '));
+  const section = lines.slice(start + 1, end < 0 ? lines.length : end);
+  const from = section.findIndex((l) => l.trimEnd() === '### Reading it');
+  if (from < 0) return undefined;
+  const to = section.findIndex((l, i) => i > from && l.startsWith('### '));
+  return section.slice(from, to < 0 ? section.length : to).join('\n').trim();
+}
+
 // ───────────────────────────── main ─────────────────────────────
 
 async function main(): Promise<void> {
@@ -539,7 +556,8 @@ async function main(): Promise<void> {
   console.log(`\n${phaseTable(allRows)}\n\n${serverTable(allRows)}\n\n${targetLines(rows).join('\n')}\n`);
   for (const p of profiled) if (p.profile !== undefined) console.log(profileSection(p.profile, p.row));
   if (WRITE_RESULTS) {
-    writeResultsSection('Boot storm', body);
+    const notes = keptNotes();
+    writeResultsSection('Boot storm', notes === undefined ? body : `${body}\n${notes}\n`);
     log('bench/RESULTS.md: ## Boot storm updated');
   } else {
     log(`bench/RESULTS.md left alone (${QUICK ? 'quick run; pass --results to write it' : '--no-results'}); summary in ${path.relative(REPO_ROOT, path.join(runDir, 'summary.md'))}`);
