@@ -22,6 +22,7 @@ import { parseIpv4, type Ipv4 } from './net/ipv4.js';
 import { IpxeScripts } from './boot/ipxe-scripts.js';
 import { buildApp } from './http/app.js';
 import { HttpServer } from './http/http-server.js';
+import { ImageServer } from './http/image-server.js';
 import type { ReadinessCheck } from './http/ops-routes.js';
 import type { Service } from './service.js';
 import { AgentStore } from './proxy/agent-store.js';
@@ -44,6 +45,8 @@ export interface Product {
   readonly tftp: TftpServer | undefined;
   readonly files: IpxeFiles;
   readonly http: HttpServer;
+  /** The image worker with --image-listen. */
+  readonly images: ImageServer | undefined;
   /** Conditions /readyz reports; services and sources add theirs. */
   readonly readiness: ReadinessCheck[];
   /** The BareMetalHost watcher when sources.kube is enabled. */
@@ -147,13 +150,27 @@ export function buildServices(config: Config, deps: Deps): Product {
   }
   const callback = ipaCallback;
 
+  // The image proxy: in its own worker thread with --image-listen, else in the HTTP app.
+  const imageProxy = config.proxy.ironicHttpUrl === undefined ? undefined : {
+    upstream: config.proxy.ironicHttpUrl,
+    cache: config.http.imageCacheDir === undefined ? undefined : { dir: config.http.imageCacheDir, maxBytes: config.http.imageCacheMaxBytes },
+  };
+  let images: ImageServer | undefined;
+  if (imageProxy !== undefined && config.http.imageListen !== undefined) {
+    const worker = new ImageServer({ listen: config.http.imageListen, proxy: imageProxy, logger });
+    services.push(worker);
+    readiness.push({ name: 'image-worker', check: () => ({ ok: worker.up, detail: worker.up ? 'listening' : 'not listening' }) });
+    images = worker;
+  }
+  const imageWorker = images;
+
   const scripts = new IpxeScripts(config.http.templatesDir);
   const policy = dhcpPolicy(config, serverIp);
   const http = new HttpServer('http', config.http.listen, () => buildApp({
     logger,
     registry,
     boot: {
-      scripts, index, files, baseUrl: config.http.advertiseUrl, apiUrl: config.proxy.apiAdvertiseUrl,
+      scripts, index, files, baseUrl: config.http.advertiseUrl, imageBaseUrl: config.http.imageAdvertiseUrl, apiUrl: config.proxy.apiAdvertiseUrl,
       ironicHttpUrl: config.proxy.ironicHttpUrl, ironicApiUrl: config.proxy.ironicApiUrl, annotationPrefix: config.sources.annotationPrefix,
       inspector: config.inspector, installer: config.installer,
       onServed: kube === undefined ? undefined : (e) => { if (e.host !== undefined && e.what === 'script') bootEvents.scriptServed(e.host, e.name); },
@@ -161,17 +178,16 @@ export function buildServices(config: Config, deps: Deps): Product {
     ops: {
       readiness, policy: config.dhcp.enabled ? policy : undefined, state: { index, pool, now },
       explainExtras: [(mac) => agents.explain(mac, callback === undefined ? undefined : (node) => callback.callbackUrlFor(node))],
+      extraMetrics: imageWorker === undefined ? [] : [() => imageWorker.metrics()],
     },
-    imageProxy: config.proxy.ironicHttpUrl === undefined ? undefined : {
-      upstream: config.proxy.ironicHttpUrl,
-      cache: config.http.imageCacheDir === undefined ? undefined : { dir: config.http.imageCacheDir, maxBytes: config.http.imageCacheMaxBytes },
-    },
+    imageProxy: imageWorker === undefined ? imageProxy : undefined,
+    imageRedirect: imageWorker === undefined ? undefined : { target: config.http.imageAdvertiseUrl },
     ironicApi: config.proxy.ironicApiUrl === undefined ? undefined : {
       ironicApiUrl: config.proxy.ironicApiUrl, apiAdvertiseUrl: config.proxy.apiAdvertiseUrl, agents, callback,
     },
   }));
   services.push(http);
-  return { services, index, pool, dhcp, tftp, files, http, readiness, kube, bootEvents };
+  return { services, index, pool, dhcp, tftp, files, http, images: imageWorker, readiness, kube, bootEvents };
 }
 
 function isListening(s: { address(): unknown }): boolean {

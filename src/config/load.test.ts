@@ -41,6 +41,17 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(c.dhcp)).toBe(true);
   });
 
+  it('runs the image proxy in-process unless --image-listen gives the worker a port', () => {
+    const inProcess = ok(load(['--server-ip', '10.1.0.5/16']));
+    expect(inProcess.http.imageListen).toBeUndefined();
+    expect(inProcess.http.imageAdvertiseUrl).toBe('http://10.1.0.5:8080');
+    const worker = ok(load(['--server-ip', '10.1.0.5/16', '--image-listen', '0.0.0.0:8082']));
+    expect(worker.http.imageListen).toEqual({ host: '0.0.0.0', port: 8082 });
+    expect(worker.http.imageAdvertiseUrl).toBe('http://10.1.0.5:8082');
+    expect(ok(load(['--image-listen', '0.0.0.0:8082', '--image-advertise-url', 'http://images.example:8000'])).http.imageAdvertiseUrl).toBe('http://images.example:8000');
+    expect(errors(load(['--image-listen', '10.1.0.5:8080']))).toEqual(['http.imageListen: 10.1.0.5:8080 overlaps http.listen 0.0.0.0:8080; give the image worker a port of its own']);
+  });
+
   it('picks the first local address for serverIP auto', () => {
     expect(formatIpv4(ok(load([])).dhcp.serverIp.address)).toBe('192.168.50.2');
   });

@@ -18,7 +18,13 @@ export interface Config {
     readonly serverIp: Ipv4Cidr;
   };
   readonly tftp: Omit<ParsedConfig['tftp'], 'listen'> & { readonly listen: ListenAddress | undefined };
-  readonly http: Omit<ParsedConfig['http'], 'advertiseUrl'> & { readonly advertiseUrl: string };
+  readonly http: Omit<ParsedConfig['http'], 'advertiseUrl' | 'imageListen' | 'imageAdvertiseUrl'> & {
+    readonly advertiseUrl: string;
+    /** Where the image worker listens; undefined = the image proxy runs in-process on `listen`. */
+    readonly imageListen: ListenAddress | undefined;
+    /** Base URL of images in scripts and rewritten Ironic configs. */
+    readonly imageAdvertiseUrl: string;
+  };
   readonly proxy: Omit<ParsedConfig['proxy'], 'callbackAdvertiseUrl' | 'apiAdvertiseUrl' | 'callbackListen'> & {
     readonly callbackListen: ListenAddress | undefined;
     readonly callbackAdvertiseUrl: string;
@@ -154,11 +160,16 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
   const tftpListen = c.tftp.listen === undefined ? { host: ip, port: 69 } : (c.tftp.listen ?? undefined);
   const httpPort = c.http.listen.port;
   const advertiseUrl = c.http.advertiseUrl ?? `http://${ip}:${httpPort}`;
+  const imageListen = c.http.imageListen ?? undefined;
+  if (imageListen !== undefined && imageListen.port === httpPort && (imageListen.host === c.http.listen.host || imageListen.host === '0.0.0.0' || c.http.listen.host === '0.0.0.0')) {
+    errors.push(`http.imageListen: ${imageListen.host}:${imageListen.port} overlaps http.listen ${c.http.listen.host}:${httpPort}; give the image worker a port of its own`);
+  }
+  const imageAdvertiseUrl = c.http.imageAdvertiseUrl ?? (imageListen === undefined ? advertiseUrl : `http://${ip}:${imageListen.port}`);
   const { serverIP: _unused, ...dhcpRest } = c.dhcp;
   return {
     dhcp: { ...dhcpRest, serverIp },
     tftp: { ...c.tftp, listen: tftpListen },
-    http: { ...c.http, advertiseUrl },
+    http: { ...c.http, advertiseUrl, imageListen, imageAdvertiseUrl },
     proxy: {
       ...c.proxy,
       callbackListen: c.proxy.callbackListen ?? undefined,

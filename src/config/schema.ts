@@ -164,6 +164,13 @@ export const configSchema = z.strictObject({
     /** The URL booting hosts use to reach this server. Default: http://<server-ip>:<http-port>. */
     advertiseUrl: url.optional(),
     templatesDir: z.string().optional(),
+    /**
+     * Serve the image proxy from a worker thread on its own port, so streaming images never
+     * delays DHCP, TFTP or scripts on the main event loop. "" (default): in-process on `listen`.
+     */
+    imageListen: listenOrOff.prefault(''),
+    /** The URL booting hosts fetch images from. Default: http://<server-ip>:<image-port>. */
+    imageAdvertiseUrl: url.optional(),
     imageCacheDir: z.string().optional(),
     imageCacheMaxBytes: z.coerce.number().int().min(0).prefault(20 * 2 ** 30),
   }).prefault({}),

@@ -19,8 +19,10 @@ export interface BootRoutesOptions {
   readonly scripts: IpxeScripts;
   readonly index: HostIndex;
   readonly files: FileSource;
-  /** HTTP advertise URL (image proxy and scripts). */
+  /** HTTP advertise URL (scripts). */
   readonly baseUrl: string;
+  /** Where images are fetched from (the image worker's URL, or baseUrl). Default baseUrl. */
+  readonly imageBaseUrl?: string;
   /** API advertise URL (the API proxy IPA talks to). */
   readonly apiUrl: string;
   readonly ironicHttpUrl: string | undefined;
@@ -42,7 +44,8 @@ const IRONIC_CONFIG_MAX_BYTES = 256 * 1024;
 export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Promise<void> {
   const served = new Counter({ name: 'metalboot_boot_scripts_total', help: 'iPXE scripts served, by kind', labelNames: ['kind'], registers: [o.registry] });
   const binaries = new Counter({ name: 'metalboot_http_binaries_total', help: 'iPXE binaries served over HTTP, by result', labelNames: ['result'], registers: [o.registry] });
-  const urlOf = (p: string) => `${o.baseUrl}/${p.replace(/^\/+/, '')}`;
+  const imageBaseUrl = o.imageBaseUrl ?? o.baseUrl;
+  const urlOf = (p: string) => `${imageBaseUrl}/${p.replace(/^\/+/, '')}`;
   const initramfsName = o.inspector.initramfsPath.split('/').at(-1)!;
   const common = (mac: Mac, host: HostRecord, why: string) => ({
     host: host.origin.name, mac, why, baseUrl: o.baseUrl, apiUrl: o.apiUrl,
@@ -93,7 +96,7 @@ export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Pr
       case 'ironic-or-inspector': {
         const fetched = await fetchIronicConfig(mac);
         if (fetched.kind === 'config') {
-          return { kind: 'installer', text: rewriteIronicConfig(fetched.text, { ironicHttpUrl: o.ironicHttpUrl, ironicApiUrl: o.ironicApiUrl, httpUrl: o.baseUrl, apiUrl: o.apiUrl, extraParams: o.installer.extraKernelParams }) };
+          return { kind: 'installer', text: rewriteIronicConfig(fetched.text, { ironicHttpUrl: o.ironicHttpUrl, ironicApiUrl: o.ironicApiUrl, httpUrl: imageBaseUrl, apiUrl: o.apiUrl, extraParams: o.installer.extraKernelParams }) };
         }
         if (fetched.kind === 'error') {
           log.warn({ mac, reason: fetched.reason }, 'ironic per-node config unavailable');

@@ -37,8 +37,30 @@ import {
 } from './image-cache-entry.js';
 import { IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './image-proxy-errors.js';
 
-/** Bytes per positional read when streaming from the cache. */
-const READ_CHUNK = 256 * 1024;
+/**
+ * Bytes per read when streaming from the cache: large reads when few clients download (fewer
+ * system calls and event-loop turns per byte), small ones in a boot storm, where each stream
+ * holds about two chunks and hundreds of them would otherwise hold hundreds of MiB.
+ * READ_BUDGET / open streams, rounded down to a power of two, within [READ_CHUNK_MIN, READ_CHUNK_MAX].
+ */
+const READ_BUDGET = 32 * 1024 * 1024;
+const READ_CHUNK_MIN = 64 * 1024;
+const READ_CHUNK_MAX = 1024 * 1024;
+let openReadStreams = 0;
+
+/** The read size for a stream opened now (exported for tests). */
+export function readChunkFor(streams: number): number {
+  const share = READ_BUDGET / Math.max(1, streams);
+  if (share >= READ_CHUNK_MAX) return READ_CHUNK_MAX;
+  if (share <= READ_CHUNK_MIN) return READ_CHUNK_MIN;
+  return 2 ** Math.floor(Math.log2(share));
+}
+
+/** Counts a cache read stream while it is open. */
+function trackReadStream(stream: Readable): void {
+  openReadStreams++;
+  stream.once('close', () => { openReadStreams--; });
+}
 /** Upstream bytes buffered while a write to the fill's file is running. */
 const WRITE_BATCH = 1024 * 1024;
 
@@ -150,7 +172,9 @@ export class ImageCache {
           await handle.close();
           return Readable.from([]);
         }
-        return handle.createReadStream({ start: entry.headerLength + start, end: entry.headerLength + end, highWaterMark: READ_CHUNK });
+        const stream = handle.createReadStream({ start: entry.headerLength + start, end: entry.headerLength + end, highWaterMark: readChunkFor(openReadStreams + 1) });
+        trackReadStream(stream);
+        return stream;
       },
     };
   }
@@ -433,8 +457,13 @@ class FillReader extends Readable {
   readonly #retry = (): void => this.#pump();
   #wanted = false;
 
+  readonly #chunk: number;
+
   constructor(fill: Fill, start: number, end: number) {
-    super({ highWaterMark: READ_CHUNK });
+    const chunk = readChunkFor(openReadStreams + 1);
+    super({ highWaterMark: chunk });
+    this.#chunk = chunk;
+    trackReadStream(this);
     this.#fill = fill;
     this.#pos = start;
     this.#end = end;
@@ -453,7 +482,7 @@ class FillReader extends Readable {
     }
     const available = this.#fill.written;
     if (this.#pos < available) {
-      const n = Math.min(READ_CHUNK, available - this.#pos, this.#end + 1 - this.#pos);
+      const n = Math.min(this.#chunk, available - this.#pos, this.#end + 1 - this.#pos);
       const buf = Buffer.allocUnsafe(n);
       this.#wanted = false;
       this.#fill.read(buf, n, this.#pos).then(

@@ -500,3 +500,25 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
   for (const prefix of prefixes) fastify.route({ method: ['GET', 'HEAD'], url: prefixRoute(prefix), handler });
   if (nodeDirectories) fastify.route({ method: ['GET', 'HEAD'], url: NODE_DIRECTORY_ROUTE, handler });
 };
+
+export interface ImageRedirectOptions {
+  /** Where the image worker is reached (--image-advertise-url), without a trailing slash. */
+  readonly target: string;
+  /** The paths the worker proxies (same defaults as the proxy). */
+  readonly prefixes?: readonly string[];
+  readonly nodeDirectories?: boolean;
+}
+
+/**
+ * With the image proxy in its worker (--image-listen), the main port answers its paths with a
+ * 307 to the worker: the scripts metalboot renders already point there, so this only serves
+ * clients that were given a main-port URL by hand. iPXE, curl -L and IPA follow it.
+ */
+export const imageRedirects: FastifyPluginAsync<ImageRedirectOptions> = async (fastify, o) => {
+  const prefixes = o.prefixes ?? DEFAULT_IMAGE_PROXY_PREFIXES;
+  checkPrefixes(prefixes, 'prefix');
+  const target = o.target.replace(/\/+$/, '');
+  const handler = async (request: FastifyRequest, reply: FastifyReply) => reply.code(307).header('location', `${target}${request.url}`).header('cache-control', 'no-store').send();
+  for (const prefix of prefixes) fastify.route({ method: ['GET', 'HEAD'], url: prefixRoute(prefix), handler });
+  if (o.nodeDirectories ?? true) fastify.route({ method: ['GET', 'HEAD'], url: NODE_DIRECTORY_ROUTE, handler });
+};

@@ -1,6 +1,6 @@
 /** /metrics, /healthz, /readyz and /debug/explain. */
 import type { FastifyInstance } from 'fastify';
-import type { Registry } from 'prom-client';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 import { parseMac } from '../net/mac.js';
 import { explain } from './explain.js';
 import type { DhcpPolicy, DhcpState } from '../dhcp/decide.js';
@@ -18,10 +18,20 @@ export interface OpsRoutesOptions {
   readonly state: DhcpState;
   /** Extra per-MAC explanations from other parts (e.g. the callback proxy's node mapping). */
   readonly explainExtras?: readonly ((mac: string) => Record<string, unknown> | undefined)[];
+  /** Metrics of other threads (the image worker) as prom-client JSON, merged into /metrics. */
+  readonly extraMetrics?: readonly (() => Promise<unknown[] | undefined>)[];
 }
 
+type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
+
 export async function opsRoutes(app: FastifyInstance, o: OpsRoutesOptions): Promise<void> {
-  app.get('/metrics', async (_req, reply) => reply.type(o.registry.contentType).send(await o.registry.metrics()));
+  app.get('/metrics', async (_req, reply) => {
+    const extra = o.extraMetrics ?? [];
+    if (extra.length === 0) return reply.type(o.registry.contentType).send(await o.registry.metrics());
+    // Series of one name from several threads are summed (AggregatorRegistry, as for cluster workers).
+    const parts = [await o.registry.getMetricsAsJSON(), ...(await Promise.all(extra.map((f) => f()))).filter((m) => m !== undefined)] as MetricsJson[];
+    return reply.type(o.registry.contentType).send(await AggregatorRegistry.aggregate(parts).metrics());
+  });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     const checks = o.readiness.map((c) => ({ name: c.name, ...c.check() }));

@@ -1,0 +1,168 @@
+/**
+ * The image server service (--image-listen): runs the image proxy in a worker thread
+ * (image-worker.ts) and supervises it. The main event loop keeps DHCP, TFTP, scripts and the
+ * API proxy; bytes of kernels and images are read, cached and written on the worker's loop.
+ *
+ * A worker that dies (a bug, out of memory) is logged and started again on the same port after
+ * a back-off of 1 s doubling to 30 s; readiness reports it while it is down. close() asks the
+ * worker to stop (fastify closes idle connections and lets downloads finish) and terminates it
+ * after `closeTimeoutMs`.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { ListenAddress } from '../net/listen-address.js';
+import type { Service } from '../service.js';
+import type { FromWorker, ImageWorkerData, ImageWorkerProxyOptions, ToWorker } from './image-worker.js';
+
+export interface ImageServerOptions {
+  readonly listen: ListenAddress;
+  readonly proxy: ImageWorkerProxyOptions;
+  readonly logger: Logger;
+  /** How long close() lets downloads finish before terminating the worker. Default 5000 ms. */
+  readonly closeTimeoutMs?: number;
+  /** How long a metrics request may take before it is left out. Default 2000 ms. */
+  readonly metricsTimeoutMs?: number;
+}
+
+export const IMAGE_SERVER_ERROR_CODES = {
+  START: 'METALBOOT_IMAGE_WORKER_START',
+} as const;
+
+/**
+ * The worker's code: image-worker.js beside this file when built. From the TypeScript sources
+ * (tests, `node --import tsx`) a bootstrap registers tsx in the worker first, because Node 20
+ * does not hand module hooks on to worker threads.
+ */
+const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './image-worker-dev.mjs' : './image-worker.js', import.meta.url);
+
+export class ImageServer implements Service {
+  readonly name = 'image-worker';
+  readonly #o: ImageServerOptions;
+  readonly #log: Logger;
+  #worker: Worker | undefined;
+  #address: ListenAddress | undefined;
+  #up = false;
+  #closing = false;
+  #restartDelayMs = 1000;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #nextId = 0;
+  readonly #pending = new Map<number, (metrics: unknown[] | undefined) => void>();
+
+  constructor(o: ImageServerOptions) {
+    this.#o = o;
+    this.#log = o.logger.child({ component: 'image-worker' });
+  }
+
+  /** True while the worker is listening. */
+  get up(): boolean {
+    return this.#up;
+  }
+
+  address(): ListenAddress {
+    if (!this.#up || this.#address === undefined) throw Object.assign(new Error('not listening'), { code: 'METALBOOT_NOT_LISTENING' });
+    return this.#address;
+  }
+
+  async start(): Promise<void> {
+    this.#address = await this.#spawn(this.#o.listen);
+    this.#log.info({ listen: `${this.#address.host}:${this.#address.port}` }, 'image worker listening');
+  }
+
+  #spawn(listen: ListenAddress): Promise<ListenAddress> {
+    const data: ImageWorkerData = { listen, logLevel: this.#o.logger.level as ImageWorkerData['logLevel'], proxy: this.#o.proxy };
+    const worker = new Worker(WORKER_URL, { workerData: data, stdout: false, stderr: false });
+    this.#worker = worker;
+    return new Promise<ListenAddress>((resolve, reject) => {
+      let started = false;
+      worker.on('message', (m: FromWorker) => {
+        switch (m.kind) {
+          case 'listening':
+            started = true;
+            this.#up = true;
+            this.#restartDelayMs = 1000;
+            resolve({ host: m.host, port: m.port });
+            return;
+          case 'failed':
+            reject(Object.assign(new Error(`image worker cannot listen on ${listen.host}:${listen.port}: ${m.message}`), { code: m.code ?? IMAGE_SERVER_ERROR_CODES.START }));
+            return;
+          case 'metrics':
+            this.#pending.get(m.id)?.(m.metrics as unknown[]);
+            this.#pending.delete(m.id);
+            return;
+          case 'closed':
+            return;
+        }
+      });
+      worker.on('error', (err) => {
+        this.#log.error({ err }, 'image worker failed');
+        if (!started) reject(Object.assign(new Error(`image worker failed to start: ${err.message}`), { code: IMAGE_SERVER_ERROR_CODES.START, cause: err }));
+      });
+      worker.on('exit', (code) => {
+        if (this.#worker === worker) this.#worker = undefined;
+        this.#up = false;
+        for (const done of this.#pending.values()) done(undefined);
+        this.#pending.clear();
+        if (!started) {
+          reject(Object.assign(new Error(`image worker exited (code ${code}) before listening`), { code: IMAGE_SERVER_ERROR_CODES.START }));
+          return;
+        }
+        if (this.#closing) return;
+        const delay = this.#restartDelayMs;
+        this.#restartDelayMs = Math.min(delay * 2, 30_000);
+        this.#log.error({ code, restartInMs: delay }, 'image worker exited; restarting');
+        this.#restartTimer = setTimeout(() => this.#restart(), delay);
+      });
+    });
+  }
+
+  #restart(): void {
+    this.#restartTimer = undefined;
+    if (this.#closing || this.#address === undefined) return;
+    // The same port as before: scripts already handed out point there.
+    this.#spawn(this.#address).then(
+      () => this.#log.info('image worker restarted'),
+      (err: unknown) => {
+        this.#log.error({ err }, 'image worker restart failed');
+        if (!this.#closing) {
+          const delay = this.#restartDelayMs;
+          this.#restartDelayMs = Math.min(delay * 2, 30_000);
+          this.#restartTimer = setTimeout(() => this.#restart(), delay);
+        }
+      },
+    );
+  }
+
+  /** The worker's metrics as prom-client JSON; undefined when it is down or does not answer. */
+  metrics(): Promise<unknown[] | undefined> {
+    const worker = this.#worker;
+    if (worker === undefined || !this.#up) return Promise.resolve(undefined);
+    const id = this.#nextId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        resolve(undefined);
+      }, this.#o.metricsTimeoutMs ?? 2000);
+      this.#pending.set(id, (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+      worker.postMessage({ kind: 'metrics', id } satisfies ToWorker);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
+    const worker = this.#worker;
+    if (worker === undefined) return;
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    worker.postMessage({ kind: 'close' } satisfies ToWorker);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), this.#o.closeTimeoutMs ?? 5000); });
+    if (await Promise.race([exited, timedOut]) === 'timeout') {
+      this.#log.warn('image worker did not stop in time; terminating it');
+      await worker.terminate();
+    }
+    clearTimeout(timer);
+  }
+}

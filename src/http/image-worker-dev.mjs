@@ -1,0 +1,7 @@
+// Runs the image worker from the TypeScript sources (tests, `node --import tsx`): Node 20 does
+// not hand module hooks on to worker threads, so tsx is registered here first. The built
+// product starts image-worker.js directly (image-server.ts).
+import { register } from 'tsx/esm/api';
+
+register();
+await import('./image-worker.ts');

@@ -1,0 +1,131 @@
+/**
+ * The image proxy in its worker thread (--image-listen), in the product (buildServices): the
+ * scripts and rewritten Ironic configs point images at the worker's port, the worker proxies
+ * and caches (one upstream download for concurrent requests), the main port redirects its image
+ * paths there, /metrics merges the worker's series, and closing stops the worker.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { request } from 'undici';
+import { buildServices, closeAll, startAll, type Product } from '../../src/app.js';
+import { loadConfig } from '../../src/config/load.js';
+import { sha256, startUpstreamHttpd, type UpstreamHttpd } from '../support/upstream-httpd.js';
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+const KERNEL = randomBytes(3 * 1024 * 1024 + 17);
+const INITRAMFS = randomBytes(1024 * 1024);
+
+describe('image worker (--image-listen)', () => {
+  let upstream: UpstreamHttpd;
+  let product: Product;
+  let httpUrl: string;
+  let imageUrl: string;
+  let imagePort: number;
+  const dirs: string[] = [];
+  const tmp = () => {
+    const d = mkdtempSync(path.join(tmpdir(), 'metalboot-image-worker-'));
+    dirs.push(d);
+    return d;
+  };
+
+  beforeAll(async () => {
+    upstream = await startUpstreamHttpd();
+    upstream.setFile('/images/ironic-python-agent.kernel', KERNEL);
+    upstream.setFile('/images/ironic-python-agent.initramfs', INITRAMFS);
+    upstream.setFile('/pxelinux.cfg/52-54-00-00-00-02', Buffer.from(`#!ipxe\nkernel ${upstream.url}/11111111-2222-3333-4444-555555555555/deploy_kernel ipa-api-url=http://ironic:6385 || goto retry\nboot\n`));
+    const [httpPort, port] = [await freePort(), await freePort()];
+    imagePort = port;
+    httpUrl = `http://127.0.0.1:${httpPort}`;
+    imageUrl = `http://127.0.0.1:${imagePort}`;
+    const loaded = loadConfig({
+      argv: ['--server-ip', '127.0.0.1/8', '--dhcp-listen', '127.0.0.1:0', '--tftp-listen', '', '--tftp-root', tmp(), '--callback-listen', '',
+        '--http-listen', `127.0.0.1:${httpPort}`, '--image-listen', `127.0.0.1:${imagePort}`, '--image-cache-dir', tmp(),
+        '--ironic-http-url', upstream.url, '--dhcp-hosts', '52:54:00:00:00:01,127.0.0.11;52:54:00:00:00:02,127.0.0.12', '--log-level', 'silent'],
+      env: {},
+      readFile: () => '',
+      localAddresses: () => [],
+    });
+    if (loaded.kind !== 'config') throw new Error(JSON.stringify(loaded));
+    expect(loaded.config.http.imageAdvertiseUrl).toBe(imageUrl);
+    product = buildServices(loaded.config, { logger: pino({ level: 'silent' }), registry: new Registry() });
+    await startAll(product.services);
+  }, 60_000);
+
+  afterAll(async () => {
+    if (product !== undefined) await closeAll(product.services);
+    await upstream?.close();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('is ready, and scripts point kernel and initramfs at the worker', async () => {
+    expect(product.readiness.find((c) => c.name === 'image-worker')?.check()).toEqual({ ok: true, detail: 'listening' });
+    const res = await request(`${httpUrl}/boot/52:54:00:00:00:01.ipxe`);
+    expect(res.statusCode).toBe(200);
+    const script = await res.body.text();
+    expect(script).toContain(`${imageUrl}/images/ironic-python-agent.kernel`);
+    expect(script).toContain(`${imageUrl}/images/ironic-python-agent.initramfs`);
+  });
+
+  it("rewrites Ironic's per-node config to fetch through the worker", async () => {
+    const script = await (await request(`${httpUrl}/boot/52:54:00:00:00:02.ipxe`)).body.text();
+    expect(script).toContain(`kernel ${imageUrl}/11111111-2222-3333-4444-555555555555/deploy_kernel`);
+    expect(script).not.toContain(upstream.url);
+  });
+
+  it('serves concurrent downloads of one artifact from one upstream fetch', async () => {
+    const bodies = await Promise.all(Array.from({ length: 6 }, async () => {
+      const res = await request(`${imageUrl}/images/ironic-python-agent.kernel`);
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-length']).toBe(String(KERNEL.length));
+      return Buffer.from(await res.body.arrayBuffer());
+    }));
+    for (const b of bodies) expect(sha256(b)).toBe(sha256(KERNEL));
+    expect(upstream.fullGets('/images/ironic-python-agent.kernel')).toBe(1);
+    const again = await request(`${imageUrl}/images/ironic-python-agent.kernel`);
+    expect(again.headers['x-cache']).toBe('hit');
+    expect(sha256(Buffer.from(await again.body.arrayBuffer()))).toBe(sha256(KERNEL));
+  });
+
+  it('redirects image paths on the main port to the worker', async () => {
+    const res = await request(`${httpUrl}/images/ironic-python-agent.initramfs`);
+    expect(res.statusCode).toBe(307);
+    expect(res.headers['location']).toBe(`${imageUrl}/images/ironic-python-agent.initramfs`);
+    await res.body.dump();
+    expect(upstream.count('/images/ironic-python-agent.initramfs')).toBe(0);
+  });
+
+  it("merges the worker's metrics into /metrics", async () => {
+    const text = await (await request(`${httpUrl}/metrics`)).body.text();
+    expect(text).toMatch(/metalboot_image_proxy_requests_total\{result="hit"\} [1-9]/);
+    expect(text).toMatch(/metalboot_image_cache_entries [1-9]/);
+    // Main-thread series are still there, once.
+    expect(text.match(/^# TYPE metalboot_http_requests_total counter$/gm)).toHaveLength(1);
+    expect(text).toContain('metalboot_http_requests_total{route="/boot/:name",status="200"}');
+    expect(text).toContain('metalboot_http_requests_total{route="/images/*",status="200"}');
+  });
+
+  it('stops the worker on close: the image port refuses connections', async () => {
+    await closeAll(product.services);
+    const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      const s = net.connect(imagePort, '127.0.0.1');
+      s.once('connect', () => { s.destroy(); resolve(undefined); });
+      s.once('error', (e) => resolve(e));
+    });
+    expect(err?.code).toBe('ECONNREFUSED');
+  });
+});
