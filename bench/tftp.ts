@@ -5,25 +5,36 @@
  * blksize 1468 with and without windowsize 4). Reports completion time of the whole storm,
  * aggregate throughput, per-download latency percentiles, failures and server CPU time.
  *
- *   node --import tsx bench/tftp.ts [--concurrency 1,50,200,500] [--ack-delay-ms 0]
- *        [--file ipxe.efi] [--scenario-timeout-s 120] [--max-total-s 1800] [--no-tftpd-hpa]
+ *   node --import tsx bench/tftp.ts [--concurrency 1,50,200,500] [--ack-delay-ms 0,1]
+ *        [--profiles ipxe,edk2-nowindow,edk2-window4] [--runs 3] [--file ipxe.efi]
+ *        [--scenario-timeout-s 120] [--max-total-s 1800] [--no-tftpd-hpa] [--cpu-prof DIR]
+ *
+ * `--ack-delay-ms` takes a list: the whole matrix is run once per delay. Each client waits that
+ * long before each of its ACKs (its own timer: clients never wait for each other), standing for
+ * the round trip of a real network and the firmware's own turnaround. With `--runs N` every
+ * scenario runs N times, servers taking turns, and the table shows the run with the median storm
+ * time (the JSON keeps all runs). `--cpu-prof DIR` runs metalboot under node --cpu-prof.
  *
  * Writes bench/out/tftp-<time>.md and .json. Needs root for in.tftpd --secure (chroot); without
  * root or without in.tftpd the tftpd-hpa rows are skipped.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createServer } from 'node:net';
 import { edk2Get, tftpGet, type GetResult } from '../test/support/tftp-client.js';
 import { sha256 } from '../test/support/tftp-fixture.js';
+import { medianBy } from './lib/stats.js';
 
 const { values: args } = parseArgs({
   options: {
     concurrency: { type: 'string', default: '1,50,200,500' },
     'ack-delay-ms': { type: 'string', default: '0' },
+    profiles: { type: 'string', default: 'ipxe,edk2-nowindow,edk2-window4' },
+    runs: { type: 'string', default: '1' },
+    'cpu-prof': { type: 'string' },
     file: { type: 'string', default: 'ipxe.efi' },
     'scenario-timeout-s': { type: 'string', default: '120' },
     'no-tftpd-hpa': { type: 'boolean', default: false },
@@ -33,21 +44,30 @@ const { values: args } = parseArgs({
 });
 
 const CONCURRENCY = args.concurrency.split(',').map(Number);
-const ACK_DELAY_MS = Number(args['ack-delay-ms']);
+const ACK_DELAYS_MS = args['ack-delay-ms'].split(',').map(Number);
+const RUNS = Number(args.runs);
 const SCENARIO_TIMEOUT_MS = Number(args['scenario-timeout-s']) * 1000;
 const FILE = args.file;
 
 type Profile = 'ipxe' | 'edk2-window4' | 'edk2-nowindow';
-const PROFILES: { name: Profile; label: string }[] = [
+const ALL_PROFILES: { name: Profile; label: string }[] = [
   { name: 'ipxe', label: 'iPXE: tsize, blksize 1432, no window' },
   { name: 'edk2-nowindow', label: 'EDK2: tsize probe + ERROR 8, blksize 1468, no window' },
   { name: 'edk2-window4', label: 'EDK2: tsize probe + ERROR 8, blksize 1468, windowsize 4' },
 ];
+const PROFILES = args.profiles.split(',').map((name) => {
+  const p = ALL_PROFILES.find((x) => x.name === name);
+  if (p === undefined) throw new Error(`unknown profile ${name}`);
+  return p;
+});
 
 interface Row {
   server: string;
   profile: Profile;
+  ackDelayMs: number;
   concurrency: number;
+  /** 1-minute load average just before the scenario. */
+  load1: number;
   ok: number;
   failed: number;
   /** Client retransmissions after silence, summed over the storm (0: nothing was lost). */
@@ -112,7 +132,8 @@ function stopChild(child: ChildProcess, name: string): Promise<void> {
 }
 
 async function startMetalboot(root: string): Promise<ServerHandle> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'tftp-server-main.ts'), '--root', root], {
+  const prof = args['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.resolve(args['cpu-prof'])];
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', path.join(import.meta.dirname, 'tftp-server-main.ts'), '--root', root], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.add(child);
@@ -182,8 +203,8 @@ const clientCpuSeconds = (): number => {
 
 // ---- one scenario ---------------------------------------------------------------------------
 
-async function download(profile: Profile, port: number, deadlineMs: number): Promise<GetResult> {
-  const common = { port, file: FILE, deadlineMs, timeoutMs: 1000, retries: 8, ackDelayMs: ACK_DELAY_MS || undefined };
+async function download(profile: Profile, port: number, deadlineMs: number, ackDelayMs: number): Promise<GetResult> {
+  const common = { port, file: FILE, deadlineMs, timeoutMs: 1000, retries: 8, ackDelayMs: ackDelayMs || undefined };
   switch (profile) {
     case 'ipxe':
       return tftpGet({ ...common, options: [['tsize', '0'], ['blksize', '1432']] });
@@ -198,7 +219,8 @@ async function download(profile: Profile, port: number, deadlineMs: number): Pro
   }
 }
 
-async function scenario(server: ServerHandle, profile: Profile, concurrency: number, expectedSha: string, size: number): Promise<Row> {
+async function scenario(server: ServerHandle, profile: Profile, concurrency: number, ackDelayMs: number, expectedSha: string, size: number): Promise<Row> {
+  const load1 = loadavg()[0]!;
   const busyBefore = machineBusySeconds();
   const clientBefore = clientCpuSeconds();
   const start = performance.now();
@@ -211,7 +233,7 @@ async function scenario(server: ServerHandle, profile: Profile, concurrency: num
     Array.from({ length: concurrency }, async () => {
       const t0 = performance.now();
       try {
-        const r = await download(profile, server.port, SCENARIO_TIMEOUT_MS);
+        const r = await download(profile, server.port, SCENARIO_TIMEOUT_MS, ackDelayMs);
         if (sha256(r.data) !== expectedSha) throw new Error('checksum mismatch');
         ok++;
         clientTimeouts += r.timeouts;
@@ -231,7 +253,9 @@ async function scenario(server: ServerHandle, profile: Profile, concurrency: num
   const row: Row = {
     server: server.name,
     profile,
+    ackDelayMs,
     concurrency,
+    load1,
     ok,
     failed,
     clientTimeouts,
@@ -253,15 +277,21 @@ const fmt = (n: number | undefined, digits = 1): string => (n === undefined || N
 
 function table(rows: Row[]): string {
   const lines = [
-    '| server | client profile | C | ok | failed | client resends | storm time (s) | aggregate MB/s | p50 (ms) | p95 (ms) | max (ms) | server+kernel CPU (s) | client CPU (s) |',
-    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| server | client profile | C | ok | failed | client resends | storm time (s) | downloads/s | aggregate MB/s | p50 (ms) | p95 (ms) | max (ms) | server+kernel CPU (s) | client CPU (s) | load avg |',
+    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.server} | ${r.profile} | ${r.concurrency} | ${r.ok} | ${r.failed} | ${r.clientTimeouts} | ${fmt(r.wallS, 2)} | ${fmt(r.mbPerS)} | ${fmt(r.p50Ms, 0)} | ${fmt(r.p95Ms, 0)} | ${fmt(r.maxMs, 0)} | ${fmt(r.serverCpuS, 2)} | ${fmt(r.clientCpuS, 2)} |`,
+      `| ${r.server} | ${r.profile} | ${r.concurrency} | ${r.ok} | ${r.failed} | ${r.clientTimeouts} | ${fmt(r.wallS, 2)} | ${fmt(r.ok / r.wallS, 1)} | ${fmt(r.mbPerS)} | ${fmt(r.p50Ms, 0)} | ${fmt(r.p95Ms, 0)} | ${fmt(r.maxMs, 0)} | ${fmt(r.serverCpuS, 2)} | ${fmt(r.clientCpuS, 2)} | ${fmt(r.load1, 1)} |`,
     );
   }
   return lines.join('\n');
+}
+
+/** Storm times of every run of one scenario, for the spread. */
+function spread(all: Row[], r: Row): string {
+  const times = all.filter((x) => x.server === r.server && x.profile === r.profile && x.concurrency === r.concurrency && x.ackDelayMs === r.ackDelayMs).map((x) => x.wallS.toFixed(2));
+  return times.join(' / ');
 }
 
 async function main(): Promise<void> {
@@ -282,17 +312,28 @@ async function main(): Promise<void> {
     else servers.push(hpa);
 
     // Warm up each server (JIT, page cache, forked children) so C=1 measures steady state.
-    for (const server of servers) for (const profile of PROFILES) await download(profile.name, server.port, 30_000);
+    for (const server of servers) for (const profile of PROFILES) await download(profile.name, server.port, 30_000, 0);
 
-    const rows: Row[] = [];
-    for (const concurrency of CONCURRENCY) {
-      for (const profile of PROFILES) {
-        for (const server of servers) {
-          const row = await scenario(server, profile.name, concurrency, expectedSha, data.length);
-          rows.push(row);
-          console.error(
-            `${server.name.padEnd(10)} ${profile.name.padEnd(14)} C=${String(concurrency).padStart(3)}  ${fmt(row.wallS, 2)} s  ${fmt(row.mbPerS)} MB/s  ok=${row.ok} failed=${row.failed}${row.note ? `  (${row.note})` : ''}`,
-          );
+    const load1AtStart = loadavg()[0]!;
+    const startedAt = new Date().toISOString();
+    const all: Row[] = [];
+    const shown: Row[] = [];
+    for (const ackDelayMs of ACK_DELAYS_MS) {
+      for (const concurrency of CONCURRENCY) {
+        for (const profile of PROFILES) {
+          const byServer = new Map<string, Row[]>();
+          // Runs alternate between servers so that a noisy minute hits both.
+          for (let run = 0; run < RUNS; run++) {
+            for (const server of servers) {
+              const row = await scenario(server, profile.name, concurrency, ackDelayMs, expectedSha, data.length);
+              all.push(row);
+              byServer.set(server.name, [...(byServer.get(server.name) ?? []), row]);
+              console.error(
+                `delay=${ackDelayMs} ${server.name.padEnd(10)} ${profile.name.padEnd(14)} C=${String(concurrency).padStart(3)} run ${run + 1}  ${fmt(row.wallS, 2)} s  ${fmt(row.mbPerS)} MB/s  ok=${row.ok} failed=${row.failed} resends=${row.clientTimeouts} client=${fmt(row.clientCpuS, 2)}s load=${fmt(row.load1, 1)}${row.note ? `  (${row.note})` : ''}`,
+              );
+            }
+          }
+          for (const rows of byServer.values()) shown.push(medianBy(rows, (r) => r.wallS)!);
         }
       }
     }
@@ -306,24 +347,35 @@ async function main(): Promise<void> {
       c.on('close', () => resolve(out.trim().split('\n')[0] ?? ''));
       c.on('error', () => resolve('unknown'));
     });
+    const sections = ACK_DELAYS_MS.flatMap((d) => {
+      const rows = shown.filter((r) => r.ackDelayMs === d);
+      return [
+        `### Per-ACK delay ${d} ms`,
+        '',
+        table(rows),
+        '',
+        ...(RUNS > 1 ? ['Storm time of every run (s), in order:', '', ...rows.map((r) => `- ${r.server} ${r.profile} C=${r.concurrency}: ${spread(all, r)}`), ''] : []),
+      ];
+    });
     const md = [
-      `File: ${FILE} (${data.length} bytes), loopback, per-ACK delay ${ACK_DELAY_MS} ms, client retransmit timeout 1 s.`,
+      `File: ${FILE} (${data.length} bytes), loopback, per-ACK delay ${ACK_DELAYS_MS.join(' and ')} ms, client retransmit timeout 1 s.`,
       `Machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${hpaVersion}.`,
+      `Started ${startedAt}, 1-minute load average ${load1AtStart.toFixed(2)} before the first scenario; ${RUNS} run(s) per scenario${RUNS > 1 ? ', the table shows the run with the median storm time' : ''}.`,
       `Profiles: ${PROFILES.map((p) => `\`${p.name}\` = ${p.label}`).join('; ')}.`,
       ...skipped,
       '',
-      table(rows),
-      '',
-      'Notes: storm time is from the first request to the last completed download; MB/s is',
-      'completed bytes over storm time; server+kernel CPU is the machine\'s busy time less the',
-      'client process\'s (it includes loopback UDP work in the kernel). All clients run in one Node',
-      'process on the same machine: where client CPU is close to storm time, the client is the limit.',
+      ...sections,
+      'Notes: storm time is from the first request to the last completed download; downloads/s is',
+      'completed downloads over storm time; MB/s is completed bytes over storm time; server+kernel',
+      "CPU is the machine's busy time less the client process's (it includes loopback UDP work in the",
+      'kernel and anything else running). All clients run in one Node process on the same machine:',
+      'where client CPU is close to storm time, the client is the limit.',
     ].join('\n');
     console.log(md);
     mkdirSync(args.out, { recursive: true });
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     writeFileSync(path.join(args.out, `tftp-${stamp}.md`), md + '\n');
-    writeFileSync(path.join(args.out, `tftp-${stamp}.json`), JSON.stringify({ file: FILE, size: data.length, ackDelayMs: ACK_DELAY_MS, rows }, null, 2));
+    writeFileSync(path.join(args.out, `tftp-${stamp}.json`), JSON.stringify({ file: FILE, size: data.length, runs: RUNS, load1AtStart, startedAt, rows: all, shown }, null, 2));
   } finally {
     cleanupChildren();
     rmSync(root, { recursive: true, force: true });

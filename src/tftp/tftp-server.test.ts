@@ -70,6 +70,16 @@ class FakeTimers implements Timers {
   clearTimeout(handle: unknown): void {
     this.pending.delete(handle as number);
   }
+  /** Timers that can also restart a pending timer in place, as Node's Timeout.refresh(). */
+  static withRefresh(): FakeTimers & { refreshed: number } {
+    const t = Object.assign(new FakeTimers(), { refreshed: 0 });
+    (t as Timers).refresh = (handle: unknown) => {
+      const pending = t.pending.get(handle as number);
+      if (pending === undefined) throw new Error('refresh of a timer that is not pending');
+      t.refreshed++;
+    };
+    return t;
+  }
   /** Fires the only pending timer and says how long it was set for. */
   fireOnly(): number {
     expect(this.pending.size).toBe(1);
@@ -84,9 +94,8 @@ const FILE = Buffer.alloc(1000, 7);
 const lookup = (name: string): FileLookup =>
   name === 'f' ? { kind: 'file', file: { name: 'f', path: '/f', data: FILE, size: FILE.length, mtimeMs: 0, etag: '"f"' } } : { kind: 'missing' };
 
-async function setup(singlePort = false) {
+async function setup(singlePort = false, timers = new FakeTimers()) {
   const net = new FakeNet();
-  const timers = new FakeTimers();
   const registry = new Registry();
   const server = new TftpServer({
     listen: { host: '10.0.0.1', port: 69 },
@@ -131,6 +140,25 @@ describe('TftpServer with injected sockets and timers', () => {
     net.sockets[1]!.receive({ op: 'ack', block: 1 });
     expect(net.sent.at(-1)!.packet).toMatchObject({ op: 'data', block: 2 });
     expect([...timers.pending.values()].map((t) => t.ms)).toEqual([1000]);
+  });
+
+  it('with refreshable timers, progress restarts the one timer; a changed delay replaces it', async () => {
+    const timers = FakeTimers.withRefresh();
+    const { net, listener, flush } = await setup(false, timers);
+    listener.receive({ op: 'rrq', filename: 'f', mode: 'octet', options: [{ name: 'blksize', value: '100' }] });
+    await flush();
+    const transfer = net.sockets[1]!;
+    transfer.receive({ op: 'ack', block: 0 });
+    transfer.receive({ op: 'ack', block: 1 });
+    const [first] = [...timers.pending.keys()];
+    transfer.receive({ op: 'ack', block: 2 });
+    expect(timers.refreshed).toBe(3); // ACK 0, 1 and 2: same delay, same timer
+    expect([...timers.pending.keys()]).toEqual([first]);
+    expect(timers.fireOnly()).toBe(1000); // DATA 3 again, next wait 2000
+    transfer.receive({ op: 'ack', block: 3 });
+    expect([...timers.pending.values()].map((t) => t.ms)).toEqual([1000]); // back to 1000: a new timer
+    expect(timers.refreshed).toBe(3);
+    expect(net.sent.at(-1)!.packet).toMatchObject({ op: 'data', block: 4 });
   });
 
   it('single port: DATA leaves from the listen port and ACKs arrive there', async () => {

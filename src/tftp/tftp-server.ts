@@ -14,6 +14,8 @@
  * packets from an address other than the one it sent its request to.
  */
 import dgram from 'node:dgram';
+import dns from 'node:dns';
+import { isIPv4 } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -31,6 +33,12 @@ export type UdpSocket = Pick<dgram.Socket, 'bind' | 'send' | 'close' | 'address'
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
+  /**
+   * Restarts a pending timer with the delay it was set with, as Node's `Timeout.refresh()`:
+   * one call per ACK instead of a clear and a new timer. Optional: without it the server
+   * clears and sets.
+   */
+  refresh?(handle: unknown): void;
 }
 
 export interface TftpServerOptions {
@@ -106,6 +114,10 @@ interface Active {
   /** True when the socket is the transfer's own (per-transfer-port mode). */
   ownSocket: boolean;
   timer: unknown;
+  /** The delay `timer` was set with, so that an unchanged one can be refreshed. */
+  timerMs: number;
+  /** Runs the transfer's timeout; made once per transfer, not per packet. */
+  readonly onTimer: () => void;
   done: boolean;
 }
 
@@ -137,6 +149,8 @@ class Metrics {
   readonly retransmits: Counter;
   readonly duration: Histogram;
   readonly active: Gauge;
+  /** Labelled children by reason: `inc({ reason })` hashes its labels on every call. */
+  private readonly droppedBy = new Map<TftpDropReason, Counter.Internal>();
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -160,6 +174,24 @@ class Metrics {
     });
     this.active = new Gauge({ name: 'tftp_transfers_active', help: 'TFTP transfers running', registers });
   }
+
+  drop(reason: TftpDropReason): void {
+    let child = this.droppedBy.get(reason);
+    if (child === undefined) {
+      child = this.dropped.labels({ reason });
+      this.droppedBy.set(reason, child);
+    }
+    child.inc();
+  }
+}
+
+/**
+ * dgram resolves the address of every send with dns.lookup, which answers even an IP literal
+ * on the next tick. Peers come from rinfo, always literals: answer those at once.
+ */
+function literalLookup(address: string, family: unknown, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  if (isIPv4(address)) callback(null, address, 4);
+  else dns.lookup(address, family as number, callback);
 }
 
 const peerKey = (p: Peer): string => `${p.address}:${p.port}`;
@@ -196,8 +228,12 @@ export class TftpServer implements Service {
       ...DEFAULTS,
       ...definedOnly(options),
     } as Required<Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete'>>;
-    this.createSocket = options.createSocket ?? (() => dgram.createSocket({ type: 'udp4' }));
-    this.timers = options.timers ?? { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
+    this.createSocket = options.createSocket ?? (() => dgram.createSocket({ type: 'udp4', lookup: literalLookup as dgram.SocketOptions['lookup'] }));
+    this.timers = options.timers ?? {
+      setTimeout: (fn, ms) => setTimeout(fn, ms),
+      clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+      refresh: (h) => (h as NodeJS.Timeout).refresh(),
+    };
     this.now = options.now ?? (() => performance.now());
     this.onComplete = options.onComplete;
     this.log = options.logger.child({ component: 'tftp' });
@@ -339,16 +375,23 @@ export class TftpServer implements Service {
       socket: undefined,
       ownSocket: false,
       timer: undefined,
+      timerMs: 0,
+      onTimer: () => {
+        active.timer = undefined;
+        this.apply(active, active.transfer.onTimeout());
+      },
       done: false,
     };
     this.transfers.set(key, active);
     this.perClient.set(peer.address, (this.perClient.get(peer.address) ?? 0) + 1);
     this.metrics.started.inc();
     this.metrics.active.set(this.transfers.size);
-    active.log.debug(
-      { size: file.size, blksize: negotiated.blksize, windowsize: negotiated.windowsize, oack: negotiated.oack.length > 0, ignored: negotiated.ignored },
-      'transfer started',
-    );
+    if (active.log.isLevelEnabled('debug')) {
+      active.log.debug(
+        { size: file.size, blksize: negotiated.blksize, windowsize: negotiated.windowsize, oack: negotiated.oack.length > 0, ignored: negotiated.ignored },
+        'transfer started',
+      );
+    }
     if (this.o.singlePort) {
       active.socket = this.listener;
       this.apply(active, transfer.start());
@@ -377,15 +420,15 @@ export class TftpServer implements Service {
   // ---- datagrams on a transfer's own port ----------------------------------------------------
 
   private onTransferMessage(active: Active, msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    const from: Peer = { address: rinfo.address, port: rinfo.port };
     const c = classifyDatagram(msg);
-    if (from.address !== active.peer.address || from.port !== active.peer.port) {
+    if (rinfo.address !== active.peer.address || rinfo.port !== active.peer.port) {
       // RFC 1350 §4: answer the stranger, leave the transfer alone.
+      const from: Peer = { address: rinfo.address, port: rinfo.port };
       this.drop('unknown-tid', from);
       if (active.socket && !(c.kind === 'packet' && c.packet.op === 'error')) this.sendTo(active.socket, from, UNKNOWN_TID);
       return;
     }
-    if (c.kind === 'drop') return this.drop(c.reason, from, c.detail);
+    if (c.kind === 'drop') return this.drop(c.reason, active.peer, c.detail);
     this.apply(active, active.transfer.onPacket(c.packet));
   }
 
@@ -398,30 +441,41 @@ export class TftpServer implements Service {
         this.drop(step.reason, active.peer);
         return;
       case 'send': {
-        this.cancelTimer(active);
-        for (const p of step.packets) this.sendData(active, p);
+        this.sendAll(active, step.packets);
         if (step.retransmit) {
           this.metrics.retransmits.inc(step.packets.length);
-          active.log.debug({ acked: active.transfer.lastAcked, timeoutMs: step.timeoutMs }, 'retransmit');
+          if (active.log.isLevelEnabled('debug')) active.log.debug({ acked: active.transfer.lastAcked, timeoutMs: step.timeoutMs }, 'retransmit');
         }
-        active.timer = this.timers.setTimeout(() => {
-          active.timer = undefined;
-          this.apply(active, active.transfer.onTimeout());
-        }, step.timeoutMs);
+        this.armTimer(active, step.timeoutMs);
         return;
       }
       case 'end':
-        for (const p of step.packets) this.sendData(active, p);
+        this.sendAll(active, step.packets);
         if (step.error !== undefined) active.log.debug({ code: step.error.code, message: step.error.message.slice(0, 128) }, 'client error');
         this.finish(active, step.end);
         return;
     }
   }
 
-  private sendData(active: Active, p: TftpPacket): void {
+  private sendAll(active: Active, packets: readonly TftpPacket[]): void {
     if (active.socket === undefined) return;
-    if (p.op === 'data') this.metrics.bytes.inc(p.data.length);
-    this.sendTo(active.socket, active.peer, p);
+    let bytes = 0;
+    for (const p of packets) {
+      if (p.op === 'data') bytes += p.data.length;
+      this.sendTo(active.socket, active.peer, p);
+    }
+    if (bytes > 0) this.metrics.bytes.inc(bytes);
+  }
+
+  /** (Re)starts the retransmission timer: a refresh while the delay stays the same. */
+  private armTimer(active: Active, ms: number): void {
+    if (active.timer !== undefined && active.timerMs === ms && this.timers.refresh !== undefined) {
+      this.timers.refresh(active.timer);
+      return;
+    }
+    this.cancelTimer(active);
+    active.timerMs = ms;
+    active.timer = this.timers.setTimeout(active.onTimer, ms);
   }
 
   private finish(active: Active, reason: EndReason): void {
@@ -477,15 +531,21 @@ export class TftpServer implements Service {
   }
 
   private drop(reason: TftpDropReason, peer: Peer, detail?: string): void {
-    this.metrics.dropped.inc({ reason });
+    this.metrics.drop(reason);
     if (this.log.isLevelEnabled('debug')) this.log.debug({ peer: peerKey(peer), reason, detail }, 'packet dropped');
   }
 
   private sendTo(socket: UdpSocket, peer: Peer, packet: TftpPacket): void {
     try {
-      socket.send(encode(packet), peer.port, peer.address, (err) => {
-        if (err) this.log.debug({ err, peer: peerKey(peer) }, 'send failed');
-      });
+      // A send callback costs a request object and a callback per packet; it only logs at
+      // debug, so ask for it only then. Without one, dgram drops a failed send silently.
+      if (this.log.isLevelEnabled('debug')) {
+        socket.send(encode(packet), peer.port, peer.address, (err) => {
+          if (err) this.log.debug({ err, peer: peerKey(peer) }, 'send failed');
+        });
+      } else {
+        socket.send(encode(packet), peer.port, peer.address);
+      }
     } catch (err) {
       // Only a closed socket throws here; the transfer is ending anyway.
       this.log.debug({ err, peer: peerKey(peer) }, 'send failed');
