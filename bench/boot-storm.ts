@@ -7,7 +7,7 @@
  * sent, metalboot's peak RSS, event-loop delay and CPU time.
  *
  *   sudo node --import tsx bench/boot-storm.ts [--hosts 100,250,500] [--quick]
- *     [--cache off,on] [--jitter-s 20] [--kernel-mib 15] [--initramfs-mib 60] [--hash-images]
+ *     [--cache off,on] [--image-worker on|off] [--jitter-s 20] [--kernel-mib 15] [--initramfs-mib 60] [--hash-images]
  *     [--seed 1] [--worktree] [--no-profile] [--no-results] [--results] [--max-total-s N]
  *
  * Lab (bench/lib/storm-net.ts): namespace `srv` holds the bridge (10.60.0.1/16), metalboot
@@ -49,6 +49,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     hosts: { type: 'string' },
     cache: { type: 'string', default: 'off,on' },
+    'image-worker': { type: 'string', default: 'on' },
     'jitter-s': { type: 'string', default: '20' },
     'kernel-mib': { type: 'string' },
     'initramfs-mib': { type: 'string' },
@@ -68,6 +69,9 @@ const { values: args } = parseArgs({
 });
 
 const QUICK = args.quick;
+/** The image proxy in its worker thread (--image-listen), as recommended for boot storms. */
+const IMAGE_WORKER = args['image-worker'] === 'on';
+const IMAGE_PORT = 8082;
 const HOSTS = (args.hosts ?? (QUICK ? '100' : '100,250,500')).split(',').map(Number);
 const CACHE = args.cache.split(',').map((c) => c.trim() === 'on');
 const JITTER_S = Number(args['jitter-s']);
@@ -163,6 +167,7 @@ function metalbootArgs(ctx: Ctx, bmhFile: string, cacheDir: string | undefined):
     '--callback-listen', '',
     '--log-level', args['log-level'],
     ...(cacheDir === undefined ? [] : ['--image-cache-dir', cacheDir]),
+    ...(IMAGE_WORKER ? ['--image-listen', `0.0.0.0:${IMAGE_PORT}`] : []),
   ];
 }
 
@@ -528,7 +533,7 @@ async function main(): Promise<void> {
     '',
     `**Machine**: ${m.nproc} CPUs (${m.cpuModel}), ${m.memGiB} GiB, Linux ${m.kernel}. **Versions**: ${versions}. Load (1-min average) around the runs: ${fmt(Math.min(...loads), 2)}–${fmt(Math.max(...loads), 2)}${Math.max(...loads) >= Number(args['quiet-load']) ? ` — **not a quiet machine**: other work was running (the script waited ${quiet.waitedS} s for the load to drop below ${args['quiet-load']}, then measured anyway), so CPU 0 was not metalboot's alone` : ''}.`,
     '',
-    `**Set-up**: network namespace \`srv\` holds the bridge (${STORM_NET.serverIp}/${STORM_NET.prefix}), metalboot pinned to CPU 0 (\`taskset -c 0 node dist/src/main.js --server-ip ${STORM_NET.serverIp}/${STORM_NET.prefix} --bmh-file bmh.yaml --tftp-root ${TFTP_ROOT} --ironic-http-url http://127.0.0.1:PORT --callback-listen "" [--image-cache-dir DIR]\`, log level ${args['log-level']}, a fresh process and an empty cache per run) and a stand-in for Ironic's httpd on 127.0.0.1 (Node, files in memory, Apache-style ETag/Last-Modified, pinned to CPU 1) serving \`${STORM_ARTIFACTS.kernel}\` (${fmt(KERNEL_BYTES)} bytes = ${fmt(KERNEL_BYTES / 2 ** 20, 0)} MiB) and \`${STORM_ARTIFACTS.initramfs}\` (${fmt(INITRAMFS_BYTES)} bytes = ${fmt(INITRAMFS_BYTES / 2 ** 20, 0)} MiB). Receive processing is steered (RPS) to the receiver's CPU: ${steering.join('; ')}. Namespace \`cli\`, on a veth into the bridge, holds the simulated hosts: one Node process pinned to CPU 1, every host with its own address on the interface. N BareMetalHosts (MACs 52:54:00:00:xx:xx, \`metal3.vcluster.com/ip-address\` in 10.60.0.0/16, state \`inspecting\`, so each gets the inspector script).`,
+    `**Set-up**: network namespace \`srv\` holds the bridge (${STORM_NET.serverIp}/${STORM_NET.prefix}), metalboot pinned to CPU 0 (\`taskset -c 0 node dist/src/main.js --server-ip ${STORM_NET.serverIp}/${STORM_NET.prefix} --bmh-file bmh.yaml --tftp-root ${TFTP_ROOT} --ironic-http-url http://127.0.0.1:PORT --callback-listen ""${IMAGE_WORKER ? ` --image-listen 0.0.0.0:${IMAGE_PORT}` : ''} [--image-cache-dir DIR]\`, log level ${args['log-level']}, a fresh process and an empty cache per run) and a stand-in for Ironic's httpd on 127.0.0.1 (Node, files in memory, Apache-style ETag/Last-Modified, pinned to CPU 1) serving \`${STORM_ARTIFACTS.kernel}\` (${fmt(KERNEL_BYTES)} bytes = ${fmt(KERNEL_BYTES / 2 ** 20, 0)} MiB) and \`${STORM_ARTIFACTS.initramfs}\` (${fmt(INITRAMFS_BYTES)} bytes = ${fmt(INITRAMFS_BYTES / 2 ** 20, 0)} MiB). Receive processing is steered (RPS) to the receiver's CPU: ${steering.join('; ')}. Namespace \`cli\`, on a veth into the bridge, holds the simulated hosts: one Node process pinned to CPU 1, every host with its own address on the interface. N BareMetalHosts (MACs 52:54:00:00:xx:xx, \`metal3.vcluster.com/ip-address\` in 10.60.0.0/16, state \`inspecting\`, so each gets the inspector script).`,
     '',
     `**Each host** powers on at a uniformly random time in 0–${JITTER_S} s (seeded) and then: DHCP DORA as EDK2 x64 UEFI PXE (options 60/93/94/97/57/55 of OVMF, its own xid; replies are broadcast and read from one 0.0.0.0:68 socket by xid and chaddr; DISCOVER/REQUEST resent after 4, 8, 16, 32 s) → TFTP of ${TFTP_FILE} from its leased address like EDK2 (tsize probe answered with ERROR 8, then blksize 1468 windowsize 4; resend after 4 s silence, 6 times) → DHCP DORA as iPXE (options 77 "iPXE", 93, 175; resent after 1, 2, 4, 8 s) → GET /boot.ipxe → GET /boot/<mac-hyphen>.ipxe → GET the kernel and initramfs URLs of that script through the image proxy on one keep-alive connection (HTTP runs in a worker thread of the client process with a minimal HTTP/1.1 client, so bulk downloads do not hold up other hosts' DHCP and TFTP in the client; bodies streamed and counted, size checked against Content-Length and the file${args['hash-images'] ? ', sha256 checked' : '; sha256 not checked unless --hash-images'}; a failed GET is retried after 5 s, twice, like the script's \`|| goto retry\`). No think time between phases: real firmware and iPXE take a second or more to start, so this storm is denser than a real one. Phase times are from the first packet or request to the last byte; p50 / p99 over the hosts that completed the phase, seconds.`,
     '',

@@ -125,6 +125,16 @@ NetworkAttachmentDefinition's vip; "" when it comes from the downward API (statu
 {{- if $advertise }}
 - {{ printf "--http-advertise-url=%s" $advertise | quote }}
 {{- end }}
+{{- if $v.http.imagePort }}
+- {{ printf "--image-listen=%s:%v" $v.http.listenAddr $v.http.imagePort | quote }}
+{{- $imageAdvertise := $v.http.imageAdvertiseUrl }}
+{{- if and (not $imageAdvertise) $serviceAddress }}
+{{- $imageAdvertise = printf "http://%s:%v" $serviceAddress $v.http.imagePort }}
+{{- end }}
+{{- if $imageAdvertise }}
+- {{ printf "--image-advertise-url=%s" $imageAdvertise | quote }}
+{{- end }}
+{{- end }}
 {{- if $v.proxy.callbackListenAddr }}
 - {{ printf "--callback-listen=%s:%v" $v.proxy.callbackListenAddr $v.proxy.callbackPort | quote }}
 {{- else }}

@@ -251,6 +251,7 @@ describe('helm chart', () => {
       '--dhcp-listen=0.0.0.0:67',
       '--tftp-listen=$(SERVER_IP):69',
       '--http-listen=0.0.0.0:8080',
+      '--image-listen=0.0.0.0:8082',
       '--callback-listen=0.0.0.0:8081',
       '--kube',
     ]);
@@ -260,11 +261,14 @@ describe('helm chart', () => {
     expect(r.config.tftp.singlePort).toBe(false);
     expect(r.config.proxy.callbackListen).toEqual({ host: '0.0.0.0', port: 8081 });
     expect(r.config.http.advertiseUrl).toBe('http://192.168.100.2:8080');
+    expect(r.config.http.imageListen).toEqual({ host: '0.0.0.0', port: 8082 });
+    expect(r.config.http.imageAdvertiseUrl).toBe('http://192.168.100.2:8082');
     expect(r.container.image).toBe('metalboot:0.1.0');
     expect(r.container.ports).toEqual([
       { name: 'dhcp', containerPort: 67, protocol: 'UDP' },
       { name: 'tftp', containerPort: 69, protocol: 'UDP' },
       { name: 'http', containerPort: 8080, protocol: 'TCP' },
+      { name: 'images', containerPort: 8082, protocol: 'TCP' },
       { name: 'callback', containerPort: 8081, protocol: 'TCP' },
     ]);
     expect(r.container.securityContext).toEqual({
@@ -312,7 +316,16 @@ describe('helm chart', () => {
     expect(r.args).toContain('--tftp-listen=');
     expect(r.args).not.toContain('--tftp-single-port');
     expect(r.config.tftp.listen).toBeUndefined();
-    expect((r.container.ports as Obj[]).map((p) => p.name)).toEqual(['dhcp', 'http', 'callback']);
+    expect((r.container.ports as Obj[]).map((p) => p.name)).toEqual(['dhcp', 'http', 'images', 'callback']);
+  });
+
+  it('http.imagePort 0: the image proxy in-process on the HTTP port, no images port', async () => {
+    const r = await render({ networkAttachmentDefinition: { vip: VIP }, http: { imagePort: 0 } });
+    commonChecks(r, { httpPort: 8080, hostNetwork: false });
+    expect(r.args.filter((a) => a.startsWith('--image-'))).toEqual([]);
+    expect((r.container.ports as Obj[]).map((p) => p.name)).toEqual(['dhcp', 'tftp', 'http', 'callback']);
+    expect(r.config.http.imageListen).toBeUndefined();
+    expect(r.config.http.imageAdvertiseUrl).toBe('http://192.168.100.2:8080');
   });
 
   it('replicas behind the provisioning Service: UDP 67/69 and TCP http/callback, TFTP single port', async () => {
@@ -331,10 +344,13 @@ describe('helm chart', () => {
       { name: 'dhcp', port: 67, targetPort: 'dhcp', protocol: 'UDP' },
       { name: 'tftp', port: 69, targetPort: 'tftp', protocol: 'UDP' },
       { name: 'http', port: 8080, targetPort: 'http', protocol: 'TCP' },
+      { name: 'images', port: 8082, targetPort: 'images', protocol: 'TCP' },
       { name: 'callback', port: 8081, targetPort: 'callback', protocol: 'TCP' },
     ]);
     expect(r.args).toContain('--tftp-single-port');
     expect(r.args).toContain('--http-advertise-url=http://192.168.100.10:8080');
+    expect(r.args).toContain('--image-advertise-url=http://192.168.100.10:8082');
+    expect(r.config.http.imageAdvertiseUrl).toBe('http://192.168.100.10:8082');
     // DHCP clients must see the Service address as the server (option 54, next-server).
     expect(r.args).toContain('--dhcp-advertise-ip=192.168.100.10');
     expect(r.config.tftp.singlePort).toBe(true);
@@ -362,7 +378,7 @@ describe('helm chart', () => {
       networkAttachmentDefinition: { name: 'prov-net', vip: '10.20.0.5/22', resourceName: 'bridge.network.kubevirt.io/br-prov', config: macvlan },
       dhcp: { port: 67, listenAddr: '0.0.0.0' },
       tftp: { port: 69, listenAddr: '$(SERVER_IP)', singlePort: true },
-      http: { port: 9080, listenAddr: '0.0.0.0', advertiseUrl: 'http://10.20.0.5:9080' },
+      http: { port: 9080, listenAddr: '0.0.0.0', advertiseUrl: 'http://10.20.0.5:9080', imagePort: 9082, imageAdvertiseUrl: 'http://10.20.0.5:9082' },
       proxy: {
         callbackPort: 9081, callbackListenAddr: '0.0.0.0', callbackAdvertiseUrl: 'http://boot.metal3.svc:9081',
         apiAdvertiseUrl: 'http://10.20.0.5:9080', ironicHttpUrl: 'http://ironic.metal3.svc:6180', ironicApiUrl: 'https://ironic.metal3.svc:6385',
@@ -404,6 +420,8 @@ describe('helm chart', () => {
       '--tftp-single-port',
       '--http-listen=0.0.0.0:9080',
       '--http-advertise-url=http://10.20.0.5:9080',
+      '--image-listen=0.0.0.0:9082',
+      '--image-advertise-url=http://10.20.0.5:9082',
       '--callback-listen=0.0.0.0:9081',
       '--callback-advertise-url=http://boot.metal3.svc:9081',
       '--api-advertise-url=http://10.20.0.5:9080',
@@ -414,6 +432,8 @@ describe('helm chart', () => {
       ...values.extraArgs,
     ]);
     const c = r.config;
+    expect(c.http.imageListen).toEqual({ host: '0.0.0.0', port: 9082 });
+    expect(c.http.imageAdvertiseUrl).toBe('http://10.20.0.5:9082');
     expect(c.dhcp.serverIp.prefix).toBe(22);
     expect(c.tftp.listen).toEqual({ host: '10.20.0.5', port: 69 });
     expect(c.proxy).toMatchObject({
@@ -432,7 +452,7 @@ describe('helm chart', () => {
     expect(c.proxy.stateDir).toBe('/var/lib/metalboot/proxy');
     expect(r.find('ServiceAccount')).toMatchObject({ metadata: { name: 'boot-sa', annotations: { owner: 'platform' } } });
     expect(r.find('Service', 'boot')!.metadata.annotations).toEqual({ 'prometheus.io/port': '9080' });
-    expect(r.find('Service', 'boot')!.spec.ports.map((p: Obj) => p.port)).toEqual([9080, 9081]);
+    expect(r.find('Service', 'boot')!.spec.ports.map((p: Obj) => p.port)).toEqual([9080, 9082, 9081]);
     expectRbac(r, 'bmh');
   });
 
