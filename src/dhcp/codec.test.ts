@@ -111,6 +111,23 @@ describe('DHCP codec properties', () => {
     }), { numRuns: 500 });
   });
 
+  it('writes or zeroes every byte: a target full of 0xff gets the same bytes as a zeroed one', () => {
+    fc.assert(fc.property(arbMessage, (msg) => {
+      const dirty = encode(msg, new Uint8Array(1600).fill(0xff));
+      const clean = encode(msg, new Uint8Array(1600));
+      expect(dirty).toEqual(clean);
+    }), { numRuns: 300 });
+  });
+
+  it('never writes to option values (replies share constant values across packets)', () => {
+    fc.assert(fc.property(arbMessage, (msg) => {
+      const before = [...msg.options].map(([c, v]) => [c, Uint8Array.from(v)] as const);
+      encode(msg);
+      encode(msg, new Uint8Array(1600).fill(0xff));
+      expect([...msg.options]).toEqual(before);
+    }), { numRuns: 200 });
+  });
+
   it('random bytes never throw anything but DhcpDecodeError', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 1500 }), (bytes) => {
       try { decode(bytes); } catch (e) { expect(e).toBeInstanceOf(DhcpDecodeError); }

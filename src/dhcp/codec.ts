@@ -157,14 +157,31 @@ function readU32(buf: Uint8Array, offset: number): number {
   return ((buf[offset]! << 24) | (buf[offset + 1]! << 16) | (buf[offset + 2]! << 8) | buf[offset + 3]!) >>> 0;
 }
 
-/** Option codes in wire order: 53 first, 82 last, the rest ascending. */
-function encodeOrder(options: DhcpOptions): number[] {
-  const codes = [...options.keys()].filter((c) => c !== OPT_PAD && c !== OPT_END && c !== OPT_MESSAGE_TYPE && c !== OPT_RELAY_AGENT);
-  codes.sort((a, b) => a - b);
-  if (options.has(OPT_MESSAGE_TYPE)) codes.unshift(OPT_MESSAGE_TYPE);
-  if (options.has(OPT_RELAY_AGENT)) codes.push(OPT_RELAY_AGENT);
-  return codes;
+/**
+ * Option codes in wire order (53 first, 82 last, the rest ascending), written into `into`, which
+ * is reused across calls: encode() runs once per reply, and a reply has about 15 options, so an
+ * insertion sort into one array costs less than a fresh array, a filter and a sort each time.
+ * Returns the number of codes written.
+ */
+function encodeOrder(options: DhcpOptions, into: number[]): number {
+  let n = 0;
+  if (options.has(OPT_MESSAGE_TYPE)) into[n++] = OPT_MESSAGE_TYPE;
+  const first = n;
+  for (const code of options.keys()) {
+    if (code === OPT_PAD || code === OPT_END || code === OPT_MESSAGE_TYPE || code === OPT_RELAY_AGENT) continue;
+    let j = n++;
+    while (j > first && into[j - 1]! > code) {
+      into[j] = into[j - 1]!;
+      j--;
+    }
+    into[j] = code;
+  }
+  if (options.has(OPT_RELAY_AGENT)) into[n++] = OPT_RELAY_AGENT;
+  return n;
 }
+
+/** Scratch for encodeOrder: encode() is synchronous and never re-entered, so one array serves every call. */
+const ORDER: number[] = [];
 
 function optionWireLength(len: number): number {
   // An empty option still takes one instance: code + zero length.
@@ -174,29 +191,35 @@ function optionWireLength(len: number): number {
 
 /** The number of bytes encode() will produce for `msg`. */
 export function encodingLength(msg: DhcpMessage): number {
-  return lengthFor(msg.options, encodeOrder(msg.options));
+  return lengthFor(msg.options, ORDER, encodeOrder(msg.options, ORDER));
 }
 
-function lengthFor(options: DhcpOptions, order: readonly number[]): number {
+function lengthFor(options: DhcpOptions, order: readonly number[], count: number): number {
   let n = OPTIONS_OFFSET + 1; // header + cookie + END
-  for (const code of order) n += optionWireLength(options.get(code)!.length);
+  for (let k = 0; k < count; k++) n += optionWireLength(options.get(order[k]!)!.length);
   return Math.max(n, MIN_MESSAGE_LENGTH);
 }
 
+/** Values up to this length are copied byte by byte: cheaper than TypedArray#set's call. */
+const SHORT_VALUE = 16;
+
 /**
  * Encodes `msg` into a new buffer (or into `target` at offset 0, which must be at least
- * encodingLength(msg) bytes and is returned as a subarray of the written length).
+ * encodingLength(msg) bytes and is returned as a subarray of the written length). A new buffer
+ * may be a slice of Node's shared allocation pool: use its byteOffset with its `.buffer`.
+ * Option values are only read, never written: replies share constant values across packets.
  */
 export function encode(msg: DhcpMessage, target?: Uint8Array): Buffer {
-  const order = encodeOrder(msg.options);
-  const length = lengthFor(msg.options, order);
+  const options = msg.options;
+  const count = encodeOrder(options, ORDER);
+  const length = lengthFor(options, ORDER, count);
   let out: Buffer;
-  if (target === undefined) out = Buffer.alloc(length);
+  if (target === undefined) out = Buffer.allocUnsafe(length);
   else {
     if (target.length < length) throw new RangeError(`target of ${target.length} bytes is shorter than ${length}`);
     out = Buffer.from(target.buffer, target.byteOffset, length);
-    out.fill(0);
   }
+  // Every byte is written below, or zeroed where a field or the padding is not (allocUnsafe).
   out[0] = msg.op;
   out[1] = msg.htype;
   out[2] = msg.hlen;
@@ -208,35 +231,44 @@ export function encode(msg: DhcpMessage, target?: Uint8Array): Buffer {
   writeIpv4(out, 16, msg.yiaddr);
   writeIpv4(out, 20, msg.siaddr);
   writeIpv4(out, 24, msg.giaddr);
-  out.set(msg.chaddr.subarray(0, 16), 28);
+  const chaddr = msg.chaddr;
+  for (let k = 0; k < 16; k++) out[28 + k] = k < chaddr.length ? chaddr[k]! : 0;
   writeCString(out, 44, 64, msg.sname);
   writeCString(out, 108, 128, msg.file);
   out.writeUInt32BE(MAGIC_COOKIE, HEADER_LENGTH);
   let i = OPTIONS_OFFSET;
-  for (const code of order) {
-    const value = msg.options.get(code)!;
-    if (value.length === 0) {
+  for (let k = 0; k < count; k++) {
+    const code = ORDER[k]!;
+    const value = options.get(code)!;
+    const len = value.length;
+    if (len <= 255) {
       out[i++] = code;
-      out[i++] = 0;
+      out[i++] = len;
+      if (len <= SHORT_VALUE) for (let b = 0; b < len; b++) out[i + b] = value[b]!;
+      else out.set(value, i);
+      i += len;
       continue;
     }
-    for (let from = 0; from < value.length; from += 255) {
-      const part = Math.min(255, value.length - from);
+    // RFC 3396: split over consecutive instances of at most 255 bytes.
+    for (let from = 0; from < len; from += 255) {
+      const part = Math.min(255, len - from);
       out[i++] = code;
       out[i++] = part;
       out.set(value.subarray(from, from + part), i);
       i += part;
     }
   }
-  out[i] = OPT_END;
+  out[i++] = OPT_END;
+  if (i < length) out.fill(0, i, length);
   return out;
 }
 
+/** A NUL-terminated latin1 string field, zero-padded to `size` bytes. */
 function writeCString(out: Buffer, offset: number, size: number, value: string): void {
-  if (value.length === 0) return;
-  const bytes = Buffer.from(value, 'latin1');
-  if (bytes.length >= size) throw new RangeError(`string of ${bytes.length} bytes does not fit a ${size}-byte field`);
-  out.set(bytes, offset);
+  const len = value.length; // latin1: one byte per UTF-16 unit, as Buffer.from(value, 'latin1') writes it
+  if (len >= size) throw new RangeError(`string of ${len} bytes does not fit a ${size}-byte field`);
+  if (len > 0) out.write(value, offset, len, 'latin1');
+  out.fill(0, offset + len, offset + size);
 }
 
 /** The client hardware address: the first hlen bytes of chaddr. */
