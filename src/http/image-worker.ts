@@ -11,7 +11,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { pino, type Level } from 'pino';
 import { Registry } from 'prom-client';
-import { buildImageApp } from './app.js';
+import { buildImageApp } from './image-app.js';
 import type { ImageProxyOptions } from './image-proxy.js';
 import type { ListenAddress } from '../net/listen-address.js';
 
