@@ -6,7 +6,17 @@
  * a test lose ACKs on purpose or slow the client down. Every wait is bounded.
  */
 import dgram from 'node:dgram';
-import { decode, encode, type ErrorPacket, type TftpPacket } from '../../src/tftp/packet.js';
+import { isIPv4 } from 'node:net';
+import { decode, encode, OPCODE, type ErrorPacket, type TftpPacket } from '../../src/tftp/packet.js';
+
+/**
+ * dgram resolves the address of every send with dns.lookup, which answers an IP literal only on
+ * the next tick: in a 500-download benchmark that is a tick per ACK. Answer literals at once.
+ */
+const literalLookup = ((address: string, family: number, callback: (err: Error | null, address: string, family: number) => void) => {
+  if (isIPv4(address)) callback(null, address, 4);
+  else callback(new Error(`not an IPv4 literal: ${address}`), address, family);
+}) as unknown as dgram.SocketOptions['lookup'];
 
 export interface GetOptions {
   readonly host?: string;
@@ -26,6 +36,12 @@ export interface GetOptions {
   readonly ackDelayMs?: number;
   /** Answer the OACK with this ERROR code instead of ACK 0 (EDK2 sends 8 after a tsize probe). */
   readonly abortOackWith?: number;
+  /**
+   * The bytes the file must have. Each block is compared as it arrives and none is kept (a
+   * benchmark's client should spend its CPU on the protocol, not on copies); a block that
+   * differs, or a different length, fails the download. The result's data is then `expected`.
+   */
+  readonly expected?: Buffer;
 }
 
 export interface GetResult {
@@ -56,7 +72,7 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
   const host = o.host ?? '127.0.0.1';
   const timeoutMs = o.timeoutMs ?? 500;
   const retries = o.retries ?? 10;
-  const socket = dgram.createSocket('udp4');
+  const socket = dgram.createSocket({ type: 'udp4', lookup: literalLookup });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     socket.bind(0, '127.0.0.1', () => {
@@ -94,10 +110,14 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
       cleanup();
       reject(err);
     };
+    let receivedBytes = 0;
     const succeed = (): void => {
       if (finished) return;
+      if (o.expected !== undefined && receivedBytes !== o.expected.length) {
+        return fail(new TftpClientError('TFTP_CLIENT_PROTOCOL', `received ${receivedBytes} bytes of ${o.expected.length}`));
+      }
       cleanup();
-      resolve({ data: Buffer.concat(chunks), oack, serverPort: serverPort ?? o.port, clientPort, ...stats });
+      resolve({ data: o.expected ?? Buffer.concat(chunks), oack, serverPort: serverPort ?? o.port, clientPort, ...stats });
     };
     const onSilence = (): void => {
       if (finished) return;
@@ -118,8 +138,8 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
       socket.send(buf, lastDest, host, sent);
     };
     const sendAck = (block: number, last: boolean): void => {
-      const packet: TftpPacket = { op: 'ack', block: block & 0xffff };
-      lastSent = encode(packet);
+      const ack = encode({ op: 'ack', block: block & 0xffff });
+      lastSent = ack;
       lastDest = serverPort ?? o.port;
       if (o.dropAck?.(block)) {
         stats.acksDropped++;
@@ -132,13 +152,14 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
         return;
       }
       stats.acksSent++;
-      const go = (): void => {
-        if (finished) return;
-        // Close only once the final ACK has left: a socket closed earlier drops it.
-        socket.send(encode(packet), serverPort ?? o.port, host, last ? () => succeed() : undefined);
-      };
-      if (o.ackDelayMs) setTimeout(go, o.ackDelayMs);
-      else go();
+      if (o.ackDelayMs) setTimeout(sendNow, o.ackDelayMs, ack, last);
+      else sendNow(ack, last);
+    };
+    const sendNow = (ack: Buffer, last: boolean): void => {
+      if (finished) return;
+      // Close only once the final ACK has left: a socket closed earlier drops it.
+      if (last) socket.send(ack, serverPort ?? o.port, host, succeed);
+      else socket.send(ack, serverPort ?? o.port, host);
     };
 
     socket.on('message', (msg, rinfo) => {
@@ -151,7 +172,8 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
       }
       let p: TftpPacket;
       try {
-        p = decode(msg);
+        // DATA, nearly every packet, is read in place; anything else goes through the codec.
+        p = msg.length >= 4 && msg[0] === 0 && msg[1] === OPCODE.DATA ? { op: 'data', block: msg.readUInt16BE(2), data: msg.subarray(4) } : decode(msg);
       } catch (err) {
         return fail(new TftpClientError('TFTP_CLIENT_PROTOCOL', `undecodable packet: ${(err as Error).message}`));
       }
@@ -190,7 +212,11 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
           }
           received++;
           sinceAck++;
-          chunks.push(msg.subarray(4)); // each datagram has its own buffer: no copy needed
+          if (o.expected === undefined) chunks.push(p.data as Buffer); // each datagram has its own buffer: no copy needed
+          else if (o.expected.compare(p.data, 0, p.data.length, receivedBytes, receivedBytes + p.data.length) !== 0) {
+            return fail(new TftpClientError('TFTP_CLIENT_PROTOCOL', `block ${received} differs from the expected bytes`));
+          }
+          receivedBytes += p.data.length;
           if (p.data.length < blksize) {
             gotLast = true;
             sendAck(received, true);
@@ -217,7 +243,8 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
 export async function edk2Get(o: Omit<GetOptions, 'options' | 'abortOackWith'> & { blksize?: number; windowsize?: number }): Promise<GetResult & { probedSize: number }> {
   const blksize = String(o.blksize ?? 1468);
   const windowsize = String(o.windowsize ?? 4);
-  const probe = await tftpGet({ ...o, options: [['tsize', '0'], ['blksize', blksize], ['windowsize', windowsize]], abortOackWith: 8 });
+  const { expected: _, ...probeOptions } = o; // the probe downloads nothing
+  const probe = await tftpGet({ ...probeOptions, options: [['tsize', '0'], ['blksize', blksize], ['windowsize', windowsize]], abortOackWith: 8 });
   const probedSize = Number(probe.oack?.get('tsize'));
   const result = await tftpGet({ ...o, options: [['blksize', blksize], ['windowsize', windowsize]] });
   return { ...result, probedSize, timeouts: probe.timeouts + result.timeouts };
