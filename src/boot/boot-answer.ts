@@ -4,7 +4,7 @@
  * to an iPXE binary; firmware PXE gets the binary's TFTP name. Pure.
  */
 import type { BootClient } from '../dhcp/classify.js';
-import { bootFileKey } from './arch.js';
+import { bootFileKey, type ArchInfo } from './arch.js';
 
 export type BootAnswer =
   | { readonly kind: 'none'; readonly reason: 'plain-client' | 'netboot-disabled' | 'unknown-arch' | 'no-binary-for-arch' }
@@ -20,12 +20,48 @@ export interface BootTable {
 }
 
 export function bootAnswer(client: BootClient, netboot: boolean, table: BootTable): BootAnswer {
-  if (client.kind === 'plain') return { kind: 'none', reason: 'plain-client' };
-  if (!netboot) return { kind: 'none', reason: 'netboot-disabled' };
-  if (client.kind === 'ipxe') return { kind: 'ipxe-script', url: `${table.httpAdvertiseUrl}/boot.ipxe` };
-  if (client.arch === undefined) return { kind: 'none', reason: 'unknown-arch' };
-  const file = table.bootFiles[bootFileKey(client.arch)];
-  if (file === undefined) return { kind: 'none', reason: 'no-binary-for-arch' };
-  if (client.kind === 'uefi-http') return { kind: 'http-binary', file, url: `${table.httpAdvertiseUrl}/ipxe/${file}` };
+  if (client.kind === 'plain') return PLAIN_CLIENT;
+  if (!netboot) return NETBOOT_DISABLED;
+  const answers = answersOf(table);
+  if (client.kind === 'ipxe') return answers.ipxeScript;
+  if (client.arch === undefined) return UNKNOWN_ARCH;
+  const byArch = client.kind === 'uefi-http' ? answers.http : answers.tftp;
+  let a = byArch.get(client.arch);
+  if (a === undefined) {
+    a = binaryAnswer(client.kind, client.arch, table);
+    byArch.set(client.arch, a);
+  }
+  return a;
+}
+
+function binaryAnswer(kind: 'uefi-http' | 'pxe', arch: ArchInfo, table: BootTable): BootAnswer {
+  const file = table.bootFiles[bootFileKey(arch)];
+  if (file === undefined) return NO_BINARY;
+  if (kind === 'uefi-http') return { kind: 'http-binary', file, url: `${table.httpAdvertiseUrl}/ipxe/${file}` };
   return { kind: 'tftp', file };
+}
+
+// Answers are values: the same client kind and architecture against the same table always gets
+// the same answer, so each is built once per table (architectures are a fixed, small set) and
+// shared by every packet. Nothing writes to an answer.
+const PLAIN_CLIENT: BootAnswer = { kind: 'none', reason: 'plain-client' };
+const NETBOOT_DISABLED: BootAnswer = { kind: 'none', reason: 'netboot-disabled' };
+const UNKNOWN_ARCH: BootAnswer = { kind: 'none', reason: 'unknown-arch' };
+const NO_BINARY: BootAnswer = { kind: 'none', reason: 'no-binary-for-arch' };
+
+interface TableAnswers {
+  readonly ipxeScript: BootAnswer;
+  readonly tftp: Map<ArchInfo, BootAnswer>;
+  readonly http: Map<ArchInfo, BootAnswer>;
+}
+
+const TABLE_ANSWERS = new WeakMap<BootTable, TableAnswers>();
+
+function answersOf(table: BootTable): TableAnswers {
+  let t = TABLE_ANSWERS.get(table);
+  if (t === undefined) {
+    t = { ipxeScript: { kind: 'ipxe-script', url: `${table.httpAdvertiseUrl}/boot.ipxe` }, tftp: new Map(), http: new Map() };
+    TABLE_ANSWERS.set(table, t);
+  }
+  return t;
 }

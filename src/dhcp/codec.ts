@@ -150,6 +150,7 @@ function readCString(buf: Uint8Array, start: number, length: number): string {
   let end = start;
   const limit = start + length;
   while (end < limit && buf[end] !== 0) end++;
+  if (end === start) return '';
   return Buffer.from(buf.buffer, buf.byteOffset + start, end - start).toString('latin1');
 }
 

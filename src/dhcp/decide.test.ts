@@ -104,6 +104,26 @@ describe('decide: boot answers by client kind', () => {
     expect([...o.reply.options.keys()].sort((a, b) => a - b)).toEqual([1, 3, 6, 12, 28, 51, 53, 54, 58, 59]); // no parameter request list: everything
   });
 
+  it('values shared across replies follow the policy and the host: another policy or an updated host gets its own', () => {
+    const s = setup();
+    const pxe = (p: DhcpPolicy) => reply(decide(request({ type: T.DISCOVER, mac: '52:54:00:00:00:01', options: UEFI_PXE }), p, s.state));
+    const other: DhcpPolicy = {
+      ...policy, leaseSeconds: 600,
+      reply: { ...policy.reply, tftpServer: ip4('10.0.0.2') },
+      boot: { bootFiles: { ...DEFAULT_BOOT_FILES, 'uefi-x86_64': 'other.efi' }, httpAdvertiseUrl: 'http://10.0.0.2' },
+    };
+    for (let round = 0; round < 2; round++) {
+      const a = pxe(policy);
+      expect([getIp(a.reply.options, OPT.LEASE_TIME), opt(a, OPT.TFTP_SERVER), opt(a, OPT.BOOTFILE)]).toEqual([3600, SERVER, 'snponly.efi']);
+      const b = pxe(other);
+      expect([getIp(b.reply.options, OPT.LEASE_TIME), opt(b, OPT.TFTP_SERVER), opt(b, OPT.BOOTFILE)]).toEqual([600, '10.0.0.2', 'other.efi']);
+    }
+    s.index.upsert(bmh('node-1', '52:54:00:00:00:01', { 'metal3.vcluster.com/ip-address': '10.0.0.41/24', 'metal3.vcluster.com/dns-servers': '10.0.0.54' }));
+    const c = pxe(policy);
+    expect(formatIpv4(c.reply.yiaddr)).toBe('10.0.0.41');
+    expect(getIp(c.reply.options, OPT.DNS)).toBe(ip4('10.0.0.54'));
+  });
+
   it('an architecture without a binary gets a lease and no boot file', () => {
     const o = reply(setup().run(request({ type: T.DISCOVER, mac: '52:54:00:00:00:01', options: [[OPT.VENDOR_CLASS, str('PXEClient:Arch:00027')], [OPT.CLIENT_ARCH, u16(27)]] })));
     expect(o.boot).toEqual({ kind: 'none', reason: 'no-binary-for-arch' });

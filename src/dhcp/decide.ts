@@ -17,7 +17,7 @@ import { bootAnswer, type BootAnswer, type BootTable } from '../boot/boot-answer
 import { macFromBytes, type Mac } from '../net/mac.js';
 import { formatIpv4, inSubnet, type Ipv4 } from '../net/ipv4.js';
 import type { HostIndex } from '../leases/host-index.js';
-import type { HostRecord } from '../leases/host.js';
+import type { HostRecord, LeaseParams } from '../leases/host.js';
 import type { JournalRecord, LeasePool } from '../leases/pool.js';
 
 /** Every reason a request gets no reply. Metrics count them; logs name them. */
@@ -148,7 +148,7 @@ export function ownerOf(mac: Mac, policy: DhcpPolicy, state: DhcpState): Owner {
   }
   if (found.kind === 'host') {
     const h = found.host;
-    if (h.lease !== undefined) return { kind: 'host', host: h, lease: { ...h.lease, leaseSeconds: policy.leaseSeconds } };
+    if (h.lease !== undefined) return { kind: 'host', host: h, lease: hostLease(h.lease, policy.leaseSeconds) };
     // A host its source cannot serve (e.g. a BareMetalHost without an ip-address annotation)
     // falls through to the range when there is one.
     if (state.pool.enabled) return { kind: 'range', host: h };
@@ -159,6 +159,21 @@ export function ownerOf(mac: Mac, policy: DhcpPolicy, state: DhcpState): Owner {
     return { kind: 'range', host: undefined };
   }
   return { kind: 'none', reason: 'unknown-host', detail: undefined, host: undefined };
+}
+
+/**
+ * A host's lease with the policy's lease time, kept per lease object (a host update replaces
+ * it), so a repeat client's every packet does not copy its lease. Read-only like the host.
+ */
+const HOST_LEASES = new WeakMap<LeaseParams, ReplyLease>();
+
+function hostLease(lease: LeaseParams, leaseSeconds: number): ReplyLease {
+  let r = HOST_LEASES.get(lease);
+  if (r?.leaseSeconds !== leaseSeconds) {
+    r = { ...lease, leaseSeconds };
+    HOST_LEASES.set(lease, r);
+  }
+  return r;
 }
 
 function rangeLease(ip: Ipv4, leaseSeconds: number | undefined, policy: DhcpPolicy): ReplyLease {
