@@ -41,7 +41,8 @@ import { IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './image-proxy-errors.j
  * Bytes per read when streaming from the cache: large reads when few clients download (fewer
  * system calls and event-loop turns per byte), small ones in a boot storm, where each stream
  * holds about two chunks and hundreds of them would otherwise hold hundreds of MiB.
- * READ_BUDGET / open streams, rounded down to a power of two, within [READ_CHUNK_MIN, READ_CHUNK_MAX].
+ * READ_BUDGET / open streams, rounded down to a power of two, within [READ_CHUNK_MIN, READ_CHUNK_MAX],
+ * computed at every read, so streams opened before a storm shrink their reads when it comes.
  */
 const READ_BUDGET = 32 * 1024 * 1024;
 const READ_CHUNK_MIN = 64 * 1024;
@@ -172,9 +173,7 @@ export class ImageCache {
           await handle.close();
           return Readable.from([]);
         }
-        const stream = handle.createReadStream({ start: entry.headerLength + start, end: entry.headerLength + end, highWaterMark: readChunkFor(openReadStreams + 1) });
-        trackReadStream(stream);
-        return stream;
+        return new EntryReader(handle, entry.headerLength + start, entry.headerLength + end);
       },
     };
   }
@@ -449,6 +448,53 @@ class FillWriter extends Writable {
   }
 }
 
+/** A complete entry's body from `start` to `end` (inclusive, file offsets); closes the handle. */
+class EntryReader extends Readable {
+  readonly #handle: FileHandle;
+  #pos: number;
+  readonly #end: number;
+  #reading = false;
+
+  constructor(handle: FileHandle, start: number, end: number) {
+    super({ highWaterMark: READ_CHUNK_MIN });
+    trackReadStream(this);
+    this.#handle = handle;
+    this.#pos = start;
+    this.#end = end;
+  }
+
+  override _read(): void {
+    if (this.#reading) return;
+    if (this.#pos > this.#end) {
+      this.push(null);
+      return;
+    }
+    const n = Math.min(readChunkFor(openReadStreams), this.#end + 1 - this.#pos);
+    const buf = Buffer.allocUnsafe(n);
+    this.#reading = true;
+    this.#handle.read(buf, 0, n, this.#pos).then(
+      ({ bytesRead }) => {
+        this.#reading = false;
+        if (this.destroyed) return;
+        if (bytesRead === 0) {
+          this.destroy(new ImageProxyError(IMAGE_PROXY_ERROR_CODES.LENGTH_MISMATCH, 'cache entry shorter than its header says'));
+          return;
+        }
+        this.#pos += bytesRead;
+        this.push(bytesRead === n ? buf : buf.subarray(0, bytesRead));
+      },
+      (err: Error) => {
+        this.#reading = false;
+        this.destroy(err);
+      },
+    );
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.#handle.close().then(() => cb(err), () => cb(err));
+  }
+}
+
 class FillReader extends Readable {
   readonly #fill: Fill;
   #pos: number;
@@ -457,12 +503,8 @@ class FillReader extends Readable {
   readonly #retry = (): void => this.#pump();
   #wanted = false;
 
-  readonly #chunk: number;
-
   constructor(fill: Fill, start: number, end: number) {
-    const chunk = readChunkFor(openReadStreams + 1);
-    super({ highWaterMark: chunk });
-    this.#chunk = chunk;
+    super({ highWaterMark: READ_CHUNK_MIN });
     trackReadStream(this);
     this.#fill = fill;
     this.#pos = start;
@@ -482,7 +524,7 @@ class FillReader extends Readable {
     }
     const available = this.#fill.written;
     if (this.#pos < available) {
-      const n = Math.min(this.#chunk, available - this.#pos, this.#end + 1 - this.#pos);
+      const n = Math.min(readChunkFor(openReadStreams), available - this.#pos, this.#end + 1 - this.#pos);
       const buf = Buffer.allocUnsafe(n);
       this.#wanted = false;
       this.#fill.read(buf, n, this.#pos).then(
