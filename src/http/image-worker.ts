@@ -10,7 +10,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { pino, type Level } from 'pino';
-import { Registry } from 'prom-client';
+import { Registry, collectDefaultMetrics } from 'prom-client';
 import { buildImageApp } from './image-app.js';
 import type { ImageProxyOptions } from './image-proxy.js';
 import type { ListenAddress } from '../net/listen-address.js';
@@ -35,6 +35,8 @@ async function run(port: NonNullable<typeof parentPort>, data: ImageWorkerData):
   const post = (m: FromWorker) => port.postMessage(m);
   const logger = pino({ level: data.logLevel, base: { service: 'metalboot', thread: 'image-worker' } });
   const registry = new Registry();
+  // The worker's own event-loop delay, heap and GC, beside the main thread's metalboot_nodejs_*.
+  collectDefaultMetrics({ register: registry, prefix: 'metalboot_image_worker_' });
   let app: Awaited<ReturnType<typeof buildImageApp>>;
   try {
     app = await buildImageApp({ logger, registry, imageProxy: data.proxy });

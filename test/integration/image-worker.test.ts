@@ -113,6 +113,7 @@ describe('image worker (--image-listen)', () => {
     const text = await (await request(`${httpUrl}/metrics`)).body.text();
     expect(text).toMatch(/metalboot_image_proxy_requests_total\{result="hit"\} [1-9]/);
     expect(text).toMatch(/metalboot_image_cache_entries [1-9]/);
+    expect(text).toMatch(/^metalboot_image_worker_nodejs_eventloop_lag_p99_seconds \d/m);
     // Main-thread series are still there, once.
     expect(text.match(/^# TYPE metalboot_http_requests_total counter$/gm)).toHaveLength(1);
     expect(text).toContain('metalboot_http_requests_total{route="/boot/:name",status="200"}');
