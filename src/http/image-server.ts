@@ -22,6 +22,10 @@ export interface ImageServerOptions {
   readonly closeTimeoutMs?: number;
   /** How long a metrics request may take before it is left out. Default 2000 ms. */
   readonly metricsTimeoutMs?: number;
+  /** The worker's code (tests of the supervision). Default image-worker.js. */
+  readonly workerUrl?: URL;
+  /** First restart delay after the worker died, doubling up to 30 s. Default 1000 ms. */
+  readonly restartDelayMs?: number;
 }
 
 export const IMAGE_SERVER_ERROR_CODES = {
@@ -43,7 +47,7 @@ export class ImageServer implements Service {
   #address: ListenAddress | undefined;
   #up = false;
   #closing = false;
-  #restartDelayMs = 1000;
+  #restartDelayMs: number;
   #restartTimer: NodeJS.Timeout | undefined;
   #nextId = 0;
   readonly #pending = new Map<number, (metrics: unknown[] | undefined) => void>();
@@ -51,6 +55,7 @@ export class ImageServer implements Service {
   constructor(o: ImageServerOptions) {
     this.#o = o;
     this.#log = o.logger.child({ component: 'image-worker' });
+    this.#restartDelayMs = o.restartDelayMs ?? 1000;
   }
 
   /** True while the worker is listening. */
@@ -70,7 +75,7 @@ export class ImageServer implements Service {
 
   #spawn(listen: ListenAddress): Promise<ListenAddress> {
     const data: ImageWorkerData = { listen, logLevel: this.#o.logger.level as ImageWorkerData['logLevel'], proxy: this.#o.proxy };
-    const worker = new Worker(WORKER_URL, { workerData: data, stdout: false, stderr: false });
+    const worker = new Worker(this.#o.workerUrl ?? WORKER_URL, { workerData: data, stdout: false, stderr: false });
     this.#worker = worker;
     return new Promise<ListenAddress>((resolve, reject) => {
       let started = false;
@@ -79,7 +84,7 @@ export class ImageServer implements Service {
           case 'listening':
             started = true;
             this.#up = true;
-            this.#restartDelayMs = 1000;
+            this.#restartDelayMs = this.#o.restartDelayMs ?? 1000;
             resolve({ host: m.host, port: m.port });
             return;
           case 'failed':
