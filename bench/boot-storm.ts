@@ -348,7 +348,11 @@ async function storm(ctx: Ctx, n: number, cache: boolean, cpuProf: boolean, tail
         const text = await curlSrv(ctx.lab, `http://127.0.0.1:${STORM_NET.httpPort}/metrics`, 2_000);
         const p99 = text === undefined ? undefined : metricValue(text, 'metalboot_nodejs_eventloop_lag_p99_seconds');
         const mem = memoryMiB(mb.pid);
-        if (p99 !== undefined && mem !== undefined) samples.push({ atMs: t - t0, eldP99Ms: p99 * 1000, rssMiB: mem.rss });
+        if (p99 !== undefined && mem !== undefined) {
+          // The product's own view at the highest RSS: heaps and external memory per thread.
+          if (text !== undefined && samples.every((x) => x.rssMiB < mem.rss)) writeFileSync(path.join(dir, 'metrics-at-peak-rss.txt'), text);
+          samples.push({ atMs: t - t0, eldP99Ms: p99 * 1000, rssMiB: mem.rss });
+        }
         await sleep(Math.max(0, 1_000 - (Date.now() - t)));
       }
     })();
