@@ -4,6 +4,8 @@
  * - SeaBIOS with the iPXE e1000 ROM from ipxe-qemu: DHCP as iPXE → boot.ipxe → host script →
  *   kernel + initramfs through the image proxy;
  * - OVMF (UEFI) firmware PXE: DHCP → snponly.efi over TFTP → iPXE → the same chain.
+ * The image proxy runs in its worker thread on port 8082 (--image-listen, the Helm chart's
+ * default): the host scripts send both firmwares there for the kernel and initramfs.
  * The "IPA kernel" is Debian's cloud kernel with a random initramfs: the kernel starts, prints
  * its banner on the serial console and then fails to find a root, which is all a network-boot
  * server is responsible for. Seconds from power-on are printed, never asserted.
@@ -15,7 +17,7 @@ describe('QEMU boots through metalboot', () => {
   let bootLab: BootLab;
 
   beforeAll(async () => {
-    bootLab = await startBootLab();
+    bootLab = await startBootLab(['--image-listen', `${SERVER_IP}:8082`]);
   }, 300_000);
 
   afterAll(async () => {
@@ -36,6 +38,7 @@ describe('QEMU boots through metalboot', () => {
     const ack = logs().find((l) => l.msg === 'dhcp reply' && l.mac === vm.mac && l.type === 'ACK');
     expect(ack).toMatchObject({ ip: vm.ip, client: 'ipxe', boot: `http://${SERVER_IP}:8080/boot.ipxe`, host: `metal3/${vm.name}` });
     expect(logs().find((l) => l.msg === 'boot script served' && l.mac === vm.mac)).toMatchObject({ script: 'inspector' });
+    expect(logs().find((l) => l.msg === 'image served' && l.peer === vm.ip)).toMatchObject({ thread: 'image-worker', status: 200 });
     expect(serial()).toMatch(/Linux version \d/);
   }, 300_000);
 
@@ -50,6 +53,7 @@ describe('QEMU boots through metalboot', () => {
     const firstAck = logs().find((l) => l.msg === 'dhcp reply' && l.mac === vm.mac && l.type === 'ACK');
     expect(firstAck).toMatchObject({ ip: vm.ip, client: 'pxe', arch: 7, boot: 'snponly.efi' });
     expect(logs().find((l) => l.msg === 'boot script served' && l.mac === vm.mac)).toMatchObject({ script: 'inspector' });
+    expect(logs().find((l) => l.msg === 'image served' && l.peer === vm.ip)).toMatchObject({ thread: 'image-worker', status: 200 });
     // The UEFI console goes to the serial port: iPXE's banner, then the kernel's.
     expect(serial()).toMatch(/iPXE/);
     expect(serial()).toMatch(/Linux version \d/);
