@@ -60,6 +60,13 @@ export class DhcpServer implements Service {
   readonly #replies: Counter<'type'>;
   readonly #drops: Counter<'reason'>;
   readonly #latency: Histogram;
+  // Labelled children, one per label value, so a packet does not build a labels object.
+  readonly #receivedBy = new Map<string, Counter.Internal>();
+  readonly #repliesBy = new Map<string, Counter.Internal>();
+  readonly #dropsBy: Record<DropReason, Counter.Internal>;
+  /** The last destination address and its dotted-quad string: replies mostly go to one relay or broadcast. */
+  #lastTo = -1;
+  #lastToText = '';
 
   constructor(o: DhcpServerOptions) {
     this.#o = o;
@@ -70,6 +77,19 @@ export class DhcpServer implements Service {
     this.#drops = new Counter({ name: 'metalboot_dhcp_dropped_total', help: 'DHCP requests not answered, by reason', labelNames: ['reason'], registers: [o.registry] });
     this.#latency = new Histogram({ name: 'metalboot_dhcp_reply_seconds', help: 'Time from receipt to reply sent (includes the lease fsync for range ACKs)', buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5], registers: [o.registry] });
     for (const r of DROP_REASONS) this.#drops.inc({ reason: r }, 0);
+    this.#dropsBy = Object.fromEntries(DROP_REASONS.map((r) => [r, this.#drops.labels(r)])) as Record<DropReason, Counter.Internal>;
+  }
+
+  #countReceived(type: string): void {
+    let c = this.#receivedBy.get(type);
+    if (c === undefined) this.#receivedBy.set(type, (c = this.#received.labels(type)));
+    c.inc();
+  }
+
+  #countReply(type: string): void {
+    let c = this.#repliesBy.get(type);
+    if (c === undefined) this.#repliesBy.set(type, (c = this.#replies.labels(type)));
+    c.inc();
   }
 
   get listening(): boolean {
@@ -137,26 +157,28 @@ export class DhcpServer implements Service {
   }
 
   #onMessage(buf: Buffer, rinfo: dgram.RemoteInfo): void {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     let outcome: DhcpOutcome;
     try {
       const req = decode(buf);
       outcome = decide(req, this.#o.policy, this.#o.state);
-      this.#received.inc({ type: messageTypeName(outcome.decision?.messageType) });
+      this.#countReceived(messageTypeName(outcome.decision?.messageType));
     } catch (err) {
       if (err instanceof DhcpDecodeError) {
-        this.#received.inc({ type: 'malformed' });
-        this.#drop('malformed', { peer: `${rinfo.address}:${rinfo.port}`, code: err.code, offset: err.offset, bytes: buf.length });
+        this.#countReceived('malformed');
+        const level = this.#drop('malformed');
+        if (level !== undefined) this.#log[level]({ reason: 'malformed', peer: `${rinfo.address}:${rinfo.port}`, code: err.code, offset: err.offset, bytes: buf.length }, 'dhcp drop');
         return;
       }
       // A bug, not bad input: never let it take the server down.
-      this.#drops.inc({ reason: 'malformed' });
+      this.#dropsBy.malformed.inc();
       this.#log.error({ err, peer: `${rinfo.address}:${rinfo.port}` }, 'dhcp handler failed');
       return;
     }
     if (outcome.kind === 'ignore') {
       const d = outcome.decision;
-      this.#drop(outcome.reason, { mac: d?.mac, type: messageTypeName(d?.messageType), host: d?.host?.origin.name, detail: outcome.detail });
+      const level = this.#drop(outcome.reason);
+      if (level !== undefined) this.#log[level]({ reason: outcome.reason, mac: d?.mac, type: messageTypeName(d?.messageType), host: d?.host?.origin.name, detail: outcome.detail }, 'dhcp drop');
       if (outcome.persist !== undefined) this.#track(this.#o.leases.persist(outcome.persist).catch((err: unknown) => this.#log.error({ err }, 'lease journal write failed')));
       this.#o.onOutcome?.(outcome);
       return;
@@ -169,7 +191,7 @@ export class DhcpServer implements Service {
       () => this.#send(outcome, started),
       (err: unknown) => {
         this.#log.error({ err, mac: outcome.decision.mac }, 'lease journal write failed');
-        this.#drop('journal-failed', { mac: outcome.decision.mac });
+        this.#drop('journal-failed');
       },
     ));
   }
@@ -179,34 +201,46 @@ export class DhcpServer implements Service {
     void p.finally(() => this.#inFlight.delete(p));
   }
 
-  #send(outcome: Extract<DhcpOutcome, { kind: 'reply' }>, started: bigint): void {
+  #send(outcome: Extract<DhcpOutcome, { kind: 'reply' }>, started: number): void {
     const sender = this.#sender;
     if (sender === undefined) return;
     const bytes = encode(outcome.reply);
-    const type = messageTypeName(outcome.reply.options.get(53)?.[0]);
     const { decision: d, dest } = outcome;
-    sender.send(bytes, dest.port, formatIpv4(dest.address), (err) => {
+    if (dest.address !== this.#lastTo) {
+      this.#lastTo = dest.address;
+      this.#lastToText = formatIpv4(dest.address);
+    }
+    // With a callback, so a failed send is counted: without one, Node drops send errors silently.
+    sender.send(bytes, dest.port, this.#lastToText, (err) => {
       if (err) {
-        this.#drop('send-failed', { mac: d.mac, err });
+        const level = this.#drop('send-failed');
+        if (level !== undefined) this.#log[level]({ reason: 'send-failed', mac: d.mac, err }, 'dhcp drop');
         return;
       }
-      this.#replies.inc({ type });
-      this.#latency.observe(Number(process.hrtime.bigint() - started) / 1e9);
-      this.#log.info({
-        xid: outcome.reply.xid, mac: d.mac, type, ip: formatIpv4(outcome.reply.yiaddr), source: d.source, host: d.host?.origin.name,
-        client: d.client.kind, arch: 'archCode' in d.client ? d.client.archCode : undefined,
-        boot: outcome.boot?.kind === 'none' ? `none (${outcome.boot.reason})` : outcome.reply.options.has(67) ? Buffer.from(outcome.reply.options.get(67)!).toString('latin1') : undefined,
-        to: `${formatIpv4(dest.address)}:${dest.port}`,
-      }, 'dhcp reply');
+      const type = messageTypeName(outcome.reply.options.get(53)?.[0]);
+      this.#countReply(type);
+      this.#latency.observe((performance.now() - started) / 1000);
+      if (this.#log.isLevelEnabled('info')) {
+        this.#log.info({
+          xid: outcome.reply.xid, mac: d.mac, type, ip: formatIpv4(outcome.reply.yiaddr), source: d.source, host: d.host?.origin.name,
+          client: d.client.kind, arch: 'archCode' in d.client ? d.client.archCode : undefined,
+          boot: outcome.boot?.kind === 'none' ? `none (${outcome.boot.reason})` : outcome.reply.options.has(67) ? Buffer.from(outcome.reply.options.get(67)!).toString('latin1') : undefined,
+          to: `${formatIpv4(dest.address)}:${dest.port}`,
+        }, 'dhcp reply');
+      }
       this.#o.onOutcome?.(outcome);
     });
   }
 
-  #drop(reason: DropReason, fields: Record<string, unknown>): void {
-    this.#drops.inc({ reason });
-    // Hosts we do not own are normal on a shared segment: keep them out of the info log.
+  /**
+   * Counts a dropped request and returns the level to log it at, or undefined when that level is
+   * off (so the caller builds no log fields). Hosts we do not own are normal on a shared segment:
+   * they are logged at debug.
+   */
+  #drop(reason: DropReason): 'info' | 'debug' | undefined {
+    this.#dropsBy[reason].inc();
     const level = reason === 'unknown-host' || reason === 'other-server' || reason === 'released' ? 'debug' : 'info';
-    this.#log[level]({ reason, ...fields }, 'dhcp drop');
+    return this.#log.isLevelEnabled(level) ? level : undefined;
   }
 
   async close(): Promise<void> {
