@@ -5,6 +5,7 @@
  *   sudo node --import tsx bench/dhcp.ts [--quick]
  *     [--servers metalboot,kea,dnsmasq] [--modes broadcast,relay] [--kinds new,repeat]
  *     [--period-s 3] [--runs 3] [--worktree] [--no-profile] [--no-results] [--max-total-s N]
+ *     [--latency-only] [--metalboot-flags "--trace-gc --cpu-prof …"]
  *
  * For every server × mode (broadcast: requests to 255.255.255.255; relay: unicast to the server)
  * × kind (new: random MACs → range leases; repeat: 500 reserved MACs) it sweeps offered rates
@@ -17,6 +18,9 @@
  * utime+stime from /proc. New-client runs restart the server with empty lease state; repeat
  * runs share one server per sweep. When metalboot misses a target of issue 9 it is profiled
  * with --cpu-prof at twice its clean rate.
+ *
+ * --latency-only skips the sweeps and measures latency only, for the client kinds in --kinds;
+ * --metalboot-flags adds node flags to every metalboot start (e.g. --cpu-prof, --cpu-prof-dir).
  *
  * Raw perfdhcp output, server logs and JSON go to bench/out/dhcp-<time>/; the `## DHCP` section
  * of bench/RESULTS.md is replaced (full runs only, unless --no-results). Needs root, perfdhcp
@@ -49,6 +53,8 @@ const { values: args } = parseArgs({
     'no-results': { type: 'boolean', default: false },
     results: { type: 'boolean', default: false },
     'max-total-s': { type: 'string' },
+    'latency-only': { type: 'boolean', default: false },
+    'metalboot-flags': { type: 'string' },
     out: { type: 'string', default: path.join(REPO_ROOT, 'bench', 'out') },
   },
 });
@@ -66,7 +72,9 @@ const WARMUP_S = 1;
 const WARMUP_RATE = 1000;
 const MAX_TOTAL_S = Number(args['max-total-s'] ?? (QUICK ? 330 : 1500));
 const THREADS = args['perfdhcp-threads'] === 'single' ? 'single' : 'multi';
-const WRITE_RESULTS = !args['no-results'] && (!QUICK || args.results);
+const LATENCY_ONLY = args['latency-only'];
+const METALBOOT_FLAGS = (args['metalboot-flags'] ?? '').split(/\s+/).filter((f) => f.length > 0);
+const WRITE_RESULTS = !args['no-results'] && !LATENCY_ONLY && (!QUICK || args.results);
 /** Offered rates, exchanges/s. The sweep starts at 1,000 and walks up or down. */
 const LADDER = [100, 250, 500, 1000, 2000, 3000, 5000, 7000, 10000, 14000, 20000, 28000, 40000];
 const START_RATE = 1000;
@@ -220,7 +228,8 @@ async function start(ctx: Ctx, server: PeerName, nodeFlags?: string[]): Promise<
     const dir = path.join(runDir, 'state', `${String(++ctx.seq).padStart(4, '0')}-${server}`);
     try {
       // Node.js loads every module of the product before it answers: give it longer.
-      const proc = await startServer(ctx.lab, ctx.peers[server], dir, { cpu: 0, clientNs: 'cli', nodeFlags, readyTimeoutMs: server === 'metalboot' ? 120_000 : 30_000 });
+      const flags = server === 'metalboot' ? [...METALBOOT_FLAGS, ...(nodeFlags ?? [])] : nodeFlags;
+      const proc = await startServer(ctx.lab, ctx.peers[server], dir, { cpu: 0, clientNs: 'cli', nodeFlags: flags, readyTimeoutMs: server === 'metalboot' ? 120_000 : 30_000 });
       (ctx.readyMs[server] ??= []).push(proc.readyMs);
       return proc;
     } catch (err) {
@@ -657,8 +666,8 @@ async function main(): Promise<void> {
     const ctx: Ctx = { lab, ifname: link.ifname, peers, seq: 0, readyMs };
     macCheck = await checkReservationMacs(ctx);
     log(macCheck);
-    for (const kind of KINDS) for (const mode of MODES) for (const server of SERVERS) sweeps.push(await sweep(ctx, server, mode, kind));
-    for (const kind of ['repeat', 'new'] as Kind[]) for (const server of SERVERS) lats.push(await latency(ctx, server, kind));
+    if (!LATENCY_ONLY) for (const kind of KINDS) for (const mode of MODES) for (const server of SERVERS) sweeps.push(await sweep(ctx, server, mode, kind));
+    for (const kind of (['repeat', 'new'] as Kind[]).filter((k) => KINDS.includes(k))) for (const server of SERVERS) lats.push(await latency(ctx, server, kind));
     const t = targets(sweeps, lats);
     if (t.missed && !args['no-profile'] && SERVERS.includes('metalboot')) {
       // Saturated: twice the clean rate, broadcast, once per client kind; new clients once more
