@@ -191,7 +191,8 @@ export class DhcpServer implements Service {
       () => this.#send(outcome, started),
       (err: unknown) => {
         this.#log.error({ err, mac: outcome.decision.mac }, 'lease journal write failed');
-        this.#drop('journal-failed');
+        const level = this.#drop('journal-failed');
+        if (level !== undefined) this.#log[level]({ reason: 'journal-failed', mac: outcome.decision.mac }, 'dhcp drop');
       },
     ));
   }
