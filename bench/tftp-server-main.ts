@@ -38,7 +38,7 @@ await server.start();
 process.stdout.write(`READY ${server.address().port}\n`);
 // SIGUSR2 prints the server's counters to stderr (for looking into a slow run).
 process.on('SIGUSR2', () => {
-  void registry.metrics().then((text) => process.stderr.write(text.split('\n').filter((l) => l.startsWith('tftp_') && !l.includes('_bucket')).join('\n') + '\n'));
+  void registry.metrics().then((text) => process.stderr.write(text.split('\n').filter((l) => l.startsWith('metalboot_tftp_') && !l.includes('_bucket')).join('\n') + '\n'));
 });
 process.on('SIGTERM', () => {
   void server.close().then(async () => {

@@ -84,8 +84,8 @@ describe('downloads', () => {
       expect(sha256(r.data)).toBe(expected(file));
     }
     await s.idle();
-    expect(await s.metric('tftp_transfers_finished_total', { outcome: 'complete' })).toBe(2);
-    expect(await s.metric('tftp_transfers_active')).toBe(0);
+    expect(await s.metric('metalboot_tftp_transfers_finished_total', { outcome: 'complete' })).toBe(2);
+    expect(await s.metric('metalboot_tftp_transfers_active')).toBe(0);
   });
 
   it('serves empty files and files that end on a block boundary', async () => {
@@ -122,10 +122,10 @@ describe('EDK2 / AAVMF', () => {
     expect(r.probedSize).toBe(root.files.get('snponly.efi')!.length);
     expect(sha256(r.data)).toBe(expected('snponly.efi'));
     await s.idle();
-    expect(await s.metric('tftp_transfers_finished_total', { outcome: 'options-declined' })).toBe(1);
-    expect(await s.metric('tftp_transfers_finished_total', { outcome: 'complete' })).toBe(1);
-    expect(await s.metric('tftp_transfers_failed_total')).toBe(0);
-    expect(await s.metric('tftp_transfers_active')).toBe(0);
+    expect(await s.metric('metalboot_tftp_transfers_finished_total', { outcome: 'options-declined' })).toBe(1);
+    expect(await s.metric('metalboot_tftp_transfers_finished_total', { outcome: 'complete' })).toBe(1);
+    expect(await s.metric('metalboot_tftp_transfers_failed_total')).toBe(0);
+    expect(await s.metric('metalboot_tftp_transfers_active')).toBe(0);
   });
 
   it('AAVMF download with tsize=0 blksize=1468 windowsize=4 in one request goes past block 0', async () => {
@@ -147,7 +147,7 @@ describe('loss and duplicates', () => {
     });
     expect(r.acksDropped).toBe(1);
     expect(sha256(r.data)).toBe(expected('undionly.kpxe'));
-    expect(await s.metric('tftp_retransmissions_total')).toBeGreaterThanOrEqual(1);
+    expect(await s.metric('metalboot_tftp_retransmissions_total')).toBeGreaterThanOrEqual(1);
   });
 
   it('recovers a lost ACK 0 of the OACK, and a lost window ACK', async () => {
@@ -175,7 +175,7 @@ describe('loss and duplicates', () => {
       peer.send({ op: 'ack', block: 1 }, d1!.port);
       const got = await peer.collect(500);
       expect(got.map((g) => g.packet)).toEqual([expect.objectContaining({ op: 'data', block: 2 })]);
-      expect(await s.metric('tftp_packets_dropped_total', { reason: 'duplicate-ack' })).toBe(2);
+      expect(await s.metric('metalboot_tftp_packets_dropped_total', { reason: 'duplicate-ack' })).toBe(2);
     } finally {
       peer.close();
     }
@@ -190,8 +190,8 @@ describe('loss and duplicates', () => {
       peer.send(rrq, s.port);
       const got = await peer.collect(300);
       expect(got.map((g) => g.packet.op)).toEqual(['oack']);
-      expect(await s.metric('tftp_transfers_started_total')).toBe(1);
-      expect(await s.metric('tftp_packets_dropped_total', { reason: 'duplicate-request' })).toBe(1);
+      expect(await s.metric('metalboot_tftp_transfers_started_total')).toBe(1);
+      expect(await s.metric('metalboot_tftp_packets_dropped_total', { reason: 'duplicate-request' })).toBe(1);
     } finally {
       peer.close();
     }
@@ -210,7 +210,7 @@ describe('loss and duplicates', () => {
       expect(got.map((g) => g.packet.op)).toEqual(['data', 'data', 'data', 'error']);
       expect(got[3]!.packet).toMatchObject({ code: 0, message: 'Transfer timed out' });
       await s.idle();
-      expect(await s.metric('tftp_transfers_failed_total', { reason: 'timeout' })).toBe(1);
+      expect(await s.metric('metalboot_tftp_transfers_failed_total', { reason: 'timeout' })).toBe(1);
     } finally {
       peer.close();
     }
@@ -261,7 +261,7 @@ describe('port modes', () => {
     const s = await start({ singlePort: true });
     const replies = await exchange(s.port, encode({ op: 'ack', block: 7 }), { waitMs: 5000, expectReply: true });
     expect(replies.map((r) => r.packet)).toEqual([{ op: 'error', code: 5, message: 'Unknown transfer ID' }]);
-    expect(await s.metric('tftp_packets_dropped_total', { reason: 'unknown-tid' })).toBe(1);
+    expect(await s.metric('metalboot_tftp_packets_dropped_total', { reason: 'unknown-tid' })).toBe(1);
   });
 });
 
@@ -270,32 +270,32 @@ describe('hostile input', () => {
   const rrq = (name: string, mode = 'octet'): Buffer => Buffer.concat([hex('0001'), Buffer.from(name, 'latin1'), hex('00'), Buffer.from(mode), hex('00')]);
 
   it.each<{ name: string; bytes: Buffer; reply: { code: number } | undefined; counter: [string, string] }>([
-    { name: 'garbage', bytes: Buffer.from('\xde\xad\xbe\xef garbage', 'latin1'), reply: { code: 4 }, counter: ['tftp_packets_dropped_total', 'unknown-opcode'] },
-    { name: 'one byte', bytes: hex('01'), reply: undefined, counter: ['tftp_packets_dropped_total', 'runt'] },
-    { name: 'truncated RRQ', bytes: hex('0001 756e64696f6e6c79'), reply: { code: 4 }, counter: ['tftp_packets_dropped_total', 'malformed-request'] },
-    { name: 'RRQ without mode', bytes: hex('0001 61 00'), reply: { code: 4 }, counter: ['tftp_packets_dropped_total', 'malformed-request'] },
-    { name: 'unknown opcode 9', bytes: hex('0009 0001'), reply: { code: 4 }, counter: ['tftp_packets_dropped_total', 'unknown-opcode'] },
-    { name: 'stray ERROR is not answered', bytes: hex('0005 0000 00'), reply: undefined, counter: ['tftp_packets_dropped_total', 'stray-error'] },
-    { name: 'stray ACK on the request port', bytes: hex('0004 0001'), reply: undefined, counter: ['tftp_packets_dropped_total', 'unexpected-opcode'] },
-    { name: 'traversal', bytes: rrq('../../../etc/passwd'), reply: { code: 2 }, counter: ['tftp_requests_refused_total', 'access-violation'] },
-    { name: 'traversal inside a path', bytes: rrq('arm64-efi/../../etc/passwd'), reply: { code: 2 }, counter: ['tftp_requests_refused_total', 'access-violation'] },
-    { name: 'backslash traversal', bytes: rrq('..\\..\\etc\\passwd'), reply: { code: 2 }, counter: ['tftp_requests_refused_total', 'access-violation'] },
-    { name: 'control character', bytes: rrq('snponly.efi\n'), reply: { code: 2 }, counter: ['tftp_requests_refused_total', 'access-violation'] },
+    { name: 'garbage', bytes: Buffer.from('\xde\xad\xbe\xef garbage', 'latin1'), reply: { code: 4 }, counter: ['metalboot_tftp_packets_dropped_total', 'unknown-opcode'] },
+    { name: 'one byte', bytes: hex('01'), reply: undefined, counter: ['metalboot_tftp_packets_dropped_total', 'runt'] },
+    { name: 'truncated RRQ', bytes: hex('0001 756e64696f6e6c79'), reply: { code: 4 }, counter: ['metalboot_tftp_packets_dropped_total', 'malformed-request'] },
+    { name: 'RRQ without mode', bytes: hex('0001 61 00'), reply: { code: 4 }, counter: ['metalboot_tftp_packets_dropped_total', 'malformed-request'] },
+    { name: 'unknown opcode 9', bytes: hex('0009 0001'), reply: { code: 4 }, counter: ['metalboot_tftp_packets_dropped_total', 'unknown-opcode'] },
+    { name: 'stray ERROR is not answered', bytes: hex('0005 0000 00'), reply: undefined, counter: ['metalboot_tftp_packets_dropped_total', 'stray-error'] },
+    { name: 'stray ACK on the request port', bytes: hex('0004 0001'), reply: undefined, counter: ['metalboot_tftp_packets_dropped_total', 'unexpected-opcode'] },
+    { name: 'traversal', bytes: rrq('../../../etc/passwd'), reply: { code: 2 }, counter: ['metalboot_tftp_requests_refused_total', 'access-violation'] },
+    { name: 'traversal inside a path', bytes: rrq('arm64-efi/../../etc/passwd'), reply: { code: 2 }, counter: ['metalboot_tftp_requests_refused_total', 'access-violation'] },
+    { name: 'backslash traversal', bytes: rrq('..\\..\\etc\\passwd'), reply: { code: 2 }, counter: ['metalboot_tftp_requests_refused_total', 'access-violation'] },
+    { name: 'control character', bytes: rrq('snponly.efi\n'), reply: { code: 2 }, counter: ['metalboot_tftp_requests_refused_total', 'access-violation'] },
     // A NUL ends the name: what follows is read as the mode, and "octet" as an option name
     // without a value.
-    { name: 'NUL injection', bytes: rrq('snponly.efi\u0000../../etc/passwd'), reply: { code: 4 }, counter: ['tftp_packets_dropped_total', 'malformed-request'] },
-    { name: 'NUL injection into the mode', bytes: Buffer.concat([rrq('snponly.efi\u0000../../etc/passwd'), Buffer.from('x'), hex('00')]), reply: { code: 4 }, counter: ['tftp_requests_refused_total', 'unknown-mode'] },
-    { name: 'absolute path stays in the root', bytes: rrq('/etc/passwd'), reply: { code: 1 }, counter: ['tftp_requests_refused_total', 'not-found'] },
-    { name: 'missing file', bytes: rrq('nope.efi'), reply: { code: 1 }, counter: ['tftp_requests_refused_total', 'not-found'] },
-    { name: 'netascii', bytes: rrq('snponly.efi', 'netascii'), reply: { code: 4 }, counter: ['tftp_requests_refused_total', 'netascii'] },
-    { name: 'write request', bytes: Buffer.concat([hex('0002'), Buffer.from('x'), hex('00'), Buffer.from('octet'), hex('00')]), reply: { code: 2 }, counter: ['tftp_requests_refused_total', 'write-request'] },
+    { name: 'NUL injection', bytes: rrq('snponly.efi\u0000../../etc/passwd'), reply: { code: 4 }, counter: ['metalboot_tftp_packets_dropped_total', 'malformed-request'] },
+    { name: 'NUL injection into the mode', bytes: Buffer.concat([rrq('snponly.efi\u0000../../etc/passwd'), Buffer.from('x'), hex('00')]), reply: { code: 4 }, counter: ['metalboot_tftp_requests_refused_total', 'unknown-mode'] },
+    { name: 'absolute path stays in the root', bytes: rrq('/etc/passwd'), reply: { code: 1 }, counter: ['metalboot_tftp_requests_refused_total', 'not-found'] },
+    { name: 'missing file', bytes: rrq('nope.efi'), reply: { code: 1 }, counter: ['metalboot_tftp_requests_refused_total', 'not-found'] },
+    { name: 'netascii', bytes: rrq('snponly.efi', 'netascii'), reply: { code: 4 }, counter: ['metalboot_tftp_requests_refused_total', 'netascii'] },
+    { name: 'write request', bytes: Buffer.concat([hex('0002'), Buffer.from('x'), hex('00'), Buffer.from('octet'), hex('00')]), reply: { code: 2 }, counter: ['metalboot_tftp_requests_refused_total', 'write-request'] },
   ])('$name', async ({ bytes, reply, counter }) => {
     const s = await start();
     const replies = await exchange(s.port, bytes, reply === undefined ? { waitMs: 300 } : { waitMs: 5000, expectReply: true });
     if (reply === undefined) expect(replies).toEqual([]);
     else expect(replies.map((r) => r.packet)).toEqual([expect.objectContaining({ op: 'error', ...reply })]);
     expect(await s.metric(counter[0], { reason: counter[1] })).toBe(1);
-    expect(await s.metric('tftp_transfers_started_total')).toBe(0);
+    expect(await s.metric('metalboot_tftp_transfers_started_total')).toBe(0);
     // And the server keeps serving.
     expect(sha256((await tftpGet({ port: s.port, file: 'undionly.kpxe' })).data)).toBe(expected('undionly.kpxe'));
   });
@@ -329,7 +329,7 @@ describe('limits', () => {
       expect(ops).toEqual(['data', 'data', 'error']);
       const refusal = firsts.find((f) => f?.packet.op === 'error')!.packet;
       expect(refusal).toMatchObject({ code: 0, message: expect.stringMatching(/too many transfers/i) });
-      expect(await s.metric('tftp_requests_refused_total', { reason: 'client-busy' })).toBe(1);
+      expect(await s.metric('metalboot_tftp_requests_refused_total', { reason: 'client-busy' })).toBe(1);
     } finally {
       for (const p of peers) p.close();
     }
@@ -344,7 +344,7 @@ describe('limits', () => {
       expect((await a.next())?.packet.op).toBe('data');
       b.send({ op: 'rrq', filename: 'undionly.kpxe', mode: 'octet', options: [] }, s.port);
       expect((await b.next())?.packet).toMatchObject({ op: 'error', code: 0, message: expect.stringMatching(/busy/i) });
-      expect(await s.metric('tftp_requests_refused_total', { reason: 'server-busy' })).toBe(1);
+      expect(await s.metric('metalboot_tftp_requests_refused_total', { reason: 'server-busy' })).toBe(1);
     } finally {
       a.close();
       b.close();
@@ -360,7 +360,7 @@ describe('close', () => {
     expect(s.server.activeTransfers).toBe(1);
     await s.close();
     expect(sha256((await download).data)).toBe(expected('snponly.efi'));
-    expect(await s.metric('tftp_transfers_finished_total', { outcome: 'complete' })).toBe(1);
+    expect(await s.metric('metalboot_tftp_transfers_finished_total', { outcome: 'complete' })).toBe(1);
   });
 
   it('aborts what is still running at the bound and tells the client', async () => {
@@ -371,7 +371,7 @@ describe('close', () => {
       expect((await peer.next())?.packet.op).toBe('data');
       await s.close();
       expect((await peer.next())?.packet).toMatchObject({ op: 'error', message: 'Server shutting down' });
-      expect(await s.metric('tftp_transfers_failed_total', { reason: 'shutdown' })).toBe(1);
+      expect(await s.metric('metalboot_tftp_transfers_failed_total', { reason: 'shutdown' })).toBe(1);
     } finally {
       peer.close();
     }
@@ -391,7 +391,7 @@ describe('boot storm', () => {
     const results = await Promise.all(Array.from({ length: 200 }, (_, i) => kinds[i % 4]!(i).then((r) => sha256(r.data))));
     results.forEach((sha, i) => expect(sha, `download ${i}`).toBe(expected(names[i % 4]!)));
     await s.idle();
-    expect(await s.metric('tftp_transfers_finished_total', { outcome: 'complete' })).toBe(200);
-    expect(await s.metric('tftp_transfers_failed_total')).toBe(0);
+    expect(await s.metric('metalboot_tftp_transfers_finished_total', { outcome: 'complete' })).toBe(200);
+    expect(await s.metric('metalboot_tftp_transfers_failed_total')).toBe(0);
   }, 180_000);
 });
