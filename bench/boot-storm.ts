@@ -350,7 +350,12 @@ async function storm(ctx: Ctx, n: number, cache: boolean, cpuProf: boolean, tail
         const mem = memoryMiB(mb.pid);
         if (p99 !== undefined && mem !== undefined) {
           // The product's own view at the highest RSS: heaps and external memory per thread.
-          if (text !== undefined && samples.every((x) => x.rssMiB < mem.rss)) writeFileSync(path.join(dir, 'metrics-at-peak-rss.txt'), text);
+          if (text !== undefined && samples.every((x) => x.rssMiB < mem.rss)) {
+            writeFileSync(path.join(dir, 'metrics-at-peak-rss.txt'), text);
+            for (const f of ['status', 'smaps_rollup']) {
+              try { writeFileSync(path.join(dir, `proc-${f}-at-peak-rss.txt`), readFileSync(`/proc/${mb.pid}/${f}`)); } catch { /* gone */ }
+            }
+          }
           samples.push({ atMs: t - t0, eldP99Ms: p99 * 1000, rssMiB: mem.rss });
         }
         await sleep(Math.max(0, 1_000 - (Date.now() - t)));
