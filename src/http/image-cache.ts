@@ -57,52 +57,6 @@ export function readChunkFor(streams: number): number {
   return 2 ** Math.floor(Math.log2(share));
 }
 
-/**
- * Read buffers of cache streams, given back by whoever sent them once the socket is done with
- * them (image-proxy.ts writes each chunk with a callback). Reusing them keeps a boot storm from
- * leaving tens of MiB of dead buffers between garbage collections: a chunk lives long enough in
- * flight to be promoted, so it was only freed by a full collection. Only buffers this pool made
- * come back; at most `maxBytes` wait for reuse.
- */
-export class ReadBufferPool {
-  readonly #free = new Map<number, Buffer[]>();
-  readonly #out = new WeakSet<ArrayBufferLike>();
-  readonly #maxBytes: number;
-  #bytes = 0;
-
-  constructor(maxBytes: number) {
-    this.#maxBytes = maxBytes;
-  }
-
-  /** Bytes waiting for reuse. */
-  get pooledBytes(): number {
-    return this.#bytes;
-  }
-
-  take(size: number): Buffer {
-    const buf = this.#free.get(size)?.pop();
-    if (buf !== undefined) this.#bytes -= size;
-    const out = buf ?? Buffer.allocUnsafeSlow(size);
-    this.#out.add(out.buffer);
-    return out;
-  }
-
-  /** Takes back the buffer `chunk` is a view of, if it came from take() and is still out. */
-  give(chunk: Uint8Array): void {
-    const ab = chunk.buffer;
-    if (!this.#out.has(ab)) return;
-    this.#out.delete(ab);
-    if (this.#bytes + ab.byteLength > this.#maxBytes) return;
-    const whole = Buffer.from(ab, 0, ab.byteLength);
-    let list = this.#free.get(whole.length);
-    if (list === undefined) this.#free.set(whole.length, (list = []));
-    list.push(whole);
-    this.#bytes += whole.length;
-  }
-}
-
-export const cacheReadBuffers = new ReadBufferPool(16 * 1024 * 1024);
-
 /** Counts a cache read stream while it is open. */
 function trackReadStream(stream: Readable): void {
   openReadStreams++;
@@ -515,9 +469,8 @@ class EntryReader extends Readable {
       this.push(null);
       return;
     }
-    const chunk = readChunkFor(openReadStreams);
-    const n = Math.min(chunk, this.#end + 1 - this.#pos);
-    const buf = cacheReadBuffers.take(chunk);
+    const n = Math.min(readChunkFor(openReadStreams), this.#end + 1 - this.#pos);
+    const buf = Buffer.allocUnsafe(n);
     this.#reading = true;
     this.#handle.read(buf, 0, n, this.#pos).then(
       ({ bytesRead }) => {
@@ -528,7 +481,7 @@ class EntryReader extends Readable {
           return;
         }
         this.#pos += bytesRead;
-        this.push(buf.subarray(0, bytesRead));
+        this.push(bytesRead === n ? buf : buf.subarray(0, bytesRead));
       },
       (err: Error) => {
         this.#reading = false;
@@ -571,9 +524,8 @@ class FillReader extends Readable {
     }
     const available = this.#fill.written;
     if (this.#pos < available) {
-      const chunk = readChunkFor(openReadStreams);
-      const n = Math.min(chunk, available - this.#pos, this.#end + 1 - this.#pos);
-      const buf = cacheReadBuffers.take(chunk);
+      const n = Math.min(readChunkFor(openReadStreams), available - this.#pos, this.#end + 1 - this.#pos);
+      const buf = Buffer.allocUnsafe(n);
       this.#wanted = false;
       this.#fill.read(buf, n, this.#pos).then(
         (bytesRead) => {
@@ -583,7 +535,7 @@ class FillReader extends Readable {
             return;
           }
           this.#pos += bytesRead;
-          this.push(buf.subarray(0, bytesRead));
+          this.push(bytesRead === n ? buf : buf.subarray(0, bytesRead));
         },
         (err: Error) => this.destroy(err),
       );

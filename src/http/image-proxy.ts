@@ -47,11 +47,10 @@
  *   entry; it stops at the idle timeout like any upstream read.
  */
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { Pool, type Dispatcher } from 'undici';
-import { cacheReadBuffers, ImageCache, type StoredObject } from './image-cache.js';
+import { ImageCache, type StoredObject } from './image-cache.js';
 import type { IndexedEntry } from './image-cache-index.js';
 import { cacheability, isFresh, revalidationHeaders, revalidationOutcome } from './image-cache-policy.js';
 import { classifyUpstreamError, IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './image-proxy-errors.js';
@@ -135,42 +134,6 @@ type Flight =
   | { readonly kind: 'failed'; readonly error: unknown };
 
 const TEXT = 'text/plain; charset=utf-8';
-
-/**
- * Writes a cache stream to the response with backpressure and gives every chunk's buffer back to
- * the read pool once the socket has taken it. A client that goes away stops the reads; a read
- * that fails destroys the connection, so the client sees fewer bytes than Content-Length.
- */
-async function sendChunks(stream: Readable, res: ServerResponse, counted: (bytes: number) => void): Promise<void> {
-  const stop = (): void => { stream.destroy(); };
-  res.once('close', stop);
-  try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      if (res.destroyed) return;
-      counted(chunk.length);
-      const more = res.write(chunk, (err) => { if (err === undefined || err === null) cacheReadBuffers.give(chunk); });
-      if (!more) await drainedOrClosed(res);
-    }
-    if (!res.destroyed) res.end();
-  } catch (err) {
-    res.destroy();
-    throw err;
-  } finally {
-    res.off('close', stop);
-  }
-}
-
-function drainedOrClosed(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
 
 /**
  * Resolves when a stream has its first chunk buffered (`data`) or has ended empty (`end`);
@@ -529,13 +492,8 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
       return true;
     }
     m.requests.inc({ result });
-    // Written by hand rather than reply.send(stream): each chunk's write callback hands its
-    // buffer back to the cache's pool (fastify still runs the onResponse hooks).
-    reply.hijack();
-    reply.raw.writeHead(answer.status, headers);
-    void sendChunks(stream, reply.raw, (n) => m.servedBytes.inc({ source: 'cache' }, n)).catch((err: unknown) => {
-      request.log.warn({ err, url: request.url }, 'image cache stream failed after the response started');
-    });
+    stream.on('data', (chunk: Buffer) => m.servedBytes.inc({ source: 'cache' }, chunk.length));
+    void reply.code(answer.status).headers(headers).send(stream);
     return true;
   }
 
