@@ -5,7 +5,6 @@
  * paths there, /metrics merges the worker's series, and closing stops the worker.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,15 +16,8 @@ import { request } from 'undici';
 import { buildServices, closeAll, startAll, type Product } from '../../src/app.js';
 import { loadConfig } from '../../src/config/load.js';
 import { sha256, startUpstreamHttpd, type UpstreamHttpd } from '../support/upstream-httpd.js';
+import { freePort } from '../support/free-port.js';
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 const KERNEL = randomBytes(3 * 1024 * 1024 + 17);
 const INITRAMFS = randomBytes(1024 * 1024);

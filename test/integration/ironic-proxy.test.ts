@@ -24,6 +24,7 @@ import { CallbackServer } from '../../src/proxy/callback-server.js';
 import { callbackTlsSource } from '../../src/proxy/callback-tls.js';
 import { startIronic, type IronicFixture } from '../support/ironic-fixture.js';
 import { IpaApiClient, ipaCertificate, startIpaAgent, type IpaAgent } from '../support/ipa-fixture.js';
+import { freePort } from '../support/free-port.js';
 
 const MiB = 1024 * 1024;
 const logger = pino({ level: process.env.PROXY_TEST_LOG ?? 'silent' });
@@ -33,14 +34,6 @@ const NODE_C = '3df48e2d-25b4-4f4a-8aa9-e24f9b55e345';
 const NODE_D = '4ea59f3e-36c5-4a5b-9bba-f35a0c66f456';
 const MAC = { A: '52:54:00:aa:00:01', B: '52:54:00:bb:00:01', C: '52:54:00:cc:00:01', D: '52:54:00:dd:00:01' };
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 interface Proxy {
   readonly apiUrl: string;
