@@ -128,7 +128,7 @@ NetworkAttachmentDefinition's vip; "" when it comes from the downward API (statu
 {{- if $v.http.imagePort }}
 - {{ printf "--image-listen=%s:%v" $v.http.listenAddr $v.http.imagePort | quote }}
 {{- $imageAdvertise := $v.http.imageAdvertiseUrl }}
-{{- if and (not $imageAdvertise) $serviceAddress }}
+{{- if and (not $imageAdvertise) $serviceAddress $v.proxy.ironicHttpUrl }}
 {{- $imageAdvertise = printf "http://%s:%v" $serviceAddress $v.http.imagePort }}
 {{- end }}
 {{- if $imageAdvertise }}

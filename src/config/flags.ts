@@ -38,7 +38,7 @@ export const FLAGS: readonly FlagSpec[] = [
   F('http-advertise-url', 'http.advertiseUrl', 'string', 'URL', 'URL booting hosts use to reach the HTTP server (default http://<server-ip>:<http-port>)'),
   F('ipxe-templates', 'http.templatesDir', 'string', 'DIR', 'directory of iPXE script templates overriding the built-in ones'),
   F('image-listen', 'http.imageListen', 'string', 'ADDR:PORT', 'serve the image proxy from a worker thread on this address, so image streaming never delays DHCP/TFTP; scripts then point images here ("" = in-process on --http-listen, the default)'),
-  F('image-advertise-url', 'http.imageAdvertiseUrl', 'string', 'URL', 'URL booting hosts fetch images from (default http://<server-ip>:<image-port> with --image-listen, else the HTTP advertise URL)'),
+  F('image-advertise-url', 'http.imageAdvertiseUrl', 'string', 'URL', 'URL booting hosts fetch images from (default http://<server-ip>:<image-port> with --image-listen and --ironic-http-url, else the HTTP advertise URL)'),
   F('image-cache-dir', 'http.imageCacheDir', 'string', 'DIR', 'enables the read-through image cache in DIR'),
   F('image-cache-max-bytes', 'http.imageCacheMaxBytes', 'string', 'BYTES', 'image cache size bound (default 20 GiB)'),
   F('callback-listen', 'proxy.callbackListen', 'string', 'ADDR:PORT', 'Ironic → IPA callback listener (default 0.0.0.0:8081); "" disables'),

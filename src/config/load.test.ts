@@ -45,9 +45,11 @@ describe('loadConfig', () => {
     const inProcess = ok(load(['--server-ip', '10.1.0.5/16']));
     expect(inProcess.http.imageListen).toBeUndefined();
     expect(inProcess.http.imageAdvertiseUrl).toBe('http://10.1.0.5:8080');
-    const worker = ok(load(['--server-ip', '10.1.0.5/16', '--image-listen', '0.0.0.0:8082']));
+    const worker = ok(load(['--server-ip', '10.1.0.5/16', '--image-listen', '0.0.0.0:8082', '--ironic-http-url', 'http://ironic:6180']));
     expect(worker.http.imageListen).toEqual({ host: '0.0.0.0', port: 8082 });
     expect(worker.http.imageAdvertiseUrl).toBe('http://10.1.0.5:8082');
+    // Nothing to proxy without Ironic's URL: no worker, so images stay on the HTTP port.
+    expect(ok(load(['--server-ip', '10.1.0.5/16', '--image-listen', '0.0.0.0:8082'])).http.imageAdvertiseUrl).toBe('http://10.1.0.5:8080');
     expect(ok(load(['--image-listen', '0.0.0.0:8082', '--image-advertise-url', 'http://images.example:8000'])).http.imageAdvertiseUrl).toBe('http://images.example:8000');
     expect(errors(load(['--image-listen', '10.1.0.5:8080']))).toEqual(['http.imageListen: 10.1.0.5:8080 overlaps http.listen 0.0.0.0:8080; give the image worker a port of its own']);
   });

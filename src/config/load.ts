@@ -164,7 +164,10 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
   if (imageListen !== undefined && imageListen.port === httpPort && (imageListen.host === c.http.listen.host || imageListen.host === '0.0.0.0' || c.http.listen.host === '0.0.0.0')) {
     errors.push(`http.imageListen: ${imageListen.host}:${imageListen.port} overlaps http.listen ${c.http.listen.host}:${httpPort}; give the image worker a port of its own`);
   }
-  const imageAdvertiseUrl = c.http.imageAdvertiseUrl ?? (imageListen === undefined ? advertiseUrl : `http://${ip}:${imageListen.port}`);
+  // The worker runs only when there is something to proxy (Ironic's HTTP URL); without it, images
+  // keep the HTTP advertise URL, so scripts never point at a port nothing listens on.
+  const imageWorker = imageListen !== undefined && c.proxy.ironicHttpUrl !== undefined;
+  const imageAdvertiseUrl = c.http.imageAdvertiseUrl ?? (imageWorker ? `http://${ip}:${imageListen.port}` : advertiseUrl);
   const { serverIP: _unused, ...dhcpRest } = c.dhcp;
   return {
     dhcp: { ...dhcpRest, serverIp },

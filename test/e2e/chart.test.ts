@@ -262,7 +262,8 @@ describe('helm chart', () => {
     expect(r.config.proxy.callbackListen).toEqual({ host: '0.0.0.0', port: 8081 });
     expect(r.config.http.advertiseUrl).toBe('http://192.168.100.2:8080');
     expect(r.config.http.imageListen).toEqual({ host: '0.0.0.0', port: 8082 });
-    expect(r.config.http.imageAdvertiseUrl).toBe('http://192.168.100.2:8082');
+    // No proxy.ironicHttpUrl, nothing to proxy: no worker, images stay on the HTTP port.
+    expect(r.config.http.imageAdvertiseUrl).toBe('http://192.168.100.2:8080');
     expect(r.container.image).toBe('metalboot:0.1.0');
     expect(r.container.ports).toEqual([
       { name: 'dhcp', containerPort: 67, protocol: 'UDP' },
@@ -349,8 +350,15 @@ describe('helm chart', () => {
     ]);
     expect(r.args).toContain('--tftp-single-port');
     expect(r.args).toContain('--http-advertise-url=http://192.168.100.10:8080');
-    expect(r.args).toContain('--image-advertise-url=http://192.168.100.10:8082');
-    expect(r.config.http.imageAdvertiseUrl).toBe('http://192.168.100.10:8082');
+    expect(r.args.filter((a) => a.startsWith('--image-advertise-url'))).toEqual([]);
+    expect(r.config.http.imageAdvertiseUrl).toBe('http://192.168.100.10:8080');
+    const withIronic = await render({
+      networkAttachmentDefinition: { enabled: false },
+      provisioningService: { enabled: true, loadBalancerIP: '192.168.100.10' },
+      proxy: { ironicHttpUrl: 'http://ironic.metal3.svc:6180' },
+    });
+    expect(withIronic.args).toContain('--image-advertise-url=http://192.168.100.10:8082');
+    expect(withIronic.config.http.imageAdvertiseUrl).toBe('http://192.168.100.10:8082');
     // DHCP clients must see the Service address as the server (option 54, next-server).
     expect(r.args).toContain('--dhcp-advertise-ip=192.168.100.10');
     expect(r.config.tftp.singlePort).toBe(true);
