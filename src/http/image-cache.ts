@@ -47,9 +47,8 @@ import { IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './image-proxy-errors.j
 const READ_BUDGET = 32 * 1024 * 1024;
 const READ_CHUNK_MIN = 64 * 1024;
 const READ_CHUNK_MAX = 1024 * 1024;
-let openReadStreams = 0;
 
-/** The read size for a stream opened now (exported for tests). */
+/** The read size for one of `streams` open streams (exported for tests). */
 export function readChunkFor(streams: number): number {
   const share = READ_BUDGET / Math.max(1, streams);
   if (share >= READ_CHUNK_MAX) return READ_CHUNK_MAX;
@@ -57,11 +56,42 @@ export function readChunkFor(streams: number): number {
   return 2 ** Math.floor(Math.log2(share));
 }
 
-/** Counts a cache read stream while it is open. */
-function trackReadStream(stream: Readable): void {
-  openReadStreams++;
-  stream.once('close', () => { openReadStreams--; });
+/** One cache's open read streams, which share READ_BUDGET between them. */
+class ReadStreams {
+  #open = 0;
+
+  /** Counts `stream` while it is open. */
+  track(stream: Readable): void {
+    this.#open++;
+    stream.once('close', () => { this.#open--; });
+  }
+
+  /** Bytes for the next read of one of them. */
+  chunk(): number {
+    return readChunkFor(this.#open);
+  }
 }
+
+/**
+ * Pushes what one positional read into `buf` returns. Zero bytes before the end means the file
+ * is shorter than promised: the stream fails with `short`. `advance` runs before the push,
+ * which may ask for the next read at once.
+ */
+function pushRead(stream: Readable, read: Promise<number>, buf: Buffer, short: string, advance: (bytesRead: number) => void): void {
+  read.then(
+    (bytesRead) => {
+      if (stream.destroyed) return;
+      if (bytesRead === 0) {
+        stream.destroy(new ImageProxyError(IMAGE_PROXY_ERROR_CODES.LENGTH_MISMATCH, short));
+        return;
+      }
+      advance(bytesRead);
+      stream.push(bytesRead === buf.length ? buf : buf.subarray(0, bytesRead));
+    },
+    (err: Error) => stream.destroy(err),
+  );
+}
+
 /** Upstream bytes buffered while a write to the fill's file is running. */
 const WRITE_BATCH = 1024 * 1024;
 
@@ -97,6 +127,8 @@ export class ImageCache {
   readonly #fills = new Map<string, Fill>();
   readonly #entriesDir: string;
   readonly #tmpDir: string;
+  /** Streams of this cache's entries and fills; their reads share READ_BUDGET. */
+  readonly #reads = new ReadStreams();
   #closed = false;
   #running = 0;
 
@@ -173,7 +205,7 @@ export class ImageCache {
           await handle.close();
           return Readable.from([]);
         }
-        return new EntryReader(handle, entry.headerLength + start, entry.headerLength + end);
+        return new EntryReader(handle, this.#reads, entry.headerLength + start, entry.headerLength + end);
       },
     };
   }
@@ -219,7 +251,7 @@ export class ImageCache {
       await rm(tmp, { force: true });
       return undefined;
     }
-    const fill = new Fill(meta, header.length, handle);
+    const fill = new Fill(meta, header.length, handle, this.#reads);
     this.#fills.set(meta.key, fill);
     this.#running++;
     void this.#runFill(fill, body, tmp, gen, reservation);
@@ -300,6 +332,7 @@ async function readEntry(file: string, name: string): Promise<{ entry: IndexedEn
  * the descriptor stays open until the writer and every reader are done with it.
  */
 export class Fill implements StoredObject {
+  readonly #reads: ReadStreams;
   #written = 0;
   #state: 'filling' | 'complete' | 'failed' = 'filling';
   #error: Error | undefined;
@@ -316,8 +349,10 @@ export class Fill implements StoredObject {
     readonly meta: EntryMeta,
     readonly headerLength: number,
     handle: FileHandle,
+    reads: ReadStreams,
   ) {
     this.#handle = handle;
+    this.#reads = reads;
   }
 
   /** Body bytes on disk so far. */
@@ -344,7 +379,7 @@ export class Fill implements StoredObject {
   reader(start: number, end: number): Readable | undefined {
     if (this.#refs === 0) return undefined;
     this.#refs++;
-    return new FillReader(this, start, end);
+    return new FillReader(this, this.#reads, start, end);
   }
 
   /** Writes chunks at the end of what is written so far, in one call where possible. */
@@ -451,14 +486,16 @@ class FillWriter extends Writable {
 /** A complete entry's body from `start` to `end` (inclusive, file offsets); closes the handle. */
 class EntryReader extends Readable {
   readonly #handle: FileHandle;
+  readonly #reads: ReadStreams;
   #pos: number;
   readonly #end: number;
   #reading = false;
 
-  constructor(handle: FileHandle, start: number, end: number) {
+  constructor(handle: FileHandle, reads: ReadStreams, start: number, end: number) {
     super({ highWaterMark: READ_CHUNK_MIN });
-    trackReadStream(this);
+    reads.track(this);
     this.#handle = handle;
+    this.#reads = reads;
     this.#pos = start;
     this.#end = end;
   }
@@ -469,25 +506,13 @@ class EntryReader extends Readable {
       this.push(null);
       return;
     }
-    const n = Math.min(readChunkFor(openReadStreams), this.#end + 1 - this.#pos);
-    const buf = Buffer.allocUnsafe(n);
+    const buf = Buffer.allocUnsafe(Math.min(this.#reads.chunk(), this.#end + 1 - this.#pos));
     this.#reading = true;
-    this.#handle.read(buf, 0, n, this.#pos).then(
-      ({ bytesRead }) => {
-        this.#reading = false;
-        if (this.destroyed) return;
-        if (bytesRead === 0) {
-          this.destroy(new ImageProxyError(IMAGE_PROXY_ERROR_CODES.LENGTH_MISMATCH, 'cache entry shorter than its header says'));
-          return;
-        }
-        this.#pos += bytesRead;
-        this.push(bytesRead === n ? buf : buf.subarray(0, bytesRead));
-      },
-      (err: Error) => {
-        this.#reading = false;
-        this.destroy(err);
-      },
-    );
+    const read = this.#handle.read(buf, 0, buf.length, this.#pos).then((r) => r.bytesRead);
+    pushRead(this, read, buf, 'cache entry shorter than its header says', (bytesRead) => {
+      this.#reading = false;
+      this.#pos += bytesRead;
+    });
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
@@ -497,15 +522,17 @@ class EntryReader extends Readable {
 
 class FillReader extends Readable {
   readonly #fill: Fill;
+  readonly #reads: ReadStreams;
   #pos: number;
   readonly #end: number;
   #released = false;
   readonly #retry = (): void => this.#pump();
   #wanted = false;
 
-  constructor(fill: Fill, start: number, end: number) {
+  constructor(fill: Fill, reads: ReadStreams, start: number, end: number) {
     super({ highWaterMark: READ_CHUNK_MIN });
-    trackReadStream(this);
+    reads.track(this);
+    this.#reads = reads;
     this.#fill = fill;
     this.#pos = start;
     this.#end = end;
@@ -524,21 +551,11 @@ class FillReader extends Readable {
     }
     const available = this.#fill.written;
     if (this.#pos < available) {
-      const n = Math.min(readChunkFor(openReadStreams), available - this.#pos, this.#end + 1 - this.#pos);
-      const buf = Buffer.allocUnsafe(n);
+      const buf = Buffer.allocUnsafe(Math.min(this.#reads.chunk(), available - this.#pos, this.#end + 1 - this.#pos));
       this.#wanted = false;
-      this.#fill.read(buf, n, this.#pos).then(
-        (bytesRead) => {
-          if (this.destroyed) return;
-          if (bytesRead === 0) {
-            this.destroy(new ImageProxyError(IMAGE_PROXY_ERROR_CODES.LENGTH_MISMATCH, 'cache file shorter than written'));
-            return;
-          }
-          this.#pos += bytesRead;
-          this.push(bytesRead === n ? buf : buf.subarray(0, bytesRead));
-        },
-        (err: Error) => this.destroy(err),
-      );
+      pushRead(this, this.#fill.read(buf, buf.length, this.#pos), buf, 'cache file shorter than written', (bytesRead) => {
+        this.#pos += bytesRead;
+      });
       return;
     }
     if (this.#fill.state === 'failed') {
