@@ -19,6 +19,7 @@ import { formatIpv4 } from '../net/ipv4.js';
 import type { ListenAddress } from '../net/listen-address.js';
 import type { LeaseStore } from '../leases/lease-store.js';
 import type { Service } from '../service.js';
+import { LabelledCounter } from '../labelled-counter.js';
 
 export interface DhcpServerOptions {
   readonly listen: ListenAddress;
@@ -61,9 +62,9 @@ export class DhcpServer implements Service {
   readonly #drops: Counter<'reason'>;
   readonly #latency: Histogram;
   // Labelled children, one per label value, so a packet does not build a labels object.
-  readonly #receivedBy = new Map<string, Counter.Internal>();
-  readonly #repliesBy = new Map<string, Counter.Internal>();
-  readonly #dropsBy: Record<DropReason, Counter.Internal>;
+  readonly #receivedBy: LabelledCounter;
+  readonly #repliesBy: LabelledCounter;
+  readonly #dropsBy: LabelledCounter<DropReason>;
   /** The last destination address and its dotted-quad string: replies mostly go to one relay or broadcast. */
   #lastTo = -1;
   #lastToText = '';
@@ -77,19 +78,9 @@ export class DhcpServer implements Service {
     this.#drops = new Counter({ name: 'metalboot_dhcp_dropped_total', help: 'DHCP requests not answered, by reason', labelNames: ['reason'], registers: [o.registry] });
     this.#latency = new Histogram({ name: 'metalboot_dhcp_reply_seconds', help: 'Time from receipt to reply sent (includes the lease fsync for range ACKs)', buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5], registers: [o.registry] });
     for (const r of DROP_REASONS) this.#drops.inc({ reason: r }, 0);
-    this.#dropsBy = Object.fromEntries(DROP_REASONS.map((r) => [r, this.#drops.labels(r)])) as Record<DropReason, Counter.Internal>;
-  }
-
-  #countReceived(type: string): void {
-    let c = this.#receivedBy.get(type);
-    if (c === undefined) this.#receivedBy.set(type, (c = this.#received.labels(type)));
-    c.inc();
-  }
-
-  #countReply(type: string): void {
-    let c = this.#repliesBy.get(type);
-    if (c === undefined) this.#repliesBy.set(type, (c = this.#replies.labels(type)));
-    c.inc();
+    this.#receivedBy = new LabelledCounter(this.#received);
+    this.#repliesBy = new LabelledCounter(this.#replies);
+    this.#dropsBy = new LabelledCounter(this.#drops);
   }
 
   get listening(): boolean {
@@ -162,16 +153,16 @@ export class DhcpServer implements Service {
     try {
       const req = decode(buf);
       outcome = decide(req, this.#o.policy, this.#o.state);
-      this.#countReceived(messageTypeName(outcome.decision?.messageType));
+      this.#receivedBy.inc(messageTypeName(outcome.decision?.messageType));
     } catch (err) {
       if (err instanceof DhcpDecodeError) {
-        this.#countReceived('malformed');
+        this.#receivedBy.inc('malformed');
         const level = this.#drop('malformed');
         if (level !== undefined) this.#log[level]({ reason: 'malformed', peer: `${rinfo.address}:${rinfo.port}`, code: err.code, offset: err.offset, bytes: buf.length }, 'dhcp drop');
         return;
       }
       // A bug, not bad input: never let it take the server down.
-      this.#dropsBy.malformed.inc();
+      this.#dropsBy.inc('malformed');
       this.#log.error({ err, peer: `${rinfo.address}:${rinfo.port}` }, 'dhcp handler failed');
       return;
     }
@@ -219,7 +210,7 @@ export class DhcpServer implements Service {
         return;
       }
       const type = messageTypeName(outcome.reply.options.get(53)?.[0]);
-      this.#countReply(type);
+      this.#repliesBy.inc(type);
       this.#latency.observe((performance.now() - started) / 1000);
       if (this.#log.isLevelEnabled('info')) {
         this.#log.info({
@@ -239,7 +230,7 @@ export class DhcpServer implements Service {
    * they are logged at debug.
    */
   #drop(reason: DropReason): 'info' | 'debug' | undefined {
-    this.#dropsBy[reason].inc();
+    this.#dropsBy.inc(reason);
     const level = reason === 'unknown-host' || reason === 'other-server' || reason === 'released' ? 'debug' : 'info';
     return this.#log.isLevelEnabled(level) ? level : undefined;
   }

@@ -22,6 +22,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { FileSource, IpxeFile } from '../boot/ipxe-files.js';
 import type { ListenAddress } from '../net/listen-address.js';
 import type { Service } from '../service.js';
+import { LabelledCounter } from '../labelled-counter.js';
 import { classifyDatagram, UNKNOWN_TID, type TftpDropReason } from './datagram.js';
 import { encode, ERROR_CODE, type ErrorPacket, type RequestPacket, type TftpPacket } from './packet.js';
 import { decideRequest, type RefuseReason } from './request.js';
@@ -150,7 +151,7 @@ class Metrics {
   readonly duration: Histogram;
   readonly active: Gauge;
   /** Labelled children by reason: `inc({ reason })` hashes its labels on every call. */
-  private readonly droppedBy = new Map<TftpDropReason, Counter.Internal>();
+  private readonly droppedBy: LabelledCounter<TftpDropReason>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -164,6 +165,7 @@ class Metrics {
     this.failed = new Counter({ name: 'metalboot_tftp_transfers_failed_total', help: 'TFTP transfers that failed, by reason', labelNames: ['reason'], registers });
     this.refused = new Counter({ name: 'metalboot_tftp_requests_refused_total', help: 'TFTP requests answered with an ERROR, by reason', labelNames: ['reason'], registers });
     this.dropped = new Counter({ name: 'metalboot_tftp_packets_dropped_total', help: 'TFTP datagrams dropped, by reason', labelNames: ['reason'], registers });
+    this.droppedBy = new LabelledCounter(this.dropped);
     this.bytes = new Counter({ name: 'metalboot_tftp_bytes_sent_total', help: 'TFTP DATA payload bytes sent, retransmissions included', registers });
     this.retransmits = new Counter({ name: 'metalboot_tftp_retransmissions_total', help: 'TFTP packets sent again', registers });
     this.duration = new Histogram({
@@ -176,12 +178,7 @@ class Metrics {
   }
 
   drop(reason: TftpDropReason): void {
-    let child = this.droppedBy.get(reason);
-    if (child === undefined) {
-      child = this.dropped.labels({ reason });
-      this.droppedBy.set(reason, child);
-    }
-    child.inc();
+    this.droppedBy.inc(reason);
   }
 }
 
