@@ -131,7 +131,9 @@ else
     else without="refused without it"; fi
     as_user "$work/bin/node" -e "$bind67" || { echo "docker steps: user $uid cannot bind port 67 with the capability" >&2; exit 1; }
     export SERVER_IP=192.0.2.1/24 NODE_ENV=production
-    as_user "$work/bin/node" "$main" "${@}" --log-level warn >"$work/server.log" 2>&1 &
+    # setpriv directly (not through the as_user function, which would run in a subshell): it
+    # execs node, so $! is the server itself and the kill below stops it.
+    setpriv --reuid="$uid" --regid="$uid" --clear-groups "$work/bin/node" "$main" "${@}" --log-level warn >"$work/server.log" 2>&1 &
     pid=$!
     ok=""
     for _ in $(seq 1 100); do
