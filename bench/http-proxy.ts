@@ -28,7 +28,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
-import { imageProxyPlugin } from '../src/http/image-proxy.js';
+import { imageProxyPlugin } from '../src/images/plugin.js';
 import { commandOutput, debVersion, loadAvg1, machine, waitForQuiet } from './lib/machine.js';
 import { writeResultsSection } from './lib/results-md.js';
 import { median } from './lib/stats.js';
@@ -210,7 +210,7 @@ function checkDeadline(): void {
 /** How to read the table; printed under it. */
 const NOTES = [
   'Reading it:',
-  '- nginx sends the file with sendfile(2), straight from the page cache. metalboot reads the cache file into buffers and writes them to the socket (Node\'s HTTP server has no sendfile), so a hit costs two copies and an event-loop turn per buffer, on one core. The read size follows the load: 32 MiB shared by the open streams, 64 KiB to 1 MiB each (src/http/image-cache.ts), so one or eight clients read 1 MiB at a time (256 KiB before, 626 MB/s for one client) while a 500-host storm reads 64 KiB per stream. Eight clients get less in all than one: the clients, the event loop and the libuv threads that run the reads share the two CPUs.',
+  '- nginx sends the file with sendfile(2), straight from the page cache. metalboot reads the cache file into buffers and writes them to the socket (Node\'s HTTP server has no sendfile), so a hit costs two copies and an event-loop turn per buffer, on one core. The read size follows the load: 32 MiB shared by the open streams, 64 KiB to 1 MiB each (src/images/), so one or eight clients read 1 MiB at a time (256 KiB before, 626 MB/s for one client) while a 500-host storm reads 64 KiB per stream. Eight clients get less in all than one: the clients, the event loop and the libuv threads that run the reads share the two CPUs.',
   '- A miss streams to its clients while the download is written to disk (each client reads the growing file), so one client is slower than a plain relay; with 8 clients the upstream sees one download instead of 8.',
   '- Peak RSS barely moves from 1 to 8 clients and stays far below the 400 MiB artifact: no path holds a whole artifact in memory.',
 ];

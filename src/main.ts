@@ -8,7 +8,7 @@ import { cidrsOf, loadConfig } from './config/load.js';
 import { helpText } from './config/flags.js';
 import { buildServices, closeAll, startAll } from './app.js';
 import { formatCidr } from './net/ipv4.js';
-import { version } from './version.js';
+import { version } from './base/version.js';
 
 async function main(): Promise<number> {
   const loaded = loadConfig({

@@ -3,7 +3,7 @@
  * must not netboot gets nothing whatever it is; iPXE gets the script; UEFI HTTP boot gets a URL
  * to an iPXE binary; firmware PXE gets the binary's TFTP name. Pure.
  */
-import type { BootClient } from '../dhcp/classify.js';
+import type { BootClient } from './boot-client.js';
 import { bootFileKey, type ArchInfo } from './arch.js';
 
 export type BootAnswer =

@@ -27,7 +27,7 @@ import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { Service } from '../service.js';
+import type { Service } from '../base/service.js';
 import { DEFAULT_FILE_ALIASES } from './boot-files.js';
 
 export interface IpxeFile {

@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import { configSchema, type ParsedConfig } from './schema.js';
 import { FLAGS, envValues, parseArgs } from './flags.js';
 import { expandDeep } from './expand.js';
-import { parseHostEntry, splitHostsFile, type StaticHost } from './host-list.js';
+import { parseHostEntry, splitHostsFile, type StaticHost } from '../leases/host-list.js';
 import { formatIpv4, inSubnet, parseIpv4Cidr, type Ipv4Cidr } from '../net/ipv4.js';
 import { findIgnoredKernelParam } from '../boot/kernel-params.js';
 import type { ListenAddress } from '../net/listen-address.js';

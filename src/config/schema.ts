@@ -6,8 +6,8 @@
 import { z } from 'zod';
 import { parseIpv4, parseIpv4Cidr, type Ipv4, type Ipv4Cidr } from '../net/ipv4.js';
 import { parseListenAddress, type ListenAddress } from '../net/listen-address.js';
-import { parseHostEntry, splitHostList, type StaticHost } from './host-list.js';
-import { parseRange, type DhcpRange } from './range.js';
+import { parseHostEntry, splitHostList, type StaticHost } from '../leases/host-list.js';
+import { parseRange, type DhcpRange } from '../leases/range.js';
 import { unresolvedRefs } from './expand.js';
 import { DEFAULT_BOOT_FILES, DEFAULT_FILE_ALIASES } from '../boot/boot-files.js';
 

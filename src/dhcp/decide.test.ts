@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decide, type DhcpOutcome, type DhcpPolicy } from './decide.js';
-import { request, BIOS_PXE, UEFI_PXE, UEFI_HTTP, IPXE } from './test-requests.js';
+import { request, BIOS_PXE, UEFI_PXE, UEFI_HTTP, IPXE } from '../../test/support/dhcp-requests.js';
 import { MESSAGE_TYPE as T, OPT, getIp, getMessageType, getString, getPxeVendorOptions, str, u16, subOptions } from './options.js';
 import { HostIndex } from '../leases/host-index.js';
 import { LeasePool } from '../leases/pool.js';

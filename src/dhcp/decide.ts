@@ -10,7 +10,8 @@
  */
 import type { DhcpMessage } from './codec.js';
 import { MESSAGE_TYPE, OPT, getIp, getMessageType } from './options.js';
-import { classify, type BootClient } from './classify.js';
+import { classify } from './classify.js';
+import type { BootClient } from '../boot/boot-client.js';
 import { replyDestination, type Destination, type Ports } from './destination.js';
 import { buildLeaseReply, buildNak, type ReplyContext, type ReplyLease } from './reply.js';
 import { bootAnswer, type BootAnswer, type BootTable } from '../boot/boot-answer.js';

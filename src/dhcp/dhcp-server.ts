@@ -18,8 +18,8 @@ import { messageTypeName } from './options.js';
 import { formatIpv4 } from '../net/ipv4.js';
 import type { ListenAddress } from '../net/listen-address.js';
 import type { LeaseStore } from '../leases/lease-store.js';
-import type { Service } from '../service.js';
-import { LabelledCounter } from '../labelled-counter.js';
+import type { Service } from '../base/service.js';
+import { LabelledCounter } from '../base/labelled-counter.js';
 
 export interface DhcpServerOptions {
   readonly listen: ListenAddress;

@@ -9,8 +9,8 @@ import { BOOTREPLY, FLAG_BROADCAST, type DhcpMessage, type DhcpOptions } from '.
 import { MESSAGE_TYPE, OPT, domainSearch, ip, ips, pxeDiscoveryControlDirect, str, subOptions, u32, u8 } from './options.js';
 import { IPV4_ANY, broadcastOf, formatIpv4, prefixToMask, type Ipv4 } from '../net/ipv4.js';
 import type { BootAnswer } from '../boot/boot-answer.js';
-import type { BootClient } from './classify.js';
-import { INFINITE_LEASE } from '../config/range.js';
+import type { BootClient } from '../boot/boot-client.js';
+import { INFINITE_LEASE } from '../leases/range.js';
 import type { LeaseParams } from '../leases/host.js';
 
 /** A host's lease parameters plus the lease time of this answer. */

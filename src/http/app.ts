@@ -8,8 +8,9 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { bootRoutes, type BootRoutesOptions } from './boot-routes.js';
 import { opsRoutes, type OpsRoutesOptions } from './ops-routes.js';
-import { imageRedirects, type ImageProxyOptions, type ImageRedirectOptions } from './image-proxy.js';
-import { addResponseLog, newFastify, registerImageProxy } from './image-app.js';
+import { imageRedirects, type ImageProxyOptions, type ImageRedirectOptions } from '../images/plugin.js';
+import { addResponseLog, newFastify } from './fastify-defaults.js';
+import { registerImageProxy } from '../images/image-app.js';
 import { ironicApiProxy, type IronicApiProxyOptions } from '../proxy/api-proxy.js';
 
 export interface AppOptions {

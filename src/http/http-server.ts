@@ -1,7 +1,7 @@
 /** The HTTP service: a built fastify app listening on --http-listen. */
 import type { FastifyInstance } from 'fastify';
 import type { ListenAddress } from '../net/listen-address.js';
-import type { Service } from '../service.js';
+import type { Service } from '../base/service.js';
 
 export class HttpServer implements Service {
   readonly name: string;

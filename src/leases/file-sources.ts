@@ -8,10 +8,10 @@ import type { Logger } from 'pino';
 import { FileWatcher } from './file-watcher.js';
 import { parseBmhManifests } from './bmh-manifests.js';
 import { staticToHost, type StaticDefaults } from './static-hosts.js';
-import { parseHostEntry, splitHostsFile, type StaticHost } from '../config/host-list.js';
+import { parseHostEntry, splitHostsFile, type StaticHost } from './host-list.js';
 import type { HostIndex, Conflict } from './host-index.js';
 import type { HostRecord, SourceKind } from './host.js';
-import type { Service } from '../service.js';
+import type { Service } from '../base/service.js';
 
 type FileParse = (text: string, path: string) => { hosts: HostRecord[]; problems: string[] };
 

@@ -11,7 +11,7 @@
  */
 import type { Mac } from '../net/mac.js';
 import { formatIpv4, parseIpv4, type Ipv4 } from '../net/ipv4.js';
-import { INFINITE_LEASE, type DhcpRange } from '../config/range.js';
+import { INFINITE_LEASE, type DhcpRange } from './range.js';
 
 export type JournalRecord =
   | { readonly t: 'bind'; readonly ip: string; readonly mac: string; readonly exp: number | null }

@@ -1,5 +1,5 @@
 /** Static host entries → HostRecords, with the server's gateway/DNS/NTP defaults. Pure. */
-import type { StaticHost } from '../config/host-list.js';
+import type { StaticHost } from './host-list.js';
 import type { Ipv4 } from '../net/ipv4.js';
 import type { HostRecord } from './host.js';
 

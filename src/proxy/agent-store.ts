@@ -15,7 +15,7 @@ import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
-import type { Service } from '../service.js';
+import type { Service } from '../base/service.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { isNodeIdent } from './proxy-urls.js';
 

@@ -26,7 +26,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { Pool, type Dispatcher } from 'undici';
 import type { ListenAddress } from '../net/listen-address.js';
-import type { Service } from '../service.js';
+import type { Service } from '../base/service.js';
 import type { AgentRecord, AgentStore } from './agent-store.js';
 import { limitedRequestBody } from './body-streams.js';
 import { agentRequestTarget, nodeCallbackUrl, parseCallbackTarget, type CallbackRefusal } from './callback-url.js';
@@ -36,7 +36,7 @@ import { declaredLength, forwardRequestHeaders, forwardResponseHeaders, hasReque
 import { classifyForwardError, PROXY_ERROR_CODES, ProxyError } from './proxy-errors.js';
 import { createCallbackMetrics, type CallbackMetrics, type CallbackResult } from './proxy-metrics.js';
 import { formatBaseUrl, parseBaseUrl, withProtocol, type BaseUrl } from './proxy-urls.js';
-import { redactUrl } from './redact.js';
+import { redactUrl } from '../relay/redact.js';
 
 const MiB = 1024 * 1024;
 

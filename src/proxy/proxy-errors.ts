@@ -3,7 +3,7 @@
  * failed forward (undici's `UND_ERR_*`, the socket's `E*`, OpenSSL's verification codes) to
  * what the caller is told. Pure.
  */
-import { errorCode, upstreamFailureReason, upstreamFailureStatus, type UpstreamFailureReason } from '../net/upstream-failure.js';
+import { errorCode, upstreamFailureReason, upstreamFailureStatus, type UpstreamFailureReason } from '../relay/upstream-failure.js';
 
 export { errorCode };
 

@@ -10,7 +10,7 @@
  * want a length, not chunks) and is recomputed when the proxy rewrites the body.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { HOP_BY_HOP, headerValue, type HeaderMap } from '../net/http-headers.js';
+import { HOP_BY_HOP, headerValue, type HeaderMap } from '../relay/http-headers.js';
 
 export { headerValue, type HeaderMap };
 

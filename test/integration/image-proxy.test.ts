@@ -12,7 +12,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { imageProxyPlugin, type ImageProxyOptions } from '../../src/http/image-proxy.js';
+import { imageProxyPlugin, type ImageProxyOptions } from '../../src/images/plugin.js';
 import { sha256, startUpstreamHttpd, type UpstreamHttpd } from '../support/upstream-httpd.js';
 
 const MiB = 1024 * 1024;

@@ -1,5 +1,5 @@
 /**
- * The image worker's supervision (image-server.ts) with a stand-in worker that dies once after
+ * The image worker's supervision (src/images/worker-service.ts) with a stand-in worker that dies once after
  * it listens: the service reports it down, starts it again on the same port, and close() stops it.
  */
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { request } from 'undici';
-import { ImageServer } from '../../src/http/image-server.js';
+import { ImageServer } from '../../src/images/worker-service.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'metalboot-image-server-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

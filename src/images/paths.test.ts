@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeSegment, matchesPrefix, parseTarget, prefixProblem, upstreamTarget, type TargetRefusal } from './image-proxy-path.js';
+import { encodeSegment, matchesPrefix, parseTarget, prefixProblem, upstreamTarget, type TargetRefusal } from './paths.js';
 
 describe('parseTarget', () => {
   it.each<[string, string, string | undefined]>([

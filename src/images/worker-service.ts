@@ -1,6 +1,6 @@
 /**
  * The image server service (--image-listen): runs the image proxy in a worker thread
- * (image-worker.ts) and supervises it. The main event loop keeps DHCP, TFTP, scripts and the
+ * (worker.ts) and supervises it. The main event loop keeps DHCP, TFTP, scripts and the
  * API proxy; bytes of kernels and images are read, cached and written on the worker's loop.
  *
  * A worker that dies (a bug, out of memory) is logged and started again on the same port after
@@ -11,8 +11,8 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { ListenAddress } from '../net/listen-address.js';
-import type { Service } from '../service.js';
-import type { FromWorker, ImageWorkerData, ImageWorkerProxyOptions, ToWorker } from './image-worker.js';
+import type { Service } from '../base/service.js';
+import type { FromWorker, ImageWorkerData, ImageWorkerProxyOptions, ToWorker } from './worker.js';
 
 export interface ImageServerOptions {
   readonly listen: ListenAddress;
@@ -22,7 +22,7 @@ export interface ImageServerOptions {
   readonly closeTimeoutMs?: number;
   /** How long a metrics request may take before it is left out. Default 2000 ms. */
   readonly metricsTimeoutMs?: number;
-  /** The worker's code (tests of the supervision). Default image-worker.js. */
+  /** The worker's code (tests of the supervision). Default worker.js. */
   readonly workerUrl?: URL;
   /** First restart delay after the worker died, doubling up to 30 s. Default 1000 ms. */
   readonly restartDelayMs?: number;
@@ -33,11 +33,11 @@ export const IMAGE_SERVER_ERROR_CODES = {
 } as const;
 
 /**
- * The worker's code: image-worker.js beside this file when built. From the TypeScript sources
+ * The worker's code: worker.js beside this file when built. From the TypeScript sources
  * (tests, `node --import tsx`) a bootstrap registers tsx in the worker first, because Node 20
  * does not hand module hooks on to worker threads.
  */
-const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './image-worker-dev.mjs' : './image-worker.js', import.meta.url);
+const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker-dev.mjs' : './worker.js', import.meta.url);
 
 export class ImageServer implements Service {
   readonly name = 'image-worker';

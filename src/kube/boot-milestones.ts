@@ -3,12 +3,12 @@
  * Pure mapping; messages are deterministic per host and boot stage (no xid, no time) so that
  * repeats aggregate into one Event with a count.
  */
-import type { BootClient } from '../dhcp/classify.js';
+import type { BootClient } from '../boot/boot-client.js';
 import type { DhcpOutcome } from '../dhcp/decide.js';
 import { MESSAGE_TYPE, OPT, getMessageType, getString } from '../dhcp/options.js';
 import type { BootAnswer } from '../boot/boot-answer.js';
 import { formatIpv4 } from '../net/ipv4.js';
-import type { BootEvents } from './bmh-events.js';
+import type { BootEvents } from './boot-events.js';
 
 /** Drops that are routine for a known host and say nothing worth an Event. */
 const QUIET_DROPS: ReadonlySet<string> = new Set(['released', 'unknown-host', 'not-a-request', 'not-ethernet', 'malformed']);

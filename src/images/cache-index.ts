@@ -8,7 +8,7 @@
  * never overshoot the limit. Evicting an entry that a client is still reading is safe: readers
  * hold an open file descriptor, and Linux keeps an unlinked file until the last one is closed.
  */
-import type { EntryMeta } from './image-cache-entry.js';
+import type { EntryMeta } from './cache-entry.js';
 
 export interface IndexedEntry {
   readonly meta: EntryMeta;

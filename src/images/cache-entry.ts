@@ -16,7 +16,7 @@
  * name, so a reader that opened the old name never sees the new bytes under the old metadata.
  */
 import { createHash } from 'node:crypto';
-import { IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './image-proxy-errors.js';
+import { IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './errors.js';
 
 export interface EntryMeta {
   /** The canonical request path (see image-proxy-path.ts). */

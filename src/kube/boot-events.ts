@@ -4,16 +4,16 @@
  *
  * Callers (DHCP, TFTP, HTTP) use the BootEvents interface: every method returns at once and
  * never throws. Occurrences go through the EventCorrelator (aggregation, per-object and global
- * token buckets, bmh-events-core.ts), then into a bounded queue that one worker drains with
+ * token buckets, event-correlator.ts), then into a bounded queue that one worker drains with
  * core/v1 Event creates and JSON patches. A full queue or a slow API server drops events
  * (counted); it never slows a packet down.
  */
 import { CoreV1Api, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
-import type { HostRecord } from './host.js';
-import type { Service } from '../service.js';
-import { DEFAULT_EVENT_LIMITS, EventCorrelator, type EventLimits, type EventRecord, type EventRef, type EventType } from './bmh-events-core.js';
+import type { HostRecord } from '../leases/host.js';
+import type { Service } from '../base/service.js';
+import { DEFAULT_EVENT_LIMITS, EventCorrelator, type EventLimits, type EventRecord, type EventRef, type EventType } from './event-correlator.js';
 import { describeError, httpStatusOf } from './bmh-watcher-core.js';
 
 /** Event reasons metalboot posts (CamelCase, as Kubernetes components do). */

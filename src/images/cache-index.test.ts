@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { EntryMeta } from './image-cache-entry.js';
-import { CacheIndex, diskBytes, type IndexedEntry } from './image-cache-index.js';
+import type { EntryMeta } from './cache-entry.js';
+import { CacheIndex, diskBytes, type IndexedEntry } from './cache-index.js';
 
 const entry = (key: string, size: number, file = `${key.slice(1)}-1`): IndexedEntry => ({
   meta: { key, size, etag: undefined, lastModified: undefined, contentType: undefined, storedAt: 0 } satisfies EntryMeta,

@@ -14,8 +14,8 @@ import {
   type SupervisorState,
   type WatchTiming,
 } from './bmh-watcher-core.js';
-import { HostIndex } from './host-index.js';
-import { bmhToHost } from './bmh.js';
+import { HostIndex } from '../leases/host-index.js';
+import { bmhToHost } from '../leases/bmh.js';
 import { parseMac } from '../net/mac.js';
 
 const P = 'metal3.vcluster.com/';

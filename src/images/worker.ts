@@ -3,7 +3,7 @@
  * own (--image-listen). Streaming hundreds of kernels and initramfs images is the heaviest work
  * of a boot storm; on its own event loop it cannot delay a DHCP reply, a TFTP block or a script.
  *
- * Protocol with image-server.ts (the main thread), over parentPort:
+ * Protocol with worker-service.ts (the main thread), over parentPort:
  * - worker → main: `listening` {host, port} once, or `failed` {message, code}; `metrics`
  *   {id, metrics} answering a request; `closed` after a `close`.
  * - main → worker: `metrics` {id} (prom-client JSON of the worker's registry), `close`.
@@ -12,7 +12,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { pino, type Level } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { buildImageApp } from './image-app.js';
-import type { ImageProxyOptions } from './image-proxy.js';
+import type { ImageProxyOptions } from './plugin.js';
 import type { ListenAddress } from '../net/listen-address.js';
 
 /** What the main thread hands the worker: plain data only (structured clone). */

@@ -11,7 +11,7 @@
  * after that the next request asks with a conditional GET (If-None-Match / If-Modified-Since).
  * Entries found on disk at start-up count as never validated.
  */
-import { headerValue, type HeaderMap } from './image-proxy-headers.js';
+import { headerValue, type HeaderMap } from './headers.js';
 
 export type NotCacheable = 'status' | 'no-length' | 'encoded' | 'no-store' | 'vary' | 'too-large';
 

@@ -1,8 +1,8 @@
 /**
  * The read-through cache's storage: a directory of entries, the fills that create them, and the
- * readers that stream from both. The shell around image-cache-index.ts (accounting, eviction)
- * and image-cache-entry.ts (file format); which responses are stored and when they are
- * revalidated is decided by the proxy (image-proxy.ts, image-cache-policy.ts).
+ * readers that stream from both. The shell around cache-index.ts (accounting, eviction)
+ * and cache-entry.ts (file format); which responses are stored and when they are
+ * revalidated is decided by the proxy (plugin.ts, cache-policy.ts).
  *
  * Layout under `dir`:
  * ```
@@ -24,7 +24,7 @@ import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyBaseLogger } from 'fastify';
-import { CacheIndex, diskBytes, type IndexedEntry } from './image-cache-index.js';
+import { CacheIndex, diskBytes, type IndexedEntry } from './cache-index.js';
 import {
   decodeEntryHeader,
   encodeEntryHeader,
@@ -34,8 +34,8 @@ import {
   FIXED_HEADER_LENGTH,
   keyDigest,
   type EntryMeta,
-} from './image-cache-entry.js';
-import { IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './image-proxy-errors.js';
+} from './cache-entry.js';
+import { IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './errors.js';
 
 /**
  * Bytes per read when streaming from the cache: large reads when few clients download (fewer

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { classifyUpstreamError, type UpstreamFailure } from './image-proxy-errors.js';
-import { clientResponseHeaders, isConditionalOrPartial, rewriteLocation, upstreamRequestHeaders } from './image-proxy-headers.js';
+import { classifyUpstreamError, type UpstreamFailure } from './errors.js';
+import { clientResponseHeaders, isConditionalOrPartial, rewriteLocation, upstreamRequestHeaders } from './headers.js';
 
 describe('upstreamRequestHeaders', () => {
   it('keeps Range, validators, User-Agent and Accept; drops credentials, Host and encodings', () => {

@@ -4,8 +4,10 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { BmhWatcher, loadKubeConfig, type BmhApi, type BmhListPage, type WatchEventType } from './bmh-watcher.js';
-import { HostIndex } from './host-index.js';
+import { BmhWatcher } from './bmh-watcher.js';
+import type { BmhApi, BmhListPage, WatchEventType } from './bmh-api.js';
+import { loadKubeConfig } from './kubeconfig.js';
+import { HostIndex } from '../leases/host-index.js';
 import { parseMac } from '../net/mac.js';
 
 const P = 'metal3.vcluster.com/';

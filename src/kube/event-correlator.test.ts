@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_EVENT_LIMITS, EventCorrelator, TokenBucket, defaultEventName, type EventInput, type EventLimits } from './bmh-events-core.js';
+import { DEFAULT_EVENT_LIMITS, EventCorrelator, TokenBucket, defaultEventName, type EventInput, type EventLimits } from './event-correlator.js';
 
 const ref = (name: string) => ({ namespace: 'metal3', name, uid: `uid-${name}` });
 const offered = (name = 'h1', message = 'offered 10.0.0.10/24'): EventInput => ({ ref: ref(name), reason: 'DHCPLeaseOffered', message, type: 'Normal' });

@@ -13,12 +13,12 @@
  * server-side timeoutSeconds, and abandons a stream the server failed to end by then.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { CustomObjectsApi, KubeConfig, Observable, Watch, type ConfigurationOptions } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { HostIndex } from './host-index.js';
-import type { HostRecord } from './host.js';
-import type { Service } from '../service.js';
+import type { HostIndex } from '../leases/host-index.js';
+import type { HostRecord } from '../leases/host.js';
+import type { Service } from '../base/service.js';
+import type { BmhApi, WatchEventType } from './bmh-api.js';
 import {
   BmhMirror,
   DEFAULT_WATCH_TIMING,
@@ -39,97 +39,6 @@ import {
   type SupervisorState,
   type WatchTiming,
 } from './bmh-watcher-core.js';
-
-export const BMH_GROUP = 'metal3.io';
-export const BMH_VERSION = 'v1alpha1';
-export const BMH_PLURAL = 'baremetalhosts';
-
-// ---------------------------------------------------------------- the API, narrowed
-
-export interface BmhListPage {
-  readonly resourceVersion: string;
-  readonly continue: string | undefined;
-  readonly items: readonly KubeBareMetalHost[];
-}
-
-export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
-
-/** The two calls the watcher makes; kubeBmhApi() is the real one, tests may fake it. */
-export interface BmhApi {
-  list(o: { readonly limit: number; readonly continue: string | undefined; readonly signal: AbortSignal }): Promise<BmhListPage>;
-  /**
-   * Starts a watch; resolves once the response has started (or failed). `onDone(null)` on a
-   * clean end, `onDone(err)` on failure; each at most once. The handle stops it.
-   */
-  watch(
-    o: { readonly resourceVersion: string; readonly timeoutSeconds: number },
-    onEvent: (type: WatchEventType, object: unknown) => void,
-    onDone: (err: unknown) => void,
-  ): Promise<{ abort(): void }>;
-}
-
-/**
- * Loads `--kubeconfig PATH`, or the in-cluster service account when no path is given. Throws
- * METALBOOT_KUBECONFIG with the reason when neither is usable.
- */
-export function loadKubeConfig(o: { readonly kubeconfig?: string | undefined; readonly inClusterPathPrefix?: string; readonly env?: NodeJS.ProcessEnv }): KubeConfig {
-  const kc = new KubeConfig();
-  const fail = (why: string): never => {
-    throw Object.assign(new Error(`--kube: ${why}`), { code: 'METALBOOT_KUBECONFIG' });
-  };
-  if (o.kubeconfig !== undefined && o.kubeconfig !== '') {
-    try {
-      kc.loadFromFile(o.kubeconfig);
-    } catch (err) {
-      fail(`cannot load kubeconfig ${o.kubeconfig}: ${(err as Error).message}`);
-    }
-    if (kc.getCurrentCluster() === null) fail(`kubeconfig ${o.kubeconfig} has no current context with a cluster`);
-    return kc;
-  }
-  const env = o.env ?? process.env;
-  if (!env['KUBERNETES_SERVICE_HOST'] || !env['KUBERNETES_SERVICE_PORT']) {
-    fail('not running in a cluster (KUBERNETES_SERVICE_HOST/PORT are not set): pass --kubeconfig');
-  }
-  kc.loadFromCluster(o.inClusterPathPrefix);
-  return kc;
-}
-
-/** baremetalhosts through @kubernetes/client-node (CustomObjectsApi list, Watch). */
-export function kubeBmhApi(kc: KubeConfig, namespace: string | undefined): BmhApi {
-  const objects = kc.makeApiClient(CustomObjectsApi);
-  const watcher = new Watch(kc);
-  const path = namespace === undefined
-    ? `/apis/${BMH_GROUP}/${BMH_VERSION}/${BMH_PLURAL}`
-    : `/apis/${BMH_GROUP}/${BMH_VERSION}/namespaces/${encodeURIComponent(namespace)}/${BMH_PLURAL}`;
-  return {
-    async list({ limit, continue: cont, signal }) {
-      // The generated client has no per-call signal parameter; a middleware sets it.
-      const options: ConfigurationOptions = {
-        middleware: [{
-          pre: (ctx) => {
-            ctx.setSignal(signal);
-            return new Observable(Promise.resolve(ctx));
-          },
-          post: (ctx) => new Observable(Promise.resolve(ctx)),
-        }],
-        middlewareMergeStrategy: 'append',
-      };
-      const base = { group: BMH_GROUP, version: BMH_VERSION, plural: BMH_PLURAL, limit, _continue: cont };
-      const body = (namespace === undefined
-        ? await objects.listClusterCustomObject(base, options)
-        : await objects.listNamespacedCustomObject({ ...base, namespace }, options)) as {
-        metadata?: { resourceVersion?: string; continue?: string };
-        items?: KubeBareMetalHost[];
-      };
-      return { resourceVersion: body.metadata?.resourceVersion ?? '', continue: body.metadata?.continue || undefined, items: body.items ?? [] };
-    },
-    watch({ resourceVersion, timeoutSeconds }, onEvent, onDone) {
-      return watcher.watch(path, { resourceVersion, allowWatchBookmarks: true, timeoutSeconds }, (type, obj) => onEvent(type as WatchEventType, obj), onDone);
-    },
-  };
-}
-
-// ---------------------------------------------------------------- the watcher
 
 export interface BmhWatcherOptions {
   readonly api: BmhApi;

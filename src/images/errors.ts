@@ -2,7 +2,7 @@
  * Stable error codes of the image proxy and its cache, and the mapping from an upstream failure
  * (undici's `UND_ERR_*`, the socket's `E*`) to what the client is told. Pure.
  */
-import { errorCode, upstreamFailureReason, upstreamFailureStatus, type UpstreamFailureReason } from '../net/upstream-failure.js';
+import { errorCode, upstreamFailureReason, upstreamFailureStatus, type UpstreamFailureReason } from '../relay/upstream-failure.js';
 
 export const IMAGE_PROXY_ERROR_CODES = {
   /** The `upstream` option is not an http(s) origin with an optional base path. */

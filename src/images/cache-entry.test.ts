@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeEntryHeader, encodeEntryHeader, ENTRY_FILE_NAME, entryFileName, entryHeaderLength, FIXED_HEADER_LENGTH, keyDigest, type EntryMeta } from './image-cache-entry.js';
-import { ImageProxyError } from './image-proxy-errors.js';
+import { decodeEntryHeader, encodeEntryHeader, ENTRY_FILE_NAME, entryFileName, entryHeaderLength, FIXED_HEADER_LENGTH, keyDigest, type EntryMeta } from './cache-entry.js';
+import { ImageProxyError } from './errors.js';
 
 const META: EntryMeta = {
   key: '/images/ironic-python-agent.kernel',

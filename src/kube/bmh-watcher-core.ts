@@ -13,9 +13,9 @@
  *                                                       a gap too old for it is a 410: relist)
  */
 import type { Logger } from 'pino';
-import { bmhId, bmhToHost, type BareMetalHostObject } from './bmh.js';
-import type { Conflict, HostIndex } from './host-index.js';
-import type { HostRecord } from './host.js';
+import { bmhId, bmhToHost, type BareMetalHostObject } from '../leases/bmh.js';
+import type { Conflict, HostIndex } from '../leases/host-index.js';
+import type { HostRecord } from '../leases/host.js';
 
 // ---------------------------------------------------------------- timing and backoff
 

@@ -1,13 +1,11 @@
 /**
- * What every metalboot HTTP listener shares (fastify settings, the response counter and log),
- * and the image worker's app: the image proxy alone. Kept apart from app.ts so that the worker
- * (image-worker.ts) loads fastify and the proxy, not the boot routes, DHCP or the Ironic proxy.
+ * What every metalboot HTTP listener shares: fastify's settings, the response counter and the
+ * error and image-download log lines. The main app and the image worker's app both start here.
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
-import { redactUrl } from '../proxy/redact.js';
-import { imageProxyPlugin, type ImageProxyOptions } from './image-proxy.js';
+import { redactUrl } from '../relay/redact.js';
 
 /** Fastify's settings for every HTTP listener of metalboot. */
 export function newFastify(logger: Logger): FastifyInstance {
@@ -33,20 +31,4 @@ export function addResponseLog(app: FastifyInstance, registry: Registry): void {
       req.log.info({ method: req.method, url: req.url, status: reply.statusCode, bytes: Number(reply.getHeader('content-length') ?? 0), ms: Math.round(reply.elapsedTime), peer: req.ip }, 'image served');
     }
   });
-}
-
-export async function registerImageProxy(app: FastifyInstance, proxy: Omit<ImageProxyOptions, 'registry'>, registry: Registry): Promise<void> {
-  // Routes the proxy adds are tagged so the onResponse hook can log them.
-  await app.register(async (scope) => {
-    scope.addHook('onRoute', (route) => { route.config = { ...(route.config ?? {}), imageProxy: true } as typeof route.config; });
-    await scope.register(imageProxyPlugin, { ...proxy, registry });
-  });
-}
-
-/** The image worker's app: the image proxy alone (image-worker.ts). */
-export async function buildImageApp(o: { readonly logger: Logger; readonly registry: Registry; readonly imageProxy: Omit<ImageProxyOptions, 'registry'> }): Promise<FastifyInstance> {
-  const app = newFastify(o.logger);
-  addResponseLog(app, o.registry);
-  await registerImageProxy(app, o.imageProxy, o.registry);
-  return app;
 }

@@ -12,7 +12,7 @@
  * reach the upstream directly.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { HOP_BY_HOP, headerValue, type HeaderMap } from '../net/http-headers.js';
+import { HOP_BY_HOP, headerValue, type HeaderMap } from '../relay/http-headers.js';
 
 export { headerValue, type HeaderMap };
 

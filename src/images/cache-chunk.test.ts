@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readChunkFor } from './image-cache.js';
+import { readChunkFor } from './cache.js';
 
 describe('readChunkFor', () => {
   it('reads 1 MiB at a time for a few clients and shrinks to 64 KiB in a storm', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cacheability, isFresh, revalidationHeaders, revalidationOutcome, type Cacheability, type RevalidationOutcome } from './image-cache-policy.js';
+import { cacheability, isFresh, revalidationHeaders, revalidationOutcome, type Cacheability, type RevalidationOutcome } from './cache-policy.js';
 
 describe('cacheability', () => {
   const ok = { 'content-length': '1000', etag: '"a"' };

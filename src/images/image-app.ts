@@ -1,0 +1,26 @@
+/**
+ * The image proxy on a fastify app: registered into the main HTTP app, or alone as the image
+ * worker's app. Kept apart from the main app so that the worker (worker.ts) loads fastify and
+ * the proxy, not the boot routes, DHCP or the Ironic proxy.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { addResponseLog, newFastify } from '../http/fastify-defaults.js';
+import { imageProxyPlugin, type ImageProxyOptions } from './plugin.js';
+
+export async function registerImageProxy(app: FastifyInstance, proxy: Omit<ImageProxyOptions, 'registry'>, registry: Registry): Promise<void> {
+  // Routes the proxy adds are tagged so the onResponse hook can log them.
+  await app.register(async (scope) => {
+    scope.addHook('onRoute', (route) => { route.config = { ...(route.config ?? {}), imageProxy: true } as typeof route.config; });
+    await scope.register(imageProxyPlugin, { ...proxy, registry });
+  });
+}
+
+/** The image worker's app: the image proxy alone (worker.ts). */
+export async function buildImageApp(o: { readonly logger: Logger; readonly registry: Registry; readonly imageProxy: Omit<ImageProxyOptions, 'registry'> }): Promise<FastifyInstance> {
+  const app = newFastify(o.logger);
+  addResponseLog(app, o.registry);
+  await registerImageProxy(app, o.imageProxy, o.registry);
+  return app;
+}
