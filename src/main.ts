@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-/** Composition root: config → logger → sources → services → signals. */
+/** The process: config → logger → the product's wings (src/wiring/) → signals → exit code. */
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { cidrsOf, loadConfig } from './config/load.js';
 import { helpText } from './config/flags.js';
-import { buildServices, closeAll, startAll } from './app.js';
+import { buildProduct } from './wiring/product.js';
+import { closeAll, startAll } from './base/service.js';
 import { formatCidr } from './net/ipv4.js';
 import { version } from './base/version.js';
 
@@ -43,9 +44,9 @@ async function main(): Promise<number> {
   collectDefaultMetrics({ register: registry, prefix: 'metalboot_' });
   logger.info({ version, config: loaded.configFile, serverIp: formatCidr(config.dhcp.serverIp) }, 'starting');
 
-  let product: ReturnType<typeof buildServices>;
+  let product: ReturnType<typeof buildProduct>;
   try {
-    product = buildServices(config, { logger, registry });
+    product = buildProduct(config, { logger, registry });
     await startAll(product.services);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;

@@ -34,6 +34,8 @@ export interface Config {
   readonly inspector: ParsedConfig['inspector'];
   readonly installer: ParsedConfig['installer'];
   readonly log: ParsedConfig['log'];
+  /** The Kubernetes node this runs on (NODE_NAME, from the downward API): the boot Events' source host. */
+  readonly nodeName: string | undefined;
 }
 
 export interface LoadInput {
@@ -180,6 +182,7 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
       apiAdvertiseUrl: c.proxy.apiAdvertiseUrl ?? advertiseUrl,
     },
     sources: c.sources,
+    nodeName: input.env['NODE_NAME'] || undefined,
     inspector: c.inspector,
     installer: c.installer,
     log: c.log,

@@ -18,7 +18,7 @@ import { messageTypeName } from './options.js';
 import { formatIpv4 } from '../net/ipv4.js';
 import type { ListenAddress } from '../net/listen-address.js';
 import type { LeaseStore } from '../leases/lease-store.js';
-import type { Service } from '../base/service.js';
+import type { ReadinessCheck, Service } from '../base/service.js';
 import { LabelledCounter } from '../base/labelled-counter.js';
 
 export interface DhcpServerOptions {
@@ -51,6 +51,9 @@ const RCVBUF_REPORT_FACTOR = process.platform === 'linux' ? 2 : 1;
 
 export class DhcpServer implements Service {
   readonly name = 'dhcp';
+  readonly readiness: readonly ReadinessCheck[] = [
+    { name: 'dhcp', check: () => (this.listening ? { ok: true, detail: 'listening' } : { ok: false, detail: 'not listening' }) },
+  ];
   readonly #o: DhcpServerOptions;
   readonly #log: Logger;
   readonly #sockets: dgram.Socket[] = [];

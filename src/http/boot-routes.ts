@@ -15,6 +15,14 @@ import { macHexHyp, parseMac, type Mac } from '../net/mac.js';
 import type { HostIndex } from '../leases/host-index.js';
 import type { HostRecord } from '../leases/host.js';
 
+/** A script or an iPXE binary served over HTTP. */
+export interface HttpServed {
+  readonly host: HostRecord | undefined;
+  readonly mac: Mac | undefined;
+  readonly what: 'script' | 'binary';
+  readonly name: string;
+}
+
 export interface BootRoutesOptions {
   readonly scripts: IpxeScripts;
   readonly index: HostIndex;
@@ -34,7 +42,7 @@ export interface BootRoutesOptions {
   /** Timeout for fetching Ironic's per-node config. Default 10 s. */
   readonly ironicTimeoutMs?: number;
   /** Called when a script or binary was served (Kubernetes events). */
-  readonly onServed?: (event: { host: HostRecord | undefined; mac: Mac | undefined; what: 'script' | 'binary'; name: string }) => void;
+  readonly onServed?: (event: HttpServed) => void;
 }
 
 type RenderedScript = { kind: ScriptKind | 'retry'; text: string };

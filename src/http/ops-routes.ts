@@ -4,12 +4,7 @@ import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type
 import { parseMac } from '../net/mac.js';
 import { explain } from './explain.js';
 import type { DhcpPolicy, DhcpState } from '../dhcp/decide.js';
-
-/** One readiness condition: a service's sockets bound, a source's first load done… */
-export interface ReadinessCheck {
-  readonly name: string;
-  check(): { readonly ok: boolean; readonly detail: string };
-}
+import type { ReadinessCheck } from '../base/service.js';
 
 export interface OpsRoutesOptions {
   readonly registry: Registry;

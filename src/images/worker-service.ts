@@ -11,7 +11,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { ListenAddress } from '../net/listen-address.js';
-import type { Service } from '../base/service.js';
+import type { ReadinessCheck, Service } from '../base/service.js';
 import type { FromWorker, ImageWorkerData, ImageWorkerProxyOptions, ToWorker } from './worker.js';
 
 export interface ImageServerOptions {
@@ -41,6 +41,9 @@ const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker-dev.mjs' 
 
 export class ImageServer implements Service {
   readonly name = 'image-worker';
+  readonly readiness: readonly ReadinessCheck[] = [
+    { name: 'image-worker', check: () => (this.#up ? { ok: true, detail: 'listening' } : { ok: false, detail: 'not listening' }) },
+  ];
   readonly #o: ImageServerOptions;
   readonly #log: Logger;
   #worker: Worker | undefined;

@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { HostIndex } from '../leases/host-index.js';
 import type { HostRecord } from '../leases/host.js';
-import type { Service } from '../base/service.js';
+import type { ReadinessCheck, Service } from '../base/service.js';
 import type { BmhApi, WatchEventType } from './bmh-api.js';
 import {
   BmhMirror,
@@ -80,6 +80,9 @@ const defaultSleep = (ms: number, signal: AbortSignal): Promise<void> => delay(m
 
 export class BmhWatcher implements Service {
   readonly name = 'bmh-watcher';
+  readonly readiness: readonly ReadinessCheck[] = [
+    { name: 'kubernetes', check: () => { const s = this.status(); return { ok: s.ready, detail: s.detail }; } },
+  ];
   readonly #o: BmhWatcherOptions;
   readonly #log: Logger;
   readonly #timing: WatchTiming;

@@ -1,13 +1,17 @@
 /**
- * DHCP outcomes as boot milestones: what the DhcpServer's `onOutcome` hook tells BootEvents.
- * Pure mapping; messages are deterministic per host and boot stage (no xid, no time) so that
- * repeats aggregate into one Event with a count.
+ * Boot milestones: what the DHCP, TFTP and HTTP shells report (their `onOutcome`, `onComplete`
+ * and `onServed` hooks), told to BootEvents for the host they concern. The one place that maps
+ * a protocol's event to a milestone. Messages are deterministic per host and boot stage (no
+ * xid, no time) so that repeats aggregate into one Event with a count.
  */
 import type { BootClient } from '../boot/boot-client.js';
 import type { DhcpOutcome } from '../dhcp/decide.js';
 import { MESSAGE_TYPE, OPT, getMessageType, getString } from '../dhcp/options.js';
 import type { BootAnswer } from '../boot/boot-answer.js';
-import { formatIpv4 } from '../net/ipv4.js';
+import { formatIpv4, parseIpv4 } from '../net/ipv4.js';
+import type { HostIndex } from '../leases/host-index.js';
+import type { TftpTransferDone } from '../tftp/tftp-server.js';
+import type { HttpServed } from '../http/boot-routes.js';
 import type { BootEvents } from './boot-events.js';
 
 /** Drops that are routine for a known host and say nothing worth an Event. */
@@ -61,4 +65,31 @@ export function reportDhcpOutcome(outcome: DhcpOutcome, events: BootEvents): voi
   const detail = `to ${d.mac} (${clientText(d.client)})${d.source === 'range' ? ' from the dynamic range' : ''}; ${bootText(outcome.boot)}`;
   if (type === MESSAGE_TYPE.OFFER) events.leaseOffered(host, ip, detail);
   else if (type === MESSAGE_TYPE.ACK) events.leaseAcknowledged(host, ip, detail);
+}
+
+/** The milestones of every protocol, for the hosts of `index`. */
+export class BootMilestones {
+  readonly #events: BootEvents;
+  readonly #index: HostIndex;
+
+  constructor(events: BootEvents, index: HostIndex) {
+    this.#events = events;
+    this.#index = index;
+  }
+
+  dhcp(outcome: DhcpOutcome): void {
+    reportDhcpOutcome(outcome, this.#events);
+  }
+
+  /** A boot file sent over TFTP, to the host that holds the peer's address. */
+  tftp(e: TftpTransferDone): void {
+    const ip = parseIpv4(e.peer);
+    const host = ip === undefined ? undefined : this.#index.hostByIp(ip);
+    if (host !== undefined) this.#events.bootFileServed(host, e.file, 'tftp');
+  }
+
+  /** A host's script over HTTP (binaries are not matched to a host). */
+  http(e: HttpServed): void {
+    if (e.host !== undefined && e.what === 'script') this.#events.scriptServed(e.host, e.name);
+  }
 }

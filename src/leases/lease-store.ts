@@ -6,8 +6,10 @@
 import type { Logger } from 'pino';
 import { LeaseJournal } from './lease-journal.js';
 import type { JournalRecord, LeasePool } from './pool.js';
+import type { Service } from '../base/service.js';
 
-export class LeaseStore {
+export class LeaseStore implements Service {
+  readonly name = 'leases';
   readonly #pool: LeasePool;
   readonly #journal: LeaseJournal | undefined;
   readonly #now: () => number;

@@ -26,7 +26,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { Pool, type Dispatcher } from 'undici';
 import type { ListenAddress } from '../net/listen-address.js';
-import type { Service } from '../base/service.js';
+import { listening, type ReadinessCheck, type Service } from '../base/service.js';
 import type { AgentRecord, AgentStore } from './agent-store.js';
 import { limitedRequestBody } from './body-streams.js';
 import { agentRequestTarget, nodeCallbackUrl, parseCallbackTarget, type CallbackRefusal } from './callback-url.js';
@@ -75,6 +75,7 @@ interface AgentPool {
 
 export class CallbackServer implements Service, CallbackEndpoint {
   readonly name = 'ipa-callback';
+  readonly readiness: readonly ReadinessCheck[] = [listening('ipa-callback', this)];
   readonly #o: CallbackServerOptions;
   readonly #log: Logger;
   readonly #configured: BaseUrl;

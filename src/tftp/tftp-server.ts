@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { FileSource, IpxeFile } from '../boot/ipxe-files.js';
 import type { ListenAddress } from '../net/listen-address.js';
-import type { Service } from '../base/service.js';
+import { listening, type ReadinessCheck, type Service } from '../base/service.js';
 import { LabelledCounter } from '../base/labelled-counter.js';
 import { classifyDatagram, UNKNOWN_TID, type TftpDropReason } from './datagram.js';
 import { encode, ERROR_CODE, type ErrorPacket, type RequestPacket, type TftpPacket } from './packet.js';
@@ -40,6 +40,13 @@ export interface Timers {
    * clears and sets.
    */
   refresh?(handle: unknown): void;
+}
+
+/** A transfer that ended with the client's last ACK. */
+export interface TftpTransferDone {
+  readonly peer: string;
+  readonly file: string;
+  readonly bytes: number;
 }
 
 export interface TftpServerOptions {
@@ -76,7 +83,7 @@ export interface TftpServerOptions {
   /** Monotonic milliseconds, for durations. Default performance.now. */
   readonly now?: () => number;
   /** Called after each completed transfer (boot milestones, Kubernetes events). */
-  readonly onComplete?: (event: { readonly peer: string; readonly file: string; readonly bytes: number }) => void;
+  readonly onComplete?: (event: TftpTransferDone) => void;
 }
 
 export const TFTP_SERVER_ERROR_CODES = {
@@ -204,6 +211,7 @@ function sameRequest(a: RequestPacket, b: RequestPacket): boolean {
 
 export class TftpServer implements Service {
   readonly name = 'tftp';
+  readonly readiness: readonly ReadinessCheck[] = [listening('tftp', this)];
   private readonly o: Required<Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete'>>;
   private readonly createSocket: () => UdpSocket;
   private readonly timers: Timers;

@@ -21,7 +21,8 @@ import { HostIndex } from '../../src/leases/host-index.js';
 import { bmhToHost } from '../../src/leases/bmh.js';
 import type { HostRecord } from '../../src/leases/host.js';
 import { formatIpv4 } from '../../src/net/ipv4.js';
-import { buildServices, closeAll, startAll } from '../../src/app.js';
+import { buildProduct } from '../../src/wiring/product.js';
+import { closeAll, startAll } from '../../src/base/service.js';
 import { loadConfig } from '../../src/config/load.js';
 import { encode } from '../../src/dhcp/codec.js';
 import { MESSAGE_TYPE } from '../../src/dhcp/options.js';
@@ -473,7 +474,7 @@ describe('in the product (buildServices with --kube)', () => {
       localAddresses: () => [],
     });
     if (loaded.kind !== 'config') throw new Error(JSON.stringify(loaded));
-    const product = buildServices(loaded.config, { logger: pino({ level: 'silent' }), registry: new Registry() });
+    const product = buildProduct(loaded.config, { logger: pino({ level: 'silent' }), registry: new Registry() });
     cleanups.push(() => closeAll(product.services));
     await startAll(product.services);
     return product;

@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../src/http/app.js';
+import { buildApp } from '../../src/wiring/http.js';
 import { IpxeScripts } from '../../src/boot/ipxe-scripts.js';
 import { IpxeFiles } from '../../src/boot/ipxe-files.js';
 import { HostIndex } from '../../src/leases/host-index.js';

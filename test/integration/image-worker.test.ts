@@ -13,7 +13,8 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { request } from 'undici';
-import { buildServices, closeAll, startAll, type Product } from '../../src/app.js';
+import { buildProduct, type Product } from '../../src/wiring/product.js';
+import { closeAll, startAll } from '../../src/base/service.js';
 import { loadConfig } from '../../src/config/load.js';
 import { sha256, startUpstreamHttpd, type UpstreamHttpd } from '../support/upstream-httpd.js';
 import { freePort } from '../support/free-port.js';
@@ -54,7 +55,7 @@ describe('image worker (--image-listen)', () => {
     });
     if (loaded.kind !== 'config') throw new Error(JSON.stringify(loaded));
     expect(loaded.config.http.imageAdvertiseUrl).toBe(imageUrl);
-    product = buildServices(loaded.config, { logger: pino({ level: 'silent' }), registry: new Registry() });
+    product = buildProduct(loaded.config, { logger: pino({ level: 'silent' }), registry: new Registry() });
     await startAll(product.services);
   }, 60_000);
 

@@ -16,7 +16,8 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { Agent, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildServices, closeAll, startAll } from '../../src/app.js';
+import { buildProduct } from '../../src/wiring/product.js';
+import { closeAll, startAll } from '../../src/base/service.js';
 import { loadConfig } from '../../src/config/load.js';
 import { AgentStore } from '../../src/proxy/agent-store.js';
 import { ironicApiProxy } from '../../src/proxy/api-proxy.js';
@@ -482,7 +483,7 @@ describe('in the product (buildServices)', () => {
       localAddresses: () => [],
     });
     if (loaded.kind !== 'config') throw new Error(JSON.stringify(loaded));
-    const product = buildServices(loaded.config, { logger, registry: new Registry() });
+    const product = buildProduct(loaded.config, { logger, registry: new Registry() });
     open.push({ close: () => closeAll(product.services) });
     await startAll(product.services);
     expect(product.readiness.find((c) => c.name === 'ipa-callback')?.check()).toEqual({ ok: true, detail: 'listening' });

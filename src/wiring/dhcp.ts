@@ -1,0 +1,64 @@
+/** The DHCP wing: the dynamic range's pool and journal, the policy, and the DHCP server. */
+import type { Config } from '../config/load.js';
+import type { Service } from '../base/service.js';
+import type { DhcpPolicy } from '../dhcp/decide.js';
+import { DhcpServer } from '../dhcp/dhcp-server.js';
+import type { HostIndex } from '../leases/host-index.js';
+import { LeasePool } from '../leases/pool.js';
+import { LeaseStore } from '../leases/lease-store.js';
+import type { BootMilestones } from '../kube/boot-milestones.js';
+import { parseIpv4, type Ipv4 } from '../net/ipv4.js';
+import type { Wiring } from './deps.js';
+
+export function dhcpPolicy(config: Config, tftpServer: Ipv4): DhcpPolicy {
+  const d = config.dhcp;
+  return {
+    serverIp: d.serverIp.address,
+    serverPrefix: d.serverIp.prefix,
+    ports: { relay: d.listen.port, client: d.clientPort },
+    reply: { serverId: d.advertiseIP ?? d.serverIp.address, tftpServer, domainName: d.domainName },
+    boot: { bootFiles: d.bootFiles, httpAdvertiseUrl: config.http.advertiseUrl },
+    leaseSeconds: d.leaseSeconds,
+    rangeGateway: d.gateway,
+    rangeDns: d.dns,
+    rangeNtp: d.ntp,
+  };
+}
+
+/** next-server: the advertised address when replicas sit behind a Service, else where TFTP listens. */
+export function nextServer(config: Config): Ipv4 {
+  const listen = config.tftp.listen;
+  if (config.dhcp.advertiseIP !== undefined) return config.dhcp.advertiseIP;
+  if (listen !== undefined && listen.host !== '0.0.0.0') return parseIpv4(listen.host) ?? config.dhcp.serverIp.address;
+  return config.dhcp.serverIp.address;
+}
+
+export interface DhcpWing {
+  readonly services: readonly Service[];
+  readonly pool: LeasePool;
+  /** The policy DHCP answers by; undefined when DHCP is off. */
+  readonly policy: DhcpPolicy | undefined;
+  readonly server: DhcpServer | undefined;
+}
+
+export interface DhcpWingInput {
+  readonly index: HostIndex;
+  /** Whether the cluster's hosts are loaded (with sources.kube): DHCP stays silent until then. */
+  readonly sourcesReady: (() => boolean) | undefined;
+  readonly milestones: BootMilestones | undefined;
+}
+
+export function dhcpWing(config: Config, w: Wiring, i: DhcpWingInput): DhcpWing {
+  const d = config.dhcp;
+  const { logger, registry, now } = w;
+  const pool = new LeasePool({ ranges: d.ranges, isClaimed: (ip) => i.index.isClaimed(ip), serverIp: d.serverIp.address });
+  const leases = new LeaseStore(pool, d.ranges.length > 0 ? d.leaseFile : undefined, now, logger.child({ component: 'leases' }));
+  if (!d.enabled) return { services: [leases], pool, policy: undefined, server: undefined };
+  const policy = dhcpPolicy(config, nextServer(config));
+  const m = i.milestones;
+  const server = new DhcpServer({
+    listen: d.listen, policy, state: { index: i.index, pool, now, sourcesReady: i.sourcesReady }, leases, logger, registry,
+    onOutcome: m === undefined ? undefined : (o) => m.dhcp(o),
+  });
+  return { services: [leases, server], pool, policy, server };
+}

@@ -1,0 +1,90 @@
+/**
+ * The HTTP wing: the main HTTP application, built without listening (tests use inject()).
+ * Routes: boot scripts and binaries (http/boot-routes.ts), operations (http/ops-routes.ts), the
+ * image proxy or its redirects (images/), and the Ironic API proxy (proxy/).
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { bootRoutes, type BootRoutesOptions } from '../http/boot-routes.js';
+import { opsRoutes, type OpsRoutesOptions } from '../http/ops-routes.js';
+import { imageRedirects, type ImageProxyOptions, type ImageRedirectOptions } from '../images/plugin.js';
+import { addResponseLog, newFastify } from '../http/fastify-defaults.js';
+import { registerImageProxy } from '../images/image-app.js';
+import { ironicApiProxy, type IronicApiProxyOptions } from '../proxy/api-proxy.js';
+import type { Config } from '../config/load.js';
+import type { ReadinessCheck } from '../base/service.js';
+import type { IpxeScripts } from '../boot/ipxe-scripts.js';
+import type { IpxeFiles } from '../boot/ipxe-files.js';
+import type { DhcpPolicy } from '../dhcp/decide.js';
+import { HttpServer } from '../http/http-server.js';
+import type { BootMilestones } from '../kube/boot-milestones.js';
+import type { HostIndex } from '../leases/host-index.js';
+import type { LeasePool } from '../leases/pool.js';
+import type { Wiring } from './deps.js';
+import type { ImagesWing } from './images.js';
+import type { ProxiesWing } from './proxies.js';
+
+export interface AppOptions {
+  readonly logger: Logger;
+  readonly registry: Registry;
+  readonly boot: Omit<BootRoutesOptions, 'registry'>;
+  readonly ops: Omit<OpsRoutesOptions, 'registry'>;
+  /** The image proxy to Ironic's HTTP server; absent when no --ironic-http-url is set. */
+  readonly imageProxy?: Omit<ImageProxyOptions, 'registry'>;
+  /**
+   * With the image proxy in the worker (--image-listen): its paths on this port answer 307 to
+   * the worker's URL, for clients that still use the main port (a hand-written script).
+   */
+  readonly imageRedirect?: ImageRedirectOptions;
+  /** The Ironic API proxy for IPA; absent when no --ironic-api-url is set. */
+  readonly ironicApi?: Omit<IronicApiProxyOptions, 'registry'>;
+}
+
+export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
+  const app = newFastify(o.logger);
+  addResponseLog(app, o.registry);
+  await app.register(bootRoutes, { ...o.boot, registry: o.registry });
+  await app.register(opsRoutes, { ...o.ops, registry: o.registry });
+  if (o.imageProxy !== undefined) await registerImageProxy(app, o.imageProxy, o.registry);
+  else if (o.imageRedirect !== undefined) await app.register(imageRedirects, o.imageRedirect);
+  if (o.ironicApi !== undefined) await app.register(ironicApiProxy, { ...o.ironicApi, registry: o.registry });
+  return app;
+}
+
+export interface HttpWingInput {
+  readonly scripts: IpxeScripts;
+  readonly index: HostIndex;
+  readonly pool: LeasePool;
+  readonly files: IpxeFiles;
+  readonly readiness: readonly ReadinessCheck[];
+  readonly policy: DhcpPolicy | undefined;
+  readonly milestones: BootMilestones | undefined;
+  readonly proxies: ProxiesWing;
+  readonly images: ImagesWing;
+}
+
+export function httpWing(config: Config, w: Wiring, i: HttpWingInput): HttpServer {
+  const { logger, registry, now } = w;
+  const { agents, callback, ironicApi } = i.proxies;
+  const { worker, proxy } = i.images;
+  const m = i.milestones;
+  return new HttpServer('http', config.http.listen, () => buildApp({
+    logger,
+    registry,
+    boot: {
+      scripts: i.scripts, index: i.index, files: i.files, baseUrl: config.http.advertiseUrl, imageBaseUrl: config.http.imageAdvertiseUrl,
+      apiUrl: config.proxy.apiAdvertiseUrl, ironicHttpUrl: config.proxy.ironicHttpUrl, ironicApiUrl: config.proxy.ironicApiUrl,
+      annotationPrefix: config.sources.annotationPrefix, inspector: config.inspector, installer: config.installer,
+      onServed: m === undefined ? undefined : (e) => m.http(e),
+    },
+    ops: {
+      readiness: i.readiness, policy: i.policy, state: { index: i.index, pool: i.pool, now },
+      explainExtras: [(mac) => agents.explain(mac, callback === undefined ? undefined : (node) => callback.callbackUrlFor(node))],
+      extraMetrics: worker === undefined ? [] : [() => worker.metrics()],
+    },
+    imageProxy: worker === undefined ? proxy : undefined,
+    imageRedirect: worker === undefined ? undefined : { target: config.http.imageAdvertiseUrl },
+    ironicApi,
+  }));
+}

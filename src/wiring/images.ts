@@ -1,0 +1,26 @@
+/** The images wing: the image proxy to Ironic's httpd, in its own worker thread with --image-listen. */
+import type { Config } from '../config/load.js';
+import type { Service } from '../base/service.js';
+import type { ImageProxyOptions } from '../images/plugin.js';
+import { ImageServer } from '../images/worker-service.js';
+import type { Wiring } from './deps.js';
+
+export interface ImagesWing {
+  readonly services: readonly Service[];
+  /** The proxy's options; undefined without --ironic-http-url. */
+  readonly proxy: Omit<ImageProxyOptions, 'registry' | 'logger'> | undefined;
+  /** The worker running it; undefined when the HTTP app runs it in-process. */
+  readonly worker: ImageServer | undefined;
+}
+
+export function imagesWing(config: Config, w: Wiring): ImagesWing {
+  const h = config.http;
+  if (config.proxy.ironicHttpUrl === undefined) return { services: [], proxy: undefined, worker: undefined };
+  const proxy = {
+    upstream: config.proxy.ironicHttpUrl,
+    cache: h.imageCacheDir === undefined ? undefined : { dir: h.imageCacheDir, maxBytes: h.imageCacheMaxBytes },
+  };
+  if (h.imageListen === undefined) return { services: [], proxy, worker: undefined };
+  const worker = new ImageServer({ listen: h.imageListen, proxy, logger: w.logger });
+  return { services: [worker], proxy, worker };
+}

@@ -1,0 +1,96 @@
+/**
+ * The composition root's one job: build every wing from a frozen Config, in start order, and
+ * hand back the services. main.ts owns the process (signals, exit codes); tests call
+ * buildProduct() to run the product in-process. Each wing builder (sources, kube, DHCP, TFTP,
+ * proxies, images, HTTP) lives beside this file and only wires.
+ */
+import { hostname } from 'node:os';
+import type { Config } from '../config/load.js';
+import type { ReadinessCheck, Service } from '../base/service.js';
+import type { IpxeFiles } from '../boot/ipxe-files.js';
+import { IpxeScripts } from '../boot/ipxe-scripts.js';
+import type { DhcpServer } from '../dhcp/dhcp-server.js';
+import type { HttpServer } from '../http/http-server.js';
+import type { ImageServer } from '../images/worker-service.js';
+import type { BmhWatcher } from '../kube/bmh-watcher.js';
+import { loadKubeConfig } from '../kube/kubeconfig.js';
+import { HostIndex } from '../leases/host-index.js';
+import type { LeasePool } from '../leases/pool.js';
+import type { TftpServer } from '../tftp/tftp-server.js';
+import type { Deps, Wiring } from './deps.js';
+import { dhcpWing } from './dhcp.js';
+import { httpWing } from './http.js';
+import { imagesWing } from './images.js';
+import { kubeWing } from './kube.js';
+import { proxiesWing } from './proxies.js';
+import { sourcesWing } from './sources.js';
+import { tftpWing } from './tftp.js';
+
+export type { Deps } from './deps.js';
+
+export interface Product {
+  /** In start order; closed in reverse. */
+  readonly services: readonly Service[];
+  readonly index: HostIndex;
+  readonly pool: LeasePool;
+  readonly dhcp: DhcpServer | undefined;
+  readonly tftp: TftpServer | undefined;
+  readonly files: IpxeFiles;
+  readonly http: HttpServer;
+  /** The image worker with --image-listen. */
+  readonly images: ImageServer | undefined;
+  /** The conditions /readyz reports, each from the service it concerns. */
+  readonly readiness: readonly ReadinessCheck[];
+  /** The BareMetalHost watcher when sources.kube is enabled. */
+  readonly kube: BmhWatcher | undefined;
+}
+
+export function buildProduct(config: Config, deps: Deps): Product {
+  const w: Wiring = { logger: deps.logger, registry: deps.registry, now: deps.now ?? Date.now };
+  const index = new HostIndex();
+  const k = config.sources.kube;
+  const kube = k.enabled
+    ? kubeWing(config, w, deps.kubeConfig ?? loadKubeConfig({ kubeconfig: k.kubeconfig }), index, deps.hostname ?? hostname())
+    : undefined;
+  const milestones = kube?.milestones;
+  const { sources } = sourcesWing(config, w, index, kube?.watcher);
+  const tftp = tftpWing(config, w, milestones);
+  const watcher = kube?.watcher;
+  const dhcp = dhcpWing(config, w, { index, sourcesReady: watcher === undefined ? undefined : () => watcher.status().ready, milestones });
+  const proxies = proxiesWing(config, w);
+  const images = imagesWing(config, w);
+
+  // Hosts first, then the files DHCP points them at, then the listeners; HTTP last.
+  const services: Service[] = [
+    sources,
+    ...present(kube?.recorder),
+    tftp.files,
+    ...dhcp.services,
+    ...present(tftp.server),
+    ...proxies.services,
+    ...images.services,
+  ];
+  const readiness: ReadinessCheck[] = [
+    ...(dhcp.server === undefined ? [disabled('dhcp')] : []),
+    ...(tftp.server === undefined ? [disabled('tftp')] : []),
+    ...services.flatMap((s) => s.readiness ?? []),
+  ];
+  const http = httpWing(config, w, {
+    scripts: new IpxeScripts(config.http.templatesDir), index, pool: dhcp.pool, files: tftp.files, readiness,
+    policy: dhcp.policy, milestones, proxies, images,
+  });
+  services.push(http);
+  return {
+    services, index, pool: dhcp.pool, dhcp: dhcp.server, tftp: tftp.server, files: tftp.files, http,
+    images: images.worker, readiness, kube: watcher,
+  };
+}
+
+function present<T>(s: T | undefined): T[] {
+  return s === undefined ? [] : [s];
+}
+
+/** A wing switched off by configuration: ready, and /readyz says why. */
+function disabled(name: string): ReadinessCheck {
+  return { name, check: () => ({ ok: true, detail: 'disabled' }) };
+}
