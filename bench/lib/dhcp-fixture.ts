@@ -3,7 +3,7 @@
  * main.ts builds, and N synthetic BareMetalHosts (objects as the Kubernetes API returns them,
  * or the same as manifest YAML).
  */
-import type { DhcpPolicy } from '../../src/dhcp/decide.js';
+import { dhcpPolicy, type DhcpPolicy } from '../../src/dhcp/policy.js';
 import { DEFAULT_BOOT_FILES } from '../../src/boot/boot-files.js';
 import type { BareMetalHostObject } from '../../src/leases/bmh.js';
 import { parseIpv4 } from '../../src/net/ipv4.js';
@@ -13,7 +13,7 @@ export const ANNOTATION_PREFIX = 'metal3.vcluster.com/';
 
 export function policy(): DhcpPolicy {
   const ip = parseIpv4(SERVER_IP)!;
-  return {
+  return dhcpPolicy({
     serverIp: ip,
     serverPrefix: 10,
     ports: { relay: 67, client: 68 },
@@ -23,7 +23,7 @@ export function policy(): DhcpPolicy {
     rangeGateway: ip,
     rangeDns: [parseIpv4('10.64.0.53')!],
     rangeNtp: [],
-  };
+  });
 }
 
 /** MAC of host i: 52:54:00 + 24-bit i. */

@@ -4,7 +4,7 @@
  * to an iPXE binary; firmware PXE gets the binary's TFTP name. Pure.
  */
 import type { BootClient } from './boot-client.js';
-import { bootFileKey, type ArchInfo } from './arch.js';
+import { ARCH_TABLE, bootFileKey, type ArchInfo } from './arch.js';
 
 export type BootAnswer =
   | { readonly kind: 'none'; readonly reason: 'plain-client' | 'netboot-disabled' | 'unknown-arch' | 'no-binary-for-arch' }
@@ -19,19 +19,30 @@ export interface BootTable {
   readonly httpAdvertiseUrl: string;
 }
 
-export function bootAnswer(client: BootClient, netboot: boolean, table: BootTable): BootAnswer {
-  if (client.kind === 'plain') return PLAIN_CLIENT;
-  if (!netboot) return NETBOOT_DISABLED;
-  const answers = answersOf(table);
-  if (client.kind === 'ipxe') return answers.ipxeScript;
-  if (client.arch === undefined) return UNKNOWN_ARCH;
-  const byArch = client.kind === 'uefi-http' ? answers.http : answers.tftp;
-  let a = byArch.get(client.arch);
-  if (a === undefined) {
-    a = binaryAnswer(client.kind, client.arch, table);
-    byArch.set(client.arch, a);
-  }
-  return a;
+/**
+ * The ladder compiled for one table: every answer built once at start, for the fixed arch
+ * table, and shared by every packet. Nothing writes to an answer.
+ */
+export interface BootAnswers {
+  answer(client: BootClient, netboot: boolean): BootAnswer;
+  /** Every answer that names a file or URL (what a reply may carry). */
+  readonly all: readonly BootAnswer[];
+}
+
+export function bootAnswers(table: BootTable): BootAnswers {
+  const ipxeScript: BootAnswer = { kind: 'ipxe-script', url: `${table.httpAdvertiseUrl}/boot.ipxe` };
+  const tftp = new Map<ArchInfo, BootAnswer>(ARCH_TABLE.map((a) => [a, binaryAnswer('pxe', a, table)]));
+  const http = new Map<ArchInfo, BootAnswer>(ARCH_TABLE.map((a) => [a, binaryAnswer('uefi-http', a, table)]));
+  return {
+    answer(client, netboot) {
+      if (client.kind === 'plain') return PLAIN_CLIENT;
+      if (!netboot) return NETBOOT_DISABLED;
+      if (client.kind === 'ipxe') return ipxeScript;
+      if (client.arch === undefined) return UNKNOWN_ARCH;
+      return (client.kind === 'uefi-http' ? http : tftp).get(client.arch) ?? binaryAnswer(client.kind, client.arch, table);
+    },
+    all: [ipxeScript, ...tftp.values(), ...http.values()].filter((x) => x.kind !== 'none'),
+  };
 }
 
 function binaryAnswer(kind: 'uefi-http' | 'pxe', arch: ArchInfo, table: BootTable): BootAnswer {
@@ -41,27 +52,7 @@ function binaryAnswer(kind: 'uefi-http' | 'pxe', arch: ArchInfo, table: BootTabl
   return { kind: 'tftp', file };
 }
 
-// Answers are values: the same client kind and architecture against the same table always gets
-// the same answer, so each is built once per table (architectures are a fixed, small set) and
-// shared by every packet. Nothing writes to an answer.
 const PLAIN_CLIENT: BootAnswer = { kind: 'none', reason: 'plain-client' };
 const NETBOOT_DISABLED: BootAnswer = { kind: 'none', reason: 'netboot-disabled' };
 const UNKNOWN_ARCH: BootAnswer = { kind: 'none', reason: 'unknown-arch' };
 const NO_BINARY: BootAnswer = { kind: 'none', reason: 'no-binary-for-arch' };
-
-interface TableAnswers {
-  readonly ipxeScript: BootAnswer;
-  readonly tftp: Map<ArchInfo, BootAnswer>;
-  readonly http: Map<ArchInfo, BootAnswer>;
-}
-
-const TABLE_ANSWERS = new WeakMap<BootTable, TableAnswers>();
-
-function answersOf(table: BootTable): TableAnswers {
-  let t = TABLE_ANSWERS.get(table);
-  if (t === undefined) {
-    t = { ipxeScript: { kind: 'ipxe-script', url: `${table.httpAdvertiseUrl}/boot.ipxe` }, tftp: new Map(), http: new Map() };
-    TABLE_ANSWERS.set(table, t);
-  }
-  return t;
-}

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decide, type DhcpOutcome, type DhcpPolicy } from './decide.js';
+import { decide, type DhcpOutcome } from './decide.js';
+import { dhcpPolicy, type DhcpPolicy } from './policy.js';
 import { request, BIOS_PXE, UEFI_PXE, UEFI_HTTP, IPXE } from '../../test/support/dhcp-requests.js';
 import { MESSAGE_TYPE as T, OPT, getIp, getMessageType, getString, getPxeVendorOptions, str, u16, subOptions } from './options.js';
 import { HostIndex } from '../leases/host-index.js';
@@ -13,7 +14,7 @@ import type { HostRecord } from '../leases/host.js';
 
 const SERVER = '10.0.0.1';
 const ip4 = (s: string) => parseIpv4(s)!;
-const policy: DhcpPolicy = {
+const policy: DhcpPolicy = dhcpPolicy({
   serverIp: ip4(SERVER),
   serverPrefix: 24,
   ports: { relay: 67, client: 68 },
@@ -23,7 +24,7 @@ const policy: DhcpPolicy = {
   rangeGateway: ip4('10.0.0.254'),
   rangeDns: [ip4('10.0.0.53')],
   rangeNtp: [],
-};
+});
 
 function bmh(name: string, mac: string, annotations: Record<string, string>, state = 'inspecting'): HostRecord {
   const r = bmhToHost({ apiVersion: 'metal3.io/v1alpha1', kind: 'BareMetalHost', metadata: { name, namespace: 'ns', annotations }, spec: { bootMACAddress: mac }, status: { provisioning: { state } } }, { annotationPrefix: 'metal3.vcluster.com/', from: 'test' });
@@ -107,11 +108,11 @@ describe('decide: boot answers by client kind', () => {
   it('values shared across replies follow the policy and the host: another policy or an updated host gets its own', () => {
     const s = setup();
     const pxe = (p: DhcpPolicy) => reply(decide(request({ type: T.DISCOVER, mac: '52:54:00:00:00:01', options: UEFI_PXE }), p, s.state));
-    const other: DhcpPolicy = {
+    const other: DhcpPolicy = dhcpPolicy({
       ...policy, leaseSeconds: 600,
       reply: { ...policy.reply, tftpServer: ip4('10.0.0.2') },
       boot: { bootFiles: { ...DEFAULT_BOOT_FILES, 'uefi-x86_64': 'other.efi' }, httpAdvertiseUrl: 'http://10.0.0.2' },
-    };
+    });
     for (let round = 0; round < 2; round++) {
       const a = pxe(policy);
       expect([getIp(a.reply.options, OPT.LEASE_TIME), opt(a, OPT.TFTP_SERVER), opt(a, OPT.BOOTFILE)]).toEqual([3600, SERVER, 'snponly.efi']);
@@ -201,7 +202,7 @@ describe('decide: REQUEST states (RFC 2131 §4.3.2)', () => {
 describe('decide: behind a Service (advertised server identity)', () => {
   it('answers with the advertised identity and accepts requests that select it', () => {
     const s = setup();
-    const svc = { ...policy, reply: { ...policy.reply, serverId: ip4('10.0.9.9'), tftpServer: ip4('10.0.9.9') } };
+    const svc = dhcpPolicy({ ...policy, reply: { ...policy.reply, serverId: ip4('10.0.9.9'), tftpServer: ip4('10.0.9.9') } });
     const offer = reply(decide(request({ type: T.DISCOVER, mac: '52:54:00:00:00:01', options: UEFI_PXE }), svc, s.state));
     expect(formatIpv4(getIp(offer.reply.options, OPT.SERVER_ID)!)).toBe('10.0.9.9');
     expect(formatIpv4(offer.reply.siaddr)).toBe('10.0.9.9');

@@ -13,12 +13,13 @@ import { MESSAGE_TYPE, OPT, getIp, getMessageType } from './options.js';
 import { classify } from './classify.js';
 import type { BootClient } from '../boot/boot-client.js';
 import { replyDestination, type Destination, type Ports } from './destination.js';
-import { buildLeaseReply, buildNak, type ReplyContext, type ReplyLease } from './reply.js';
-import { bootAnswer, type BootAnswer, type BootTable } from '../boot/boot-answer.js';
+import { buildLeaseReply, buildNak, informLease, type ReplyLease } from './reply.js';
+import type { DhcpPolicy } from './policy.js';
+import type { BootAnswer } from '../boot/boot-answer.js';
 import { macFromBytes, type Mac } from '../net/mac.js';
 import { formatIpv4, inSubnet, type Ipv4 } from '../net/ipv4.js';
 import type { HostIndex } from '../leases/host-index.js';
-import type { HostRecord, LeaseParams } from '../leases/host.js';
+import type { HostRecord } from '../leases/host.js';
 import type { JournalRecord, LeasePool } from '../leases/pool.js';
 
 /** Every reason a request gets no reply. Metrics count them; logs name them. */
@@ -71,21 +72,6 @@ export type DhcpOutcome =
       /** Durable state change without a reply (RELEASE, DECLINE). */
       readonly persist: JournalRecord | undefined;
     };
-
-export interface DhcpPolicy {
-  /** The address the sockets use; with serverPrefix, the local subnet of the dynamic range. */
-  readonly serverIp: Ipv4;
-  readonly serverPrefix: number;
-  readonly ports: Ports;
-  readonly reply: ReplyContext;
-  readonly boot: BootTable;
-  /** Lease time for BareMetalHost and static leases. */
-  readonly leaseSeconds: number;
-  /** Router/DNS/NTP for range leases. */
-  readonly rangeGateway: Ipv4 | undefined;
-  readonly rangeDns: readonly Ipv4[];
-  readonly rangeNtp: readonly Ipv4[];
-}
 
 export interface DhcpState {
   readonly index: HostIndex;
@@ -149,7 +135,7 @@ export function ownerOf(mac: Mac, policy: DhcpPolicy, state: DhcpState): Owner {
   }
   if (found.kind === 'host') {
     const h = found.host;
-    if (h.lease !== undefined) return { kind: 'host', host: h, lease: hostLease(h.lease, policy.leaseSeconds) };
+    if (h.lease !== undefined) return { kind: 'host', host: h, lease: policy.values.hostLease(h.lease) };
     // A host its source cannot serve (e.g. a BareMetalHost without an ip-address annotation)
     // falls through to the range when there is one.
     if (state.pool.enabled) return { kind: 'range', host: h };
@@ -162,28 +148,9 @@ export function ownerOf(mac: Mac, policy: DhcpPolicy, state: DhcpState): Owner {
   return { kind: 'none', reason: 'unknown-host', detail: undefined, host: undefined };
 }
 
-/**
- * A host's lease with the policy's lease time, kept per lease object (a host update replaces
- * it), so a repeat client's every packet does not copy its lease. Read-only like the host.
- */
-const HOST_LEASES = new WeakMap<LeaseParams, ReplyLease>();
-
-function hostLease(lease: LeaseParams, leaseSeconds: number): ReplyLease {
-  let r = HOST_LEASES.get(lease);
-  if (r?.leaseSeconds !== leaseSeconds) {
-    r = { ...lease, leaseSeconds };
-    HOST_LEASES.set(lease, r);
-  }
-  return r;
-}
-
-function rangeLease(ip: Ipv4, leaseSeconds: number | undefined, policy: DhcpPolicy): ReplyLease {
-  return { ip, prefix: policy.serverPrefix, gateway: policy.rangeGateway, dns: policy.rangeDns, ntp: policy.rangeNtp, hostname: undefined, leaseSeconds };
-}
-
 function reply(req: DhcpMessage, type: typeof MESSAGE_TYPE.OFFER | typeof MESSAGE_TYPE.ACK, lease: ReplyLease, d: Decision, policy: DhcpPolicy, persist?: JournalRecord): DhcpOutcome {
-  const boot = bootAnswer(d.client, d.host?.netboot ?? true, policy.boot);
-  const msg = buildLeaseReply(req, type, lease, d.client, boot, policy.reply);
+  const boot = policy.answers.answer(d.client, d.host?.netboot ?? true);
+  const msg = buildLeaseReply(req, type, lease, d.client, boot, policy.reply, policy.values);
   return { kind: 'reply', reply: msg, dest: replyDestination(req, false, policy.ports), decision: d, boot, persist };
 }
 
@@ -203,7 +170,7 @@ function discover(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolic
   if (!rangeReachable(req, policy)) return ignore('unknown-host', d, `relay ${formatIpv4(req.giaddr)} is outside the range's subnet`);
   const offered = state.pool.offer(d.mac, getIp(req.options, OPT.REQUESTED_IP), state.now());
   if (offered === undefined) return ignore('pool-exhausted', d);
-  return reply(req, MESSAGE_TYPE.OFFER, rangeLease(offered.ip, offered.leaseSeconds, policy), d, policy);
+  return reply(req, MESSAGE_TYPE.OFFER, policy.values.rangeLease(offered.ip, offered.leaseSeconds), d, policy);
 }
 
 function request(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
@@ -235,7 +202,7 @@ function request(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy
   }
   const c = state.pool.commit(d.mac, asked, now);
   if (!c.ok) return nak(req, d, policy, `address ${formatIpv4(asked)} is not available (${c.reason})`);
-  return reply(req, MESSAGE_TYPE.ACK, rangeLease(c.lease.ip, c.lease.leaseSeconds, policy), d, policy, c.record);
+  return reply(req, MESSAGE_TYPE.ACK, policy.values.rangeLease(c.lease.ip, c.lease.leaseSeconds), d, policy, c.record);
 }
 
 function decline(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
@@ -261,8 +228,6 @@ function release(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy
 function inform(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy): DhcpOutcome {
   if (owner.kind === 'none') return ignore(owner.reason, d, owner.detail);
   if (req.ciaddr === 0) return ignore('no-record', d, 'INFORM without ciaddr');
-  const lease = owner.kind === 'host'
-    ? { ...owner.lease, leaseSeconds: undefined }
-    : rangeLease(req.ciaddr, undefined, policy);
+  const lease = owner.kind === 'host' ? informLease(owner.lease) : policy.values.rangeLease(req.ciaddr, undefined);
   return reply(req, MESSAGE_TYPE.ACK, lease, d, policy);
 }

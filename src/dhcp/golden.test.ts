@@ -10,7 +10,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decode, encode } from './codec.js';
 import { classify } from './classify.js';
-import { decide, type DhcpPolicy } from './decide.js';
+import { decide } from './decide.js';
+import { dhcpPolicy, type DhcpPolicy } from './policy.js';
 import { getMessageType, OPT, getString } from './options.js';
 import { macFromBytes } from '../net/mac.js';
 import { formatIpv4, parseIpv4 } from '../net/ipv4.js';
@@ -84,12 +85,12 @@ describe('golden DHCP packets', () => {
 
 describe('what each real client is answered', () => {
   const ip = (s: string) => parseIpv4(s)!;
-  const policy: DhcpPolicy = {
+  const policy: DhcpPolicy = dhcpPolicy({
     serverIp: ip('10.77.0.1'), serverPrefix: 24, ports: { relay: 67, client: 68 },
     reply: { serverId: ip('10.77.0.1'), tftpServer: ip('10.77.0.1'), domainName: undefined },
     boot: { bootFiles: DEFAULT_BOOT_FILES, httpAdvertiseUrl: 'http://10.77.0.1:8080' },
     leaseSeconds: 3600, rangeGateway: undefined, rangeDns: [], rangeNtp: [],
-  };
+  });
   const clientFixtures = fixtures.filter((f) => f.direction === 'client' && f.expect.messageType === 1);
 
   it.each(clientFixtures.map((f) => [f.name, f] as const))('%s gets the right boot answer', (_n, f) => {

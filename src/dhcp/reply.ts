@@ -13,10 +13,30 @@ import type { BootClient } from '../boot/boot-client.js';
 import { INFINITE_LEASE } from '../leases/range.js';
 import type { LeaseParams } from '../leases/host.js';
 
-/** A host's lease parameters plus the lease time of this answer. */
+/** A lease as a reply carries it: the host's parameters, the lease time, and their option values. */
 export interface ReplyLease extends LeaseParams {
   /** Undefined for an INFORM answer (no lease time). */
   readonly leaseSeconds: number | undefined;
+  readonly values: LeaseValues;
+}
+
+/** A lease's option values, encoded once per lease (a host's) or per policy (the range's). */
+export interface LeaseValues {
+  readonly mask: Uint8Array;
+  readonly router: Uint8Array | undefined;
+  readonly dns: Uint8Array | undefined;
+  readonly ntp: Uint8Array | undefined;
+  readonly hostname: Uint8Array | undefined;
+  readonly broadcast: Uint8Array;
+  /** Options 51, 58, 59; undefined for an INFORM answer. */
+  readonly times: LeaseTimes | undefined;
+}
+
+interface LeaseTimes {
+  readonly lease: Uint8Array;
+  /** T1 and T2; undefined for an infinite lease. */
+  readonly renewal: Uint8Array | undefined;
+  readonly rebinding: Uint8Array | undefined;
 }
 
 export interface ReplyContext {
@@ -26,11 +46,19 @@ export interface ReplyContext {
   readonly domainName: string | undefined;
 }
 
+/** Router, DNS and NTP of range leases, on the server's subnet. */
+export interface RangeParams {
+  readonly prefix: number;
+  readonly gateway: Ipv4 | undefined;
+  readonly dns: readonly Ipv4[];
+  readonly ntp: readonly Ipv4[];
+}
+
 // ---- option values shared across replies ---------------------------------------------------
 //
 // A reply's option values are Uint8Arrays that encode() only reads, so values that are the same
-// for many replies are built once and shared: the constants below, the context's own values,
-// and small caches keyed by value. No one writes to an option value after it is built.
+// for many replies are built once and shared: the constants below, and a policy's ReplyValues.
+// No one writes to an option value after it is built.
 
 const MESSAGE_TYPE_VALUE: Readonly<Record<number, Uint8Array>> = {
   [MESSAGE_TYPE.OFFER]: u8(MESSAGE_TYPE.OFFER),
@@ -44,60 +72,97 @@ const IPXE_NO_PROXYDHCP = subOptions([[176, u8(1)]]);
 /** UEFI HTTP boot requires the vendor class echoed back (UEFI spec §24.7.2). */
 const HTTP_CLIENT = str('HTTPClient');
 
-/** Entries a value cache may hold before it starts over: far more than one network's distinct values. */
-const CACHE_LIMIT = 4096;
-
-function cached<K, V>(map: Map<K, V>, key: K, make: (key: K) => V): V {
-  let v = map.get(key);
-  if (v === undefined) {
-    if (map.size >= CACHE_LIMIT) map.clear();
-    v = make(key);
-    map.set(key, v);
-  }
-  return v;
-}
-
-/** The values of one ReplyContext, built on its first reply. */
-interface ContextValues {
+/**
+ * The option values of one DHCP policy, built when the policy is compiled (dhcpPolicy()) and
+ * owned by it: the server's own values, option 67 of every boot answer, the range's lease
+ * values, and each host's lease values the first time that host is answered (kept per lease
+ * object: a host update brings a new one, and the old one goes with it).
+ */
+export class ReplyValues {
   readonly serverId: Uint8Array;
   /** Option 66: the TFTP server as a dotted-quad string. */
   readonly tftpServerName: Uint8Array;
   readonly domainName: Uint8Array | undefined;
   readonly domainSearch: Uint8Array | undefined;
-  /** Addresses (mask, router, broadcast) → 4 bytes. */
-  readonly ip: Map<number, Uint8Array>;
-  /** Lease, renewal and rebinding times → 4 bytes. */
-  readonly u32: Map<number, Uint8Array>;
-  /** Host names and boot file names/URLs → latin1 bytes. */
-  readonly str: Map<string, Uint8Array>;
-  /** Address lists (DNS, NTP) by identity: a host's and the range's lists live as long as they do. */
-  readonly ips: WeakMap<readonly number[], Uint8Array>;
-}
+  readonly #bootFiles: Map<BootAnswer, Uint8Array>;
+  readonly #range: RangeParams;
+  readonly #rangeValues: Omit<LeaseValues, 'broadcast' | 'times'>;
+  /** Range broadcasts by address: one per subnet the ranges cover. */
+  readonly #rangeBroadcasts = new Map<number, Uint8Array>();
+  /** Lease times by seconds: the host lease time and one per range, all from the configuration. */
+  readonly #times = new Map<number, LeaseTimes>();
+  readonly #hostLeases = new WeakMap<LeaseParams, ReplyLease>();
+  readonly #hostLeaseSeconds: number;
 
-const CONTEXT_VALUES = new WeakMap<ReplyContext, ContextValues>();
-
-function contextValues(ctx: ReplyContext): ContextValues {
-  let v = CONTEXT_VALUES.get(ctx);
-  if (v === undefined) {
-    v = {
-      serverId: ip(ctx.serverId),
-      tftpServerName: str(formatIpv4(ctx.tftpServer)),
-      domainName: ctx.domainName === undefined ? undefined : str(ctx.domainName),
-      domainSearch: ctx.domainName === undefined ? undefined : domainSearch([ctx.domainName]),
-      ip: new Map(), u32: new Map(), str: new Map(), ips: new WeakMap(),
+  constructor(ctx: ReplyContext, range: RangeParams, hostLeaseSeconds: number, answers: readonly BootAnswer[]) {
+    this.serverId = ip(ctx.serverId);
+    this.tftpServerName = str(formatIpv4(ctx.tftpServer));
+    this.domainName = ctx.domainName === undefined ? undefined : str(ctx.domainName);
+    this.domainSearch = ctx.domainName === undefined ? undefined : domainSearch([ctx.domainName]);
+    this.#bootFiles = new Map();
+    for (const a of answers) if (a.kind !== 'none') this.#bootFiles.set(a, str(a.kind === 'tftp' ? a.file : a.url));
+    this.#range = range;
+    this.#rangeValues = {
+      mask: ip(prefixToMask(range.prefix)),
+      router: range.gateway === undefined ? undefined : ip(range.gateway),
+      dns: range.dns.length > 0 ? ips(range.dns) : undefined,
+      ntp: range.ntp.length > 0 ? ips(range.ntp) : undefined,
+      hostname: undefined,
     };
-    CONTEXT_VALUES.set(ctx, v);
+    this.#hostLeaseSeconds = hostLeaseSeconds;
   }
-  return v;
+
+  /** A host's lease with the policy's lease time. */
+  hostLease(lease: LeaseParams): ReplyLease {
+    let r = this.#hostLeases.get(lease);
+    if (r === undefined) {
+      r = { ...lease, leaseSeconds: this.#hostLeaseSeconds, values: { ...leaseValues(lease), times: this.#timesOf(this.#hostLeaseSeconds) } };
+      this.#hostLeases.set(lease, r);
+    }
+    return r;
+  }
+
+  /** A range lease of `address` (leaseSeconds undefined: an INFORM answer). */
+  rangeLease(address: Ipv4, leaseSeconds: number | undefined): ReplyLease {
+    const r = this.#range;
+    const b = broadcastOf({ address, prefix: r.prefix });
+    let broadcast = this.#rangeBroadcasts.get(b);
+    if (broadcast === undefined) this.#rangeBroadcasts.set(b, (broadcast = ip(b)));
+    return {
+      ip: address, prefix: r.prefix, gateway: r.gateway, dns: r.dns, ntp: r.ntp, hostname: undefined, leaseSeconds,
+      values: { ...this.#rangeValues, broadcast, times: leaseSeconds === undefined ? undefined : this.#timesOf(leaseSeconds) },
+    };
+  }
+
+  /** Option 67 of a boot answer (built at compile time for every answer of the table). */
+  bootFile(boot: BootAnswer & { readonly kind: 'tftp' | 'http-binary' | 'ipxe-script' }): Uint8Array {
+    return this.#bootFiles.get(boot) ?? str(boot.kind === 'tftp' ? boot.file : boot.url);
+  }
+
+  #timesOf(seconds: number): LeaseTimes {
+    let t = this.#times.get(seconds);
+    if (t === undefined) {
+      const infinite = seconds === INFINITE_LEASE;
+      t = {
+        lease: u32(seconds),
+        renewal: infinite ? undefined : u32(Math.floor(seconds * 0.5)),
+        rebinding: infinite ? undefined : u32(Math.floor(seconds * 0.875)),
+      };
+      this.#times.set(seconds, t);
+    }
+    return t;
+  }
 }
 
-function ipsValue(v: ContextValues, list: readonly number[]): Uint8Array {
-  let b = v.ips.get(list);
-  if (b === undefined) {
-    b = ips(list);
-    v.ips.set(list, b);
-  }
-  return b;
+function leaseValues(lease: LeaseParams): Omit<LeaseValues, 'times'> {
+  return {
+    mask: ip(prefixToMask(lease.prefix)),
+    router: lease.gateway === undefined ? undefined : ip(lease.gateway),
+    dns: lease.dns.length > 0 ? ips(lease.dns) : undefined,
+    ntp: lease.ntp.length > 0 ? ips(lease.ntp) : undefined,
+    hostname: lease.hostname === undefined ? undefined : str(lease.hostname),
+    broadcast: ip(broadcastOf({ address: lease.ip, prefix: lease.prefix })),
+  };
 }
 
 /** True when the client sent no parameter request list or asked for `code` in it. */
@@ -127,34 +192,33 @@ export function buildLeaseReply(
   client: BootClient,
   boot: BootAnswer,
   ctx: ReplyContext,
+  v: ReplyValues,
 ): DhcpMessage {
-  const v = contextValues(ctx);
   const r = baseReply(req, type, v.serverId);
   const o = r.options;
+  const lv = lease.values;
   const prl = req.options.get(OPT.PARAM_REQUEST_LIST);
-  if (lease.leaseSeconds === undefined) r.ciaddr = req.ciaddr; // INFORM: RFC 2131 §4.3.5
+  if (lv.times === undefined) r.ciaddr = req.ciaddr; // INFORM: RFC 2131 §4.3.5
   else {
     r.yiaddr = lease.ip;
     if (req.ciaddr !== 0) r.ciaddr = req.ciaddr;
-    o.set(OPT.LEASE_TIME, cached(v.u32, lease.leaseSeconds, u32));
-    if (lease.leaseSeconds !== INFINITE_LEASE) {
-      o.set(OPT.RENEWAL_TIME, cached(v.u32, Math.floor(lease.leaseSeconds * 0.5), u32));
-      o.set(OPT.REBINDING_TIME, cached(v.u32, Math.floor(lease.leaseSeconds * 0.875), u32));
-    }
+    o.set(OPT.LEASE_TIME, lv.times.lease);
+    if (lv.times.renewal !== undefined) o.set(OPT.RENEWAL_TIME, lv.times.renewal);
+    if (lv.times.rebinding !== undefined) o.set(OPT.REBINDING_TIME, lv.times.rebinding);
   }
-  o.set(OPT.SUBNET_MASK, cached(v.ip, prefixToMask(lease.prefix), ip));
-  if (lease.gateway !== undefined) o.set(OPT.ROUTER, cached(v.ip, lease.gateway, ip));
-  if (lease.dns.length > 0 && wants(prl, OPT.DNS)) o.set(OPT.DNS, ipsValue(v, lease.dns));
-  if (lease.ntp.length > 0 && wants(prl, OPT.NTP)) o.set(OPT.NTP, ipsValue(v, lease.ntp));
-  if (lease.hostname !== undefined && wants(prl, OPT.HOSTNAME)) o.set(OPT.HOSTNAME, cached(v.str, lease.hostname, str));
+  o.set(OPT.SUBNET_MASK, lv.mask);
+  if (lv.router !== undefined) o.set(OPT.ROUTER, lv.router);
+  if (lv.dns !== undefined && wants(prl, OPT.DNS)) o.set(OPT.DNS, lv.dns);
+  if (lv.ntp !== undefined && wants(prl, OPT.NTP)) o.set(OPT.NTP, lv.ntp);
+  if (lv.hostname !== undefined && wants(prl, OPT.HOSTNAME)) o.set(OPT.HOSTNAME, lv.hostname);
   if (v.domainName !== undefined && wants(prl, OPT.DOMAIN_NAME)) o.set(OPT.DOMAIN_NAME, v.domainName);
   if (v.domainSearch !== undefined && prl?.includes(OPT.DOMAIN_SEARCH)) o.set(OPT.DOMAIN_SEARCH, v.domainSearch);
-  if (wants(prl, OPT.BROADCAST)) o.set(OPT.BROADCAST, cached(v.ip, broadcastOf({ address: lease.ip, prefix: lease.prefix }), ip));
+  if (wants(prl, OPT.BROADCAST)) o.set(OPT.BROADCAST, lv.broadcast);
   addBoot(req, r, client, boot, ctx, v);
   return r;
 }
 
-function addBoot(req: DhcpMessage, r: DhcpMessage, client: BootClient, boot: BootAnswer, ctx: ReplyContext, v: ContextValues): void {
+function addBoot(req: DhcpMessage, r: DhcpMessage, client: BootClient, boot: BootAnswer, ctx: ReplyContext, v: ReplyValues): void {
   const o = r.options;
   if (client.kind === 'pxe' || client.kind === 'uefi-http') {
     const uuid = req.options.get(OPT.CLIENT_UUID);
@@ -167,22 +231,27 @@ function addBoot(req: DhcpMessage, r: DhcpMessage, client: BootClient, boot: Boo
       r.siaddr = ctx.tftpServer;
       r.file = fileField(boot.file);
       o.set(OPT.TFTP_SERVER, v.tftpServerName);
-      o.set(OPT.BOOTFILE, cached(v.str, boot.file, str));
+      o.set(OPT.BOOTFILE, v.bootFile(boot));
       o.set(OPT.VENDOR_SPECIFIC, PXE_DIRECT);
       return;
     case 'http-binary':
       o.set(OPT.VENDOR_CLASS, HTTP_CLIENT);
       r.file = fileField(boot.url);
-      o.set(OPT.BOOTFILE, cached(v.str, boot.url, str));
+      o.set(OPT.BOOTFILE, v.bootFile(boot));
       return;
     case 'ipxe-script':
       r.siaddr = ctx.tftpServer;
       r.file = fileField(boot.url);
-      o.set(OPT.BOOTFILE, cached(v.str, boot.url, str));
+      o.set(OPT.BOOTFILE, v.bootFile(boot));
       // Without option 176 iPXE holds every DISCOVER about 3 s waiting for a ProxyDHCP server.
       o.set(OPT.IPXE_ENCAP, IPXE_NO_PROXYDHCP);
       return;
   }
+}
+
+/** The same lease without a lease time: an INFORM answer (RFC 2131 §4.3.5). */
+export function informLease(lease: ReplyLease): ReplyLease {
+  return { ...lease, leaseSeconds: undefined, values: { ...lease.values, times: undefined } };
 }
 
 /** The BOOTP file field holds 127 bytes and a NUL; longer names travel in option 67 only. */

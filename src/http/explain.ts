@@ -4,8 +4,8 @@
  * This is the answer to "my host is stuck in inspecting and nothing says why". Pure: it reads
  * the index and the pool without changing them.
  */
-import { ownerOf, type DhcpPolicy, type DhcpState } from '../dhcp/decide.js';
-import { bootAnswer } from '../boot/boot-answer.js';
+import { ownerOf, type DhcpState } from '../dhcp/decide.js';
+import type { DhcpPolicy } from '../dhcp/policy.js';
 import { chooseScript } from '../boot/script-choice.js';
 import { archInfo } from '../boot/arch.js';
 import { formatIpv4, prefixToMask } from '../net/ipv4.js';
@@ -54,7 +54,7 @@ export function explain(mac: Mac, policy: DhcpPolicy, state: DhcpState): Record<
     return out;
   }
   const netboot = owner.host?.netboot ?? true;
-  const boot = Object.fromEntries(Object.entries(SAMPLE_CLIENTS).map(([k, c]) => [k, bootAnswer(c, netboot, policy.boot)]));
+  const boot = Object.fromEntries(Object.entries(SAMPLE_CLIENTS).map(([k, c]) => [k, policy.answers.answer(c, netboot)]));
   if (owner.kind === 'host') {
     out.dhcp = { answer: 'offer', source: owner.host.origin.kind, ip: formatIpv4(owner.lease.ip), leaseSeconds: policy.leaseSeconds, boot };
     out.script = chooseScript(owner.host);

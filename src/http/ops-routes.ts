@@ -3,7 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 import { parseMac } from '../net/mac.js';
 import { explain } from './explain.js';
-import type { DhcpPolicy, DhcpState } from '../dhcp/decide.js';
+import type { DhcpState } from '../dhcp/decide.js';
+import type { DhcpPolicy } from '../dhcp/policy.js';
 import type { ReadinessCheck } from '../base/service.js';
 
 export interface OpsRoutesOptions {

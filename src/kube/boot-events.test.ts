@@ -8,7 +8,8 @@ import { bmhToHost } from '../leases/bmh.js';
 import type { HostRecord } from '../leases/host.js';
 import { HostIndex } from '../leases/host-index.js';
 import { LeasePool } from '../leases/pool.js';
-import { decide, type DhcpPolicy } from '../dhcp/decide.js';
+import { decide } from '../dhcp/decide.js';
+import { dhcpPolicy, type DhcpPolicy } from '../dhcp/policy.js';
 import { MESSAGE_TYPE as T } from '../dhcp/options.js';
 import { IPXE, UEFI_PXE, request } from '../../test/support/dhcp-requests.js';
 import { DEFAULT_BOOT_FILES } from '../boot/boot-files.js';
@@ -175,12 +176,12 @@ describe('BmhEventRecorder', () => {
 
 describe('reportDhcpOutcome', () => {
   const ip4 = (s: string) => parseIpv4(s)!;
-  const policy: DhcpPolicy = {
+  const policy: DhcpPolicy = dhcpPolicy({
     serverIp: ip4('10.0.0.1'), serverPrefix: 24, ports: { relay: 67, client: 68 },
     reply: { serverId: ip4('10.0.0.1'), tftpServer: ip4('10.0.0.1'), domainName: undefined },
     boot: { bootFiles: DEFAULT_BOOT_FILES, httpAdvertiseUrl: 'http://10.0.0.1:8080' },
     leaseSeconds: 3600, rangeGateway: undefined, rangeDns: [], rangeNtp: [],
-  };
+  });
   const index = new HostIndex();
   index.replaceAll('bmh', [h1, bmh('h2', '52:54:00:00:00:02', {})]);
   const state = { index, pool: new LeasePool({ ranges: [], isClaimed: () => false, serverIp: ip4('10.0.0.1') }), now: () => 0 };

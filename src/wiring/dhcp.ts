@@ -1,7 +1,7 @@
 /** The DHCP wing: the dynamic range's pool and journal, the policy, and the DHCP server. */
 import type { Config } from '../config/load.js';
 import type { Service } from '../base/service.js';
-import type { DhcpPolicy } from '../dhcp/decide.js';
+import { dhcpPolicy, type DhcpPolicy, type DhcpSettings } from '../dhcp/policy.js';
 import { DhcpServer } from '../dhcp/dhcp-server.js';
 import type { HostIndex } from '../leases/host-index.js';
 import { LeasePool } from '../leases/pool.js';
@@ -10,7 +10,7 @@ import type { BootMilestones } from '../kube/boot-milestones.js';
 import { parseIpv4, type Ipv4 } from '../net/ipv4.js';
 import type { Wiring } from './deps.js';
 
-export function dhcpPolicy(config: Config, tftpServer: Ipv4): DhcpPolicy {
+export function dhcpSettings(config: Config, tftpServer: Ipv4): DhcpSettings {
   const d = config.dhcp;
   return {
     serverIp: d.serverIp.address,
@@ -54,7 +54,7 @@ export function dhcpWing(config: Config, w: Wiring, i: DhcpWingInput): DhcpWing 
   const pool = new LeasePool({ ranges: d.ranges, isClaimed: (ip) => i.index.isClaimed(ip), serverIp: d.serverIp.address });
   const leases = new LeaseStore(pool, d.ranges.length > 0 ? d.leaseFile : undefined, now, logger.child({ component: 'leases' }));
   if (!d.enabled) return { services: [leases], pool, policy: undefined, server: undefined };
-  const policy = dhcpPolicy(config, nextServer(config));
+  const policy = dhcpPolicy(dhcpSettings(config, nextServer(config)));
   const m = i.milestones;
   const server = new DhcpServer({
     listen: d.listen, policy, state: { index: i.index, pool, now, sourcesReady: i.sourcesReady }, leases, logger, registry,

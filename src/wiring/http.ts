@@ -16,7 +16,7 @@ import type { Config } from '../config/load.js';
 import type { ReadinessCheck } from '../base/service.js';
 import type { IpxeScripts } from '../boot/ipxe-scripts.js';
 import type { IpxeFiles } from '../boot/ipxe-files.js';
-import type { DhcpPolicy } from '../dhcp/decide.js';
+import type { DhcpPolicy } from '../dhcp/policy.js';
 import { HttpServer } from '../http/http-server.js';
 import type { BootMilestones } from '../kube/boot-milestones.js';
 import type { HostIndex } from '../leases/host-index.js';

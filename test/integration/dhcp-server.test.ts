@@ -10,7 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { DEFAULT_DHCP_RECV_BUFFER_BYTES, DhcpServer, type DhcpServerOptions } from '../../src/dhcp/dhcp-server.js';
-import type { DhcpOutcome, DhcpPolicy } from '../../src/dhcp/decide.js';
+import type { DhcpOutcome } from '../../src/dhcp/decide.js';
+import { dhcpPolicy, type DhcpPolicy } from '../../src/dhcp/policy.js';
 import { decode, encode, type DhcpMessage } from '../../src/dhcp/codec.js';
 import { MESSAGE_TYPE, getMessageType } from '../../src/dhcp/options.js';
 import { request, UEFI_PXE } from '../support/dhcp-requests.js';
@@ -50,7 +51,7 @@ async function setup(o: { listenHost?: string; relayPort?: number; recvBufferByt
   index.replaceAll('static', [staticToHost({ mac: parseMac(HOST_MAC)!, ip: ip4('127.0.0.21'), hostname: undefined }, 'test', { prefix: 8, gateway: undefined, dns: [], ntp: [] })]);
   const now = () => 1_000_000;
   const pool = new LeasePool({ ranges: [], isClaimed: (a) => index.isClaimed(a), serverIp: ip4('127.0.0.1') });
-  const policy: DhcpPolicy = {
+  const policy: DhcpPolicy = dhcpPolicy({
     serverIp: ip4('127.0.0.1'),
     serverPrefix: 8,
     ports: { relay: o.relayPort ?? 67, client: 68 },
@@ -60,7 +61,7 @@ async function setup(o: { listenHost?: string; relayPort?: number; recvBufferByt
     rangeGateway: undefined,
     rangeDns: [],
     rangeNtp: [],
-  };
+  });
   const outcomes: DhcpOutcome[] = [];
   const opts: DhcpServerOptions = {
     listen: { host: o.listenHost ?? '127.0.0.1', port: 0 }, policy, state: { index, pool, now },

@@ -23,7 +23,7 @@ import { staticToHost } from '../../src/leases/static-hosts.js';
 import { parseIpv4 } from '../../src/net/ipv4.js';
 import { parseMac } from '../../src/net/mac.js';
 import { DEFAULT_BOOT_FILES } from '../../src/boot/boot-files.js';
-import type { DhcpPolicy } from '../../src/dhcp/decide.js';
+import { dhcpPolicy, type DhcpPolicy } from '../../src/dhcp/policy.js';
 
 const ip = (s: string) => parseIpv4(s)!;
 const golden = (name: string) => path.join(__dirname, '../fixtures/scripts', name);
@@ -81,12 +81,12 @@ describe('HTTP boot routes', () => {
     ]);
     index.replaceAll('static', [staticToHost({ mac: parseMac('52:54:00:00:00:10')!, ip: ip('10.0.0.31'), hostname: undefined }, 'test', { prefix: 24, gateway: undefined, dns: [], ntp: [] })]);
     const pool = new LeasePool({ ranges: [], isClaimed: () => false, serverIp: ip('10.0.0.1') });
-    const policy: DhcpPolicy = {
+    const policy: DhcpPolicy = dhcpPolicy({
       serverIp: ip('10.0.0.1'), serverPrefix: 24, ports: { relay: 67, client: 68 },
       reply: { serverId: ip('10.0.0.1'), tftpServer: ip('10.0.0.1'), domainName: undefined },
       boot: { bootFiles: DEFAULT_BOOT_FILES, httpAdvertiseUrl: 'http://10.0.0.1:8080' },
       leaseSeconds: 3600, rangeGateway: undefined, rangeDns: [], rangeNtp: [],
-    };
+    });
     app = await buildApp({
       logger: pino({ level: 'silent' }),
       registry,
