@@ -8,9 +8,49 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Eta } from 'eta';
+import type { Mac } from '../net/mac.js';
 
 export const TEMPLATE_NAMES = ['boot', 'fallback', 'inspector', 'installer', 'localboot', 'retry'] as const;
 export type TemplateName = (typeof TEMPLATE_NAMES)[number];
+
+/** What every host's script (inspector, installer, local boot, retry) is rendered with. */
+export interface HostScriptData {
+  /** The host's name in its source (the BareMetalHost's name). */
+  readonly host: string;
+  readonly mac: Mac;
+  /** Why this script: the provisioning state and the rule that chose it. */
+  readonly why: string;
+  readonly baseUrl: string;
+  readonly apiUrl: string;
+  readonly kernelUrl: string;
+  readonly initramfsUrl: string;
+  readonly initramfsName: string;
+}
+
+/**
+ * The data of each template: `it.<field>` in the template. A user's template may use any field
+ * of its own row; the routes must pass all of them (the compiler checks).
+ */
+export interface TemplateData {
+  readonly boot: { readonly baseUrl: string };
+  readonly fallback: { readonly baseUrl: string; readonly annotationPrefix: string; readonly retrySeconds: number };
+  readonly inspector: HostScriptData & { readonly collectors: string; readonly callbackUrl: string; readonly extraParams: readonly string[] };
+  readonly installer: HostScriptData & { readonly extraParams: readonly string[] };
+  readonly localboot: HostScriptData;
+  readonly retry: HostScriptData & { readonly retrySeconds: number; readonly macHexHyp: string };
+}
+
+const HOST_FIELDS = { host: true, mac: true, why: true, baseUrl: true, apiUrl: true, kernelUrl: true, initramfsUrl: true, initramfsName: true } as const;
+
+/** The fields of each template, as data (the compiler holds it equal to TemplateData). */
+export const TEMPLATE_FIELDS: { readonly [N in TemplateName]: Readonly<Record<keyof TemplateData[N], true>> } = {
+  boot: { baseUrl: true },
+  fallback: { baseUrl: true, annotationPrefix: true, retrySeconds: true },
+  inspector: { ...HOST_FIELDS, collectors: true, callbackUrl: true, extraParams: true },
+  installer: { ...HOST_FIELDS, extraParams: true },
+  localboot: HOST_FIELDS,
+  retry: { ...HOST_FIELDS, retrySeconds: true, macHexHyp: true },
+};
 
 /** ipxe-templates/ at the package root: two levels up from src/boot, three from dist/src/boot. */
 export const BUILTIN_TEMPLATES_DIR = ['../../ipxe-templates', '../../../ipxe-templates']
@@ -50,7 +90,7 @@ export class IpxeScripts {
     this.sources = sources;
   }
 
-  render(name: TemplateName, data: Record<string, unknown>): string {
+  render<N extends TemplateName>(name: N, data: TemplateData[N]): string {
     return this.#eta.render(`@${name}`, data);
   }
 }

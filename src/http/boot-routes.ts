@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { request as undiciRequest } from 'undici';
 import { Counter, type Registry } from 'prom-client';
-import type { IpxeScripts } from '../boot/ipxe-scripts.js';
+import type { HostScriptData, IpxeScripts } from '../boot/ipxe-scripts.js';
 import { chooseScript, type ScriptKind } from '../boot/script-choice.js';
 import { rewriteIronicConfig } from '../boot/ironic-config.js';
 import type { FileSource } from '../boot/ipxe-files.js';
@@ -55,7 +55,7 @@ export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Pr
   const imageBaseUrl = o.imageBaseUrl ?? o.baseUrl;
   const urlOf = (p: string) => `${imageBaseUrl}/${p.replace(/^\/+/, '')}`;
   const initramfsName = o.inspector.initramfsPath.split('/').at(-1)!;
-  const common = (mac: Mac, host: HostRecord, why: string) => ({
+  const common = (mac: Mac, host: HostRecord, why: string): HostScriptData => ({
     host: host.origin.name, mac, why, baseUrl: o.baseUrl, apiUrl: o.apiUrl,
     kernelUrl: urlOf(o.inspector.kernelPath), initramfsUrl: urlOf(o.inspector.initramfsPath), initramfsName,
   });
