@@ -128,63 +128,63 @@ const DEFAULT_MAX_FILE_SIZE = 128 * 1024 * 1024;
 
 export class IpxeFiles implements Service, FileSource {
   readonly name = 'ipxe-files';
-  private readonly root: string;
-  private readonly aliases: ReadonlyMap<string, string>;
-  private readonly extraRoots: readonly string[];
-  private readonly maxFileSize: number;
-  private readonly recheckMs: number;
-  private readonly now: () => number;
-  private readonly log: Logger | undefined;
-  private readonly watchEnabled: boolean;
+  readonly #root: string;
+  readonly #aliases: ReadonlyMap<string, string>;
+  readonly #extraRoots: readonly string[];
+  readonly #maxFileSize: number;
+  readonly #recheckMs: number;
+  readonly #now: () => number;
+  readonly #log: Logger | undefined;
+  readonly #watchEnabled: boolean;
   /** Keyed by the normalized path relative to the root (after alias resolution). */
-  private readonly cache = new Map<string, CacheEntry>();
-  private realRoot: string | undefined;
-  private realExtraRoots: string[] = [];
-  private watcher: FSWatcher | undefined;
+  readonly #cache = new Map<string, CacheEntry>();
+  #realRoot: string | undefined;
+  #realExtraRoots: string[] = [];
+  #watcher: FSWatcher | undefined;
   /** Bumped by fs.watch: entries checked under an older generation are re-stat'ed. */
-  private generation = 0;
+  #generation = 0;
 
   constructor(options: IpxeFilesOptions) {
-    this.root = path.resolve(options.root);
-    this.aliases = new Map(Object.entries(options.aliases ?? DEFAULT_FILE_ALIASES));
-    this.extraRoots = options.extraRoots ?? [];
-    this.maxFileSize = options.maxFileSize ?? DEFAULT_MAX_FILE_SIZE;
-    this.recheckMs = options.recheckMs ?? 1000;
-    this.now = options.now ?? Date.now;
-    this.log = options.logger?.child({ component: 'ipxe-files' });
-    this.watchEnabled = options.watch ?? true;
+    this.#root = path.resolve(options.root);
+    this.#aliases = new Map(Object.entries(options.aliases ?? DEFAULT_FILE_ALIASES));
+    this.#extraRoots = options.extraRoots ?? [];
+    this.#maxFileSize = options.maxFileSize ?? DEFAULT_MAX_FILE_SIZE;
+    this.#recheckMs = options.recheckMs ?? 1000;
+    this.#now = options.now ?? Date.now;
+    this.#log = options.logger?.child({ component: 'ipxe-files' });
+    this.#watchEnabled = options.watch ?? true;
   }
 
   async start(): Promise<void> {
-    const st = await stat(this.root).catch(() => undefined);
+    const st = await stat(this.#root).catch(() => undefined);
     if (!st?.isDirectory()) {
-      throw new IpxeFilesError(IPXE_FILES_ERROR_CODES.ROOT_NOT_DIRECTORY, `iPXE directory ${this.root} is not a directory`);
+      throw new IpxeFilesError(IPXE_FILES_ERROR_CODES.ROOT_NOT_DIRECTORY, `iPXE directory ${this.#root} is not a directory`);
     }
-    this.realRoot = realpathSync(this.root);
-    this.realExtraRoots = this.extraRoots.flatMap((dir) => {
+    this.#realRoot = realpathSync(this.#root);
+    this.#realExtraRoots = this.#extraRoots.flatMap((dir) => {
       try {
         return [realpathSync(dir)];
       } catch {
-        this.log?.warn({ dir }, 'extra root missing');
+        this.#log?.warn({ dir }, 'extra root missing');
         return [];
       }
     });
-    if (this.watchEnabled) {
+    if (this.#watchEnabled) {
       try {
-        this.watcher = watch(this.root, { persistent: false }, () => {
-          this.generation++;
+        this.#watcher = watch(this.#root, { persistent: false }, () => {
+          this.#generation++;
         });
-        this.watcher.on('error', (err) => {
-          this.log?.warn({ err }, 'watch failed, relying on stat');
-          this.watcher?.close();
-          this.watcher = undefined;
+        this.#watcher.on('error', (err) => {
+          this.#log?.warn({ err }, 'watch failed, relying on stat');
+          this.#watcher?.close();
+          this.#watcher = undefined;
         });
       } catch (err) {
-        this.log?.warn({ err }, 'watch failed, relying on stat');
+        this.#log?.warn({ err }, 'watch failed, relying on stat');
       }
     }
-    const names = new Set<string>(this.aliases.keys());
-    for (const entry of await readdir(this.root, { withFileTypes: true })) {
+    const names = new Set<string>(this.#aliases.keys());
+    for (const entry of await readdir(this.#root, { withFileTypes: true })) {
       if (entry.isFile() || entry.isSymbolicLink()) names.add(entry.name);
     }
     let loaded = 0;
@@ -192,16 +192,16 @@ export class IpxeFiles implements Service, FileSource {
       const r = this.lookup(n);
       if (r.kind === 'file') loaded++;
       // Debian's ipxe package links ipxe.efi to /boot/ipxe.efi: say why it is not served.
-      else if (r.kind === 'refused') this.log?.warn({ file: n, reason: r.reason }, 'file not served');
+      else if (r.kind === 'refused') this.#log?.warn({ file: n, reason: r.reason }, 'file not served');
     }
-    this.log?.info({ root: this.root, files: loaded }, 'files loaded');
+    this.#log?.info({ root: this.#root, files: loaded }, 'files loaded');
   }
 
   async close(): Promise<void> {
-    this.watcher?.close();
-    this.watcher = undefined;
-    this.cache.clear();
-    this.realRoot = undefined;
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    this.#cache.clear();
+    this.#realRoot = undefined;
   }
 
   /** The file served under `name`, or undefined (missing or refused; see lookup). */
@@ -214,14 +214,14 @@ export class IpxeFiles implements Service, FileSource {
     const normalized = normalizeRequestPath(name);
     if (normalized.kind === 'refused') return normalized;
     const served = normalized.path;
-    const aliasTarget = this.aliases.get(served);
+    const aliasTarget = this.#aliases.get(served);
     let relative = served;
     if (aliasTarget !== undefined) {
       const target = normalizeRequestPath(aliasTarget);
       if (target.kind === 'refused') return target;
       relative = target.path;
     }
-    const entry = this.load(relative);
+    const entry = this.#load(relative);
     if (entry === undefined || entry === 'missing') return { kind: 'missing' };
     if (typeof entry === 'string') return { kind: 'refused', reason: entry };
     let view = entry.views.get(served);
@@ -232,32 +232,32 @@ export class IpxeFiles implements Service, FileSource {
     return { kind: 'file', file: view };
   }
 
-  private load(relative: string): CacheEntry | PathRefusal | 'missing' | undefined {
-    if (this.realRoot === undefined) return undefined; // not started
-    const now = this.now();
-    const cached = this.cache.get(relative);
-    if (cached !== undefined && cached.generation === this.generation && now - cached.checkedAt < this.recheckMs) {
+  #load(relative: string): CacheEntry | PathRefusal | 'missing' | undefined {
+    if (this.#realRoot === undefined) return undefined; // not started
+    const now = this.#now();
+    const cached = this.#cache.get(relative);
+    if (cached !== undefined && cached.generation === this.#generation && now - cached.checkedAt < this.#recheckMs) {
       return cached;
     }
     let realPath: string;
     let st: ReturnType<typeof statSync>;
     try {
-      realPath = realpathSync(path.join(this.root, relative));
-      if (!this.inside(realPath)) {
-        this.cache.delete(relative);
+      realPath = realpathSync(path.join(this.#root, relative));
+      if (!this.#inside(realPath)) {
+        this.#cache.delete(relative);
         return 'outside-root';
       }
       st = statSync(realPath);
     } catch {
-      this.cache.delete(relative);
+      this.#cache.delete(relative);
       return 'missing';
     }
     if (!st.isFile()) {
-      this.cache.delete(relative);
+      this.#cache.delete(relative);
       return 'missing';
     }
-    if (st.size > this.maxFileSize) {
-      this.cache.delete(relative);
+    if (st.size > this.#maxFileSize) {
+      this.#cache.delete(relative);
       return 'too-large';
     }
     if (
@@ -269,14 +269,14 @@ export class IpxeFiles implements Service, FileSource {
       cached.mtimeMs === st.mtimeMs
     ) {
       cached.checkedAt = now;
-      cached.generation = this.generation;
+      cached.generation = this.#generation;
       return cached;
     }
     let data: Buffer;
     try {
       data = readFileSync(realPath);
     } catch {
-      this.cache.delete(relative);
+      this.#cache.delete(relative);
       return 'missing';
     }
     const entry: CacheEntry = {
@@ -290,15 +290,15 @@ export class IpxeFiles implements Service, FileSource {
       etag: `"${createHash('sha256').update(data).digest('base64url').slice(0, 27)}"`,
       views: new Map(),
       checkedAt: now,
-      generation: this.generation,
+      generation: this.#generation,
     };
-    this.cache.set(relative, entry);
-    this.log?.debug({ file: relative, size: data.length }, cached === undefined ? 'file loaded' : 'file reloaded');
+    this.#cache.set(relative, entry);
+    this.#log?.debug({ file: relative, size: data.length }, cached === undefined ? 'file loaded' : 'file reloaded');
     return entry;
   }
 
-  private inside(realPath: string): boolean {
-    const roots = this.realRoot === undefined ? this.realExtraRoots : [this.realRoot, ...this.realExtraRoots];
+  #inside(realPath: string): boolean {
+    const roots = this.#realRoot === undefined ? this.#realExtraRoots : [this.#realRoot, ...this.#realExtraRoots];
     return roots.some((r) => realPath === r || realPath.startsWith(r.endsWith(path.sep) ? r : r + path.sep));
   }
 }

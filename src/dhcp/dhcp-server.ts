@@ -1,7 +1,7 @@
 /**
  * The DHCP shell: owns the sockets, decodes, asks decide(), makes range leases durable, sends.
  *
- * Sockets (see DESIGN.md, "Node.js networking facts"): dgram has no IP_PKTINFO and no
+ * Sockets (docs/architecture.md, "Node.js networking facts"): dgram has no IP_PKTINFO and no
  * SO_BINDTODEVICE. When listening on 0.0.0.0, a receive socket there gets every broadcast, and a
  * second socket bound to SERVER_IP:port (SO_REUSEADDR) sends every reply: Linux routes a limited
  * broadcast out of the interface that owns the socket's bound source address, so replies to

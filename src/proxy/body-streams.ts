@@ -15,6 +15,7 @@ function tooLarge(max: number): ProxyError {
 /** Passes bytes through until more than `max` have gone by, then fails with PROXY_ERR_BODY_TOO_LARGE. */
 export class ByteLimit extends Transform {
   #seen = 0;
+
   constructor(readonly max: number) {
     super();
   }
@@ -37,11 +38,14 @@ export class ByteLimit extends Transform {
 export class BoundedCopy extends Transform {
   #chunks: Buffer[] | undefined = [];
   #seen = 0;
+  readonly #onEnd: (body: Buffer | undefined, bytes: number) => void;
+
   constructor(
     readonly max: number,
-    private readonly onEnd: (body: Buffer | undefined, bytes: number) => void,
+    onEnd: (body: Buffer | undefined, bytes: number) => void,
   ) {
     super();
+    this.#onEnd = onEnd;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -54,7 +58,7 @@ export class BoundedCopy extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    this.onEnd(this.#chunks === undefined ? undefined : Buffer.concat(this.#chunks), this.#seen);
+    this.#onEnd(this.#chunks === undefined ? undefined : Buffer.concat(this.#chunks), this.#seen);
     cb();
   }
 }

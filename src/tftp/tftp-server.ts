@@ -158,7 +158,7 @@ class Metrics {
   readonly duration: Histogram;
   readonly active: Gauge;
   /** Labelled children by reason: `inc({ reason })` hashes its labels on every call. */
-  private readonly droppedBy: LabelledCounter<TftpDropReason>;
+  readonly #droppedBy: LabelledCounter<TftpDropReason>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -172,7 +172,7 @@ class Metrics {
     this.failed = new Counter({ name: 'metalboot_tftp_transfers_failed_total', help: 'TFTP transfers that failed, by reason', labelNames: ['reason'], registers });
     this.refused = new Counter({ name: 'metalboot_tftp_requests_refused_total', help: 'TFTP requests answered with an ERROR, by reason', labelNames: ['reason'], registers });
     this.dropped = new Counter({ name: 'metalboot_tftp_packets_dropped_total', help: 'TFTP datagrams dropped, by reason', labelNames: ['reason'], registers });
-    this.droppedBy = new LabelledCounter(this.dropped);
+    this.#droppedBy = new LabelledCounter(this.dropped);
     this.bytes = new Counter({ name: 'metalboot_tftp_bytes_sent_total', help: 'TFTP DATA payload bytes sent, retransmissions included', registers });
     this.retransmits = new Counter({ name: 'metalboot_tftp_retransmissions_total', help: 'TFTP packets sent again', registers });
     this.duration = new Histogram({
@@ -185,7 +185,7 @@ class Metrics {
   }
 
   drop(reason: TftpDropReason): void {
-    this.droppedBy.inc(reason);
+    this.#droppedBy.inc(reason);
   }
 }
 
@@ -212,151 +212,151 @@ function sameRequest(a: RequestPacket, b: RequestPacket): boolean {
 export class TftpServer implements Service {
   readonly name = 'tftp';
   readonly readiness: readonly ReadinessCheck[] = [listening('tftp', this)];
-  private readonly o: Required<Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete'>>;
-  private readonly createSocket: () => UdpSocket;
-  private readonly timers: Timers;
-  private readonly now: () => number;
-  private readonly onComplete: TftpServerOptions['onComplete'];
-  private readonly log: Logger;
-  private readonly metrics: Metrics;
+  readonly #o: Required<Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete'>>;
+  readonly #createSocket: () => UdpSocket;
+  readonly #timers: Timers;
+  readonly #now: () => number;
+  readonly #onComplete: TftpServerOptions['onComplete'];
+  readonly #log: Logger;
+  readonly #metrics: Metrics;
   /** Running transfers by client address:port. */
-  private readonly transfers = new Map<string, Active>();
+  readonly #transfers = new Map<string, Active>();
   /** Running transfers by client address. */
-  private readonly perClient = new Map<string, number>();
-  private listener: UdpSocket | undefined;
-  private closing = false;
-  private drained: (() => void) | undefined;
+  readonly #perClient = new Map<string, number>();
+  #listener: UdpSocket | undefined;
+  #closing = false;
+  #drained: (() => void) | undefined;
 
   constructor(options: TftpServerOptions) {
-    this.o = {
+    this.#o = {
       singlePort: false,
       ...DEFAULTS,
       ...definedOnly(options),
     } as Required<Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete'>>;
-    this.createSocket = options.createSocket ?? (() => dgram.createSocket({ type: 'udp4', lookup: literalLookup as dgram.SocketOptions['lookup'] }));
-    this.timers = options.timers ?? {
+    this.#createSocket = options.createSocket ?? (() => dgram.createSocket({ type: 'udp4', lookup: literalLookup as dgram.SocketOptions['lookup'] }));
+    this.#timers = options.timers ?? {
       setTimeout: (fn, ms) => setTimeout(fn, ms),
       clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
       refresh: (h) => (h as NodeJS.Timeout).refresh(),
     };
-    this.now = options.now ?? (() => performance.now());
-    this.onComplete = options.onComplete;
-    this.log = options.logger.child({ component: 'tftp' });
-    this.metrics = new Metrics(options.registry);
+    this.#now = options.now ?? (() => performance.now());
+    this.#onComplete = options.onComplete;
+    this.#log = options.logger.child({ component: 'tftp' });
+    this.#metrics = new Metrics(options.registry);
   }
 
   /** The bound request address (the real port when listen.port was 0). */
   address(): ListenAddress {
-    if (this.listener === undefined) throw new TftpServerError(TFTP_SERVER_ERROR_CODES.NOT_STARTED, 'TFTP server not started');
-    const a = this.listener.address();
+    if (this.#listener === undefined) throw new TftpServerError(TFTP_SERVER_ERROR_CODES.NOT_STARTED, 'TFTP server not started');
+    const a = this.#listener.address();
     return { host: a.address, port: a.port };
   }
 
   /** Number of transfers running now. */
   get activeTransfers(): number {
-    return this.transfers.size;
+    return this.#transfers.size;
   }
 
   async start(): Promise<void> {
-    if (this.listener !== undefined) throw new TftpServerError(TFTP_SERVER_ERROR_CODES.ALREADY_STARTED, 'TFTP server already started');
-    const socket = this.createSocket();
-    await bindSocket(socket, this.o.listen.host, this.o.listen.port);
+    if (this.#listener !== undefined) throw new TftpServerError(TFTP_SERVER_ERROR_CODES.ALREADY_STARTED, 'TFTP server already started');
+    const socket = this.#createSocket();
+    await bindSocket(socket, this.#o.listen.host, this.#o.listen.port);
     try {
-      socket.setRecvBufferSize(this.o.recvBufferBytes);
+      socket.setRecvBufferSize(this.#o.recvBufferBytes);
     } catch (err) {
-      this.log.debug({ err }, 'receive buffer size not set');
+      this.#log.debug({ err }, 'receive buffer size not set');
     }
-    this.listener = socket;
-    socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => this.onListenerMessage(msg, rinfo));
-    socket.on('error', (err: Error) => this.log.error({ err }, 'socket error'));
-    this.log.info({ listen: this.address(), singlePort: this.o.singlePort }, 'listening');
+    this.#listener = socket;
+    socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => this.#onListenerMessage(msg, rinfo));
+    socket.on('error', (err: Error) => this.#log.error({ err }, 'socket error'));
+    this.#log.info({ listen: this.address(), singlePort: this.#o.singlePort }, 'listening');
   }
 
   async close(): Promise<void> {
-    if (this.closing) return;
-    this.closing = true;
-    const listener = this.listener;
+    if (this.#closing) return;
+    this.#closing = true;
+    const listener = this.#listener;
     // Per-transfer ports: the request port can go now. Single port: it carries the transfers.
-    if (!this.o.singlePort && listener !== undefined) {
+    if (!this.#o.singlePort && listener !== undefined) {
       closeQuietly(listener);
-      this.listener = undefined;
+      this.#listener = undefined;
     }
-    if (this.transfers.size > 0) {
-      this.log.info({ transfers: this.transfers.size }, 'draining');
+    if (this.#transfers.size > 0) {
+      this.#log.info({ transfers: this.#transfers.size }, 'draining');
       await new Promise<void>((resolve) => {
-        const timer = this.timers.setTimeout(() => {
-          this.drained = undefined;
+        const timer = this.#timers.setTimeout(() => {
+          this.#drained = undefined;
           resolve();
-        }, this.o.closeTimeoutMs);
-        this.drained = () => {
-          this.timers.clearTimeout(timer);
-          this.drained = undefined;
+        }, this.#o.closeTimeoutMs);
+        this.#drained = () => {
+          this.#timers.clearTimeout(timer);
+          this.#drained = undefined;
           resolve();
         };
       });
     }
-    for (const active of [...this.transfers.values()]) this.finish(active, 'shutdown');
-    if (this.listener !== undefined) {
-      const l = this.listener;
-      this.listener = undefined;
+    for (const active of [...this.#transfers.values()]) this.#finish(active, 'shutdown');
+    if (this.#listener !== undefined) {
+      const l = this.#listener;
+      this.#listener = undefined;
       // Let the shutdown ERRORs leave before the socket goes.
       await new Promise<void>((resolve) => setImmediate(resolve));
       closeQuietly(l);
     }
-    this.log.info('closed');
+    this.#log.info('closed');
   }
 
   // ---- datagrams on the request port ---------------------------------------------------------
 
-  private onListenerMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  #onListenerMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     const peer: Peer = { address: rinfo.address, port: rinfo.port };
     const c = classifyDatagram(msg);
-    const listener = this.listener;
+    const listener = this.#listener;
     if (listener === undefined) return;
     if (c.kind === 'drop') {
-      this.drop(c.reason, peer, c.detail);
-      if (c.reply) this.sendTo(listener, peer, c.reply);
+      this.#drop(c.reason, peer, c.detail);
+      if (c.reply) this.#sendTo(listener, peer, c.reply);
       return;
     }
     const packet = c.packet;
     if (packet.op === 'rrq' || packet.op === 'wrq') {
-      this.onRequest(packet, peer);
+      this.#onRequest(packet, peer);
       return;
     }
-    if (this.o.singlePort) {
-      const active = this.transfers.get(peerKey(peer));
+    if (this.#o.singlePort) {
+      const active = this.#transfers.get(peerKey(peer));
       if (active !== undefined) {
-        this.apply(active, active.transfer.onPacket(packet));
+        this.#apply(active, active.transfer.onPacket(packet));
         return;
       }
-      if (packet.op === 'error') return this.drop('stray-error', peer);
-      this.drop('unknown-tid', peer);
-      this.sendTo(listener, peer, UNKNOWN_TID);
+      if (packet.op === 'error') return this.#drop('stray-error', peer);
+      this.#drop('unknown-tid', peer);
+      this.#sendTo(listener, peer, UNKNOWN_TID);
       return;
     }
-    this.drop(packet.op === 'error' ? 'stray-error' : 'unexpected-opcode', peer);
+    this.#drop(packet.op === 'error' ? 'stray-error' : 'unexpected-opcode', peer);
   }
 
-  private onRequest(req: RequestPacket, peer: Peer): void {
+  #onRequest(req: RequestPacket, peer: Peer): void {
     const key = peerKey(peer);
-    const existing = this.transfers.get(key);
+    const existing = this.#transfers.get(key);
     if (existing !== undefined) {
       // A repeated request: our first packet is late or lost, and the timer will resend it.
-      if (existing.transfer.pristine && sameRequest(existing.request, req)) return this.drop('duplicate-request', peer);
+      if (existing.transfer.pristine && sameRequest(existing.request, req)) return this.#drop('duplicate-request', peer);
       // Anything else from the same address:port means the client has started over.
-      this.finish(existing, 'superseded');
+      this.#finish(existing, 'superseded');
     }
     const decision = decideRequest(req, {
-      lookup: (name) => this.o.files.lookup(name),
-      closing: this.closing,
-      active: this.transfers.size,
-      activeForClient: this.perClient.get(peer.address) ?? 0,
-      maxTransfers: this.o.maxTransfers,
-      maxPerClient: this.o.maxPerClient,
-      limits: { maxBlksize: this.o.maxBlksize, maxWindowsize: this.o.maxWindowsize },
+      lookup: (name) => this.#o.files.lookup(name),
+      closing: this.#closing,
+      active: this.#transfers.size,
+      activeForClient: this.#perClient.get(peer.address) ?? 0,
+      maxTransfers: this.#o.maxTransfers,
+      maxPerClient: this.#o.maxPerClient,
+      limits: { maxBlksize: this.#o.maxBlksize, maxWindowsize: this.#o.maxWindowsize },
     });
     if (decision.kind === 'refuse') {
-      this.refuse(decision.reason, peer, req, decision.error, decision.detail);
+      this.#refuse(decision.reason, peer, req, decision.error, decision.detail);
       return;
     }
     const { file, negotiated } = decision;
@@ -365,9 +365,9 @@ export class TftpServer implements Service {
       blksize: negotiated.blksize,
       windowsize: negotiated.windowsize,
       oack: negotiated.oack,
-      timeoutMs: negotiated.timeoutMs ?? this.o.timeoutMs,
-      maxTimeoutMs: this.o.maxTimeoutMs,
-      retries: this.o.retries,
+      timeoutMs: negotiated.timeoutMs ?? this.#o.timeoutMs,
+      maxTimeoutMs: this.#o.maxTimeoutMs,
+      retries: this.#o.retries,
     });
     const active: Active = {
       key,
@@ -375,143 +375,143 @@ export class TftpServer implements Service {
       request: req,
       file,
       transfer,
-      log: this.log.child({ peer: key, file: file.name }),
-      startedAt: this.now(),
+      log: this.#log.child({ peer: key, file: file.name }),
+      startedAt: this.#now(),
       socket: undefined,
       ownSocket: false,
       timer: undefined,
       timerMs: 0,
       onTimer: () => {
         active.timer = undefined;
-        this.apply(active, active.transfer.onTimeout());
+        this.#apply(active, active.transfer.onTimeout());
       },
       done: false,
     };
-    this.transfers.set(key, active);
-    this.perClient.set(peer.address, (this.perClient.get(peer.address) ?? 0) + 1);
-    this.metrics.started.inc();
-    this.metrics.active.set(this.transfers.size);
+    this.#transfers.set(key, active);
+    this.#perClient.set(peer.address, (this.#perClient.get(peer.address) ?? 0) + 1);
+    this.#metrics.started.inc();
+    this.#metrics.active.set(this.#transfers.size);
     if (active.log.isLevelEnabled('debug')) {
       active.log.debug(
         { size: file.size, blksize: negotiated.blksize, windowsize: negotiated.windowsize, oack: negotiated.oack.length > 0, ignored: negotiated.ignored },
         'transfer started',
       );
     }
-    if (this.o.singlePort) {
-      active.socket = this.listener;
-      this.apply(active, transfer.start());
+    if (this.#o.singlePort) {
+      active.socket = this.#listener;
+      this.#apply(active, transfer.start());
       return;
     }
-    const socket = this.createSocket();
+    const socket = this.#createSocket();
     active.socket = socket;
     active.ownSocket = true;
     socket.on('error', (err: Error) => {
       active.log.warn({ err }, 'transfer socket error');
-      this.finish(active, 'socket-error');
+      this.#finish(active, 'socket-error');
     });
-    bindSocket(socket, this.o.listen.host, 0).then(
+    bindSocket(socket, this.#o.listen.host, 0).then(
       () => {
         if (active.done) return;
-        socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => this.onTransferMessage(active, msg, rinfo));
-        this.apply(active, transfer.start());
+        socket.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => this.#onTransferMessage(active, msg, rinfo));
+        this.#apply(active, transfer.start());
       },
       (err: unknown) => {
         active.log.warn({ err }, 'transfer socket bind failed');
-        this.finish(active, 'socket-error');
+        this.#finish(active, 'socket-error');
       },
     );
   }
 
   // ---- datagrams on a transfer's own port ----------------------------------------------------
 
-  private onTransferMessage(active: Active, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  #onTransferMessage(active: Active, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     const c = classifyDatagram(msg);
     if (rinfo.address !== active.peer.address || rinfo.port !== active.peer.port) {
       // RFC 1350 §4: answer the stranger, leave the transfer alone.
       const from: Peer = { address: rinfo.address, port: rinfo.port };
-      this.drop('unknown-tid', from);
-      if (active.socket && !(c.kind === 'packet' && c.packet.op === 'error')) this.sendTo(active.socket, from, UNKNOWN_TID);
+      this.#drop('unknown-tid', from);
+      if (active.socket && !(c.kind === 'packet' && c.packet.op === 'error')) this.#sendTo(active.socket, from, UNKNOWN_TID);
       return;
     }
-    if (c.kind === 'drop') return this.drop(c.reason, active.peer, c.detail);
-    this.apply(active, active.transfer.onPacket(c.packet));
+    if (c.kind === 'drop') return this.#drop(c.reason, active.peer, c.detail);
+    this.#apply(active, active.transfer.onPacket(c.packet));
   }
 
   // ---- doing what the transfer says ----------------------------------------------------------
 
-  private apply(active: Active, step: TransferStep): void {
+  #apply(active: Active, step: TransferStep): void {
     if (active.done) return;
     switch (step.kind) {
       case 'ignore':
-        this.drop(step.reason, active.peer);
+        this.#drop(step.reason, active.peer);
         return;
       case 'send': {
-        this.sendAll(active, step.packets);
+        this.#sendAll(active, step.packets);
         if (step.retransmit) {
-          this.metrics.retransmits.inc(step.packets.length);
+          this.#metrics.retransmits.inc(step.packets.length);
           if (active.log.isLevelEnabled('debug')) active.log.debug({ acked: active.transfer.lastAcked, timeoutMs: step.timeoutMs }, 'retransmit');
         }
-        this.armTimer(active, step.timeoutMs);
+        this.#armTimer(active, step.timeoutMs);
         return;
       }
       case 'end':
-        this.sendAll(active, step.packets);
+        this.#sendAll(active, step.packets);
         if (step.error !== undefined) active.log.debug({ code: step.error.code, message: step.error.message.slice(0, 128) }, 'client error');
-        this.finish(active, step.end);
+        this.#finish(active, step.end);
         return;
     }
   }
 
-  private sendAll(active: Active, packets: readonly TftpPacket[]): void {
+  #sendAll(active: Active, packets: readonly TftpPacket[]): void {
     if (active.socket === undefined) return;
     let bytes = 0;
     for (const p of packets) {
       if (p.op === 'data') bytes += p.data.length;
-      this.sendTo(active.socket, active.peer, p);
+      this.#sendTo(active.socket, active.peer, p);
     }
-    if (bytes > 0) this.metrics.bytes.inc(bytes);
+    if (bytes > 0) this.#metrics.bytes.inc(bytes);
   }
 
   /** (Re)starts the retransmission timer: a refresh while the delay stays the same. */
-  private armTimer(active: Active, ms: number): void {
-    if (active.timer !== undefined && active.timerMs === ms && this.timers.refresh !== undefined) {
-      this.timers.refresh(active.timer);
+  #armTimer(active: Active, ms: number): void {
+    if (active.timer !== undefined && active.timerMs === ms && this.#timers.refresh !== undefined) {
+      this.#timers.refresh(active.timer);
       return;
     }
-    this.cancelTimer(active);
+    this.#cancelTimer(active);
     active.timerMs = ms;
-    active.timer = this.timers.setTimeout(active.onTimer, ms);
+    active.timer = this.#timers.setTimeout(active.onTimer, ms);
   }
 
-  private finish(active: Active, reason: EndReason): void {
+  #finish(active: Active, reason: EndReason): void {
     if (active.done) return;
     active.done = true;
-    this.cancelTimer(active);
-    if (this.transfers.get(active.key) === active) this.transfers.delete(active.key);
-    const n = (this.perClient.get(active.peer.address) ?? 1) - 1;
-    if (n > 0) this.perClient.set(active.peer.address, n);
-    else this.perClient.delete(active.peer.address);
-    this.metrics.active.set(this.transfers.size);
+    this.#cancelTimer(active);
+    if (this.#transfers.get(active.key) === active) this.#transfers.delete(active.key);
+    const n = (this.#perClient.get(active.peer.address) ?? 1) - 1;
+    if (n > 0) this.#perClient.set(active.peer.address, n);
+    else this.#perClient.delete(active.peer.address);
+    this.#metrics.active.set(this.#transfers.size);
 
     const message = MESSAGE_FOR_END[reason];
     if (message !== undefined && active.socket !== undefined) {
-      this.sendTo(active.socket, active.peer, { op: 'error', code: ERROR_CODE.NOT_DEFINED, message });
+      this.#sendTo(active.socket, active.peer, { op: 'error', code: ERROR_CODE.NOT_DEFINED, message });
     }
-    const seconds = (this.now() - active.startedAt) / 1000;
+    const seconds = (this.#now() - active.startedAt) / 1000;
     const fields = { bytes: active.transfer.bytesSent, retransmissions: active.transfer.retransmissions, seconds };
     switch (reason) {
       case 'complete':
-        this.metrics.finished.inc({ outcome: reason });
-        this.metrics.duration.observe(seconds);
+        this.#metrics.finished.inc({ outcome: reason });
+        this.#metrics.duration.observe(seconds);
         active.log.info({ ...fields, size: active.file.size }, 'transfer complete');
-        this.onComplete?.({ peer: active.peer.address, file: active.file.name, bytes: active.transfer.bytesSent });
+        this.#onComplete?.({ peer: active.peer.address, file: active.file.name, bytes: active.transfer.bytesSent });
         break;
       case 'options-declined':
-        this.metrics.finished.inc({ outcome: reason });
+        this.#metrics.finished.inc({ outcome: reason });
         active.log.debug(fields, 'options declined');
         break;
       default:
-        this.metrics.failed.inc({ reason });
+        this.#metrics.failed.inc({ reason });
         active.log.warn({ ...fields, reason, acked: active.transfer.lastAcked }, 'transfer failed');
     }
     if (active.ownSocket && active.socket !== undefined) {
@@ -519,41 +519,41 @@ export class TftpServer implements Service {
       // Close after anything just queued (a final ERROR) has been handed to the kernel.
       setImmediate(() => closeQuietly(socket));
     }
-    if (this.transfers.size === 0) this.drained?.();
+    if (this.#transfers.size === 0) this.#drained?.();
   }
 
-  private cancelTimer(active: Active): void {
+  #cancelTimer(active: Active): void {
     if (active.timer !== undefined) {
-      this.timers.clearTimeout(active.timer);
+      this.#timers.clearTimeout(active.timer);
       active.timer = undefined;
     }
   }
 
-  private refuse(reason: RefuseReason, peer: Peer, req: RequestPacket, error: ErrorPacket, detail?: string): void {
-    this.metrics.refused.inc({ reason });
-    this.log.info({ peer: peerKey(peer), file: req.filename.slice(0, 256), reason, detail }, 'request refused');
-    if (this.listener !== undefined) this.sendTo(this.listener, peer, error);
+  #refuse(reason: RefuseReason, peer: Peer, req: RequestPacket, error: ErrorPacket, detail?: string): void {
+    this.#metrics.refused.inc({ reason });
+    this.#log.info({ peer: peerKey(peer), file: req.filename.slice(0, 256), reason, detail }, 'request refused');
+    if (this.#listener !== undefined) this.#sendTo(this.#listener, peer, error);
   }
 
-  private drop(reason: TftpDropReason, peer: Peer, detail?: string): void {
-    this.metrics.drop(reason);
-    if (this.log.isLevelEnabled('debug')) this.log.debug({ peer: peerKey(peer), reason, detail }, 'packet dropped');
+  #drop(reason: TftpDropReason, peer: Peer, detail?: string): void {
+    this.#metrics.drop(reason);
+    if (this.#log.isLevelEnabled('debug')) this.#log.debug({ peer: peerKey(peer), reason, detail }, 'packet dropped');
   }
 
-  private sendTo(socket: UdpSocket, peer: Peer, packet: TftpPacket): void {
+  #sendTo(socket: UdpSocket, peer: Peer, packet: TftpPacket): void {
     try {
       // A send callback costs a request object and a callback per packet; it only logs at
       // debug, so ask for it only then. Without one, dgram drops a failed send silently.
-      if (this.log.isLevelEnabled('debug')) {
+      if (this.#log.isLevelEnabled('debug')) {
         socket.send(encode(packet), peer.port, peer.address, (err) => {
-          if (err) this.log.debug({ err, peer: peerKey(peer) }, 'send failed');
+          if (err) this.#log.debug({ err, peer: peerKey(peer) }, 'send failed');
         });
       } else {
         socket.send(encode(packet), peer.port, peer.address);
       }
     } catch (err) {
       // Only a closed socket throws here; the transfer is ending anyway.
-      this.log.debug({ err, peer: peerKey(peer) }, 'send failed');
+      this.#log.debug({ err, peer: peerKey(peer) }, 'send failed');
     }
   }
 }

@@ -59,17 +59,20 @@ const HALF_BLOCK_SPACE = 0x8000;
 
 export class Transfer {
   readonly totalBlocks: number;
-  private phase: Phase = 'new';
+  #phase: Phase = 'new';
   /** Highest block acknowledged (0: none, or only the OACK). */
-  private acked = 0;
+  #acked = 0;
   /** Highest block sent. */
-  private sent = 0;
+  #sent = 0;
   /** Timeouts in a row without progress. */
-  private attempts = 0;
-  private payloadBytesSent = 0;
-  private packetsResent = 0;
+  #attempts = 0;
+  #payloadBytesSent = 0;
+  #packetsResent = 0;
 
-  constructor(private readonly p: TransferParams) {
+  readonly #p: TransferParams;
+
+  constructor(p: TransferParams) {
+    this.#p = p;
     if (p.blksize < 1 || p.windowsize < 1 || p.windowsize >= HALF_BLOCK_SPACE) {
       throw new RangeError('blksize and windowsize must be positive, windowsize below 32768');
     }
@@ -80,108 +83,108 @@ export class Transfer {
 
   /** Payload bytes put on the wire so far, retransmissions included. */
   get bytesSent(): number {
-    return this.payloadBytesSent;
+    return this.#payloadBytesSent;
   }
 
   /** Packets (DATA or OACK) sent again after a timeout or a go-back. */
   get retransmissions(): number {
-    return this.packetsResent;
+    return this.#packetsResent;
   }
 
   get lastAcked(): number {
-    return this.acked;
+    return this.#acked;
   }
 
   /** True until the client has acknowledged anything beyond the OACK. */
   get pristine(): boolean {
-    return this.acked === 0 && this.phase !== 'ended';
+    return this.#acked === 0 && this.#phase !== 'ended';
   }
 
   get ended(): boolean {
-    return this.phase === 'ended';
+    return this.#phase === 'ended';
   }
 
   start(): TransferStep {
-    if (this.phase !== 'new') return { kind: 'ignore', reason: 'unexpected-packet' };
-    if (this.p.oack.length > 0) {
-      this.phase = 'oack';
-      return { kind: 'send', packets: [{ op: 'oack', options: this.p.oack }], retransmit: false, timeoutMs: this.timeout() };
+    if (this.#phase !== 'new') return { kind: 'ignore', reason: 'unexpected-packet' };
+    if (this.#p.oack.length > 0) {
+      this.#phase = 'oack';
+      return { kind: 'send', packets: [{ op: 'oack', options: this.#p.oack }], retransmit: false, timeoutMs: this.#timeout() };
     }
-    this.phase = 'data';
-    return this.sendWindow(false);
+    this.#phase = 'data';
+    return this.#sendWindow(false);
   }
 
   onPacket(packet: TftpPacket): TransferStep {
-    if (this.phase === 'ended' || this.phase === 'new') return { kind: 'ignore', reason: 'transfer-ended' };
+    if (this.#phase === 'ended' || this.#phase === 'new') return { kind: 'ignore', reason: 'transfer-ended' };
     if (packet.op === 'error') {
-      const end: TransferEnd = this.phase === 'oack' ? 'options-declined' : 'client-error';
-      this.phase = 'ended';
+      const end: TransferEnd = this.#phase === 'oack' ? 'options-declined' : 'client-error';
+      this.#phase = 'ended';
       return { kind: 'end', end, packets: [], error: { code: packet.code, message: packet.message } };
     }
     if (packet.op !== 'ack') return { kind: 'ignore', reason: 'unexpected-packet' };
-    if (this.phase === 'oack') {
+    if (this.#phase === 'oack') {
       if (packet.block !== 0) return { kind: 'ignore', reason: 'ack-out-of-window' };
-      this.phase = 'data';
-      this.attempts = 0;
-      return this.sendWindow(false);
+      this.#phase = 'data';
+      this.#attempts = 0;
+      return this.#sendWindow(false);
     }
     // Map the 16-bit number onto the absolute blocks acked..sent (a span under 32768 blocks).
-    const delta = (packet.block - this.acked) & 0xffff;
+    const delta = (packet.block - this.#acked) & 0xffff;
     if (delta === 0) return { kind: 'ignore', reason: 'duplicate-ack' };
-    const block = this.acked + delta;
-    if (block > this.sent) {
+    const block = this.#acked + delta;
+    if (block > this.#sent) {
       return { kind: 'ignore', reason: delta >= HALF_BLOCK_SPACE ? 'stale-ack' : 'ack-out-of-window' };
     }
-    this.acked = block;
-    this.attempts = 0;
+    this.#acked = block;
+    this.#attempts = 0;
     if (block === this.totalBlocks) {
-      this.phase = 'ended';
+      this.#phase = 'ended';
       return { kind: 'end', end: 'complete', packets: [] };
     }
     // A partial ACK means the blocks after it were lost: go back (RFC 7440 §4).
-    return this.sendWindow(block < this.sent);
+    return this.#sendWindow(block < this.#sent);
   }
 
   onTimeout(): TransferStep {
-    if (this.phase === 'ended' || this.phase === 'new') return { kind: 'ignore', reason: 'transfer-ended' };
-    this.attempts++;
-    if (this.attempts > this.p.retries) {
-      this.phase = 'ended';
+    if (this.#phase === 'ended' || this.#phase === 'new') return { kind: 'ignore', reason: 'transfer-ended' };
+    this.#attempts++;
+    if (this.#attempts > this.#p.retries) {
+      this.#phase = 'ended';
       return {
         kind: 'end',
         end: 'timeout',
         packets: [{ op: 'error', code: ERROR_CODE.NOT_DEFINED, message: 'Transfer timed out' }],
       };
     }
-    if (this.phase === 'oack') {
-      this.packetsResent++;
-      return { kind: 'send', packets: [{ op: 'oack', options: this.p.oack }], retransmit: true, timeoutMs: this.timeout() };
+    if (this.#phase === 'oack') {
+      this.#packetsResent++;
+      return { kind: 'send', packets: [{ op: 'oack', options: this.#p.oack }], retransmit: true, timeoutMs: this.#timeout() };
     }
-    return this.sendWindow(true);
+    return this.#sendWindow(true);
   }
 
   /** Sends the window after the last acknowledged block. */
-  private sendWindow(retransmit: boolean): TransferStep {
-    const from = this.acked + 1;
-    const last = Math.min(this.acked + this.p.windowsize, this.totalBlocks);
+  #sendWindow(retransmit: boolean): TransferStep {
+    const from = this.#acked + 1;
+    const last = Math.min(this.#acked + this.#p.windowsize, this.totalBlocks);
     const packets: TftpPacket[] = [];
     for (let block = from; block <= last; block++) {
-      const data = this.blockData(block);
+      const data = this.#blockData(block);
       packets.push({ op: 'data', block: block & 0xffff, data });
-      this.payloadBytesSent += data.length;
-      if (block <= this.sent) this.packetsResent++;
+      this.#payloadBytesSent += data.length;
+      if (block <= this.#sent) this.#packetsResent++;
     }
-    this.sent = Math.max(this.sent, last);
-    return { kind: 'send', packets, retransmit, timeoutMs: this.timeout() };
+    this.#sent = Math.max(this.#sent, last);
+    return { kind: 'send', packets, retransmit, timeoutMs: this.#timeout() };
   }
 
-  private blockData(block: number): Uint8Array {
-    const start = (block - 1) * this.p.blksize;
-    return this.p.data.subarray(start, Math.min(start + this.p.blksize, this.p.data.length));
+  #blockData(block: number): Uint8Array {
+    const start = (block - 1) * this.#p.blksize;
+    return this.#p.data.subarray(start, Math.min(start + this.#p.blksize, this.#p.data.length));
   }
 
-  private timeout(): number {
-    const cap = Math.max(this.p.maxTimeoutMs, this.p.timeoutMs);
-    return Math.min(this.p.timeoutMs * 2 ** this.attempts, cap);
+  #timeout(): number {
+    const cap = Math.max(this.#p.maxTimeoutMs, this.#p.timeoutMs);
+    return Math.min(this.#p.timeoutMs * 2 ** this.#attempts, cap);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The DHCP shell on a multi-homed server: replies to address-less clients must leave on the
- * provisioning interface even when the default route points out of another one (DESIGN.md,
+ * provisioning interface even when the default route points out of another one (docs/architecture.md,
  * "Node.js networking facts"). And hostile datagrams on port 67 are dropped with a reason
  * while the next valid DISCOVER is still answered.
  *
