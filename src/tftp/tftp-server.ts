@@ -12,35 +12,27 @@
  * Bind the listen address to the provisioning IP, not 0.0.0.0: without IP_PKTINFO a transfer
  * socket bound to 0.0.0.0 answers from whatever address the route picks, and firmware drops
  * packets from an address other than the one it sent its request to.
+ *
+ * Longer than most files here (~500 lines) on purpose: it is one class, the shell, whose
+ * methods are the life of a transfer in both port modes (request, each datagram, timer, end);
+ * the decisions are already out in the pure files, and the metrics and sockets in
+ * tftp-metrics.ts and udp.ts.
  */
 import dgram from 'node:dgram';
-import dns from 'node:dns';
-import { isIPv4 } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { FileSource, IpxeFile } from '../boot/ipxe-files.js';
 import type { ListenAddress } from '../net/listen-address.js';
 import { listening, type ReadinessCheck, type Service } from '../base/service.js';
-import { LabelledCounter } from '../base/labelled-counter.js';
 import { classifyDatagram, UNKNOWN_TID, type TftpDropReason } from './datagram.js';
 import { encode, ERROR_CODE, type ErrorPacket, type RequestPacket, type TftpPacket } from './packet.js';
 import { decideRequest, type RefuseReason } from './request.js';
 import { Transfer, type TransferEnd, type TransferStep } from './transfer.js';
+import { Metrics } from './tftp-metrics.js';
+import { bindSocket, closeQuietly, literalLookup, type Timers, type UdpSocket } from './udp.js';
 
-/** The socket operations the server uses: a dgram.Socket, or a test double. */
-export type UdpSocket = Pick<dgram.Socket, 'bind' | 'send' | 'close' | 'address' | 'on' | 'once' | 'off' | 'setRecvBufferSize'>;
-
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-  /**
-   * Restarts a pending timer with the delay it was set with, as Node's `Timeout.refresh()`:
-   * one call per ACK instead of a clear and a new timer. Optional: without it the server
-   * clears and sets.
-   */
-  refresh?(handle: unknown): void;
-}
+export type { Timers, UdpSocket } from './udp.js';
 
 /** A transfer that ended with the client's last ACK. */
 export interface TftpTransferDone {
@@ -146,57 +138,6 @@ const DEFAULTS = {
 const MESSAGE_FOR_END: Partial<Record<EndReason, string>> = {
   shutdown: 'Server shutting down',
 };
-
-class Metrics {
-  readonly started: Counter;
-  readonly finished: Counter<'outcome'>;
-  readonly failed: Counter<'reason'>;
-  readonly refused: Counter<'reason'>;
-  readonly dropped: Counter<'reason'>;
-  readonly bytes: Counter;
-  readonly retransmits: Counter;
-  readonly duration: Histogram;
-  readonly active: Gauge;
-  /** Labelled children by reason: `inc({ reason })` hashes its labels on every call. */
-  readonly #droppedBy: LabelledCounter<TftpDropReason>;
-
-  constructor(registry: Registry) {
-    const registers = [registry];
-    this.started = new Counter({ name: 'metalboot_tftp_transfers_started_total', help: 'TFTP read transfers started', registers });
-    this.finished = new Counter({
-      name: 'metalboot_tftp_transfers_finished_total',
-      help: 'TFTP transfers that ended normally: complete, or options declined by the client (the EDK2 tsize probe)',
-      labelNames: ['outcome'],
-      registers,
-    });
-    this.failed = new Counter({ name: 'metalboot_tftp_transfers_failed_total', help: 'TFTP transfers that failed, by reason', labelNames: ['reason'], registers });
-    this.refused = new Counter({ name: 'metalboot_tftp_requests_refused_total', help: 'TFTP requests answered with an ERROR, by reason', labelNames: ['reason'], registers });
-    this.dropped = new Counter({ name: 'metalboot_tftp_packets_dropped_total', help: 'TFTP datagrams dropped, by reason', labelNames: ['reason'], registers });
-    this.#droppedBy = new LabelledCounter(this.dropped);
-    this.bytes = new Counter({ name: 'metalboot_tftp_bytes_sent_total', help: 'TFTP DATA payload bytes sent, retransmissions included', registers });
-    this.retransmits = new Counter({ name: 'metalboot_tftp_retransmissions_total', help: 'TFTP packets sent again', registers });
-    this.duration = new Histogram({
-      name: 'metalboot_tftp_transfer_duration_seconds',
-      help: 'Duration of completed TFTP transfers',
-      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
-      registers,
-    });
-    this.active = new Gauge({ name: 'metalboot_tftp_transfers_active', help: 'TFTP transfers running', registers });
-  }
-
-  drop(reason: TftpDropReason): void {
-    this.#droppedBy.inc(reason);
-  }
-}
-
-/**
- * dgram resolves the address of every send with dns.lookup, which answers even an IP literal
- * on the next tick. Peers come from rinfo, always literals: answer those at once.
- */
-function literalLookup(address: string, family: unknown, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
-  if (isIPv4(address)) callback(null, address, 4);
-  else dns.lookup(address, family as number, callback);
-}
 
 const peerKey = (p: Peer): string => `${p.address}:${p.port}`;
 
@@ -555,25 +496,6 @@ export class TftpServer implements Service {
       // Only a closed socket throws here; the transfer is ending anyway.
       this.#log.debug({ err, peer: peerKey(peer) }, 'send failed');
     }
-  }
-}
-
-function bindSocket(socket: UdpSocket, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    socket.once('error', onError);
-    socket.bind({ address: host, port, exclusive: true }, () => {
-      socket.off('error', onError);
-      resolve();
-    });
-  });
-}
-
-function closeQuietly(socket: UdpSocket): void {
-  try {
-    socket.close();
-  } catch {
-    // already closed
   }
 }
 
