@@ -3,7 +3,7 @@
  * metal3.io/v1alpha1 baremetalhosts, narrowed to the two calls it makes.
  */
 import { CustomObjectsApi, Observable, Watch, type ConfigurationOptions, type KubeConfig } from '@kubernetes/client-node';
-import type { KubeBareMetalHost } from './bmh-watcher-core.js';
+import type { KubeBareMetalHost } from './bmh-mirror.js';
 
 export const BMH_GROUP = 'metal3.io';
 export const BMH_VERSION = 'v1alpha1';

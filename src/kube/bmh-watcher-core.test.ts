@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  BmhMirror,
   DEFAULT_WATCH_TIMING,
   INITIAL_SUPERVISOR_STATE,
   backoffDelay,
@@ -10,10 +9,10 @@ import {
   supervise,
   watchTimeoutSeconds,
   type AttemptOutcome,
-  type KubeBareMetalHost,
   type SupervisorState,
   type WatchTiming,
 } from './bmh-watcher-core.js';
+import { BmhMirror, type KubeBareMetalHost } from './bmh-mirror.js';
 import { HostIndex } from '../leases/host-index.js';
 import { bmhToHost } from '../leases/bmh.js';
 import { parseMac } from '../net/mac.js';

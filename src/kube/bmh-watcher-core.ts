@@ -1,7 +1,7 @@
 /**
  * The pure core of the BareMetalHost watcher: how long to wait before the next attempt, what to
- * do after each list or watch outcome, how API objects and watch events change the host index,
- * and what /readyz says. No sockets, no timers, no logging: bmh-watcher.ts is the shell.
+ * do after each list or watch outcome, and what /readyz says
+ * (bmh-mirror.ts: how API objects and watch events change the host index). No sockets, no timers, no logging: bmh-watcher.ts is the shell.
  *
  * The loop it drives (client-go's reflector, made explicit):
  *
@@ -12,10 +12,6 @@
  *                                                      (the server's history replays the gap;
  *                                                       a gap too old for it is a 410: relist)
  */
-import type { Logger } from 'pino';
-import { bmhId, bmhToHost, type BareMetalHostObject } from '../leases/bmh.js';
-import type { Conflict, HostIndex } from '../leases/host-index.js';
-import type { HostRecord } from '../leases/host.js';
 
 // ---------------------------------------------------------------- timing and backoff
 
@@ -192,150 +188,6 @@ export function watchStatusOf(obj: unknown): WatchStatus {
 export function isExpired(status: WatchStatus): boolean {
   return status.code === 410 || status.reason === 'Expired' || status.reason === 'Gone';
 }
-
-// ---------------------------------------------------------------- the index mirror
-
-/** A BareMetalHost as the API serves it: what bmhToHost reads, plus the identity Events need. */
-export type KubeBareMetalHost = BareMetalHostObject & {
-  readonly metadata?: BareMetalHostObject['metadata'] & { readonly uid?: string };
-};
-
-/** What an Event's involvedObject needs. */
-export interface BmhRef {
-  readonly namespace: string;
-  readonly name: string;
-  readonly uid: string | undefined;
-}
-
-export type MirrorChange =
-  | { readonly kind: 'upsert'; readonly id: string; readonly host: HostRecord; readonly added: boolean; readonly problemChanged: boolean; readonly conflicts: readonly Conflict[] }
-  | { readonly kind: 'delete'; readonly id: string; readonly existed: boolean }
-  /** Not servable at all (no usable boot MAC): removed from the index if it was there. */
-  | { readonly kind: 'skip'; readonly id: string; readonly reason: string; readonly removed: boolean };
-
-export interface MirrorReplace {
-  readonly hosts: number;
-  readonly added: number;
-  readonly removed: number;
-  readonly skipped: readonly { readonly id: string; readonly reason: string }[];
-  readonly problems: readonly { readonly id: string; readonly problem: string }[];
-  readonly conflicts: readonly Conflict[];
-}
-
-export interface BmhMirrorOptions {
-  readonly annotationPrefix: string;
-  /** The index partition this mirror owns (default `kubernetes`). */
-  readonly partition?: string;
-  /** HostOrigin.from of its records (default `kubernetes`). */
-  readonly from?: string;
-}
-
-/**
- * Keeps one partition of the index equal to the BareMetalHosts the API server has, using the
- * same conversion as manifest files (bmhToHost). Synchronous: every change is visible to the
- * next packet.
- */
-export class BmhMirror {
-  readonly #index: HostIndex;
-  readonly #prefix: string;
-  readonly #partition: string;
-  readonly #from: string;
-  readonly #refs = new Map<string, BmhRef>();
-  readonly #records = new Map<string, HostRecord>();
-
-  constructor(index: HostIndex, o: BmhMirrorOptions) {
-    this.#index = index;
-    this.#prefix = o.annotationPrefix;
-    this.#partition = o.partition ?? 'kubernetes';
-    this.#from = o.from ?? 'kubernetes';
-  }
-
-  get partition(): string {
-    return this.#partition;
-  }
-
-  /** Hosts in the index from this mirror. */
-  get size(): number {
-    return this.#records.size;
-  }
-
-  /** The object behind a host id (`namespace/name`), if the cluster has it. */
-  ref(id: string): BmhRef | undefined {
-    return this.#refs.get(id);
-  }
-
-  /** The cluster object of a host record this mirror made; undefined for any other host. */
-  refFor(host: HostRecord): BmhRef | undefined {
-    if (host.origin.kind !== 'bmh' || host.origin.from !== this.#from) return undefined;
-    return this.#refs.get(host.id);
-  }
-
-  /** Replaces the whole partition with a list's items: hosts that vanished meanwhile go. */
-  replace(items: readonly KubeBareMetalHost[]): MirrorReplace {
-    const records: HostRecord[] = [];
-    const skipped: { id: string; reason: string }[] = [];
-    const refs = new Map<string, BmhRef>();
-    for (const obj of items) {
-      const id = bmhId(obj);
-      const r = bmhToHost(obj, { annotationPrefix: this.#prefix, from: this.#from });
-      if (r.kind === 'skip') {
-        skipped.push({ id, reason: r.reason });
-        continue;
-      }
-      records.push(r.host);
-      refs.set(id, refOf(obj));
-    }
-    const before = new Set(this.#records.keys());
-    const conflicts = this.#index.replaceAll('bmh', records, this.#partition);
-    this.#records.clear();
-    this.#refs.clear();
-    for (const h of records) this.#records.set(h.id, h);
-    for (const [id, ref] of refs) this.#refs.set(id, ref);
-    let added = 0;
-    for (const id of this.#records.keys()) if (!before.delete(id)) added++;
-    return {
-      hosts: this.#records.size,
-      added,
-      removed: before.size,
-      skipped,
-      problems: records.filter((h) => h.problem !== undefined).map((h) => ({ id: h.id, problem: h.problem! })),
-      conflicts,
-    };
-  }
-
-  /** Applies one ADDED, MODIFIED or DELETED watch event. */
-  apply(type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: KubeBareMetalHost): MirrorChange {
-    const id = bmhId(obj);
-    if (type === 'DELETED') return { kind: 'delete', id, existed: this.#remove(id) };
-    const r = bmhToHost(obj, { annotationPrefix: this.#prefix, from: this.#from });
-    if (r.kind === 'skip') return { kind: 'skip', id, reason: r.reason, removed: this.#remove(id) };
-    const prev = this.#records.get(id);
-    const conflicts = this.#index.upsert(r.host, this.#partition);
-    this.#records.set(id, r.host);
-    this.#refs.set(id, refOf(obj));
-    return { kind: 'upsert', id, host: r.host, added: prev === undefined, problemChanged: prev?.problem !== r.host.problem, conflicts };
-  }
-
-  #remove(id: string): boolean {
-    this.#refs.delete(id);
-    if (!this.#records.delete(id)) return false;
-    this.#index.delete('bmh', id, this.#partition);
-    return true;
-  }
-}
-
-function refOf(obj: KubeBareMetalHost): BmhRef {
-  return { namespace: obj.metadata?.namespace ?? 'default', name: obj.metadata?.name ?? '', uid: obj.metadata?.uid };
-}
-
-/** Logs what a relist changed, once per host problem (the shell's logger, the core's words). */
-export function logReplace(log: Logger, r: MirrorReplace): void {
-  for (const s of r.skipped) log.warn({ host: s.id, reason: s.reason }, 'baremetalhost skipped');
-  for (const p of r.problems) log.warn({ host: p.id, problem: p.problem }, 'host cannot be served');
-  for (const c of r.conflicts) log.error({ conflict: c.kind, key: c.key, owners: c.owners }, 'lease conflict');
-}
-
-// ---------------------------------------------------------------- status
 
 export interface WatcherSnapshot {
   readonly ready: boolean;

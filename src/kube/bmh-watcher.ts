@@ -20,25 +20,22 @@ import type { HostRecord } from '../leases/host.js';
 import type { ReadinessCheck, Service } from '../base/service.js';
 import type { BmhApi, WatchEventType } from './bmh-api.js';
 import {
-  BmhMirror,
   DEFAULT_WATCH_TIMING,
   INITIAL_SUPERVISOR_STATE,
   RESTART_REASONS,
   describeError,
   httpStatusOf,
   isExpired,
-  logReplace,
   statusDetail,
   supervise,
   watchStatusOf,
   watchTimeoutSeconds,
   type AttemptOutcome,
-  type BmhRef,
-  type KubeBareMetalHost,
   type NextStep,
   type SupervisorState,
   type WatchTiming,
 } from './bmh-watcher-core.js';
+import { BmhMirror, logReplace, type BmhRef, type KubeBareMetalHost } from './bmh-mirror.js';
 
 export interface BmhWatcherOptions {
   readonly api: BmhApi;
