@@ -29,6 +29,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Service } from '../base/service.js';
 import { DEFAULT_FILE_ALIASES } from './boot-files.js';
+import { MetalbootError } from '../base/errors.js';
 
 export interface IpxeFile {
   /** The name it was asked for, normalized (no leading `/`). */
@@ -77,20 +78,6 @@ export interface IpxeFilesOptions {
   readonly watch?: boolean;
   readonly now?: () => number;
   readonly logger?: Logger;
-}
-
-export const IPXE_FILES_ERROR_CODES = {
-  ROOT_NOT_DIRECTORY: 'IPXE_ERR_ROOT_NOT_DIRECTORY',
-} as const;
-
-export class IpxeFilesError extends Error {
-  override readonly name = 'IpxeFilesError';
-  constructor(
-    readonly code: (typeof IPXE_FILES_ERROR_CODES)[keyof typeof IPXE_FILES_ERROR_CODES],
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export type NormalizedPath = { readonly kind: 'ok'; readonly path: string } | { readonly kind: 'refused'; readonly reason: PathRefusal };
@@ -158,7 +145,7 @@ export class IpxeFiles implements Service, FileSource {
   async start(): Promise<void> {
     const st = await stat(this.#root).catch(() => undefined);
     if (!st?.isDirectory()) {
-      throw new IpxeFilesError(IPXE_FILES_ERROR_CODES.ROOT_NOT_DIRECTORY, `iPXE directory ${this.#root} is not a directory`);
+      throw new MetalbootError('IPXE_ERR_ROOT_NOT_DIRECTORY', `iPXE directory ${this.#root} is not a directory`);
     }
     this.#realRoot = realpathSync(this.#root);
     this.#realExtraRoots = this.#extraRoots.flatMap((dir) => {

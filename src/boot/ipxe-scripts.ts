@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Eta } from 'eta';
 import type { Mac } from '../net/mac.js';
+import { MetalbootError } from '../base/errors.js';
 
 export const TEMPLATE_NAMES = ['boot', 'fallback', 'inspector', 'installer', 'localboot', 'retry'] as const;
 export type TemplateName = (typeof TEMPLATE_NAMES)[number];
@@ -57,10 +58,6 @@ export const BUILTIN_TEMPLATES_DIR = ['../../ipxe-templates', '../../../ipxe-tem
   .map((rel) => path.resolve(path.dirname(fileURLToPath(import.meta.url)), rel))
   .find((dir) => existsSync(path.join(dir, 'boot.ipxe'))) ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../ipxe-templates');
 
-export class UnsafeValueError extends Error {
-  readonly code = 'METALBOOT_IPXE_UNSAFE_VALUE';
-}
-
 /**
  * A line break would start a new iPXE command and `${…}` is expanded by iPXE: neither may be
  * injected. (Values placed in command arguments, URLs and kernel parameters, are validated
@@ -68,8 +65,8 @@ export class UnsafeValueError extends Error {
  */
 export function ipxeEscape(value: unknown): string {
   const s = String(value);
-  if (/[\x00-\x1f\x7f]/.test(s)) throw new UnsafeValueError(`value ${JSON.stringify(s)} contains a line break or control character`);
-  if (s.includes('${')) throw new UnsafeValueError(`value ${JSON.stringify(s)} contains an iPXE expansion`);
+  if (/[\x00-\x1f\x7f]/.test(s)) throw new MetalbootError('IPXE_ERR_UNSAFE_VALUE', `value ${JSON.stringify(s)} contains a line break or control character`);
+  if (s.includes('${')) throw new MetalbootError('IPXE_ERR_UNSAFE_VALUE', `value ${JSON.stringify(s)} contains an iPXE expansion`);
   return s;
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { decode, encode, encodingLength, BOOTREQUEST, type DhcpMessage } from './codec.js';
-import { DhcpDecodeError } from './decode-error.js';
+import { DecodeError } from '../base/errors.js';
 import { OPT, getUserClasses, getClientArchs, getClientUuid, getRelayAgentInfo, getIpxeEncap, str, userClasses, subOptions, u8 } from './options.js';
 import type { Ipv4 } from '../net/ipv4.js';
 
@@ -58,8 +58,8 @@ describe('DHCP codec', () => {
     ['bad overload', encode(baseMessage([[OPT.OVERLOAD, u8(7)]])), 'DHCP_ERR_OVERLOAD_INVALID'],
     ['oversized', Buffer.alloc(9000, 1), 'DHCP_ERR_TOO_LONG'],
   ])('rejects %s with a coded DecodeError', (_name, buf, code) => {
-    expect(() => decode(buf)).toThrow(DhcpDecodeError);
-    try { decode(buf); } catch (e) { expect((e as DhcpDecodeError).code).toBe(code); }
+    expect(() => decode(buf)).toThrow(DecodeError);
+    try { decode(buf); } catch (e) { expect((e as DecodeError).code).toBe(code); }
   });
 
   it('reads option 77 in both encodings', () => {
@@ -128,18 +128,18 @@ describe('DHCP codec properties', () => {
     }), { numRuns: 200 });
   });
 
-  it('random bytes never throw anything but DhcpDecodeError', () => {
+  it('random bytes never throw anything but DecodeError', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 1500 }), (bytes) => {
-      try { decode(bytes); } catch (e) { expect(e).toBeInstanceOf(DhcpDecodeError); }
+      try { decode(bytes); } catch (e) { expect(e).toBeInstanceOf(DecodeError); }
     }), { numRuns: 2000 });
   });
 
-  it('mutated valid packets never throw anything but DhcpDecodeError', () => {
+  it('mutated valid packets never throw anything but DecodeError', () => {
     fc.assert(fc.property(arbMessage, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 20 }), fc.nat(), (msg, flips, cut) => {
       const buf = Buffer.from(encode(msg));
       for (const [pos, val] of flips) buf[pos % buf.length] = val;
       const truncated = buf.subarray(0, Math.max(0, buf.length - (cut % 64)));
-      try { decode(truncated); } catch (e) { expect(e).toBeInstanceOf(DhcpDecodeError); }
+      try { decode(truncated); } catch (e) { expect(e).toBeInstanceOf(DecodeError); }
     }), { numRuns: 2000 });
   });
 });

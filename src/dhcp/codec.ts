@@ -28,7 +28,7 @@
  * order, option 82 last (RFC 3046 §2.1), values over 255 bytes are split into consecutive
  * instances (RFC 3396), and the message is padded to the 300-byte BOOTP minimum.
  */
-import { DHCP_DECODE_CODES as C, DhcpDecodeError } from './decode-error.js';
+import { DecodeError } from '../base/errors.js';
 import { readIpv4, writeIpv4, type Ipv4 } from '../net/ipv4.js';
 
 export const BOOTREQUEST = 1;
@@ -73,18 +73,18 @@ export interface DhcpMessage {
 }
 
 /**
- * Decodes one UDP payload. Throws DhcpDecodeError, and nothing else, on any malformed input.
+ * Decodes one UDP payload. Throws DecodeError, and nothing else, on any malformed input.
  * chaddr and option values are views into `buf` (no copies on the packet path): the caller must
  * not reuse `buf` while the message is in use. dgram gives every datagram a buffer of its own.
  */
 export function decode(buf: Uint8Array): DhcpMessage {
-  if (buf.length < OPTIONS_OFFSET) throw new DhcpDecodeError(C.SHORT, buf.length, `message of ${buf.length} bytes is shorter than ${OPTIONS_OFFSET}`);
-  if (buf.length > MAX_MESSAGE_LENGTH) throw new DhcpDecodeError(C.TOO_LONG, MAX_MESSAGE_LENGTH, `message of ${buf.length} bytes exceeds ${MAX_MESSAGE_LENGTH}`);
+  if (buf.length < OPTIONS_OFFSET) throw new DecodeError('DHCP_ERR_SHORT', buf.length, `message of ${buf.length} bytes is shorter than ${OPTIONS_OFFSET}`);
+  if (buf.length > MAX_MESSAGE_LENGTH) throw new DecodeError('DHCP_ERR_TOO_LONG', MAX_MESSAGE_LENGTH, `message of ${buf.length} bytes exceeds ${MAX_MESSAGE_LENGTH}`);
   const op = buf[0]!;
-  if (op !== BOOTREQUEST && op !== BOOTREPLY) throw new DhcpDecodeError(C.BAD_OP, 0, `op ${op} is neither BOOTREQUEST nor BOOTREPLY`);
+  if (op !== BOOTREQUEST && op !== BOOTREPLY) throw new DecodeError('DHCP_ERR_BAD_OP', 0, `op ${op} is neither BOOTREQUEST nor BOOTREPLY`);
   const hlen = buf[2]!;
-  if (hlen > 16) throw new DhcpDecodeError(C.BAD_HLEN, 2, `hlen ${hlen} exceeds 16`);
-  if (readU32(buf, HEADER_LENGTH) !== MAGIC_COOKIE) throw new DhcpDecodeError(C.NO_COOKIE, HEADER_LENGTH, 'missing DHCP magic cookie');
+  if (hlen > 16) throw new DecodeError('DHCP_ERR_BAD_HLEN', 2, `hlen ${hlen} exceeds 16`);
+  if (readU32(buf, HEADER_LENGTH) !== MAGIC_COOKIE) throw new DecodeError('DHCP_ERR_NO_COOKIE', HEADER_LENGTH, 'missing DHCP magic cookie');
 
   const options: DhcpOptions = new Map();
   readOptions(buf, OPTIONS_OFFSET, buf.length, options);
@@ -93,7 +93,7 @@ export function decode(buf: Uint8Array): DhcpMessage {
   const overload = options.get(OPT_OVERLOAD);
   const overloadValue = overload?.length === 1 ? overload[0]! : 0;
   if (overload !== undefined && (overload.length !== 1 || overloadValue < 1 || overloadValue > 3)) {
-    throw new DhcpDecodeError(C.OVERLOAD_INVALID, OPTIONS_OFFSET, 'option 52 must be one byte of 1, 2 or 3');
+    throw new DecodeError('DHCP_ERR_OVERLOAD_INVALID', OPTIONS_OFFSET, 'option 52 must be one byte of 1, 2 or 3');
   }
   // RFC 2131 §4.1: options, then file, then sname.
   if (overloadValue & 1) readOptions(buf, 108, 236, options);
@@ -126,10 +126,10 @@ function readOptions(buf: Uint8Array, start: number, end: number, into: DhcpOpti
     const code = buf[i]!;
     if (code === OPT_PAD) { i++; continue; }
     if (code === OPT_END) return;
-    if (i + 1 >= end) throw new DhcpDecodeError(C.OPTION_TRUNCATED, i, `option ${code} has no length byte`);
+    if (i + 1 >= end) throw new DecodeError('DHCP_ERR_OPTION_TRUNCATED', i, `option ${code} has no length byte`);
     const len = buf[i + 1]!;
     const from = i + 2;
-    if (from + len > end) throw new DhcpDecodeError(C.OPTION_TRUNCATED, i, `option ${code} of length ${len} runs past the end`);
+    if (from + len > end) throw new DecodeError('DHCP_ERR_OPTION_TRUNCATED', i, `option ${code} of length ${len} runs past the end`);
     const prev = into.get(code);
     if (prev === undefined) {
       // A view, not a copy: every datagram arrives in a buffer of its own.

@@ -12,7 +12,7 @@ import dgram from 'node:dgram';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { decode, encode } from './codec.js';
-import { DhcpDecodeError } from './decode-error.js';
+import { DecodeError, MetalbootError } from '../base/errors.js';
 import { DROP_REASONS, decide, type DhcpOutcome, type DhcpState, type DropReason } from './decide.js';
 import type { DhcpPolicy } from './policy.js';
 import { messageTypeName } from './options.js';
@@ -115,9 +115,9 @@ export class DhcpServer implements Service {
       } catch (err) {
         await this.close();
         const code = (err as NodeJS.ErrnoException).code;
-        throw Object.assign(new Error(code === 'EADDRNOTAVAIL'
+        throw new MetalbootError('DHCP_ERR_BIND', code === 'EADDRNOTAVAIL'
           ? `server IP ${serverIp} is not on any interface of this host (check --server-ip / the NetworkAttachmentDefinition)`
-          : `cannot bind the DHCP send socket to ${serverIp}: ${(err as Error).message}`), { code: 'METALBOOT_DHCP_BIND', cause: err });
+          : `cannot bind the DHCP send socket to ${serverIp}: ${(err as Error).message}`, { cause: err });
       }
     }
     this.#checkRecvBuffer();
@@ -159,7 +159,7 @@ export class DhcpServer implements Service {
       outcome = decide(req, this.#o.policy, this.#o.state);
       this.#receivedBy.inc(messageTypeName(outcome.decision?.messageType));
     } catch (err) {
-      if (err instanceof DhcpDecodeError) {
+      if (err instanceof DecodeError) {
         this.#receivedBy.inc('malformed');
         const level = this.#drop('malformed');
         if (level !== undefined) this.#log[level]({ reason: 'malformed', peer: `${rinfo.address}:${rinfo.port}`, code: err.code, offset: err.offset, bytes: buf.length }, 'dhcp drop');

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ListenAddress } from '../net/listen-address.js';
 import type { Service } from '../base/service.js';
+import { MetalbootError } from '../base/errors.js';
 
 export class HttpServer implements Service {
   readonly name: string;
@@ -21,7 +22,7 @@ export class HttpServer implements Service {
 
   address(): ListenAddress {
     const a = this.#app?.server.address();
-    if (a === null || a === undefined || typeof a === 'string') throw Object.assign(new Error('not listening'), { code: 'METALBOOT_NOT_LISTENING' });
+    if (a === null || a === undefined || typeof a === 'string') throw new MetalbootError('SERVICE_ERR_NOT_LISTENING', 'not listening');
     return { host: a.address, port: a.port };
   }
 

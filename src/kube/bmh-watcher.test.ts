@@ -172,6 +172,6 @@ describe('loadKubeConfig', () => {
     ['outside a cluster without --kubeconfig', { env: {} }, '--kube: not running in a cluster (KUBERNETES_SERVICE_HOST/PORT are not set): pass --kubeconfig'],
     ['with a missing kubeconfig file', { kubeconfig: '/nonexistent/kubeconfig' }, /^--kube: cannot load kubeconfig \/nonexistent\/kubeconfig: /],
   ])('fails clearly %s', (_n, o, message) => {
-    expect(() => loadKubeConfig(o)).toThrow(expect.objectContaining({ code: 'METALBOOT_KUBECONFIG', message: typeof message === 'string' ? message : expect.stringMatching(message) }));
+    expect(() => loadKubeConfig(o)).toThrow(expect.objectContaining({ code: 'KUBE_ERR_CONFIG', message: typeof message === 'string' ? message : expect.stringMatching(message) }));
   });
 });

@@ -15,6 +15,7 @@ import type { HostRecord } from '../leases/host.js';
 import type { Service } from '../base/service.js';
 import { DEFAULT_EVENT_LIMITS, EventCorrelator, type EventLimits, type EventRecord, type EventRef, type EventType } from './event-correlator.js';
 import { describeError, httpStatusOf } from './bmh-watcher-core.js';
+import { MetalbootError } from '../base/errors.js';
 
 /** Event reasons metalboot posts (CamelCase, as Kubernetes components do). */
 export const BOOT_EVENT_REASONS = {
@@ -305,7 +306,7 @@ export class BmhEventRecorder implements BootEvents, Service {
     const ms = this.#o.requestTimeoutMs ?? 10_000;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${ms} ms`), { code: 'METALBOOT_EVENT_TIMEOUT' })), ms);
+      timer = setTimeout(() => reject(new MetalbootError('KUBE_ERR_EVENT_TIMEOUT', `no answer within ${ms} ms`)), ms);
     });
     return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
   }

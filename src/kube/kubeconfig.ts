@@ -1,14 +1,15 @@
 /** Which cluster metalboot talks to: a kubeconfig file, or the pod's service account. */
 import { KubeConfig } from '@kubernetes/client-node';
+import { MetalbootError } from '../base/errors.js';
 
 /**
  * Loads `--kubeconfig PATH`, or the in-cluster service account when no path is given. Throws
- * METALBOOT_KUBECONFIG with the reason when neither is usable.
+ * KUBE_ERR_CONFIG with the reason when neither is usable.
  */
 export function loadKubeConfig(o: { readonly kubeconfig?: string | undefined; readonly inClusterPathPrefix?: string; readonly env?: NodeJS.ProcessEnv }): KubeConfig {
   const kc = new KubeConfig();
   const fail = (why: string): never => {
-    throw Object.assign(new Error(`--kube: ${why}`), { code: 'METALBOOT_KUBECONFIG' });
+    throw new MetalbootError('KUBE_ERR_CONFIG', `--kube: ${why}`);
   };
   if (o.kubeconfig !== undefined && o.kubeconfig !== '') {
     try {

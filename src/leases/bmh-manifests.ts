@@ -2,6 +2,7 @@
 import { parseAllDocuments } from 'yaml';
 import { bmhToHost, isBareMetalHost } from './bmh.js';
 import type { HostRecord } from './host.js';
+import { MetalbootError } from '../base/errors.js';
 
 export interface ManifestLoad {
   readonly hosts: HostRecord[];
@@ -16,7 +17,7 @@ export function parseBmhManifests(text: string, from: string, annotationPrefix: 
   parseAllDocuments(text).forEach((doc, i) => {
     if (doc.errors.length > 0) {
       const e = doc.errors[0]!;
-      throw Object.assign(new Error(`document ${i + 1}: ${e.message.split('\n')[0]}`), { code: 'METALBOOT_MANIFEST_INVALID' });
+      throw new MetalbootError('SOURCE_ERR_MANIFEST', `document ${i + 1}: ${e.message.split('\n')[0]}`);
     }
     const value: unknown = doc.toJS();
     // Secrets and other kinds live in the same files; only BareMetalHosts matter here.

@@ -12,6 +12,7 @@ import { parseHostEntry, splitHostsFile, type StaticHost } from './host-list.js'
 import type { HostIndex, Conflict } from './host-index.js';
 import type { HostRecord, SourceKind } from './host.js';
 import type { Service } from '../base/service.js';
+import { MetalbootError } from '../base/errors.js';
 
 type FileParse = (text: string, path: string) => { hosts: HostRecord[]; problems: string[] };
 
@@ -37,7 +38,7 @@ abstract class WatchedFileSource implements Service {
   async start(): Promise<void> {
     for (const p of this.#paths) {
       const r = this.#load(p);
-      if (r !== true) throw Object.assign(new Error(`${p}: ${r}`), { code: 'METALBOOT_SOURCE_INVALID' });
+      if (r !== true) throw new MetalbootError('SOURCE_ERR_INVALID', `${p}: ${r}`);
     }
     this.#publish();
     this.#watcher = new FileWatcher(this.#paths, (p) => {

@@ -50,7 +50,7 @@ describe('parseBmhManifests', () => {
   it('reads BareMetalHosts among Secrets and reports broken YAML with a code', () => {
     const text = `apiVersion: v1\nkind: Secret\nmetadata: {name: s}\n---\napiVersion: metal3.io/v1alpha1\nkind: BareMetalHost\nmetadata:\n  name: a\n  annotations: {"${P}ip-address": 10.0.0.5/24}\nspec: {bootMACAddress: "aa:bb:cc:dd:ee:ff"}\n`;
     expect(parseBmhManifests(text, 'f', P).hosts.map((h) => h.id)).toEqual(['default/a']);
-    expect(() => parseBmhManifests('a: [\n', 'f', P)).toThrow(expect.objectContaining({ code: 'METALBOOT_MANIFEST_INVALID' }));
+    expect(() => parseBmhManifests('a: [\n', 'f', P)).toThrow(expect.objectContaining({ code: 'SOURCE_ERR_MANIFEST' }));
   });
 });
 

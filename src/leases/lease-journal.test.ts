@@ -47,7 +47,7 @@ describe('LeaseJournal', () => {
     const j = new LeaseJournal(path.join(dir, 'leases'));
     await j.open([]);
     await j.close();
-    await expect(j.append({ t: 'free', ip: '10.0.0.1' })).rejects.toMatchObject({ code: 'ERR_JOURNAL_CLOSED' });
+    await expect(j.append({ t: 'free', ip: '10.0.0.1' })).rejects.toMatchObject({ code: 'LEASE_ERR_JOURNAL_CLOSED' });
   });
 });
 

@@ -12,6 +12,7 @@
 import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { JournalRecord } from './pool.js';
+import { MetalbootError } from '../base/errors.js';
 
 export interface JournalLoad {
   readonly records: JournalRecord[];
@@ -76,7 +77,7 @@ export class LeaseJournal {
   }
 
   append(rec: JournalRecord): Promise<void> {
-    if (this.#closed) return Promise.reject(Object.assign(new Error('lease journal is closed'), { code: 'ERR_JOURNAL_CLOSED' }));
+    if (this.#closed) return Promise.reject(new MetalbootError('LEASE_ERR_JOURNAL_CLOSED', 'lease journal is closed'));
     return new Promise((resolve, reject) => {
       this.#pending.push({ line: `${JSON.stringify(rec)}\n`, resolve, reject });
       if (!this.#flushQueued) {
@@ -98,7 +99,7 @@ export class LeaseJournal {
     this.#pending = [];
     try {
       const fh = this.#fh;
-      if (fh === undefined) throw Object.assign(new Error('lease journal is not open'), { code: 'ERR_JOURNAL_CLOSED' });
+      if (fh === undefined) throw new MetalbootError('LEASE_ERR_JOURNAL_CLOSED', 'lease journal is not open');
       await fh.write(batch.map((b) => b.line).join(''));
       await fh.datasync();
       this.#lines += batch.length;

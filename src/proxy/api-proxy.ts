@@ -29,7 +29,8 @@ import type { AgentStore } from './agent-store.js';
 import { BoundedCopy, limitedRequestBody, readBounded, type ByteLimit } from './body-streams.js';
 import { rewriteHeartbeat, type CallbackEndpoint } from './heartbeat.js';
 import { declaredLength, forwardRequestHeaders, forwardResponseHeaders, headerValue, hasRequestBody } from './proxy-headers.js';
-import { classifyForwardError, PROXY_ERROR_CODES, ProxyError } from './proxy-errors.js';
+import { classifyForwardError } from './proxy-errors.js';
+import { MetalbootError } from '../base/errors.js';
 import { createApiProxyMetrics, type ApiRoute } from './proxy-metrics.js';
 import { allowedQuery, isNodeIdent, lookupMacs, parseBaseUrl, parseMicroversion, rewriteHref, rewriteLinks, type BaseUrl } from './proxy-urls.js';
 import { redactUrl } from '../relay/redact.js';
@@ -77,7 +78,7 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
   const maxInventory = o.maxInventoryBytes ?? 64 * MiB;
   const maxHeartbeat = o.maxHeartbeatBytes ?? 1 * MiB;
   for (const [k, v] of [['maxInventoryBytes', maxInventory], ['maxHeartbeatBytes', maxHeartbeat]] as const) {
-    if (!Number.isSafeInteger(v) || v <= 0) throw new ProxyError(PROXY_ERROR_CODES.BAD_OPTIONS, `${k} must be a positive integer`);
+    if (!Number.isSafeInteger(v) || v <= 0) throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', `${k} must be a positive integer`);
   }
   const timeout = o.timeoutMs ?? 120_000;
   const metrics = createApiProxyMetrics(o.registry);
@@ -238,7 +239,7 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
       raw = await readBounded(req.raw, maxHeartbeat);
     } catch (err) {
       metrics.heartbeats.inc({ outcome: 'invalid' });
-      if ((err as { code?: unknown }).code === PROXY_ERROR_CODES.BODY_TOO_LARGE) return refuse(reply, 'heartbeat', 413, `the heartbeat exceeds ${maxHeartbeat} bytes`, true);
+      if ((err as { code?: unknown }).code === 'PROXY_ERR_BODY_TOO_LARGE') return refuse(reply, 'heartbeat', 413, `the heartbeat exceeds ${maxHeartbeat} bytes`, true);
       throw err;
     }
     const path = upstreamPath(`/v1/heartbeat/${node}`);

@@ -6,10 +6,10 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { PROXY_ERROR_CODES, ProxyError } from './proxy-errors.js';
+import { MetalbootError } from '../base/errors.js';
 
-function tooLarge(max: number): ProxyError {
-  return new ProxyError(PROXY_ERROR_CODES.BODY_TOO_LARGE, `the body exceeds ${max} bytes`);
+function tooLarge(max: number): MetalbootError {
+  return new MetalbootError('PROXY_ERR_BODY_TOO_LARGE', `the body exceeds ${max} bytes`);
 }
 
 /** Passes bytes through until more than `max` have gone by, then fails with PROXY_ERR_BODY_TOO_LARGE. */

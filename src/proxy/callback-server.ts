@@ -33,7 +33,8 @@ import { agentRequestTarget, nodeCallbackUrl, parseCallbackTarget, type Callback
 import { loadCallbackTls, type CallbackTls, type CallbackTlsSource } from './callback-tls.js';
 import type { CallbackEndpoint } from './heartbeat.js';
 import { declaredLength, forwardRequestHeaders, forwardResponseHeaders, hasRequestBody } from './proxy-headers.js';
-import { classifyForwardError, PROXY_ERROR_CODES, ProxyError } from './proxy-errors.js';
+import { classifyForwardError } from './proxy-errors.js';
+import { MetalbootError } from '../base/errors.js';
 import { createCallbackMetrics, type CallbackMetrics, type CallbackResult } from './proxy-metrics.js';
 import { formatBaseUrl, parseBaseUrl, withProtocol, type BaseUrl } from './proxy-urls.js';
 import { redactUrl } from '../relay/redact.js';
@@ -92,7 +93,7 @@ export class CallbackServer implements Service, CallbackEndpoint {
     this.#advertised = withProtocol(this.#configured, o.tls.kind === 'none' ? 'http:' : 'https:');
     this.#metrics = createCallbackMetrics(o.registry);
     const max = o.maxBodyBytes ?? 256 * MiB;
-    if (!Number.isSafeInteger(max) || max <= 0) throw new ProxyError(PROXY_ERROR_CODES.BAD_OPTIONS, 'maxBodyBytes must be a positive integer');
+    if (!Number.isSafeInteger(max) || max <= 0) throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', 'maxBodyBytes must be a positive integer');
   }
 
   /** The stable callback_url Ironic gets for `node`. */
@@ -112,7 +113,7 @@ export class CallbackServer implements Service, CallbackEndpoint {
 
   address(): ListenAddress {
     const a = this.#app?.server.address();
-    if (a === null || a === undefined || typeof a === 'string') throw new ProxyError(PROXY_ERROR_CODES.NOT_LISTENING, 'the callback listener is not listening');
+    if (a === null || a === undefined || typeof a === 'string') throw new MetalbootError('SERVICE_ERR_NOT_LISTENING', 'the callback listener is not listening');
     return { host: a.address, port: a.port };
   }
 

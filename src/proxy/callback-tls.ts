@@ -19,7 +19,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from './atomic-file.js';
 import { checkKeyPair, generateCa, issueServerCertificate, splitPemCertificates, type KeyedCertificate } from './certificates.js';
-import { PROXY_ERROR_CODES, ProxyError } from './proxy-errors.js';
+import { MetalbootError } from '../base/errors.js';
 
 export type CallbackTlsSource =
   | { readonly kind: 'files'; readonly certFile: string; readonly keyFile: string }
@@ -55,7 +55,7 @@ async function readOptional(file: string): Promise<string | undefined> {
     return await readFile(file, 'utf8');
   } catch (err) {
     if ((err as { code?: unknown }).code === 'ENOENT') return undefined;
-    throw new ProxyError(PROXY_ERROR_CODES.BAD_STATE, `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    throw new MetalbootError('PROXY_ERR_BAD_STATE', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -66,11 +66,11 @@ export async function loadOrCreateCa(stateDir: string, now: Date, logger: Logger
   const [certPem, keyPem] = await Promise.all([readOptional(certFile), readOptional(keyFile)]);
   if (certPem !== undefined && keyPem !== undefined) {
     const { notAfter } = checkKeyPair(certPem, keyPem, certFile);
-    if (notAfter.getTime() <= now.getTime()) throw new ProxyError(PROXY_ERROR_CODES.BAD_CERTIFICATE, `${certFile}: expired on ${notAfter.toISOString()}; remove it and its key to generate a new CA`);
+    if (notAfter.getTime() <= now.getTime()) throw new MetalbootError('PROXY_ERR_BAD_CERTIFICATE', `${certFile}: expired on ${notAfter.toISOString()}; remove it and its key to generate a new CA`);
     return { certPem, keyPem };
   }
   if (certPem !== undefined || keyPem !== undefined) {
-    throw new ProxyError(PROXY_ERROR_CODES.BAD_STATE, `${stateDir}: only one of ${CA_FILE} and ${CA_KEY_FILE} exists; restore the other or remove both`);
+    throw new MetalbootError('PROXY_ERR_BAD_STATE', `${stateDir}: only one of ${CA_FILE} and ${CA_KEY_FILE} exists; restore the other or remove both`);
   }
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const ca = await generateCa(now);
@@ -93,7 +93,7 @@ export async function loadCallbackTls(source: CallbackTlsSource, o: { readonly h
       try {
         [certPem, keyPem] = await Promise.all([readFile(source.certFile, 'utf8'), readFile(source.keyFile, 'utf8')]);
       } catch (err) {
-        throw new ProxyError(PROXY_ERROR_CODES.BAD_CERTIFICATE, `cannot read the callback certificate: ${(err as Error).message}`, { cause: err });
+        throw new MetalbootError('PROXY_ERR_BAD_CERTIFICATE', `cannot read the callback certificate: ${(err as Error).message}`, { cause: err });
       }
       checkKeyPair(certPem, keyPem, source.certFile);
       return { certPem, keyPem, caPem: trustAnchorOf(certPem)!, source: 'files' };

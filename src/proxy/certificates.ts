@@ -14,7 +14,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { randomBytes, webcrypto, X509Certificate as NodeX509, createPrivateKey } from 'node:crypto';
 import { isIP } from 'node:net';
-import { PROXY_ERROR_CODES, ProxyError } from './proxy-errors.js';
+import { MetalbootError } from '../base/errors.js';
 
 const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY = 86_400_000;
@@ -65,7 +65,7 @@ export async function generateCa(now: Date, opts: { readonly commonName?: string
 
 /** A server certificate for `hosts` (IP literals or DNS names) signed by `ca`. */
 export async function issueServerCertificate(ca: KeyedCertificate, hosts: readonly string[], now: Date, validDays = 825): Promise<KeyedCertificate> {
-  if (hosts.length === 0) throw new ProxyError(PROXY_ERROR_CODES.BAD_OPTIONS, 'a server certificate needs at least one host');
+  if (hosts.length === 0) throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', 'a server certificate needs at least one host');
   const caCert = new x509.X509Certificate(ca.certPem);
   const signingKey = await importSigningKey(ca.keyPem);
   const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
@@ -102,14 +102,14 @@ export function splitPemCertificates(pem: string): string[] {
  */
 export function checkKeyPair(certPem: string, keyPem: string, what: string): { readonly notAfter: Date } {
   const blocks = splitPemCertificates(certPem);
-  if (blocks.length === 0) throw new ProxyError(PROXY_ERROR_CODES.BAD_CERTIFICATE, `${what}: no PEM certificate found`);
+  if (blocks.length === 0) throw new MetalbootError('PROXY_ERR_BAD_CERTIFICATE', `${what}: no PEM certificate found`);
   try {
     const leaf = new NodeX509(blocks[0]!);
     for (const b of blocks.slice(1)) new NodeX509(b);
-    if (!leaf.checkPrivateKey(createPrivateKey(keyPem))) throw new ProxyError(PROXY_ERROR_CODES.BAD_CERTIFICATE, `${what}: the private key does not match the certificate`);
+    if (!leaf.checkPrivateKey(createPrivateKey(keyPem))) throw new MetalbootError('PROXY_ERR_BAD_CERTIFICATE', `${what}: the private key does not match the certificate`);
     return { notAfter: new Date(leaf.validTo) };
   } catch (err) {
-    if (err instanceof ProxyError) throw err;
-    throw new ProxyError(PROXY_ERROR_CODES.BAD_CERTIFICATE, `${what}: ${(err as Error).message}`, { cause: err });
+    if (err instanceof MetalbootError) throw err;
+    throw new MetalbootError('PROXY_ERR_BAD_CERTIFICATE', `${what}: ${(err as Error).message}`, { cause: err });
   }
 }

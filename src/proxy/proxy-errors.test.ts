@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { classifyForwardError, errorCode, ProxyError, PROXY_ERROR_CODES } from './proxy-errors.js';
+import { classifyForwardError, errorCode } from './proxy-errors.js';
+import { MetalbootError } from '../base/errors.js';
 
 const err = (code: string, cause?: unknown): Error => Object.assign(new Error(code), { code, cause });
 
@@ -15,7 +16,7 @@ describe('classifyForwardError', () => {
     [err('CERT_HAS_EXPIRED'), 'tls-verify', 502],
     [err('ERR_SSL_WRONG_VERSION_NUMBER'), 'tls', 502],
     [err('EHOSTUNREACH'), 'unreachable', 502],
-    [new ProxyError(PROXY_ERROR_CODES.BODY_TOO_LARGE, 'big'), 'body-too-large', 413],
+    [new MetalbootError('PROXY_ERR_BODY_TOO_LARGE', 'big'), 'body-too-large', 413],
     [new Error('no code'), 'other', 502],
   ] as const)('%s → %s %d', (e, reason, status) => {
     const a = classifyForwardError(e, 'IPA at https://192.0.2.10:9999');

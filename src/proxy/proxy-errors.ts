@@ -1,37 +1,11 @@
 /**
- * Stable error codes of the Ironic API proxy and the callback listener, and the mapping from a
- * failed forward (undici's `UND_ERR_*`, the socket's `E*`, OpenSSL's verification codes) to
- * what the caller is told. Pure.
+ * The mapping from a failed forward of the Ironic proxies (undici's `UND_ERR_*`, the socket's
+ * `E*`, OpenSSL's verification codes, PROXY_ERR_BODY_TOO_LARGE) to what the caller is told.
+ * Pure. The proxy's own error codes are in base/errors.ts.
  */
 import { errorCode, upstreamFailureReason, upstreamFailureStatus, type UpstreamFailureReason } from '../relay/upstream-failure.js';
 
 export { errorCode };
-
-export const PROXY_ERROR_CODES = {
-  /** An option (URL, limit) is unusable; thrown at construction. */
-  BAD_OPTIONS: 'PROXY_ERR_BAD_OPTIONS',
-  /** A request body grew past the configured bound while streaming. */
-  BODY_TOO_LARGE: 'PROXY_ERR_BODY_TOO_LARGE',
-  /** A persisted file in the state directory is unreadable or malformed. */
-  BAD_STATE: 'PROXY_ERR_BAD_STATE',
-  /** A configured or persisted certificate or key is unusable. */
-  BAD_CERTIFICATE: 'PROXY_ERR_BAD_CERTIFICATE',
-  /** address() was asked of a listener that is not listening. */
-  NOT_LISTENING: 'PROXY_ERR_NOT_LISTENING',
-} as const;
-
-export type ProxyErrorCode = (typeof PROXY_ERROR_CODES)[keyof typeof PROXY_ERROR_CODES];
-
-export class ProxyError extends Error {
-  override readonly name = 'ProxyError';
-  constructor(
-    readonly code: ProxyErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
 
 /** Why a forward failed: the `reason` label of the failure metrics. */
 export type ForwardFailure = UpstreamFailureReason | 'body-too-large';
@@ -65,7 +39,7 @@ const MESSAGES: Readonly<Record<ForwardFailure, string>> = {
  */
 export function classifyForwardError(err: unknown, peer: string): ForwardFailureAnswer {
   const code = errorCode(err);
-  const reason: ForwardFailure = code === PROXY_ERROR_CODES.BODY_TOO_LARGE ? 'body-too-large' : upstreamFailureReason(code);
+  const reason: ForwardFailure = code === 'PROXY_ERR_BODY_TOO_LARGE' ? 'body-too-large' : upstreamFailureReason(code);
   const status = reason === 'body-too-large' ? 413 : upstreamFailureStatus(reason);
   const what = reason === 'body-too-large' ? MESSAGES[reason] : `${peer} ${MESSAGES[reason]}`;
   return { reason, status, message: code === undefined ? what : `${what} (${code})` };

@@ -6,7 +6,7 @@
  * targets are always built from such a base plus a path the proxy chose (never the raw request
  * target), so nothing a caller sends can steer a request to another path or host.
  */
-import { PROXY_ERROR_CODES, ProxyError } from './proxy-errors.js';
+import { MetalbootError } from '../base/errors.js';
 
 export interface BaseUrl {
   readonly protocol: 'http:' | 'https:';
@@ -23,11 +23,11 @@ export function parseBaseUrl(raw: string, what: string): BaseUrl {
   try {
     u = new URL(raw);
   } catch {
-    throw new ProxyError(PROXY_ERROR_CODES.BAD_OPTIONS, `${what} ${JSON.stringify(raw)} is not a URL`);
+    throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', `${what} ${JSON.stringify(raw)} is not a URL`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ProxyError(PROXY_ERROR_CODES.BAD_OPTIONS, `${what} must be http or https`);
-  if (u.search !== '' || u.hash !== '') throw new ProxyError(PROXY_ERROR_CODES.BAD_OPTIONS, `${what} must not have a query or fragment`);
-  if (u.username !== '' || u.password !== '') throw new ProxyError(PROXY_ERROR_CODES.BAD_OPTIONS, `${what} must not carry credentials`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', `${what} must be http or https`);
+  if (u.search !== '' || u.hash !== '') throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', `${what} must not have a query or fragment`);
+  if (u.username !== '' || u.password !== '') throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', `${what} must not carry credentials`);
   const hostname = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
   return { protocol: u.protocol, origin: u.origin, basePath: u.pathname.replace(/\/+$/, ''), hostname };
 }

@@ -5,7 +5,7 @@
  * Never answer an ERROR with an ERROR (RFC 1350 §7: errors are not acknowledged), and never
  * answer a datagram too short to carry an opcode: both are how two servers get into a loop.
  */
-import { TftpDecodeError } from './decode-error.js';
+import { DecodeError } from '../base/errors.js';
 import { decode, ERROR_CODE, OPCODE, peekOpcode, type ErrorPacket, type TftpPacket } from './packet.js';
 import type { TransferIgnoreReason } from './transfer.js';
 
@@ -31,7 +31,7 @@ export function classifyDatagram(buf: Uint8Array): Classified {
   try {
     return { kind: 'packet', packet: decode(buf) };
   } catch (err) {
-    if (!(err instanceof TftpDecodeError)) throw err;
+    if (!(err instanceof DecodeError)) throw err;
     const opcode = peekOpcode(buf);
     if (opcode === undefined) return { kind: 'drop', reason: 'runt', detail: err.code };
     if (opcode === OPCODE.RRQ || opcode === OPCODE.WRQ) {

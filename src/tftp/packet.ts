@@ -16,7 +16,7 @@
  *
  * DATA payloads are returned as views into the decoded datagram, not copies.
  */
-import { TFTP_DECODE_CODES as C, TftpDecodeError } from './decode-error.js';
+import { DecodeError, MetalbootError } from '../base/errors.js';
 
 export const OPCODE = { RRQ: 1, WRQ: 2, DATA: 3, ACK: 4, ERROR: 5, OACK: 6 } as const;
 
@@ -131,12 +131,6 @@ export interface OackPacket {
 
 export type TftpPacket = RequestPacket | DataPacket | AckPacket | ErrorPacket | OackPacket;
 
-/** Thrown by encode for a value that has no wire form (a bug in the caller, never input). */
-export class TftpEncodeError extends Error {
-  override readonly name = 'TftpEncodeError';
-  readonly code = 'TFTP_ERR_ENCODE_INVALID';
-}
-
 /**
  * The opcode of a datagram, or undefined if it has fewer than 2 bytes. Lets the server decide
  * how to answer a packet that does not decode (never answer an ERROR with an ERROR).
@@ -146,9 +140,9 @@ export function peekOpcode(buf: Uint8Array): number | undefined {
 }
 
 export function decode(buf: Uint8Array): TftpPacket {
-  if (buf.length < 2) throw new TftpDecodeError(C.SHORT, buf.length, 'packet shorter than its opcode');
+  if (buf.length < 2) throw new DecodeError('TFTP_ERR_SHORT', buf.length, 'packet shorter than its opcode');
   if (buf.length > MAX_PACKET_LENGTH) {
-    throw new TftpDecodeError(C.TOO_LONG, MAX_PACKET_LENGTH, `packet longer than ${MAX_PACKET_LENGTH} bytes`);
+    throw new DecodeError('TFTP_ERR_TOO_LONG', MAX_PACKET_LENGTH, `packet longer than ${MAX_PACKET_LENGTH} bytes`);
   }
   const opcode = (buf[0]! << 8) | buf[1]!;
   switch (opcode) {
@@ -156,14 +150,14 @@ export function decode(buf: Uint8Array): TftpPacket {
     case OPCODE.WRQ:
       return decodeRequest(buf, opcode === OPCODE.RRQ ? 'rrq' : 'wrq');
     case OPCODE.DATA:
-      if (buf.length < 4) throw new TftpDecodeError(C.SHORT, buf.length, 'DATA without block number');
+      if (buf.length < 4) throw new DecodeError('TFTP_ERR_SHORT', buf.length, 'DATA without block number');
       return { op: 'data', block: u16(buf, 2), data: buf.subarray(4) };
     case OPCODE.ACK:
-      if (buf.length < 4) throw new TftpDecodeError(C.SHORT, buf.length, 'ACK without block number');
-      if (buf.length > 4) throw new TftpDecodeError(C.TRAILING_BYTES, 4, 'bytes after ACK');
+      if (buf.length < 4) throw new DecodeError('TFTP_ERR_SHORT', buf.length, 'ACK without block number');
+      if (buf.length > 4) throw new DecodeError('TFTP_ERR_TRAILING_BYTES', 4, 'bytes after ACK');
       return { op: 'ack', block: u16(buf, 2) };
     case OPCODE.ERROR: {
-      if (buf.length < 4) throw new TftpDecodeError(C.SHORT, buf.length, 'ERROR without error code');
+      if (buf.length < 4) throw new DecodeError('TFTP_ERR_SHORT', buf.length, 'ERROR without error code');
       const end = buf.indexOf(0, 4);
       const message = latin1(buf, 4, end < 0 ? buf.length : end);
       return { op: 'error', code: u16(buf, 2), message };
@@ -171,18 +165,18 @@ export function decode(buf: Uint8Array): TftpPacket {
     case OPCODE.OACK:
       return { op: 'oack', options: decodeOptions(buf, 2) };
     default:
-      throw new TftpDecodeError(C.UNKNOWN_OPCODE, 0, `unknown opcode ${opcode}`);
+      throw new DecodeError('TFTP_ERR_UNKNOWN_OPCODE', 0, `unknown opcode ${opcode}`);
   }
 }
 
 function decodeRequest(buf: Uint8Array, op: 'rrq' | 'wrq'): RequestPacket {
   const nameEnd = buf.indexOf(0, 2);
-  if (nameEnd < 0) throw new TftpDecodeError(C.UNTERMINATED_STRING, buf.length, 'filename not terminated');
+  if (nameEnd < 0) throw new DecodeError('TFTP_ERR_UNTERMINATED_STRING', buf.length, 'filename not terminated');
   const filename = latin1(buf, 2, nameEnd);
   const modeStart = nameEnd + 1;
-  if (modeStart >= buf.length) throw new TftpDecodeError(C.MISSING_MODE, modeStart, 'request without mode');
+  if (modeStart >= buf.length) throw new DecodeError('TFTP_ERR_MISSING_MODE', modeStart, 'request without mode');
   const modeEnd = buf.indexOf(0, modeStart);
-  if (modeEnd < 0) throw new TftpDecodeError(C.UNTERMINATED_STRING, buf.length, 'mode not terminated');
+  if (modeEnd < 0) throw new DecodeError('TFTP_ERR_UNTERMINATED_STRING', buf.length, 'mode not terminated');
   const mode = latin1(buf, modeStart, modeEnd);
   return { op, filename, mode, options: decodeOptions(buf, modeEnd + 1) };
 }
@@ -193,11 +187,11 @@ function decodeOptions(buf: Uint8Array, start: number): TftpOption[] {
   while (at < buf.length) {
     if (isAllZero(buf, at)) break; // trailing padding
     const nameEnd = buf.indexOf(0, at);
-    if (nameEnd < 0) throw new TftpDecodeError(C.UNTERMINATED_STRING, buf.length, 'option name not terminated');
+    if (nameEnd < 0) throw new DecodeError('TFTP_ERR_UNTERMINATED_STRING', buf.length, 'option name not terminated');
     const valueStart = nameEnd + 1;
-    if (valueStart >= buf.length) throw new TftpDecodeError(C.OPTION_WITHOUT_VALUE, valueStart, 'option without value');
+    if (valueStart >= buf.length) throw new DecodeError('TFTP_ERR_OPTION_WITHOUT_VALUE', valueStart, 'option without value');
     const valueEnd = buf.indexOf(0, valueStart);
-    if (valueEnd < 0) throw new TftpDecodeError(C.UNTERMINATED_STRING, buf.length, 'option value not terminated');
+    if (valueEnd < 0) throw new DecodeError('TFTP_ERR_UNTERMINATED_STRING', buf.length, 'option value not terminated');
     options.push({ name: latin1(buf, at, nameEnd), value: latin1(buf, valueStart, valueEnd) });
     at = valueEnd + 1;
   }
@@ -232,7 +226,7 @@ export function encode(p: TftpPacket): Buffer {
       break;
     }
     case 'data':
-      if (p.data.length > MAX_BLKSIZE) throw new TftpEncodeError(`DATA payload over ${MAX_BLKSIZE} bytes`);
+      if (p.data.length > MAX_BLKSIZE) throw new MetalbootError('TFTP_ERR_ENCODE_INVALID', `DATA payload over ${MAX_BLKSIZE} bytes`);
       buf.writeUInt16BE(OPCODE.DATA, 0);
       buf.writeUInt16BE(block(p.block), 2);
       buf.set(p.data, 4);
@@ -263,7 +257,7 @@ function optionsLength(options: readonly TftpOption[]): number {
 function writeOptions(buf: Buffer, at: number, options: readonly TftpOption[]): number {
   for (const o of options) {
     // An empty name would read back as padding.
-    if (o.name.length === 0) throw new TftpEncodeError('empty option name');
+    if (o.name.length === 0) throw new MetalbootError('TFTP_ERR_ENCODE_INVALID', 'empty option name');
     at = writeString(buf, at, o.name, 'option name');
     at = writeString(buf, at, o.value, 'option value');
   }
@@ -273,7 +267,7 @@ function writeOptions(buf: Buffer, at: number, options: readonly TftpOption[]): 
 function writeString(buf: Buffer, at: number, s: string, what: string): number {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c === 0 || c > 0xff) throw new TftpEncodeError(`${what} has a character with no single-byte form`);
+    if (c === 0 || c > 0xff) throw new MetalbootError('TFTP_ERR_ENCODE_INVALID', `${what} has a character with no single-byte form`);
     buf[at + i] = c;
   }
   buf[at + s.length] = 0;
@@ -281,7 +275,7 @@ function writeString(buf: Buffer, at: number, s: string, what: string): number {
 }
 
 function block(n: number): number {
-  if (!Number.isInteger(n) || n < 0 || n > 0xffff) throw new TftpEncodeError(`not a 16-bit number: ${n}`);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffff) throw new MetalbootError('TFTP_ERR_ENCODE_INVALID', `not a 16-bit number: ${n}`);
   return n;
 }
 

@@ -24,6 +24,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { FileSource, IpxeFile } from '../boot/ipxe-files.js';
 import type { ListenAddress } from '../net/listen-address.js';
+import { MetalbootError } from '../base/errors.js';
 import { listening, type ReadinessCheck, type Service } from '../base/service.js';
 import { classifyDatagram, UNKNOWN_TID, type TftpDropReason } from './datagram.js';
 import { encode, ERROR_CODE, type ErrorPacket, type RequestPacket, type TftpPacket } from './packet.js';
@@ -76,21 +77,6 @@ export interface TftpServerOptions {
   readonly now?: () => number;
   /** Called after each completed transfer (boot milestones, Kubernetes events). */
   readonly onComplete?: (event: TftpTransferDone) => void;
-}
-
-export const TFTP_SERVER_ERROR_CODES = {
-  NOT_STARTED: 'TFTP_ERR_NOT_STARTED',
-  ALREADY_STARTED: 'TFTP_ERR_ALREADY_STARTED',
-} as const;
-
-export class TftpServerError extends Error {
-  override readonly name = 'TftpServerError';
-  constructor(
-    readonly code: (typeof TFTP_SERVER_ERROR_CODES)[keyof typeof TFTP_SERVER_ERROR_CODES],
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** Failures on our side, on top of the transfer's own ends. */
@@ -188,7 +174,7 @@ export class TftpServer implements Service {
 
   /** The bound request address (the real port when listen.port was 0). */
   address(): ListenAddress {
-    if (this.#listener === undefined) throw new TftpServerError(TFTP_SERVER_ERROR_CODES.NOT_STARTED, 'TFTP server not started');
+    if (this.#listener === undefined) throw new MetalbootError('TFTP_ERR_NOT_STARTED', 'TFTP server not started');
     const a = this.#listener.address();
     return { host: a.address, port: a.port };
   }
@@ -199,7 +185,7 @@ export class TftpServer implements Service {
   }
 
   async start(): Promise<void> {
-    if (this.#listener !== undefined) throw new TftpServerError(TFTP_SERVER_ERROR_CODES.ALREADY_STARTED, 'TFTP server already started');
+    if (this.#listener !== undefined) throw new MetalbootError('TFTP_ERR_ALREADY_STARTED', 'TFTP server already started');
     const socket = this.#createSocket();
     await bindSocket(socket, this.#o.listen.host, this.#o.listen.port);
     try {

@@ -1,0 +1,85 @@
+/**
+ * metalboot's errors: one type, MetalbootError, whose `code` comes from the table below, and one
+ * subtype for codecs, DecodeError, which adds the byte offset (STYLE: a codec's only error).
+ * Codes are `<AREA>_ERR_<WHAT>` and stable: logs carry them and code branches on them, never on
+ * message text. Errors of Node and of libraries (ENOENT, UND_ERR_*, ABORT_ERR) keep their own.
+ */
+export const ERROR_CODES = {
+  // DHCP codec and shell (dhcp/)
+  DHCP_ERR_SHORT: 'a datagram shorter than the fixed part of a DHCP message',
+  DHCP_ERR_TOO_LONG: 'a datagram longer than any DHCP message metalboot accepts',
+  DHCP_ERR_BAD_OP: 'op is neither BOOTREQUEST nor BOOTREPLY',
+  DHCP_ERR_BAD_HLEN: 'hardware address length over 16',
+  DHCP_ERR_NO_COOKIE: 'no DHCP magic cookie after the BOOTP header',
+  DHCP_ERR_OPTION_TRUNCATED: 'an option whose length byte or value runs past the end',
+  DHCP_ERR_OVERLOAD_INVALID: 'option 52 (overload) is not one byte of 1, 2 or 3',
+  DHCP_ERR_BIND: 'the DHCP send socket cannot bind to the server IP',
+
+  // TFTP codec and shell (tftp/)
+  TFTP_ERR_SHORT: 'a datagram shorter than the fixed part of its packet type',
+  TFTP_ERR_TOO_LONG: 'a datagram longer than any TFTP packet',
+  TFTP_ERR_UNKNOWN_OPCODE: 'an opcode outside 1..6 (RFC 1350 §5, RFC 2347 §2)',
+  TFTP_ERR_UNTERMINATED_STRING: 'a filename, mode, option name or value without its NUL',
+  TFTP_ERR_MISSING_MODE: 'a request without a mode string',
+  TFTP_ERR_OPTION_WITHOUT_VALUE: 'an option name followed by no value (RFC 2347 §2)',
+  TFTP_ERR_TRAILING_BYTES: 'bytes after the end of a fixed-length packet (ACK)',
+  TFTP_ERR_ENCODE_INVALID: 'a packet value with no wire form (a caller bug, never input)',
+  TFTP_ERR_NOT_STARTED: 'the TFTP server was asked for its address before it started',
+  TFTP_ERR_ALREADY_STARTED: 'the TFTP server was started twice',
+
+  // Boot files and scripts (boot/)
+  IPXE_ERR_ROOT_NOT_DIRECTORY: 'the iPXE directory is not a directory',
+  IPXE_ERR_UNSAFE_VALUE: 'a script value with a line break, control character or ${',
+
+  // Lease sources and the range journal (leases/)
+  SOURCE_ERR_INVALID: 'a hosts or BareMetalHost file cannot be used at start-up',
+  SOURCE_ERR_MANIFEST: 'a YAML document of a BareMetalHost file does not parse',
+  LEASE_ERR_JOURNAL_CLOSED: 'the lease journal was written after it closed (or before it opened)',
+
+  // Kubernetes (kube/)
+  KUBE_ERR_CONFIG: 'no usable kubeconfig and not running in a cluster',
+  KUBE_ERR_EVENT_TIMEOUT: 'the API server did not answer an Event write in time',
+
+  // Listeners (every Service with an address)
+  SERVICE_ERR_NOT_LISTENING: 'address() of a listener that is not listening',
+
+  // Ironic API proxy and callback listener (proxy/)
+  PROXY_ERR_BAD_OPTIONS: 'a proxy option (URL, limit) is unusable; thrown at construction',
+  PROXY_ERR_BODY_TOO_LARGE: 'a request body grew past its bound while streaming',
+  PROXY_ERR_BAD_STATE: 'a file of the proxy state directory is unreadable or malformed',
+  PROXY_ERR_BAD_CERTIFICATE: 'a configured or persisted certificate or key is unusable',
+
+  // Image proxy, cache and worker (images/)
+  IMAGE_PROXY_ERR_BAD_UPSTREAM: 'the upstream is not an http(s) origin with an optional base path',
+  IMAGE_PROXY_ERR_BAD_PREFIX: 'a configured prefix is not a clean absolute path',
+  IMAGE_PROXY_ERR_BAD_CACHE_OPTIONS: 'a cache option is out of range',
+  IMAGE_CACHE_ERR_LENGTH_MISMATCH: 'the upstream body ended at a length other than its Content-Length',
+  IMAGE_CACHE_ERR_CLOSED: 'the cache closed while an object was being filled',
+  IMAGE_CACHE_ERR_BAD_ENTRY: 'a cache file does not start with a valid entry header',
+  IMAGE_WORKER_ERR_START: 'the image worker could not start or listen',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class MetalbootError extends Error {
+  override readonly name: string = 'MetalbootError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { readonly cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The only error a codec throws for bytes that are not its packet: a code and the offset. */
+export class DecodeError extends MetalbootError {
+  override readonly name: string = 'DecodeError';
+  constructor(
+    code: ErrorCode,
+    readonly offset: number,
+    message: string,
+  ) {
+    super(code, `${message} at offset ${offset}`);
+  }
+}
