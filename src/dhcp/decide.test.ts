@@ -230,7 +230,7 @@ describe('decide: conflicts are never answered', () => {
     s.index.upsert(staticToHost({ mac: parseMac('52:54:00:00:00:01')!, ip: ip4('10.0.0.60'), hostname: undefined }, 'test', { prefix: 24, gateway: undefined, dns: [], ntp: [] }));
     const o = reply(s.run(request({ type: T.DISCOVER, mac: '52:54:00:00:00:01' })));
     expect(formatIpv4(o.reply.yiaddr)).toBe('10.0.0.21');
-    expect(o.decision.source).toBe('bmh');
+    expect(o.facts.source).toBe('bmh');
   });
 });
 
@@ -299,7 +299,7 @@ describe('decide: dynamic range', () => {
   it('a BareMetalHost without ip-address falls back to the range', () => {
     const o = reply(setup({ range: true }).run(request({ type: T.DISCOVER, mac: '52:54:00:00:00:02' })));
     expect(formatIpv4(o.reply.yiaddr)).toBe('10.0.0.100');
-    expect(o.decision.source).toBe('range');
+    expect(o.facts.source).toBe('range');
   });
 });
 

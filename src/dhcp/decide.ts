@@ -46,7 +46,8 @@ export type DropReason = (typeof DROP_REASONS)[number];
 
 export type LeaseSource = 'bmh' | 'static' | 'range';
 
-export interface Decision {
+/** What decide() learnt about a request on the way (who asked, as what client, whose lease): for logs, metrics and boot events. */
+export interface RequestFacts {
   readonly mac: Mac;
   readonly messageType: number | undefined;
   readonly client: BootClient;
@@ -59,7 +60,7 @@ export type DhcpOutcome =
       readonly kind: 'reply';
       readonly reply: DhcpMessage;
       readonly dest: Destination;
-      readonly decision: Decision;
+      readonly facts: RequestFacts;
       readonly boot: BootAnswer | undefined;
       /** Must be durable before the reply is sent. */
       readonly persist: JournalRecord | undefined;
@@ -68,7 +69,7 @@ export type DhcpOutcome =
       readonly kind: 'ignore';
       readonly reason: DropReason;
       readonly detail: string | undefined;
-      readonly decision: Decision | undefined;
+      readonly facts: RequestFacts | undefined;
       /** Durable state change without a reply (RELEASE, DECLINE). */
       readonly persist: JournalRecord | undefined;
     };
@@ -90,8 +91,8 @@ export type Owner =
   | { kind: 'range'; host: HostRecord | undefined }
   | { kind: 'none'; reason: DropReason; detail: string | undefined; host: HostRecord | undefined };
 
-function ignore(reason: DropReason, decision: Decision | undefined, detail?: string, persist?: JournalRecord): DhcpOutcome {
-  return { kind: 'ignore', reason, detail, decision, persist };
+function ignore(reason: DropReason, facts: RequestFacts | undefined, detail?: string, persist?: JournalRecord): DhcpOutcome {
+  return { kind: 'ignore', reason, detail, facts, persist };
 }
 
 export function decide(req: DhcpMessage, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
@@ -103,7 +104,7 @@ export function decide(req: DhcpMessage, policy: DhcpPolicy, state: DhcpState): 
   if (type === undefined) return ignore('no-message-type', { mac, messageType: type, client, source: undefined, host: undefined });
 
   const owner = ownerOf(mac, policy, state);
-  const decision: Decision = {
+  const facts: RequestFacts = {
     mac,
     messageType: type,
     client,
@@ -113,17 +114,17 @@ export function decide(req: DhcpMessage, policy: DhcpPolicy, state: DhcpState): 
 
   switch (type) {
     case MESSAGE_TYPE.DISCOVER:
-      return discover(req, owner, decision, policy, state);
+      return discover(req, owner, facts, policy, state);
     case MESSAGE_TYPE.REQUEST:
-      return request(req, owner, decision, policy, state);
+      return request(req, owner, facts, policy, state);
     case MESSAGE_TYPE.DECLINE:
-      return decline(req, owner, decision, policy, state);
+      return decline(req, owner, facts, policy, state);
     case MESSAGE_TYPE.RELEASE:
-      return release(req, owner, decision, policy, state);
+      return release(req, owner, facts, policy, state);
     case MESSAGE_TYPE.INFORM:
-      return inform(req, owner, decision, policy);
+      return inform(req, owner, facts, policy);
     default:
-      return ignore('unsupported-message-type', decision, `message type ${type}`);
+      return ignore('unsupported-message-type', facts, `message type ${type}`);
   }
 }
 
@@ -148,15 +149,15 @@ export function ownerOf(mac: Mac, policy: DhcpPolicy, state: DhcpState): Owner {
   return { kind: 'none', reason: 'unknown-host', detail: undefined, host: undefined };
 }
 
-function reply(req: DhcpMessage, type: typeof MESSAGE_TYPE.OFFER | typeof MESSAGE_TYPE.ACK, lease: ReplyLease, d: Decision, policy: DhcpPolicy, persist?: JournalRecord): DhcpOutcome {
+function reply(req: DhcpMessage, type: typeof MESSAGE_TYPE.OFFER | typeof MESSAGE_TYPE.ACK, lease: ReplyLease, d: RequestFacts, policy: DhcpPolicy, persist?: JournalRecord): DhcpOutcome {
   const boot = policy.answers.answer(d.client, d.host?.netboot ?? true);
   const msg = buildLeaseReply(req, type, lease, d.client, boot, policy.reply, policy.values);
-  return { kind: 'reply', reply: msg, dest: replyDestination(req, false, policy.ports), decision: d, boot, persist };
+  return { kind: 'reply', reply: msg, dest: replyDestination(req, false, policy.ports), facts: d, boot, persist };
 }
 
-function nak(req: DhcpMessage, d: Decision, policy: DhcpPolicy, why: string): DhcpOutcome {
+function nak(req: DhcpMessage, d: RequestFacts, policy: DhcpPolicy, why: string): DhcpOutcome {
   const msg = buildNak(req, policy.reply.serverId, why);
-  return { kind: 'reply', reply: msg, dest: replyDestination(req, true, policy.ports), decision: d, boot: undefined, persist: undefined };
+  return { kind: 'reply', reply: msg, dest: replyDestination(req, true, policy.ports), facts: d, boot: undefined, persist: undefined };
 }
 
 /** Range clients are served on the local segment, or through a relay on the server's subnet. */
@@ -164,7 +165,7 @@ function rangeReachable(req: DhcpMessage, policy: DhcpPolicy): boolean {
   return req.giaddr === 0 || inSubnet(req.giaddr, { address: policy.serverIp, prefix: policy.serverPrefix });
 }
 
-function discover(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
+function discover(req: DhcpMessage, owner: Owner, d: RequestFacts, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
   if (owner.kind === 'none') return ignore(owner.reason, d, owner.detail);
   if (owner.kind === 'host') return reply(req, MESSAGE_TYPE.OFFER, owner.lease, d, policy);
   if (!rangeReachable(req, policy)) return ignore('unknown-host', d, `relay ${formatIpv4(req.giaddr)} is outside the range's subnet`);
@@ -173,7 +174,7 @@ function discover(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolic
   return reply(req, MESSAGE_TYPE.OFFER, policy.values.rangeLease(offered.ip, offered.leaseSeconds), d, policy);
 }
 
-function request(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
+function request(req: DhcpMessage, owner: Owner, d: RequestFacts, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
   const serverId = getIp(req.options, OPT.SERVER_ID);
   const requested = getIp(req.options, OPT.REQUESTED_IP);
   // SELECTING carries our server id; INIT-REBOOT a requested address; RENEWING/REBINDING ciaddr.
@@ -205,7 +206,7 @@ function request(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy
   return reply(req, MESSAGE_TYPE.ACK, policy.values.rangeLease(c.lease.ip, c.lease.leaseSeconds), d, policy, c.record);
 }
 
-function decline(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
+function decline(req: DhcpMessage, owner: Owner, d: RequestFacts, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
   const serverId = getIp(req.options, OPT.SERVER_ID);
   if (serverId !== policy.reply.serverId) return ignore('other-server', d);
   const ip = getIp(req.options, OPT.REQUESTED_IP);
@@ -217,7 +218,7 @@ function decline(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy
   return ignore('declined', d, `${formatIpv4(ip)} quarantined`, rec);
 }
 
-function release(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
+function release(req: DhcpMessage, owner: Owner, d: RequestFacts, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
   const serverId = getIp(req.options, OPT.SERVER_ID);
   if (serverId !== undefined && serverId !== policy.reply.serverId) return ignore('other-server', d);
   if (owner.kind !== 'range') return ignore('released', d, 'fixed address kept');
@@ -225,7 +226,7 @@ function release(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy
   return ignore('released', d, rec === undefined ? 'no such lease' : `${formatIpv4(req.ciaddr)} freed`, rec);
 }
 
-function inform(req: DhcpMessage, owner: Owner, d: Decision, policy: DhcpPolicy): DhcpOutcome {
+function inform(req: DhcpMessage, owner: Owner, d: RequestFacts, policy: DhcpPolicy): DhcpOutcome {
   if (owner.kind === 'none') return ignore(owner.reason, d, owner.detail);
   if (req.ciaddr === 0) return ignore('no-record', d, 'INFORM without ciaddr');
   const lease = owner.kind === 'host' ? informLease(owner.lease) : policy.values.rangeLease(req.ciaddr, undefined);

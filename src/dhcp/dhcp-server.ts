@@ -157,7 +157,7 @@ export class DhcpServer implements Service {
     try {
       const req = decode(buf);
       outcome = decide(req, this.#o.policy, this.#o.state);
-      this.#receivedBy.inc(messageTypeName(outcome.decision?.messageType));
+      this.#receivedBy.inc(messageTypeName(outcome.facts?.messageType));
     } catch (err) {
       if (err instanceof DecodeError) {
         this.#receivedBy.inc('malformed');
@@ -171,7 +171,7 @@ export class DhcpServer implements Service {
       return;
     }
     if (outcome.kind === 'ignore') {
-      const d = outcome.decision;
+      const d = outcome.facts;
       const level = this.#drop(outcome.reason);
       if (level !== undefined) this.#log[level]({ reason: outcome.reason, mac: d?.mac, type: messageTypeName(d?.messageType), host: d?.host?.origin.name, detail: outcome.detail }, 'dhcp drop');
       if (outcome.persist !== undefined) this.#track(this.#o.leases.persist(outcome.persist).catch((err: unknown) => this.#log.error({ err }, 'lease journal write failed')));
@@ -185,9 +185,9 @@ export class DhcpServer implements Service {
     this.#track(this.#o.leases.persist(outcome.persist).then(
       () => this.#send(outcome, started),
       (err: unknown) => {
-        this.#log.error({ err, mac: outcome.decision.mac }, 'lease journal write failed');
+        this.#log.error({ err, mac: outcome.facts.mac }, 'lease journal write failed');
         const level = this.#drop('journal-failed');
-        if (level !== undefined) this.#log[level]({ reason: 'journal-failed', mac: outcome.decision.mac }, 'dhcp drop');
+        if (level !== undefined) this.#log[level]({ reason: 'journal-failed', mac: outcome.facts.mac }, 'dhcp drop');
       },
     ));
   }
@@ -201,7 +201,7 @@ export class DhcpServer implements Service {
     const sender = this.#sender;
     if (sender === undefined) return;
     const bytes = encode(outcome.reply);
-    const { decision: d, dest } = outcome;
+    const { facts: d, dest } = outcome;
     if (dest.address !== this.#lastTo) {
       this.#lastTo = dest.address;
       this.#lastToText = formatIpv4(dest.address);

@@ -46,7 +46,7 @@ export function bootText(b: BootAnswer | undefined): string {
 
 /** Reports one DHCP outcome of a known host to `events`; outcomes without a host are ignored. */
 export function reportDhcpOutcome(outcome: DhcpOutcome, events: BootEvents): void {
-  const d = outcome.decision;
+  const d = outcome.facts;
   const host = d?.host;
   if (d === undefined || host === undefined) return;
   if (outcome.kind === 'ignore') {
