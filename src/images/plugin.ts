@@ -26,7 +26,7 @@
  * - Coalescing: one upstream request per artifact at a time. The first request for a missing
  *   (or stale) artifact starts it; requests arriving before its headers wait for them; once a
  *   storable 200 arrives, it is written to a temporary file that every request — the first,
- *   the waiters and any that arrive later — streams from as it grows (cache.ts). A boot
+ *   the waiters and any that arrive later — streams from as it grows (fill.ts). A boot
  *   storm costs one download per artifact, and nobody waits for the whole file before their
  *   first byte. If the answer cannot be stored, the first request gets it and the others
  *   relay on their own.
@@ -50,7 +50,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyRep
 import type { Readable } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { Pool, type Dispatcher } from 'undici';
-import { ImageCache, type StoredObject } from './cache.js';
+import { ImageCache } from './cache.js';
 import type { IndexedEntry } from './cache-index.js';
 import { cacheability, isFresh, revalidationHeaders, revalidationOutcome } from './cache-policy.js';
 import { classifyUpstreamError, IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './errors.js';
@@ -58,6 +58,7 @@ import { clientResponseHeaders, headerValue, isConditionalOrPartial, upstreamReq
 import { createImageProxyMetrics, type RequestResult } from './metrics.js';
 import { matchesPrefix, NODE_DIRECTORY_ROUTE, parseTarget, prefixProblem, prefixRoute, upstreamTarget } from './paths.js';
 import { answerObjectRequest, contentRange } from './ranges.js';
+import type { StoredObject } from './readers.js';
 
 /** What Ironic's httpd serves that a booting host or IPA fetches (see the file comment). */
 export const DEFAULT_IMAGE_PROXY_PREFIXES: readonly string[] = ['/images/', '/agent_images/', '/pxelinux.cfg/'];
