@@ -16,6 +16,8 @@ import { HOP_BY_HOP, headerValue, type HeaderMap } from '../relay/http-headers.j
 
 export { headerValue, type HeaderMap };
 
+/** The type of the proxy's own plain-text answers: refusals, failures, 416. */
+export const PLAIN_TEXT = 'text/plain; charset=utf-8';
 
 const FORWARDED_REQUEST_HEADERS = [
   'range',

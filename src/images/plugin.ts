@@ -13,8 +13,8 @@
  * Not proxied, because metalboot answers them itself: `/boot.ipxe`, `/inspector.ipxe` and
  * `/boot/…` (rendered scripts) and `/ipxe/…` (iPXE binaries).
  *
- * Relaying (no cache, or a request the cache does not take): GET and HEAD go upstream with
- * Range, the conditional headers, User-Agent and Accept (image-proxy-headers.ts); status and
+ * Relaying (relay.ts; no cache, or a request the cache does not take): GET and HEAD go upstream
+ * with Range, the conditional headers, User-Agent and Accept (headers.ts); status and
  * headers come back less the hop-by-hop ones; the body is piped, so a slow client slows the
  * upstream read instead of filling memory. The response is committed only when the first body
  * byte (or the end) has arrived: an upstream that fails before that gets a plain-text 502 (it
@@ -47,18 +47,20 @@
  *   entry; it stops at the idle timeout like any upstream read.
  */
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { Readable } from 'node:stream';
 import type { Registry } from 'prom-client';
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { ImageCache } from './cache.js';
 import type { IndexedEntry } from './cache-index.js';
 import { cacheability, isFresh, revalidationHeaders, revalidationOutcome } from './cache-policy.js';
 import { classifyUpstreamError, IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './errors.js';
-import { clientResponseHeaders, headerValue, isConditionalOrPartial, upstreamRequestHeaders } from './headers.js';
+import { untilReadable } from './first-byte.js';
+import { headerValue, isConditionalOrPartial, PLAIN_TEXT } from './headers.js';
 import { createImageProxyMetrics, type RequestResult } from './metrics.js';
-import { matchesPrefix, NODE_DIRECTORY_ROUTE, parseTarget, prefixProblem, prefixRoute, upstreamTarget } from './paths.js';
+import { matchesPrefix, NODE_DIRECTORY_ROUTE, parseTarget, prefixProblem, prefixRoute } from './paths.js';
 import { answerObjectRequest, contentRange } from './ranges.js';
 import type { StoredObject } from './readers.js';
+import { Relay } from './relay.js';
+import { parseUpstream, Upstream } from './upstream.js';
 
 /** What Ironic's httpd serves that a booting host or IPA fetches (see the file comment). */
 export const DEFAULT_IMAGE_PROXY_PREFIXES: readonly string[] = ['/images/', '/agent_images/', '/pxelinux.cfg/'];
@@ -102,24 +104,6 @@ export interface ImageProxyOptions {
   readonly now?: () => number;
 }
 
-interface Upstream {
-  readonly origin: string;
-  readonly basePath: string;
-}
-
-function parseUpstream(raw: string): Upstream {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.BAD_UPSTREAM, `upstream ${JSON.stringify(raw)} is not a URL`);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.BAD_UPSTREAM, 'upstream must be http or https');
-  if (u.search !== '' || u.hash !== '') throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.BAD_UPSTREAM, 'upstream must not have a query or fragment');
-  if (u.username !== '' || u.password !== '') throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.BAD_UPSTREAM, 'upstream must not carry credentials');
-  return { origin: u.origin, basePath: u.pathname.replace(/\/+$/, '') };
-}
-
 function checkPrefixes(prefixes: readonly string[], what: string): void {
   for (const p of prefixes) {
     const problem = prefixProblem(p);
@@ -134,56 +118,13 @@ type Flight =
   | { readonly kind: 'relay'; response: Dispatcher.ResponseData | undefined }
   | { readonly kind: 'failed'; readonly error: unknown };
 
-const TEXT = 'text/plain; charset=utf-8';
-
-/**
- * Resolves when a stream has its first chunk buffered (`data`) or has ended empty (`end`);
- * rejects if it fails first. The response is committed only after this: until then a failure
- * can still become a clean 502/504.
- */
-function untilReadable(stream: Readable): Promise<'data' | 'end'> {
-  if (stream.readableLength > 0) return Promise.resolve('data');
-  if (stream.readableEnded) return Promise.resolve('end');
-  return new Promise((resolve, reject) => {
-    const cleanup = (): void => {
-      stream.off('readable', onReadable);
-      stream.off('end', onEnd);
-      stream.off('error', onError);
-      stream.off('close', onClose);
-    };
-    const onReadable = (): void => {
-      if (stream.readableLength === 0 && !stream.readableEnded) return;
-      cleanup();
-      resolve(stream.readableLength > 0 ? 'data' : 'end');
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve('end');
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      reject(err);
-    };
-    const onClose = (): void => {
-      cleanup();
-      if (stream.readableEnded) resolve('end');
-      else reject(stream.errored ?? new ImageProxyError(IMAGE_PROXY_ERROR_CODES.CLOSED, 'stream closed before its first byte'));
-    };
-    stream.on('readable', onReadable);
-    stream.on('end', onEnd);
-    stream.on('error', onError);
-    stream.on('close', onClose);
-  });
-}
-
 export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fastify: FastifyInstance, o: ImageProxyOptions) => {
-  const upstream = parseUpstream(o.upstream);
+  const upstreamUrl = parseUpstream(o.upstream);
   const prefixes = o.prefixes ?? DEFAULT_IMAGE_PROXY_PREFIXES;
   checkPrefixes(prefixes, 'prefix');
   const nodeDirectories = o.nodeDirectories ?? true;
   const now = o.now ?? Date.now;
   const log = o.logger ?? fastify.log.child({ component: 'image-proxy' });
-  const idleTimeoutMs = o.idleTimeoutMs ?? 30_000;
 
   const cacheSettings = o.cache;
   const cachePrefixes = cacheSettings?.prefixes ?? DEFAULT_IMAGE_CACHE_PREFIXES;
@@ -208,23 +149,20 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
         });
   await cache?.open();
 
-  const pool = new Pool(upstream.origin, {
+  const upstream = new Upstream(upstreamUrl, {
     connections: o.connections ?? 128,
-    headersTimeout: idleTimeoutMs,
-    bodyTimeout: idleTimeoutMs,
-    connect: {
-      timeout: o.connectTimeoutMs ?? 5000,
-      ...(o.tls?.ca === undefined ? {} : { ca: o.tls.ca }),
-      ...(o.tls?.insecureSkipVerify === true ? { rejectUnauthorized: false } : {}),
-    },
+    connectTimeoutMs: o.connectTimeoutMs ?? 5000,
+    idleTimeoutMs: o.idleTimeoutMs ?? 30_000,
+    tls: o.tls,
   });
+  const relay = new Relay(upstream, m);
 
   /** One shared upstream request per cache key (see the file comment). */
   const flights = new Map<string, Promise<Flight>>();
 
   fastify.addHook('onClose', async () => {
     await cache?.close();
-    await pool.destroy();
+    await upstream.close();
   });
 
   fastify.setErrorHandler((err, request, reply) => {
@@ -233,7 +171,7 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
       reply.raw.destroy();
       return;
     }
-    void reply.code(500).type(TEXT).send('internal error in the image proxy\n');
+    void reply.code(500).type(PLAIN_TEXT).send('internal error in the image proxy\n');
   });
 
   // The helpers below send on `reply` and resolve to nothing: a FastifyReply is a thenable
@@ -244,80 +182,15 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
       const reason = target.kind === 'refuse' ? target.reason : 'outside-prefixes';
       m.requests.inc({ result: 'refused' });
       request.log.info({ reason }, 'image proxy: request target refused');
-      return reply.code(reason === 'outside-prefixes' ? 404 : 400).type(TEXT).send(`request target refused: ${reason}\n`);
+      return reply.code(reason === 'outside-prefixes' ? 404 : 400).type(PLAIN_TEXT).send(`request target refused: ${reason}\n`);
     }
     if (cache !== undefined && target.query === undefined && matchesPrefix(target.path, cachePrefixes, false)) {
       await throughCache(request, reply, target.path);
     } else {
-      await relay(request, reply, target.path, target.query);
+      await relay.forward(request, reply, target.path, target.query);
     }
     return reply;
   };
-
-  // ---- relaying ----
-
-  async function relay(request: FastifyRequest, reply: FastifyReply, path: string, query: string | undefined): Promise<void> {
-    const abort = new AbortController();
-    const onClose = (): void => {
-      if (!reply.raw.writableFinished) abort.abort();
-    };
-    reply.raw.once('close', onClose);
-    m.upstreamRequests.inc({ kind: 'relay' });
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await pool.request({
-        path: upstreamTarget(upstream.basePath, path, query),
-        method: request.method as 'GET' | 'HEAD',
-        headers: upstreamRequestHeaders(request.headers, { clientIp: request.ip, protocol: request.protocol }),
-        signal: abort.signal,
-      });
-    } catch (err) {
-      reply.raw.off('close', onClose);
-      failed(request, reply, err);
-      return;
-    }
-    await sendUpstream(request, reply, res, 'bypass');
-  }
-
-  async function sendUpstream(request: FastifyRequest, reply: FastifyReply, res: Dispatcher.ResponseData, result: RequestResult): Promise<void> {
-    let noBody = request.method === 'HEAD' || res.statusCode === 304 || res.statusCode === 204;
-    if (noBody) {
-      await res.body.dump().catch(() => {});
-    } else {
-      try {
-        noBody = (await untilReadable(res.body)) === 'end';
-      } catch (err) {
-        failed(request, reply, err);
-        return;
-      }
-    }
-    m.requests.inc({ result });
-    reply.code(res.statusCode).headers(clientResponseHeaders(res.headers, upstream.origin, upstream.basePath)).header('x-cache', result);
-    if (noBody) {
-      res.body.destroy();
-      void reply.send();
-      return;
-    }
-    res.body.on('data', (chunk: Buffer) => {
-      m.upstreamBytes.inc(chunk.length);
-      m.servedBytes.inc({ source: 'upstream' }, chunk.length);
-    });
-    void reply.send(res.body);
-  }
-
-  /** Answers a failure before the response started; `shared` when another request's upstream call failed. */
-  function failed(request: FastifyRequest, reply: FastifyReply, err: unknown, shared = false): void {
-    const f = classifyUpstreamError(err);
-    if (!shared) m.upstreamFailures.inc({ reason: f.reason });
-    m.requests.inc({ result: 'error' });
-    if (reply.raw.destroyed) return;
-    request.log.warn({ err, reason: f.reason }, 'image proxy: upstream failed');
-    if (reply.raw.headersSent) {
-      reply.raw.destroy();
-      return;
-    }
-    void reply.code(f.status).type(TEXT).header('cache-control', 'no-store').header('x-cache', 'error').send(`${f.message}\n`);
-  }
 
   // ---- the cache ----
 
@@ -356,18 +229,18 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
           const res = outcome.response;
           if (first && res !== undefined) {
             outcome.response = undefined;
-            await sendUpstream(request, reply, res, 'bypass');
+            await relay.send(request, reply, res);
             return;
           }
-          await relay(request, reply, key, undefined);
+          await relay.forward(request, reply, key, undefined);
           return;
         }
         case 'failed':
-          failed(request, reply, outcome.error, !first);
+          relay.fail(request, reply, outcome.error);
           return;
       }
     }
-    await relay(request, reply, key, undefined);
+    await relay.forward(request, reply, key, undefined);
   }
 
   function startFlight(request: FastifyRequest, key: string, stale: IndexedEntry | undefined): Promise<Flight> {
@@ -382,11 +255,11 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
       m.upstreamRequests.inc({ kind: stale === undefined ? 'fill' : 'revalidate' });
       let res: Dispatcher.ResponseData;
       try {
-        res = await pool.request({ path: upstreamTarget(upstream.basePath, key, undefined), method: 'GET', headers });
+        res = await upstream.request({ path: key, method: 'GET', headers });
       } catch (err) {
-        if (stale === undefined) return { kind: 'failed', error: err };
         const f = classifyUpstreamError(err);
         m.upstreamFailures.inc({ reason: f.reason });
+        if (stale === undefined) return { kind: 'failed', error: err };
         log.warn({ err, key, reason: f.reason }, 'image proxy: revalidation failed, serving the stored entry');
         return { kind: 'entry', entry: stale, result: 'stale' };
       }
@@ -466,7 +339,7 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
     }
     if (answer.status === 416) {
       m.requests.inc({ result });
-      void reply.code(416).headers(validators).header('content-range', contentRange(meta.size)).type(TEXT).send('range not satisfiable\n');
+      void reply.code(416).headers(validators).header('content-range', contentRange(meta.size)).type(PLAIN_TEXT).send('range not satisfiable\n');
       return true;
     }
     const range = answer.status === 206 ? answer.range : { start: 0, end: meta.size - 1 };
@@ -489,7 +362,7 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
       await untilReadable(stream);
     } catch (err) {
       stream.destroy();
-      failed(request, reply, err, true);
+      relay.fail(request, reply, err);
       return true;
     }
     m.requests.inc({ result });
