@@ -1,7 +1,8 @@
 /**
  * One object being written to the cache: an upstream body streamed into a temporary file that
- * any number of readers (readers.ts) stream from while it grows. The cache (cache.ts) creates
- * it, renames the file into an entry once {@link Fill.receive} is done, and finishes or fails it.
+ * any number of readers (readers.ts) stream from while it grows. The cache directory
+ * (cache-dir.ts) creates it, renames the file into an entry once {@link Fill.receive} is done,
+ * and finishes or fails it; the image store (store.ts) hands it to the requests that want it.
  *
  * The descriptor stays open until the writer and every reader are done with it, so a reader
  * never sees the file closed under it, even after the rename or an eviction.

@@ -1,8 +1,8 @@
 /**
- * The read-through cache's storage: a directory of entries and the fills that create them. The
+ * The read-through cache's storage: a directory of entries and the fills that add to it. The
  * shell around cache-index.ts (accounting, eviction) and cache-entry.ts (file format); which
- * responses are stored and when they are revalidated is decided by the proxy (plugin.ts,
- * cache-policy.ts). Fills are in fill.ts, the streams that read entries and fills in readers.ts.
+ * responses are stored, when they are revalidated and which request reads what is decided by
+ * the image store (store.ts, cache-policy.ts). Fills are in fill.ts, the streams in readers.ts.
  *
  * Layout under `dir`:
  * ```
@@ -38,7 +38,7 @@ import { IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './errors.js';
 import { Fill } from './fill.js';
 import { EntryReader, ReadStreams, type StoredObject } from './readers.js';
 
-export interface ImageCacheOptions {
+export interface CacheDirOptions {
   readonly dir: string;
   readonly maxBytes: number;
   readonly logger: FastifyBaseLogger;
@@ -52,23 +52,20 @@ export interface ImageCacheOptions {
 
 export type FillOutcome = 'complete' | 'failed' | 'aborted';
 
-/** What a lookup finds: an object being filled (newest), a stored entry, or nothing. */
-export type Lookup = { readonly kind: 'filling'; readonly fill: Fill } | { readonly kind: 'entry'; readonly entry: IndexedEntry } | undefined;
-
 const generation = (): string => `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
 
-export class ImageCache {
-  readonly #o: ImageCacheOptions;
+export class CacheDir {
+  readonly #o: CacheDirOptions;
   readonly #index: CacheIndex;
-  readonly #fills = new Map<string, Fill>();
   readonly #entriesDir: string;
   readonly #tmpDir: string;
   /** Streams of this cache's entries and fills; their reads share one budget. */
   readonly #reads = new ReadStreams();
+  /** Fills not yet over, for close() and the metrics; the store finds them by key. */
+  readonly #running = new Set<Fill>();
   #closed = false;
-  #running = 0;
 
-  constructor(o: ImageCacheOptions) {
+  constructor(o: CacheDirOptions) {
     this.#o = o;
     this.#index = new CacheIndex(o.maxBytes);
     this.#entriesDir = path.join(o.dir, 'entries');
@@ -85,7 +82,7 @@ export class ImageCache {
 
   /** Fills not yet over: still downloading, or storing, or cleaning up after a failure. */
   get fillsRunning(): number {
-    return this.#running;
+    return this.#running.size;
   }
 
   /** Creates the directories, clears interrupted fills and indexes what is on disk. */
@@ -115,15 +112,13 @@ export class ImageCache {
     this.#o.logger.info({ entries: this.#index.size, bytes: this.#index.bytes }, 'image cache opened');
   }
 
-  lookup(key: string): Lookup {
-    const fill = this.#fills.get(key);
-    if (fill !== undefined) return { kind: 'filling', fill };
-    const entry = this.#index.peek(key);
-    return entry === undefined ? undefined : { kind: 'entry', entry };
+  /** The stored entry of `key`, without changing its recency. */
+  peek(key: string): IndexedEntry | undefined {
+    return this.#index.peek(key);
   }
 
   /** A stored entry as something to serve from; marks it most recently used. */
-  entryObject(entry: IndexedEntry): StoredObject {
+  object(entry: IndexedEntry): StoredObject {
     this.#index.use(entry.meta.key);
     const file = path.join(this.#entriesDir, entry.file);
     return {
@@ -146,6 +141,7 @@ export class ImageCache {
     };
   }
 
+  /** The upstream confirmed the entry: it is fresh again from now. */
   markValidated(entry: IndexedEntry): void {
     entry.validatedAt = this.#o.now();
   }
@@ -160,9 +156,10 @@ export class ImageCache {
    * Starts storing `body` as the new version of `meta.key`. Resolves with the fill once its
    * header is on disk (readers may attach at once), or with undefined when it cannot be stored:
    * no room (other fills hold the space) or the cache is closing. The caller then owns `body`.
+   * One fill per key at a time is the caller's to ensure.
    */
   async startFill(meta: EntryMeta, body: Readable): Promise<Fill | undefined> {
-    if (this.#closed || this.#fills.has(meta.key)) return undefined;
+    if (this.#closed) return undefined;
     const header = encodeEntryHeader(meta);
     const reservation = header.length + meta.size;
     const evicted = this.#index.reserve(reservation);
@@ -188,8 +185,7 @@ export class ImageCache {
       return undefined;
     }
     const fill = new Fill(meta, header.length, handle, this.#reads);
-    this.#fills.set(meta.key, fill);
-    this.#running++;
+    this.#running.add(fill);
     void this.#runFill(fill, body, tmp, gen, reservation);
     return fill;
   }
@@ -201,7 +197,8 @@ export class ImageCache {
       const name = entryFileName(fill.meta.key, gen);
       await rename(tmp, path.join(this.#entriesDir, name));
       const entry: IndexedEntry = { meta: fill.meta, file: name, headerLength: fill.headerLength, validatedAt: this.#o.now() };
-      this.#fills.delete(fill.meta.key);
+      // From the commit to finish() in one synchronous step: whoever looks the key up finds
+      // the fill still filling or the entry, never neither.
       const { previous, evicted } = this.#index.commit(entry, reservation);
       this.#unlinkAll(previous === undefined ? evicted : [previous, ...evicted]);
       this.#o.onEvict?.(evicted.length);
@@ -209,7 +206,6 @@ export class ImageCache {
       this.#o.onFillEnd?.('complete');
       log.info({ key: fill.meta.key, bytes: fill.meta.size, disk: diskBytes(entry) }, 'image cache: stored');
     } catch (err) {
-      if (this.#fills.get(fill.meta.key) === fill) this.#fills.delete(fill.meta.key);
       this.#index.release(reservation);
       fill.fail(err as Error);
       fill.abort();
@@ -218,14 +214,14 @@ export class ImageCache {
       await rm(tmp, { force: true }).catch(() => {});
     } finally {
       await fill.releaseWriter();
-      this.#running--;
+      this.#running.delete(fill);
     }
   }
 
   /** Aborts fills in progress and waits for them to clean up. Entries stay on disk. */
   async close(): Promise<void> {
     this.#closed = true;
-    const fills = [...this.#fills.values()];
+    const fills = [...this.#running].filter((f) => f.state === 'filling');
     for (const f of fills) f.abort(new ImageProxyError(IMAGE_PROXY_ERROR_CODES.CLOSED, 'image cache closed'));
     await Promise.all(fills.map((f) => f.settled));
   }
