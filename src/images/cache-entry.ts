@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './errors.js';
 
 export interface EntryMeta {
-  /** The canonical request path (see image-proxy-path.ts). */
+  /** The canonical request path (see paths.ts). */
   readonly key: string;
   /** Body length in bytes: the upstream's Content-Length. */
   readonly size: number;

@@ -10,12 +10,19 @@
  * (and any field the upstream's Connection header names). A Location that points into the
  * upstream (Apache's trailing-slash redirect) is made relative, since booting hosts cannot
  * reach the upstream directly.
+ *
+ * An answer from the cache carries the stored validators and X-Cache, and for a body its type,
+ * length and range ({@link storedObjectHeaders}).
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { HOP_BY_HOP, headerValue, type HeaderMap } from '../relay/http-headers.js';
+import type { EntryMeta } from './cache-entry.js';
+import { bodyRange, contentRange, type ObjectAnswer } from './ranges.js';
 
 export { headerValue, type HeaderMap };
 
+/** The type of the proxy's own plain-text answers: refusals, failures, 416. */
+export const PLAIN_TEXT = 'text/plain; charset=utf-8';
 
 const FORWARDED_REQUEST_HEADERS = [
   'range',
@@ -28,9 +35,7 @@ const FORWARDED_REQUEST_HEADERS = [
   'accept',
 ] as const;
 
-
 const CONDITIONAL = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range'] as const;
-
 
 export interface ForwardContext {
   /** The client's address, appended to X-Forwarded-For. */
@@ -86,4 +91,25 @@ export function clientResponseHeaders(upstream: HeaderMap, origin?: string, base
 /** True when the request carries Range or any conditional header. */
 export function isConditionalOrPartial(client: IncomingHttpHeaders): boolean {
   return client['range'] !== undefined || CONDITIONAL.some((h) => client[h] !== undefined);
+}
+
+/**
+ * The headers of an answer from a stored object (`result` is its X-Cache): the validators on
+ * every status, Content-Range `*` on a 416, and the body's type, length and range on a 200 or 206.
+ */
+export function storedObjectHeaders(meta: EntryMeta, answer: ObjectAnswer, result: string): Record<string, string> {
+  const headers: Record<string, string> = { 'x-cache': result };
+  if (meta.etag !== undefined) headers['etag'] = meta.etag;
+  if (meta.lastModified !== undefined) headers['last-modified'] = meta.lastModified;
+  if (answer.status === 304 || answer.status === 412) return headers;
+  if (answer.status === 416) {
+    headers['content-range'] = contentRange(meta.size);
+    return headers;
+  }
+  const range = bodyRange(answer, meta.size);
+  headers['accept-ranges'] = 'bytes';
+  headers['content-type'] = meta.contentType ?? 'application/octet-stream';
+  headers['content-length'] = String(range.end - range.start + 1);
+  if (answer.status === 206) headers['content-range'] = contentRange(meta.size, range);
+  return headers;
 }

@@ -13,8 +13,8 @@
  * Not proxied, because metalboot answers them itself: `/boot.ipxe`, `/inspector.ipxe` and
  * `/boot/…` (rendered scripts) and `/ipxe/…` (iPXE binaries).
  *
- * Relaying (no cache, or a request the cache does not take): GET and HEAD go upstream with
- * Range, the conditional headers, User-Agent and Accept (image-proxy-headers.ts); status and
+ * Relaying (relay.ts; no cache, or a request the cache does not take): GET and HEAD go upstream
+ * with Range, the conditional headers, User-Agent and Accept (headers.ts); status and
  * headers come back less the hop-by-hop ones; the body is piped, so a slow client slows the
  * upstream read instead of filling memory. The response is committed only when the first body
  * byte (or the end) has arrived: an upstream that fails before that gets a plain-text 502 (it
@@ -22,13 +22,14 @@
  * gets the client connection destroyed, so the client sees a transfer shorter than the
  * Content-Length it was promised, never a clean short body.
  *
- * Cache policy (option `cache`; paths in `cache.prefixes`, default `/images/`):
+ * Cache policy (option `cache`; paths in `cache.prefixes`, default `/images/`), all of it kept by
+ * the image store (store.ts), which this plugin asks how to answer each request:
  * - Coalescing: one upstream request per artifact at a time. The first request for a missing
  *   (or stale) artifact starts it; requests arriving before its headers wait for them; once a
  *   storable 200 arrives, it is written to a temporary file that every request — the first,
- *   the waiters and any that arrive later — streams from as it grows (cache.ts). A boot
- *   storm costs one download per artifact, and nobody waits for the whole file before their
- *   first byte. If the answer cannot be stored, the first request gets it and the others
+ *   the waiters and any that arrive later — streams from as it grows (fill.ts, readers.ts).
+ *   A boot storm costs one download per artifact, and nobody waits for the whole file before
+ *   their first byte. If the answer cannot be stored, the first request gets it and the others
  *   relay on their own.
  * - Revalidation: an entry is served without asking the upstream for `revalidateAfterMs`
  *   (default 30 s) after it was stored or last confirmed. After that, the next request sends
@@ -45,19 +46,25 @@
  *   is relayed, not stored.
  * - A fill keeps going when the client that started it goes away, so the next one finds the
  *   entry; it stops at the idle timeout like any upstream read.
+ *
+ * Files: this plugin (parse the target, ask the store or relay, answer); store.ts (lookup,
+ * coalescing, fills, revalidation); cache-dir.ts (entries on disk), cache-index.ts (LRU and
+ * accounting), cache-entry.ts (entry file format), cache-policy.ts (what is stored and when it is
+ * stale); fill.ts and readers.ts (writing and reading cached bytes); relay.ts, upstream.ts and
+ * first-byte.ts (the uncached path and the upstream pool); paths.ts, headers.ts, ranges.ts
+ * (pure HTTP rules); errors.ts, metrics.ts; image-app.ts, worker.ts, worker-service.ts (the
+ * image worker).
  */
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { Readable } from 'node:stream';
 import type { Registry } from 'prom-client';
-import { Pool, type Dispatcher } from 'undici';
-import { ImageCache, type StoredObject } from './cache.js';
-import type { IndexedEntry } from './cache-index.js';
-import { cacheability, isFresh, revalidationHeaders, revalidationOutcome } from './cache-policy.js';
-import { classifyUpstreamError, IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './errors.js';
-import { clientResponseHeaders, headerValue, isConditionalOrPartial, upstreamRequestHeaders } from './headers.js';
-import { createImageProxyMetrics, type RequestResult } from './metrics.js';
-import { matchesPrefix, NODE_DIRECTORY_ROUTE, parseTarget, prefixProblem, prefixRoute, upstreamTarget } from './paths.js';
-import { answerObjectRequest, contentRange } from './ranges.js';
+import { IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './errors.js';
+import { untilReadable } from './first-byte.js';
+import { headerValue, isConditionalOrPartial, PLAIN_TEXT, storedObjectHeaders } from './headers.js';
+import { createImageProxyMetrics, type ImageProxyMetrics } from './metrics.js';
+import { matchesPrefix, NODE_DIRECTORY_ROUTE, parseTarget, prefixProblem, prefixRoute } from './paths.js';
+import { Relay } from './relay.js';
+import { ImageStore, type ImageRequest, type StoreAnswer } from './store.js';
+import { parseUpstream, Upstream } from './upstream.js';
 
 /** What Ironic's httpd serves that a booting host or IPA fetches (see the file comment). */
 export const DEFAULT_IMAGE_PROXY_PREFIXES: readonly string[] = ['/images/', '/agent_images/', '/pxelinux.cfg/'];
@@ -101,24 +108,6 @@ export interface ImageProxyOptions {
   readonly now?: () => number;
 }
 
-interface Upstream {
-  readonly origin: string;
-  readonly basePath: string;
-}
-
-function parseUpstream(raw: string): Upstream {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.BAD_UPSTREAM, `upstream ${JSON.stringify(raw)} is not a URL`);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.BAD_UPSTREAM, 'upstream must be http or https');
-  if (u.search !== '' || u.hash !== '') throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.BAD_UPSTREAM, 'upstream must not have a query or fragment');
-  if (u.username !== '' || u.password !== '') throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.BAD_UPSTREAM, 'upstream must not carry credentials');
-  return { origin: u.origin, basePath: u.pathname.replace(/\/+$/, '') };
-}
-
 function checkPrefixes(prefixes: readonly string[], what: string): void {
   for (const p of prefixes) {
     const problem = prefixProblem(p);
@@ -126,64 +115,29 @@ function checkPrefixes(prefixes: readonly string[], what: string): void {
   }
 }
 
-/** The outcome of one shared upstream request for a cacheable key. */
-type Flight =
-  | { readonly kind: 'object'; readonly object: StoredObject }
-  | { readonly kind: 'entry'; readonly entry: IndexedEntry; readonly result: 'revalidated' | 'stale' }
-  | { readonly kind: 'relay'; response: Dispatcher.ResponseData | undefined }
-  | { readonly kind: 'failed'; readonly error: unknown };
-
-const TEXT = 'text/plain; charset=utf-8';
-
-/**
- * Resolves when a stream has its first chunk buffered (`data`) or has ended empty (`end`);
- * rejects if it fails first. The response is committed only after this: until then a failure
- * can still become a clean 502/504.
- */
-function untilReadable(stream: Readable): Promise<'data' | 'end'> {
-  if (stream.readableLength > 0) return Promise.resolve('data');
-  if (stream.readableEnded) return Promise.resolve('end');
-  return new Promise((resolve, reject) => {
-    const cleanup = (): void => {
-      stream.off('readable', onReadable);
-      stream.off('end', onEnd);
-      stream.off('error', onError);
-      stream.off('close', onClose);
-    };
-    const onReadable = (): void => {
-      if (stream.readableLength === 0 && !stream.readableEnded) return;
-      cleanup();
-      resolve(stream.readableLength > 0 ? 'data' : 'end');
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve('end');
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      reject(err);
-    };
-    const onClose = (): void => {
-      cleanup();
-      if (stream.readableEnded) resolve('end');
-      else reject(stream.errored ?? new ImageProxyError(IMAGE_PROXY_ERROR_CODES.CLOSED, 'stream closed before its first byte'));
-    };
-    stream.on('readable', onReadable);
-    stream.on('end', onEnd);
-    stream.on('error', onError);
-    stream.on('close', onClose);
-  });
+/** What the image store needs to know of a request. */
+function imageRequest(request: FastifyRequest): ImageRequest {
+  const h = request.headers;
+  return {
+    conditions: {
+      method: request.method as 'GET' | 'HEAD',
+      range: headerValue(h, 'range'),
+      ifMatch: headerValue(h, 'if-match'),
+      ifNoneMatch: headerValue(h, 'if-none-match'),
+      ifModifiedSince: headerValue(h, 'if-modified-since'),
+      ifUnmodifiedSince: headerValue(h, 'if-unmodified-since'),
+      ifRange: headerValue(h, 'if-range'),
+    },
+    partial: isConditionalOrPartial(h),
+    userAgent: headerValue(h, 'user-agent'),
+  };
 }
 
 export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fastify: FastifyInstance, o: ImageProxyOptions) => {
-  const upstream = parseUpstream(o.upstream);
+  const upstreamUrl = parseUpstream(o.upstream);
   const prefixes = o.prefixes ?? DEFAULT_IMAGE_PROXY_PREFIXES;
   checkPrefixes(prefixes, 'prefix');
   const nodeDirectories = o.nodeDirectories ?? true;
-  const now = o.now ?? Date.now;
-  const log = o.logger ?? fastify.log.child({ component: 'image-proxy' });
-  const idleTimeoutMs = o.idleTimeoutMs ?? 30_000;
-
   const cacheSettings = o.cache;
   const cachePrefixes = cacheSettings?.prefixes ?? DEFAULT_IMAGE_CACHE_PREFIXES;
   checkPrefixes(cachePrefixes, 'cache prefix');
@@ -192,38 +146,36 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
     throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.BAD_CACHE_OPTIONS, 'cache.maxBytes and cache.revalidateAfterMs must be non-negative integers');
   }
 
-  const m = createImageProxyMetrics(o.registry, cacheSettings === undefined ? undefined : () => ({ bytes: cache!.bytes, entries: cache!.entries, fillsRunning: cache!.fillsRunning }));
-  const cache =
+  const m = createImageProxyMetrics(o.registry, cacheSettings === undefined ? undefined : () => store!.figures());
+  const upstream = new Upstream(upstreamUrl, {
+    connections: o.connections ?? 128,
+    connectTimeoutMs: o.connectTimeoutMs ?? 5000,
+    idleTimeoutMs: o.idleTimeoutMs ?? 30_000,
+    tls: o.tls,
+  });
+  const store =
     cacheSettings === undefined
       ? undefined
-      : new ImageCache({
+      : new ImageStore({
           dir: cacheSettings.dir,
           maxBytes: cacheSettings.maxBytes,
-          logger: log,
-          now,
-          onFillBytes: (n) => m.upstreamBytes.inc(n),
-          onEvict: (n) => (n > 0 ? m.evictions.inc(n) : undefined),
-          onFillEnd: (outcome) => m.fills.inc({ outcome }),
+          revalidateAfterMs,
+          upstream,
+          metrics: m,
+          logger: o.logger ?? fastify.log.child({ component: 'image-proxy' }),
+          now: o.now ?? Date.now,
         });
-  await cache?.open();
-
-  const pool = new Pool(upstream.origin, {
-    connections: o.connections ?? 128,
-    headersTimeout: idleTimeoutMs,
-    bodyTimeout: idleTimeoutMs,
-    connect: {
-      timeout: o.connectTimeoutMs ?? 5000,
-      ...(o.tls?.ca === undefined ? {} : { ca: o.tls.ca }),
-      ...(o.tls?.insecureSkipVerify === true ? { rejectUnauthorized: false } : {}),
-    },
-  });
-
-  /** One shared upstream request per cache key (see the file comment). */
-  const flights = new Map<string, Promise<Flight>>();
+  try {
+    await store?.open();
+  } catch (err) {
+    await upstream.close();
+    throw err;
+  }
+  const relay = new Relay(upstream, m);
 
   fastify.addHook('onClose', async () => {
-    await cache?.close();
-    await pool.destroy();
+    await store?.close();
+    await upstream.close();
   });
 
   fastify.setErrorHandler((err, request, reply) => {
@@ -232,10 +184,10 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
       reply.raw.destroy();
       return;
     }
-    void reply.code(500).type(TEXT).send('internal error in the image proxy\n');
+    void reply.code(500).type(PLAIN_TEXT).send('internal error in the image proxy\n');
   });
 
-  // The helpers below send on `reply` and resolve to nothing: a FastifyReply is a thenable
+  // Everything below sends on `reply` and resolves to nothing: a FastifyReply is a thenable
   // (it settles when the response is over), so it must not travel through an `await`.
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const target = parseTarget(request.raw.url ?? '');
@@ -243,263 +195,63 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
       const reason = target.kind === 'refuse' ? target.reason : 'outside-prefixes';
       m.requests.inc({ result: 'refused' });
       request.log.info({ reason }, 'image proxy: request target refused');
-      return reply.code(reason === 'outside-prefixes' ? 404 : 400).type(TEXT).send(`request target refused: ${reason}\n`);
+      return reply.code(reason === 'outside-prefixes' ? 404 : 400).type(PLAIN_TEXT).send(`request target refused: ${reason}\n`);
     }
-    if (cache !== undefined && target.query === undefined && matchesPrefix(target.path, cachePrefixes, false)) {
-      await throughCache(request, reply, target.path);
-    } else {
-      await relay(request, reply, target.path, target.query);
+    if (store === undefined || target.query !== undefined || !matchesPrefix(target.path, cachePrefixes, false)) {
+      await relay.forward(request, reply, target.path, target.query);
+      return reply;
+    }
+    const answer = await store.get(target.path, imageRequest(request));
+    switch (answer.kind) {
+      case 'object':
+        await sendObject(request, reply, answer, m, relay);
+        break;
+      case 'relay':
+        if (answer.response === undefined) await relay.forward(request, reply, target.path, undefined);
+        else await relay.send(request, reply, answer.response);
+        break;
+      case 'failure':
+        relay.fail(request, reply, answer.error);
+        break;
     }
     return reply;
   };
 
-  // ---- relaying ----
-
-  async function relay(request: FastifyRequest, reply: FastifyReply, path: string, query: string | undefined): Promise<void> {
-    const abort = new AbortController();
-    const onClose = (): void => {
-      if (!reply.raw.writableFinished) abort.abort();
-    };
-    reply.raw.once('close', onClose);
-    m.upstreamRequests.inc({ kind: 'relay' });
-    let res: Dispatcher.ResponseData;
-    try {
-      res = await pool.request({
-        path: upstreamTarget(upstream.basePath, path, query),
-        method: request.method as 'GET' | 'HEAD',
-        headers: upstreamRequestHeaders(request.headers, { clientIp: request.ip, protocol: request.protocol }),
-        signal: abort.signal,
-      });
-    } catch (err) {
-      reply.raw.off('close', onClose);
-      failed(request, reply, err);
-      return;
-    }
-    await sendUpstream(request, reply, res, 'bypass');
-  }
-
-  async function sendUpstream(request: FastifyRequest, reply: FastifyReply, res: Dispatcher.ResponseData, result: RequestResult): Promise<void> {
-    let noBody = request.method === 'HEAD' || res.statusCode === 304 || res.statusCode === 204;
-    if (noBody) {
-      await res.body.dump().catch(() => {});
-    } else {
-      try {
-        noBody = (await untilReadable(res.body)) === 'end';
-      } catch (err) {
-        failed(request, reply, err);
-        return;
-      }
-    }
-    m.requests.inc({ result });
-    reply.code(res.statusCode).headers(clientResponseHeaders(res.headers, upstream.origin, upstream.basePath)).header('x-cache', result);
-    if (noBody) {
-      res.body.destroy();
-      void reply.send();
-      return;
-    }
-    res.body.on('data', (chunk: Buffer) => {
-      m.upstreamBytes.inc(chunk.length);
-      m.servedBytes.inc({ source: 'upstream' }, chunk.length);
-    });
-    void reply.send(res.body);
-  }
-
-  /** Answers a failure before the response started; `shared` when another request's upstream call failed. */
-  function failed(request: FastifyRequest, reply: FastifyReply, err: unknown, shared = false): void {
-    const f = classifyUpstreamError(err);
-    if (!shared) m.upstreamFailures.inc({ reason: f.reason });
-    m.requests.inc({ result: 'error' });
-    if (reply.raw.destroyed) return;
-    request.log.warn({ err, reason: f.reason }, 'image proxy: upstream failed');
-    if (reply.raw.headersSent) {
-      reply.raw.destroy();
-      return;
-    }
-    void reply.code(f.status).type(TEXT).header('cache-control', 'no-store').header('x-cache', 'error').send(`${f.message}\n`);
-  }
-
-  // ---- the cache ----
-
-  async function throughCache(request: FastifyRequest, reply: FastifyReply, key: string): Promise<void> {
-    const c = cache!;
-    // Two rounds at most: an entry can vanish (evicted, replaced) between lookup and open.
-    for (let round = 0; round < 2; round++) {
-      const found = c.lookup(key);
-      if (found?.kind === 'filling') {
-        const sent = await serveObject(request, reply, found.fill, 'coalesced');
-        if (sent) return;
-        continue;
-      }
-      if (found?.kind === 'entry' && isFresh(found.entry.validatedAt, now(), revalidateAfterMs)) {
-        const sent = await serveObject(request, reply, c.entryObject(found.entry), 'hit');
-        if (sent) return;
-        continue;
-      }
-      let flight = flights.get(key);
-      const first = flight === undefined;
-      if (first && (request.method === 'HEAD' || (found === undefined && isConditionalOrPartial(request.headers)))) break;
-      flight ??= startFlight(request, key, found?.entry);
-      const outcome = await flight;
-      switch (outcome.kind) {
-        case 'object': {
-          const sent = await serveObject(request, reply, outcome.object, first ? 'miss' : 'coalesced');
-          if (sent) return;
-          continue;
-        }
-        case 'entry': {
-          const sent = await serveObject(request, reply, c.entryObject(outcome.entry), outcome.result);
-          if (sent) return;
-          continue;
-        }
-        case 'relay': {
-          const res = outcome.response;
-          if (first && res !== undefined) {
-            outcome.response = undefined;
-            await sendUpstream(request, reply, res, 'bypass');
-            return;
-          }
-          await relay(request, reply, key, undefined);
-          return;
-        }
-        case 'failed':
-          failed(request, reply, outcome.error, !first);
-          return;
-      }
-    }
-    await relay(request, reply, key, undefined);
-  }
-
-  function startFlight(request: FastifyRequest, key: string, stale: IndexedEntry | undefined): Promise<Flight> {
-    const run = async (): Promise<Flight> => {
-      const headers: Record<string, string> = {
-        'accept-encoding': 'identity',
-        via: '1.1 metalboot',
-        ...(stale === undefined ? {} : revalidationHeaders(stale.meta.etag, stale.meta.lastModified)),
-      };
-      const ua = headerValue(request.headers, 'user-agent');
-      if (ua !== undefined) headers['user-agent'] = ua;
-      m.upstreamRequests.inc({ kind: stale === undefined ? 'fill' : 'revalidate' });
-      let res: Dispatcher.ResponseData;
-      try {
-        res = await pool.request({ path: upstreamTarget(upstream.basePath, key, undefined), method: 'GET', headers });
-      } catch (err) {
-        if (stale === undefined) return { kind: 'failed', error: err };
-        const f = classifyUpstreamError(err);
-        m.upstreamFailures.inc({ reason: f.reason });
-        log.warn({ err, key, reason: f.reason }, 'image proxy: revalidation failed, serving the stored entry');
-        return { kind: 'entry', entry: stale, result: 'stale' };
-      }
-      if (stale !== undefined) {
-        switch (revalidationOutcome(res.statusCode)) {
-          case 'unchanged':
-            await res.body.dump().catch(() => {});
-            cache!.markValidated(stale);
-            return { kind: 'entry', entry: stale, result: 'revalidated' };
-          case 'stale':
-            await res.body.dump().catch(() => {});
-            log.warn({ key, status: res.statusCode }, 'image proxy: upstream error on revalidation, serving the stored entry');
-            return { kind: 'entry', entry: stale, result: 'stale' };
-          case 'gone':
-            cache!.remove(stale);
-            return { kind: 'relay', response: res };
-          case 'relay':
-            return { kind: 'relay', response: res };
-          case 'replaced':
-            break;
-        }
-      }
-      const verdict = cacheability(res.statusCode, res.headers, cacheSettings!.maxBytes);
-      if (!verdict.cacheable) {
-        if (res.statusCode === 200) log.info({ key, reason: verdict.reason }, 'image proxy: answer not stored');
-        return { kind: 'relay', response: res };
-      }
-      const fill = await cache!.startFill(
-        {
-          key,
-          size: verdict.size,
-          etag: headerValue(res.headers, 'etag'),
-          lastModified: headerValue(res.headers, 'last-modified'),
-          contentType: headerValue(res.headers, 'content-type'),
-          storedAt: now(),
-        },
-        res.body,
-      );
-      if (fill === undefined) {
-        log.info({ key, size: verdict.size }, 'image proxy: no room to store the answer');
-        return { kind: 'relay', response: res };
-      }
-      return { kind: 'object', object: fill };
-    };
-    const flight = run().finally(() => flights.delete(key));
-    flights.set(key, flight);
-    return flight;
-  }
-
-  /**
-   * Answers from a stored object: preconditions, Range, then the body. False when the object
-   * vanished before it could be opened (the caller looks up again).
-   */
-  async function serveObject(request: FastifyRequest, reply: FastifyReply, object: StoredObject, result: RequestResult): Promise<boolean> {
-    const meta = object.meta;
-    const h = request.headers;
-    const answer = answerObjectRequest(
-      {
-        method: request.method as 'GET' | 'HEAD',
-        range: headerValue(h, 'range'),
-        ifMatch: headerValue(h, 'if-match'),
-        ifNoneMatch: headerValue(h, 'if-none-match'),
-        ifModifiedSince: headerValue(h, 'if-modified-since'),
-        ifUnmodifiedSince: headerValue(h, 'if-unmodified-since'),
-        ifRange: headerValue(h, 'if-range'),
-      },
-      { size: meta.size, etag: meta.etag, lastModified: meta.lastModified },
-    );
-    const validators: Record<string, string> = { 'x-cache': result };
-    if (meta.etag !== undefined) validators['etag'] = meta.etag;
-    if (meta.lastModified !== undefined) validators['last-modified'] = meta.lastModified;
-
-    if (answer.status === 304 || answer.status === 412) {
-      m.requests.inc({ result });
-      void reply.code(answer.status).headers(validators).send();
-      return true;
-    }
-    if (answer.status === 416) {
-      m.requests.inc({ result });
-      void reply.code(416).headers(validators).header('content-range', contentRange(meta.size)).type(TEXT).send('range not satisfiable\n');
-      return true;
-    }
-    const range = answer.status === 206 ? answer.range : { start: 0, end: meta.size - 1 };
-    const headers: Record<string, string> = {
-      ...validators,
-      'accept-ranges': 'bytes',
-      'content-type': meta.contentType ?? 'application/octet-stream',
-      'content-length': String(range.end - range.start + 1),
-    };
-    if (answer.status === 206) headers['content-range'] = contentRange(meta.size, range);
-
-    if (request.method === 'HEAD' || meta.size === 0) {
-      m.requests.inc({ result });
-      void reply.code(answer.status).headers(headers).send(request.method === 'HEAD' ? undefined : '');
-      return true;
-    }
-    const stream = await object.open(range.start, range.end);
-    if (stream === undefined) return false;
-    try {
-      await untilReadable(stream);
-    } catch (err) {
-      stream.destroy();
-      failed(request, reply, err, true);
-      return true;
-    }
-    m.requests.inc({ result });
-    stream.on('data', (chunk: Buffer) => m.servedBytes.inc({ source: 'cache' }, chunk.length));
-    void reply.code(answer.status).headers(headers).send(stream);
-    return true;
-  }
-
   for (const prefix of prefixes) fastify.route({ method: ['GET', 'HEAD'], url: prefixRoute(prefix), handler });
   if (nodeDirectories) fastify.route({ method: ['GET', 'HEAD'], url: NODE_DIRECTORY_ROUTE, handler });
 };
+
+/** Answers from a stored object: the status and headers the store's answer implies, then the body. */
+async function sendObject(request: FastifyRequest, reply: FastifyReply, a: Extract<StoreAnswer, { kind: 'object' }>, m: ImageProxyMetrics, relay: Relay): Promise<void> {
+  const status = a.answer.status;
+  const headers = storedObjectHeaders(a.meta, a.answer, a.result);
+  if (status === 304 || status === 412) {
+    m.requests.inc({ result: a.result });
+    void reply.code(status).headers(headers).send();
+    return;
+  }
+  if (status === 416) {
+    m.requests.inc({ result: a.result });
+    void reply.code(416).headers(headers).type(PLAIN_TEXT).send('range not satisfiable\n');
+    return;
+  }
+  const body = a.body;
+  if (body === undefined) {
+    m.requests.inc({ result: a.result });
+    void reply.code(status).headers(headers).send(request.method === 'HEAD' ? undefined : '');
+    return;
+  }
+  try {
+    await untilReadable(body);
+  } catch (err) {
+    body.destroy();
+    relay.fail(request, reply, err);
+    return;
+  }
+  m.requests.inc({ result: a.result });
+  body.on('data', (chunk: Buffer) => m.servedBytes.inc({ source: 'cache' }, chunk.length));
+  void reply.code(status).headers(headers).send(body);
+}
 
 export interface ImageRedirectOptions {
   /** Where the image worker is reached (--image-advertise-url), without a trailing slash. */

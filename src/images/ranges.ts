@@ -128,6 +128,11 @@ function ifRangeHolds(ifRange: string, v: Validators): boolean {
   return date !== undefined && lm !== undefined && date === lm;
 }
 
+/** The bytes a 200 or 206 answer sends: its range, or the whole object. */
+export function bodyRange(answer: { readonly status: 200 } | { readonly status: 206; readonly range: ByteRange }, size: number): ByteRange {
+  return answer.status === 206 ? answer.range : { start: 0, end: size - 1 };
+}
+
 /** `Content-Range` for a 206, or for a 416 (`bytes *\/size`). */
 export function contentRange(size: number, range?: ByteRange): string {
   return range === undefined ? `bytes */${size}` : `bytes ${range.start}-${range.end}/${size}`;

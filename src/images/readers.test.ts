@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readChunkFor } from './cache.js';
+import { readChunkFor } from './readers.js';
 
 describe('readChunkFor', () => {
   it('reads 1 MiB at a time for a few clients and shrinks to 64 KiB in a storm', () => {
