@@ -34,7 +34,7 @@ import {
   keyDigest,
   type EntryMeta,
 } from './cache-entry.js';
-import { IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './errors.js';
+import { MetalbootError } from '../base/errors.js';
 import { Fill } from './fill.js';
 import { EntryReader, ReadStreams, type StoredObject } from './readers.js';
 
@@ -222,7 +222,7 @@ export class CacheDir {
   async close(): Promise<void> {
     this.#closed = true;
     const fills = [...this.#running].filter((f) => f.state === 'filling');
-    for (const f of fills) f.abort(new ImageProxyError(IMAGE_PROXY_ERROR_CODES.CLOSED, 'image cache closed'));
+    for (const f of fills) f.abort(new MetalbootError('IMAGE_CACHE_ERR_CLOSED', 'image cache closed'));
     await Promise.all(fills.map((f) => f.settled));
   }
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeEntryHeader, encodeEntryHeader, ENTRY_FILE_NAME, entryFileName, entryHeaderLength, FIXED_HEADER_LENGTH, keyDigest, type EntryMeta } from './cache-entry.js';
-import { ImageProxyError } from './errors.js';
+import { MetalbootError } from '../base/errors.js';
 
 const META: EntryMeta = {
   key: '/images/ironic-python-agent.kernel',
@@ -60,11 +60,11 @@ describe('entry header', () => {
     } catch (err) {
       thrown = err;
     }
-    expect(thrown).toBeInstanceOf(ImageProxyError);
+    expect(thrown).toBeInstanceOf(MetalbootError);
     expect(thrown).toMatchObject({ code: 'IMAGE_CACHE_ERR_BAD_ENTRY' });
   });
 
-  it('never throws anything but ImageProxyError on random bytes', () => {
+  it('never throws anything but MetalbootError on random bytes', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
         const withMagic = Buffer.concat([Buffer.from('MBIC\x01'), Buffer.from(bytes)]);
@@ -72,7 +72,7 @@ describe('entry header', () => {
           try {
             decodeEntryHeader(b);
           } catch (err) {
-            expect(err).toBeInstanceOf(ImageProxyError);
+            expect(err).toBeInstanceOf(MetalbootError);
           }
         }
       }),

@@ -16,7 +16,7 @@
  * name, so a reader that opened the old name never sees the new bytes under the old metadata.
  */
 import { createHash } from 'node:crypto';
-import { IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './errors.js';
+import { MetalbootError } from '../base/errors.js';
 
 export interface EntryMeta {
   /** The canonical request path (see paths.ts). */
@@ -49,7 +49,7 @@ export function encodeEntryHeader(meta: EntryMeta): Buffer {
   return Buffer.concat([head, json]);
 }
 
-const bad = (message: string): ImageProxyError => new ImageProxyError(IMAGE_PROXY_ERROR_CODES.BAD_ENTRY, message);
+const bad = (message: string): MetalbootError => new MetalbootError('IMAGE_CACHE_ERR_BAD_ENTRY', message);
 
 /** Length of the whole header given its fixed part, or throws `IMAGE_CACHE_ERR_BAD_ENTRY`. */
 export function entryHeaderLength(fixed: Buffer): number {

@@ -1,35 +1,9 @@
 /**
- * Stable error codes of the image proxy and its cache, and the mapping from an upstream failure
- * (undici's `UND_ERR_*`, the socket's `E*`) to what the client is told. Pure.
+ * The mapping from an upstream failure (undici's `UND_ERR_*`, the socket's `E*`,
+ * IMAGE_CACHE_ERR_LENGTH_MISMATCH) to what the client is told. Pure. The image proxy's own
+ * error codes are in base/errors.ts.
  */
 import { errorCode, upstreamFailureReason, upstreamFailureStatus, type UpstreamFailureReason } from '../relay/upstream-failure.js';
-
-export const IMAGE_PROXY_ERROR_CODES = {
-  /** The `upstream` option is not an http(s) origin with an optional base path. */
-  BAD_UPSTREAM: 'IMAGE_PROXY_ERR_BAD_UPSTREAM',
-  /** A configured prefix is not a clean absolute path. */
-  BAD_PREFIX: 'IMAGE_PROXY_ERR_BAD_PREFIX',
-  /** A cache option is out of range. */
-  BAD_CACHE_OPTIONS: 'IMAGE_PROXY_ERR_BAD_CACHE_OPTIONS',
-  /** The upstream body ended with a byte count other than its Content-Length. */
-  LENGTH_MISMATCH: 'IMAGE_CACHE_ERR_LENGTH_MISMATCH',
-  /** The cache was closed while an object was being filled. */
-  CLOSED: 'IMAGE_CACHE_ERR_CLOSED',
-  /** A cache file does not start with a valid entry header. */
-  BAD_ENTRY: 'IMAGE_CACHE_ERR_BAD_ENTRY',
-} as const;
-
-export type ImageProxyErrorCode = (typeof IMAGE_PROXY_ERROR_CODES)[keyof typeof IMAGE_PROXY_ERROR_CODES];
-
-export class ImageProxyError extends Error {
-  override readonly name = 'ImageProxyError';
-  constructor(
-    readonly code: ImageProxyErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /** Why the upstream failed: the `reason` label of the failure metric. */
 export type UpstreamFailure = Exclude<UpstreamFailureReason, 'tls-verify'> | 'length-mismatch';

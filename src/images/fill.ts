@@ -11,7 +11,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { EntryMeta } from './cache-entry.js';
-import { IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './errors.js';
+import { MetalbootError } from '../base/errors.js';
 import { FillReader, type GrowingFile, type ReadStreams, type StoredObject } from './readers.js';
 
 /** Upstream bytes buffered while a write to the fill's file is running. */
@@ -77,7 +77,7 @@ export class Fill implements StoredObject, GrowingFile {
     this.#body = body;
     await pipeline(body, new FillWriter(this, onBytes));
     if (this.#written !== this.meta.size) {
-      throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.LENGTH_MISMATCH, `upstream sent ${this.#written} of ${this.meta.size} bytes`);
+      throw new MetalbootError('IMAGE_CACHE_ERR_LENGTH_MISMATCH', `upstream sent ${this.#written} of ${this.meta.size} bytes`);
     }
     await this.#handle.sync();
   }
@@ -91,7 +91,7 @@ export class Fill implements StoredObject, GrowingFile {
   async append(chunks: readonly Buffer[]): Promise<void> {
     const total = chunks.reduce((n, c) => n + c.length, 0);
     if (this.#written + total > this.meta.size) {
-      throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.LENGTH_MISMATCH, `upstream sent more than ${this.meta.size} bytes`);
+      throw new MetalbootError('IMAGE_CACHE_ERR_LENGTH_MISMATCH', `upstream sent more than ${this.meta.size} bytes`);
     }
     let pending = chunks;
     while (pending.length > 0) {

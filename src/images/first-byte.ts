@@ -3,7 +3,7 @@
  * become a clean 502/504; after it, only a destroyed connection can tell the client.
  */
 import type { Readable } from 'node:stream';
-import { IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './errors.js';
+import { MetalbootError } from '../base/errors.js';
 
 /**
  * Resolves when a stream has its first chunk buffered (`data`) or has ended empty (`end`);
@@ -35,7 +35,7 @@ export function untilReadable(stream: Readable): Promise<'data' | 'end'> {
     const onClose = (): void => {
       cleanup();
       if (stream.readableEnded) resolve('end');
-      else reject(stream.errored ?? new ImageProxyError(IMAGE_PROXY_ERROR_CODES.CLOSED, 'stream closed before its first byte'));
+      else reject(stream.errored ?? new MetalbootError('IMAGE_CACHE_ERR_CLOSED', 'stream closed before its first byte'));
     };
     stream.on('readable', onReadable);
     stream.on('end', onEnd);

@@ -57,7 +57,7 @@
  */
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
-import { IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './errors.js';
+import { MetalbootError } from '../base/errors.js';
 import { untilReadable } from './first-byte.js';
 import { headerValue, isConditionalOrPartial, PLAIN_TEXT, storedObjectHeaders } from './headers.js';
 import { createImageProxyMetrics, type ImageProxyMetrics } from './metrics.js';
@@ -111,7 +111,7 @@ export interface ImageProxyOptions {
 function checkPrefixes(prefixes: readonly string[], what: string): void {
   for (const p of prefixes) {
     const problem = prefixProblem(p);
-    if (problem !== undefined) throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.BAD_PREFIX, `${what} ${JSON.stringify(p)} ${problem}`);
+    if (problem !== undefined) throw new MetalbootError('IMAGE_PROXY_ERR_BAD_PREFIX', `${what} ${JSON.stringify(p)} ${problem}`);
   }
 }
 
@@ -143,7 +143,7 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
   checkPrefixes(cachePrefixes, 'cache prefix');
   const revalidateAfterMs = cacheSettings?.revalidateAfterMs ?? 30_000;
   if (cacheSettings !== undefined && (!Number.isSafeInteger(cacheSettings.maxBytes) || cacheSettings.maxBytes < 0 || revalidateAfterMs < 0)) {
-    throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.BAD_CACHE_OPTIONS, 'cache.maxBytes and cache.revalidateAfterMs must be non-negative integers');
+    throw new MetalbootError('IMAGE_PROXY_ERR_BAD_CACHE_OPTIONS', 'cache.maxBytes and cache.revalidateAfterMs must be non-negative integers');
   }
 
   const m = createImageProxyMetrics(o.registry, cacheSettings === undefined ? undefined : () => store!.figures());

@@ -7,7 +7,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { EntryMeta } from './cache-entry.js';
-import { IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './errors.js';
+import { MetalbootError } from '../base/errors.js';
 
 /** Something a response can be served from: a stored entry, or an object being filled. */
 export interface StoredObject {
@@ -61,7 +61,7 @@ function pushRead(stream: Readable, read: Promise<number>, buf: Buffer, short: s
     (bytesRead) => {
       if (stream.destroyed) return;
       if (bytesRead === 0) {
-        stream.destroy(new ImageProxyError(IMAGE_PROXY_ERROR_CODES.LENGTH_MISMATCH, short));
+        stream.destroy(new MetalbootError('IMAGE_CACHE_ERR_LENGTH_MISMATCH', short));
         return;
       }
       advance(bytesRead);
@@ -163,7 +163,7 @@ export class FillReader extends Readable {
       return;
     }
     if (this.#fill.state === 'failed') {
-      this.destroy(this.#fill.error ?? new ImageProxyError(IMAGE_PROXY_ERROR_CODES.CLOSED, 'fill failed'));
+      this.destroy(this.#fill.error ?? new MetalbootError('IMAGE_CACHE_ERR_CLOSED', 'fill failed'));
       return;
     }
     this.#fill.wait(this.#retry);

@@ -3,7 +3,7 @@
  * one connection pool that relaying (relay.ts) and the image store (store.ts) share.
  */
 import { Pool, type Dispatcher } from 'undici';
-import { IMAGE_PROXY_ERROR_CODES, ImageProxyError } from './errors.js';
+import { MetalbootError } from '../base/errors.js';
 import { upstreamTarget } from './paths.js';
 
 export interface UpstreamUrl {
@@ -18,11 +18,11 @@ export function parseUpstream(raw: string): UpstreamUrl {
   try {
     u = new URL(raw);
   } catch {
-    throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.BAD_UPSTREAM, `upstream ${JSON.stringify(raw)} is not a URL`);
+    throw new MetalbootError('IMAGE_PROXY_ERR_BAD_UPSTREAM', `upstream ${JSON.stringify(raw)} is not a URL`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.BAD_UPSTREAM, 'upstream must be http or https');
-  if (u.search !== '' || u.hash !== '') throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.BAD_UPSTREAM, 'upstream must not have a query or fragment');
-  if (u.username !== '' || u.password !== '') throw new ImageProxyError(IMAGE_PROXY_ERROR_CODES.BAD_UPSTREAM, 'upstream must not carry credentials');
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new MetalbootError('IMAGE_PROXY_ERR_BAD_UPSTREAM', 'upstream must be http or https');
+  if (u.search !== '' || u.hash !== '') throw new MetalbootError('IMAGE_PROXY_ERR_BAD_UPSTREAM', 'upstream must not have a query or fragment');
+  if (u.username !== '' || u.password !== '') throw new MetalbootError('IMAGE_PROXY_ERR_BAD_UPSTREAM', 'upstream must not carry credentials');
   return { origin: u.origin, basePath: u.pathname.replace(/\/+$/, '') };
 }
 

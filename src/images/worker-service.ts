@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { ListenAddress } from '../net/listen-address.js';
 import type { ReadinessCheck, Service } from '../base/service.js';
+import { MetalbootError } from '../base/errors.js';
 import type { FromWorker, ImageWorkerData, ImageWorkerProxyOptions, ToWorker } from './worker.js';
 
 export interface ImageServerOptions {
@@ -27,10 +28,6 @@ export interface ImageServerOptions {
   /** First restart delay after the worker died, doubling up to 30 s. Default 1000 ms. */
   readonly restartDelayMs?: number;
 }
-
-export const IMAGE_SERVER_ERROR_CODES = {
-  START: 'METALBOOT_IMAGE_WORKER_START',
-} as const;
 
 /**
  * The worker's code: worker.js beside this file when built. From the TypeScript sources
@@ -67,7 +64,7 @@ export class ImageServer implements Service {
   }
 
   address(): ListenAddress {
-    if (!this.#up || this.#address === undefined) throw Object.assign(new Error('not listening'), { code: 'METALBOOT_NOT_LISTENING' });
+    if (!this.#up || this.#address === undefined) throw new MetalbootError('SERVICE_ERR_NOT_LISTENING', 'not listening');
     return this.#address;
   }
 
@@ -91,7 +88,10 @@ export class ImageServer implements Service {
             resolve({ host: m.host, port: m.port });
             return;
           case 'failed':
-            reject(Object.assign(new Error(`image worker cannot listen on ${listen.host}:${listen.port}: ${m.message}`), { code: m.code ?? IMAGE_SERVER_ERROR_CODES.START }));
+            // The worker's listen error keeps Node's code (EADDRINUSE, EACCES: main.ts's hint reads it).
+            reject(m.code === undefined
+              ? new MetalbootError('IMAGE_WORKER_ERR_START', `image worker cannot listen on ${listen.host}:${listen.port}: ${m.message}`)
+              : Object.assign(new Error(`image worker cannot listen on ${listen.host}:${listen.port}: ${m.message}`), { code: m.code }));
             return;
           case 'metrics':
             this.#pending.get(m.id)?.(m.metrics as unknown[]);
@@ -103,7 +103,7 @@ export class ImageServer implements Service {
       });
       worker.on('error', (err) => {
         this.#log.error({ err }, 'image worker failed');
-        if (!started) reject(Object.assign(new Error(`image worker failed to start: ${err.message}`), { code: IMAGE_SERVER_ERROR_CODES.START, cause: err }));
+        if (!started) reject(new MetalbootError('IMAGE_WORKER_ERR_START', `image worker failed to start: ${err.message}`, { cause: err }));
       });
       worker.on('exit', (code) => {
         if (this.#worker === worker) this.#worker = undefined;
@@ -111,7 +111,7 @@ export class ImageServer implements Service {
         for (const done of this.#pending.values()) done(undefined);
         this.#pending.clear();
         if (!started) {
-          reject(Object.assign(new Error(`image worker exited (code ${code}) before listening`), { code: IMAGE_SERVER_ERROR_CODES.START }));
+          reject(new MetalbootError('IMAGE_WORKER_ERR_START', `image worker exited (code ${code}) before listening`));
           return;
         }
         if (this.#closing) return;
