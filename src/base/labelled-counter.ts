@@ -15,7 +15,10 @@ export class LabelledCounter<V extends string = string> {
 
   inc(value: V, by = 1): void {
     let child = this.#children.get(value);
-    if (child === undefined) this.#children.set(value, (child = this.#counter.labels(value)));
+    if (child === undefined) {
+      child = this.#counter.labels(value);
+      this.#children.set(value, child);
+    }
     child.inc(by);
   }
 }

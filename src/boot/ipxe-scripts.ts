@@ -65,6 +65,7 @@ export const BUILTIN_TEMPLATES_DIR = ['../../ipxe-templates', '../../../ipxe-tem
  */
 export function ipxeEscape(value: unknown): string {
   const s = String(value);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what this does
   if (/[\x00-\x1f\x7f]/.test(s)) throw new MetalbootError('IPXE_ERR_UNSAFE_VALUE', `value ${JSON.stringify(s)} contains a line break or control character`);
   if (s.includes('${')) throw new MetalbootError('IPXE_ERR_UNSAFE_VALUE', `value ${JSON.stringify(s)} contains an iPXE expansion`);
   return s;

@@ -130,7 +130,7 @@ export function helpText(version: string): string {
     lines.push(head);
     lines.push(`      ${f.help}${f.key ? ` [${f.key.join('.')}]` : ''}`);
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 /** The README's flag reference table (a test keeps the README in step with this table). */

@@ -213,7 +213,7 @@ export function ip(addr: number): Uint8Array {
 
 export function ips(addrs: readonly number[]): Uint8Array {
   const b = new Uint8Array(addrs.length * 4);
-  addrs.forEach((a, i) => writeIpv4(b, i * 4, a));
+  for (let i = 0; i < addrs.length; i++) writeIpv4(b, i * 4, addrs[i]!);
   return b;
 }
 

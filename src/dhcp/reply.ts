@@ -127,7 +127,10 @@ export class ReplyValues {
     const r = this.#range;
     const b = broadcastOf({ address, prefix: r.prefix });
     let broadcast = this.#rangeBroadcasts.get(b);
-    if (broadcast === undefined) this.#rangeBroadcasts.set(b, (broadcast = ip(b)));
+    if (broadcast === undefined) {
+      broadcast = ip(b);
+      this.#rangeBroadcasts.set(b, broadcast);
+    }
     return {
       ip: address, prefix: r.prefix, gateway: r.gateway, dns: r.dns, ntp: r.ntp, hostname: undefined, leaseSeconds,
       values: { ...this.#rangeValues, broadcast, times: leaseSeconds === undefined ? undefined : this.#timesOf(leaseSeconds) },

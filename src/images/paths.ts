@@ -43,9 +43,9 @@ export type TargetDecision =
 const refuse = (reason: TargetRefusal): TargetDecision => ({ kind: 'refuse', reason });
 
 // Bytes that never belong in a request line; Node's parser rejects most of them already.
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what this does
 const RAW_CONTROL = /[\u0000-\u0020\u007f]/;
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what this does
 const DECODED_CONTROL = /[\u0001-\u001f\u007f]/;
 const ENCODED_SEPARATOR = /%(2f|5c)/i;
 const STILL_ENCODED = /%(2e|2f|5c|00)/i;

@@ -72,8 +72,7 @@ const opaque = (tag: string): string => (isWeak(tag) ? tag.slice(2) : tag);
 export function parseEtagList(header: string): string[] {
   const out: string[] = [];
   const re = /\s*(\*|(?:W\/)?"[^"]*")\s*(?:,|$)/gy;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(header)) !== null && m[0] !== '') out.push(m[1]!);
+  for (let m = re.exec(header); m !== null && m[0] !== ''; m = re.exec(header)) out.push(m[1]!);
   return out;
 }
 

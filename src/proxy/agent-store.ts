@@ -153,7 +153,10 @@ export class AgentStore implements Service {
     let settle!: () => void;
     const done = new Promise<void>((resolve) => { settle = resolve; });
     let set = this.#pending.get(node);
-    if (set === undefined) this.#pending.set(node, (set = new Set()));
+    if (set === undefined) {
+      set = new Set();
+      this.#pending.set(node, set);
+    }
     set.add(done);
     let settled = false;
     const finish = (): void => {

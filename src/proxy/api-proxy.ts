@@ -32,7 +32,7 @@ import { declaredLength, forwardRequestHeaders, forwardResponseHeaders, headerVa
 import { classifyForwardError } from './proxy-errors.js';
 import { MetalbootError } from '../base/errors.js';
 import { createApiProxyMetrics, type ApiRoute } from './proxy-metrics.js';
-import { allowedQuery, isNodeIdent, lookupMacs, parseBaseUrl, parseMicroversion, rewriteHref, rewriteLinks, type BaseUrl } from './proxy-urls.js';
+import { allowedQuery, isNodeIdent, lookupMacs, parseBaseUrl, parseMicroversion, rewriteHref, rewriteLinks } from './proxy-urls.js';
 import { redactUrl } from '../relay/redact.js';
 
 const MiB = 1024 * 1024;

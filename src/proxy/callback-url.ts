@@ -49,7 +49,7 @@ export function parseCallbackTarget(rawTarget: string, basePath: string): Callba
     } catch {
       return { kind: 'refused', reason: 'bad-path' };
     }
-    // eslint-disable-next-line no-control-regex
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what this does
     if (decoded === '.' || decoded === '..' || /[/\\\u0000-\u001f\u007f]/.test(decoded)) return { kind: 'refused', reason: 'bad-path' };
   }
   if (/[#\s]/.test(search)) return { kind: 'refused', reason: 'bad-path' };

@@ -256,7 +256,11 @@ export class TftpServer implements Service {
         this.#apply(active, active.transfer.onPacket(packet));
         return;
       }
-      if (packet.op === 'error') return this.#drop('stray-error', peer);
+      if (packet.op === 'error') {
+        // Never answer an ERROR with an ERROR.
+        this.#drop('stray-error', peer);
+        return;
+      }
       this.#drop('unknown-tid', peer);
       this.#sendTo(listener, peer, UNKNOWN_TID);
       return;
@@ -269,7 +273,10 @@ export class TftpServer implements Service {
     const existing = this.#transfers.get(key);
     if (existing !== undefined) {
       // A repeated request: our first packet is late or lost, and the timer will resend it.
-      if (existing.transfer.pristine && sameRequest(existing.request, req)) return this.#drop('duplicate-request', peer);
+      if (existing.transfer.pristine && sameRequest(existing.request, req)) {
+        this.#drop('duplicate-request', peer);
+        return;
+      }
       // Anything else from the same address:port means the client has started over.
       this.#finish(existing, 'superseded');
     }
@@ -360,7 +367,10 @@ export class TftpServer implements Service {
       if (active.socket && !(c.kind === 'packet' && c.packet.op === 'error')) this.#sendTo(active.socket, from, UNKNOWN_TID);
       return;
     }
-    if (c.kind === 'drop') return this.#drop(c.reason, active.peer, c.detail);
+    if (c.kind === 'drop') {
+      this.#drop(c.reason, active.peer, c.detail);
+      return;
+    }
     this.#apply(active, active.transfer.onPacket(c.packet));
   }
 

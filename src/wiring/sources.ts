@@ -1,7 +1,7 @@
 /** The lease sources wing: the host index, filled by static hosts, BareMetalHost files and the cluster. */
 import type { Config } from '../config/load.js';
 import type { Service } from '../base/service.js';
-import { HostIndex } from '../leases/host-index.js';
+import type { HostIndex } from '../leases/host-index.js';
 import { HostSources } from '../leases/host-sources.js';
 import { BmhFileSource, StaticHostSource } from '../leases/file-sources.js';
 import type { Wiring } from './deps.js';

@@ -31,6 +31,7 @@ const POD_IP = '10.244.1.7';
 const NODE_NAME = 'node-a';
 
 /** A parsed manifest: its shape is what the assertions check. */
+// biome-ignore lint/suspicious/noExplicitAny: a parsed manifest is navigated freely; the assertions check its shape
 type Obj = Record<string, any>;
 type Values = Record<string, unknown>;
 

@@ -143,7 +143,11 @@ describe('loss and duplicates', () => {
     const r = await tftpGet({
       port: s.port,
       file: 'undionly.kpxe',
-      dropAck: (block) => (block === 5 && !dropped ? (dropped = true) : false),
+      dropAck: (block) => {
+        if (block !== 5 || dropped) return false;
+        dropped = true;
+        return true;
+      },
     });
     expect(r.acksDropped).toBe(1);
     expect(sha256(r.data)).toBe(expected('undionly.kpxe'));
@@ -389,7 +393,7 @@ describe('boot storm', () => {
     ];
     const names = ['undionly.kpxe', 'snponly.efi', 'snponly.efi', 'ipxe.efi'];
     const results = await Promise.all(Array.from({ length: 200 }, (_, i) => kinds[i % 4]!(i).then((r) => sha256(r.data))));
-    results.forEach((sha, i) => expect(sha, `download ${i}`).toBe(expected(names[i % 4]!)));
+    for (const [i, sha] of results.entries()) expect(sha, `download ${i}`).toBe(expected(names[i % 4]!));
     await s.idle();
     expect(await s.metric('metalboot_tftp_transfers_finished_total', { outcome: 'complete' })).toBe(200);
     expect(await s.metric('metalboot_tftp_transfers_failed_total')).toBe(0);
