@@ -18,17 +18,14 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { HostIndex } from '../leases/host-index.js';
 import type { HostRecord } from '../leases/host.js';
 import type { ReadinessCheck, Service } from '../base/service.js';
-import type { BmhApi, WatchEventType } from './bmh-api.js';
+import type { BmhApi } from './bmh-api.js';
 import {
   DEFAULT_WATCH_TIMING,
   INITIAL_SUPERVISOR_STATE,
   RESTART_REASONS,
   describeError,
-  httpStatusOf,
-  isExpired,
   statusDetail,
   supervise,
-  watchStatusOf,
   watchTimeoutSeconds,
   type AttemptOutcome,
   type NextStep,
@@ -36,6 +33,7 @@ import {
   type WatchTiming,
 } from './bmh-watcher-core.js';
 import { BmhMirror, logReplace, type BmhRef, type KubeBareMetalHost } from './bmh-mirror.js';
+import { WatchAttempt } from './watch-attempt.js';
 
 export interface BmhWatcherOptions {
   readonly api: BmhApi;
@@ -254,86 +252,38 @@ export class BmhWatcher implements Service {
 
   /** One watch from `resourceVersion` until it ends, fails, stalls or the watcher closes. */
   #watch(resourceVersion: string): Promise<AttemptOutcome> {
-    return new Promise<AttemptOutcome>((resolve) => {
-      let rv = resourceVersion;
-      let events = 0;
-      let openedAt: number | undefined;
-      let handle: { abort(): void } | undefined;
-      let settled = false;
-      const openMs = (): number => (openedAt === undefined ? 0 : this.#now() - openedAt);
-      const finish = (o: AttemptOutcome): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(stallTimer);
-        this.#endAttempt = undefined;
-        handle?.abort();
-        if (this.#connected) {
-          this.#connected = false;
-          this.#disconnectedSince = this.#now();
-        }
-        resolve(o);
-      };
-      const failed = (reason: 'watch-failed' | 'connection-lost' | 'stalled', error: unknown): void => {
-        this.#lastError = `watch: ${describeError(error)}`;
-        finish({ kind: 'watch-failed', reason, error, resourceVersion: rv, events, openMs: openMs() });
-      };
-
-      const timeoutSeconds = watchTimeoutSeconds(this.#timing, this.#random);
-      const stallMs = timeoutSeconds * 1000 + this.#timing.stallGraceMs;
-      const stallTimer = setTimeout(() => failed('stalled', new Error(`watch still open ${stallMs} ms after asking for timeoutSeconds=${timeoutSeconds}`)), stallMs);
-      this.#endAttempt = () => finish({ kind: 'watch-ended', resourceVersion: rv, events, openMs: openMs() });
-
-      const onEvent = (type: WatchEventType, object: unknown): void => {
-        if (settled) return;
-        this.#eventsTotal.inc({ type });
-        if (type === 'ERROR') {
-          const status = watchStatusOf(object);
-          this.#lastError = `watch: ${status.code ?? ''} ${status.reason ?? ''} ${status.message ?? ''}`.replace(/\s+/g, ' ').trim();
-          finish(isExpired(status) ? { kind: 'watch-expired', events, openMs: openMs() } : { kind: 'watch-error-event', status, events, openMs: openMs() });
-          return;
-        }
-        events++;
-        const obj = object as KubeBareMetalHost;
-        const next = obj?.metadata?.resourceVersion;
-        try {
-          if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') this.#applyEvent(type, obj);
-        } catch (err) {
-          // client-node swallows what its callback throws: an event would be lost silently.
-          // Relist instead, which brings the index back in line with the server.
-          this.#log.error({ err, event: type }, 'baremetalhost watch event not applied, relisting');
-          this.#lastError = `watch: InternalError ${describeError(err)}`;
-          finish({ kind: 'watch-error-event', status: { code: undefined, reason: 'InternalError', message: describeError(err) }, events, openMs: openMs() });
-          return;
-        }
-        if (typeof next === 'string' && next !== '') rv = next;
-        this.#lastSyncAt = this.#now();
-      };
-      const onDone = (err: unknown): void => {
-        if (settled) return;
-        if (err === null || err === undefined) {
-          finish({ kind: 'watch-ended', resourceVersion: rv, events, openMs: openMs() });
-        } else if (httpStatusOf(err) === 410) {
-          finish({ kind: 'watch-expired', events, openMs: openMs() });
-        } else {
-          failed(openedAt === undefined ? 'watch-failed' : 'connection-lost', err);
-        }
-      };
-
-      this.#o.api.watch({ resourceVersion, timeoutSeconds }, onEvent, onDone).then(
-        (h) => {
-          handle = h;
-          if (settled) {
-            h.abort();
-            return;
-          }
-          openedAt = this.#now();
+    const attempt = new WatchAttempt({
+      api: this.#o.api,
+      resourceVersion,
+      timeoutSeconds: watchTimeoutSeconds(this.#timing, this.#random),
+      stallGraceMs: this.#timing.stallGraceMs,
+      now: this.#now,
+      log: this.#log,
+      listener: {
+        opened: (at) => {
           this.#connected = true;
           this.#disconnectedSince = undefined;
-          this.#lastSyncAt = openedAt;
+          this.#lastSyncAt = at;
         },
-        (err: unknown) => failed('watch-failed', err),
-      );
+        received: (type) => this.#eventsTotal.inc({ type }),
+        apply: (type, obj) => this.#applyEvent(type, obj),
+        synced: () => {
+          this.#lastSyncAt = this.#now();
+        },
+        failed: (text) => {
+          this.#lastError = text;
+        },
+        closed: () => {
+          this.#endAttempt = undefined;
+          if (this.#connected) {
+            this.#connected = false;
+            this.#disconnectedSince = this.#now();
+          }
+        },
+      },
     });
+    this.#endAttempt = () => attempt.end();
+    return attempt.outcome;
   }
 
   #applyEvent(type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: KubeBareMetalHost): void {
