@@ -25,14 +25,17 @@ function ensurePackages(): void {
   }
   console.log(`metalboot demo: installing ${PACKAGES.join(' ')} …`);
   execFileSync('apt-get', ['update'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...PACKAGES], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...PACKAGES], {
+    stdio: 'inherit',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
 }
 
 async function main(): Promise<void> {
   const firmware: Firmware = process.argv[2] === 'uefi' ? 'uefi' : 'bios';
   ensurePackages();
   const vm = VMS[firmware];
-  console.log('metalboot demo: starting a lab network, metalboot and a stand-in for Ironic\'s HTTP server …');
+  console.log("metalboot demo: starting a lab network, metalboot and a stand-in for Ironic's HTTP server …");
   const lab = await startBootLab();
   const stop = async () => {
     await lab.close();
@@ -40,12 +43,20 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => void stop());
   try {
-    console.log(`metalboot demo: powering on a ${firmware === 'bios' ? 'SeaBIOS + iPXE' : 'OVMF UEFI'} VM with MAC ${vm.mac} (BareMetalHost metal3/${vm.name})`);
+    console.log(
+      `metalboot demo: powering on a ${firmware === 'bios' ? 'SeaBIOS + iPXE' : 'OVMF UEFI'} VM with MAC ${vm.mac} (BareMetalHost metal3/${vm.name})`,
+    );
     console.log('  seconds from power-on:');
     const { steps } = await lab.boot(vm, (s) => console.log(`  ${formatStep(s)}`));
     const ok = steps.every((s) => s.at !== undefined);
-    console.log(ok ? '\nmetalboot demo: the VM booted the inspector kernel through metalboot.' : '\nmetalboot demo: the boot did not complete; see the steps above.');
-    console.log(`metalboot's own explanation of this host: curl 'http://10.78.0.1:8080/debug/explain?mac=${vm.mac}' (inside the lab)`);
+    console.log(
+      ok
+        ? '\nmetalboot demo: the VM booted the inspector kernel through metalboot.'
+        : '\nmetalboot demo: the boot did not complete; see the steps above.',
+    );
+    console.log(
+      `metalboot's own explanation of this host: curl 'http://10.78.0.1:8080/debug/explain?mac=${vm.mac}' (inside the lab)`,
+    );
     process.exitCode = ok ? 0 : 1;
   } finally {
     await lab.close();

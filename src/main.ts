@@ -35,8 +35,10 @@ async function main(): Promise<number> {
   if (!local.some((c) => c.address === config.dhcp.serverIp.address)) {
     // Fail fast: in Kubernetes this turns the Multus start-up race (the pod starts before its
     // provisioning interface exists) into a restart instead of a server nobody can reach.
-    process.stderr.write(`metalboot: server IP ${formatCidr(config.dhcp.serverIp)} is not on any interface of this host ` +
-      `(have: ${local.map(formatCidr).join(', ') || 'none'}); check --server-ip / SERVER_IP and the NetworkAttachmentDefinition\n`);
+    process.stderr.write(
+      `metalboot: server IP ${formatCidr(config.dhcp.serverIp)} is not on any interface of this host ` +
+        `(have: ${local.map(formatCidr).join(', ') || 'none'}); check --server-ip / SERVER_IP and the NetworkAttachmentDefinition\n`,
+    );
     return 1;
   }
   const logger = pino({ level: config.log.level, base: { service: 'metalboot' } });

@@ -4,7 +4,25 @@
  * Each code says which firmware family is asking and which iPXE binary family it can run.
  */
 export type Firmware = 'bios' | 'uefi' | 'uboot' | 'other';
-export type Cpu = 'x86' | 'x86_64' | 'ia64' | 'ebc' | 'arm32' | 'arm64' | 'riscv32' | 'riscv64' | 'riscv128' | 'ppc' | 's390' | 'mips32' | 'mips64' | 'sunway32' | 'sunway64' | 'loongarch32' | 'loongarch64' | 'other';
+export type Cpu =
+  | 'x86'
+  | 'x86_64'
+  | 'ia64'
+  | 'ebc'
+  | 'arm32'
+  | 'arm64'
+  | 'riscv32'
+  | 'riscv64'
+  | 'riscv128'
+  | 'ppc'
+  | 's390'
+  | 'mips32'
+  | 'mips64'
+  | 'sunway32'
+  | 'sunway64'
+  | 'loongarch32'
+  | 'loongarch64'
+  | 'other';
 
 export interface ArchInfo {
   readonly code: number;
@@ -15,7 +33,13 @@ export interface ArchInfo {
   readonly http: boolean;
 }
 
-const A = (code: number, name: string, firmware: Firmware, cpu: Cpu, http = false): ArchInfo => ({ code, name, firmware, cpu, http });
+const A = (code: number, name: string, firmware: Firmware, cpu: Cpu, http = false): ArchInfo => ({
+  code,
+  name,
+  firmware,
+  cpu,
+  http,
+});
 
 export const ARCH_TABLE: readonly ArchInfo[] = [
   A(0, 'x86 BIOS', 'bios', 'x86'),

@@ -7,7 +7,10 @@ import type { BootClient } from './boot-client.js';
 import { ARCH_TABLE, bootFileKey, type ArchInfo } from './arch.js';
 
 export type BootAnswer =
-  | { readonly kind: 'none'; readonly reason: 'plain-client' | 'netboot-disabled' | 'unknown-arch' | 'no-binary-for-arch' }
+  | {
+      readonly kind: 'none';
+      readonly reason: 'plain-client' | 'netboot-disabled' | 'unknown-arch' | 'no-binary-for-arch';
+    }
   | { readonly kind: 'tftp'; readonly file: string }
   | { readonly kind: 'http-binary'; readonly file: string; readonly url: string }
   | { readonly kind: 'ipxe-script'; readonly url: string };
@@ -39,7 +42,9 @@ export function bootAnswers(table: BootTable): BootAnswers {
       if (!netboot) return NETBOOT_DISABLED;
       if (client.kind === 'ipxe') return ipxeScript;
       if (client.arch === undefined) return UNKNOWN_ARCH;
-      return (client.kind === 'uefi-http' ? http : tftp).get(client.arch) ?? binaryAnswer(client.kind, client.arch, table);
+      return (
+        (client.kind === 'uefi-http' ? http : tftp).get(client.arch) ?? binaryAnswer(client.kind, client.arch, table)
+      );
     },
     all: [ipxeScript, ...tftp.values(), ...http.values()].filter((x) => x.kind !== 'none'),
   };

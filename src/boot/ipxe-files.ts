@@ -80,7 +80,9 @@ export interface IpxeFilesOptions {
   readonly logger?: Logger;
 }
 
-export type NormalizedPath = { readonly kind: 'ok'; readonly path: string } | { readonly kind: 'refused'; readonly reason: PathRefusal };
+export type NormalizedPath =
+  | { readonly kind: 'ok'; readonly path: string }
+  | { readonly kind: 'refused'; readonly reason: PathRefusal };
 
 /** Turns a requested name into a safe path relative to the root, or says why not. Pure. */
 export function normalizeRequestPath(name: string): NormalizedPath {
@@ -214,7 +216,14 @@ export class IpxeFiles implements Service, FileSource {
     if (typeof entry === 'string') return { kind: 'refused', reason: entry };
     let view = entry.views.get(served);
     if (view === undefined) {
-      view = { name: served, path: entry.realPath, data: entry.data, size: entry.size, mtimeMs: entry.mtimeMs, etag: entry.etag };
+      view = {
+        name: served,
+        path: entry.realPath,
+        data: entry.data,
+        size: entry.size,
+        mtimeMs: entry.mtimeMs,
+        etag: entry.etag,
+      };
       entry.views.set(served, view);
     }
     return { kind: 'file', file: view };

@@ -35,13 +35,26 @@ export interface HostScriptData {
 export interface TemplateData {
   readonly boot: { readonly baseUrl: string };
   readonly fallback: { readonly baseUrl: string; readonly annotationPrefix: string; readonly retrySeconds: number };
-  readonly inspector: HostScriptData & { readonly collectors: string; readonly callbackUrl: string; readonly extraParams: readonly string[] };
+  readonly inspector: HostScriptData & {
+    readonly collectors: string;
+    readonly callbackUrl: string;
+    readonly extraParams: readonly string[];
+  };
   readonly installer: HostScriptData & { readonly extraParams: readonly string[] };
   readonly localboot: HostScriptData;
   readonly retry: HostScriptData & { readonly retrySeconds: number; readonly macHexHyp: string };
 }
 
-const HOST_FIELDS = { host: true, mac: true, why: true, baseUrl: true, apiUrl: true, kernelUrl: true, initramfsUrl: true, initramfsName: true } as const;
+const HOST_FIELDS = {
+  host: true,
+  mac: true,
+  why: true,
+  baseUrl: true,
+  apiUrl: true,
+  kernelUrl: true,
+  initramfsUrl: true,
+  initramfsName: true,
+} as const;
 
 /** The fields of each template, as data (the compiler holds it equal to TemplateData). */
 export const TEMPLATE_FIELDS: { readonly [N in TemplateName]: Readonly<Record<keyof TemplateData[N], true>> } = {
@@ -54,9 +67,11 @@ export const TEMPLATE_FIELDS: { readonly [N in TemplateName]: Readonly<Record<ke
 };
 
 /** ipxe-templates/ at the package root: two levels up from src/boot, three from dist/src/boot. */
-export const BUILTIN_TEMPLATES_DIR = ['../../ipxe-templates', '../../../ipxe-templates']
-  .map((rel) => path.resolve(path.dirname(fileURLToPath(import.meta.url)), rel))
-  .find((dir) => existsSync(path.join(dir, 'boot.ipxe'))) ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../ipxe-templates');
+export const BUILTIN_TEMPLATES_DIR =
+  ['../../ipxe-templates', '../../../ipxe-templates']
+    .map((rel) => path.resolve(path.dirname(fileURLToPath(import.meta.url)), rel))
+    .find((dir) => existsSync(path.join(dir, 'boot.ipxe'))) ??
+  path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../ipxe-templates');
 
 /**
  * A line break would start a new iPXE command and `${…}` is expanded by iPXE: neither may be
@@ -66,8 +81,13 @@ export const BUILTIN_TEMPLATES_DIR = ['../../ipxe-templates', '../../../ipxe-tem
 export function ipxeEscape(value: unknown): string {
   const s = String(value);
   // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what this does
-  if (/[\x00-\x1f\x7f]/.test(s)) throw new MetalbootError('IPXE_ERR_UNSAFE_VALUE', `value ${JSON.stringify(s)} contains a line break or control character`);
-  if (s.includes('${')) throw new MetalbootError('IPXE_ERR_UNSAFE_VALUE', `value ${JSON.stringify(s)} contains an iPXE expansion`);
+  if (/[\x00-\x1f\x7f]/.test(s))
+    throw new MetalbootError(
+      'IPXE_ERR_UNSAFE_VALUE',
+      `value ${JSON.stringify(s)} contains a line break or control character`,
+    );
+  if (s.includes('${'))
+    throw new MetalbootError('IPXE_ERR_UNSAFE_VALUE', `value ${JSON.stringify(s)} contains an iPXE expansion`);
   return s;
 }
 

@@ -24,7 +24,10 @@ export function rewriteIronicConfig(script: string, r: IronicRewrite): string {
   out = out.replace(/(^|\s)ipa-api-url=\S+/g, (_m, lead: string) => `${lead}ipa-api-url=${r.apiUrl}`);
   if (r.extraParams.length > 0) {
     const extra = r.extraParams.join(' ');
-    out = out.replace(/^(\s*kernel\s[^\n]*?)(\s+\|\|[^\n]*)?$/gm, (_m, cmd: string, tail: string | undefined) => `${cmd} ${extra}${tail ?? ''}`);
+    out = out.replace(
+      /^(\s*kernel\s[^\n]*?)(\s+\|\|[^\n]*)?$/gm,
+      (_m, cmd: string, tail: string | undefined) => `${cmd} ${extra}${tail ?? ''}`,
+    );
   }
   return out;
 }

@@ -7,7 +7,7 @@ const IGNORED: Readonly<Record<string, string>> = {
   'ipa-inspector-callback-url': 'ipa-inspection-callback-url',
   'ipa-inspector-dhcp-all-interfaces': 'ipa-inspection-dhcp-all-interfaces',
   'ipa-inspection-collector': 'ipa-inspection-collectors',
-  'ipa_inspection_collectors': 'ipa-inspection-collectors',
+  ipa_inspection_collectors: 'ipa-inspection-collectors',
   'ipa-api-uri': 'ipa-api-url',
 };
 

@@ -14,13 +14,24 @@ export interface ScriptChoice {
 }
 
 const INSPECTOR_STATES = new Set(['registering', 'inspecting', 'match profile', 'unmanaged', '']);
-const INSTALLER_STATES = new Set(['preparing', 'provisioning', 'deprovisioning', 'cleaning', 'servicing', 'deleting', 'powering off before delete']);
+const INSTALLER_STATES = new Set([
+  'preparing',
+  'provisioning',
+  'deprovisioning',
+  'cleaning',
+  'servicing',
+  'deleting',
+  'powering off before delete',
+]);
 const LOCAL_BOOT_STATES = new Set(['provisioned', 'externally provisioned', 'available', 'ready', 'detached']);
 
 export function chooseScript(host: HostRecord): ScriptChoice {
   const state = host.provisioningState;
   if (state === undefined) {
-    return { kind: 'ironic-or-inspector', why: `${host.origin.kind} host without a provisioning state: Ironic's per-node config if present, else inspection` };
+    return {
+      kind: 'ironic-or-inspector',
+      why: `${host.origin.kind} host without a provisioning state: Ironic's per-node config if present, else inspection`,
+    };
   }
   const shown = `BareMetalHost ${host.origin.name} ${state === '' ? 'has no provisioning state yet' : `is in state ${state}`}`;
   if (LOCAL_BOOT_STATES.has(state)) return { kind: 'localboot', why: shown };

@@ -14,44 +14,218 @@ export interface FlagSpec {
   readonly help: string;
 }
 
-const F = (flag: string, key: string | undefined, kind: FlagKind, arg: string, help: string): FlagSpec => ({ flag, key: key?.split('.'), kind, arg, help });
+const F = (flag: string, key: string | undefined, kind: FlagKind, arg: string, help: string): FlagSpec => ({
+  flag,
+  key: key?.split('.'),
+  kind,
+  arg,
+  help,
+});
 
 export const FLAGS: readonly FlagSpec[] = [
-  F('config', undefined, 'string', 'FILE', 'YAML configuration file (same shape as the Helm values); flags and environment override it'),
-  F('server-ip', 'dhcp.serverIP', 'string', 'IP[/prefix]', 'provisioning IP of this server (DHCP server identifier, next-server, default advertise URLs); "auto" = first non-loopback IPv4 (default)'),
+  F(
+    'config',
+    undefined,
+    'string',
+    'FILE',
+    'YAML configuration file (same shape as the Helm values); flags and environment override it',
+  ),
+  F(
+    'server-ip',
+    'dhcp.serverIP',
+    'string',
+    'IP[/prefix]',
+    'provisioning IP of this server (DHCP server identifier, next-server, default advertise URLs); "auto" = first non-loopback IPv4 (default)',
+  ),
   F('dhcp-listen', 'dhcp.listen', 'string', 'ADDR:PORT', 'DHCP receive address (default 0.0.0.0:67)'),
-  F('dhcp-advertise-ip', 'dhcp.advertiseIP', 'string', 'IP', 'server identity given to clients (option 54, next-server) when it is not the server IP: a Service address in front of replicas behind a relay'),
-  F('dhcp-hosts', 'dhcp.hosts', 'string', '"MAC,IP;MAC,IP"', 'static hosts, MAC,IP[,hostname] entries separated by ";"'),
-  F('dhcp-hosts-file', 'dhcp.hostsFiles', 'repeat', 'FILE', 'static hosts file, one MAC,IP[,hostname] per line, # comments (a dnsmasq dhcp-hostsfile of that shape works); repeatable'),
-  F('dhcp-range', 'dhcp.ranges', 'repeat', 'START,END[,SECONDS|infinite]', 'dynamic range for unknown hosts (lease time also as 10m, 12h, 1d); repeatable'),
-  F('dhcp-gateway', 'dhcp.gateway', 'string', 'IP', 'router for static and range leases (BareMetalHosts use their gateway annotation)'),
+  F(
+    'dhcp-advertise-ip',
+    'dhcp.advertiseIP',
+    'string',
+    'IP',
+    'server identity given to clients (option 54, next-server) when it is not the server IP: a Service address in front of replicas behind a relay',
+  ),
+  F(
+    'dhcp-hosts',
+    'dhcp.hosts',
+    'string',
+    '"MAC,IP;MAC,IP"',
+    'static hosts, MAC,IP[,hostname] entries separated by ";"',
+  ),
+  F(
+    'dhcp-hosts-file',
+    'dhcp.hostsFiles',
+    'repeat',
+    'FILE',
+    'static hosts file, one MAC,IP[,hostname] per line, # comments (a dnsmasq dhcp-hostsfile of that shape works); repeatable',
+  ),
+  F(
+    'dhcp-range',
+    'dhcp.ranges',
+    'repeat',
+    'START,END[,SECONDS|infinite]',
+    'dynamic range for unknown hosts (lease time also as 10m, 12h, 1d); repeatable',
+  ),
+  F(
+    'dhcp-gateway',
+    'dhcp.gateway',
+    'string',
+    'IP',
+    'router for static and range leases (BareMetalHosts use their gateway annotation)',
+  ),
   F('dhcp-dns', 'dhcp.dns', 'string', 'IP[,IP]', 'DNS servers for static and range leases'),
   F('dhcp-ntp', 'dhcp.ntp', 'string', 'IP[,IP]', 'NTP servers for static and range leases'),
-  F('dhcp-lease-time', 'dhcp.leaseSeconds', 'string', 'SECONDS', 'lease time for BareMetalHost and static leases (default 3600)'),
-  F('lease-file', 'dhcp.leaseFile', 'string', 'PATH', 'journal of dynamic-range leases (required with --dhcp-range to survive restarts)'),
-  F('bmh-file', 'sources.bmhFiles', 'repeat', 'FILE', 'BareMetalHost manifests (multi-document YAML), watched and reloaded; repeatable'),
-  F('annotation-prefix', 'sources.annotationPrefix', 'string', 'PREFIX/', 'BareMetalHost annotation prefix (default metal3.vcluster.com/)'),
+  F(
+    'dhcp-lease-time',
+    'dhcp.leaseSeconds',
+    'string',
+    'SECONDS',
+    'lease time for BareMetalHost and static leases (default 3600)',
+  ),
+  F(
+    'lease-file',
+    'dhcp.leaseFile',
+    'string',
+    'PATH',
+    'journal of dynamic-range leases (required with --dhcp-range to survive restarts)',
+  ),
+  F(
+    'bmh-file',
+    'sources.bmhFiles',
+    'repeat',
+    'FILE',
+    'BareMetalHost manifests (multi-document YAML), watched and reloaded; repeatable',
+  ),
+  F(
+    'annotation-prefix',
+    'sources.annotationPrefix',
+    'string',
+    'PREFIX/',
+    'BareMetalHost annotation prefix (default metal3.vcluster.com/)',
+  ),
   F('tftp-listen', 'tftp.listen', 'string', 'ADDR:PORT', 'TFTP address (default <server-ip>:69); "" disables TFTP'),
-  F('tftp-root', 'tftp.root', 'string', 'DIR', 'directory of iPXE binaries served by TFTP and HTTP (default /usr/lib/ipxe)'),
-  F('tftp-single-port', 'tftp.singlePort', 'bool', '', 'serve every transfer from the listen port (for Kubernetes Service NAT) instead of per-transfer ports'),
-  F('http-listen', 'http.listen', 'string', 'ADDR:PORT', 'HTTP address: scripts, binaries, image proxy, API proxy, metrics (default 0.0.0.0:8080)'),
-  F('http-advertise-url', 'http.advertiseUrl', 'string', 'URL', 'URL booting hosts use to reach the HTTP server (default http://<server-ip>:<http-port>)'),
-  F('ipxe-templates', 'http.templatesDir', 'string', 'DIR', 'directory of iPXE script templates overriding the built-in ones'),
-  F('image-listen', 'http.imageListen', 'string', 'ADDR:PORT', 'serve the image proxy from a worker thread on this address, so image streaming never delays DHCP/TFTP; scripts then point images here ("" = in-process on --http-listen, the default)'),
-  F('image-advertise-url', 'http.imageAdvertiseUrl', 'string', 'URL', 'URL booting hosts fetch images from (default http://<server-ip>:<image-port> with --image-listen and --ironic-http-url, else the HTTP advertise URL)'),
+  F(
+    'tftp-root',
+    'tftp.root',
+    'string',
+    'DIR',
+    'directory of iPXE binaries served by TFTP and HTTP (default /usr/lib/ipxe)',
+  ),
+  F(
+    'tftp-single-port',
+    'tftp.singlePort',
+    'bool',
+    '',
+    'serve every transfer from the listen port (for Kubernetes Service NAT) instead of per-transfer ports',
+  ),
+  F(
+    'http-listen',
+    'http.listen',
+    'string',
+    'ADDR:PORT',
+    'HTTP address: scripts, binaries, image proxy, API proxy, metrics (default 0.0.0.0:8080)',
+  ),
+  F(
+    'http-advertise-url',
+    'http.advertiseUrl',
+    'string',
+    'URL',
+    'URL booting hosts use to reach the HTTP server (default http://<server-ip>:<http-port>)',
+  ),
+  F(
+    'ipxe-templates',
+    'http.templatesDir',
+    'string',
+    'DIR',
+    'directory of iPXE script templates overriding the built-in ones',
+  ),
+  F(
+    'image-listen',
+    'http.imageListen',
+    'string',
+    'ADDR:PORT',
+    'serve the image proxy from a worker thread on this address, so image streaming never delays DHCP/TFTP; scripts then point images here ("" = in-process on --http-listen, the default)',
+  ),
+  F(
+    'image-advertise-url',
+    'http.imageAdvertiseUrl',
+    'string',
+    'URL',
+    'URL booting hosts fetch images from (default http://<server-ip>:<image-port> with --image-listen and --ironic-http-url, else the HTTP advertise URL)',
+  ),
   F('image-cache-dir', 'http.imageCacheDir', 'string', 'DIR', 'enables the read-through image cache in DIR'),
   F('image-cache-max-bytes', 'http.imageCacheMaxBytes', 'string', 'BYTES', 'image cache size bound (default 20 GiB)'),
-  F('callback-listen', 'proxy.callbackListen', 'string', 'ADDR:PORT', 'Ironic → IPA callback listener (default 0.0.0.0:8081); "" disables'),
-  F('callback-advertise-url', 'proxy.callbackAdvertiseUrl', 'string', 'URL', 'URL Ironic uses to reach the callback listener (default http://<server-ip>:<callback-port>)'),
-  F('api-advertise-url', 'proxy.apiAdvertiseUrl', 'string', 'URL', 'Ironic API URL given to IPA (default the HTTP advertise URL: the API proxy)'),
-  F('ironic-http-url', 'proxy.ironicHttpUrl', 'string', 'URL', "Ironic's HTTP server (images, IPA kernel/initramfs, pxelinux.cfg)"),
+  F(
+    'callback-listen',
+    'proxy.callbackListen',
+    'string',
+    'ADDR:PORT',
+    'Ironic → IPA callback listener (default 0.0.0.0:8081); "" disables',
+  ),
+  F(
+    'callback-advertise-url',
+    'proxy.callbackAdvertiseUrl',
+    'string',
+    'URL',
+    'URL Ironic uses to reach the callback listener (default http://<server-ip>:<callback-port>)',
+  ),
+  F(
+    'api-advertise-url',
+    'proxy.apiAdvertiseUrl',
+    'string',
+    'URL',
+    'Ironic API URL given to IPA (default the HTTP advertise URL: the API proxy)',
+  ),
+  F(
+    'ironic-http-url',
+    'proxy.ironicHttpUrl',
+    'string',
+    'URL',
+    "Ironic's HTTP server (images, IPA kernel/initramfs, pxelinux.cfg)",
+  ),
   F('ironic-api-url', 'proxy.ironicApiUrl', 'string', 'URL', 'Ironic API that the API proxy forwards to'),
-  F('callback-insecure-skip-verify', 'proxy.callbackInsecureSkipVerify', 'bool', '', "don't verify IPA's TLS certificate on callbacks (default: pin the certificate IPA sent)"),
-  F('inspector-collectors', 'inspector.collectors', 'string', 'LIST', 'ipa-inspection-collectors for inspection (default default,logs)'),
-  F('inspector-extra-kernel-param', 'inspector.extraKernelParams', 'repeat', 'P', 'extra kernel parameter for the inspector script; repeatable'),
-  F('installer-extra-kernel-param', 'installer.extraKernelParams', 'repeat', 'P', 'extra kernel parameter for installer scripts; repeatable'),
-  F('kube', 'sources.kube.enabled', 'bool', '', 'watch BareMetalHosts in the cluster (in-cluster service account or --kubeconfig)'),
-  F('kube-namespace', 'sources.kube.namespace', 'string', 'NS', 'namespace to watch (default: all namespaces the account may list)'),
+  F(
+    'callback-insecure-skip-verify',
+    'proxy.callbackInsecureSkipVerify',
+    'bool',
+    '',
+    "don't verify IPA's TLS certificate on callbacks (default: pin the certificate IPA sent)",
+  ),
+  F(
+    'inspector-collectors',
+    'inspector.collectors',
+    'string',
+    'LIST',
+    'ipa-inspection-collectors for inspection (default default,logs)',
+  ),
+  F(
+    'inspector-extra-kernel-param',
+    'inspector.extraKernelParams',
+    'repeat',
+    'P',
+    'extra kernel parameter for the inspector script; repeatable',
+  ),
+  F(
+    'installer-extra-kernel-param',
+    'installer.extraKernelParams',
+    'repeat',
+    'P',
+    'extra kernel parameter for installer scripts; repeatable',
+  ),
+  F(
+    'kube',
+    'sources.kube.enabled',
+    'bool',
+    '',
+    'watch BareMetalHosts in the cluster (in-cluster service account or --kubeconfig)',
+  ),
+  F(
+    'kube-namespace',
+    'sources.kube.namespace',
+    'string',
+    'NS',
+    'namespace to watch (default: all namespaces the account may list)',
+  ),
   F('kubeconfig', 'sources.kube.kubeconfig', 'string', 'PATH', 'kubeconfig file (default: in-cluster configuration)'),
   F('log-level', 'log.level', 'string', 'LEVEL', 'fatal, error, warn, info (default), debug, trace, silent'),
   F('help', undefined, 'bool', '', 'print this reference and exit'),
@@ -76,11 +250,17 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   const errors: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (!a.startsWith('--')) { errors.push(`unexpected argument "${a}"`); continue; }
+    if (!a.startsWith('--')) {
+      errors.push(`unexpected argument "${a}"`);
+      continue;
+    }
     const eq = a.indexOf('=');
     const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
     const spec = BY_NAME.get(name);
-    if (spec === undefined) { errors.push(`--${name}: unknown flag (see --help)`); continue; }
+    if (spec === undefined) {
+      errors.push(`--${name}: unknown flag (see --help)`);
+      continue;
+    }
     let value: string | undefined = eq < 0 ? undefined : a.slice(eq + 1);
     if (spec.kind === 'bool') {
       if (value === undefined) values.set(name, true);
@@ -89,7 +269,10 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       continue;
     }
     if (value === undefined) {
-      if (i + 1 >= argv.length) { errors.push(`--${name}: missing value ${spec.arg}`); continue; }
+      if (i + 1 >= argv.length) {
+        errors.push(`--${name}: missing value ${spec.arg}`);
+        continue;
+      }
       value = argv[++i]!;
     }
     if (spec.kind === 'repeat') {
@@ -107,7 +290,14 @@ export function envValues(env: Readonly<Record<string, string | undefined>>): Ma
     if (spec.key === undefined) continue;
     const v = env[envName(spec.flag)];
     if (v === undefined) continue;
-    if (spec.kind === 'repeat') values.set(spec.flag, v.split(/[\n;]/).map((s) => s.trim()).filter((s) => s !== ''));
+    if (spec.kind === 'repeat')
+      values.set(
+        spec.flag,
+        v
+          .split(/[\n;]/)
+          .map((s) => s.trim())
+          .filter((s) => s !== ''),
+      );
     else if (spec.kind === 'bool') values.set(spec.flag, v === 'true' || v === '1');
     else values.set(spec.flag, v);
   }
@@ -135,6 +325,9 @@ export function helpText(version: string): string {
 
 /** The README's flag reference table (a test keeps the README in step with this table). */
 export function flagsMarkdown(): string {
-  const rows = FLAGS.map((f) => `| \`--${f.flag}${f.arg ? ` ${f.arg}` : ''}\` | ${f.key ? `\`${f.key.join('.')}\`` : ''} | ${f.key ? `\`${envName(f.flag)}\`` : ''} | ${f.help.replaceAll('|', '\\|')} |`);
+  const rows = FLAGS.map(
+    (f) =>
+      `| \`--${f.flag}${f.arg ? ` ${f.arg}` : ''}\` | ${f.key ? `\`${f.key.join('.')}\`` : ''} | ${f.key ? `\`${envName(f.flag)}\`` : ''} | ${f.help.replaceAll('|', '\\|')} |`,
+  );
   return ['| flag | YAML key | environment | meaning |', '|---|---|---|---|', ...rows].join('\n');
 }

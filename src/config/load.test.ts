@@ -45,13 +45,22 @@ describe('loadConfig', () => {
     const inProcess = ok(load(['--server-ip', '10.1.0.5/16']));
     expect(inProcess.http.imageListen).toBeUndefined();
     expect(inProcess.http.imageAdvertiseUrl).toBe('http://10.1.0.5:8080');
-    const worker = ok(load(['--server-ip', '10.1.0.5/16', '--image-listen', '0.0.0.0:8082', '--ironic-http-url', 'http://ironic:6180']));
+    const worker = ok(
+      load(['--server-ip', '10.1.0.5/16', '--image-listen', '0.0.0.0:8082', '--ironic-http-url', 'http://ironic:6180']),
+    );
     expect(worker.http.imageListen).toEqual({ host: '0.0.0.0', port: 8082 });
     expect(worker.http.imageAdvertiseUrl).toBe('http://10.1.0.5:8082');
     // Nothing to proxy without Ironic's URL: no worker, so images stay on the HTTP port.
-    expect(ok(load(['--server-ip', '10.1.0.5/16', '--image-listen', '0.0.0.0:8082'])).http.imageAdvertiseUrl).toBe('http://10.1.0.5:8080');
-    expect(ok(load(['--image-listen', '0.0.0.0:8082', '--image-advertise-url', 'http://images.example:8000'])).http.imageAdvertiseUrl).toBe('http://images.example:8000');
-    expect(errors(load(['--image-listen', '10.1.0.5:8080']))).toEqual(['http.imageListen: 10.1.0.5:8080 overlaps http.listen 0.0.0.0:8080; give the image worker a port of its own']);
+    expect(ok(load(['--server-ip', '10.1.0.5/16', '--image-listen', '0.0.0.0:8082'])).http.imageAdvertiseUrl).toBe(
+      'http://10.1.0.5:8080',
+    );
+    expect(
+      ok(load(['--image-listen', '0.0.0.0:8082', '--image-advertise-url', 'http://images.example:8000'])).http
+        .imageAdvertiseUrl,
+    ).toBe('http://images.example:8000');
+    expect(errors(load(['--image-listen', '10.1.0.5:8080']))).toEqual([
+      'http.imageListen: 10.1.0.5:8080 overlaps http.listen 0.0.0.0:8080; give the image worker a port of its own',
+    ]);
   });
 
   it('picks the first local address for serverIP auto', () => {
@@ -59,8 +68,15 @@ describe('loadConfig', () => {
   });
 
   it('layers file < environment < flags and expands $(VAR)', () => {
-    const yaml = 'dhcp:\n  serverIP: "$(SERVER_IP)/24"\n  listen: "$(SERVER_IP):67"\ntftp:\n  listen: "$(SERVER_IP):1069"\nlog:\n  level: debug\n';
-    const c = ok(load(['--config', 'c.yaml', '--log-level', 'warn'], { 'c.yaml': yaml }, { SERVER_IP: '10.9.0.1', METALBOOT_DHCP_DNS: '1.1.1.1,8.8.8.8', METALBOOT_LOG_LEVEL: 'error' }));
+    const yaml =
+      'dhcp:\n  serverIP: "$(SERVER_IP)/24"\n  listen: "$(SERVER_IP):67"\ntftp:\n  listen: "$(SERVER_IP):1069"\nlog:\n  level: debug\n';
+    const c = ok(
+      load(
+        ['--config', 'c.yaml', '--log-level', 'warn'],
+        { 'c.yaml': yaml },
+        { SERVER_IP: '10.9.0.1', METALBOOT_DHCP_DNS: '1.1.1.1,8.8.8.8', METALBOOT_LOG_LEVEL: 'error' },
+      ),
+    );
     expect(c.dhcp.listen).toEqual({ host: '10.9.0.1', port: 67 });
     expect(c.tftp.listen).toEqual({ host: '10.9.0.1', port: 1069 });
     expect(c.dhcp.dns.map(formatIpv4)).toEqual(['1.1.1.1', '8.8.8.8']);
@@ -74,40 +90,121 @@ describe('loadConfig', () => {
   });
 
   it('reads static hosts from the flag and validates dnsmasq-style hosts files', () => {
-    const file = '# rack 1\n52:54:00:00:00:01,192.168.50.11,node1\n\n52-54-00-00-00-02,192.168.50.12 # trailing comment\n';
-    const c = ok(load(['--dhcp-hosts', '52:54:00:00:00:03,192.168.50.13;52:54:00:00:00:04,192.168.50.14,n4', '--dhcp-hosts-file', 'hosts'], { hosts: file }));
+    const file =
+      '# rack 1\n52:54:00:00:00:01,192.168.50.11,node1\n\n52-54-00-00-00-02,192.168.50.12 # trailing comment\n';
+    const c = ok(
+      load(
+        [
+          '--dhcp-hosts',
+          '52:54:00:00:00:03,192.168.50.13;52:54:00:00:00:04,192.168.50.14,n4',
+          '--dhcp-hosts-file',
+          'hosts',
+        ],
+        { hosts: file },
+      ),
+    );
     expect(c.dhcp.hosts.map((h) => [h.mac, formatIpv4(h.ip), h.hostname])).toEqual([
       ['52:54:00:00:00:03', '192.168.50.13', undefined],
       ['52:54:00:00:00:04', '192.168.50.14', 'n4'],
     ]);
     expect(c.dhcp.hostsFiles).toEqual(['hosts']);
-    const dup = errors(load(['--dhcp-hosts', '52:54:00:00:00:01,192.168.50.99', '--dhcp-hosts-file', 'hosts'], { hosts: file }));
+    const dup = errors(
+      load(['--dhcp-hosts', '52:54:00:00:00:01,192.168.50.99', '--dhcp-hosts-file', 'hosts'], { hosts: file }),
+    );
     expect(dup).toEqual(['dhcp.hosts: 52:54:00:00:00:01 is listed twice, with 192.168.50.99 and 192.168.50.11']);
   });
 
   it('parses ranges with lease times', () => {
-    const c = ok(load(['--server-ip', '10.0.0.1/24', '--dhcp-range', '10.0.0.100,10.0.0.199,12h', '--dhcp-range', '10.0.0.200,10.0.0.210,infinite', '--lease-file', '/tmp/l']));
+    const c = ok(
+      load([
+        '--server-ip',
+        '10.0.0.1/24',
+        '--dhcp-range',
+        '10.0.0.100,10.0.0.199,12h',
+        '--dhcp-range',
+        '10.0.0.200,10.0.0.210,infinite',
+        '--lease-file',
+        '/tmp/l',
+      ]),
+    );
     expect(c.dhcp.ranges.map((r) => r.leaseSeconds)).toEqual([43200, 0xffffffff]);
   });
 
   it.each([
     ['bad CIDR', ['--server-ip', '10.0.0.300/24'], 'dhcp.serverIP: "10.0.0.300/24" is not IP[/prefix] or "auto"'],
-    ['bad MAC', ['--dhcp-hosts', 'zz:54:00:00:00:01,10.0.0.5'], 'dhcp.hosts[0]: entry 1: "zz:54:00:00:00:01" is not a MAC address'],
-    ['bad IP in hosts', ['--dhcp-hosts', '52:54:00:00:00:01,10.0.0'], 'dhcp.hosts[0]: entry 1: "10.0.0" is not an IPv4 address'],
-    ['range end before start', ['--dhcp-range', '10.0.0.9,10.0.0.1'], 'dhcp.ranges[0]: range end 10.0.0.1 is before its start 10.0.0.9'],
-    ['overlapping ranges', ['--server-ip', '10.0.0.1/24', '--lease-file', 'l', '--dhcp-range', '10.0.0.10,10.0.0.20', '--dhcp-range', '10.0.0.15,10.0.0.30'], 'dhcp.ranges[0]: overlaps dhcp.ranges[1] (10.0.0.15-10.0.0.30)'],
-    ['range outside subnet', ['--server-ip', '10.0.0.1/24', '--lease-file', 'l', '--dhcp-range', '10.0.1.10,10.0.1.20'], "dhcp.ranges[0]: 10.0.1.10-10.0.1.20 is not inside the server's subnet 10.0.0.1/24"],
-    ['range containing the server', ['--server-ip', '10.0.0.1/24', '--lease-file', 'l', '--dhcp-range', '10.0.0.1,10.0.0.20'], "dhcp.ranges[0]: contains the server's own address 10.0.0.1"],
-    ['range without lease file', ['--server-ip', '10.0.0.1/24', '--dhcp-range', '10.0.0.10,10.0.0.20'], 'dhcp.leaseFile: required with dhcp.ranges'],
+    [
+      'bad MAC',
+      ['--dhcp-hosts', 'zz:54:00:00:00:01,10.0.0.5'],
+      'dhcp.hosts[0]: entry 1: "zz:54:00:00:00:01" is not a MAC address',
+    ],
+    [
+      'bad IP in hosts',
+      ['--dhcp-hosts', '52:54:00:00:00:01,10.0.0'],
+      'dhcp.hosts[0]: entry 1: "10.0.0" is not an IPv4 address',
+    ],
+    [
+      'range end before start',
+      ['--dhcp-range', '10.0.0.9,10.0.0.1'],
+      'dhcp.ranges[0]: range end 10.0.0.1 is before its start 10.0.0.9',
+    ],
+    [
+      'overlapping ranges',
+      [
+        '--server-ip',
+        '10.0.0.1/24',
+        '--lease-file',
+        'l',
+        '--dhcp-range',
+        '10.0.0.10,10.0.0.20',
+        '--dhcp-range',
+        '10.0.0.15,10.0.0.30',
+      ],
+      'dhcp.ranges[0]: overlaps dhcp.ranges[1] (10.0.0.15-10.0.0.30)',
+    ],
+    [
+      'range outside subnet',
+      ['--server-ip', '10.0.0.1/24', '--lease-file', 'l', '--dhcp-range', '10.0.1.10,10.0.1.20'],
+      "dhcp.ranges[0]: 10.0.1.10-10.0.1.20 is not inside the server's subnet 10.0.0.1/24",
+    ],
+    [
+      'range containing the server',
+      ['--server-ip', '10.0.0.1/24', '--lease-file', 'l', '--dhcp-range', '10.0.0.1,10.0.0.20'],
+      "dhcp.ranges[0]: contains the server's own address 10.0.0.1",
+    ],
+    [
+      'range without lease file',
+      ['--server-ip', '10.0.0.1/24', '--dhcp-range', '10.0.0.10,10.0.0.20'],
+      'dhcp.leaseFile: required with dhcp.ranges',
+    ],
     ['bad listen', ['--dhcp-listen', '0.0.0.0:99999'], 'dhcp.listen: "0.0.0.0:99999" is not ADDR:PORT'],
     ['bad URL', ['--ironic-http-url', 'ftp://x'], 'proxy.ironicHttpUrl: "ftp://x" is not an http(s) URL'],
-    ['unset variable', ['--server-ip', '$(SERVER_IP)'], 'dhcp.serverIP: "$(SERVER_IP)" is not IP[/prefix] or "auto" (environment variable SERVER_IP is not set)'],
-    ['IPA typo', ['--inspector-extra-kernel-param', 'ipa-inspector-collectors=default'], 'inspector.extraKernelParams[0]: "ipa-inspector-collectors=default" is ignored by IPA: the parameter is spelled "ipa-inspection-collectors"'],
-    ['kernel param with a space', ['--installer-extra-kernel-param', 'a b'], 'installer.extraKernelParams[0]: "a b" is not a single kernel parameter'],
+    [
+      'unset variable',
+      ['--server-ip', '$(SERVER_IP)'],
+      'dhcp.serverIP: "$(SERVER_IP)" is not IP[/prefix] or "auto" (environment variable SERVER_IP is not set)',
+    ],
+    [
+      'IPA typo',
+      ['--inspector-extra-kernel-param', 'ipa-inspector-collectors=default'],
+      'inspector.extraKernelParams[0]: "ipa-inspector-collectors=default" is ignored by IPA: the parameter is spelled "ipa-inspection-collectors"',
+    ],
+    [
+      'kernel param with a space',
+      ['--installer-extra-kernel-param', 'a b'],
+      'installer.extraKernelParams[0]: "a b" is not a single kernel parameter',
+    ],
     ['unknown flag', ['--dhcp-rnage', 'x'], '--dhcp-rnage: unknown flag (see --help)'],
     ['bad log level', ['--log-level', 'loud'], 'log.level:'],
-    ['duplicate MAC', ['--dhcp-hosts', '52:54:00:00:00:01,10.0.0.5;52:54:00:00:00:01,10.0.0.6'], 'dhcp.hosts: 52:54:00:00:00:01 is listed twice, with 10.0.0.5 and 10.0.0.6'],
-    ['IP given twice', ['--dhcp-hosts', '52:54:00:00:00:01,10.0.0.5;52:54:00:00:00:02,10.0.0.5'], 'dhcp.hosts: 10.0.0.5 is given to both 52:54:00:00:00:01 and 52:54:00:00:00:02'],
+    [
+      'duplicate MAC',
+      ['--dhcp-hosts', '52:54:00:00:00:01,10.0.0.5;52:54:00:00:00:01,10.0.0.6'],
+      'dhcp.hosts: 52:54:00:00:00:01 is listed twice, with 10.0.0.5 and 10.0.0.6',
+    ],
+    [
+      'IP given twice',
+      ['--dhcp-hosts', '52:54:00:00:00:01,10.0.0.5;52:54:00:00:00:02,10.0.0.5'],
+      'dhcp.hosts: 10.0.0.5 is given to both 52:54:00:00:00:01 and 52:54:00:00:00:02',
+    ],
     ['missing hosts file', ['--dhcp-hosts-file', 'nope'], 'dhcp.hostsFiles[0]: cannot read nope: ENOENT'],
   ])('%s names the key', (_name, argv, message) => {
     expect(errors(load(argv)).some((e) => e.startsWith(message))).toBe(true);
@@ -115,7 +212,9 @@ describe('loadConfig', () => {
 
   it('reports unknown YAML keys and bad hosts-file lines by key and line', () => {
     const yaml = 'dhcp:\n  serverIp: 10.0.0.1\n  hostsFiles: [h]\nhttp:\n  lisen: ":80"\n';
-    const errs = errors(load(['--config', 'c.yaml'], { 'c.yaml': yaml, h: 'aa:bb:cc:dd:ee:ff,10.0.0.7\nbogus line\n' }));
+    const errs = errors(
+      load(['--config', 'c.yaml'], { 'c.yaml': yaml, h: 'aa:bb:cc:dd:ee:ff,10.0.0.7\nbogus line\n' }),
+    );
     expect(errs).toContain('dhcp: unknown key "serverIp"');
     expect(errs).toContain('http: unknown key "lisen"');
   });
@@ -126,7 +225,9 @@ describe('loadConfig', () => {
   });
 
   it('reports a hosts-file error with its line', () => {
-    const errs = errors(load(['--server-ip', '10.0.0.1', '--dhcp-hosts-file', 'h'], { h: 'aa:bb:cc:dd:ee:ff,10.0.0.7\n\nbogus line\n' }));
+    const errs = errors(
+      load(['--server-ip', '10.0.0.1', '--dhcp-hosts-file', 'h'], { h: 'aa:bb:cc:dd:ee:ff,10.0.0.7\n\nbogus line\n' }),
+    );
     expect(errs).toEqual(['dhcp.hostsFiles[0]: h line 3: "bogus line" is not MAC,IP[,hostname]']);
   });
 

@@ -65,7 +65,8 @@ export function loadConfig(input: LoadInput): LoadResult {
     try {
       const doc: unknown = parseYaml(input.readFile(configFile));
       if (doc !== null && doc !== undefined) {
-        if (typeof doc !== 'object' || Array.isArray(doc)) errors.push(`${configFile}: the top level must be a mapping`);
+        if (typeof doc !== 'object' || Array.isArray(doc))
+          errors.push(`${configFile}: the top level must be a mapping`);
         else Object.assign(raw, doc);
       }
     } catch (err) {
@@ -102,8 +103,12 @@ function setPath(obj: Record<string, unknown>, path: readonly string[], value: u
 
 function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
   return issues.map((i) => {
-    const key = i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
-    if (i.code === 'unrecognized_keys') return `${key ? `${key}: ` : ''}unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+    const key = i.path
+      .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+      .join('')
+      .replace(/^\./, '');
+    if (i.code === 'unrecognized_keys')
+      return `${key ? `${key}: ` : ''}unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
     return `${key}: ${i.message}`;
   });
 }
@@ -112,7 +117,8 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
   let serverIp: Ipv4Cidr | undefined;
   if (c.dhcp.serverIP === 'auto') {
     serverIp = input.localAddresses()[0];
-    if (serverIp === undefined) errors.push('dhcp.serverIP: "auto" found no non-loopback IPv4 address; set --server-ip');
+    if (serverIp === undefined)
+      errors.push('dhcp.serverIP: "auto" found no non-loopback IPv4 address; set --server-ip');
   } else serverIp = c.dhcp.serverIP;
   if (serverIp === undefined) return undefined;
   const ip = formatIpv4(serverIp.address);
@@ -123,7 +129,9 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
     try {
       text = input.readFile(file);
     } catch (err) {
-      errors.push(`dhcp.hostsFiles[${i}]: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      errors.push(
+        `dhcp.hostsFiles[${i}]: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
       return;
     }
     for (const { line, entry } of splitHostsFile(text)) {
@@ -137,18 +145,25 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
   c.dhcp.ranges.forEach((r, i) => {
     const key = `dhcp.ranges[${i}]`;
     if (!inSubnet(r.start, serverIp) || !inSubnet(r.end, serverIp)) {
-      errors.push(`${key}: ${formatIpv4(r.start)}-${formatIpv4(r.end)} is not inside the server's subnet ${ip}/${serverIp.prefix}`);
+      errors.push(
+        `${key}: ${formatIpv4(r.start)}-${formatIpv4(r.end)} is not inside the server's subnet ${ip}/${serverIp.prefix}`,
+      );
     }
-    if (serverIp.address >= r.start && serverIp.address <= r.end) errors.push(`${key}: contains the server's own address ${ip}`);
+    if (serverIp.address >= r.start && serverIp.address <= r.end)
+      errors.push(`${key}: contains the server's own address ${ip}`);
     c.dhcp.ranges.forEach((o, j) => {
-      if (j > i && r.start <= o.end && o.start <= r.end) errors.push(`${key}: overlaps dhcp.ranges[${j}] (${formatIpv4(o.start)}-${formatIpv4(o.end)})`);
+      if (j > i && r.start <= o.end && o.start <= r.end)
+        errors.push(`${key}: overlaps dhcp.ranges[${j}] (${formatIpv4(o.start)}-${formatIpv4(o.end)})`);
     });
   });
   if (c.dhcp.ranges.length > 0 && c.dhcp.leaseFile === undefined) {
     errors.push('dhcp.leaseFile: required with dhcp.ranges, so that a restart never hands one address to two hosts');
   }
 
-  for (const [key, params] of [['inspector.extraKernelParams', c.inspector.extraKernelParams], ['installer.extraKernelParams', c.installer.extraKernelParams]] as const) {
+  for (const [key, params] of [
+    ['inspector.extraKernelParams', c.inspector.extraKernelParams],
+    ['installer.extraKernelParams', c.installer.extraKernelParams],
+  ] as const) {
     params.forEach((p, i) => {
       const bad = findIgnoredKernelParam(p);
       if (bad !== undefined) errors.push(`${key}[${i}]: "${p}" ${bad}`);
@@ -163,13 +178,20 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
   const httpPort = c.http.listen.port;
   const advertiseUrl = c.http.advertiseUrl ?? `http://${ip}:${httpPort}`;
   const imageListen = c.http.imageListen ?? undefined;
-  if (imageListen !== undefined && imageListen.port === httpPort && (imageListen.host === c.http.listen.host || imageListen.host === '0.0.0.0' || c.http.listen.host === '0.0.0.0')) {
-    errors.push(`http.imageListen: ${imageListen.host}:${imageListen.port} overlaps http.listen ${c.http.listen.host}:${httpPort}; give the image worker a port of its own`);
+  if (
+    imageListen !== undefined &&
+    imageListen.port === httpPort &&
+    (imageListen.host === c.http.listen.host || imageListen.host === '0.0.0.0' || c.http.listen.host === '0.0.0.0')
+  ) {
+    errors.push(
+      `http.imageListen: ${imageListen.host}:${imageListen.port} overlaps http.listen ${c.http.listen.host}:${httpPort}; give the image worker a port of its own`,
+    );
   }
   // The worker runs only when there is something to proxy (Ironic's HTTP URL); without it, images
   // keep the HTTP advertise URL, so scripts never point at a port nothing listens on.
   const imageWorker = imageListen !== undefined && c.proxy.ironicHttpUrl !== undefined;
-  const imageAdvertiseUrl = c.http.imageAdvertiseUrl ?? (imageWorker ? `http://${ip}:${imageListen.port}` : advertiseUrl);
+  const imageAdvertiseUrl =
+    c.http.imageAdvertiseUrl ?? (imageWorker ? `http://${ip}:${imageListen.port}` : advertiseUrl);
   const { serverIP: _unused, ...dhcpRest } = c.dhcp;
   return {
     dhcp: { ...dhcpRest, serverIp },
@@ -194,9 +216,11 @@ function checkStaticHosts(hosts: readonly StaticHost[], errors: string[]): void 
   const byIp = new Map<number, StaticHost>();
   for (const h of hosts) {
     const m = byMac.get(h.mac);
-    if (m !== undefined && m.ip !== h.ip) errors.push(`dhcp.hosts: ${h.mac} is listed twice, with ${formatIpv4(m.ip)} and ${formatIpv4(h.ip)}`);
+    if (m !== undefined && m.ip !== h.ip)
+      errors.push(`dhcp.hosts: ${h.mac} is listed twice, with ${formatIpv4(m.ip)} and ${formatIpv4(h.ip)}`);
     const o = byIp.get(h.ip);
-    if (o !== undefined && o.mac !== h.mac) errors.push(`dhcp.hosts: ${formatIpv4(h.ip)} is given to both ${o.mac} and ${h.mac}`);
+    if (o !== undefined && o.mac !== h.mac)
+      errors.push(`dhcp.hosts: ${formatIpv4(h.ip)} is given to both ${o.mac} and ${h.mac}`);
     byMac.set(h.mac, h);
     byIp.set(h.ip, h);
   }

@@ -71,7 +71,9 @@ const url = z.string().transform((s, ctx): string => {
   }
 });
 
-const stringList = z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : [v]).filter((s) => s !== ''));
+const stringList = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => (Array.isArray(v) ? v : [v]).filter((s) => s !== ''));
 
 const serverIp = z.string().transform((s, ctx): Ipv4Cidr | 'auto' => {
   if (s.trim() === 'auto') return 'auto';
@@ -84,9 +86,17 @@ const serverIp = z.string().transform((s, ctx): Ipv4Cidr | 'auto' => {
 });
 
 const hostEntries = z
-  .union([z.string(), z.array(z.union([z.string(), z.strictObject({ mac: z.string(), ip: z.string(), hostname: z.string().optional() })]))])
+  .union([
+    z.string(),
+    z.array(
+      z.union([z.string(), z.strictObject({ mac: z.string(), ip: z.string(), hostname: z.string().optional() })]),
+    ),
+  ])
   .transform((v, ctx): StaticHost[] => {
-    const entries = typeof v === 'string' ? splitHostList(v) : v.map((e) => (typeof e === 'string' ? e : [e.mac, e.ip, e.hostname ?? ''].join(',')));
+    const entries =
+      typeof v === 'string'
+        ? splitHostList(v)
+        : v.map((e) => (typeof e === 'string' ? e : [e.mac, e.ip, e.hostname ?? ''].join(',')));
     const out: StaticHost[] = [];
     entries.forEach((entry, i) => {
       const r = parseHostEntry(entry);
@@ -98,11 +108,13 @@ const hostEntries = z
 
 const ranges = z.union([z.string(), z.array(z.string())]).transform((v, ctx): DhcpRange[] => {
   const out: DhcpRange[] = [];
-  (Array.isArray(v) ? v : [v]).filter((s) => s.trim() !== '').forEach((s, i) => {
-    const r = parseRange(s, DEFAULT_LEASE_SECONDS);
-    if (r.ok) out.push(r.range);
-    else ctx.addIssue({ code: 'custom', message: r.error, path: [i] });
-  });
+  (Array.isArray(v) ? v : [v])
+    .filter((s) => s.trim() !== '')
+    .forEach((s, i) => {
+      const r = parseRange(s, DEFAULT_LEASE_SECONDS);
+      if (r.ok) out.push(r.range);
+      else ctx.addIssue({ code: 'custom', message: r.error, path: [i] });
+    });
   return out;
 });
 
@@ -111,7 +123,12 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 const KERNEL_PARAM = /^[A-Za-z0-9_.:/-]+(=[^\s"]*)?$/;
 const kernelParams = stringList.superRefine((list, ctx) => {
   list.forEach((p, i) => {
-    if (!KERNEL_PARAM.test(p)) ctx.addIssue({ code: 'custom', message: `"${p}" is not a single kernel parameter (NAME or NAME=VALUE, no spaces or quotes)`, path: [i] });
+    if (!KERNEL_PARAM.test(p))
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${p}" is not a single kernel parameter (NAME or NAME=VALUE, no spaces or quotes)`,
+        path: [i],
+      });
   });
 });
 
@@ -119,93 +136,121 @@ const int = (min: number, max: number) => z.coerce.number().int().min(min).max(m
 const bool = z.union([z.boolean(), z.enum(['true', 'false'])]).transform((v) => v === true || v === 'true');
 
 export const configSchema = z.strictObject({
-  dhcp: z.strictObject({
-    /** The provisioning IP of this server, with its prefix; `auto` picks the first non-loopback IPv4. */
-    serverIP: serverIp.prefault('auto'),
-    listen: listen.prefault('0.0.0.0:67'),
-    /**
-     * The address clients see as the server (option 54, next-server, option 66) when it is not
-     * the server IP: a Service or load-balancer address in front of several replicas.
-     */
-    advertiseIP: ipv4.optional(),
-    /** UDP port replies to clients go to (68); only tests change it. Relays get the listen port. */
-    clientPort: int(1, 65535).prefault(68),
-    /** false switches the DHCP service off (TFTP/HTTP only, e.g. behind another DHCP server). */
-    enabled: bool.prefault(true),
-    hosts: hostEntries.prefault([]),
-    hostsFiles: stringList.prefault([]),
-    ranges: ranges.prefault([]),
-    gateway: ipv4.optional(),
-    dns: ipv4List.prefault([]),
-    ntp: ipv4List.prefault([]),
-    domainName: z.string().optional(),
-    leaseSeconds: int(60, 0xfffffffe).prefault(DEFAULT_LEASE_SECONDS),
-    leaseFile: z.string().optional(),
-    /** Boot-file key (bios, uefi-x86_64, uefi-arm64, …) → file name given in the DHCP answer. */
-    bootFiles: z.record(z.string(), z.string()).prefault({ ...DEFAULT_BOOT_FILES }),
-  }).prefault({}),
-  tftp: z.strictObject({
-    /** "" disables TFTP. Default: the server IP, port 69. */
-    listen: listenOrOff.optional(),
-    root: z.string().prefault('/usr/lib/ipxe'),
-    singlePort: bool.prefault(false),
-    aliases: z.record(z.string(), z.string()).prefault({ ...DEFAULT_FILE_ALIASES }),
-    /** Directories that symlinks in the root may point into (Debian links ipxe.efi to /boot). */
-    extraRoots: stringList.prefault(['/boot']),
-    maxBlksize: int(512, 65464).prefault(1468),
-    maxWindowsize: int(1, 256).prefault(64),
-    maxTransfers: int(1, 100_000).prefault(1000),
-    maxPerClient: int(1, 1000).prefault(8),
-    timeoutMs: int(100, 60_000).prefault(1000),
-    retries: int(1, 20).prefault(5),
-  }).prefault({}),
-  http: z.strictObject({
-    listen: listen.prefault('0.0.0.0:8080'),
-    /** The URL booting hosts use to reach this server. Default: http://<server-ip>:<http-port>. */
-    advertiseUrl: url.optional(),
-    templatesDir: z.string().optional(),
-    /**
-     * Serve the image proxy from a worker thread on its own port, so streaming images never
-     * delays DHCP, TFTP or scripts on the main event loop. "" (default): in-process on `listen`.
-     */
-    imageListen: listenOrOff.prefault(''),
-    /** The URL booting hosts fetch images from. Default: http://<server-ip>:<image-port>. */
-    imageAdvertiseUrl: url.optional(),
-    imageCacheDir: z.string().optional(),
-    imageCacheMaxBytes: z.coerce.number().int().min(0).prefault(20 * 2 ** 30),
-  }).prefault({}),
-  proxy: z.strictObject({
-    callbackListen: listenOrOff.prefault('0.0.0.0:8081'),
-    callbackAdvertiseUrl: url.optional(),
-    apiAdvertiseUrl: url.optional(),
-    ironicHttpUrl: url.optional(),
-    ironicApiUrl: url.optional(),
-    callbackInsecureSkipVerify: bool.prefault(false),
-    tlsCertFile: z.string().optional(),
-    tlsKeyFile: z.string().optional(),
-    stateDir: z.string().optional(),
-  }).prefault({}),
-  sources: z.strictObject({
-    bmhFiles: stringList.prefault([]),
-    annotationPrefix: z.string().regex(/^[a-z0-9.-]+\/$/, 'must look like "example.com/" (ending with a slash)').prefault('metal3.vcluster.com/'),
-    kube: z.strictObject({
-      enabled: bool.prefault(false),
-      namespace: z.string().optional(),
-      kubeconfig: z.string().optional(),
-    }).prefault({}),
-  }).prefault({}),
-  inspector: z.strictObject({
-    collectors: z.string().regex(/^[a-z0-9_-]+(,[a-z0-9_-]+)*$/, 'must be a comma list of collector names').prefault('default,logs'),
-    extraKernelParams: kernelParams.prefault([]),
-    kernelPath: z.string().prefault('images/ironic-python-agent.kernel'),
-    initramfsPath: z.string().prefault('images/ironic-python-agent.initramfs'),
-  }).prefault({}),
-  installer: z.strictObject({
-    extraKernelParams: kernelParams.prefault([]),
-  }).prefault({}),
-  log: z.strictObject({
-    level: z.enum(LOG_LEVELS).prefault('info'),
-  }).prefault({}),
+  dhcp: z
+    .strictObject({
+      /** The provisioning IP of this server, with its prefix; `auto` picks the first non-loopback IPv4. */
+      serverIP: serverIp.prefault('auto'),
+      listen: listen.prefault('0.0.0.0:67'),
+      /**
+       * The address clients see as the server (option 54, next-server, option 66) when it is not
+       * the server IP: a Service or load-balancer address in front of several replicas.
+       */
+      advertiseIP: ipv4.optional(),
+      /** UDP port replies to clients go to (68); only tests change it. Relays get the listen port. */
+      clientPort: int(1, 65535).prefault(68),
+      /** false switches the DHCP service off (TFTP/HTTP only, e.g. behind another DHCP server). */
+      enabled: bool.prefault(true),
+      hosts: hostEntries.prefault([]),
+      hostsFiles: stringList.prefault([]),
+      ranges: ranges.prefault([]),
+      gateway: ipv4.optional(),
+      dns: ipv4List.prefault([]),
+      ntp: ipv4List.prefault([]),
+      domainName: z.string().optional(),
+      leaseSeconds: int(60, 0xfffffffe).prefault(DEFAULT_LEASE_SECONDS),
+      leaseFile: z.string().optional(),
+      /** Boot-file key (bios, uefi-x86_64, uefi-arm64, …) → file name given in the DHCP answer. */
+      bootFiles: z.record(z.string(), z.string()).prefault({ ...DEFAULT_BOOT_FILES }),
+    })
+    .prefault({}),
+  tftp: z
+    .strictObject({
+      /** "" disables TFTP. Default: the server IP, port 69. */
+      listen: listenOrOff.optional(),
+      root: z.string().prefault('/usr/lib/ipxe'),
+      singlePort: bool.prefault(false),
+      aliases: z.record(z.string(), z.string()).prefault({ ...DEFAULT_FILE_ALIASES }),
+      /** Directories that symlinks in the root may point into (Debian links ipxe.efi to /boot). */
+      extraRoots: stringList.prefault(['/boot']),
+      maxBlksize: int(512, 65464).prefault(1468),
+      maxWindowsize: int(1, 256).prefault(64),
+      maxTransfers: int(1, 100_000).prefault(1000),
+      maxPerClient: int(1, 1000).prefault(8),
+      timeoutMs: int(100, 60_000).prefault(1000),
+      retries: int(1, 20).prefault(5),
+    })
+    .prefault({}),
+  http: z
+    .strictObject({
+      listen: listen.prefault('0.0.0.0:8080'),
+      /** The URL booting hosts use to reach this server. Default: http://<server-ip>:<http-port>. */
+      advertiseUrl: url.optional(),
+      templatesDir: z.string().optional(),
+      /**
+       * Serve the image proxy from a worker thread on its own port, so streaming images never
+       * delays DHCP, TFTP or scripts on the main event loop. "" (default): in-process on `listen`.
+       */
+      imageListen: listenOrOff.prefault(''),
+      /** The URL booting hosts fetch images from. Default: http://<server-ip>:<image-port>. */
+      imageAdvertiseUrl: url.optional(),
+      imageCacheDir: z.string().optional(),
+      imageCacheMaxBytes: z.coerce
+        .number()
+        .int()
+        .min(0)
+        .prefault(20 * 2 ** 30),
+    })
+    .prefault({}),
+  proxy: z
+    .strictObject({
+      callbackListen: listenOrOff.prefault('0.0.0.0:8081'),
+      callbackAdvertiseUrl: url.optional(),
+      apiAdvertiseUrl: url.optional(),
+      ironicHttpUrl: url.optional(),
+      ironicApiUrl: url.optional(),
+      callbackInsecureSkipVerify: bool.prefault(false),
+      tlsCertFile: z.string().optional(),
+      tlsKeyFile: z.string().optional(),
+      stateDir: z.string().optional(),
+    })
+    .prefault({}),
+  sources: z
+    .strictObject({
+      bmhFiles: stringList.prefault([]),
+      annotationPrefix: z
+        .string()
+        .regex(/^[a-z0-9.-]+\/$/, 'must look like "example.com/" (ending with a slash)')
+        .prefault('metal3.vcluster.com/'),
+      kube: z
+        .strictObject({
+          enabled: bool.prefault(false),
+          namespace: z.string().optional(),
+          kubeconfig: z.string().optional(),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  inspector: z
+    .strictObject({
+      collectors: z
+        .string()
+        .regex(/^[a-z0-9_-]+(,[a-z0-9_-]+)*$/, 'must be a comma list of collector names')
+        .prefault('default,logs'),
+      extraKernelParams: kernelParams.prefault([]),
+      kernelPath: z.string().prefault('images/ironic-python-agent.kernel'),
+      initramfsPath: z.string().prefault('images/ironic-python-agent.initramfs'),
+    })
+    .prefault({}),
+  installer: z
+    .strictObject({
+      extraKernelParams: kernelParams.prefault([]),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(LOG_LEVELS).prefault('info'),
+    })
+    .prefault({}),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

@@ -2,16 +2,39 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { decode, encode, encodingLength, BOOTREQUEST, type DhcpMessage } from './codec.js';
 import { DecodeError } from '../base/errors.js';
-import { OPT, getUserClasses, getClientArchs, getClientUuid, getRelayAgentInfo, getIpxeEncap, str, userClasses, subOptions, u8 } from './options.js';
+import {
+  OPT,
+  getUserClasses,
+  getClientArchs,
+  getClientUuid,
+  getRelayAgentInfo,
+  getIpxeEncap,
+  str,
+  userClasses,
+  subOptions,
+  u8,
+} from './options.js';
 import type { Ipv4 } from '../net/ipv4.js';
 
 function baseMessage(options: [number, Uint8Array][] = []): DhcpMessage {
   const chaddr = new Uint8Array(16);
   chaddr.set([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
   return {
-    op: BOOTREQUEST, htype: 1, hlen: 6, hops: 0, xid: 0xdeadbeef, secs: 4, flags: 0x8000,
-    ciaddr: 0 as Ipv4, yiaddr: 0 as Ipv4, siaddr: 0 as Ipv4, giaddr: 0 as Ipv4,
-    chaddr, sname: '', file: '', options: new Map([[OPT.MESSAGE_TYPE, u8(1)], ...options]),
+    op: BOOTREQUEST,
+    htype: 1,
+    hlen: 6,
+    hops: 0,
+    xid: 0xdeadbeef,
+    secs: 4,
+    flags: 0x8000,
+    ciaddr: 0 as Ipv4,
+    yiaddr: 0 as Ipv4,
+    siaddr: 0 as Ipv4,
+    giaddr: 0 as Ipv4,
+    chaddr,
+    sname: '',
+    file: '',
+    options: new Map([[OPT.MESSAGE_TYPE, u8(1)], ...options]),
   };
 }
 
@@ -24,7 +47,11 @@ describe('DHCP codec', () => {
   });
 
   it('puts 53 first, 82 last and the rest in code order', () => {
-    const msg = baseMessage([[OPT.RELAY_AGENT_INFO, subOptions([[1, str('eth0')]])], [OPT.HOSTNAME, str('h')], [OPT.ROUTER, Uint8Array.of(10, 0, 0, 1)]]);
+    const msg = baseMessage([
+      [OPT.RELAY_AGENT_INFO, subOptions([[1, str('eth0')]])],
+      [OPT.HOSTNAME, str('h')],
+      [OPT.ROUTER, Uint8Array.of(10, 0, 0, 1)],
+    ]);
     const buf = encode(msg);
     const codes: number[] = [];
     for (let i = 240; buf[i] !== 255; i += 2 + buf[i + 1]!) codes.push(buf[i]!);
@@ -51,15 +78,52 @@ describe('DHCP codec', () => {
 
   it.each([
     ['short', Buffer.alloc(100), 'DHCP_ERR_SHORT'],
-    ['bad op', (() => { const b = encode(baseMessage()); b[0] = 9; return b; })(), 'DHCP_ERR_BAD_OP'],
-    ['no cookie', (() => { const b = encode(baseMessage()); b[236] = 0; return b; })(), 'DHCP_ERR_NO_COOKIE'],
-    ['hlen 17', (() => { const b = encode(baseMessage()); b[2] = 17; return b; })(), 'DHCP_ERR_BAD_HLEN'],
-    ['truncated option', (() => { const b = encode(baseMessage()).subarray(0, 244); b[240] = 12; b[241] = 40; return b; })(), 'DHCP_ERR_OPTION_TRUNCATED'],
+    [
+      'bad op',
+      (() => {
+        const b = encode(baseMessage());
+        b[0] = 9;
+        return b;
+      })(),
+      'DHCP_ERR_BAD_OP',
+    ],
+    [
+      'no cookie',
+      (() => {
+        const b = encode(baseMessage());
+        b[236] = 0;
+        return b;
+      })(),
+      'DHCP_ERR_NO_COOKIE',
+    ],
+    [
+      'hlen 17',
+      (() => {
+        const b = encode(baseMessage());
+        b[2] = 17;
+        return b;
+      })(),
+      'DHCP_ERR_BAD_HLEN',
+    ],
+    [
+      'truncated option',
+      (() => {
+        const b = encode(baseMessage()).subarray(0, 244);
+        b[240] = 12;
+        b[241] = 40;
+        return b;
+      })(),
+      'DHCP_ERR_OPTION_TRUNCATED',
+    ],
     ['bad overload', encode(baseMessage([[OPT.OVERLOAD, u8(7)]])), 'DHCP_ERR_OVERLOAD_INVALID'],
     ['oversized', Buffer.alloc(9000, 1), 'DHCP_ERR_TOO_LONG'],
   ])('rejects %s with a coded DecodeError', (_name, buf, code) => {
     expect(() => decode(buf)).toThrow(DecodeError);
-    try { decode(buf); } catch (e) { expect((e as DecodeError).code).toBe(code); }
+    try {
+      decode(buf);
+    } catch (e) {
+      expect((e as DecodeError).code).toBe(code);
+    }
   });
 
   it('reads option 77 in both encodings', () => {
@@ -71,7 +135,13 @@ describe('DHCP codec', () => {
     const o = new Map<number, Uint8Array>([
       [93, Uint8Array.of(0, 7, 0, 9)],
       [97, Uint8Array.of(0, ...Array.from({ length: 16 }, (_, i) => i))],
-      [82, subOptions([[1, str('ge-0/0/1')], [2, str('sw1')]])],
+      [
+        82,
+        subOptions([
+          [1, str('ge-0/0/1')],
+          [2, str('sw1')],
+        ]),
+      ],
       [175, Uint8Array.of(0xb1, 5, 1, 0x10, 0xec, 0x81, 0x39, 0x13, 1, 1, 255)],
     ]);
     expect(getClientArchs(o)).toEqual([7, 9]);
@@ -102,44 +172,72 @@ const arbMessage: fc.Arbitrary<DhcpMessage> = fc.record({
 
 describe('DHCP codec properties', () => {
   it('round-trips and encodingLength matches', () => {
-    fc.assert(fc.property(arbMessage, (msg) => {
-      const buf = encode(msg);
-      expect(buf.length).toBe(encodingLength(msg));
-      const back = decode(buf);
-      expect(back).toEqual({ ...msg, chaddr: msg.chaddr });
-      expect(encode(back)).toEqual(buf);
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(arbMessage, (msg) => {
+        const buf = encode(msg);
+        expect(buf.length).toBe(encodingLength(msg));
+        const back = decode(buf);
+        expect(back).toEqual({ ...msg, chaddr: msg.chaddr });
+        expect(encode(back)).toEqual(buf);
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('writes or zeroes every byte: a target full of 0xff gets the same bytes as a zeroed one', () => {
-    fc.assert(fc.property(arbMessage, (msg) => {
-      const dirty = encode(msg, new Uint8Array(1600).fill(0xff));
-      const clean = encode(msg, new Uint8Array(1600));
-      expect(dirty).toEqual(clean);
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(arbMessage, (msg) => {
+        const dirty = encode(msg, new Uint8Array(1600).fill(0xff));
+        const clean = encode(msg, new Uint8Array(1600));
+        expect(dirty).toEqual(clean);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('never writes to option values (replies share constant values across packets)', () => {
-    fc.assert(fc.property(arbMessage, (msg) => {
-      const before = [...msg.options].map(([c, v]) => [c, Uint8Array.from(v)] as const);
-      encode(msg);
-      encode(msg, new Uint8Array(1600).fill(0xff));
-      expect([...msg.options]).toEqual(before);
-    }), { numRuns: 200 });
+    fc.assert(
+      fc.property(arbMessage, (msg) => {
+        const before = [...msg.options].map(([c, v]) => [c, Uint8Array.from(v)] as const);
+        encode(msg);
+        encode(msg, new Uint8Array(1600).fill(0xff));
+        expect([...msg.options]).toEqual(before);
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('random bytes never throw anything but DecodeError', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 1500 }), (bytes) => {
-      try { decode(bytes); } catch (e) { expect(e).toBeInstanceOf(DecodeError); }
-    }), { numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 1500 }), (bytes) => {
+        try {
+          decode(bytes);
+        } catch (e) {
+          expect(e).toBeInstanceOf(DecodeError);
+        }
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('mutated valid packets never throw anything but DecodeError', () => {
-    fc.assert(fc.property(arbMessage, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 20 }), fc.nat(), (msg, flips, cut) => {
-      const buf = Buffer.from(encode(msg));
-      for (const [pos, val] of flips) buf[pos % buf.length] = val;
-      const truncated = buf.subarray(0, Math.max(0, buf.length - (cut % 64)));
-      try { decode(truncated); } catch (e) { expect(e).toBeInstanceOf(DecodeError); }
-    }), { numRuns: 2000 });
+    fc.assert(
+      fc.property(
+        arbMessage,
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 20 }),
+        fc.nat(),
+        (msg, flips, cut) => {
+          const buf = Buffer.from(encode(msg));
+          for (const [pos, val] of flips) buf[pos % buf.length] = val;
+          const truncated = buf.subarray(0, Math.max(0, buf.length - (cut % 64)));
+          try {
+            decode(truncated);
+          } catch (e) {
+            expect(e).toBeInstanceOf(DecodeError);
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 });

@@ -78,13 +78,25 @@ export interface DhcpMessage {
  * not reuse `buf` while the message is in use. dgram gives every datagram a buffer of its own.
  */
 export function decode(buf: Uint8Array): DhcpMessage {
-  if (buf.length < OPTIONS_OFFSET) throw new DecodeError('DHCP_ERR_SHORT', buf.length, `message of ${buf.length} bytes is shorter than ${OPTIONS_OFFSET}`);
-  if (buf.length > MAX_MESSAGE_LENGTH) throw new DecodeError('DHCP_ERR_TOO_LONG', MAX_MESSAGE_LENGTH, `message of ${buf.length} bytes exceeds ${MAX_MESSAGE_LENGTH}`);
+  if (buf.length < OPTIONS_OFFSET)
+    throw new DecodeError(
+      'DHCP_ERR_SHORT',
+      buf.length,
+      `message of ${buf.length} bytes is shorter than ${OPTIONS_OFFSET}`,
+    );
+  if (buf.length > MAX_MESSAGE_LENGTH)
+    throw new DecodeError(
+      'DHCP_ERR_TOO_LONG',
+      MAX_MESSAGE_LENGTH,
+      `message of ${buf.length} bytes exceeds ${MAX_MESSAGE_LENGTH}`,
+    );
   const op = buf[0]!;
-  if (op !== BOOTREQUEST && op !== BOOTREPLY) throw new DecodeError('DHCP_ERR_BAD_OP', 0, `op ${op} is neither BOOTREQUEST nor BOOTREPLY`);
+  if (op !== BOOTREQUEST && op !== BOOTREPLY)
+    throw new DecodeError('DHCP_ERR_BAD_OP', 0, `op ${op} is neither BOOTREQUEST nor BOOTREPLY`);
   const hlen = buf[2]!;
   if (hlen > 16) throw new DecodeError('DHCP_ERR_BAD_HLEN', 2, `hlen ${hlen} exceeds 16`);
-  if (readU32(buf, HEADER_LENGTH) !== MAGIC_COOKIE) throw new DecodeError('DHCP_ERR_NO_COOKIE', HEADER_LENGTH, 'missing DHCP magic cookie');
+  if (readU32(buf, HEADER_LENGTH) !== MAGIC_COOKIE)
+    throw new DecodeError('DHCP_ERR_NO_COOKIE', HEADER_LENGTH, 'missing DHCP magic cookie');
 
   const options: DhcpOptions = new Map();
   readOptions(buf, OPTIONS_OFFSET, buf.length, options);
@@ -124,12 +136,16 @@ function readOptions(buf: Uint8Array, start: number, end: number, into: DhcpOpti
   let i = start;
   while (i < end) {
     const code = buf[i]!;
-    if (code === OPT_PAD) { i++; continue; }
+    if (code === OPT_PAD) {
+      i++;
+      continue;
+    }
     if (code === OPT_END) return;
     if (i + 1 >= end) throw new DecodeError('DHCP_ERR_OPTION_TRUNCATED', i, `option ${code} has no length byte`);
     const len = buf[i + 1]!;
     const from = i + 2;
-    if (from + len > end) throw new DecodeError('DHCP_ERR_OPTION_TRUNCATED', i, `option ${code} of length ${len} runs past the end`);
+    if (from + len > end)
+      throw new DecodeError('DHCP_ERR_OPTION_TRUNCATED', i, `option ${code} of length ${len} runs past the end`);
     const prev = into.get(code);
     if (prev === undefined) {
       // A view, not a copy: every datagram arrives in a buffer of its own.

@@ -2,7 +2,17 @@ import { describe, expect, it } from 'vitest';
 import { decide, type DhcpOutcome } from './decide.js';
 import { dhcpPolicy, type DhcpPolicy } from './policy.js';
 import { request, BIOS_PXE, UEFI_PXE, UEFI_HTTP, IPXE } from '../../test/support/dhcp-requests.js';
-import { MESSAGE_TYPE as T, OPT, getIp, getMessageType, getString, getPxeVendorOptions, str, u16, subOptions } from './options.js';
+import {
+  MESSAGE_TYPE as T,
+  OPT,
+  getIp,
+  getMessageType,
+  getString,
+  getPxeVendorOptions,
+  str,
+  u16,
+  subOptions,
+} from './options.js';
 import { HostIndex } from '../leases/host-index.js';
 import { LeasePool } from '../leases/pool.js';
 import { bmhToHost } from '../leases/bmh.js';
@@ -27,7 +37,16 @@ const policy: DhcpPolicy = dhcpPolicy({
 });
 
 function bmh(name: string, mac: string, annotations: Record<string, string>, state = 'inspecting'): HostRecord {
-  const r = bmhToHost({ apiVersion: 'metal3.io/v1alpha1', kind: 'BareMetalHost', metadata: { name, namespace: 'ns', annotations }, spec: { bootMACAddress: mac }, status: { provisioning: { state } } }, { annotationPrefix: 'metal3.vcluster.com/', from: 'test' });
+  const r = bmhToHost(
+    {
+      apiVersion: 'metal3.io/v1alpha1',
+      kind: 'BareMetalHost',
+      metadata: { name, namespace: 'ns', annotations },
+      spec: { bootMACAddress: mac },
+      status: { provisioning: { state } },
+    },
+    { annotationPrefix: 'metal3.vcluster.com/', from: 'test' },
+  );
   if (r.kind !== 'host') throw new Error(r.reason);
   return r.host;
 }
@@ -36,14 +55,39 @@ function setup(opts: { range?: boolean } = {}) {
   let now = 1_000_000;
   const index = new HostIndex();
   index.replaceAll('bmh', [
-    bmh('node-1', '52:54:00:00:00:01', { 'metal3.vcluster.com/ip-address': '10.0.0.21/24', 'metal3.vcluster.com/dns-servers': '10.0.0.53' }),
+    bmh('node-1', '52:54:00:00:00:01', {
+      'metal3.vcluster.com/ip-address': '10.0.0.21/24',
+      'metal3.vcluster.com/dns-servers': '10.0.0.53',
+    }),
     bmh('node-2', '52:54:00:00:00:02', {}),
-    bmh('quiet', '52:54:00:00:00:03', { 'metal3.vcluster.com/ip-address': '10.0.0.23/24', 'metal3.vcluster.com/netboot': 'false' }),
+    bmh('quiet', '52:54:00:00:00:03', {
+      'metal3.vcluster.com/ip-address': '10.0.0.23/24',
+      'metal3.vcluster.com/netboot': 'false',
+    }),
   ]);
-  index.replaceAll('static', [staticToHost({ mac: parseMac('52:54:00:00:00:10')!, ip: ip4('10.0.0.31'), hostname: 's1' }, 'test', { prefix: 24, gateway: undefined, dns: [], ntp: [] })]);
-  const pool = new LeasePool({ ranges: opts.range ? [{ start: ip4('10.0.0.100'), end: ip4('10.0.0.102'), leaseSeconds: 600 }] : [], isClaimed: (a) => index.isClaimed(a), serverIp: ip4(SERVER) });
+  index.replaceAll('static', [
+    staticToHost({ mac: parseMac('52:54:00:00:00:10')!, ip: ip4('10.0.0.31'), hostname: 's1' }, 'test', {
+      prefix: 24,
+      gateway: undefined,
+      dns: [],
+      ntp: [],
+    }),
+  ]);
+  const pool = new LeasePool({
+    ranges: opts.range ? [{ start: ip4('10.0.0.100'), end: ip4('10.0.0.102'), leaseSeconds: 600 }] : [],
+    isClaimed: (a) => index.isClaimed(a),
+    serverIp: ip4(SERVER),
+  });
   const state = { index, pool, now: () => now };
-  return { index, pool, state, advance: (ms: number) => { now += ms; }, run: (req: ReturnType<typeof request>) => decide(req, policy, state) };
+  return {
+    index,
+    pool,
+    state,
+    advance: (ms: number) => {
+      now += ms;
+    },
+    run: (req: ReturnType<typeof request>) => decide(req, policy, state),
+  };
 }
 
 function reply(o: DhcpOutcome) {
@@ -59,7 +103,15 @@ describe('decide: boot answers by client kind', () => {
   it.each([
     ['BIOS PXE', 'undionly.kpxe', 'tftp', BIOS_PXE],
     ['UEFI x64 PXE', 'snponly.efi', 'tftp', UEFI_PXE],
-    ['UEFI arm64 PXE', 'snponly-arm64.efi', 'tftp', [[OPT.VENDOR_CLASS, str('PXEClient:Arch:00011:UNDI:003000')], [OPT.CLIENT_ARCH, u16(11)]] as const],
+    [
+      'UEFI arm64 PXE',
+      'snponly-arm64.efi',
+      'tftp',
+      [
+        [OPT.VENDOR_CLASS, str('PXEClient:Arch:00011:UNDI:003000')],
+        [OPT.CLIENT_ARCH, u16(11)],
+      ] as const,
+    ],
     ['UEFI HTTP boot', 'http://10.0.0.1:8080/ipxe/snponly.efi', 'http-binary', UEFI_HTTP],
     ['iPXE', 'http://10.0.0.1:8080/boot.ipxe', 'ipxe-script', IPXE],
   ])('%s gets %s over %s', (_name, file, kind, options) => {
@@ -107,33 +159,67 @@ describe('decide: boot answers by client kind', () => {
 
   it('values shared across replies follow the policy and the host: another policy or an updated host gets its own', () => {
     const s = setup();
-    const pxe = (p: DhcpPolicy) => reply(decide(request({ type: T.DISCOVER, mac: '52:54:00:00:00:01', options: UEFI_PXE }), p, s.state));
+    const pxe = (p: DhcpPolicy) =>
+      reply(decide(request({ type: T.DISCOVER, mac: '52:54:00:00:00:01', options: UEFI_PXE }), p, s.state));
     const other: DhcpPolicy = dhcpPolicy({
-      ...policy, leaseSeconds: 600,
+      ...policy,
+      leaseSeconds: 600,
       reply: { ...policy.reply, tftpServer: ip4('10.0.0.2') },
       boot: { bootFiles: { ...DEFAULT_BOOT_FILES, 'uefi-x86_64': 'other.efi' }, httpAdvertiseUrl: 'http://10.0.0.2' },
     });
     for (let round = 0; round < 2; round++) {
       const a = pxe(policy);
-      expect([getIp(a.reply.options, OPT.LEASE_TIME), opt(a, OPT.TFTP_SERVER), opt(a, OPT.BOOTFILE)]).toEqual([3600, SERVER, 'snponly.efi']);
+      expect([getIp(a.reply.options, OPT.LEASE_TIME), opt(a, OPT.TFTP_SERVER), opt(a, OPT.BOOTFILE)]).toEqual([
+        3600,
+        SERVER,
+        'snponly.efi',
+      ]);
       const b = pxe(other);
-      expect([getIp(b.reply.options, OPT.LEASE_TIME), opt(b, OPT.TFTP_SERVER), opt(b, OPT.BOOTFILE)]).toEqual([600, '10.0.0.2', 'other.efi']);
+      expect([getIp(b.reply.options, OPT.LEASE_TIME), opt(b, OPT.TFTP_SERVER), opt(b, OPT.BOOTFILE)]).toEqual([
+        600,
+        '10.0.0.2',
+        'other.efi',
+      ]);
     }
-    s.index.upsert(bmh('node-1', '52:54:00:00:00:01', { 'metal3.vcluster.com/ip-address': '10.0.0.41/24', 'metal3.vcluster.com/dns-servers': '10.0.0.54' }));
+    s.index.upsert(
+      bmh('node-1', '52:54:00:00:00:01', {
+        'metal3.vcluster.com/ip-address': '10.0.0.41/24',
+        'metal3.vcluster.com/dns-servers': '10.0.0.54',
+      }),
+    );
     const c = pxe(policy);
     expect(formatIpv4(c.reply.yiaddr)).toBe('10.0.0.41');
     expect(getIp(c.reply.options, OPT.DNS)).toBe(ip4('10.0.0.54'));
   });
 
   it('an architecture without a binary gets a lease and no boot file', () => {
-    const o = reply(setup().run(request({ type: T.DISCOVER, mac: '52:54:00:00:00:01', options: [[OPT.VENDOR_CLASS, str('PXEClient:Arch:00027')], [OPT.CLIENT_ARCH, u16(27)]] })));
+    const o = reply(
+      setup().run(
+        request({
+          type: T.DISCOVER,
+          mac: '52:54:00:00:00:01',
+          options: [
+            [OPT.VENDOR_CLASS, str('PXEClient:Arch:00027')],
+            [OPT.CLIENT_ARCH, u16(27)],
+          ],
+        }),
+      ),
+    );
     expect(o.boot).toEqual({ kind: 'none', reason: 'no-binary-for-arch' });
   });
 });
 
 describe('decide: lease options', () => {
   it('BareMetalHost leases carry mask, gateway (first host), DNS, hostname, T1/T2', () => {
-    const o = reply(setup().run(request({ type: T.DISCOVER, mac: '52:54:00:00:00:01', options: [[OPT.PARAM_REQUEST_LIST, Uint8Array.of(1, 3, 6, 12, 42)]] })));
+    const o = reply(
+      setup().run(
+        request({
+          type: T.DISCOVER,
+          mac: '52:54:00:00:00:01',
+          options: [[OPT.PARAM_REQUEST_LIST, Uint8Array.of(1, 3, 6, 12, 42)]],
+        }),
+      ),
+    );
     const opts = o.reply.options;
     expect(formatIpv4(getIp(opts, OPT.SUBNET_MASK)!)).toBe('255.255.255.0');
     expect(formatIpv4(getIp(opts, OPT.ROUTER)!)).toBe('10.0.0.1');
@@ -146,8 +232,23 @@ describe('decide: lease options', () => {
   });
 
   it('echoes client id (RFC 6842) and relay agent information (RFC 3046), relayed to giaddr:67', () => {
-    const relay = subOptions([[1, str('swp1')], [2, str('leaf1')]]);
-    const o = reply(setup().run(request({ type: T.DISCOVER, mac: '52:54:00:00:00:01', giaddr: '10.0.0.254', options: [[OPT.CLIENT_ID, Uint8Array.of(1, 0x52, 0x54, 0, 0, 0, 1)], [OPT.RELAY_AGENT_INFO, relay]] })));
+    const relay = subOptions([
+      [1, str('swp1')],
+      [2, str('leaf1')],
+    ]);
+    const o = reply(
+      setup().run(
+        request({
+          type: T.DISCOVER,
+          mac: '52:54:00:00:00:01',
+          giaddr: '10.0.0.254',
+          options: [
+            [OPT.CLIENT_ID, Uint8Array.of(1, 0x52, 0x54, 0, 0, 0, 1)],
+            [OPT.RELAY_AGENT_INFO, relay],
+          ],
+        }),
+      ),
+    );
     expect(o.reply.options.get(OPT.RELAY_AGENT_INFO)).toEqual(relay);
     expect(o.reply.options.get(OPT.CLIENT_ID)).toEqual(Uint8Array.of(1, 0x52, 0x54, 0, 0, 0, 1));
     expect(o.dest).toEqual({ address: ip4('10.0.0.254'), port: 67, broadcast: false });
@@ -182,32 +283,62 @@ describe('decide: REQUEST states (RFC 2131 §4.3.2)', () => {
 
   it('a RENEWING ACK goes unicast to ciaddr; a NAK is broadcast', () => {
     const s = setup();
-    expect(reply(s.run(request({ type: T.REQUEST, mac, ciaddr: '10.0.0.21' }))).dest).toEqual({ address: ip4('10.0.0.21'), port: 68, broadcast: false });
+    expect(reply(s.run(request({ type: T.REQUEST, mac, ciaddr: '10.0.0.21' }))).dest).toEqual({
+      address: ip4('10.0.0.21'),
+      port: 68,
+      broadcast: false,
+    });
     const nak = reply(s.run(request({ type: T.REQUEST, mac, ciaddr: '10.0.0.50' })));
     expect(formatIpv4(nak.dest.address)).toBe('255.255.255.255');
     expect(nak.reply.yiaddr).toBe(0);
   });
 
   it('stays silent for a host it does not own', () => {
-    expect(reason(setup().run(request({ type: T.REQUEST, mac: '52:54:00:99:99:99', requested: '10.0.0.21' })))).toBe('unknown-host');
+    expect(reason(setup().run(request({ type: T.REQUEST, mac: '52:54:00:99:99:99', requested: '10.0.0.21' })))).toBe(
+      'unknown-host',
+    );
     expect(reason(setup().run(request({ type: T.DISCOVER, mac: '52:54:00:99:99:99' })))).toBe('unknown-host');
   });
 
   it('a BareMetalHost without ip-address is not served, and says why', () => {
     const o = setup().run(request({ type: T.DISCOVER, mac: '52:54:00:00:00:02' }));
-    expect(o.kind === 'ignore' && [o.reason, o.detail]).toEqual(['host-not-servable', 'annotation metal3.vcluster.com/ip-address is missing']);
+    expect(o.kind === 'ignore' && [o.reason, o.detail]).toEqual([
+      'host-not-servable',
+      'annotation metal3.vcluster.com/ip-address is missing',
+    ]);
   });
 });
 
 describe('decide: behind a Service (advertised server identity)', () => {
   it('answers with the advertised identity and accepts requests that select it', () => {
     const s = setup();
-    const svc = dhcpPolicy({ ...policy, reply: { ...policy.reply, serverId: ip4('10.0.9.9'), tftpServer: ip4('10.0.9.9') } });
-    const offer = reply(decide(request({ type: T.DISCOVER, mac: '52:54:00:00:00:01', options: UEFI_PXE }), svc, s.state));
+    const svc = dhcpPolicy({
+      ...policy,
+      reply: { ...policy.reply, serverId: ip4('10.0.9.9'), tftpServer: ip4('10.0.9.9') },
+    });
+    const offer = reply(
+      decide(request({ type: T.DISCOVER, mac: '52:54:00:00:00:01', options: UEFI_PXE }), svc, s.state),
+    );
     expect(formatIpv4(getIp(offer.reply.options, OPT.SERVER_ID)!)).toBe('10.0.9.9');
     expect(formatIpv4(offer.reply.siaddr)).toBe('10.0.9.9');
-    expect(reason(decide(request({ type: T.REQUEST, mac: '52:54:00:00:00:01', serverId: '10.0.9.9', requested: '10.0.0.21' }), svc, s.state))).toBe('reply 5');
-    expect(reason(decide(request({ type: T.REQUEST, mac: '52:54:00:00:00:01', serverId: SERVER, requested: '10.0.0.21' }), svc, s.state))).toBe('other-server');
+    expect(
+      reason(
+        decide(
+          request({ type: T.REQUEST, mac: '52:54:00:00:00:01', serverId: '10.0.9.9', requested: '10.0.0.21' }),
+          svc,
+          s.state,
+        ),
+      ),
+    ).toBe('reply 5');
+    expect(
+      reason(
+        decide(
+          request({ type: T.REQUEST, mac: '52:54:00:00:00:01', serverId: SERVER, requested: '10.0.0.21' }),
+          svc,
+          s.state,
+        ),
+      ),
+    ).toBe('other-server');
   });
 });
 
@@ -227,7 +358,14 @@ describe('decide: conflicts are never answered', () => {
 
   it('one MAC in two sources: the BareMetalHost wins', () => {
     const s = setup();
-    s.index.upsert(staticToHost({ mac: parseMac('52:54:00:00:00:01')!, ip: ip4('10.0.0.60'), hostname: undefined }, 'test', { prefix: 24, gateway: undefined, dns: [], ntp: [] }));
+    s.index.upsert(
+      staticToHost({ mac: parseMac('52:54:00:00:00:01')!, ip: ip4('10.0.0.60'), hostname: undefined }, 'test', {
+        prefix: 24,
+        gateway: undefined,
+        dns: [],
+        ntp: [],
+      }),
+    );
     const o = reply(s.run(request({ type: T.DISCOVER, mac: '52:54:00:00:00:01' })));
     expect(formatIpv4(o.reply.yiaddr)).toBe('10.0.0.21');
     expect(o.facts.source).toBe('bmh');
@@ -267,9 +405,24 @@ describe('decide: dynamic range', () => {
     const a = reply(s.run(request({ type: T.DISCOVER, mac: '52:54:00:00:aa:01' })));
     const b = reply(s.run(request({ type: T.DISCOVER, mac: '52:54:00:00:aa:02' })));
     expect(a.reply.yiaddr).not.toBe(b.reply.yiaddr);
-    reply(s.run(request({ type: T.REQUEST, mac: '52:54:00:00:aa:01', serverId: SERVER, requested: formatIpv4(a.reply.yiaddr) })));
+    reply(
+      s.run(
+        request({ type: T.REQUEST, mac: '52:54:00:00:aa:01', serverId: SERVER, requested: formatIpv4(a.reply.yiaddr) }),
+      ),
+    );
     // B asks for A's bound address: NAK.
-    expect(reason(s.run(request({ type: T.REQUEST, mac: '52:54:00:00:aa:02', serverId: SERVER, requested: formatIpv4(a.reply.yiaddr) })))).toBe('reply 6');
+    expect(
+      reason(
+        s.run(
+          request({
+            type: T.REQUEST,
+            mac: '52:54:00:00:aa:02',
+            serverId: SERVER,
+            requested: formatIpv4(a.reply.yiaddr),
+          }),
+        ),
+      ),
+    ).toBe('reply 6');
   });
 
   it('reclaims expired leases', () => {
@@ -286,14 +439,26 @@ describe('decide: dynamic range', () => {
   it('does not serve unknown MACs from the range while a source is still loading', () => {
     const s = setup({ range: true });
     let ready = false;
-    const o = decide(request({ type: T.DISCOVER, mac: '52:54:00:00:aa:09' }), policy, { ...s.state, sourcesReady: () => ready });
+    const o = decide(request({ type: T.DISCOVER, mac: '52:54:00:00:aa:09' }), policy, {
+      ...s.state,
+      sourcesReady: () => ready,
+    });
     expect(o.kind === 'ignore' && o.reason).toBe('sources-loading');
     ready = true;
-    expect(reason(decide(request({ type: T.DISCOVER, mac: '52:54:00:00:aa:09' }), policy, { ...s.state, sourcesReady: () => ready }))).toBe('reply 2');
+    expect(
+      reason(
+        decide(request({ type: T.DISCOVER, mac: '52:54:00:00:aa:09' }), policy, {
+          ...s.state,
+          sourcesReady: () => ready,
+        }),
+      ),
+    ).toBe('reply 2');
   });
 
   it('INIT-REBOOT for a client without a record stays silent', () => {
-    expect(reason(setup({ range: true }).run(request({ type: T.REQUEST, mac, requested: '10.0.0.100' })))).toBe('no-record');
+    expect(reason(setup({ range: true }).run(request({ type: T.REQUEST, mac, requested: '10.0.0.100' })))).toBe(
+      'no-record',
+    );
   });
 
   it('a BareMetalHost without ip-address falls back to the range', () => {
@@ -312,4 +477,3 @@ it('ignores BOOTREPLY, non-Ethernet and message-type-less packets with named rea
   expect(reason(s.run(noType))).toBe('no-message-type');
   expect(reason(s.run(request({ type: 13, mac: '52:54:00:00:00:01' })))).toBe('unsupported-message-type');
 });
-

@@ -91,17 +91,24 @@ export type Owner =
   | { kind: 'range'; host: HostRecord | undefined }
   | { kind: 'none'; reason: DropReason; detail: string | undefined; host: HostRecord | undefined };
 
-function ignore(reason: DropReason, facts: RequestFacts | undefined, detail?: string, persist?: JournalRecord): DhcpOutcome {
+function ignore(
+  reason: DropReason,
+  facts: RequestFacts | undefined,
+  detail?: string,
+  persist?: JournalRecord,
+): DhcpOutcome {
   return { kind: 'ignore', reason, detail, facts, persist };
 }
 
 export function decide(req: DhcpMessage, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
   if (req.op !== 1) return ignore('not-a-request', undefined);
-  if (req.htype !== 1 || req.hlen !== 6) return ignore('not-ethernet', undefined, `htype ${req.htype} hlen ${req.hlen}`);
+  if (req.htype !== 1 || req.hlen !== 6)
+    return ignore('not-ethernet', undefined, `htype ${req.htype} hlen ${req.hlen}`);
   const mac = macFromBytes(req.chaddr);
   const type = getMessageType(req.options);
   const client = classify(req.options);
-  if (type === undefined) return ignore('no-message-type', { mac, messageType: type, client, source: undefined, host: undefined });
+  if (type === undefined)
+    return ignore('no-message-type', { mac, messageType: type, client, source: undefined, host: undefined });
 
   const owner = ownerOf(mac, policy, state);
   const facts: RequestFacts = {
@@ -143,13 +150,26 @@ export function ownerOf(mac: Mac, policy: DhcpPolicy, state: DhcpState): Owner {
     return { kind: 'none', reason: 'host-not-servable', detail: h.problem, host: h };
   }
   if (state.pool.enabled) {
-    if (state.sourcesReady?.() === false) return { kind: 'none', reason: 'sources-loading', detail: 'waiting for the first list of BareMetalHosts', host: undefined };
+    if (state.sourcesReady?.() === false)
+      return {
+        kind: 'none',
+        reason: 'sources-loading',
+        detail: 'waiting for the first list of BareMetalHosts',
+        host: undefined,
+      };
     return { kind: 'range', host: undefined };
   }
   return { kind: 'none', reason: 'unknown-host', detail: undefined, host: undefined };
 }
 
-function reply(req: DhcpMessage, type: typeof MESSAGE_TYPE.OFFER | typeof MESSAGE_TYPE.ACK, lease: ReplyLease, d: RequestFacts, policy: DhcpPolicy, persist?: JournalRecord): DhcpOutcome {
+function reply(
+  req: DhcpMessage,
+  type: typeof MESSAGE_TYPE.OFFER | typeof MESSAGE_TYPE.ACK,
+  lease: ReplyLease,
+  d: RequestFacts,
+  policy: DhcpPolicy,
+  persist?: JournalRecord,
+): DhcpOutcome {
   const boot = policy.answers.answer(d.client, d.host?.netboot ?? true);
   const msg = buildLeaseReply(req, type, lease, d.client, boot, policy.reply, policy.values);
   return { kind: 'reply', reply: msg, dest: replyDestination(req, false, policy.ports), facts: d, boot, persist };
@@ -157,7 +177,14 @@ function reply(req: DhcpMessage, type: typeof MESSAGE_TYPE.OFFER | typeof MESSAG
 
 function nak(req: DhcpMessage, d: RequestFacts, policy: DhcpPolicy, why: string): DhcpOutcome {
   const msg = buildNak(req, policy.reply.serverId, why);
-  return { kind: 'reply', reply: msg, dest: replyDestination(req, true, policy.ports), facts: d, boot: undefined, persist: undefined };
+  return {
+    kind: 'reply',
+    reply: msg,
+    dest: replyDestination(req, true, policy.ports),
+    facts: d,
+    boot: undefined,
+    persist: undefined,
+  };
 }
 
 /** Range clients are served on the local segment, or through a relay on the server's subnet. */
@@ -168,7 +195,8 @@ function rangeReachable(req: DhcpMessage, policy: DhcpPolicy): boolean {
 function discover(req: DhcpMessage, owner: Owner, d: RequestFacts, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {
   if (owner.kind === 'none') return ignore(owner.reason, d, owner.detail);
   if (owner.kind === 'host') return reply(req, MESSAGE_TYPE.OFFER, owner.lease, d, policy);
-  if (!rangeReachable(req, policy)) return ignore('unknown-host', d, `relay ${formatIpv4(req.giaddr)} is outside the range's subnet`);
+  if (!rangeReachable(req, policy))
+    return ignore('unknown-host', d, `relay ${formatIpv4(req.giaddr)} is outside the range's subnet`);
   const offered = state.pool.offer(d.mac, getIp(req.options, OPT.REQUESTED_IP), state.now());
   if (offered === undefined) return ignore('pool-exhausted', d);
   return reply(req, MESSAGE_TYPE.OFFER, policy.values.rangeLease(offered.ip, offered.leaseSeconds), d, policy);
@@ -196,7 +224,8 @@ function request(req: DhcpMessage, owner: Owner, d: RequestFacts, policy: DhcpPo
     // INIT-REBOOT/RENEWING without a record of this client: RFC 2131 §4.3.2 says stay silent.
     return ignore('no-record', d, `no lease for ${d.mac}`);
   }
-  if (!inRange || !rangeReachable(req, policy)) return nak(req, d, policy, `address ${formatIpv4(asked)} is not on this network`);
+  if (!inRange || !rangeReachable(req, policy))
+    return nak(req, d, policy, `address ${formatIpv4(asked)} is not on this network`);
   const bound = state.pool.leaseOf(d.mac, now);
   if (serverId === undefined && bound !== undefined && bound.ip !== asked) {
     return nak(req, d, policy, `address ${formatIpv4(asked)} is not this client's lease`);

@@ -53,7 +53,10 @@ const RCVBUF_REPORT_FACTOR = process.platform === 'linux' ? 2 : 1;
 export class DhcpServer implements Service {
   readonly name = 'dhcp';
   readonly readiness: readonly ReadinessCheck[] = [
-    { name: 'dhcp', check: () => (this.listening ? { ok: true, detail: 'listening' } : { ok: false, detail: 'not listening' }) },
+    {
+      name: 'dhcp',
+      check: () => (this.listening ? { ok: true, detail: 'listening' } : { ok: false, detail: 'not listening' }),
+    },
   ];
   readonly #o: DhcpServerOptions;
   readonly #log: Logger;
@@ -77,10 +80,30 @@ export class DhcpServer implements Service {
     this.#o = o;
     this.#log = o.logger.child({ component: 'dhcp' });
     this.#recvBufferBytes = o.recvBufferBytes ?? DEFAULT_DHCP_RECV_BUFFER_BYTES;
-    this.#received = new Counter({ name: 'metalboot_dhcp_received_total', help: 'DHCP requests received, by message type', labelNames: ['type'], registers: [o.registry] });
-    this.#replies = new Counter({ name: 'metalboot_dhcp_replies_total', help: 'DHCP replies sent, by message type', labelNames: ['type'], registers: [o.registry] });
-    this.#drops = new Counter({ name: 'metalboot_dhcp_dropped_total', help: 'DHCP requests not answered, by reason', labelNames: ['reason'], registers: [o.registry] });
-    this.#latency = new Histogram({ name: 'metalboot_dhcp_reply_seconds', help: 'Time from receipt to reply sent (includes the lease fsync for range ACKs)', buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5], registers: [o.registry] });
+    this.#received = new Counter({
+      name: 'metalboot_dhcp_received_total',
+      help: 'DHCP requests received, by message type',
+      labelNames: ['type'],
+      registers: [o.registry],
+    });
+    this.#replies = new Counter({
+      name: 'metalboot_dhcp_replies_total',
+      help: 'DHCP replies sent, by message type',
+      labelNames: ['type'],
+      registers: [o.registry],
+    });
+    this.#drops = new Counter({
+      name: 'metalboot_dhcp_dropped_total',
+      help: 'DHCP requests not answered, by reason',
+      labelNames: ['reason'],
+      registers: [o.registry],
+    });
+    this.#latency = new Histogram({
+      name: 'metalboot_dhcp_reply_seconds',
+      help: 'Time from receipt to reply sent (includes the lease fsync for range ACKs)',
+      buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
+      registers: [o.registry],
+    });
     for (const r of DROP_REASONS) this.#drops.inc({ reason: r }, 0);
     this.#receivedBy = new LabelledCounter(this.#received);
     this.#repliesBy = new LabelledCounter(this.#replies);
@@ -115,13 +138,24 @@ export class DhcpServer implements Service {
       } catch (err) {
         await this.close();
         const code = (err as NodeJS.ErrnoException).code;
-        throw new MetalbootError('DHCP_ERR_BIND', code === 'EADDRNOTAVAIL'
-          ? `server IP ${serverIp} is not on any interface of this host (check --server-ip / the NetworkAttachmentDefinition)`
-          : `cannot bind the DHCP send socket to ${serverIp}: ${(err as Error).message}`, { cause: err });
+        throw new MetalbootError(
+          'DHCP_ERR_BIND',
+          code === 'EADDRNOTAVAIL'
+            ? `server IP ${serverIp} is not on any interface of this host (check --server-ip / the NetworkAttachmentDefinition)`
+            : `cannot bind the DHCP send socket to ${serverIp}: ${(err as Error).message}`,
+          { cause: err },
+        );
       }
     }
     this.#checkRecvBuffer();
-    this.#log.info({ listen: `${listen.host}:${this.address().port}`, serverIp: formatIpv4(policy.serverIp), recvBufferBytes: this.recvBufferSize() }, 'dhcp listening');
+    this.#log.info(
+      {
+        listen: `${listen.host}:${this.address().port}`,
+        serverIp: formatIpv4(policy.serverIp),
+        recvBufferBytes: this.recvBufferSize(),
+      },
+      'dhcp listening',
+    );
   }
 
   /** One warning when the kernel granted less than asked (every socket gets the same cap). */
@@ -130,10 +164,15 @@ export class DhcpServer implements Service {
     if (requested <= 0) return;
     const granted = Math.min(...this.#sockets.map((s) => s.getRecvBufferSize()));
     if (granted >= requested * RCVBUF_REPORT_FACTOR) return;
-    this.#log.warn({
-      requested, granted: granted / RCVBUF_REPORT_FACTOR, sysctl: 'net.core.rmem_max',
-      fix: `sysctl -w net.core.rmem_max=${requested}`,
-    }, 'dhcp receive buffer capped by the kernel; bursts may overflow it');
+    this.#log.warn(
+      {
+        requested,
+        granted: granted / RCVBUF_REPORT_FACTOR,
+        sysctl: 'net.core.rmem_max',
+        fix: `sysctl -w net.core.rmem_max=${requested}`,
+      },
+      'dhcp receive buffer capped by the kernel; bursts may overflow it',
+    );
   }
 
   #bind(host: string, port: number): Promise<dgram.Socket> {
@@ -162,7 +201,17 @@ export class DhcpServer implements Service {
       if (err instanceof DecodeError) {
         this.#receivedBy.inc('malformed');
         const level = this.#drop('malformed');
-        if (level !== undefined) this.#log[level]({ reason: 'malformed', peer: `${rinfo.address}:${rinfo.port}`, code: err.code, offset: err.offset, bytes: buf.length }, 'dhcp drop');
+        if (level !== undefined)
+          this.#log[level](
+            {
+              reason: 'malformed',
+              peer: `${rinfo.address}:${rinfo.port}`,
+              code: err.code,
+              offset: err.offset,
+              bytes: buf.length,
+            },
+            'dhcp drop',
+          );
         return;
       }
       // A bug, not bad input: never let it take the server down.
@@ -173,8 +222,23 @@ export class DhcpServer implements Service {
     if (outcome.kind === 'ignore') {
       const d = outcome.facts;
       const level = this.#drop(outcome.reason);
-      if (level !== undefined) this.#log[level]({ reason: outcome.reason, mac: d?.mac, type: messageTypeName(d?.messageType), host: d?.host?.origin.name, detail: outcome.detail }, 'dhcp drop');
-      if (outcome.persist !== undefined) this.#track(this.#o.leases.persist(outcome.persist).catch((err: unknown) => this.#log.error({ err }, 'lease journal write failed')));
+      if (level !== undefined)
+        this.#log[level](
+          {
+            reason: outcome.reason,
+            mac: d?.mac,
+            type: messageTypeName(d?.messageType),
+            host: d?.host?.origin.name,
+            detail: outcome.detail,
+          },
+          'dhcp drop',
+        );
+      if (outcome.persist !== undefined)
+        this.#track(
+          this.#o.leases
+            .persist(outcome.persist)
+            .catch((err: unknown) => this.#log.error({ err }, 'lease journal write failed')),
+        );
       this.#o.onOutcome?.(outcome);
       return;
     }
@@ -182,14 +246,16 @@ export class DhcpServer implements Service {
       this.#send(outcome, started);
       return;
     }
-    this.#track(this.#o.leases.persist(outcome.persist).then(
-      () => this.#send(outcome, started),
-      (err: unknown) => {
-        this.#log.error({ err, mac: outcome.facts.mac }, 'lease journal write failed');
-        const level = this.#drop('journal-failed');
-        if (level !== undefined) this.#log[level]({ reason: 'journal-failed', mac: outcome.facts.mac }, 'dhcp drop');
-      },
-    ));
+    this.#track(
+      this.#o.leases.persist(outcome.persist).then(
+        () => this.#send(outcome, started),
+        (err: unknown) => {
+          this.#log.error({ err, mac: outcome.facts.mac }, 'lease journal write failed');
+          const level = this.#drop('journal-failed');
+          if (level !== undefined) this.#log[level]({ reason: 'journal-failed', mac: outcome.facts.mac }, 'dhcp drop');
+        },
+      ),
+    );
   }
 
   #track(p: Promise<void>): void {
@@ -217,12 +283,26 @@ export class DhcpServer implements Service {
       this.#repliesBy.inc(type);
       this.#latency.observe((performance.now() - started) / 1000);
       if (this.#log.isLevelEnabled('info')) {
-        this.#log.info({
-          xid: outcome.reply.xid, mac: d.mac, type, ip: formatIpv4(outcome.reply.yiaddr), source: d.source, host: d.host?.origin.name,
-          client: d.client.kind, arch: 'archCode' in d.client ? d.client.archCode : undefined,
-          boot: outcome.boot?.kind === 'none' ? `none (${outcome.boot.reason})` : outcome.reply.options.has(67) ? Buffer.from(outcome.reply.options.get(67)!).toString('latin1') : undefined,
-          to: `${formatIpv4(dest.address)}:${dest.port}`,
-        }, 'dhcp reply');
+        this.#log.info(
+          {
+            xid: outcome.reply.xid,
+            mac: d.mac,
+            type,
+            ip: formatIpv4(outcome.reply.yiaddr),
+            source: d.source,
+            host: d.host?.origin.name,
+            client: d.client.kind,
+            arch: 'archCode' in d.client ? d.client.archCode : undefined,
+            boot:
+              outcome.boot?.kind === 'none'
+                ? `none (${outcome.boot.reason})`
+                : outcome.reply.options.has(67)
+                  ? Buffer.from(outcome.reply.options.get(67)!).toString('latin1')
+                  : undefined,
+            to: `${formatIpv4(dest.address)}:${dest.port}`,
+          },
+          'dhcp reply',
+        );
       }
       this.#o.onOutcome?.(outcome);
     });

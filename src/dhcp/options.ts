@@ -52,7 +52,14 @@ export const MESSAGE_TYPE = {
 export type MessageType = (typeof MESSAGE_TYPE)[keyof typeof MESSAGE_TYPE];
 
 const MESSAGE_TYPE_NAMES: Record<number, string> = {
-  1: 'DISCOVER', 2: 'OFFER', 3: 'REQUEST', 4: 'DECLINE', 5: 'ACK', 6: 'NAK', 7: 'RELEASE', 8: 'INFORM',
+  1: 'DISCOVER',
+  2: 'OFFER',
+  3: 'REQUEST',
+  4: 'DECLINE',
+  5: 'ACK',
+  6: 'NAK',
+  7: 'RELEASE',
+  8: 'INFORM',
 };
 export function messageTypeName(t: number | undefined): string {
   return t === undefined ? 'none' : (MESSAGE_TYPE_NAMES[t] ?? `type-${t}`);
@@ -165,7 +172,10 @@ export function parseSubOptions(v: Uint8Array | undefined, padEnd: boolean): Sub
   let i = 0;
   while (i < v.length) {
     const code = v[i]!;
-    if (padEnd && code === 0) { i++; continue; }
+    if (padEnd && code === 0) {
+      i++;
+      continue;
+    }
     if (padEnd && code === 255) break;
     if (i + 1 >= v.length) return undefined;
     const len = v[i + 1]!;
@@ -223,7 +233,14 @@ export function str(s: string): Uint8Array {
 
 /** RFC 3004 user-class list: each entry length-prefixed. */
 export function userClasses(list: readonly string[]): Uint8Array {
-  return new Uint8Array(Buffer.concat(list.map((s) => { const b = Buffer.from(s, 'latin1'); return Buffer.concat([Uint8Array.of(b.length), b]); })));
+  return new Uint8Array(
+    Buffer.concat(
+      list.map((s) => {
+        const b = Buffer.from(s, 'latin1');
+        return Buffer.concat([Uint8Array.of(b.length), b]);
+      }),
+    ),
+  );
 }
 
 export function subOptions(entries: Iterable<readonly [number, Uint8Array]>, end = false): Uint8Array {

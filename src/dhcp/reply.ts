@@ -6,7 +6,18 @@
  * is a boot client. Pure.
  */
 import { BOOTREPLY, FLAG_BROADCAST, type DhcpMessage, type DhcpOptions } from './codec.js';
-import { MESSAGE_TYPE, OPT, domainSearch, ip, ips, pxeDiscoveryControlDirect, str, subOptions, u32, u8 } from './options.js';
+import {
+  MESSAGE_TYPE,
+  OPT,
+  domainSearch,
+  ip,
+  ips,
+  pxeDiscoveryControlDirect,
+  str,
+  subOptions,
+  u32,
+  u8,
+} from './options.js';
 import { IPV4_ANY, broadcastOf, formatIpv4, prefixToMask, type Ipv4 } from '../net/ipv4.js';
 import type { BootAnswer } from '../boot/boot-answer.js';
 import type { BootClient } from '../boot/boot-client.js';
@@ -116,7 +127,11 @@ export class ReplyValues {
   hostLease(lease: LeaseParams): ReplyLease {
     let r = this.#hostLeases.get(lease);
     if (r === undefined) {
-      r = { ...lease, leaseSeconds: this.#hostLeaseSeconds, values: { ...leaseValues(lease), times: this.#timesOf(this.#hostLeaseSeconds) } };
+      r = {
+        ...lease,
+        leaseSeconds: this.#hostLeaseSeconds,
+        values: { ...leaseValues(lease), times: this.#timesOf(this.#hostLeaseSeconds) },
+      };
       this.#hostLeases.set(lease, r);
     }
     return r;
@@ -132,8 +147,18 @@ export class ReplyValues {
       this.#rangeBroadcasts.set(b, broadcast);
     }
     return {
-      ip: address, prefix: r.prefix, gateway: r.gateway, dns: r.dns, ntp: r.ntp, hostname: undefined, leaseSeconds,
-      values: { ...this.#rangeValues, broadcast, times: leaseSeconds === undefined ? undefined : this.#timesOf(leaseSeconds) },
+      ip: address,
+      prefix: r.prefix,
+      gateway: r.gateway,
+      dns: r.dns,
+      ntp: r.ntp,
+      hostname: undefined,
+      leaseSeconds,
+      values: {
+        ...this.#rangeValues,
+        broadcast,
+        times: leaseSeconds === undefined ? undefined : this.#timesOf(leaseSeconds),
+      },
     };
   }
 
@@ -182,9 +207,21 @@ function baseReply(req: DhcpMessage, type: number, serverId: Uint8Array): DhcpMe
   const relay = req.options.get(OPT.RELAY_AGENT_INFO);
   if (relay !== undefined) options.set(OPT.RELAY_AGENT_INFO, relay);
   return {
-    op: BOOTREPLY, htype: req.htype, hlen: req.hlen, hops: 0, xid: req.xid, secs: 0, flags: req.flags,
-    ciaddr: IPV4_ANY, yiaddr: IPV4_ANY, siaddr: IPV4_ANY, giaddr: req.giaddr,
-    chaddr: req.chaddr, sname: '', file: '', options,
+    op: BOOTREPLY,
+    htype: req.htype,
+    hlen: req.hlen,
+    hops: 0,
+    xid: req.xid,
+    secs: 0,
+    flags: req.flags,
+    ciaddr: IPV4_ANY,
+    yiaddr: IPV4_ANY,
+    siaddr: IPV4_ANY,
+    giaddr: req.giaddr,
+    chaddr: req.chaddr,
+    sname: '',
+    file: '',
+    options,
   };
 }
 
@@ -201,7 +238,8 @@ export function buildLeaseReply(
   const o = r.options;
   const lv = lease.values;
   const prl = req.options.get(OPT.PARAM_REQUEST_LIST);
-  if (lv.times === undefined) r.ciaddr = req.ciaddr; // INFORM: RFC 2131 §4.3.5
+  if (lv.times === undefined)
+    r.ciaddr = req.ciaddr; // INFORM: RFC 2131 §4.3.5
   else {
     r.yiaddr = lease.ip;
     if (req.ciaddr !== 0) r.ciaddr = req.ciaddr;
@@ -221,7 +259,14 @@ export function buildLeaseReply(
   return r;
 }
 
-function addBoot(req: DhcpMessage, r: DhcpMessage, client: BootClient, boot: BootAnswer, ctx: ReplyContext, v: ReplyValues): void {
+function addBoot(
+  req: DhcpMessage,
+  r: DhcpMessage,
+  client: BootClient,
+  boot: BootAnswer,
+  ctx: ReplyContext,
+  v: ReplyValues,
+): void {
   const o = r.options;
   if (client.kind === 'pxe' || client.kind === 'uefi-http') {
     const uuid = req.options.get(OPT.CLIENT_UUID);

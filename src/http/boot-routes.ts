@@ -36,7 +36,12 @@ export interface BootRoutesOptions {
   readonly ironicHttpUrl: string | undefined;
   readonly ironicApiUrl: string | undefined;
   readonly annotationPrefix: string;
-  readonly inspector: { readonly collectors: string; readonly extraKernelParams: readonly string[]; readonly kernelPath: string; readonly initramfsPath: string };
+  readonly inspector: {
+    readonly collectors: string;
+    readonly extraKernelParams: readonly string[];
+    readonly kernelPath: string;
+    readonly initramfsPath: string;
+  };
   readonly installer: { readonly extraKernelParams: readonly string[] };
   readonly registry: Registry;
   /** Timeout for fetching Ironic's per-node config. Default 10 s. */
@@ -50,14 +55,30 @@ type RenderedScript = { kind: ScriptKind | 'retry'; text: string };
 const IRONIC_CONFIG_MAX_BYTES = 256 * 1024;
 
 export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Promise<void> {
-  const served = new Counter({ name: 'metalboot_boot_scripts_total', help: 'iPXE scripts served, by kind', labelNames: ['kind'], registers: [o.registry] });
-  const binaries = new Counter({ name: 'metalboot_http_binaries_total', help: 'iPXE binaries served over HTTP, by result', labelNames: ['result'], registers: [o.registry] });
+  const served = new Counter({
+    name: 'metalboot_boot_scripts_total',
+    help: 'iPXE scripts served, by kind',
+    labelNames: ['kind'],
+    registers: [o.registry],
+  });
+  const binaries = new Counter({
+    name: 'metalboot_http_binaries_total',
+    help: 'iPXE binaries served over HTTP, by result',
+    labelNames: ['result'],
+    registers: [o.registry],
+  });
   const imageBaseUrl = o.imageBaseUrl ?? o.baseUrl;
   const urlOf = (p: string) => `${imageBaseUrl}/${p.replace(/^\/+/, '')}`;
   const initramfsName = o.inspector.initramfsPath.split('/').at(-1)!;
   const common = (mac: Mac, host: HostRecord, why: string): HostScriptData => ({
-    host: host.origin.name, mac, why, baseUrl: o.baseUrl, apiUrl: o.apiUrl,
-    kernelUrl: urlOf(o.inspector.kernelPath), initramfsUrl: urlOf(o.inspector.initramfsPath), initramfsName,
+    host: host.origin.name,
+    mac,
+    why,
+    baseUrl: o.baseUrl,
+    apiUrl: o.apiUrl,
+    kernelUrl: urlOf(o.inspector.kernelPath),
+    initramfsUrl: urlOf(o.inspector.initramfsPath),
+    initramfsName,
   });
 
   const sendScript = (reply: FastifyReply, s: RenderedScript) => {
@@ -65,13 +86,25 @@ export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Pr
     return reply.header('cache-control', 'no-store').type('text/plain; charset=utf-8').send(s.text);
   };
 
-  app.get('/boot.ipxe', async (_req, reply) => sendScript(reply, { kind: 'boot' as ScriptKind, text: o.scripts.render('boot', { baseUrl: o.baseUrl }) }));
+  app.get('/boot.ipxe', async (_req, reply) =>
+    sendScript(reply, { kind: 'boot' as ScriptKind, text: o.scripts.render('boot', { baseUrl: o.baseUrl }) }),
+  );
 
   app.get<{ Params: { name: string } }>('/boot/:name', async (req, reply) => {
     const name = req.params.name;
     if (name === 'fallback.ipxe') {
-      req.log.warn({ peer: req.ip, macs: Object.values(req.query as Record<string, string>).filter((m) => m !== '') }, 'no host for any NIC of this machine');
-      return sendScript(reply, { kind: 'fallback' as ScriptKind, text: o.scripts.render('fallback', { baseUrl: o.baseUrl, annotationPrefix: o.annotationPrefix, retrySeconds: 30 }) });
+      req.log.warn(
+        { peer: req.ip, macs: Object.values(req.query as Record<string, string>).filter((m) => m !== '') },
+        'no host for any NIC of this machine',
+      );
+      return sendScript(reply, {
+        kind: 'fallback' as ScriptKind,
+        text: o.scripts.render('fallback', {
+          baseUrl: o.baseUrl,
+          annotationPrefix: o.annotationPrefix,
+          retrySeconds: 30,
+        }),
+      });
     }
     const mac = name.endsWith('.ipxe') ? parseMac(name.slice(0, -5)) : undefined;
     if (mac === undefined) return reply.code(404).type('text/plain').send('not a MAC address\n');
@@ -79,7 +112,10 @@ export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Pr
     if (found.kind !== 'host') {
       // 404 lets boot.ipxe's NIC loop move on to the next NIC.
       req.log.info({ mac, reason: found.kind === 'conflict' ? found.reason : 'unknown-host' }, 'no script for MAC');
-      return reply.code(404).type('text/plain').send(found.kind === 'conflict' ? `conflict: ${found.reason}\n` : 'no host with this MAC\n');
+      return reply
+        .code(404)
+        .type('text/plain')
+        .send(found.kind === 'conflict' ? `conflict: ${found.reason}\n` : 'no host with this MAC\n');
     }
     const script = await renderHostScript(mac, found.host, req.log);
     req.log.info({ mac, host: found.host.origin.name, script: script.kind }, 'boot script served');
@@ -92,9 +128,18 @@ export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Pr
     const data = common(mac, host, choice.why);
     const inspector = (why: string): RenderedScript => ({
       kind: 'inspector',
-      text: o.scripts.render('inspector', { ...data, why, collectors: o.inspector.collectors, callbackUrl: `${o.apiUrl}/v1/continue_inspection`, extraParams: o.inspector.extraKernelParams }),
+      text: o.scripts.render('inspector', {
+        ...data,
+        why,
+        collectors: o.inspector.collectors,
+        callbackUrl: `${o.apiUrl}/v1/continue_inspection`,
+        extraParams: o.inspector.extraKernelParams,
+      }),
     });
-    const installer = (why: string): RenderedScript => ({ kind: 'installer', text: o.scripts.render('installer', { ...data, why, extraParams: o.installer.extraKernelParams }) });
+    const installer = (why: string): RenderedScript => ({
+      kind: 'installer',
+      text: o.scripts.render('installer', { ...data, why, extraParams: o.installer.extraKernelParams }),
+    });
     switch (choice.kind) {
       case 'localboot':
         return { kind: 'localboot', text: o.scripts.render('localboot', data) };
@@ -104,11 +149,28 @@ export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Pr
       case 'ironic-or-inspector': {
         const fetched = await fetchIronicConfig(mac);
         if (fetched.kind === 'config') {
-          return { kind: 'installer', text: rewriteIronicConfig(fetched.text, { ironicHttpUrl: o.ironicHttpUrl, ironicApiUrl: o.ironicApiUrl, httpUrl: imageBaseUrl, apiUrl: o.apiUrl, extraParams: o.installer.extraKernelParams }) };
+          return {
+            kind: 'installer',
+            text: rewriteIronicConfig(fetched.text, {
+              ironicHttpUrl: o.ironicHttpUrl,
+              ironicApiUrl: o.ironicApiUrl,
+              httpUrl: imageBaseUrl,
+              apiUrl: o.apiUrl,
+              extraParams: o.installer.extraKernelParams,
+            }),
+          };
         }
         if (fetched.kind === 'error') {
           log.warn({ mac, reason: fetched.reason }, 'ironic per-node config unavailable');
-          return { kind: 'retry', text: o.scripts.render('retry', { ...data, why: `Ironic per-node config unavailable: ${fetched.reason}`, retrySeconds: 10, macHexHyp: macHexHyp(mac) }) };
+          return {
+            kind: 'retry',
+            text: o.scripts.render('retry', {
+              ...data,
+              why: `Ironic per-node config unavailable: ${fetched.reason}`,
+              retrySeconds: 10,
+              macHexHyp: macHexHyp(mac),
+            }),
+          };
         }
         return choice.kind === 'installer'
           ? installer(`${choice.why}; Ironic has no per-node config, using metalboot's installer`)
@@ -117,11 +179,17 @@ export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Pr
     }
   }
 
-  async function fetchIronicConfig(mac: Mac): Promise<{ kind: 'config'; text: string } | { kind: 'none' } | { kind: 'error'; reason: string }> {
+  async function fetchIronicConfig(
+    mac: Mac,
+  ): Promise<{ kind: 'config'; text: string } | { kind: 'none' } | { kind: 'error'; reason: string }> {
     if (o.ironicHttpUrl === undefined) return { kind: 'none' };
     const timeout = o.ironicTimeoutMs ?? 10_000;
     try {
-      const res = await undiciRequest(`${o.ironicHttpUrl}/pxelinux.cfg/${macHexHyp(mac)}`, { headersTimeout: timeout, bodyTimeout: timeout, maxRedirections: 0 } as Parameters<typeof undiciRequest>[1]);
+      const res = await undiciRequest(`${o.ironicHttpUrl}/pxelinux.cfg/${macHexHyp(mac)}`, {
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+        maxRedirections: 0,
+      } as Parameters<typeof undiciRequest>[1]);
       if (res.statusCode === 404) {
         await res.body.dump();
         return { kind: 'none' };
@@ -153,11 +221,18 @@ export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Pr
     const r = o.files.lookup(req.params.file);
     if (r.kind !== 'file') {
       binaries.inc({ result: r.kind });
-      return reply.code(r.kind === 'refused' ? 403 : 404).type('text/plain').send(r.kind === 'refused' ? `refused: ${r.reason}\n` : 'no such file\n');
+      return reply
+        .code(r.kind === 'refused' ? 403 : 404)
+        .type('text/plain')
+        .send(r.kind === 'refused' ? `refused: ${r.reason}\n` : 'no such file\n');
     }
     binaries.inc({ result: 'served' });
     o.onServed?.({ host: undefined, mac: undefined, what: 'binary', name: r.file.name });
-    reply.header('content-length', r.file.size).header('etag', r.file.etag).header('last-modified', new Date(r.file.mtimeMs).toUTCString()).type('application/octet-stream');
+    reply
+      .header('content-length', r.file.size)
+      .header('etag', r.file.etag)
+      .header('last-modified', new Date(r.file.mtimeMs).toUTCString())
+      .type('application/octet-stream');
     return reply.send(r.file.data);
   };
   app.get<{ Params: { file: string } }>('/ipxe/:file', sendBinary);

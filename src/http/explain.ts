@@ -29,14 +29,17 @@ function describeHost(h: HostRecord): Record<string, unknown> {
     provisioningState: h.provisioningState,
     netboot: h.netboot,
     problem: h.problem,
-    lease: h.lease === undefined ? undefined : {
-      ip: formatIpv4(h.lease.ip),
-      mask: formatIpv4(prefixToMask(h.lease.prefix)),
-      gateway: h.lease.gateway === undefined ? undefined : formatIpv4(h.lease.gateway),
-      dns: h.lease.dns.map(formatIpv4),
-      ntp: h.lease.ntp.map(formatIpv4),
-      hostname: h.lease.hostname,
-    },
+    lease:
+      h.lease === undefined
+        ? undefined
+        : {
+            ip: formatIpv4(h.lease.ip),
+            mask: formatIpv4(prefixToMask(h.lease.prefix)),
+            gateway: h.lease.gateway === undefined ? undefined : formatIpv4(h.lease.gateway),
+            dns: h.lease.dns.map(formatIpv4),
+            ntp: h.lease.ntp.map(formatIpv4),
+            hostname: h.lease.hostname,
+          },
   };
 }
 
@@ -54,20 +57,40 @@ export function explain(mac: Mac, policy: DhcpPolicy, state: DhcpState): Record<
     return out;
   }
   const netboot = owner.host?.netboot ?? true;
-  const boot = Object.fromEntries(Object.entries(SAMPLE_CLIENTS).map(([k, c]) => [k, policy.answers.answer(c, netboot)]));
+  const boot = Object.fromEntries(
+    Object.entries(SAMPLE_CLIENTS).map(([k, c]) => [k, policy.answers.answer(c, netboot)]),
+  );
   if (owner.kind === 'host') {
-    out.dhcp = { answer: 'offer', source: owner.host.origin.kind, ip: formatIpv4(owner.lease.ip), leaseSeconds: policy.leaseSeconds, boot };
+    out.dhcp = {
+      answer: 'offer',
+      source: owner.host.origin.kind,
+      ip: formatIpv4(owner.lease.ip),
+      leaseSeconds: policy.leaseSeconds,
+      boot,
+    };
     out.script = chooseScript(owner.host);
   } else {
     const lease = state.pool.leaseOf(mac, state.now());
     out.dhcp = {
       answer: 'offer',
       source: 'range',
-      why: owner.host === undefined ? 'no BareMetalHost or static host has this MAC; the dynamic range serves it' : `host cannot be served (${owner.host.problem}); the dynamic range serves it`,
-      currentLease: lease === undefined ? undefined : { ip: formatIpv4(lease.ip), expiresAt: Number.isFinite(lease.expiresAt) ? new Date(lease.expiresAt).toISOString() : 'never' },
+      why:
+        owner.host === undefined
+          ? 'no BareMetalHost or static host has this MAC; the dynamic range serves it'
+          : `host cannot be served (${owner.host.problem}); the dynamic range serves it`,
+      currentLease:
+        lease === undefined
+          ? undefined
+          : {
+              ip: formatIpv4(lease.ip),
+              expiresAt: Number.isFinite(lease.expiresAt) ? new Date(lease.expiresAt).toISOString() : 'never',
+            },
       boot,
     };
-    out.script = owner.host === undefined ? { kind: 'none', why: 'only known hosts get a boot script; /boot/<mac>.ipxe answers 404' } : chooseScript(owner.host);
+    out.script =
+      owner.host === undefined
+        ? { kind: 'none', why: 'only known hosts get a boot script; /boot/<mac>.ipxe answers 404' }
+        : chooseScript(owner.host);
   }
   return out;
 }

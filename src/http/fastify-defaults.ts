@@ -22,13 +22,32 @@ export function newFastify(logger: Logger): FastifyInstance {
 
 /** Counts every response and logs errors and image downloads. */
 export function addResponseLog(app: FastifyInstance, registry: Registry): void {
-  const requests = new Counter({ name: 'metalboot_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [registry] });
+  const requests = new Counter({
+    name: 'metalboot_http_requests_total',
+    help: 'HTTP requests by route and status',
+    labelNames: ['route', 'status'],
+    registers: [registry],
+  });
   app.addHook('onResponse', async (req, reply) => {
     requests.inc({ route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
-    if (reply.statusCode >= 400) req.log.info({ method: req.method, url: redactUrl(req.url), status: reply.statusCode, peer: req.ip }, 'http error response');
+    if (reply.statusCode >= 400)
+      req.log.info(
+        { method: req.method, url: redactUrl(req.url), status: reply.statusCode, peer: req.ip },
+        'http error response',
+      );
     // Image downloads are few per boot and the milestones of one: log each.
     else if ((req.routeOptions.config as { imageProxy?: boolean } | undefined)?.imageProxy === true) {
-      req.log.info({ method: req.method, url: req.url, status: reply.statusCode, bytes: Number(reply.getHeader('content-length') ?? 0), ms: Math.round(reply.elapsedTime), peer: req.ip }, 'image served');
+      req.log.info(
+        {
+          method: req.method,
+          url: req.url,
+          status: reply.statusCode,
+          bytes: Number(reply.getHeader('content-length') ?? 0),
+          ms: Math.round(reply.elapsedTime),
+          peer: req.ip,
+        },
+        'image served',
+      );
     }
   });
 }

@@ -22,7 +22,8 @@ export class HttpServer implements Service {
 
   address(): ListenAddress {
     const a = this.#app?.server.address();
-    if (a === null || a === undefined || typeof a === 'string') throw new MetalbootError('SERVICE_ERR_NOT_LISTENING', 'not listening');
+    if (a === null || a === undefined || typeof a === 'string')
+      throw new MetalbootError('SERVICE_ERR_NOT_LISTENING', 'not listening');
     return { host: a.address, port: a.port };
   }
 

@@ -25,7 +25,10 @@ export async function opsRoutes(app: FastifyInstance, o: OpsRoutesOptions): Prom
     const extra = o.extraMetrics ?? [];
     if (extra.length === 0) return reply.type(o.registry.contentType).send(await o.registry.metrics());
     // Series of one name from several threads are summed (AggregatorRegistry, as for cluster workers).
-    const parts = [await o.registry.getMetricsAsJSON(), ...(await Promise.all(extra.map((f) => f()))).filter((m) => m !== undefined)] as MetricsJson[];
+    const parts = [
+      await o.registry.getMetricsAsJSON(),
+      ...(await Promise.all(extra.map((f) => f()))).filter((m) => m !== undefined),
+    ] as MetricsJson[];
     return reply.type(o.registry.contentType).send(await AggregatorRegistry.aggregate(parts).metrics());
   });
   app.get('/healthz', async () => ({ status: 'ok' }));

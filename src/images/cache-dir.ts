@@ -196,7 +196,12 @@ export class CacheDir {
       await fill.receive(body, this.#o.onFillBytes);
       const name = entryFileName(fill.meta.key, gen);
       await rename(tmp, path.join(this.#entriesDir, name));
-      const entry: IndexedEntry = { meta: fill.meta, file: name, headerLength: fill.headerLength, validatedAt: this.#o.now() };
+      const entry: IndexedEntry = {
+        meta: fill.meta,
+        file: name,
+        headerLength: fill.headerLength,
+        validatedAt: this.#o.now(),
+      };
       // From the commit to finish() in one synchronous step: whoever looks the key up finds
       // the fill still filling or the entry, never neither.
       const { previous, evicted } = this.#index.commit(entry, reservation);
@@ -210,7 +215,10 @@ export class CacheDir {
       fill.fail(err as Error);
       fill.abort();
       this.#o.onFillEnd?.(this.#closed ? 'aborted' : 'failed');
-      log.warn({ err, key: fill.meta.key, written: fill.written, size: fill.meta.size }, 'image cache: fill failed, nothing stored');
+      log.warn(
+        { err, key: fill.meta.key, written: fill.written, size: fill.meta.size },
+        'image cache: fill failed, nothing stored',
+      );
       await rm(tmp, { force: true }).catch(() => {});
     } finally {
       await fill.releaseWriter();

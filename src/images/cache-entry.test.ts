@@ -1,6 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeEntryHeader, encodeEntryHeader, ENTRY_FILE_NAME, entryFileName, entryHeaderLength, FIXED_HEADER_LENGTH, keyDigest, type EntryMeta } from './cache-entry.js';
+import {
+  decodeEntryHeader,
+  encodeEntryHeader,
+  ENTRY_FILE_NAME,
+  entryFileName,
+  entryHeaderLength,
+  FIXED_HEADER_LENGTH,
+  keyDigest,
+  type EntryMeta,
+} from './cache-entry.js';
 import { MetalbootError } from '../base/errors.js';
 
 const META: EntryMeta = {

@@ -39,7 +39,14 @@ const MAX_META_LENGTH = 64 * 1024;
 
 export function encodeEntryHeader(meta: EntryMeta): Buffer {
   const json = Buffer.from(
-    JSON.stringify({ key: meta.key, size: meta.size, etag: meta.etag, lastModified: meta.lastModified, contentType: meta.contentType, storedAt: meta.storedAt }),
+    JSON.stringify({
+      key: meta.key,
+      size: meta.size,
+      etag: meta.etag,
+      lastModified: meta.lastModified,
+      contentType: meta.contentType,
+      storedAt: meta.storedAt,
+    }),
     'utf8',
   );
   const head = Buffer.alloc(FIXED_HEADER_LENGTH);
@@ -76,7 +83,8 @@ export function decodeEntryHeader(header: Buffer): EntryMeta {
   if (typeof raw !== 'object' || raw === null) throw bad('metadata is not an object');
   const o = raw as Record<string, unknown>;
   if (typeof o['key'] !== 'string' || !o['key'].startsWith('/')) throw bad('metadata has no key');
-  if (typeof o['size'] !== 'number' || !Number.isSafeInteger(o['size']) || o['size'] < 0) throw bad('metadata has no size');
+  if (typeof o['size'] !== 'number' || !Number.isSafeInteger(o['size']) || o['size'] < 0)
+    throw bad('metadata has no size');
   if (typeof o['storedAt'] !== 'number' || !Number.isFinite(o['storedAt'])) throw bad('metadata has no storedAt');
   return {
     key: o['key'],

@@ -3,7 +3,14 @@ import type { EntryMeta } from './cache-entry.js';
 import { CacheIndex, diskBytes, type IndexedEntry } from './cache-index.js';
 
 const entry = (key: string, size: number, file = `${key.slice(1)}-1`): IndexedEntry => ({
-  meta: { key, size, etag: undefined, lastModified: undefined, contentType: undefined, storedAt: 0 } satisfies EntryMeta,
+  meta: {
+    key,
+    size,
+    etag: undefined,
+    lastModified: undefined,
+    contentType: undefined,
+    storedAt: 0,
+  } satisfies EntryMeta,
   file,
   headerLength: 10,
   validatedAt: 0,

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { cacheability, isFresh, revalidationHeaders, revalidationOutcome, type Cacheability, type RevalidationOutcome } from './cache-policy.js';
+import {
+  cacheability,
+  isFresh,
+  revalidationHeaders,
+  revalidationOutcome,
+  type Cacheability,
+  type RevalidationOutcome,
+} from './cache-policy.js';
 
 describe('cacheability', () => {
   const ok = { 'content-length': '1000', etag: '"a"' };
@@ -7,7 +14,12 @@ describe('cacheability', () => {
     ['a 200 with a length', 200, ok, { cacheable: true, size: 1000 }],
     ['an empty file', 200, { 'content-length': '0' }, { cacheable: true, size: 0 }],
     ['identity encoding', 200, { ...ok, 'content-encoding': 'identity' }, { cacheable: true, size: 1000 }],
-    ['Cache-Control no-cache (we revalidate anyway)', 200, { ...ok, 'cache-control': 'no-cache' }, { cacheable: true, size: 1000 }],
+    [
+      'Cache-Control no-cache (we revalidate anyway)',
+      200,
+      { ...ok, 'cache-control': 'no-cache' },
+      { cacheable: true, size: 1000 },
+    ],
     ['a 206', 206, ok, { cacheable: false, reason: 'status' }],
     ['a 404', 404, ok, { cacheable: false, reason: 'status' }],
     ['no Content-Length (chunked)', 200, { etag: '"a"' }, { cacheable: false, reason: 'no-length' }],

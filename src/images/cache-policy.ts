@@ -27,20 +27,26 @@ export function cacheability(status: number, headers: HeaderMap, maxBytes: numbe
   const length = headerValue(headers, 'content-length');
   if (length === undefined || !CONTENT_LENGTH.test(length.trim())) return { cacheable: false, reason: 'no-length' };
   const encoding = headerValue(headers, 'content-encoding');
-  if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') return { cacheable: false, reason: 'encoded' };
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity')
+    return { cacheable: false, reason: 'encoded' };
   const cc = (headerValue(headers, 'cache-control') ?? '').toLowerCase();
   if (/(^|[,\s])(no-store|private)($|[,\s=])/.test(cc)) return { cacheable: false, reason: 'no-store' };
-  if ((headerValue(headers, 'vary') ?? '').split(',').some((v) => v.trim() === '*')) return { cacheable: false, reason: 'vary' };
+  if ((headerValue(headers, 'vary') ?? '').split(',').some((v) => v.trim() === '*'))
+    return { cacheable: false, reason: 'vary' };
   const size = Number(length.trim());
   if (!Number.isSafeInteger(size) || size > maxBytes) return { cacheable: false, reason: 'too-large' };
   return { cacheable: true, size };
 }
 
 /** True when an entry validated at `validatedAt` may be served without asking the upstream. */
-export const isFresh = (validatedAt: number, now: number, revalidateAfterMs: number): boolean => now - validatedAt < revalidateAfterMs;
+export const isFresh = (validatedAt: number, now: number, revalidateAfterMs: number): boolean =>
+  now - validatedAt < revalidateAfterMs;
 
 /** The validators to send when revalidating an entry; empty when it has none. */
-export function revalidationHeaders(etag: string | undefined, lastModified: string | undefined): Record<string, string> {
+export function revalidationHeaders(
+  etag: string | undefined,
+  lastModified: string | undefined,
+): Record<string, string> {
   const out: Record<string, string> = {};
   if (etag !== undefined) out['if-none-match'] = etag;
   if (lastModified !== undefined) out['if-modified-since'] = lastModified;

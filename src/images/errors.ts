@@ -3,7 +3,12 @@
  * IMAGE_CACHE_ERR_LENGTH_MISMATCH) to what the client is told. Pure. The image proxy's own
  * error codes are in base/errors.ts.
  */
-import { errorCode, upstreamFailureReason, upstreamFailureStatus, type UpstreamFailureReason } from '../relay/upstream-failure.js';
+import {
+  errorCode,
+  upstreamFailureReason,
+  upstreamFailureStatus,
+  type UpstreamFailureReason,
+} from '../relay/upstream-failure.js';
 
 /** Why the upstream failed: the `reason` label of the failure metric. */
 export type UpstreamFailure = Exclude<UpstreamFailureReason, 'tls-verify'> | 'length-mismatch';
@@ -42,7 +47,8 @@ export function classifyUpstreamError(err: unknown): FailureAnswer {
   const code = errorCode(err);
   const general = upstreamFailureReason(code);
   // For images a certificate that does not verify is one more TLS failure.
-  const reason: UpstreamFailure = (code === undefined ? undefined : OWN_CODES[code]) ?? (general === 'tls-verify' ? 'tls' : general);
+  const reason: UpstreamFailure =
+    (code === undefined ? undefined : OWN_CODES[code]) ?? (general === 'tls-verify' ? 'tls' : general);
   const status = upstreamFailureStatus(reason);
   return { reason, status, message: code === undefined ? MESSAGES[reason] : `${MESSAGES[reason]} (${code})` };
 }

@@ -77,7 +77,10 @@ export class Fill implements StoredObject, GrowingFile {
     this.#body = body;
     await pipeline(body, new FillWriter(this, onBytes));
     if (this.#written !== this.meta.size) {
-      throw new MetalbootError('IMAGE_CACHE_ERR_LENGTH_MISMATCH', `upstream sent ${this.#written} of ${this.meta.size} bytes`);
+      throw new MetalbootError(
+        'IMAGE_CACHE_ERR_LENGTH_MISMATCH',
+        `upstream sent ${this.#written} of ${this.meta.size} bytes`,
+      );
     }
     await this.#handle.sync();
   }

@@ -35,7 +35,8 @@ export function untilReadable(stream: Readable): Promise<'data' | 'end'> {
     const onClose = (): void => {
       cleanup();
       if (stream.readableEnded) resolve('end');
-      else reject(stream.errored ?? new MetalbootError('IMAGE_CACHE_ERR_CLOSED', 'stream closed before its first byte'));
+      else
+        reject(stream.errored ?? new MetalbootError('IMAGE_CACHE_ERR_CLOSED', 'stream closed before its first byte'));
     };
     stream.on('readable', onReadable);
     stream.on('end', onEnd);

@@ -41,7 +41,11 @@ describe('upstreamRequestHeaders', () => {
   });
 
   it('appends to an existing X-Forwarded-For', () => {
-    expect(upstreamRequestHeaders({ 'x-forwarded-for': '192.0.2.1' }, { clientIp: '10.0.0.5', protocol: 'https' })['x-forwarded-for']).toBe('192.0.2.1, 10.0.0.5');
+    expect(
+      upstreamRequestHeaders({ 'x-forwarded-for': '192.0.2.1' }, { clientIp: '10.0.0.5', protocol: 'https' })[
+        'x-forwarded-for'
+      ],
+    ).toBe('192.0.2.1, 10.0.0.5');
   });
 });
 
@@ -94,7 +98,9 @@ describe('rewriteLocation', () => {
   });
 
   it('is applied to the response headers when the origin is given', () => {
-    expect(clientResponseHeaders({ location: 'http://ironic:6180/images/d/' }, 'http://ironic:6180')).toEqual({ location: '/images/d/' });
+    expect(clientResponseHeaders({ location: 'http://ironic:6180/images/d/' }, 'http://ironic:6180')).toEqual({
+      location: '/images/d/',
+    });
   });
 });
 
@@ -114,7 +120,8 @@ describe('isConditionalOrPartial', () => {
 });
 
 describe('classifyUpstreamError', () => {
-  const err = (code: string, cause?: unknown): Error => Object.assign(new Error('x'), { code, ...(cause === undefined ? {} : { cause }) });
+  const err = (code: string, cause?: unknown): Error =>
+    Object.assign(new Error('x'), { code, ...(cause === undefined ? {} : { cause }) });
   it.each<[string, unknown, UpstreamFailure, number]>([
     ['connect timeout', err('UND_ERR_CONNECT_TIMEOUT'), 'connect-timeout', 504],
     ['headers timeout', err('UND_ERR_HEADERS_TIMEOUT'), 'headers-timeout', 504],

@@ -74,7 +74,11 @@ export function rewriteLocation(location: string, origin: string, basePath: stri
 }
 
 /** The upstream response headers a client may see: hop-by-hop fields removed. */
-export function clientResponseHeaders(upstream: HeaderMap, origin?: string, basePath = ''): Record<string, string | string[]> {
+export function clientResponseHeaders(
+  upstream: HeaderMap,
+  origin?: string,
+  basePath = '',
+): Record<string, string | string[]> {
   const named = new Set<string>();
   const connection = upstream['connection'];
   for (const v of Array.isArray(connection) ? connection : connection === undefined ? [] : [connection]) {
@@ -83,7 +87,10 @@ export function clientResponseHeaders(upstream: HeaderMap, origin?: string, base
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(upstream)) {
     if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
-    out[name] = name === 'location' && origin !== undefined && typeof value === 'string' ? rewriteLocation(value, origin, basePath) : value;
+    out[name] =
+      name === 'location' && origin !== undefined && typeof value === 'string'
+        ? rewriteLocation(value, origin, basePath)
+        : value;
   }
   return out;
 }

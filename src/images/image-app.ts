@@ -9,16 +9,26 @@ import type { Registry } from 'prom-client';
 import { addResponseLog, newFastify } from '../http/fastify-defaults.js';
 import { imageProxyPlugin, type ImageProxyOptions } from './plugin.js';
 
-export async function registerImageProxy(app: FastifyInstance, proxy: Omit<ImageProxyOptions, 'registry'>, registry: Registry): Promise<void> {
+export async function registerImageProxy(
+  app: FastifyInstance,
+  proxy: Omit<ImageProxyOptions, 'registry'>,
+  registry: Registry,
+): Promise<void> {
   // Routes the proxy adds are tagged so the onResponse hook can log them.
   await app.register(async (scope) => {
-    scope.addHook('onRoute', (route) => { route.config = { ...(route.config ?? {}), imageProxy: true } as typeof route.config; });
+    scope.addHook('onRoute', (route) => {
+      route.config = { ...(route.config ?? {}), imageProxy: true } as typeof route.config;
+    });
     await scope.register(imageProxyPlugin, { ...proxy, registry });
   });
 }
 
 /** The image worker's app: the image proxy alone (worker.ts). */
-export async function buildImageApp(o: { readonly logger: Logger; readonly registry: Registry; readonly imageProxy: Omit<ImageProxyOptions, 'registry'> }): Promise<FastifyInstance> {
+export async function buildImageApp(o: {
+  readonly logger: Logger;
+  readonly registry: Registry;
+  readonly imageProxy: Omit<ImageProxyOptions, 'registry'>;
+}): Promise<FastifyInstance> {
   const app = newFastify(o.logger);
   addResponseLog(app, o.registry);
   await registerImageProxy(app, o.imageProxy, o.registry);

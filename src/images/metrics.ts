@@ -38,20 +38,77 @@ export interface CacheFigures {
   readonly fillsRunning: number;
 }
 
-export function createImageProxyMetrics(registry: Registry, cache: (() => CacheFigures) | undefined): ImageProxyMetrics {
+export function createImageProxyMetrics(
+  registry: Registry,
+  cache: (() => CacheFigures) | undefined,
+): ImageProxyMetrics {
   const registers = [registry];
   if (cache !== undefined) {
-    new Gauge({ name: 'metalboot_image_cache_size_bytes', help: 'Bytes on disk in image cache entries', registers, collect() { this.set(cache().bytes); } });
-    new Gauge({ name: 'metalboot_image_cache_entries', help: 'Image cache entries', registers, collect() { this.set(cache().entries); } });
-    new Gauge({ name: 'metalboot_image_cache_fills_running', help: 'Upstream downloads being stored in the image cache', registers, collect() { this.set(cache().fillsRunning); } });
+    new Gauge({
+      name: 'metalboot_image_cache_size_bytes',
+      help: 'Bytes on disk in image cache entries',
+      registers,
+      collect() {
+        this.set(cache().bytes);
+      },
+    });
+    new Gauge({
+      name: 'metalboot_image_cache_entries',
+      help: 'Image cache entries',
+      registers,
+      collect() {
+        this.set(cache().entries);
+      },
+    });
+    new Gauge({
+      name: 'metalboot_image_cache_fills_running',
+      help: 'Upstream downloads being stored in the image cache',
+      registers,
+      collect() {
+        this.set(cache().fillsRunning);
+      },
+    });
   }
   return {
-    requests: new Counter({ name: 'metalboot_image_proxy_requests_total', help: 'Image proxy requests, by how they were answered', labelNames: ['result'], registers }),
-    upstreamRequests: new Counter({ name: 'metalboot_image_proxy_upstream_requests_total', help: 'Requests sent to the upstream (Ironic httpd), by purpose', labelNames: ['kind'], registers }),
-    upstreamFailures: new Counter({ name: 'metalboot_image_proxy_upstream_failures_total', help: 'Upstream requests that failed, by reason', labelNames: ['reason'], registers }),
-    upstreamBytes: new Counter({ name: 'metalboot_image_proxy_upstream_bytes_total', help: 'Body bytes received from the upstream', registers }),
-    servedBytes: new Counter({ name: 'metalboot_image_proxy_served_bytes_total', help: 'Body bytes sent to clients, by source (cache or upstream)', labelNames: ['source'], registers }),
-    evictions: new Counter({ name: 'metalboot_image_cache_evictions_total', help: 'Image cache entries evicted to stay under the size limit', registers }),
-    fills: new Counter({ name: 'metalboot_image_cache_fills_total', help: 'Image cache fills, by outcome (complete, failed, aborted)', labelNames: ['outcome'], registers }),
+    requests: new Counter({
+      name: 'metalboot_image_proxy_requests_total',
+      help: 'Image proxy requests, by how they were answered',
+      labelNames: ['result'],
+      registers,
+    }),
+    upstreamRequests: new Counter({
+      name: 'metalboot_image_proxy_upstream_requests_total',
+      help: 'Requests sent to the upstream (Ironic httpd), by purpose',
+      labelNames: ['kind'],
+      registers,
+    }),
+    upstreamFailures: new Counter({
+      name: 'metalboot_image_proxy_upstream_failures_total',
+      help: 'Upstream requests that failed, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+    upstreamBytes: new Counter({
+      name: 'metalboot_image_proxy_upstream_bytes_total',
+      help: 'Body bytes received from the upstream',
+      registers,
+    }),
+    servedBytes: new Counter({
+      name: 'metalboot_image_proxy_served_bytes_total',
+      help: 'Body bytes sent to clients, by source (cache or upstream)',
+      labelNames: ['source'],
+      registers,
+    }),
+    evictions: new Counter({
+      name: 'metalboot_image_cache_evictions_total',
+      help: 'Image cache entries evicted to stay under the size limit',
+      registers,
+    }),
+    fills: new Counter({
+      name: 'metalboot_image_cache_fills_total',
+      help: 'Image cache fills, by outcome (complete, failed, aborted)',
+      labelNames: ['outcome'],
+      registers,
+    }),
   };
 }

@@ -1,6 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeSegment, matchesPrefix, parseTarget, prefixProblem, upstreamTarget, type TargetRefusal } from './paths.js';
+import {
+  encodeSegment,
+  matchesPrefix,
+  parseTarget,
+  prefixProblem,
+  upstreamTarget,
+  type TargetRefusal,
+} from './paths.js';
 
 describe('parseTarget', () => {
   it.each<[string, string, string | undefined]>([
@@ -53,16 +60,19 @@ describe('parseTarget', () => {
 
   it('never forwards a path with a dot segment, a backslash, or a NUL, whatever the input', () => {
     fc.assert(
-      fc.property(fc.string({ unit: fc.constantFrom('/', '.', '%', '2', 'e', 'E', 'f', '5', 'c', '0', 'a', '\\', '?') }), (s) => {
-        const t = parseTarget(`/${s}`);
-        if (t.kind === 'refuse') return;
-        const segments = t.path.split('/').map((x) => decodeURIComponent(x));
-        expect(segments).not.toContain('..');
-        expect(segments).not.toContain('.');
-        expect(t.path).not.toMatch(/\\|%00|%2F|%5C/i);
-        // canonical: parsing the output again gives the same path
-        expect(parseTarget(t.path)).toMatchObject({ kind: 'forward', path: t.path });
-      }),
+      fc.property(
+        fc.string({ unit: fc.constantFrom('/', '.', '%', '2', 'e', 'E', 'f', '5', 'c', '0', 'a', '\\', '?') }),
+        (s) => {
+          const t = parseTarget(`/${s}`);
+          if (t.kind === 'refuse') return;
+          const segments = t.path.split('/').map((x) => decodeURIComponent(x));
+          expect(segments).not.toContain('..');
+          expect(segments).not.toContain('.');
+          expect(t.path).not.toMatch(/\\|%00|%2F|%5C/i);
+          // canonical: parsing the output again gives the same path
+          expect(parseTarget(t.path)).toMatchObject({ kind: 'forward', path: t.path });
+        },
+      ),
     );
   });
 });
@@ -93,8 +103,12 @@ describe('matchesPrefix', () => {
 });
 
 describe('prefixProblem', () => {
-  it.each(['/images/', '/pxelinux.cfg/', '/ironic-python-agent'])('accepts %s', (p) => expect(prefixProblem(p)).toBeUndefined());
-  it.each(['images/', '/', '/a/../b/', '/a*', '/a/%2e/', '/a//b/', '/a b/'])('refuses %s', (p) => expect(prefixProblem(p)).toBeDefined());
+  it.each(['/images/', '/pxelinux.cfg/', '/ironic-python-agent'])('accepts %s', (p) =>
+    expect(prefixProblem(p)).toBeUndefined(),
+  );
+  it.each(['images/', '/', '/a/../b/', '/a*', '/a/%2e/', '/a//b/', '/a b/'])('refuses %s', (p) =>
+    expect(prefixProblem(p)).toBeDefined(),
+  );
 });
 
 describe('upstreamTarget', () => {

@@ -111,7 +111,8 @@ export interface ImageProxyOptions {
 function checkPrefixes(prefixes: readonly string[], what: string): void {
   for (const p of prefixes) {
     const problem = prefixProblem(p);
-    if (problem !== undefined) throw new MetalbootError('IMAGE_PROXY_ERR_BAD_PREFIX', `${what} ${JSON.stringify(p)} ${problem}`);
+    if (problem !== undefined)
+      throw new MetalbootError('IMAGE_PROXY_ERR_BAD_PREFIX', `${what} ${JSON.stringify(p)} ${problem}`);
   }
 }
 
@@ -133,7 +134,10 @@ function imageRequest(request: FastifyRequest): ImageRequest {
   };
 }
 
-export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fastify: FastifyInstance, o: ImageProxyOptions) => {
+export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (
+  fastify: FastifyInstance,
+  o: ImageProxyOptions,
+) => {
   const upstreamUrl = parseUpstream(o.upstream);
   const prefixes = o.prefixes ?? DEFAULT_IMAGE_PROXY_PREFIXES;
   checkPrefixes(prefixes, 'prefix');
@@ -142,8 +146,14 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
   const cachePrefixes = cacheSettings?.prefixes ?? DEFAULT_IMAGE_CACHE_PREFIXES;
   checkPrefixes(cachePrefixes, 'cache prefix');
   const revalidateAfterMs = cacheSettings?.revalidateAfterMs ?? 30_000;
-  if (cacheSettings !== undefined && (!Number.isSafeInteger(cacheSettings.maxBytes) || cacheSettings.maxBytes < 0 || revalidateAfterMs < 0)) {
-    throw new MetalbootError('IMAGE_PROXY_ERR_BAD_CACHE_OPTIONS', 'cache.maxBytes and cache.revalidateAfterMs must be non-negative integers');
+  if (
+    cacheSettings !== undefined &&
+    (!Number.isSafeInteger(cacheSettings.maxBytes) || cacheSettings.maxBytes < 0 || revalidateAfterMs < 0)
+  ) {
+    throw new MetalbootError(
+      'IMAGE_PROXY_ERR_BAD_CACHE_OPTIONS',
+      'cache.maxBytes and cache.revalidateAfterMs must be non-negative integers',
+    );
   }
 
   const m = createImageProxyMetrics(o.registry, cacheSettings === undefined ? undefined : () => store!.figures());
@@ -195,7 +205,10 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
       const reason = target.kind === 'refuse' ? target.reason : 'outside-prefixes';
       m.requests.inc({ result: 'refused' });
       request.log.info({ reason }, 'image proxy: request target refused');
-      return reply.code(reason === 'outside-prefixes' ? 404 : 400).type(PLAIN_TEXT).send(`request target refused: ${reason}\n`);
+      return reply
+        .code(reason === 'outside-prefixes' ? 404 : 400)
+        .type(PLAIN_TEXT)
+        .send(`request target refused: ${reason}\n`);
     }
     if (store === undefined || target.query !== undefined || !matchesPrefix(target.path, cachePrefixes, false)) {
       await relay.forward(request, reply, target.path, target.query);
@@ -222,7 +235,13 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (fa
 };
 
 /** Answers from a stored object: the status and headers the store's answer implies, then the body. */
-async function sendObject(request: FastifyRequest, reply: FastifyReply, a: Extract<StoreAnswer, { kind: 'object' }>, m: ImageProxyMetrics, relay: Relay): Promise<void> {
+async function sendObject(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  a: Extract<StoreAnswer, { kind: 'object' }>,
+  m: ImageProxyMetrics,
+  relay: Relay,
+): Promise<void> {
   const status = a.answer.status;
   const headers = storedObjectHeaders(a.meta, a.answer, a.result);
   if (status === 304 || status === 412) {
@@ -238,7 +257,10 @@ async function sendObject(request: FastifyRequest, reply: FastifyReply, a: Extra
   const body = a.body;
   if (body === undefined) {
     m.requests.inc({ result: a.result });
-    void reply.code(status).headers(headers).send(request.method === 'HEAD' ? undefined : '');
+    void reply
+      .code(status)
+      .headers(headers)
+      .send(request.method === 'HEAD' ? undefined : '');
     return;
   }
   try {
@@ -270,7 +292,8 @@ export const imageRedirects: FastifyPluginAsync<ImageRedirectOptions> = async (f
   const prefixes = o.prefixes ?? DEFAULT_IMAGE_PROXY_PREFIXES;
   checkPrefixes(prefixes, 'prefix');
   const target = o.target.replace(/\/+$/, '');
-  const handler = async (request: FastifyRequest, reply: FastifyReply) => reply.code(307).header('location', `${target}${request.url}`).header('cache-control', 'no-store').send();
+  const handler = async (request: FastifyRequest, reply: FastifyReply) =>
+    reply.code(307).header('location', `${target}${request.url}`).header('cache-control', 'no-store').send();
   for (const prefix of prefixes) fastify.route({ method: ['GET', 'HEAD'], url: prefixRoute(prefix), handler });
   if (o.nodeDirectories ?? true) fastify.route({ method: ['GET', 'HEAD'], url: NODE_DIRECTORY_ROUTE, handler });
 };

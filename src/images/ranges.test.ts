@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { answerObjectRequest, contentRange, parseEtagList, parseRange, type ObjectRequest, type RangeRequest, type Validators } from './ranges.js';
+import {
+  answerObjectRequest,
+  contentRange,
+  parseEtagList,
+  parseRange,
+  type ObjectRequest,
+  type RangeRequest,
+  type Validators,
+} from './ranges.js';
 
 describe('parseRange', () => {
   it.each<[string, string | undefined, number, RangeRequest]>([

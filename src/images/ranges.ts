@@ -20,7 +20,11 @@ export function parseRange(header: string | undefined, size: number): RangeReque
   if (header === undefined) return { kind: 'none' };
   const eq = header.indexOf('=');
   if (eq === -1 || header.slice(0, eq).trim().toLowerCase() !== 'bytes') return { kind: 'none' };
-  const specs = header.slice(eq + 1).split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const specs = header
+    .slice(eq + 1)
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (specs.length !== 1) return { kind: 'none' };
   const m = SPEC.exec(specs[0]!);
   if (m === null) return { kind: 'none' };
@@ -128,7 +132,10 @@ function ifRangeHolds(ifRange: string, v: Validators): boolean {
 }
 
 /** The bytes a 200 or 206 answer sends: its range, or the whole object. */
-export function bodyRange(answer: { readonly status: 200 } | { readonly status: 206; readonly range: ByteRange }, size: number): ByteRange {
+export function bodyRange(
+  answer: { readonly status: 200 } | { readonly status: 206; readonly range: ByteRange },
+  size: number,
+): ByteRange {
   return answer.status === 206 ? answer.range : { start: 0, end: size - 1 };
 }
 

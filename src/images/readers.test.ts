@@ -12,6 +12,7 @@ describe('readChunkFor', () => {
   });
 
   it('keeps the memory of all open streams near the budget', () => {
-    for (const n of [1, 10, 50, 200, 512]) expect(n * readChunkFor(n)).toBeLessThanOrEqual(Math.max(32 * 1024 * 1024, n * 64 * 1024));
+    for (const n of [1, 10, 50, 200, 512])
+      expect(n * readChunkFor(n)).toBeLessThanOrEqual(Math.max(32 * 1024 * 1024, n * 64 * 1024));
   });
 });

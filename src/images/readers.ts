@@ -42,7 +42,9 @@ export class ReadStreams {
   /** Counts `stream` while it is open. */
   track(stream: Readable): void {
     this.#open++;
-    stream.once('close', () => { this.#open--; });
+    stream.once('close', () => {
+      this.#open--;
+    });
   }
 
   /** Bytes for the next read of one of them. */
@@ -56,7 +58,13 @@ export class ReadStreams {
  * is shorter than promised: the stream fails with `short`. `advance` runs before the push,
  * which may ask for the next read at once.
  */
-function pushRead(stream: Readable, read: Promise<number>, buf: Buffer, short: string, advance: (bytesRead: number) => void): void {
+function pushRead(
+  stream: Readable,
+  read: Promise<number>,
+  buf: Buffer,
+  short: string,
+  advance: (bytesRead: number) => void,
+): void {
   read.then(
     (bytesRead) => {
       if (stream.destroyed) return;
@@ -104,7 +112,10 @@ export class EntryReader extends Readable {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.#handle.close().then(() => cb(err), () => cb(err));
+    this.#handle.close().then(
+      () => cb(err),
+      () => cb(err),
+    );
   }
 }
 
@@ -157,9 +168,15 @@ export class FillReader extends Readable {
     if (this.#pos < available) {
       const buf = Buffer.allocUnsafe(Math.min(this.#reads.chunk(), available - this.#pos, this.#end + 1 - this.#pos));
       this.#wanted = false;
-      pushRead(this, this.#fill.read(buf, buf.length, this.#pos), buf, 'cache file shorter than written', (bytesRead) => {
-        this.#pos += bytesRead;
-      });
+      pushRead(
+        this,
+        this.#fill.read(buf, buf.length, this.#pos),
+        buf,
+        'cache file shorter than written',
+        (bytesRead) => {
+          this.#pos += bytesRead;
+        },
+      );
       return;
     }
     if (this.#fill.state === 'failed') {

@@ -64,7 +64,10 @@ export class Relay {
     }
     const m = this.#m;
     m.requests.inc({ result: 'bypass' });
-    reply.code(res.statusCode).headers(clientResponseHeaders(res.headers, this.#upstream.origin, this.#upstream.basePath)).header('x-cache', 'bypass');
+    reply
+      .code(res.statusCode)
+      .headers(clientResponseHeaders(res.headers, this.#upstream.origin, this.#upstream.basePath))
+      .header('x-cache', 'bypass');
     if (noBody) {
       res.body.destroy();
       void reply.send();
@@ -95,6 +98,11 @@ export class Relay {
       reply.raw.destroy();
       return;
     }
-    void reply.code(f.status).type(PLAIN_TEXT).header('cache-control', 'no-store').header('x-cache', 'error').send(`${f.message}\n`);
+    void reply
+      .code(f.status)
+      .type(PLAIN_TEXT)
+      .header('cache-control', 'no-store')
+      .header('x-cache', 'error')
+      .send(`${f.message}\n`);
   }
 }

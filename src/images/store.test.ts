@@ -45,7 +45,11 @@ async function setup(o: { upstream?: string; now?: () => number; revalidateAfter
   up.setFile(KEY, BODY);
   const dir = mkdtempSync(path.join(tmpdir(), 'metalboot-image-store-'));
   const registry = new Registry();
-  const upstream = new Upstream(parseUpstream(o.upstream ?? up.url), { connections: 8, connectTimeoutMs: 1000, idleTimeoutMs: 2000 });
+  const upstream = new Upstream(parseUpstream(o.upstream ?? up.url), {
+    connections: 8,
+    connectTimeoutMs: 1000,
+    idleTimeoutMs: 2000,
+  });
   const store = new ImageStore({
     dir,
     maxBytes: 10 * 1024 * 1024,
@@ -56,7 +60,11 @@ async function setup(o: { upstream?: string; now?: () => number; revalidateAfter
     now: o.now ?? Date.now,
   });
   await store.open();
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }), () => upstream.close(), () => store.close());
+  cleanups.push(
+    () => rmSync(dir, { recursive: true, force: true }),
+    () => upstream.close(),
+    () => store.close(),
+  );
   return {
     store,
     registry,
@@ -67,7 +75,11 @@ async function setup(o: { upstream?: string; now?: () => number; revalidateAfter
   };
 }
 
-const request = (conditions: Partial<ObjectRequest> = {}, partial = false): ImageRequest => ({ conditions: { method: 'GET', ...conditions }, partial, userAgent: 'store-test' });
+const request = (conditions: Partial<ObjectRequest> = {}, partial = false): ImageRequest => ({
+  conditions: { method: 'GET', ...conditions },
+  partial,
+  userAgent: 'store-test',
+});
 
 async function bytes(a: StoreAnswer): Promise<Buffer> {
   if (a.kind !== 'object' || a.body === undefined) throw new Error(`no body in ${a.kind}`);
@@ -80,12 +92,21 @@ describe('ImageStore.get', () => {
   it('starts one download for concurrent misses, streams it to all, then serves the entry', async () => {
     const { store, settled } = await setup();
     up.behave(KEY, { delayHeadersMs: 100, times: 1 });
-    const answers = await Promise.all([store.get(KEY, request()), store.get(KEY, request()), store.get(KEY, request())]);
+    const answers = await Promise.all([
+      store.get(KEY, request()),
+      store.get(KEY, request()),
+      store.get(KEY, request()),
+    ]);
     expect(answers.map((a) => (a.kind === 'object' ? a.result : a.kind))).toEqual(['miss', 'coalesced', 'coalesced']);
     for (const a of answers) expect((await bytes(a)).equals(BODY)).toBe(true);
     await settled();
     const hit = await store.get(KEY, request());
-    expect(hit).toMatchObject({ kind: 'object', result: 'hit', answer: { status: 200 }, meta: { key: KEY, size: BODY.length, etag: up.etag(KEY) } });
+    expect(hit).toMatchObject({
+      kind: 'object',
+      result: 'hit',
+      answer: { status: 200 },
+      meta: { key: KEY, size: BODY.length, etag: up.etag(KEY) },
+    });
     expect((await bytes(hit)).equals(BODY)).toBe(true);
     expect(up.fullGets(KEY)).toBe(1);
     expect(store.figures()).toMatchObject({ entries: 1, fillsRunning: 0 });
@@ -103,10 +124,22 @@ describe('ImageStore.get', () => {
     await bytes(await store.get(KEY, request()));
     await settled();
     const part = await store.get(KEY, request({ range: 'bytes=10-19' }, true));
-    expect(part).toMatchObject({ kind: 'object', result: 'hit', answer: { status: 206, range: { start: 10, end: 19 } } });
+    expect(part).toMatchObject({
+      kind: 'object',
+      result: 'hit',
+      answer: { status: 206, range: { start: 10, end: 19 } },
+    });
     expect((await bytes(part)).equals(BODY.subarray(10, 20))).toBe(true);
-    expect(await store.get(KEY, request({ ifNoneMatch: up.etag(KEY) }, true))).toMatchObject({ kind: 'object', answer: { status: 304 }, body: undefined });
-    expect(await store.get(KEY, request({ method: 'HEAD' }))).toMatchObject({ kind: 'object', answer: { status: 200 }, body: undefined });
+    expect(await store.get(KEY, request({ ifNoneMatch: up.etag(KEY) }, true))).toMatchObject({
+      kind: 'object',
+      answer: { status: 304 },
+      body: undefined,
+    });
+    expect(await store.get(KEY, request({ method: 'HEAD' }))).toMatchObject({
+      kind: 'object',
+      answer: { status: 200 },
+      body: undefined,
+    });
     expect(up.count(KEY)).toBe(1);
   });
 
@@ -140,11 +173,22 @@ describe('ImageStore.get', () => {
     await settled();
     clock += 2000;
     up.behave(KEY, { delayHeadersMs: 100, times: 1 });
-    const answers = await Promise.all([store.get(KEY, request()), store.get(KEY, request()), store.get(KEY, request())]);
-    expect(answers.map((a) => (a.kind === 'object' ? a.result : a.kind))).toEqual(['revalidated', 'revalidated', 'revalidated']);
+    const answers = await Promise.all([
+      store.get(KEY, request()),
+      store.get(KEY, request()),
+      store.get(KEY, request()),
+    ]);
+    expect(answers.map((a) => (a.kind === 'object' ? a.result : a.kind))).toEqual([
+      'revalidated',
+      'revalidated',
+      'revalidated',
+    ]);
     for (const a of answers) expect((await bytes(a)).equals(BODY)).toBe(true);
     const seen = up.requests.filter((r) => r.path === KEY);
-    expect(seen.map((r) => [r.headers['if-none-match'], r.status])).toEqual([[undefined, 200], [up.etag(KEY), 304]]);
+    expect(seen.map((r) => [r.headers['if-none-match'], r.status])).toEqual([
+      [undefined, 200],
+      [up.etag(KEY), 304],
+    ]);
     const hit = await store.get(KEY, request());
     expect(hit).toMatchObject({ kind: 'object', result: 'hit' });
     expect((await bytes(hit)).equals(BODY)).toBe(true);

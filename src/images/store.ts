@@ -62,7 +62,13 @@ export type StoreAnswer =
    * From a stored object: `answer` to the conditions, and for a GET answered 200 or 206 with
    * bytes to send, `body`, already open (the caller owns it); otherwise `body` is undefined.
    */
-  | { readonly kind: 'object'; readonly result: StoreResult; readonly meta: EntryMeta; readonly answer: ObjectAnswer; readonly body: Readable | undefined }
+  | {
+      readonly kind: 'object';
+      readonly result: StoreResult;
+      readonly meta: EntryMeta;
+      readonly answer: ObjectAnswer;
+      readonly body: Readable | undefined;
+    }
   /**
    * Not from the cache. `response` is the upstream's answer to the request this one started,
    * which is not stored: send it as it is (the caller owns it). Undefined: relay the request.
@@ -80,7 +86,9 @@ type Asked =
   | { readonly kind: 'failed'; readonly error: unknown };
 
 /** What is under way for one key. A fill counts only while its state is `filling`. */
-type Pending = { readonly kind: 'asking'; readonly asked: Promise<Asked> } | { readonly kind: 'filling'; readonly fill: Fill };
+type Pending =
+  | { readonly kind: 'asking'; readonly asked: Promise<Asked> }
+  | { readonly kind: 'filling'; readonly fill: Fill };
 
 export class ImageStore {
   readonly #o: ImageStoreOptions;
@@ -212,7 +220,10 @@ export class ImageStore {
           return { kind: 'entry', entry: stale, result: 'revalidated' };
         case 'stale':
           await res.body.dump().catch(() => {});
-          log.warn({ key, status: res.statusCode }, 'image proxy: upstream error on revalidation, serving the stored entry');
+          log.warn(
+            { key, status: res.statusCode },
+            'image proxy: upstream error on revalidation, serving the stored entry',
+          );
           return { kind: 'entry', entry: stale, result: 'stale' };
         case 'gone':
           this.#dir.remove(stale);

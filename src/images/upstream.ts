@@ -20,9 +20,12 @@ export function parseUpstream(raw: string): UpstreamUrl {
   } catch {
     throw new MetalbootError('IMAGE_PROXY_ERR_BAD_UPSTREAM', `upstream ${JSON.stringify(raw)} is not a URL`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new MetalbootError('IMAGE_PROXY_ERR_BAD_UPSTREAM', 'upstream must be http or https');
-  if (u.search !== '' || u.hash !== '') throw new MetalbootError('IMAGE_PROXY_ERR_BAD_UPSTREAM', 'upstream must not have a query or fragment');
-  if (u.username !== '' || u.password !== '') throw new MetalbootError('IMAGE_PROXY_ERR_BAD_UPSTREAM', 'upstream must not carry credentials');
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new MetalbootError('IMAGE_PROXY_ERR_BAD_UPSTREAM', 'upstream must be http or https');
+  if (u.search !== '' || u.hash !== '')
+    throw new MetalbootError('IMAGE_PROXY_ERR_BAD_UPSTREAM', 'upstream must not have a query or fragment');
+  if (u.username !== '' || u.password !== '')
+    throw new MetalbootError('IMAGE_PROXY_ERR_BAD_UPSTREAM', 'upstream must not carry credentials');
   return { origin: u.origin, basePath: u.pathname.replace(/\/+$/, '') };
 }
 

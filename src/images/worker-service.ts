@@ -39,7 +39,10 @@ const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker-dev.mjs' 
 export class ImageServer implements Service {
   readonly name = 'image-worker';
   readonly readiness: readonly ReadinessCheck[] = [
-    { name: 'image-worker', check: () => (this.#up ? { ok: true, detail: 'listening' } : { ok: false, detail: 'not listening' }) },
+    {
+      name: 'image-worker',
+      check: () => (this.#up ? { ok: true, detail: 'listening' } : { ok: false, detail: 'not listening' }),
+    },
   ];
   readonly #o: ImageServerOptions;
   readonly #log: Logger;
@@ -64,7 +67,8 @@ export class ImageServer implements Service {
   }
 
   address(): ListenAddress {
-    if (!this.#up || this.#address === undefined) throw new MetalbootError('SERVICE_ERR_NOT_LISTENING', 'not listening');
+    if (!this.#up || this.#address === undefined)
+      throw new MetalbootError('SERVICE_ERR_NOT_LISTENING', 'not listening');
     return this.#address;
   }
 
@@ -74,7 +78,11 @@ export class ImageServer implements Service {
   }
 
   #spawn(listen: ListenAddress): Promise<ListenAddress> {
-    const data: ImageWorkerData = { listen, logLevel: this.#o.logger.level as ImageWorkerData['logLevel'], proxy: this.#o.proxy };
+    const data: ImageWorkerData = {
+      listen,
+      logLevel: this.#o.logger.level as ImageWorkerData['logLevel'],
+      proxy: this.#o.proxy,
+    };
     const worker = new Worker(this.#o.workerUrl ?? WORKER_URL, { workerData: data, stdout: false, stderr: false });
     this.#worker = worker;
     return new Promise<ListenAddress>((resolve, reject) => {
@@ -89,9 +97,17 @@ export class ImageServer implements Service {
             return;
           case 'failed':
             // The worker's listen error keeps Node's code (EADDRINUSE, EACCES: main.ts's hint reads it).
-            reject(m.code === undefined
-              ? new MetalbootError('IMAGE_WORKER_ERR_START', `image worker cannot listen on ${listen.host}:${listen.port}: ${m.message}`)
-              : Object.assign(new Error(`image worker cannot listen on ${listen.host}:${listen.port}: ${m.message}`), { code: m.code }));
+            reject(
+              m.code === undefined
+                ? new MetalbootError(
+                    'IMAGE_WORKER_ERR_START',
+                    `image worker cannot listen on ${listen.host}:${listen.port}: ${m.message}`,
+                  )
+                : Object.assign(
+                    new Error(`image worker cannot listen on ${listen.host}:${listen.port}: ${m.message}`),
+                    { code: m.code },
+                  ),
+            );
             return;
           case 'metrics':
             this.#pending.get(m.id)?.(m.metrics as unknown[]);
@@ -103,7 +119,12 @@ export class ImageServer implements Service {
       });
       worker.on('error', (err) => {
         this.#log.error({ err }, 'image worker failed');
-        if (!started) reject(new MetalbootError('IMAGE_WORKER_ERR_START', `image worker failed to start: ${err.message}`, { cause: err }));
+        if (!started)
+          reject(
+            new MetalbootError('IMAGE_WORKER_ERR_START', `image worker failed to start: ${err.message}`, {
+              cause: err,
+            }),
+          );
       });
       worker.on('exit', (code) => {
         if (this.#worker === worker) this.#worker = undefined;
@@ -166,8 +187,10 @@ export class ImageServer implements Service {
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     worker.postMessage({ kind: 'close' } satisfies ToWorker);
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), this.#o.closeTimeoutMs ?? 5000); });
-    if (await Promise.race([exited, timedOut]) === 'timeout') {
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.#o.closeTimeoutMs ?? 5000);
+    });
+    if ((await Promise.race([exited, timedOut])) === 'timeout') {
       this.#log.warn('image worker did not stop in time; terminating it');
       await worker.terminate();
     }

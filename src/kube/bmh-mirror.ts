@@ -21,7 +21,14 @@ export interface BmhRef {
 }
 
 export type MirrorChange =
-  | { readonly kind: 'upsert'; readonly id: string; readonly host: HostRecord; readonly added: boolean; readonly problemChanged: boolean; readonly conflicts: readonly Conflict[] }
+  | {
+      readonly kind: 'upsert';
+      readonly id: string;
+      readonly host: HostRecord;
+      readonly added: boolean;
+      readonly problemChanged: boolean;
+      readonly conflicts: readonly Conflict[];
+    }
   | { readonly kind: 'delete'; readonly id: string; readonly existed: boolean }
   /** Not servable at all (no usable boot MAC): removed from the index if it was there. */
   | { readonly kind: 'skip'; readonly id: string; readonly reason: string; readonly removed: boolean };
@@ -126,7 +133,14 @@ export class BmhMirror {
     const conflicts = this.#index.upsert(r.host, this.#partition);
     this.#records.set(id, r.host);
     this.#refs.set(id, refOf(obj));
-    return { kind: 'upsert', id, host: r.host, added: prev === undefined, problemChanged: prev?.problem !== r.host.problem, conflicts };
+    return {
+      kind: 'upsert',
+      id,
+      host: r.host,
+      added: prev === undefined,
+      problemChanged: prev?.problem !== r.host.problem,
+      conflicts,
+    };
   }
 
   #remove(id: string): boolean {

@@ -53,7 +53,11 @@ export const DEFAULT_WATCH_TIMING: WatchTiming = {
  * jitter, so it lies in [d/2, d] where d = min(cap, base · 2^(failures-1)). The jitter keeps
  * replicas that lost the API server together from coming back in lockstep.
  */
-export function backoffDelay(failures: number, timing: Pick<WatchTiming, 'backoffBaseMs' | 'backoffCapMs'>, random: () => number): number {
+export function backoffDelay(
+  failures: number,
+  timing: Pick<WatchTiming, 'backoffBaseMs' | 'backoffCapMs'>,
+  random: () => number,
+): number {
   if (failures <= 0) return 0;
   const exp = Math.min(timing.backoffCapMs, timing.backoffBaseMs * 2 ** Math.min(failures - 1, 30));
   const r = Math.min(Math.max(random(), 0), 1);
@@ -68,7 +72,15 @@ export function watchTimeoutSeconds(timing: Pick<WatchTiming, 'watchTimeoutSecon
 // ---------------------------------------------------------------- supervision
 
 /** Why an attempt failed: the label of metalboot_kube_watch_restarts_total. */
-export const RESTART_REASONS = ['list-failed', 'watch-failed', 'connection-lost', 'stalled', 'short-watch', 'expired', 'error-event'] as const;
+export const RESTART_REASONS = [
+  'list-failed',
+  'watch-failed',
+  'connection-lost',
+  'stalled',
+  'short-watch',
+  'expired',
+  'error-event',
+] as const;
 export type RestartReason = (typeof RESTART_REASONS)[number];
 
 /** What one list or watch attempt came to. */
@@ -78,11 +90,23 @@ export type AttemptOutcome =
   /** The stream ended cleanly (timeoutSeconds, or the server closed it). */
   | { readonly kind: 'watch-ended'; readonly resourceVersion: string; readonly events: number; readonly openMs: number }
   /** The watch request failed, or its stream broke or stalled; `openMs` 0 if it never opened. */
-  | { readonly kind: 'watch-failed'; readonly reason: 'watch-failed' | 'connection-lost' | 'stalled'; readonly error: unknown; readonly resourceVersion: string; readonly events: number; readonly openMs: number }
+  | {
+      readonly kind: 'watch-failed';
+      readonly reason: 'watch-failed' | 'connection-lost' | 'stalled';
+      readonly error: unknown;
+      readonly resourceVersion: string;
+      readonly events: number;
+      readonly openMs: number;
+    }
   /** 410 Gone: the resourceVersion is older than the server's history. */
   | { readonly kind: 'watch-expired'; readonly events: number; readonly openMs: number }
   /** An ERROR event other than 410: the stream's state is unknown. */
-  | { readonly kind: 'watch-error-event'; readonly status: WatchStatus; readonly events: number; readonly openMs: number };
+  | {
+      readonly kind: 'watch-error-event';
+      readonly status: WatchStatus;
+      readonly events: number;
+      readonly openMs: number;
+    };
 
 export interface WatchStatus {
   readonly code: number | undefined;
@@ -111,11 +135,25 @@ export interface Supervision {
 export const INITIAL_SUPERVISOR_STATE: SupervisorState = { resourceVersion: undefined, failures: 0 };
 
 /** Decides the next attempt from the last one's outcome. Pure. */
-export function supervise(state: SupervisorState, outcome: AttemptOutcome, timing: WatchTiming, random: () => number): Supervision {
+export function supervise(
+  state: SupervisorState,
+  outcome: AttemptOutcome,
+  timing: WatchTiming,
+  random: () => number,
+): Supervision {
   const healthy = (openMs: number): number => (openMs >= timing.healthyAfterMs ? 0 : state.failures);
-  const fail = (base: number, reason: RestartReason, next: (delayMs: number) => NextStep, rv: string | undefined): Supervision => {
+  const fail = (
+    base: number,
+    reason: RestartReason,
+    next: (delayMs: number) => NextStep,
+    rv: string | undefined,
+  ): Supervision => {
     const failures = base + 1;
-    return { state: { resourceVersion: rv, failures }, next: next(backoffDelay(failures, timing, random)), restart: reason };
+    return {
+      state: { resourceVersion: rv, failures },
+      next: next(backoffDelay(failures, timing, random)),
+      restart: reason,
+    };
   };
   const relist = (delayMs: number): NextStep => ({ kind: 'list', delayMs });
   switch (outcome.kind) {
@@ -131,19 +169,33 @@ export function supervise(state: SupervisorState, outcome: AttemptOutcome, timin
       const rv = outcome.resourceVersion;
       const rewatch = (delayMs: number): NextStep => ({ kind: 'watch', resourceVersion: rv, delayMs });
       // client-go's "very short watch": a server that closes at once must not be hammered.
-      if (outcome.events === 0 && outcome.openMs < timing.minWatchMs) return fail(state.failures, 'short-watch', rewatch, rv);
-      return { state: { resourceVersion: rv, failures: healthy(outcome.openMs) }, next: rewatch(0), restart: undefined };
+      if (outcome.events === 0 && outcome.openMs < timing.minWatchMs)
+        return fail(state.failures, 'short-watch', rewatch, rv);
+      return {
+        state: { resourceVersion: rv, failures: healthy(outcome.openMs) },
+        next: rewatch(0),
+        restart: undefined,
+      };
     }
     case 'watch-failed': {
       const rv = outcome.resourceVersion;
-      return fail(healthy(outcome.openMs), outcome.reason, (delayMs) => ({ kind: 'watch', resourceVersion: rv, delayMs }), rv);
+      return fail(
+        healthy(outcome.openMs),
+        outcome.reason,
+        (delayMs) => ({ kind: 'watch', resourceVersion: rv, delayMs }),
+        rv,
+      );
     }
     case 'watch-expired': {
       // Compaction after a while (or after a reconnect) is routine: relist at once. A 410 on a
       // watch that made no progress right after a list is not, and backs off.
       const progressed = outcome.events > 0 || outcome.openMs >= timing.minWatchMs;
       if (progressed || state.failures === 0) {
-        return { state: { resourceVersion: undefined, failures: progressed ? healthy(outcome.openMs) : state.failures + 1 }, next: relist(0), restart: 'expired' };
+        return {
+          state: { resourceVersion: undefined, failures: progressed ? healthy(outcome.openMs) : state.failures + 1 },
+          next: relist(0),
+          restart: 'expired',
+        };
       }
       return fail(state.failures, 'expired', relist, undefined);
     }

@@ -12,8 +12,15 @@ import { parseMac } from '../net/mac.js';
 
 const P = 'metal3.vcluster.com/';
 const item = (name: string, octet: number, rv: string) => ({
-  apiVersion: 'metal3.io/v1alpha1', kind: 'BareMetalHost',
-  metadata: { name, namespace: 'm3', uid: `u-${name}`, resourceVersion: rv, annotations: { [`${P}ip-address`]: `10.0.0.${octet}/24` } },
+  apiVersion: 'metal3.io/v1alpha1',
+  kind: 'BareMetalHost',
+  metadata: {
+    name,
+    namespace: 'm3',
+    uid: `u-${name}`,
+    resourceVersion: rv,
+    annotations: { [`${P}ip-address`]: `10.0.0.${octet}/24` },
+  },
   spec: { bootMACAddress: `52:54:00:00:00:${octet.toString(16).padStart(2, '0')}` },
 });
 
@@ -31,10 +38,12 @@ function scripted(steps: Step[]) {
       if (s === undefined || !('list' in s)) throw new Error(`unexpected list (next: ${JSON.stringify(s)})`);
       calls.push('list');
       if (s.list === 'hang') {
-        return new Promise((_, reject) => signal.addEventListener('abort', () => {
-          aborted.push('list');
-          reject(signal.reason);
-        }));
+        return new Promise((_, reject) =>
+          signal.addEventListener('abort', () => {
+            aborted.push('list');
+            reject(signal.reason);
+          }),
+        );
       }
       return s.list instanceof Error ? Promise.reject(s.list) : Promise.resolve(s.list);
     },
@@ -61,16 +70,30 @@ function watcher(api: BmhApi, over: Partial<ConstructorParameters<typeof BmhWatc
   const index = over.index ?? new HostIndex();
   const sleeps: number[] = [];
   const w = new BmhWatcher({
-    api, index, annotationPrefix: P, namespace: 'm3', logger: pino({ level: 'silent' }), registry: new Registry(), initialSyncTimeoutMs: 0,
+    api,
+    index,
+    annotationPrefix: P,
+    namespace: 'm3',
+    logger: pino({ level: 'silent' }),
+    registry: new Registry(),
+    initialSyncTimeoutMs: 0,
     random: () => 1,
     sleep: async (ms) => {
       sleeps.push(ms);
       await new Promise((r) => setTimeout(r, 1));
     },
-    timing: { backoffBaseMs: 100, backoffCapMs: 400, listTimeoutMs: 50, watchTimeoutSeconds: 1, stallGraceMs: 50, minWatchMs: 0 },
+    timing: {
+      backoffBaseMs: 100,
+      backoffCapMs: 400,
+      listTimeoutMs: 50,
+      watchTimeoutSeconds: 1,
+      stallGraceMs: 50,
+      minWatchMs: 0,
+    },
     ...over,
   });
-  const lookup = (octet: number) => index.lookup(parseMac(`52:54:00:00:00:${octet.toString(16).padStart(2, '0')}`)!).kind;
+  const lookup = (octet: number) =>
+    index.lookup(parseMac(`52:54:00:00:00:${octet.toString(16).padStart(2, '0')}`)!).kind;
   return { w, index, sleeps, lookup };
 }
 
@@ -84,7 +107,11 @@ async function until(cond: () => boolean, what: string): Promise<void> {
 
 describe('BmhWatcher shell', () => {
   it('abandons a list that never answers, and sleeps the injected backoff before retrying', async () => {
-    const { api, calls, aborted } = scripted([{ list: 'hang' }, { list: 'hang' }, { list: { resourceVersion: '5', continue: undefined, items: [item('a', 0x11, '5')] } }]);
+    const { api, calls, aborted } = scripted([
+      { list: 'hang' },
+      { list: 'hang' },
+      { list: { resourceVersion: '5', continue: undefined, items: [item('a', 0x11, '5')] } },
+    ]);
     const { w, sleeps, lookup } = watcher(api);
     await w.start();
     await until(() => w.status().ready, 'ready');
@@ -113,7 +140,16 @@ describe('BmhWatcher shell', () => {
   it('follows bookmarks and resumes from the newest version after a cut', async () => {
     const { api, calls } = scripted([
       { list: { resourceVersion: '5', continue: undefined, items: [] } },
-      { watch: 'open', events: [['BOOKMARK', { kind: 'BareMetalHost', apiVersion: 'metal3.io/v1alpha1', metadata: { resourceVersion: '42' } }]], done: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }) },
+      {
+        watch: 'open',
+        events: [
+          [
+            'BOOKMARK',
+            { kind: 'BareMetalHost', apiVersion: 'metal3.io/v1alpha1', metadata: { resourceVersion: '42' } },
+          ],
+        ],
+        done: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
+      },
     ]);
     const { w } = watcher(api);
     await w.start();
@@ -123,7 +159,7 @@ describe('BmhWatcher shell', () => {
     await w.close();
   });
 
-  it('reads every list page before replacing the index, and keeps the first page\'s version', async () => {
+  it("reads every list page before replacing the index, and keeps the first page's version", async () => {
     const { api, calls } = scripted([
       { list: { resourceVersion: '7', continue: 'c1', items: [item('a', 0x11, '3')] } },
       { list: { resourceVersion: '7', continue: undefined, items: [item('b', 0x12, '4')] } },
@@ -159,8 +195,23 @@ describe('BmhWatcher shell', () => {
   });
 
   it('gives start() a bounded wait for the first list', async () => {
-    const { api } = scripted([{ list: new Error('ECONNREFUSED') }, { list: 'hang' }, { list: 'hang' }, { list: 'hang' }]);
-    const { w } = watcher(api, { initialSyncTimeoutMs: 20, sleep: (ms, signal) => new Promise((r) => { const t = setTimeout(r, ms); signal.addEventListener('abort', () => { clearTimeout(t); r(); }); }) });
+    const { api } = scripted([
+      { list: new Error('ECONNREFUSED') },
+      { list: 'hang' },
+      { list: 'hang' },
+      { list: 'hang' },
+    ]);
+    const { w } = watcher(api, {
+      initialSyncTimeoutMs: 20,
+      sleep: (ms, signal) =>
+        new Promise((r) => {
+          const t = setTimeout(r, ms);
+          signal.addEventListener('abort', () => {
+            clearTimeout(t);
+            r();
+          });
+        }),
+    });
     await w.start();
     expect(w.status().ready).toBe(false);
     await w.close();
@@ -169,9 +220,22 @@ describe('BmhWatcher shell', () => {
 
 describe('loadKubeConfig', () => {
   it.each([
-    ['outside a cluster without --kubeconfig', { env: {} }, '--kube: not running in a cluster (KUBERNETES_SERVICE_HOST/PORT are not set): pass --kubeconfig'],
-    ['with a missing kubeconfig file', { kubeconfig: '/nonexistent/kubeconfig' }, /^--kube: cannot load kubeconfig \/nonexistent\/kubeconfig: /],
+    [
+      'outside a cluster without --kubeconfig',
+      { env: {} },
+      '--kube: not running in a cluster (KUBERNETES_SERVICE_HOST/PORT are not set): pass --kubeconfig',
+    ],
+    [
+      'with a missing kubeconfig file',
+      { kubeconfig: '/nonexistent/kubeconfig' },
+      /^--kube: cannot load kubeconfig \/nonexistent\/kubeconfig: /,
+    ],
   ])('fails clearly %s', (_n, o, message) => {
-    expect(() => loadKubeConfig(o)).toThrow(expect.objectContaining({ code: 'KUBE_ERR_CONFIG', message: typeof message === 'string' ? message : expect.stringMatching(message) }));
+    expect(() => loadKubeConfig(o)).toThrow(
+      expect.objectContaining({
+        code: 'KUBE_ERR_CONFIG',
+        message: typeof message === 'string' ? message : expect.stringMatching(message),
+      }),
+    );
   });
 });

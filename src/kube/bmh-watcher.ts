@@ -71,12 +71,19 @@ export interface BmhWatcherStatus {
   readonly restarts: number;
 }
 
-const defaultSleep = (ms: number, signal: AbortSignal): Promise<void> => delay(ms, undefined, { signal }).catch(() => undefined);
+const defaultSleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  delay(ms, undefined, { signal }).catch(() => undefined);
 
 export class BmhWatcher implements Service {
   readonly name = 'bmh-watcher';
   readonly readiness: readonly ReadinessCheck[] = [
-    { name: 'kubernetes', check: () => { const s = this.status(); return { ok: s.ready, detail: s.detail }; } },
+    {
+      name: 'kubernetes',
+      check: () => {
+        const s = this.status();
+        return { ok: s.ready, detail: s.detail };
+      },
+    },
   ];
   readonly #o: BmhWatcherOptions;
   readonly #log: Logger;
@@ -114,16 +121,51 @@ export class BmhWatcher implements Service {
     this.#firstSync = { promise, resolve };
 
     const registers = [o.registry];
-    this.#restartsTotal = new Counter({ name: 'metalboot_kube_watch_restarts_total', help: 'BareMetalHost list/watch attempts that failed and were retried, by reason', labelNames: ['reason'], registers });
+    this.#restartsTotal = new Counter({
+      name: 'metalboot_kube_watch_restarts_total',
+      help: 'BareMetalHost list/watch attempts that failed and were retried, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
     for (const r of RESTART_REASONS) this.#restartsTotal.inc({ reason: r }, 0);
-    this.#eventsTotal = new Counter({ name: 'metalboot_kube_watch_events_total', help: 'BareMetalHost watch events received, by type', labelNames: ['type'], registers });
+    this.#eventsTotal = new Counter({
+      name: 'metalboot_kube_watch_events_total',
+      help: 'BareMetalHost watch events received, by type',
+      labelNames: ['type'],
+      registers,
+    });
     const self = this;
-    new Gauge({ name: 'metalboot_kube_connected', help: '1 while in sync with the API server (a BareMetalHost watch is open, or a list just loaded)', registers, collect() { this.set(self.#connected ? 1 : 0); } });
-    new Gauge({ name: 'metalboot_kube_ready', help: '1 once the first BareMetalHost list has loaded', registers, collect() { this.set(self.#ready ? 1 : 0); } });
-    new Gauge({ name: 'metalboot_kube_hosts', help: 'Hosts in the lease index from BareMetalHosts in the cluster', registers, collect() { this.set(self.#mirror.size); } });
     new Gauge({
-      name: 'metalboot_kube_last_sync_timestamp_seconds', help: 'When the BareMetalHost state was last known current (list, watch event or bookmark)', registers,
-      collect() { this.set(self.#lastSyncAt === undefined ? 0 : self.#lastSyncAt / 1000); },
+      name: 'metalboot_kube_connected',
+      help: '1 while in sync with the API server (a BareMetalHost watch is open, or a list just loaded)',
+      registers,
+      collect() {
+        this.set(self.#connected ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'metalboot_kube_ready',
+      help: '1 once the first BareMetalHost list has loaded',
+      registers,
+      collect() {
+        this.set(self.#ready ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'metalboot_kube_hosts',
+      help: 'Hosts in the lease index from BareMetalHosts in the cluster',
+      registers,
+      collect() {
+        this.set(self.#mirror.size);
+      },
+    });
+    new Gauge({
+      name: 'metalboot_kube_last_sync_timestamp_seconds',
+      help: 'When the BareMetalHost state was last known current (list, watch event or bookmark)',
+      registers,
+      collect() {
+        this.set(self.#lastSyncAt === undefined ? 0 : self.#lastSyncAt / 1000);
+      },
     });
   }
 
@@ -168,11 +210,17 @@ export class BmhWatcher implements Service {
     const waiting = new AbortController();
     const stopWaiting = (): void => waiting.abort();
     this.#stop.signal.addEventListener('abort', stopWaiting, { once: true });
-    const timedOut = await Promise.race([this.#firstSync.promise.then(() => false), this.#sleep(wait, waiting.signal).then(() => true)]);
+    const timedOut = await Promise.race([
+      this.#firstSync.promise.then(() => false),
+      this.#sleep(wait, waiting.signal).then(() => true),
+    ]);
     waiting.abort();
     this.#stop.signal.removeEventListener('abort', stopWaiting);
     if (timedOut && !this.#ready) {
-      this.#log.warn({ waitedMs: wait, lastError: this.#lastError }, 'baremetalhosts not listed yet, starting anyway (not ready until they are)');
+      this.#log.warn(
+        { waitedMs: wait, lastError: this.#lastError },
+        'baremetalhosts not listed yet, starting anyway (not ready until they are)',
+      );
     }
   }
 
@@ -203,7 +251,13 @@ export class BmhWatcher implements Service {
         this.#restarts++;
         this.#restartsTotal.inc({ reason: s.restart });
         const err = 'error' in outcome ? outcome.error : 'status' in outcome ? outcome.status : undefined;
-        const fields = { reason: s.restart, err: err === undefined ? undefined : describeError(err), retryInMs: next.delayMs, next: next.kind, failures: s.state.failures };
+        const fields = {
+          reason: s.restart,
+          err: err === undefined ? undefined : describeError(err),
+          retryInMs: next.delayMs,
+          next: next.kind,
+          failures: s.state.failures,
+        };
         if (s.restart === 'expired') this.#log.info(fields, 'baremetalhost watch expired, relisting');
         else this.#log.warn(fields, 'baremetalhost watch interrupted, retrying');
       }
@@ -213,7 +267,10 @@ export class BmhWatcher implements Service {
   /** Lists every page, then replaces the cluster partition of the index in one step. */
   async #list(): Promise<AttemptOutcome> {
     const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(new Error(`list took longer than ${this.#timing.listTimeoutMs} ms`)), this.#timing.listTimeoutMs);
+    const timer = setTimeout(
+      () => abort.abort(new Error(`list took longer than ${this.#timing.listTimeoutMs} ms`)),
+      this.#timing.listTimeoutMs,
+    );
     this.#endAttempt = () => abort.abort(new Error('closed'));
     const onStop = (): void => abort.abort(new Error('closed'));
     this.#stop.signal.addEventListener('abort', onStop);
@@ -222,7 +279,10 @@ export class BmhWatcher implements Service {
       let rv: string | undefined;
       let cont: string | undefined;
       do {
-        const page = await abortable(this.#o.api.list({ limit: this.#timing.listPageSize, continue: cont, signal: abort.signal }), abort.signal);
+        const page = await abortable(
+          this.#o.api.list({ limit: this.#timing.listPageSize, continue: cont, signal: abort.signal }),
+          abort.signal,
+        );
         rv ??= page.resourceVersion;
         items.push(...page.items);
         cont = page.continue;
@@ -234,7 +294,10 @@ export class BmhWatcher implements Service {
       // In sync with the server from here until the watch that follows fails.
       this.#connected = true;
       this.#disconnectedSince = undefined;
-      this.#log.info({ hosts: r.hosts, added: r.added, removed: r.removed, skipped: r.skipped.length, resourceVersion: rv }, 'baremetalhosts listed');
+      this.#log.info(
+        { hosts: r.hosts, added: r.added, removed: r.removed, skipped: r.skipped.length, resourceVersion: rv },
+        'baremetalhosts listed',
+      );
       if (!this.#ready) {
         this.#ready = true;
         this.#firstSync.resolve();
@@ -290,9 +353,14 @@ export class BmhWatcher implements Service {
     const c = this.#mirror.apply(type, obj);
     switch (c.kind) {
       case 'upsert':
-        this.#log.debug({ host: c.id, event: type, state: c.host.provisioningState, macs: c.host.macs }, c.added ? 'baremetalhost added' : 'baremetalhost updated');
-        if (c.problemChanged && c.host.problem !== undefined) this.#log.warn({ host: c.id, problem: c.host.problem }, 'host cannot be served');
-        for (const x of c.conflicts) this.#log.error({ conflict: x.kind, key: x.key, owners: x.owners }, 'lease conflict');
+        this.#log.debug(
+          { host: c.id, event: type, state: c.host.provisioningState, macs: c.host.macs },
+          c.added ? 'baremetalhost added' : 'baremetalhost updated',
+        );
+        if (c.problemChanged && c.host.problem !== undefined)
+          this.#log.warn({ host: c.id, problem: c.host.problem }, 'host cannot be served');
+        for (const x of c.conflicts)
+          this.#log.error({ conflict: x.kind, key: x.key, owners: x.owners }, 'lease conflict');
         return;
       case 'delete':
         if (c.existed) this.#log.info({ host: c.id }, 'baremetalhost removed');

@@ -17,13 +17,23 @@ import { parseIpv4 } from '../net/ipv4.js';
 
 const P = 'metal3.vcluster.com/';
 function bmh(name: string, mac: string, annotations: Record<string, string>, from = 'kubernetes'): HostRecord {
-  const r = bmhToHost({ apiVersion: 'metal3.io/v1alpha1', kind: 'BareMetalHost', metadata: { name, namespace: 'metal3', annotations }, spec: { bootMACAddress: mac } }, { annotationPrefix: P, from });
+  const r = bmhToHost(
+    {
+      apiVersion: 'metal3.io/v1alpha1',
+      kind: 'BareMetalHost',
+      metadata: { name, namespace: 'metal3', annotations },
+      spec: { bootMACAddress: mac },
+    },
+    { annotationPrefix: P, from },
+  );
   if (r.kind !== 'host') throw new Error(r.reason);
   return r.host;
 }
 const h1 = bmh('h1', '52:54:00:00:00:01', { [`${P}ip-address`]: '10.0.0.21/24' });
 
-type Call = { op: 'create'; namespace: string; body: CoreV1Event } | { op: 'patch'; namespace: string; name: string; ops: readonly JsonPatchOp[] };
+type Call =
+  | { op: 'create'; namespace: string; body: CoreV1Event }
+  | { op: 'patch'; namespace: string; name: string; ops: readonly JsonPatchOp[] };
 
 /** An in-memory Event API: creates, patches (404 when absent), and scripted failures. */
 function fakeSink() {
@@ -50,7 +60,10 @@ function fakeSink() {
     },
   };
   return {
-    sink, calls, stored, failures,
+    sink,
+    calls,
+    stored,
+    failures,
     hold() {
       let open!: () => void;
       gate = new Promise((r) => (open = r));
@@ -67,7 +80,10 @@ function recorder(sink: EventSink, over: Partial<ConstructorParameters<typeof Bm
   const registry = new Registry();
   const r = new BmhEventRecorder({
     sink,
-    resolve: (h) => (h.origin.from === 'kubernetes' ? { namespace: 'metal3', name: h.origin.name.split('/')[1]!, uid: 'uid-1' } : undefined),
+    resolve: (h) =>
+      h.origin.from === 'kubernetes'
+        ? { namespace: 'metal3', name: h.origin.name.split('/')[1]!, uid: 'uid-1' }
+        : undefined,
     logger: pino({ level: 'silent' }),
     registry,
     source: { component: 'metalboot', instance: 'metalboot-0', host: 'node-a' },
@@ -81,14 +97,39 @@ function recorder(sink: EventSink, over: Partial<ConstructorParameters<typeof Bm
 describe('coreEventBody', () => {
   it('is a core/v1 Event about the BareMetalHost', () => {
     const body = coreEventBody(
-      { name: 'h1.abc', namespace: 'metal3', ref: { namespace: 'metal3', name: 'h1', uid: 'u-1' }, reason: 'BootFileServed', message: 'served snponly.efi over TFTP', type: 'Normal', count: 2, firstTimestamp: 0, lastTimestamp: 1000 },
+      {
+        name: 'h1.abc',
+        namespace: 'metal3',
+        ref: { namespace: 'metal3', name: 'h1', uid: 'u-1' },
+        reason: 'BootFileServed',
+        message: 'served snponly.efi over TFTP',
+        type: 'Normal',
+        count: 2,
+        firstTimestamp: 0,
+        lastTimestamp: 1000,
+      },
       { component: 'metalboot', instance: 'metalboot-0', host: undefined },
     );
     expect(body).toEqual({
-      apiVersion: 'v1', kind: 'Event', metadata: { name: 'h1.abc', namespace: 'metal3' },
-      involvedObject: { apiVersion: 'metal3.io/v1alpha1', kind: 'BareMetalHost', name: 'h1', namespace: 'metal3', uid: 'u-1' },
-      reason: 'BootFileServed', message: 'served snponly.efi over TFTP', type: 'Normal', count: 2,
-      firstTimestamp: new Date(0), lastTimestamp: new Date(1000), source: { component: 'metalboot' }, reportingComponent: 'metalboot', reportingInstance: 'metalboot-0',
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { name: 'h1.abc', namespace: 'metal3' },
+      involvedObject: {
+        apiVersion: 'metal3.io/v1alpha1',
+        kind: 'BareMetalHost',
+        name: 'h1',
+        namespace: 'metal3',
+        uid: 'u-1',
+      },
+      reason: 'BootFileServed',
+      message: 'served snponly.efi over TFTP',
+      type: 'Normal',
+      count: 2,
+      firstTimestamp: new Date(0),
+      lastTimestamp: new Date(1000),
+      source: { component: 'metalboot' },
+      reportingComponent: 'metalboot',
+      reportingInstance: 'metalboot-0',
     });
   });
 });
@@ -104,7 +145,14 @@ describe('BmhEventRecorder', () => {
     await r.flush();
     expect(f.calls.map((c) => c.op)).toEqual(['create', 'patch']);
     const [stored] = [...f.stored.values()];
-    expect(stored).toMatchObject({ reason: 'BootFileServed', message: 'served snponly.efi over TFTP', type: 'Normal', count: 2, lastTimestamp: '2030-01-02T03:04:07Z', source: { component: 'metalboot', host: 'node-a' } });
+    expect(stored).toMatchObject({
+      reason: 'BootFileServed',
+      message: 'served snponly.efi over TFTP',
+      type: 'Normal',
+      count: 2,
+      lastTimestamp: '2030-01-02T03:04:07Z',
+      source: { component: 'metalboot', host: 'node-a' },
+    });
   });
 
   it('ignores hosts that are not BareMetalHosts in the cluster', async () => {
@@ -131,12 +179,15 @@ describe('BmhEventRecorder', () => {
     const f = fakeSink();
     const { r, metric } = recorder(f.sink, { maxQueue: 2, limits: { global: { burst: 1000, perSecond: 1000 } } });
     const release = f.hold();
-    for (let i = 0; i < 5; i++) r.dropped(bmh(`h${i}`, `52:54:00:00:01:0${i}`, {}), 'host-not-servable', 'annotation missing');
+    for (let i = 0; i < 5; i++)
+      r.dropped(bmh(`h${i}`, `52:54:00:00:01:0${i}`, {}), 'host-not-servable', 'annotation missing');
     release();
     await r.flush();
     // One in flight, two queued, two dropped.
     expect(f.calls).toHaveLength(3);
-    expect(await metric('metalboot_kube_events_suppressed_total')).toContainEqual(expect.objectContaining({ labels: { why: 'queue-full' }, value: 2 }));
+    expect(await metric('metalboot_kube_events_suppressed_total')).toContainEqual(
+      expect.objectContaining({ labels: { why: 'queue-full' }, value: 2 }),
+    );
   });
 
   it('recreates an Event that is gone (expired) instead of patching it', async () => {
@@ -159,17 +210,25 @@ describe('BmhEventRecorder', () => {
     r.leaseAcknowledged(h1, '10.0.0.21/24');
     await r.flush();
     expect(f.stored.size).toBe(1);
-    expect(await metric('metalboot_kube_events_failed_total')).toContainEqual(expect.objectContaining({ labels: { op: 'create' }, value: 1 }));
+    expect(await metric('metalboot_kube_events_failed_total')).toContainEqual(
+      expect.objectContaining({ labels: { op: 'create' }, value: 1 }),
+    );
     // A call that never answers is abandoned.
     f.hold();
     r.bootFileServed(h1, 'snponly.efi', 'tftp');
     await r.flush();
-    expect(await metric('metalboot_kube_events_failed_total')).toContainEqual(expect.objectContaining({ labels: { op: 'create' }, value: 2 }));
+    expect(await metric('metalboot_kube_events_failed_total')).toContainEqual(
+      expect.objectContaining({ labels: { op: 'create' }, value: 2 }),
+    );
   });
 
   it('never throws into the caller, even when resolving the host fails', () => {
     const f = fakeSink();
-    const { r } = recorder(f.sink, { resolve: () => { throw new Error('bug'); } });
+    const { r } = recorder(f.sink, {
+      resolve: () => {
+        throw new Error('bug');
+      },
+    });
     expect(() => r.dropped(h1, 'ip-conflict')).not.toThrow();
   });
 });
@@ -177,14 +236,23 @@ describe('BmhEventRecorder', () => {
 describe('reportDhcpOutcome', () => {
   const ip4 = (s: string) => parseIpv4(s)!;
   const policy: DhcpPolicy = dhcpPolicy({
-    serverIp: ip4('10.0.0.1'), serverPrefix: 24, ports: { relay: 67, client: 68 },
+    serverIp: ip4('10.0.0.1'),
+    serverPrefix: 24,
+    ports: { relay: 67, client: 68 },
     reply: { serverId: ip4('10.0.0.1'), tftpServer: ip4('10.0.0.1'), domainName: undefined },
     boot: { bootFiles: DEFAULT_BOOT_FILES, httpAdvertiseUrl: 'http://10.0.0.1:8080' },
-    leaseSeconds: 3600, rangeGateway: undefined, rangeDns: [], rangeNtp: [],
+    leaseSeconds: 3600,
+    rangeGateway: undefined,
+    rangeDns: [],
+    rangeNtp: [],
   });
   const index = new HostIndex();
   index.replaceAll('bmh', [h1, bmh('h2', '52:54:00:00:00:02', {})]);
-  const state = { index, pool: new LeasePool({ ranges: [], isClaimed: () => false, serverIp: ip4('10.0.0.1') }), now: () => 0 };
+  const state = {
+    index,
+    pool: new LeasePool({ ranges: [], isClaimed: () => false, serverIp: ip4('10.0.0.1') }),
+    now: () => 0,
+  };
 
   function calls(req: ReturnType<typeof request>): string[] {
     const out: string[] = [];
@@ -201,10 +269,32 @@ describe('reportDhcpOutcome', () => {
   }
 
   it.each([
-    ['an OFFER to UEFI PXE firmware', request({ type: T.DISCOVER, mac: '52:54:00:00:00:01', options: UEFI_PXE }), ['offered metal3/h1 10.0.0.21/24 to 52:54:00:00:00:01 (PXE firmware, arch 7); boot file snponly.efi over TFTP']],
-    ['an ACK to iPXE', request({ type: T.REQUEST, mac: '52:54:00:00:00:01', serverId: '10.0.0.1', requested: '10.0.0.21', options: IPXE }), ['acked metal3/h1 10.0.0.21/24 to 52:54:00:00:00:01 (iPXE); iPXE script http://10.0.0.1:8080/boot.ipxe']],
-    ['a NAK', request({ type: T.REQUEST, mac: '52:54:00:00:00:01', requested: '10.0.0.99' }), ["refused metal3/h1 address 10.0.0.99 is not this host's (10.0.0.21)"]],
-    ['a host without ip-address', request({ type: T.DISCOVER, mac: '52:54:00:00:00:02', options: UEFI_PXE }), ['dropped metal3/h2 dhcp host-not-servable annotation metal3.vcluster.com/ip-address is missing']],
+    [
+      'an OFFER to UEFI PXE firmware',
+      request({ type: T.DISCOVER, mac: '52:54:00:00:00:01', options: UEFI_PXE }),
+      ['offered metal3/h1 10.0.0.21/24 to 52:54:00:00:00:01 (PXE firmware, arch 7); boot file snponly.efi over TFTP'],
+    ],
+    [
+      'an ACK to iPXE',
+      request({
+        type: T.REQUEST,
+        mac: '52:54:00:00:00:01',
+        serverId: '10.0.0.1',
+        requested: '10.0.0.21',
+        options: IPXE,
+      }),
+      ['acked metal3/h1 10.0.0.21/24 to 52:54:00:00:00:01 (iPXE); iPXE script http://10.0.0.1:8080/boot.ipxe'],
+    ],
+    [
+      'a NAK',
+      request({ type: T.REQUEST, mac: '52:54:00:00:00:01', requested: '10.0.0.99' }),
+      ["refused metal3/h1 address 10.0.0.99 is not this host's (10.0.0.21)"],
+    ],
+    [
+      'a host without ip-address',
+      request({ type: T.DISCOVER, mac: '52:54:00:00:00:02', options: UEFI_PXE }),
+      ['dropped metal3/h2 dhcp host-not-servable annotation metal3.vcluster.com/ip-address is missing'],
+    ],
     ['an unknown MAC', request({ type: T.DISCOVER, mac: '52:54:00:00:00:77' }), []],
     ['a RELEASE', request({ type: T.RELEASE, mac: '52:54:00:00:00:01', ciaddr: '10.0.0.21' }), []],
   ])('%s', (_n, req, want) => {

@@ -13,7 +13,14 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { HostRecord } from '../leases/host.js';
 import type { Service } from '../base/service.js';
-import { DEFAULT_EVENT_LIMITS, EventCorrelator, type EventLimits, type EventRecord, type EventRef, type EventType } from './event-correlator.js';
+import {
+  DEFAULT_EVENT_LIMITS,
+  EventCorrelator,
+  type EventLimits,
+  type EventRecord,
+  type EventRef,
+  type EventType,
+} from './event-correlator.js';
 import { describeError, httpStatusOf } from './bmh-watcher-core.js';
 import { MetalbootError } from '../base/errors.js';
 
@@ -175,9 +182,24 @@ export class BmhEventRecorder implements BootEvents, Service {
     this.#source = { component: 'metalboot', instance: undefined, host: undefined, ...o.source };
     this.#maxQueue = o.maxQueue ?? 1000;
     const registers = [o.registry];
-    this.#posted = new Counter({ name: 'metalboot_kube_events_posted_total', help: 'Events written to the API server, by operation (create, patch) and reason', labelNames: ['op', 'reason'], registers });
-    this.#suppressed = new Counter({ name: 'metalboot_kube_events_suppressed_total', help: 'Event occurrences not written, by why (rate limits, full queue); repeats still count toward the next write', labelNames: ['why'], registers });
-    this.#failed = new Counter({ name: 'metalboot_kube_events_failed_total', help: 'Event writes the API server refused or that failed, by operation', labelNames: ['op'], registers });
+    this.#posted = new Counter({
+      name: 'metalboot_kube_events_posted_total',
+      help: 'Events written to the API server, by operation (create, patch) and reason',
+      labelNames: ['op', 'reason'],
+      registers,
+    });
+    this.#suppressed = new Counter({
+      name: 'metalboot_kube_events_suppressed_total',
+      help: 'Event occurrences not written, by why (rate limits, full queue); repeats still count toward the next write',
+      labelNames: ['why'],
+      registers,
+    });
+    this.#failed = new Counter({
+      name: 'metalboot_kube_events_failed_total',
+      help: 'Event writes the API server refused or that failed, by operation',
+      labelNames: ['op'],
+      registers,
+    });
     for (const why of SUPPRESS_REASONS) this.#suppressed.inc({ why }, 0);
     for (const op of ['create', 'patch']) this.#failed.inc({ op }, 0);
   }
@@ -201,11 +223,21 @@ export class BmhEventRecorder implements BootEvents, Service {
   }
 
   leaseOffered(host: HostRecord, ip: string, detail?: string): void {
-    this.#record(host, BOOT_EVENT_REASONS.leaseOffered, 'Normal', `offered ${ip}${detail === undefined ? '' : ` ${detail}`}`);
+    this.#record(
+      host,
+      BOOT_EVENT_REASONS.leaseOffered,
+      'Normal',
+      `offered ${ip}${detail === undefined ? '' : ` ${detail}`}`,
+    );
   }
 
   leaseAcknowledged(host: HostRecord, ip: string, detail?: string): void {
-    this.#record(host, BOOT_EVENT_REASONS.leaseAcknowledged, 'Normal', `acknowledged ${ip}${detail === undefined ? '' : ` ${detail}`}`);
+    this.#record(
+      host,
+      BOOT_EVENT_REASONS.leaseAcknowledged,
+      'Normal',
+      `acknowledged ${ip}${detail === undefined ? '' : ` ${detail}`}`,
+    );
   }
 
   leaseRefused(host: HostRecord, why: string): void {
@@ -217,12 +249,27 @@ export class BmhEventRecorder implements BootEvents, Service {
   }
 
   scriptServed(host: HostRecord, script: string, detail?: string): void {
-    this.#record(host, BOOT_EVENT_REASONS.scriptServed, 'Normal', `served the ${script} boot script${detail === undefined ? '' : `: ${detail}`}`);
+    this.#record(
+      host,
+      BOOT_EVENT_REASONS.scriptServed,
+      'Normal',
+      `served the ${script} boot script${detail === undefined ? '' : `: ${detail}`}`,
+    );
   }
 
   dropped(host: HostRecord, reason: string, detail?: string, via: BootProtocol = 'dhcp'): void {
-    const eventReason = via === 'dhcp' ? BOOT_EVENT_REASONS.dhcpDropped : via === 'tftp' ? BOOT_EVENT_REASONS.tftpDropped : BOOT_EVENT_REASONS.httpDropped;
-    this.#record(host, eventReason, 'Warning', `${via.toUpperCase()} request not answered: ${reason}${detail === undefined ? '' : ` (${detail})`}`);
+    const eventReason =
+      via === 'dhcp'
+        ? BOOT_EVENT_REASONS.dhcpDropped
+        : via === 'tftp'
+          ? BOOT_EVENT_REASONS.tftpDropped
+          : BOOT_EVENT_REASONS.httpDropped;
+    this.#record(
+      host,
+      eventReason,
+      'Warning',
+      `${via.toUpperCase()} request not answered: ${reason}${detail === undefined ? '' : ` (${detail})`}`,
+    );
   }
 
   #record(host: HostRecord, reason: string, type: EventType, message: string): void {

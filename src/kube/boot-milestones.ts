@@ -15,7 +15,13 @@ import type { HttpServed } from '../http/boot-routes.js';
 import type { BootEvents } from './boot-events.js';
 
 /** Drops that are routine for a known host and say nothing worth an Event. */
-const QUIET_DROPS: ReadonlySet<string> = new Set(['released', 'unknown-host', 'not-a-request', 'not-ethernet', 'malformed']);
+const QUIET_DROPS: ReadonlySet<string> = new Set([
+  'released',
+  'unknown-host',
+  'not-a-request',
+  'not-ethernet',
+  'malformed',
+]);
 
 export function clientText(c: BootClient): string {
   switch (c.kind) {

@@ -1,8 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_EVENT_LIMITS, EventCorrelator, TokenBucket, defaultEventName, type EventInput, type EventLimits } from './event-correlator.js';
+import {
+  DEFAULT_EVENT_LIMITS,
+  EventCorrelator,
+  TokenBucket,
+  defaultEventName,
+  type EventInput,
+  type EventLimits,
+} from './event-correlator.js';
 
 const ref = (name: string) => ({ namespace: 'metal3', name, uid: `uid-${name}` });
-const offered = (name = 'h1', message = 'offered 10.0.0.10/24'): EventInput => ({ ref: ref(name), reason: 'DHCPLeaseOffered', message, type: 'Normal' });
+const offered = (name = 'h1', message = 'offered 10.0.0.10/24'): EventInput => ({
+  ref: ref(name),
+  reason: 'DHCPLeaseOffered',
+  message,
+  type: 'Normal',
+});
 const limits = (over: Partial<EventLimits> = {}): EventLimits => ({
   perObject: { burst: 3, perSecond: 1 / 10 },
   global: { burst: 100, perSecond: 100 },
@@ -30,9 +42,22 @@ describe('EventCorrelator', () => {
     const c = new EventCorrelator(limits(), 0, names());
     expect(c.observe(offered(), 1_000)).toEqual({
       kind: 'create',
-      event: { name: 'ev-1', namespace: 'metal3', ref: ref('h1'), reason: 'DHCPLeaseOffered', message: 'offered 10.0.0.10/24', type: 'Normal', count: 1, firstTimestamp: 1_000, lastTimestamp: 1_000 },
+      event: {
+        name: 'ev-1',
+        namespace: 'metal3',
+        ref: ref('h1'),
+        reason: 'DHCPLeaseOffered',
+        message: 'offered 10.0.0.10/24',
+        type: 'Normal',
+        count: 1,
+        firstTimestamp: 1_000,
+        lastTimestamp: 1_000,
+      },
     });
-    expect(c.observe(offered(), 2_000)).toMatchObject({ kind: 'patch', event: { name: 'ev-1', count: 2, firstTimestamp: 1_000, lastTimestamp: 2_000 } });
+    expect(c.observe(offered(), 2_000)).toMatchObject({
+      kind: 'patch',
+      event: { name: 'ev-1', count: 2, firstTimestamp: 1_000, lastTimestamp: 2_000 },
+    });
   });
 
   it.each([
@@ -51,13 +76,27 @@ describe('EventCorrelator', () => {
     const c = new EventCorrelator(limits({ aggregateWindowMs: 60_000 }), 0, names());
     c.observe(offered(), 0);
     expect(c.observe(offered(), 60_000)).toMatchObject({ kind: 'patch', event: { name: 'ev-1', count: 2 } });
-    expect(c.observe(offered(), 120_001)).toMatchObject({ kind: 'create', event: { name: 'ev-2', count: 1, firstTimestamp: 120_001 } });
+    expect(c.observe(offered(), 120_001)).toMatchObject({
+      kind: 'create',
+      event: { name: 'ev-2', count: 1, firstTimestamp: 120_001 },
+    });
   });
 
   it('rate-limits a boot loop per host; suppressed repeats still count toward the next patch', () => {
     const c = new EventCorrelator(limits({ perObject: { burst: 3, perSecond: 1 / 10 } }), 0, names());
     const kinds = Array.from({ length: 10 }, (_, i) => c.observe(offered(), i).kind);
-    expect(kinds).toEqual(['create', 'patch', 'patch', 'suppress', 'suppress', 'suppress', 'suppress', 'suppress', 'suppress', 'suppress']);
+    expect(kinds).toEqual([
+      'create',
+      'patch',
+      'patch',
+      'suppress',
+      'suppress',
+      'suppress',
+      'suppress',
+      'suppress',
+      'suppress',
+      'suppress',
+    ]);
     expect(c.observe(offered(), 5_000)).toEqual({ kind: 'suppress', why: 'object-rate' });
     expect(c.observe(offered(), 10_010)).toMatchObject({ kind: 'patch', event: { count: 12 } });
     // Another host is not held back by the first one's loop.
@@ -67,7 +106,12 @@ describe('EventCorrelator', () => {
   it('rate-limits globally across hosts', () => {
     const c = new EventCorrelator(limits({ global: { burst: 2, perSecond: 1 } }), 0, names());
     const got = ['a', 'b', 'c', 'd'].map((n) => c.observe(offered(n), 0));
-    expect(got.map((a) => (a.kind === 'suppress' ? a.why : a.kind))).toEqual(['create', 'create', 'global-rate', 'global-rate']);
+    expect(got.map((a) => (a.kind === 'suppress' ? a.why : a.kind))).toEqual([
+      'create',
+      'create',
+      'global-rate',
+      'global-rate',
+    ]);
     expect(c.observe(offered('c'), 1_000)).toMatchObject({ kind: 'create', event: { count: 2 } });
   });
 

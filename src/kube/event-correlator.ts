@@ -128,13 +128,15 @@ export class EventCorrelator {
   }
 
   observe(input: EventInput, now: number): EventAction {
-    const message = input.message.length > MAX_MESSAGE_LENGTH ? `${input.message.slice(0, MAX_MESSAGE_LENGTH - 1)}…` : input.message;
+    const message =
+      input.message.length > MAX_MESSAGE_LENGTH ? `${input.message.slice(0, MAX_MESSAGE_LENGTH - 1)}…` : input.message;
     const objectKey = `${input.ref.namespace}/${input.ref.name}/${input.ref.uid ?? ''}`;
     const key = `${objectKey}\u0000${input.reason}\u0000${input.type}\u0000${message}`;
 
     let entry = this.#entries.get(key);
     if (entry !== undefined && now - entry.last > this.#limits.aggregateWindowMs) entry = undefined;
-    if (entry === undefined) entry = { name: this.#newName(input.ref, now), count: 0, first: now, last: now, created: false };
+    if (entry === undefined)
+      entry = { name: this.#newName(input.ref, now), count: 0, first: now, last: now, created: false };
     entry.count += 1;
     entry.last = now;
     // Re-insert: Map order is then least recently used first.

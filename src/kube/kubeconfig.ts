@@ -6,7 +6,11 @@ import { MetalbootError } from '../base/errors.js';
  * Loads `--kubeconfig PATH`, or the in-cluster service account when no path is given. Throws
  * KUBE_ERR_CONFIG with the reason when neither is usable.
  */
-export function loadKubeConfig(o: { readonly kubeconfig?: string | undefined; readonly inClusterPathPrefix?: string; readonly env?: NodeJS.ProcessEnv }): KubeConfig {
+export function loadKubeConfig(o: {
+  readonly kubeconfig?: string | undefined;
+  readonly inClusterPathPrefix?: string;
+  readonly env?: NodeJS.ProcessEnv;
+}): KubeConfig {
   const kc = new KubeConfig();
   const fail = (why: string): never => {
     throw new MetalbootError('KUBE_ERR_CONFIG', `--kube: ${why}`);

@@ -56,13 +56,23 @@ export class WatchAttempt {
     });
     const stallMs = o.timeoutSeconds * 1000 + o.stallGraceMs;
     this.#stallTimer = setTimeout(
-      () => this.#fail('stalled', new Error(`watch still open ${stallMs} ms after asking for timeoutSeconds=${o.timeoutSeconds}`)),
+      () =>
+        this.#fail(
+          'stalled',
+          new Error(`watch still open ${stallMs} ms after asking for timeoutSeconds=${o.timeoutSeconds}`),
+        ),
       stallMs,
     );
-    o.api.watch({ resourceVersion: o.resourceVersion, timeoutSeconds: o.timeoutSeconds }, (t, obj) => this.#onEvent(t, obj), (err) => this.#onDone(err)).then(
-      (h) => this.#onOpened(h),
-      (err: unknown) => this.#fail('watch-failed', err),
-    );
+    o.api
+      .watch(
+        { resourceVersion: o.resourceVersion, timeoutSeconds: o.timeoutSeconds },
+        (t, obj) => this.#onEvent(t, obj),
+        (err) => this.#onDone(err),
+      )
+      .then(
+        (h) => this.#onOpened(h),
+        (err: unknown) => this.#fail('watch-failed', err),
+      );
   }
 
   /** Ends the attempt as if the server had ended the watch (the watcher is closing). */
@@ -86,9 +96,13 @@ export class WatchAttempt {
     l.received(type);
     if (type === 'ERROR') {
       const status = watchStatusOf(object);
-      l.failed(`watch: ${status.code ?? ''} ${status.reason ?? ''} ${status.message ?? ''}`.replace(/\s+/g, ' ').trim());
+      l.failed(
+        `watch: ${status.code ?? ''} ${status.reason ?? ''} ${status.message ?? ''}`.replace(/\s+/g, ' ').trim(),
+      );
       const done = { events: this.#events, openMs: this.#openMs() };
-      this.#finish(isExpired(status) ? { kind: 'watch-expired', ...done } : { kind: 'watch-error-event', status, ...done });
+      this.#finish(
+        isExpired(status) ? { kind: 'watch-expired', ...done } : { kind: 'watch-error-event', status, ...done },
+      );
       return;
     }
     this.#events++;
@@ -112,14 +126,22 @@ export class WatchAttempt {
   #onDone(err: unknown): void {
     if (this.#settled) return;
     if (err === null || err === undefined) this.end();
-    else if (httpStatusOf(err) === 410) this.#finish({ kind: 'watch-expired', events: this.#events, openMs: this.#openMs() });
+    else if (httpStatusOf(err) === 410)
+      this.#finish({ kind: 'watch-expired', events: this.#events, openMs: this.#openMs() });
     else this.#fail(this.#openedAt === undefined ? 'watch-failed' : 'connection-lost', err);
   }
 
   #fail(reason: 'watch-failed' | 'connection-lost' | 'stalled', error: unknown): void {
     if (this.#settled) return;
     this.#o.listener.failed(`watch: ${describeError(error)}`);
-    this.#finish({ kind: 'watch-failed', reason, error, resourceVersion: this.#rv, events: this.#events, openMs: this.#openMs() });
+    this.#finish({
+      kind: 'watch-failed',
+      reason,
+      error,
+      resourceVersion: this.#rv,
+      events: this.#events,
+      openMs: this.#openMs(),
+    });
   }
 
   #finish(o: AttemptOutcome): void {

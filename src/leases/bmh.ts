@@ -17,7 +17,12 @@ import type { HostRecord } from './host.js';
 export interface BareMetalHostObject {
   readonly apiVersion?: string;
   readonly kind?: string;
-  readonly metadata?: { readonly name?: string; readonly namespace?: string; readonly annotations?: Readonly<Record<string, string>>; readonly resourceVersion?: string };
+  readonly metadata?: {
+    readonly name?: string;
+    readonly namespace?: string;
+    readonly annotations?: Readonly<Record<string, string>>;
+    readonly resourceVersion?: string;
+  };
   readonly spec?: { readonly bootMACAddress?: string; readonly online?: boolean };
   readonly status?: {
     readonly provisioning?: { readonly state?: string };
@@ -31,7 +36,9 @@ export interface BmhConversion {
   readonly from: string;
 }
 
-export type BmhResult = { readonly kind: 'host'; readonly host: HostRecord } | { readonly kind: 'skip'; readonly reason: string };
+export type BmhResult =
+  | { readonly kind: 'host'; readonly host: HostRecord }
+  | { readonly kind: 'skip'; readonly reason: string };
 
 export function isBareMetalHost(doc: unknown): doc is BareMetalHostObject {
   if (doc === null || typeof doc !== 'object') return false;
@@ -46,7 +53,10 @@ export function bmhId(obj: BareMetalHostObject): string {
 function ipList(text: string | undefined): Ipv4[] | string {
   if (text === undefined || text.trim() === '') return [];
   const out: Ipv4[] = [];
-  for (const part of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+  for (const part of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')) {
     const ip = parseIpv4(part);
     if (ip === undefined) return `"${part}" is not an IPv4 address`;
     out.push(ip);
@@ -60,7 +70,12 @@ export function bmhToHost(obj: BareMetalHostObject, opts: BmhConversion): BmhRes
   const id = bmhId(obj);
   const bootMac = parseMac(obj.spec?.bootMACAddress ?? '');
   if (bootMac === undefined) {
-    return { kind: 'skip', reason: obj.spec?.bootMACAddress ? `spec.bootMACAddress "${obj.spec.bootMACAddress}" is not a MAC address` : 'spec.bootMACAddress is missing' };
+    return {
+      kind: 'skip',
+      reason: obj.spec?.bootMACAddress
+        ? `spec.bootMACAddress "${obj.spec.bootMACAddress}" is not a MAC address`
+        : 'spec.bootMACAddress is missing',
+    };
   }
   const macs: Mac[] = [bootMac];
   for (const nic of obj.status?.hardware?.nics ?? []) {
@@ -81,7 +96,8 @@ export function bmhToHost(obj: BareMetalHostObject, opts: BmhConversion): BmhRes
   const cidrText = ann[`${p}ip-address`];
   if (cidrText === undefined || cidrText.trim() === '') return problem(`annotation ${p}ip-address is missing`);
   const cidr = parseIpv4Cidr(cidrText);
-  if (cidr === undefined) return problem(`annotation ${p}ip-address "${cidrText}" is not an IPv4 CIDR (e.g. 10.0.0.5/24)`);
+  if (cidr === undefined)
+    return problem(`annotation ${p}ip-address "${cidrText}" is not an IPv4 CIDR (e.g. 10.0.0.5/24)`);
   let gateway: Ipv4 | undefined = firstHostOf(cidr);
   const gwText = ann[`${p}gateway`];
   if (gwText !== undefined && gwText.trim() !== '') {
@@ -95,6 +111,10 @@ export function bmhToHost(obj: BareMetalHostObject, opts: BmhConversion): BmhRes
   if (typeof ntp === 'string') return problem(`annotation ${p}ntp-servers: ${ntp}`);
   return {
     kind: 'host',
-    host: { ...base, lease: { ip: cidr.address, prefix: cidr.prefix, gateway, dns, ntp, hostname: name }, problem: undefined },
+    host: {
+      ...base,
+      lease: { ip: cidr.address, prefix: cidr.prefix, gateway, dns, ntp, hostname: name },
+      problem: undefined,
+    },
   };
 }

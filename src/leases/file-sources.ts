@@ -44,7 +44,8 @@ abstract class WatchedFileSource implements Service {
     this.#watcher = new FileWatcher(this.#paths, (p) => {
       const r = this.#load(p);
       if (r === true) this.#publish();
-      else if (r !== 'unchanged') this.log.error({ file: p, reason: r }, 'source file rejected, keeping the last good hosts');
+      else if (r !== 'unchanged')
+        this.log.error({ file: p, reason: r }, 'source file rejected, keeping the last good hosts');
     });
     this.#watcher.start();
   }
@@ -73,7 +74,9 @@ abstract class WatchedFileSource implements Service {
   #publish(): void {
     const all = [...this.#fixed, ...[...this.#byFile.values()].flatMap((f) => f.hosts)];
     logConflicts(this.log, this.#index.replaceAll(this.kind, all));
-    for (const h of all) if (h.problem !== undefined) this.log.warn({ host: h.origin.name, file: h.origin.from, problem: h.problem }, 'host cannot be served');
+    for (const h of all)
+      if (h.problem !== undefined)
+        this.log.warn({ host: h.origin.name, file: h.origin.from, problem: h.problem }, 'host cannot be served');
   }
 
   async close(): Promise<void> {
@@ -106,8 +109,19 @@ export class StaticHostSource extends WatchedFileSource {
   protected readonly kind = 'static' as const;
   readonly #defaults: StaticDefaults;
 
-  constructor(flagHosts: readonly StaticHost[], paths: readonly string[], defaults: StaticDefaults, index: HostIndex, log: Logger) {
-    super(paths, flagHosts.map((h) => staticToHost(h, '--dhcp-hosts', defaults)), index, log.child({ component: 'static-hosts' }));
+  constructor(
+    flagHosts: readonly StaticHost[],
+    paths: readonly string[],
+    defaults: StaticDefaults,
+    index: HostIndex,
+    log: Logger,
+  ) {
+    super(
+      paths,
+      flagHosts.map((h) => staticToHost(h, '--dhcp-hosts', defaults)),
+      index,
+      log.child({ component: 'static-hosts' }),
+    );
     this.#defaults = defaults;
   }
 

@@ -37,10 +37,13 @@ export class FileWatcher {
 
   #schedule(path: string): void {
     clearTimeout(this.#timers.get(path));
-    this.#timers.set(path, setTimeout(() => {
-      this.#timers.delete(path);
-      this.#onChange(path);
-    }, this.#debounceMs));
+    this.#timers.set(
+      path,
+      setTimeout(() => {
+        this.#timers.delete(path);
+        this.#onChange(path);
+      }, this.#debounceMs),
+    );
   }
 
   close(): void {

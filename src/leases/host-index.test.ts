@@ -5,8 +5,17 @@ import { parseBmhManifests } from './bmh-manifests.js';
 import { formatIpv4 } from '../net/ipv4.js';
 
 const P = 'metal3.vcluster.com/';
-const obj = (name: string, mac: string, annotations: Record<string, string>, extra: Partial<BareMetalHostObject> = {}): BareMetalHostObject => ({
-  apiVersion: 'metal3.io/v1alpha1', kind: 'BareMetalHost', metadata: { name, namespace: 'ns', annotations }, spec: { bootMACAddress: mac }, ...extra,
+const obj = (
+  name: string,
+  mac: string,
+  annotations: Record<string, string>,
+  extra: Partial<BareMetalHostObject> = {},
+): BareMetalHostObject => ({
+  apiVersion: 'metal3.io/v1alpha1',
+  kind: 'BareMetalHost',
+  metadata: { name, namespace: 'ns', annotations },
+  spec: { bootMACAddress: mac },
+  ...extra,
 });
 const host = (o: BareMetalHostObject) => {
   const r = bmhToHost(o, { annotationPrefix: P, from: 'test' });
@@ -16,19 +25,50 @@ const host = (o: BareMetalHostObject) => {
 
 describe('bmhToHost', () => {
   it.each([
-    ['defaults the gateway to the first host', { [`${P}ip-address`]: '10.1.2.50/23' }, { ip: '10.1.2.50', prefix: 23, gateway: '10.1.2.1' }],
-    ['takes an explicit gateway, DNS and NTP', { [`${P}ip-address`]: '10.1.2.50/24', [`${P}gateway`]: '10.1.2.254', [`${P}dns-servers`]: '1.1.1.1, 8.8.8.8', [`${P}ntp-servers`]: '10.1.2.3' }, { ip: '10.1.2.50', gateway: '10.1.2.254', dns: ['1.1.1.1', '8.8.8.8'], ntp: ['10.1.2.3'] }],
+    [
+      'defaults the gateway to the first host',
+      { [`${P}ip-address`]: '10.1.2.50/23' },
+      { ip: '10.1.2.50', prefix: 23, gateway: '10.1.2.1' },
+    ],
+    [
+      'takes an explicit gateway, DNS and NTP',
+      {
+        [`${P}ip-address`]: '10.1.2.50/24',
+        [`${P}gateway`]: '10.1.2.254',
+        [`${P}dns-servers`]: '1.1.1.1, 8.8.8.8',
+        [`${P}ntp-servers`]: '10.1.2.3',
+      },
+      { ip: '10.1.2.50', gateway: '10.1.2.254', dns: ['1.1.1.1', '8.8.8.8'], ntp: ['10.1.2.3'] },
+    ],
   ])('%s', (_n, annotations, want) => {
     const l = host(obj('n', 'AA:BB:CC:DD:EE:FF', annotations)).lease!;
-    const got = { ip: formatIpv4(l.ip), prefix: l.prefix, gateway: l.gateway === undefined ? undefined : formatIpv4(l.gateway), dns: l.dns.map(formatIpv4), ntp: l.ntp.map(formatIpv4) };
+    const got = {
+      ip: formatIpv4(l.ip),
+      prefix: l.prefix,
+      gateway: l.gateway === undefined ? undefined : formatIpv4(l.gateway),
+      dns: l.dns.map(formatIpv4),
+      ntp: l.ntp.map(formatIpv4),
+    };
     expect(got).toMatchObject(want);
   });
 
   it.each([
     ['missing ip-address', {}, 'annotation metal3.vcluster.com/ip-address is missing'],
-    ['ip-address without prefix', { [`${P}ip-address`]: '10.1.2.50' }, 'annotation metal3.vcluster.com/ip-address "10.1.2.50" is not an IPv4 CIDR (e.g. 10.0.0.5/24)'],
-    ['bad gateway', { [`${P}ip-address`]: '10.1.2.50/24', [`${P}gateway`]: 'x' }, 'annotation metal3.vcluster.com/gateway "x" is not an IPv4 address'],
-    ['bad DNS', { [`${P}ip-address`]: '10.1.2.50/24', [`${P}dns-servers`]: '1.1.1.1,nope' }, 'annotation metal3.vcluster.com/dns-servers: "nope" is not an IPv4 address'],
+    [
+      'ip-address without prefix',
+      { [`${P}ip-address`]: '10.1.2.50' },
+      'annotation metal3.vcluster.com/ip-address "10.1.2.50" is not an IPv4 CIDR (e.g. 10.0.0.5/24)',
+    ],
+    [
+      'bad gateway',
+      { [`${P}ip-address`]: '10.1.2.50/24', [`${P}gateway`]: 'x' },
+      'annotation metal3.vcluster.com/gateway "x" is not an IPv4 address',
+    ],
+    [
+      'bad DNS',
+      { [`${P}ip-address`]: '10.1.2.50/24', [`${P}dns-servers`]: '1.1.1.1,nope' },
+      'annotation metal3.vcluster.com/dns-servers: "nope" is not an IPv4 address',
+    ],
   ])('%s is a visible problem, not a lease', (_n, annotations, problem) => {
     const h = host(obj('n', 'aa:bb:cc:dd:ee:ff', annotations));
     expect(h.lease).toBeUndefined();
@@ -36,13 +76,28 @@ describe('bmhToHost', () => {
   });
 
   it('matches inspected NIC MACs too and keeps the provisioning state', () => {
-    const h = host(obj('n', 'aa:bb:cc:dd:ee:01', { [`${P}ip-address`]: '10.0.0.5/24' }, { status: { provisioning: { state: 'provisioned' }, hardware: { nics: [{ mac: 'aa:bb:cc:dd:ee:01' }, { mac: 'AA:BB:CC:DD:EE:02' }] } } }));
+    const h = host(
+      obj(
+        'n',
+        'aa:bb:cc:dd:ee:01',
+        { [`${P}ip-address`]: '10.0.0.5/24' },
+        {
+          status: {
+            provisioning: { state: 'provisioned' },
+            hardware: { nics: [{ mac: 'aa:bb:cc:dd:ee:01' }, { mac: 'AA:BB:CC:DD:EE:02' }] },
+          },
+        },
+      ),
+    );
     expect(h.macs).toEqual(['aa:bb:cc:dd:ee:01', 'aa:bb:cc:dd:ee:02']);
     expect(h.provisioningState).toBe('provisioned');
   });
 
   it('skips objects without a usable boot MAC', () => {
-    expect(bmhToHost(obj('n', 'nope', {}), { annotationPrefix: P, from: 't' })).toEqual({ kind: 'skip', reason: 'spec.bootMACAddress "nope" is not a MAC address' });
+    expect(bmhToHost(obj('n', 'nope', {}), { annotationPrefix: P, from: 't' })).toEqual({
+      kind: 'skip',
+      reason: 'spec.bootMACAddress "nope" is not a MAC address',
+    });
   });
 });
 
@@ -60,7 +115,9 @@ describe('HostIndex', () => {
     const a = host(obj('a', 'aa:bb:cc:dd:ee:01', { [`${P}ip-address`]: '10.0.0.5/24' }));
     const b = host(obj('b', 'aa:bb:cc:dd:ee:02', { [`${P}ip-address`]: '10.0.0.5/24' }));
     expect(idx.replaceAll('bmh', [a])).toEqual([]);
-    expect(idx.upsert(b)).toEqual([{ kind: 'ip-conflict', key: '10.0.0.5', owners: ['bmh:ns/a (test)', 'bmh:ns/b (test)'] }]);
+    expect(idx.upsert(b)).toEqual([
+      { kind: 'ip-conflict', key: '10.0.0.5', owners: ['bmh:ns/a (test)', 'bmh:ns/b (test)'] },
+    ]);
     expect(idx.lookup(a.macs[0]!).kind).toBe('conflict');
     idx.delete('bmh', b.id);
     expect(idx.lookup(a.macs[0]!).kind).toBe('host');
@@ -91,7 +148,9 @@ describe('HostIndex partitions', () => {
     const idx = new HostIndex();
     idx.upsert(a, 'kubernetes');
     expect(idx.delete('bmh', a.id)).toBe(false);
-    expect(idx.replaceAll('bmh', [a])).toEqual([{ kind: 'duplicate-mac', key: 'aa:bb:cc:dd:ee:01', owners: ['bmh:ns/a (test)', 'bmh:ns/a (test)'] }]);
+    expect(idx.replaceAll('bmh', [a])).toEqual([
+      { kind: 'duplicate-mac', key: 'aa:bb:cc:dd:ee:01', owners: ['bmh:ns/a (test)', 'bmh:ns/a (test)'] },
+    ]);
     expect(idx.lookup(a.macs[0]!)).toMatchObject({ kind: 'conflict', reason: 'duplicate-mac' });
     expect(idx.delete('bmh', a.id, 'kubernetes')).toBe(true);
     expect(idx.lookup(a.macs[0]!).kind).toBe('host');

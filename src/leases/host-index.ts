@@ -19,7 +19,11 @@ import { SOURCE_ORDER, type HostRecord, type SourceKind } from './host.js';
 
 export type HostLookup =
   | { readonly kind: 'host'; readonly host: HostRecord; readonly shadowed: readonly HostRecord[] }
-  | { readonly kind: 'conflict'; readonly reason: 'duplicate-mac' | 'ip-conflict'; readonly hosts: readonly HostRecord[] }
+  | {
+      readonly kind: 'conflict';
+      readonly reason: 'duplicate-mac' | 'ip-conflict';
+      readonly hosts: readonly HostRecord[];
+    }
   | { readonly kind: 'unknown' };
 
 export interface Conflict {
@@ -35,7 +39,9 @@ const NONE: readonly HostRecord[] = Object.freeze([]);
 
 export class HostIndex {
   /** kind → partition → id → record. */
-  readonly #bySource = new Map<SourceKind, Map<string, Map<string, HostRecord>>>(SOURCE_ORDER.map((k) => [k, new Map()]));
+  readonly #bySource = new Map<SourceKind, Map<string, Map<string, HostRecord>>>(
+    SOURCE_ORDER.map((k) => [k, new Map()]),
+  );
   readonly #byMac = new Map<Mac, HostRecord[]>();
   readonly #byIp = new Map<Ipv4, HostRecord[]>();
   #generation = 0;
@@ -52,7 +58,8 @@ export class HostIndex {
       // The common case, on every packet: one host, checked for a shared address without allocating.
       const host = all[0]!;
       const owners = host.lease === undefined ? undefined : this.#byIp.get(host.lease.ip);
-      if (owners === undefined || owners.length === 1 || this.#ipOwners(host.lease!.ip).size === 1) return { kind: 'host', host, shadowed: NONE };
+      if (owners === undefined || owners.length === 1 || this.#ipOwners(host.lease!.ip).size === 1)
+        return { kind: 'host', host, shadowed: NONE };
       return { kind: 'conflict', reason: 'ip-conflict', hosts: owners };
     }
     const firstKind = SOURCE_ORDER.find((k) => all.some((h) => h.origin.kind === k))!;
@@ -81,7 +88,8 @@ export class HostIndex {
     const kinds = kind === undefined ? SOURCE_ORDER : [kind];
     return kinds.flatMap((k) => {
       const parts = this.#bySource.get(k)!;
-      const maps = partition === undefined ? [...parts.values()] : [parts.get(partition) ?? new Map<string, HostRecord>()];
+      const maps =
+        partition === undefined ? [...parts.values()] : [parts.get(partition) ?? new Map<string, HostRecord>()];
       return maps.flatMap((m) => [...m.values()]);
     });
   }
@@ -163,7 +171,11 @@ export class HostIndex {
         if (all.length < 2 || seen.has(`mac:${mac}`)) continue;
         seen.add(`mac:${mac}`);
         const kinds = new Set(all.map((h) => h.origin.kind));
-        out.push({ kind: kinds.size === all.length ? 'mac-in-two-sources' : 'duplicate-mac', key: mac, owners: owners(all) });
+        out.push({
+          kind: kinds.size === all.length ? 'mac-in-two-sources' : 'duplicate-mac',
+          key: mac,
+          owners: owners(all),
+        });
       }
       if (r.lease !== undefined && this.#ipOwners(r.lease.ip).size > 1 && !seen.has(`ip:${r.lease.ip}`)) {
         seen.add(`ip:${r.lease.ip}`);

@@ -24,13 +24,17 @@ export function parseHostEntry(entry: string): HostParse {
   const ip = parseIpv4(fields[1]!);
   if (ip === undefined) return { ok: false, error: `"${fields[1]}" is not an IPv4 address` };
   const hostname = fields[2] === undefined || fields[2] === '' ? undefined : fields[2];
-  if (hostname !== undefined && !HOSTNAME.test(hostname)) return { ok: false, error: `"${hostname}" is not a valid hostname` };
+  if (hostname !== undefined && !HOSTNAME.test(hostname))
+    return { ok: false, error: `"${hostname}" is not a valid hostname` };
   return { ok: true, host: { mac, ip, hostname } };
 }
 
 /** Splits the `MAC,IP;MAC,IP` flag form into entries (empty entries ignored). */
 export function splitHostList(text: string): string[] {
-  return text.split(';').map((s) => s.trim()).filter((s) => s !== '');
+  return text
+    .split(';')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 }
 
 /** Splits a hosts file into `{line, entry}` pairs, dropping blank lines and `#` comments. */

@@ -16,9 +16,10 @@ export class HostSources implements Service {
     this.#sources = sources;
     const own: ReadinessCheck = {
       name: 'sources',
-      check: () => (this.#loaded
-        ? { ok: true, detail: `${index.size('bmh')} BareMetalHosts, ${index.size('static')} static hosts` }
-        : { ok: false, detail: 'loading' }),
+      check: () =>
+        this.#loaded
+          ? { ok: true, detail: `${index.size('bmh')} BareMetalHosts, ${index.size('static')} static hosts` }
+          : { ok: false, detail: 'loading' },
     };
     this.readiness = [own, ...sources.flatMap((s) => s.readiness ?? [])];
   }

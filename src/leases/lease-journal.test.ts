@@ -10,23 +10,38 @@ import { parseIpv4, formatIpv4 } from '../net/ipv4.js';
 import { parseMac, type Mac } from '../net/mac.js';
 
 let dir: string;
-beforeEach(() => { dir = mkdtempSync(path.join(tmpdir(), 'metalboot-journal-')); });
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'metalboot-journal-'));
+});
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 const ip = (s: string) => parseIpv4(s)!;
-const mac = (n: number) => parseMac(`52:54:00:00:${(n >> 8).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}`)! as Mac;
-const newPool = () => new LeasePool({ ranges: [{ start: ip('10.0.0.10'), end: ip('10.0.3.250'), leaseSeconds: 3600 }], isClaimed: () => false, serverIp: ip('10.0.0.1') });
+const mac = (n: number) =>
+  parseMac(`52:54:00:00:${(n >> 8).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}`)! as Mac;
+const newPool = () =>
+  new LeasePool({
+    ranges: [{ start: ip('10.0.0.10'), end: ip('10.0.3.250'), leaseSeconds: 3600 }],
+    isClaimed: () => false,
+    serverIp: ip('10.0.0.1'),
+  });
 
 describe('LeaseJournal', () => {
   it('resolves appends only once they are in the file, batching concurrent ones', async () => {
     const file = path.join(dir, 'leases');
     const j = new LeaseJournal(file);
     await j.open([]);
-    const recs: JournalRecord[] = Array.from({ length: 200 }, (_, i) => ({ t: 'bind', ip: `10.0.0.${i}`, mac: mac(i), exp: 1 }));
-    await Promise.all(recs.map(async (r) => {
-      await j.append(r);
-      expect(readFileSync(file, 'utf8')).toContain(JSON.stringify(r));
+    const recs: JournalRecord[] = Array.from({ length: 200 }, (_, i) => ({
+      t: 'bind',
+      ip: `10.0.0.${i}`,
+      mac: mac(i),
+      exp: 1,
     }));
+    await Promise.all(
+      recs.map(async (r) => {
+        await j.append(r);
+        expect(readFileSync(file, 'utf8')).toContain(JSON.stringify(r));
+      }),
+    );
     await j.close();
     expect((await new LeaseJournal(file).load()).records).toEqual(recs);
   });

@@ -155,7 +155,8 @@ function parseRecord(line: string): JournalRecord | undefined {
   if (v === null || typeof v !== 'object') return undefined;
   const r = v as Record<string, unknown>;
   if (typeof r.ip !== 'string') return undefined;
-  if (r.t === 'bind' && typeof r.mac === 'string' && (r.exp === null || typeof r.exp === 'number')) return { t: 'bind', ip: r.ip, mac: r.mac, exp: r.exp };
+  if (r.t === 'bind' && typeof r.mac === 'string' && (r.exp === null || typeof r.exp === 'number'))
+    return { t: 'bind', ip: r.ip, mac: r.mac, exp: r.exp };
   if (r.t === 'free') return { t: 'free', ip: r.ip };
   if (r.t === 'decline' && typeof r.until === 'number') return { t: 'decline', ip: r.ip, until: r.until };
   return undefined;

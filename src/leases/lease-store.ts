@@ -29,7 +29,8 @@ export class LeaseStore implements Service {
     if (this.#journal === undefined) return;
     const loaded = await this.#journal.load();
     for (const r of loaded.records) this.#pool.restore(r);
-    if (loaded.skipped > 0) this.#log.warn({ skipped: loaded.skipped, file: this.#journal.path }, 'lease journal lines skipped');
+    if (loaded.skipped > 0)
+      this.#log.warn({ skipped: loaded.skipped, file: this.#journal.path }, 'lease journal lines skipped');
     if (loaded.torn) this.#log.warn({ file: this.#journal.path }, 'lease journal ended in a partial write; ignored');
     const live = this.#pool.snapshot(this.#now());
     await this.#journal.open(live);
@@ -51,7 +52,9 @@ export class LeaseStore implements Service {
           return live;
         })
         .catch((err: unknown) => this.#log.error({ err }, 'lease journal compaction failed'))
-        .finally(() => { this.#compacting = undefined; });
+        .finally(() => {
+          this.#compacting = undefined;
+        });
     }
   }
 

@@ -101,7 +101,8 @@ export class LeasePool {
   offer(mac: Mac, requested: Ipv4 | undefined, now: number): PoolLease | undefined {
     const current = this.#byMac.get(mac);
     if (current !== undefined && this.#usableBy(current, mac, now)) return this.#hold(current, mac, now);
-    if (requested !== undefined && this.rangeOf(requested) !== undefined && this.#usableBy(requested, mac, now)) return this.#hold(requested, mac, now);
+    if (requested !== undefined && this.rangeOf(requested) !== undefined && this.#usableBy(requested, mac, now))
+      return this.#hold(requested, mac, now);
     const free = this.#nextFree(mac, now);
     return free === undefined ? undefined : this.#hold(free, mac, now);
   }
@@ -113,13 +114,18 @@ export class LeasePool {
     if (this.#isClaimed(ip) || ip === this.#serverIp) return { ok: false, reason: 'address-claimed' };
     const s = this.#slots.get(ip);
     if (s?.kind === 'declined' && s.expiresAt > now) return { ok: false, reason: 'address-declined' };
-    if (s !== undefined && s.mac !== mac && s.kind !== 'declined' && s.expiresAt > now) return { ok: false, reason: 'address-taken' };
+    if (s !== undefined && s.mac !== mac && s.kind !== 'declined' && s.expiresAt > now)
+      return { ok: false, reason: 'address-taken' };
     const expiresAt = range.leaseSeconds === INFINITE_LEASE ? Infinity : now + range.leaseSeconds * 1000;
     const old = this.#byMac.get(mac);
     if (old !== undefined && old !== ip) this.#clear(old);
     this.#clear(ip);
     this.#set(ip, { kind: 'bound', mac, expiresAt });
-    return { ok: true, lease: this.#lease(ip, mac, expiresAt), record: { t: 'bind', ip: formatIpv4(ip), mac, exp: Number.isFinite(expiresAt) ? expiresAt : null } };
+    return {
+      ok: true,
+      lease: this.#lease(ip, mac, expiresAt),
+      record: { t: 'bind', ip: formatIpv4(ip), mac, exp: Number.isFinite(expiresAt) ? expiresAt : null },
+    };
   }
 
   release(mac: Mac, ip: Ipv4): JournalRecord | undefined {
@@ -145,14 +151,22 @@ export class LeasePool {
     const out: JournalRecord[] = [];
     for (const [ip, s] of this.#slots) {
       if (s.expiresAt <= now) continue;
-      if (s.kind === 'bound') out.push({ t: 'bind', ip: formatIpv4(ip), mac: s.mac!, exp: Number.isFinite(s.expiresAt) ? s.expiresAt : null });
+      if (s.kind === 'bound')
+        out.push({
+          t: 'bind',
+          ip: formatIpv4(ip),
+          mac: s.mac!,
+          exp: Number.isFinite(s.expiresAt) ? s.expiresAt : null,
+        });
       else if (s.kind === 'declined') out.push({ t: 'decline', ip: formatIpv4(ip), until: s.expiresAt });
     }
     return out;
   }
 
   stats(now: number): { size: number; bound: number; offered: number; declined: number } {
-    let bound = 0, offered = 0, declined = 0;
+    let bound = 0,
+      offered = 0,
+      declined = 0;
     for (const s of this.#slots.values()) {
       if (s.expiresAt <= now) continue;
       if (s.kind === 'bound') bound++;
@@ -193,7 +207,8 @@ export class LeasePool {
 
   #hold(ip: Ipv4, mac: Mac, now: number): PoolLease {
     const s = this.#slots.get(ip);
-    if (s !== undefined && s.kind === 'bound' && s.mac === mac && s.expiresAt > now) return this.#lease(ip, mac, s.expiresAt);
+    if (s !== undefined && s.kind === 'bound' && s.mac === mac && s.expiresAt > now)
+      return this.#lease(ip, mac, s.expiresAt);
     const old = this.#byMac.get(mac);
     if (old !== undefined && old !== ip && this.#slots.get(old)?.kind === 'offered') this.#clear(old);
     this.#clear(ip);

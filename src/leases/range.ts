@@ -29,7 +29,8 @@ export function parseRange(text: string, defaultLeaseSeconds: number): RangePars
       if (!m) return { ok: false, error: `lease time "${f[2]}" is not SECONDS (or 10m, 12h, 1d) or infinite` };
       const mult = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
       leaseSeconds = Number(m[1]) * mult;
-      if (leaseSeconds < 60 || leaseSeconds >= INFINITE_LEASE) return { ok: false, error: `lease time ${leaseSeconds}s is out of range (60s .. 136 years, or infinite)` };
+      if (leaseSeconds < 60 || leaseSeconds >= INFINITE_LEASE)
+        return { ok: false, error: `lease time ${leaseSeconds}s is out of range (60s .. 136 years, or infinite)` };
     }
   }
   return { ok: true, range: { start, end, leaseSeconds } };

@@ -63,11 +63,11 @@ export function firstHostOf(cidr: Ipv4Cidr): Ipv4 {
 }
 
 export function inSubnet(ip: Ipv4, cidr: Ipv4Cidr): boolean {
-  return ((ip & prefixToMask(cidr.prefix)) >>> 0) === networkOf(cidr);
+  return (ip & prefixToMask(cidr.prefix)) >>> 0 === networkOf(cidr);
 }
 
 export function readIpv4(buf: Uint8Array, offset: number): Ipv4 {
-  return ((buf[offset]! << 24) | (buf[offset + 1]! << 16) | (buf[offset + 2]! << 8) | buf[offset + 3]!) >>> 0 as Ipv4;
+  return (((buf[offset]! << 24) | (buf[offset + 1]! << 16) | (buf[offset + 2]! << 8) | buf[offset + 3]!) >>> 0) as Ipv4;
 }
 
 export function writeIpv4(buf: Uint8Array, offset: number, ip: number): void {

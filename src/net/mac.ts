@@ -4,7 +4,8 @@
  */
 export type Mac = string & { readonly __brand: 'Mac' };
 
-const MAC_RE = /^([0-9a-f]{2})[:-]?([0-9a-f]{2})[:-]?([0-9a-f]{2})[:-]?([0-9a-f]{2})[:-]?([0-9a-f]{2})[:-]?([0-9a-f]{2})$/;
+const MAC_RE =
+  /^([0-9a-f]{2})[:-]?([0-9a-f]{2})[:-]?([0-9a-f]{2})[:-]?([0-9a-f]{2})[:-]?([0-9a-f]{2})[:-]?([0-9a-f]{2})$/;
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 /** Parses `aa:bb:cc:dd:ee:ff`, `aa-bb-…`, or `aabbccddeeff` (any case). Returns undefined if invalid. */

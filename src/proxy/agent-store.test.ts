@@ -17,14 +17,24 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-const store = (stateDir: string | undefined, over: { now?: () => number; pendingWaitMs?: number } = {}): AgentStore => new AgentStore({ stateDir, logger, registry: new Registry(), ...over });
+const store = (stateDir: string | undefined, over: { now?: () => number; pendingWaitMs?: number } = {}): AgentStore =>
+  new AgentStore({ stateDir, logger, registry: new Registry(), ...over });
 const NODE = '1be26c0b-03f2-4d2e-ae87-c02d7f33c123';
 
 describe('agent records', () => {
   it('round-trip through the file format', () => {
-    const r = { node: NODE, agentUrl: 'https://192.0.2.10:9999', agentCaPem: 'PEM', macs: ['52:54:00:00:00:01'], updatedAt: 5 };
+    const r = {
+      node: NODE,
+      agentUrl: 'https://192.0.2.10:9999',
+      agentCaPem: 'PEM',
+      macs: ['52:54:00:00:00:01'],
+      updatedAt: 5,
+    };
     expect(parseAgentRecord(formatAgentRecord(r))).toEqual(r);
-    expect(parseAgentRecord(formatAgentRecord({ ...r, agentCaPem: undefined }))).toEqual({ ...r, agentCaPem: undefined });
+    expect(parseAgentRecord(formatAgentRecord({ ...r, agentCaPem: undefined }))).toEqual({
+      ...r,
+      agentCaPem: undefined,
+    });
   });
 
   it.each([
@@ -77,9 +87,23 @@ describe('AgentStore', () => {
 
     const b = store(dir);
     await b.start();
-    expect(b.get(NODE)).toEqual({ node: NODE, agentUrl: 'https://192.0.2.10:9999', agentCaPem: 'PEM', macs: ['52:54:00:00:00:01'], updatedAt: 1000 });
+    expect(b.get(NODE)).toEqual({
+      node: NODE,
+      agentUrl: 'https://192.0.2.10:9999',
+      agentCaPem: 'PEM',
+      macs: ['52:54:00:00:00:01'],
+      updatedAt: 1000,
+    });
     expect(b.nodeForMac('52:54:00:00:00:01')).toBe(NODE);
-    expect(b.explain('52:54:00:00:00:01', (n) => `https://cb/nodes/${n}`)).toMatchObject({ ironicAgent: { node: NODE, callbackUrl: `https://cb/nodes/${NODE}`, agentUrl: 'https://192.0.2.10:9999', agentCertificatePinned: true, persisted: true } });
+    expect(b.explain('52:54:00:00:00:01', (n) => `https://cb/nodes/${n}`)).toMatchObject({
+      ironicAgent: {
+        node: NODE,
+        callbackUrl: `https://cb/nodes/${NODE}`,
+        agentUrl: 'https://192.0.2.10:9999',
+        agentCertificatePinned: true,
+        persisted: true,
+      },
+    });
     expect(b.explain('52:54:00:00:00:99', undefined)).toBeUndefined();
   });
 

@@ -64,12 +64,24 @@ export function parseAgentRecord(text: string): AgentRecord | undefined {
   }
   if (v === null || typeof v !== 'object') return undefined;
   const r = v as Record<string, unknown>;
-  if (r['version'] !== FILE_VERSION || typeof r['node'] !== 'string' || !isNodeIdent(r['node']) || typeof r['agentUrl'] !== 'string') return undefined;
+  if (
+    r['version'] !== FILE_VERSION ||
+    typeof r['node'] !== 'string' ||
+    !isNodeIdent(r['node']) ||
+    typeof r['agentUrl'] !== 'string'
+  )
+    return undefined;
   const ca = r['agentCaPem'];
   if (ca !== undefined && ca !== null && typeof ca !== 'string') return undefined;
   const macs = Array.isArray(r['macs']) ? r['macs'].filter((m): m is string => typeof m === 'string') : [];
   const updatedAt = typeof r['updatedAt'] === 'number' ? r['updatedAt'] : 0;
-  return { node: r['node'], agentUrl: r['agentUrl'], agentCaPem: typeof ca === 'string' ? ca : undefined, macs, updatedAt };
+  return {
+    node: r['node'],
+    agentUrl: r['agentUrl'],
+    agentCaPem: typeof ca === 'string' ? ca : undefined,
+    macs,
+    updatedAt,
+  };
 }
 
 export function formatAgentRecord(r: AgentRecord): string {
@@ -96,7 +108,14 @@ export class AgentStore implements Service {
     this.#now = o.now ?? Date.now;
     this.#pendingWaitMs = o.pendingWaitMs ?? 30_000;
     const records = this.#records;
-    new Gauge({ name: 'metalboot_ipa_callback_agents', help: 'Nodes whose agent address the callback listener knows', registers: [o.registry], collect() { this.set(records.size); } });
+    new Gauge({
+      name: 'metalboot_ipa_callback_agents',
+      help: 'Nodes whose agent address the callback listener knows',
+      registers: [o.registry],
+      collect() {
+        this.set(records.size);
+      },
+    });
   }
 
   get persistent(): boolean {
@@ -105,7 +124,9 @@ export class AgentStore implements Service {
 
   async start(): Promise<void> {
     if (this.#dir === undefined) {
-      this.#log.warn('no proxy.stateDir: agent addresses are kept in memory only; after a restart, callbacks for a node fail until its next heartbeat');
+      this.#log.warn(
+        'no proxy.stateDir: agent addresses are kept in memory only; after a restart, callbacks for a node fail until its next heartbeat',
+      );
       return;
     }
     await mkdir(this.#dir, { recursive: true, mode: 0o700 });
@@ -137,7 +158,9 @@ export class AgentStore implements Service {
     const pending = this.#pending.get(node);
     if (pending !== undefined && pending.size > 0) {
       let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, this.#pendingWaitMs); });
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.#pendingWaitMs);
+      });
       await Promise.race([Promise.allSettled([...pending]), timeout]);
       clearTimeout(timer);
     }
@@ -151,7 +174,9 @@ export class AgentStore implements Service {
   /** Marks a heartbeat of `node` as in flight; settle it with commit() or abort(). */
   beginHeartbeat(node: string): PendingHeartbeat {
     let settle!: () => void;
-    const done = new Promise<void>((resolve) => { settle = resolve; });
+    const done = new Promise<void>((resolve) => {
+      settle = resolve;
+    });
     let set = this.#pending.get(node);
     if (set === undefined) {
       set = new Set();
@@ -196,7 +221,10 @@ export class AgentStore implements Service {
   }
 
   /** For /debug/explain: the callback mapping of the node this MAC belongs to. */
-  explain(mac: string, callbackUrl: ((node: string) => string | undefined) | undefined): Record<string, unknown> | undefined {
+  explain(
+    mac: string,
+    callbackUrl: ((node: string) => string | undefined) | undefined,
+  ): Record<string, unknown> | undefined {
     const node = this.nodeForMac(mac);
     if (node === undefined) return undefined;
     const r = this.#records.get(node);
@@ -208,7 +236,10 @@ export class AgentStore implements Service {
         agentCertificatePinned: r === undefined ? undefined : r.agentCaPem !== undefined,
         updatedAt: r === undefined ? undefined : new Date(r.updatedAt).toISOString(),
         persisted: this.persistent,
-        detail: r === undefined ? 'looked up by IPA, no heartbeat accepted yet' : 'heartbeat accepted; callbacks are forwarded to agentUrl',
+        detail:
+          r === undefined
+            ? 'looked up by IPA, no heartbeat accepted yet'
+            : 'heartbeat accepted; callbacks are forwarded to agentUrl',
       },
     };
   }
@@ -217,13 +248,32 @@ export class AgentStore implements Service {
     const old = this.#records.get(node);
     const macs = [...new Set([...(old?.macs ?? []), ...(this.#lookupMacs.get(node) ?? [])])];
     this.#lookupMacs.delete(node);
-    if (old !== undefined && old.agentUrl === agent.url && old.agentCaPem === agent.caPem && macs.length === old.macs.length) return;
-    if (old === undefined) this.#log.info({ node, agentUrl: agent.url, certificatePinned: agent.caPem !== undefined }, 'agent address recorded');
+    if (
+      old !== undefined &&
+      old.agentUrl === agent.url &&
+      old.agentCaPem === agent.caPem &&
+      macs.length === old.macs.length
+    )
+      return;
+    if (old === undefined)
+      this.#log.info(
+        { node, agentUrl: agent.url, certificatePinned: agent.caPem !== undefined },
+        'agent address recorded',
+      );
     else if (old.agentUrl !== agent.url || old.agentCaPem !== agent.caPem) {
-      this.#log.info({ node, from: old.agentUrl, to: agent.url, certificateChanged: old.agentCaPem !== agent.caPem }, 'agent address changed');
+      this.#log.info(
+        { node, from: old.agentUrl, to: agent.url, certificateChanged: old.agentCaPem !== agent.caPem },
+        'agent address changed',
+      );
     }
     const changed = old === undefined || old.agentUrl !== agent.url || old.agentCaPem !== agent.caPem;
-    await this.#save({ node, agentUrl: agent.url, agentCaPem: agent.caPem, macs, updatedAt: changed ? this.#now() : old.updatedAt });
+    await this.#save({
+      node,
+      agentUrl: agent.url,
+      agentCaPem: agent.caPem,
+      macs,
+      updatedAt: changed ? this.#now() : old.updatedAt,
+    });
   }
 
   #put(r: AgentRecord): void {
@@ -237,11 +287,13 @@ export class AgentStore implements Service {
     if (dir === undefined) return;
     const prev = this.#writes.get(r.node) ?? Promise.resolve();
     const next = prev.then(() => writeFileAtomic(path.join(dir, fileName(r.node)), formatAgentRecord(r)));
-    const tracked = next.catch((err: unknown) => {
-      this.#log.error({ err, node: r.node }, 'could not persist the agent address');
-    }).finally(() => {
-      if (this.#writes.get(r.node) === tracked) this.#writes.delete(r.node);
-    });
+    const tracked = next
+      .catch((err: unknown) => {
+        this.#log.error({ err, node: r.node }, 'could not persist the agent address');
+      })
+      .finally(() => {
+        if (this.#writes.get(r.node) === tracked) this.#writes.delete(r.node);
+      });
     this.#writes.set(r.node, tracked);
     await tracked;
   }
@@ -252,7 +304,8 @@ export class AgentStore implements Service {
     try {
       text = await readFile(path.join(this.#dir, name), 'utf8');
     } catch (err) {
-      if ((err as { code?: unknown }).code !== 'ENOENT') this.#log.warn({ err, file: name }, 'could not read an agent address file');
+      if ((err as { code?: unknown }).code !== 'ENOENT')
+        this.#log.warn({ err, file: name }, 'could not read an agent address file');
       return undefined;
     }
     const r = parseAgentRecord(text);

@@ -28,11 +28,25 @@ import { Pool, type Dispatcher } from 'undici';
 import type { AgentStore } from './agent-store.js';
 import { BoundedCopy, limitedRequestBody, readBounded, type ByteLimit } from './body-streams.js';
 import { rewriteHeartbeat, type CallbackEndpoint } from './heartbeat.js';
-import { declaredLength, forwardRequestHeaders, forwardResponseHeaders, headerValue, hasRequestBody } from './proxy-headers.js';
+import {
+  declaredLength,
+  forwardRequestHeaders,
+  forwardResponseHeaders,
+  headerValue,
+  hasRequestBody,
+} from './proxy-headers.js';
 import { classifyForwardError } from './proxy-errors.js';
 import { MetalbootError } from '../base/errors.js';
 import { createApiProxyMetrics, type ApiRoute } from './proxy-metrics.js';
-import { allowedQuery, isNodeIdent, lookupMacs, parseBaseUrl, parseMicroversion, rewriteHref, rewriteLinks } from './proxy-urls.js';
+import {
+  allowedQuery,
+  isNodeIdent,
+  lookupMacs,
+  parseBaseUrl,
+  parseMicroversion,
+  rewriteHref,
+  rewriteLinks,
+} from './proxy-urls.js';
 import { redactUrl } from '../relay/redact.js';
 
 const MiB = 1024 * 1024;
@@ -67,18 +81,27 @@ const LOOKUP_COPY_MAX = 4 * MiB;
 
 /** Ironic's error body: `{"error_message": "{\"faultcode\": …, \"faultstring\": …}"}`. */
 function sendIronicError(reply: FastifyReply, status: number, faultstring: string, close = false): FastifyReply {
-  const body = JSON.stringify({ error_message: JSON.stringify({ faultcode: status >= 500 ? 'Server' : 'Client', faultstring, debuginfo: null }) });
+  const body = JSON.stringify({
+    error_message: JSON.stringify({ faultcode: status >= 500 ? 'Server' : 'Client', faultstring, debuginfo: null }),
+  });
   if (close) reply.header('connection', 'close');
   return reply.code(status).type('application/json').send(body);
 }
 
-export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (fastify: FastifyInstance, o: IronicApiProxyOptions) => {
+export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
+  fastify: FastifyInstance,
+  o: IronicApiProxyOptions,
+) => {
   const upstream = parseBaseUrl(o.ironicApiUrl, 'ironicApiUrl');
   const advertised = parseBaseUrl(o.apiAdvertiseUrl, 'apiAdvertiseUrl');
   const maxInventory = o.maxInventoryBytes ?? 64 * MiB;
   const maxHeartbeat = o.maxHeartbeatBytes ?? 1 * MiB;
-  for (const [k, v] of [['maxInventoryBytes', maxInventory], ['maxHeartbeatBytes', maxHeartbeat]] as const) {
-    if (!Number.isSafeInteger(v) || v <= 0) throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', `${k} must be a positive integer`);
+  for (const [k, v] of [
+    ['maxInventoryBytes', maxInventory],
+    ['maxHeartbeatBytes', maxHeartbeat],
+  ] as const) {
+    if (!Number.isSafeInteger(v) || v <= 0)
+      throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', `${k} must be a positive integer`);
   }
   const timeout = o.timeoutMs ?? 120_000;
   const metrics = createApiProxyMetrics(o.registry);
@@ -88,7 +111,10 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     connectTimeout: o.connectTimeoutMs ?? 5000,
     headersTimeout: timeout,
     bodyTimeout: timeout,
-    connect: upstream.protocol === 'https:' ? { ca: o.tls?.ca, rejectUnauthorized: o.tls?.insecureSkipVerify !== true } : undefined,
+    connect:
+      upstream.protocol === 'https:'
+        ? { ca: o.tls?.ca, rejectUnauthorized: o.tls?.insecureSkipVerify !== true }
+        : undefined,
   });
   fastify.addHook('onClose', async () => {
     await pool.close();
@@ -120,12 +146,21 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
   };
 
   /** Sends one request to Ironic; undefined after answering the caller with the failure. */
-  async function send(req: FastifyRequest, reply: FastifyReply, f: Forward): Promise<Dispatcher.ResponseData | undefined> {
+  async function send(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    f: Forward,
+  ): Promise<Dispatcher.ResponseData | undefined> {
     const headers = forwardRequestHeaders(req.headers, { clientIp: req.ip, contentLength: f.contentLength });
     if (f.body === undefined) delete headers['content-type'];
     Object.assign(headers, f.extraHeaders);
     try {
-      const res = await pool.request({ method: f.method, path: f.path, headers, body: f.body as Dispatcher.DispatchOptions['body'] });
+      const res = await pool.request({
+        method: f.method,
+        path: f.path,
+        headers,
+        body: f.body as Dispatcher.DispatchOptions['body'],
+      });
       observe(req, f.route);
       return res;
     } catch (err) {
@@ -133,13 +168,21 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
       const answer = classifyForwardError(err, 'the Ironic API');
       metrics.failures.inc({ reason: answer.reason });
       metrics.requests.inc({ route: f.route, status: String(answer.status) });
-      req.log.warn({ component: 'ironic-api-proxy', route: f.route, url: redactUrl(req.url), reason: answer.reason, err }, 'forward to the Ironic API failed');
+      req.log.warn(
+        { component: 'ironic-api-proxy', route: f.route, url: redactUrl(req.url), reason: answer.reason, err },
+        'forward to the Ironic API failed',
+      );
       sendIronicError(reply, answer.status, answer.message, answer.status === 413);
       return undefined;
     }
   }
 
-  function relay(reply: FastifyReply, route: ApiRoute, res: Dispatcher.ResponseData, body: NodeJS.ReadableStream = res.body): FastifyReply {
+  function relay(
+    reply: FastifyReply,
+    route: ApiRoute,
+    res: Dispatcher.ResponseData,
+    body: NodeJS.ReadableStream = res.body,
+  ): FastifyReply {
     metrics.requests.inc({ route, status: String(res.statusCode) });
     const headers = forwardResponseHeaders(res.headers);
     const location = headerValue(res.headers, 'location');
@@ -153,7 +196,12 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
   }
 
   /** A request body streamed through a ByteLimit; answers 413 up front when the declared length is too large. */
-  function streamedBody(req: FastifyRequest, reply: FastifyReply, route: ApiRoute, max: number): { body: ByteLimit | undefined; length: number | undefined } | undefined {
+  function streamedBody(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    route: ApiRoute,
+    max: number,
+  ): { body: ByteLimit | undefined; length: number | undefined } | undefined {
     const declared = declaredLength(req.headers);
     if (declared === 'invalid') {
       refuse(reply, route, 400, 'invalid Content-Length', true);
@@ -180,7 +228,12 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
       res.body.destroy();
       const answer = classifyForwardError(err, 'the Ironic API');
       metrics.failures.inc({ reason: answer.reason === 'body-too-large' ? 'other' : answer.reason });
-      return refuse(reply, 'version', 502, answer.reason === 'body-too-large' ? 'the Ironic API sent an oversized version document' : answer.message);
+      return refuse(
+        reply,
+        'version',
+        502,
+        answer.reason === 'body-too-large' ? 'the Ironic API sent an oversized version document' : answer.message,
+      );
     }
     let out: Buffer = raw;
     if (/json/i.test(headerValue(res.headers, 'content-type') ?? '')) {
@@ -196,11 +249,15 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     if (location !== undefined) headers['location'] = rewriteHref(location, upstream, advertised);
     return reply.code(res.statusCode).headers(headers).header('content-length', String(out.length)).send(out);
   };
-  for (const p of base === '' ? ['/', '/v1', '/v1/'] : [base, `${base}/`, `${base}/v1`, `${base}/v1/`]) fastify.get(p, versionHandler);
+  for (const p of base === '' ? ['/', '/v1', '/v1/'] : [base, `${base}/`, `${base}/v1`, `${base}/v1/`])
+    fastify.get(p, versionHandler);
 
   // --- lookup ----------------------------------------------------------------------------
   fastify.get(`${base}/v1/lookup`, async (req, reply) => {
-    const search = allowedQuery(req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '', ['addresses', 'node_uuid']);
+    const search = allowedQuery(req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '', [
+      'addresses',
+      'node_uuid',
+    ]);
     const res = await send(req, reply, { route: 'lookup', method: 'GET', path: upstreamPath(`/v1/lookup${search}`) });
     if (res === undefined) return reply;
     if (res.statusCode !== 200) return relay(reply, 'lookup', res);
@@ -232,20 +289,34 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     const declared = declaredLength(req.headers);
     if (declared === 'invalid' || (declared !== undefined && declared > maxHeartbeat)) {
       metrics.heartbeats.inc({ outcome: 'invalid' });
-      return refuse(reply, 'heartbeat', declared === 'invalid' ? 400 : 413, declared === 'invalid' ? 'invalid Content-Length' : `the heartbeat exceeds ${maxHeartbeat} bytes`, true);
+      return refuse(
+        reply,
+        'heartbeat',
+        declared === 'invalid' ? 400 : 413,
+        declared === 'invalid' ? 'invalid Content-Length' : `the heartbeat exceeds ${maxHeartbeat} bytes`,
+        true,
+      );
     }
     let raw: Buffer;
     try {
       raw = await readBounded(req.raw, maxHeartbeat);
     } catch (err) {
       metrics.heartbeats.inc({ outcome: 'invalid' });
-      if ((err as { code?: unknown }).code === 'PROXY_ERR_BODY_TOO_LARGE') return refuse(reply, 'heartbeat', 413, `the heartbeat exceeds ${maxHeartbeat} bytes`, true);
+      if ((err as { code?: unknown }).code === 'PROXY_ERR_BODY_TOO_LARGE')
+        return refuse(reply, 'heartbeat', 413, `the heartbeat exceeds ${maxHeartbeat} bytes`, true);
       throw err;
     }
     const path = upstreamPath(`/v1/heartbeat/${node}`);
     const json = { 'content-type': 'application/json' };
     if (o.callback === undefined) {
-      const res = await send(req, reply, { route: 'heartbeat', method: 'POST', path, body: raw, contentLength: raw.length, extraHeaders: json });
+      const res = await send(req, reply, {
+        route: 'heartbeat',
+        method: 'POST',
+        path,
+        body: raw,
+        contentLength: raw.length,
+        extraHeaders: json,
+      });
       if (res === undefined) return reply;
       metrics.requestBytes.inc({ route: 'heartbeat' }, raw.length);
       metrics.heartbeats.inc({ outcome: 'passthrough' });
@@ -262,7 +333,14 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
       return refuse(reply, 'heartbeat', 400, rw.reason);
     }
     const pending = rw.kind === 'rewrite' ? o.agents.beginHeartbeat(node) : undefined;
-    const res = await send(req, reply, { route: 'heartbeat', method: 'POST', path, body: rw.body, contentLength: rw.body.length, extraHeaders: json });
+    const res = await send(req, reply, {
+      route: 'heartbeat',
+      method: 'POST',
+      path,
+      body: rw.body,
+      contentLength: rw.body.length,
+      extraHeaders: json,
+    });
     if (res === undefined) {
       pending?.abort();
       metrics.heartbeats.inc({ outcome: 'failed' });
@@ -276,7 +354,10 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     if (res.statusCode >= 200 && res.statusCode < 300) {
       await pending!.commit({ url: rw.agent.url, caPem: rw.agent.caPem });
       metrics.heartbeats.inc({ outcome: 'accepted' });
-      rlog.debug({ agentUrl: rw.agent.url, agentCertificate: rw.agent.caPem !== undefined, sentCa: rw.sentCa }, 'heartbeat accepted');
+      rlog.debug(
+        { agentUrl: rw.agent.url, agentCertificate: rw.agent.caPem !== undefined, sentCa: rw.sentCa },
+        'heartbeat accepted',
+      );
     } else {
       pending!.abort();
       metrics.heartbeats.inc({ outcome: 'rejected' });
@@ -290,17 +371,34 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     const search = allowedQuery(req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '', ['node_uuid']);
     const streamed = streamedBody(req, reply, 'continue_inspection', maxInventory);
     if (streamed === undefined) return reply;
-    const res = await send(req, reply, { route: 'continue_inspection', method: 'POST', path: upstreamPath(`/v1/continue_inspection${search}`), body: streamed.body, contentLength: streamed.length });
+    const res = await send(req, reply, {
+      route: 'continue_inspection',
+      method: 'POST',
+      path: upstreamPath(`/v1/continue_inspection${search}`),
+      body: streamed.body,
+      contentLength: streamed.length,
+    });
     const bytes = streamed.body?.bytes ?? 0;
     metrics.requestBytes.inc({ route: 'continue_inspection' }, bytes);
     if (res === undefined) return reply;
-    req.log.info({ component: 'ironic-api-proxy', route: 'continue_inspection', bytes, status: res.statusCode, peer: req.ip }, 'inspection data forwarded');
+    req.log.info(
+      { component: 'ironic-api-proxy', route: 'continue_inspection', bytes, status: res.statusCode, peer: req.ip },
+      'inspection data forwarded',
+    );
     return relay(reply, 'continue_inspection', res);
   });
 
   // --- everything else under /v1: never forwarded ---------------------------------------------
   fastify.all(`${base}/v1/*`, async (req, reply) => {
-    req.log.info({ component: 'ironic-api-proxy', method: req.method, url: redactUrl(req.url), peer: req.ip }, 'refused a request outside the ramdisk endpoints');
-    return refuse(reply, 'refused', 404, 'metalboot proxies only the ramdisk endpoints of the Ironic API (lookup, heartbeat, continue_inspection)');
+    req.log.info(
+      { component: 'ironic-api-proxy', method: req.method, url: redactUrl(req.url), peer: req.ip },
+      'refused a request outside the ramdisk endpoints',
+    );
+    return refuse(
+      reply,
+      'refused',
+      404,
+      'metalboot proxies only the ramdisk endpoints of the Ironic API (lookup, heartbeat, continue_inspection)',
+    );
   });
 };

@@ -66,7 +66,11 @@ const TEXT = 'text/plain; charset=utf-8';
 const REFUSALS: Readonly<Record<CallbackRefusal, { readonly status: number; readonly message: string }>> = {
   'not-under-nodes': { status: 404, message: 'not found: callback URLs look like /nodes/<node>/…' },
   'bad-node': { status: 404, message: 'not found: invalid node identifier' },
-  'bad-path': { status: 400, message: 'refused: the path must stay inside the agent API (no dot segments, encoded slashes or control characters)' },
+  'bad-path': {
+    status: 400,
+    message:
+      'refused: the path must stay inside the agent API (no dot segments, encoded slashes or control characters)',
+  },
 };
 
 interface AgentPool {
@@ -93,7 +97,8 @@ export class CallbackServer implements Service, CallbackEndpoint {
     this.#advertised = withProtocol(this.#configured, o.tls.kind === 'none' ? 'http:' : 'https:');
     this.#metrics = createCallbackMetrics(o.registry);
     const max = o.maxBodyBytes ?? 256 * MiB;
-    if (!Number.isSafeInteger(max) || max <= 0) throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', 'maxBodyBytes must be a positive integer');
+    if (!Number.isSafeInteger(max) || max <= 0)
+      throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', 'maxBodyBytes must be a positive integer');
   }
 
   /** The stable callback_url Ironic gets for `node`. */
@@ -113,7 +118,8 @@ export class CallbackServer implements Service, CallbackEndpoint {
 
   address(): ListenAddress {
     const a = this.#app?.server.address();
-    if (a === null || a === undefined || typeof a === 'string') throw new MetalbootError('SERVICE_ERR_NOT_LISTENING', 'the callback listener is not listening');
+    if (a === null || a === undefined || typeof a === 'string')
+      throw new MetalbootError('SERVICE_ERR_NOT_LISTENING', 'the callback listener is not listening');
     return { host: a.address, port: a.port };
   }
 
@@ -125,9 +131,15 @@ export class CallbackServer implements Service, CallbackEndpoint {
   async start(): Promise<void> {
     const o = this.#o;
     if (this.#configured.protocol !== this.#advertised.protocol) {
-      this.#log.warn({ configured: o.advertiseUrl, advertised: this.advertiseUrl, tls: o.tls.kind }, 'callback advertise URL scheme follows the listener: TLS is on when a certificate is configured or proxy.stateDir holds the generated CA');
+      this.#log.warn(
+        { configured: o.advertiseUrl, advertised: this.advertiseUrl, tls: o.tls.kind },
+        'callback advertise URL scheme follows the listener: TLS is on when a certificate is configured or proxy.stateDir holds the generated CA',
+      );
     }
-    if (o.tls.kind === 'none') this.#log.warn('callback listener without TLS (no proxy.tlsCertFile, no proxy.stateDir): Ironic reaches agents over plain HTTP through it');
+    if (o.tls.kind === 'none')
+      this.#log.warn(
+        'callback listener without TLS (no proxy.tlsCertFile, no proxy.stateDir): Ironic reaches agents over plain HTTP through it',
+      );
     const hosts = [this.#advertised.hostname];
     this.#tls = await loadCallbackTls(o.tls, { hosts, now: new Date((o.now ?? Date.now)()), logger: this.#log });
     const app = Fastify({
@@ -146,7 +158,15 @@ export class CallbackServer implements Service, CallbackEndpoint {
     });
     await app.listen({ host: o.listen.host, port: o.listen.port });
     this.#app = app;
-    this.#log.info({ listen: this.address(), advertised: this.advertiseUrl, tls: this.#tls?.source ?? 'off', verifyAgents: o.insecureSkipVerify !== true }, 'callback listener started');
+    this.#log.info(
+      {
+        listen: this.address(),
+        advertised: this.advertiseUrl,
+        tls: this.#tls?.source ?? 'off',
+        verifyAgents: o.insecureSkipVerify !== true,
+      },
+      'callback listener started',
+    );
   }
 
   async close(): Promise<void> {
@@ -176,7 +196,12 @@ export class CallbackServer implements Service, CallbackEndpoint {
       connectTimeout: this.#o.connectTimeoutMs ?? 5000,
       headersTimeout: timeout,
       bodyTimeout: timeout,
-      connect: agent.protocol === 'https:' ? (skip ? { rejectUnauthorized: false } : { ca: record.agentCaPem, rejectUnauthorized: true }) : undefined,
+      connect:
+        agent.protocol === 'https:'
+          ? skip
+            ? { rejectUnauthorized: false }
+            : { ca: record.agentCaPem, rejectUnauthorized: true }
+          : undefined,
     });
     this.#pools.set(record.node, { key, pool });
     return pool;
@@ -188,15 +213,26 @@ export class CallbackServer implements Service, CallbackEndpoint {
     const target = parseCallbackTarget(rawUrl, this.#advertised.basePath);
     if (target.kind === 'refused') {
       const r = REFUSALS[target.reason];
-      this.#log.info({ method: req.method, url: redactUrl(rawUrl), peer: req.ip, reason: target.reason }, 'refused a callback request');
+      this.#log.info(
+        { method: req.method, url: redactUrl(rawUrl), peer: req.ip, reason: target.reason },
+        'refused a callback request',
+      );
       return this.#plain(reply, 'refused', r.status, r.message);
     }
     const { node } = target;
     const log = this.#log.child({ node });
     const record = await this.#o.agents.resolve(node);
     if (record === undefined) {
-      log.info({ method: req.method, path: target.path, peer: req.ip }, 'callback for a node without an accepted heartbeat');
-      return this.#plain(reply, 'unknown-node', 404, `unknown node ${node}: no heartbeat from its agent has been accepted through this proxy yet`);
+      log.info(
+        { method: req.method, path: target.path, peer: req.ip },
+        'callback for a node without an accepted heartbeat',
+      );
+      return this.#plain(
+        reply,
+        'unknown-node',
+        404,
+        `unknown node ${node}: no heartbeat from its agent has been accepted through this proxy yet`,
+      );
     }
     let agent: BaseUrl;
     try {
@@ -207,22 +243,40 @@ export class CallbackServer implements Service, CallbackEndpoint {
     const declared = declaredLength(req.headers);
     const max = this.#o.maxBodyBytes ?? 256 * MiB;
     if (declared === 'invalid') return this.#plain(reply, 'refused', 400, 'invalid Content-Length', true);
-    if (declared !== undefined && declared > max) return this.#plain(reply, 'refused', 413, `the body exceeds ${max} bytes`, true);
+    if (declared !== undefined && declared > max)
+      return this.#plain(reply, 'refused', 413, `the body exceeds ${max} bytes`, true);
     const body = hasRequestBody(req.headers) ? limitedRequestBody(req.raw, max) : undefined;
     const { path } = agentRequestTarget(agent, target.path, target.search);
     const headers = forwardRequestHeaders(req.headers, { clientIp: req.ip, contentLength: declared });
     let res: Dispatcher.ResponseData;
     try {
-      res = await this.#poolFor(record, agent).request({ method: req.method as Dispatcher.HttpMethod, path, headers, body });
+      res = await this.#poolFor(record, agent).request({
+        method: req.method as Dispatcher.HttpMethod,
+        path,
+        headers,
+        body,
+      });
     } catch (err) {
       const answer = classifyForwardError(err, `IPA at ${record.agentUrl}`);
       this.#metrics.failures.inc({ reason: answer.reason });
-      log.warn({ method: req.method, path: target.path, agentUrl: record.agentUrl, reason: answer.reason, err }, 'forward to IPA failed');
-      return this.#plain(reply, answer.status === 413 ? 'refused' : 'error', answer.status, answer.message, answer.status === 413);
+      log.warn(
+        { method: req.method, path: target.path, agentUrl: record.agentUrl, reason: answer.reason, err },
+        'forward to IPA failed',
+      );
+      return this.#plain(
+        reply,
+        answer.status === 413 ? 'refused' : 'error',
+        answer.status,
+        answer.message,
+        answer.status === 413,
+      );
     }
     this.#metrics.duration.observe(Number(process.hrtime.bigint() - t0) / 1e9);
     this.#count('forwarded', res.statusCode);
-    log.debug({ method: req.method, path: target.path, status: res.statusCode, agentUrl: record.agentUrl }, 'callback forwarded');
+    log.debug(
+      { method: req.method, path: target.path, status: res.statusCode, agentUrl: record.agentUrl },
+      'callback forwarded',
+    );
     return reply.code(res.statusCode).headers(forwardResponseHeaders(res.headers)).send(res.body);
   }
 }

@@ -28,10 +28,19 @@ async function handshake(cert: string, key: string, ca: string, host: string): P
   const port = (server.address() as { port: number }).port;
   try {
     return await new Promise<string | undefined>((resolve) => {
-      const c = tls.connect({ host: '127.0.0.1', port, ca, servername: host === '127.0.0.1' ? undefined : host, checkServerIdentity: (_h, peer) => tls.checkServerIdentity(host, peer) }, () => {
-        c.end();
-        resolve(undefined);
-      });
+      const c = tls.connect(
+        {
+          host: '127.0.0.1',
+          port,
+          ca,
+          servername: host === '127.0.0.1' ? undefined : host,
+          checkServerIdentity: (_h, peer) => tls.checkServerIdentity(host, peer),
+        },
+        () => {
+          c.end();
+          resolve(undefined);
+        },
+      );
       c.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
     });
   } finally {
@@ -41,7 +50,10 @@ async function handshake(cert: string, key: string, ca: string, host: string): P
 
 describe('callbackTlsSource', () => {
   it.each([
-    [{ tlsCertFile: 'c', tlsKeyFile: 'k', stateDir: '/s' }, { kind: 'files', certFile: 'c', keyFile: 'k' }],
+    [
+      { tlsCertFile: 'c', tlsKeyFile: 'k', stateDir: '/s' },
+      { kind: 'files', certFile: 'c', keyFile: 'k' },
+    ],
     [{ stateDir: '/s' }, { kind: 'generated', stateDir: '/s' }],
     [{}, { kind: 'none' }],
   ])('%j', (p, expected) => {
@@ -56,11 +68,15 @@ describe('certificates', () => {
     const server = await issueServerCertificate(ca, ['127.0.0.1'], now);
     expect(splitPemCertificates(server.certPem)).toHaveLength(2);
     expect(await handshake(server.certPem, server.keyPem, ca.certPem, '127.0.0.1')).toBeUndefined();
-    expect(await handshake(server.certPem, server.keyPem, ca.certPem, '127.0.0.2')).toBe('ERR_TLS_CERT_ALTNAME_INVALID');
+    expect(await handshake(server.certPem, server.keyPem, ca.certPem, '127.0.0.2')).toBe(
+      'ERR_TLS_CERT_ALTNAME_INVALID',
+    );
     const named = await issueServerCertificate(ca, ['metalboot.example'], now);
     expect(await handshake(named.certPem, named.keyPem, ca.certPem, 'metalboot.example')).toBeUndefined();
     const other = await generateCa(now);
-    expect(await handshake(server.certPem, server.keyPem, other.certPem, '127.0.0.1')).toMatch(/UNABLE_TO_(GET_ISSUER_CERT|VERIFY_LEAF)|SELF_SIGNED_CERT_IN_CHAIN/);
+    expect(await handshake(server.certPem, server.keyPem, other.certPem, '127.0.0.1')).toMatch(
+      /UNABLE_TO_(GET_ISSUER_CERT|VERIFY_LEAF)|SELF_SIGNED_CERT_IN_CHAIN/,
+    );
   });
 
   it('marks the CA as a CA and the server certificate as a server', async () => {
@@ -78,8 +94,14 @@ describe('certificates', () => {
 describe('loadCallbackTls', () => {
   it('generates the CA once and reuses it on every later start', async () => {
     const dir = tmp();
-    const a = await loadCallbackTls({ kind: 'generated', stateDir: dir }, { hosts: ['127.0.0.1'], now: new Date(), logger });
-    const b = await loadCallbackTls({ kind: 'generated', stateDir: dir }, { hosts: ['127.0.0.1'], now: new Date(), logger });
+    const a = await loadCallbackTls(
+      { kind: 'generated', stateDir: dir },
+      { hosts: ['127.0.0.1'], now: new Date(), logger },
+    );
+    const b = await loadCallbackTls(
+      { kind: 'generated', stateDir: dir },
+      { hosts: ['127.0.0.1'], now: new Date(), logger },
+    );
     expect(a?.caPem).toBe(readFileSync(path.join(dir, CA_FILE), 'utf8'));
     expect(b?.caPem).toBe(a?.caPem);
     expect(b?.certPem).not.toBe(a?.certPem);
@@ -91,7 +113,9 @@ describe('loadCallbackTls', () => {
     const dir = tmp();
     await loadCallbackTls({ kind: 'generated', stateDir: dir }, { hosts: ['127.0.0.1'], now: new Date(), logger });
     rmSync(path.join(dir, CA_KEY_FILE));
-    await expect(loadCallbackTls({ kind: 'generated', stateDir: dir }, { hosts: ['127.0.0.1'], now: new Date(), logger })).rejects.toMatchObject({ code: 'PROXY_ERR_BAD_STATE' });
+    await expect(
+      loadCallbackTls({ kind: 'generated', stateDir: dir }, { hosts: ['127.0.0.1'], now: new Date(), logger }),
+    ).rejects.toMatchObject({ code: 'PROXY_ERR_BAD_STATE' });
   });
 
   it('uses configured files and gives Ironic the last certificate of the chain', async () => {
@@ -101,7 +125,10 @@ describe('loadCallbackTls', () => {
     const server = await issueServerCertificate(ca, ['127.0.0.1'], now);
     writeFileSync(path.join(dir, 'tls.crt'), server.certPem);
     writeFileSync(path.join(dir, 'tls.key'), server.keyPem);
-    const t = await loadCallbackTls({ kind: 'files', certFile: path.join(dir, 'tls.crt'), keyFile: path.join(dir, 'tls.key') }, { hosts: ['127.0.0.1'], now, logger });
+    const t = await loadCallbackTls(
+      { kind: 'files', certFile: path.join(dir, 'tls.crt'), keyFile: path.join(dir, 'tls.key') },
+      { hosts: ['127.0.0.1'], now, logger },
+    );
     expect(t?.caPem.trim()).toBe(ca.certPem.trim());
     expect(trustAnchorOf(server.certPem)?.trim()).toBe(ca.certPem.trim());
   });
@@ -114,7 +141,12 @@ describe('loadCallbackTls', () => {
     const b = await issueServerCertificate(ca, ['127.0.0.1'], now);
     writeFileSync(path.join(dir, 'tls.crt'), a.certPem);
     writeFileSync(path.join(dir, 'tls.key'), b.keyPem);
-    await expect(loadCallbackTls({ kind: 'files', certFile: path.join(dir, 'tls.crt'), keyFile: path.join(dir, 'tls.key') }, { hosts: [], now, logger })).rejects.toMatchObject({ code: 'PROXY_ERR_BAD_CERTIFICATE' });
+    await expect(
+      loadCallbackTls(
+        { kind: 'files', certFile: path.join(dir, 'tls.crt'), keyFile: path.join(dir, 'tls.key') },
+        { hosts: [], now, logger },
+      ),
+    ).rejects.toMatchObject({ code: 'PROXY_ERR_BAD_CERTIFICATE' });
   });
 
   it('is plain HTTP without a source', async () => {

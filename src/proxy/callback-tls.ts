@@ -18,7 +18,13 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from './atomic-file.js';
-import { checkKeyPair, generateCa, issueServerCertificate, splitPemCertificates, type KeyedCertificate } from './certificates.js';
+import {
+  checkKeyPair,
+  generateCa,
+  issueServerCertificate,
+  splitPemCertificates,
+  type KeyedCertificate,
+} from './certificates.js';
 import { MetalbootError } from '../base/errors.js';
 
 export type CallbackTlsSource =
@@ -26,8 +32,13 @@ export type CallbackTlsSource =
   | { readonly kind: 'generated'; readonly stateDir: string }
   | { readonly kind: 'none' };
 
-export function callbackTlsSource(p: { readonly tlsCertFile?: string | undefined; readonly tlsKeyFile?: string | undefined; readonly stateDir?: string | undefined }): CallbackTlsSource {
-  if (p.tlsCertFile !== undefined && p.tlsKeyFile !== undefined) return { kind: 'files', certFile: p.tlsCertFile, keyFile: p.tlsKeyFile };
+export function callbackTlsSource(p: {
+  readonly tlsCertFile?: string | undefined;
+  readonly tlsKeyFile?: string | undefined;
+  readonly stateDir?: string | undefined;
+}): CallbackTlsSource {
+  if (p.tlsCertFile !== undefined && p.tlsKeyFile !== undefined)
+    return { kind: 'files', certFile: p.tlsCertFile, keyFile: p.tlsKeyFile };
   if (p.stateDir !== undefined) return { kind: 'generated', stateDir: p.stateDir };
   return { kind: 'none' };
 }
@@ -66,11 +77,18 @@ export async function loadOrCreateCa(stateDir: string, now: Date, logger: Logger
   const [certPem, keyPem] = await Promise.all([readOptional(certFile), readOptional(keyFile)]);
   if (certPem !== undefined && keyPem !== undefined) {
     const { notAfter } = checkKeyPair(certPem, keyPem, certFile);
-    if (notAfter.getTime() <= now.getTime()) throw new MetalbootError('PROXY_ERR_BAD_CERTIFICATE', `${certFile}: expired on ${notAfter.toISOString()}; remove it and its key to generate a new CA`);
+    if (notAfter.getTime() <= now.getTime())
+      throw new MetalbootError(
+        'PROXY_ERR_BAD_CERTIFICATE',
+        `${certFile}: expired on ${notAfter.toISOString()}; remove it and its key to generate a new CA`,
+      );
     return { certPem, keyPem };
   }
   if (certPem !== undefined || keyPem !== undefined) {
-    throw new MetalbootError('PROXY_ERR_BAD_STATE', `${stateDir}: only one of ${CA_FILE} and ${CA_KEY_FILE} exists; restore the other or remove both`);
+    throw new MetalbootError(
+      'PROXY_ERR_BAD_STATE',
+      `${stateDir}: only one of ${CA_FILE} and ${CA_KEY_FILE} exists; restore the other or remove both`,
+    );
   }
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const ca = await generateCa(now);
@@ -83,7 +101,10 @@ export async function loadOrCreateCa(stateDir: string, now: Date, logger: Logger
 }
 
 /** The listener's TLS material for `source`, or undefined for plain HTTP. */
-export async function loadCallbackTls(source: CallbackTlsSource, o: { readonly hosts: readonly string[]; readonly now: Date; readonly logger: Logger }): Promise<CallbackTls | undefined> {
+export async function loadCallbackTls(
+  source: CallbackTlsSource,
+  o: { readonly hosts: readonly string[]; readonly now: Date; readonly logger: Logger },
+): Promise<CallbackTls | undefined> {
   switch (source.kind) {
     case 'none':
       return undefined;
@@ -93,7 +114,11 @@ export async function loadCallbackTls(source: CallbackTlsSource, o: { readonly h
       try {
         [certPem, keyPem] = await Promise.all([readFile(source.certFile, 'utf8'), readFile(source.keyFile, 'utf8')]);
       } catch (err) {
-        throw new MetalbootError('PROXY_ERR_BAD_CERTIFICATE', `cannot read the callback certificate: ${(err as Error).message}`, { cause: err });
+        throw new MetalbootError(
+          'PROXY_ERR_BAD_CERTIFICATE',
+          `cannot read the callback certificate: ${(err as Error).message}`,
+          { cause: err },
+        );
       }
       checkKeyPair(certPem, keyPem, source.certFile);
       return { certPem, keyPem, caPem: trustAnchorOf(certPem)!, source: 'files' };

@@ -9,7 +9,9 @@ describe('nodeCallbackUrl', () => {
     const base = parseBaseUrl('https://172.22.0.2:8081', 'x');
     expect(nodeCallbackUrl(base, NODE)).toBe(`https://172.22.0.2:8081/nodes/${NODE}`);
     expect(nodeCallbackUrl(parseBaseUrl('https://172.22.0.2:8081/', 'x'), NODE)).toBe(nodeCallbackUrl(base, NODE));
-    expect(nodeCallbackUrl(parseBaseUrl('https://lb.example/ipa', 'x'), NODE)).toBe(`https://lb.example/ipa/nodes/${NODE}`);
+    expect(nodeCallbackUrl(parseBaseUrl('https://lb.example/ipa', 'x'), NODE)).toBe(
+      `https://lb.example/ipa/nodes/${NODE}`,
+    );
   });
 });
 
@@ -44,15 +46,24 @@ describe('parseCallbackTarget', () => {
   });
 
   it('honours the advertised base path', () => {
-    expect(parseCallbackTarget(`/ipa/nodes/${NODE}/v1/status`, '/ipa')).toMatchObject({ kind: 'node', path: '/v1/status' });
-    expect(parseCallbackTarget(`/nodes/${NODE}/v1/status`, '/ipa')).toEqual({ kind: 'refused', reason: 'not-under-nodes' });
+    expect(parseCallbackTarget(`/ipa/nodes/${NODE}/v1/status`, '/ipa')).toMatchObject({
+      kind: 'node',
+      path: '/v1/status',
+    });
+    expect(parseCallbackTarget(`/nodes/${NODE}/v1/status`, '/ipa')).toEqual({
+      kind: 'refused',
+      reason: 'not-under-nodes',
+    });
   });
 });
 
 describe('agentRequestTarget', () => {
   it('joins the agent URL and the canonical path', () => {
     const agent = parseBaseUrl('https://192.0.2.10:9999', 'a');
-    expect(agentRequestTarget(agent, '/v1/commands/', '?wait=true')).toEqual({ origin: 'https://192.0.2.10:9999', path: '/v1/commands/?wait=true' });
+    expect(agentRequestTarget(agent, '/v1/commands/', '?wait=true')).toEqual({
+      origin: 'https://192.0.2.10:9999',
+      path: '/v1/commands/?wait=true',
+    });
     expect(agentRequestTarget(agent, '', '')).toEqual({ origin: 'https://192.0.2.10:9999', path: '/' });
   });
 });

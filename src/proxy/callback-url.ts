@@ -17,7 +17,12 @@ export function nodeCallbackUrl(advertise: BaseUrl, node: string): string {
 }
 
 export type CallbackTarget =
-  | { readonly kind: 'node'; readonly node: string; /** `''` or `/v1/commands/` etc., canonical */ readonly path: string; /** `''` or `?…` as sent */ readonly search: string }
+  | {
+      readonly kind: 'node';
+      readonly node: string /** `''` or `/v1/commands/` etc., canonical */;
+      readonly path: string /** `''` or `?…` as sent */;
+      readonly search: string;
+    }
   | { readonly kind: 'refused'; readonly reason: CallbackRefusal };
 
 /** Why a request on the callback listener is not forwarded: the metrics label and the answer. */
@@ -50,15 +55,21 @@ export function parseCallbackTarget(rawTarget: string, basePath: string): Callba
       return { kind: 'refused', reason: 'bad-path' };
     }
     // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is what this does
-    if (decoded === '.' || decoded === '..' || /[/\\\u0000-\u001f\u007f]/.test(decoded)) return { kind: 'refused', reason: 'bad-path' };
+    if (decoded === '.' || decoded === '..' || /[/\\\u0000-\u001f\u007f]/.test(decoded))
+      return { kind: 'refused', reason: 'bad-path' };
   }
   if (/[#\s]/.test(search)) return { kind: 'refused', reason: 'bad-path' };
-  const canonical = segments.length === 0 ? (tail === '' ? '' : '/') : `/${segments.join('/')}${tail.endsWith('/') ? '/' : ''}`;
+  const canonical =
+    segments.length === 0 ? (tail === '' ? '' : '/') : `/${segments.join('/')}${tail.endsWith('/') ? '/' : ''}`;
   return { kind: 'node', node, path: canonical, search };
 }
 
 /** The agent's origin and the request path on it for a parsed callback target. */
-export function agentRequestTarget(agent: BaseUrl, path: string, search: string): { readonly origin: string; readonly path: string } {
+export function agentRequestTarget(
+  agent: BaseUrl,
+  path: string,
+  search: string,
+): { readonly origin: string; readonly path: string } {
   const p = `${agent.basePath}${path}`;
   return { origin: agent.origin, path: `${p === '' ? '/' : p}${search}` };
 }

@@ -45,7 +45,10 @@ async function importSigningKey(keyPem: string): Promise<webcrypto.CryptoKey> {
 }
 
 /** A new CA for the callback listener, valid for `validDays` from `now`. */
-export async function generateCa(now: Date, opts: { readonly commonName?: string; readonly validDays?: number } = {}): Promise<KeyedCertificate> {
+export async function generateCa(
+  now: Date,
+  opts: { readonly commonName?: string; readonly validDays?: number } = {},
+): Promise<KeyedCertificate> {
   const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
@@ -64,8 +67,14 @@ export async function generateCa(now: Date, opts: { readonly commonName?: string
 }
 
 /** A server certificate for `hosts` (IP literals or DNS names) signed by `ca`. */
-export async function issueServerCertificate(ca: KeyedCertificate, hosts: readonly string[], now: Date, validDays = 825): Promise<KeyedCertificate> {
-  if (hosts.length === 0) throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', 'a server certificate needs at least one host');
+export async function issueServerCertificate(
+  ca: KeyedCertificate,
+  hosts: readonly string[],
+  now: Date,
+  validDays = 825,
+): Promise<KeyedCertificate> {
+  if (hosts.length === 0)
+    throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', 'a server certificate needs at least one host');
   const caCert = new x509.X509Certificate(ca.certPem);
   const signingKey = await importSigningKey(ca.keyPem);
   const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
@@ -106,7 +115,8 @@ export function checkKeyPair(certPem: string, keyPem: string, what: string): { r
   try {
     const leaf = new NodeX509(blocks[0]!);
     for (const b of blocks.slice(1)) new NodeX509(b);
-    if (!leaf.checkPrivateKey(createPrivateKey(keyPem))) throw new MetalbootError('PROXY_ERR_BAD_CERTIFICATE', `${what}: the private key does not match the certificate`);
+    if (!leaf.checkPrivateKey(createPrivateKey(keyPem)))
+      throw new MetalbootError('PROXY_ERR_BAD_CERTIFICATE', `${what}: the private key does not match the certificate`);
     return { notAfter: new Date(leaf.validTo) };
   } catch (err) {
     if (err instanceof MetalbootError) throw err;

@@ -11,15 +11,35 @@ beforeAll(async () => {
   ourCa = (await generateCa(new Date())).certPem;
 });
 
-const ctx = (over: Partial<HeartbeatContext> = {}): HeartbeatContext => ({ callbackUrl: CALLBACK, listenerCaPem: ourCa, microversion: [1, 68], ...over });
+const ctx = (over: Partial<HeartbeatContext> = {}): HeartbeatContext => ({
+  callbackUrl: CALLBACK,
+  listenerCaPem: ourCa,
+  microversion: [1, 68],
+  ...over,
+});
 const body = (o: unknown): Buffer => Buffer.from(JSON.stringify(o));
 
 describe('rewriteHeartbeat', () => {
   it('swaps callback_url and agent_verify_ca and keeps the token and the rest', () => {
-    const out = rewriteHeartbeat(body({ callback_url: 'https://192.0.2.10:9999', agent_token: 'tok', agent_version: '10.1.0', agent_verify_ca: agentCa, agent_status: 'start' }), ctx());
+    const out = rewriteHeartbeat(
+      body({
+        callback_url: 'https://192.0.2.10:9999',
+        agent_token: 'tok',
+        agent_version: '10.1.0',
+        agent_verify_ca: agentCa,
+        agent_status: 'start',
+      }),
+      ctx(),
+    );
     expect(out.kind).toBe('rewrite');
     if (out.kind !== 'rewrite') return;
-    expect(JSON.parse(out.body.toString())).toEqual({ callback_url: CALLBACK, agent_token: 'tok', agent_version: '10.1.0', agent_verify_ca: ourCa, agent_status: 'start' });
+    expect(JSON.parse(out.body.toString())).toEqual({
+      callback_url: CALLBACK,
+      agent_token: 'tok',
+      agent_version: '10.1.0',
+      agent_verify_ca: ourCa,
+      agent_status: 'start',
+    });
     expect(out.agent).toMatchObject({ url: 'https://192.0.2.10:9999', caPem: agentCa });
     expect(out.sentCa).toBe(true);
   });
@@ -31,16 +51,25 @@ describe('rewriteHeartbeat', () => {
   });
 
   it('drops agent_verify_ca for a plain-HTTP listener', () => {
-    const out = rewriteHeartbeat(body({ callback_url: 'https://192.0.2.10:9999', agent_token: 'tok', agent_verify_ca: agentCa }), ctx({ listenerCaPem: undefined, callbackUrl: 'http://172.22.0.2:8081/nodes/n1' }));
+    const out = rewriteHeartbeat(
+      body({ callback_url: 'https://192.0.2.10:9999', agent_token: 'tok', agent_verify_ca: agentCa }),
+      ctx({ listenerCaPem: undefined, callbackUrl: 'http://172.22.0.2:8081/nodes/n1' }),
+    );
     expect(out.kind).toBe('rewrite');
     if (out.kind !== 'rewrite') return;
-    expect(JSON.parse(out.body.toString())).toEqual({ callback_url: 'http://172.22.0.2:8081/nodes/n1', agent_token: 'tok' });
+    expect(JSON.parse(out.body.toString())).toEqual({
+      callback_url: 'http://172.22.0.2:8081/nodes/n1',
+      agent_token: 'tok',
+    });
     expect(out.agent.caPem).toBe(agentCa);
     expect(out.sentCa).toBe(false);
   });
 
   it.each([[[1, 62] as const], [undefined]])('does not add agent_verify_ca below microversion 1.68 (%j)', (mv) => {
-    const out = rewriteHeartbeat(body({ callback_url: 'http://192.0.2.10:9999', agent_token: 'tok' }), ctx({ microversion: mv }));
+    const out = rewriteHeartbeat(
+      body({ callback_url: 'http://192.0.2.10:9999', agent_token: 'tok' }),
+      ctx({ microversion: mv }),
+    );
     expect(out.kind === 'rewrite' && 'agent_verify_ca' in JSON.parse(out.body.toString())).toBe(false);
   });
 
@@ -57,8 +86,19 @@ describe('rewriteHeartbeat', () => {
     ['a numeric callback_url', body({ callback_url: 9999 }), 'callback_url is missing'],
     ['a file URL', body({ callback_url: 'file:///etc/passwd' }), 'not an http(s) URL'],
     ['credentials in the URL', body({ callback_url: 'http://u:p@192.0.2.10:9999' }), 'not an http(s) URL'],
-    ['a non-string CA', body({ callback_url: 'https://192.0.2.10:9999', agent_verify_ca: 5 }), 'agent_verify_ca is not a string'],
-    ['garbage CA', body({ callback_url: 'https://192.0.2.10:9999', agent_verify_ca: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----' }), 'not a PEM certificate'],
+    [
+      'a non-string CA',
+      body({ callback_url: 'https://192.0.2.10:9999', agent_verify_ca: 5 }),
+      'agent_verify_ca is not a string',
+    ],
+    [
+      'garbage CA',
+      body({
+        callback_url: 'https://192.0.2.10:9999',
+        agent_verify_ca: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----',
+      }),
+      'not a PEM certificate',
+    ],
   ])('refuses %s', (_name, raw, reason) => {
     const out = rewriteHeartbeat(raw, ctx());
     expect(out.kind).toBe('invalid');

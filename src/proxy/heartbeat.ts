@@ -44,7 +44,12 @@ export interface AgentEndpoint {
 }
 
 export type HeartbeatRewrite =
-  | { readonly kind: 'rewrite'; readonly body: Buffer; readonly agent: AgentEndpoint; /** Ironic gets our CA */ readonly sentCa: boolean }
+  | {
+      readonly kind: 'rewrite';
+      readonly body: Buffer;
+      readonly agent: AgentEndpoint /** Ironic gets our CA */;
+      readonly sentCa: boolean;
+    }
   | { readonly kind: 'passthrough'; readonly body: Buffer; readonly reason: 'empty-callback-url' }
   | { readonly kind: 'invalid'; readonly reason: string };
 
@@ -67,7 +72,8 @@ export function rewriteHeartbeat(raw: Buffer, ctx: HeartbeatContext): HeartbeatR
   } catch {
     return { kind: 'invalid', reason: 'the heartbeat body is not JSON' };
   }
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) return { kind: 'invalid', reason: 'the heartbeat body is not a JSON object' };
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    return { kind: 'invalid', reason: 'the heartbeat body is not a JSON object' };
   const fields = body as Record<string, unknown>;
   const cb = fields['callback_url'];
   if (typeof cb !== 'string') return { kind: 'invalid', reason: 'callback_url is missing or not a string' };
@@ -79,9 +85,11 @@ export function rewriteHeartbeat(raw: Buffer, ctx: HeartbeatContext): HeartbeatR
     return { kind: 'invalid', reason: 'callback_url is not an http(s) URL without query or credentials' };
   }
   const ca = fields['agent_verify_ca'];
-  if (ca !== undefined && ca !== null && typeof ca !== 'string') return { kind: 'invalid', reason: 'agent_verify_ca is not a string' };
+  if (ca !== undefined && ca !== null && typeof ca !== 'string')
+    return { kind: 'invalid', reason: 'agent_verify_ca is not a string' };
   const agentCa = typeof ca === 'string' && ca.trim() !== '' ? ca : undefined;
-  if (agentCa !== undefined && !isCertificatePem(agentCa)) return { kind: 'invalid', reason: 'agent_verify_ca is not a PEM certificate' };
+  if (agentCa !== undefined && !isCertificatePem(agentCa))
+    return { kind: 'invalid', reason: 'agent_verify_ca is not a PEM certificate' };
 
   const out: Record<string, unknown> = { ...fields, callback_url: ctx.callbackUrl };
   const sentCa = ctx.listenerCaPem !== undefined && microversionAtLeast(ctx.microversion, ...VERIFY_CA_MICROVERSION);

@@ -3,7 +3,12 @@
  * `E*`, OpenSSL's verification codes, PROXY_ERR_BODY_TOO_LARGE) to what the caller is told.
  * Pure. The proxy's own error codes are in base/errors.ts.
  */
-import { errorCode, upstreamFailureReason, upstreamFailureStatus, type UpstreamFailureReason } from '../relay/upstream-failure.js';
+import {
+  errorCode,
+  upstreamFailureReason,
+  upstreamFailureStatus,
+  type UpstreamFailureReason,
+} from '../relay/upstream-failure.js';
 
 export { errorCode };
 

@@ -4,10 +4,24 @@ import { declaredLength, forwardRequestHeaders, forwardResponseHeaders, hasReque
 describe('forwardRequestHeaders', () => {
   it('keeps the Ironic microversion, request id, content type and credentials', () => {
     const out = forwardRequestHeaders(
-      { 'x-openstack-ironic-api-version': '1.68', 'x-openstack-request-id': 'req-1', 'content-type': 'application/json', authorization: 'Basic eA==', 'x-auth-token': 't', accept: 'application/json' },
+      {
+        'x-openstack-ironic-api-version': '1.68',
+        'x-openstack-request-id': 'req-1',
+        'content-type': 'application/json',
+        authorization: 'Basic eA==',
+        'x-auth-token': 't',
+        accept: 'application/json',
+      },
       { clientIp: '192.0.2.10' },
     );
-    expect(out).toMatchObject({ 'x-openstack-ironic-api-version': '1.68', 'x-openstack-request-id': 'req-1', 'content-type': 'application/json', authorization: 'Basic eA==', 'x-auth-token': 't', accept: 'application/json' });
+    expect(out).toMatchObject({
+      'x-openstack-ironic-api-version': '1.68',
+      'x-openstack-request-id': 'req-1',
+      'content-type': 'application/json',
+      authorization: 'Basic eA==',
+      'x-auth-token': 't',
+      accept: 'application/json',
+    });
   });
 
   it.each([
@@ -25,14 +39,24 @@ describe('forwardRequestHeaders', () => {
   });
 
   it('drops the fields a Connection header names', () => {
-    const out = forwardRequestHeaders({ connection: 'close, X-Secret-Hop', 'x-secret-hop': '1', 'x-kept': '2' }, { clientIp: '192.0.2.10' });
+    const out = forwardRequestHeaders(
+      { connection: 'close, X-Secret-Hop', 'x-secret-hop': '1', 'x-kept': '2' },
+      { clientIp: '192.0.2.10' },
+    );
     expect(out).not.toHaveProperty('x-secret-hop');
     expect(out['x-kept']).toBe('2');
   });
 
   it('extends X-Forwarded-For and Via and sets a known Content-Length', () => {
-    const out = forwardRequestHeaders({ 'x-forwarded-for': '10.0.0.1', via: '1.1 lb' }, { clientIp: '192.0.2.10', contentLength: 42 });
-    expect(out).toMatchObject({ 'x-forwarded-for': '10.0.0.1, 192.0.2.10', via: '1.1 lb, 1.1 metalboot', 'content-length': '42' });
+    const out = forwardRequestHeaders(
+      { 'x-forwarded-for': '10.0.0.1', via: '1.1 lb' },
+      { clientIp: '192.0.2.10', contentLength: 42 },
+    );
+    expect(out).toMatchObject({
+      'x-forwarded-for': '10.0.0.1, 192.0.2.10',
+      via: '1.1 lb, 1.1 metalboot',
+      'content-length': '42',
+    });
   });
 });
 
@@ -57,7 +81,12 @@ describe('forwardResponseHeaders', () => {
   });
 
   it('drops the length and validators of a rewritten body', () => {
-    expect(forwardResponseHeaders({ 'content-length': '10', etag: '"x"', 'content-type': 'application/json' }, { rewrittenBody: true })).toEqual({ 'content-type': 'application/json' });
+    expect(
+      forwardResponseHeaders(
+        { 'content-length': '10', etag: '"x"', 'content-type': 'application/json' },
+        { rewrittenBody: true },
+      ),
+    ).toEqual({ 'content-type': 'application/json' });
   });
 });
 

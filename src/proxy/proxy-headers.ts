@@ -14,19 +14,24 @@ import { HOP_BY_HOP, headerValue, type HeaderMap } from '../relay/http-headers.j
 
 export { headerValue, type HeaderMap };
 
-
-
 /** Request headers that describe our hop to the peer, set by the HTTP client itself. */
 const CLIENT_OWNED = new Set(['host', 'expect', 'content-length']);
-
 
 function connectionTokens(headers: HeaderMap | IncomingHttpHeaders): Set<string> {
   const raw = headers['connection'];
   const list = Array.isArray(raw) ? raw.join(',') : (raw ?? '');
-  return new Set(list.split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== ''));
+  return new Set(
+    list
+      .split(',')
+      .map((s) => s.trim().toLowerCase())
+      .filter((s) => s !== ''),
+  );
 }
 
-function endToEnd(headers: HeaderMap | IncomingHttpHeaders, skip: ReadonlySet<string>): Record<string, string | string[]> {
+function endToEnd(
+  headers: HeaderMap | IncomingHttpHeaders,
+  skip: ReadonlySet<string>,
+): Record<string, string | string[]> {
   const named = connectionTokens(headers);
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
@@ -48,7 +53,10 @@ export interface ForwardRequestContext {
  * Request headers for the peer: the caller's end-to-end headers, X-Forwarded-For extended, a
  * Via entry, and Content-Length when the body length is known.
  */
-export function forwardRequestHeaders(incoming: IncomingHttpHeaders, ctx: ForwardRequestContext): Record<string, string | string[]> {
+export function forwardRequestHeaders(
+  incoming: IncomingHttpHeaders,
+  ctx: ForwardRequestContext,
+): Record<string, string | string[]> {
   const out = endToEnd(incoming, CLIENT_OWNED);
   const xff = headerValue(incoming, 'x-forwarded-for');
   out['x-forwarded-for'] = xff === undefined ? ctx.clientIp : `${xff}, ${ctx.clientIp}`;
@@ -62,8 +70,14 @@ export function forwardRequestHeaders(incoming: IncomingHttpHeaders, ctx: Forwar
  * Response headers for the caller: the peer's end-to-end headers. With `rewrittenBody` the
  * Content-Length (and any validator of the old body) is dropped: the proxy sets a new one.
  */
-export function forwardResponseHeaders(upstream: HeaderMap, opts: { readonly rewrittenBody?: boolean } = {}): Record<string, string | string[]> {
-  return endToEnd(upstream, opts.rewrittenBody === true ? new Set(['content-length', 'etag', 'content-md5']) : new Set());
+export function forwardResponseHeaders(
+  upstream: HeaderMap,
+  opts: { readonly rewrittenBody?: boolean } = {},
+): Record<string, string | string[]> {
+  return endToEnd(
+    upstream,
+    opts.rewrittenBody === true ? new Set(['content-length', 'etag', 'content-md5']) : new Set(),
+  );
 }
 
 /**

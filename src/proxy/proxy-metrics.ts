@@ -36,19 +36,60 @@ const BUCKETS = [0.005, 0.025, 0.1, 0.5, 1, 2.5, 10, 30, 120, 600];
 export function createApiProxyMetrics(registry: Registry): ApiProxyMetrics {
   const registers = [registry];
   return {
-    requests: new Counter({ name: 'metalboot_ironic_api_proxy_requests_total', help: 'IPA → Ironic API requests, by route and status answered', labelNames: ['route', 'status'], registers }),
-    duration: new Histogram({ name: 'metalboot_ironic_api_proxy_duration_seconds', help: 'IPA → Ironic API requests until the answer headers, by route', labelNames: ['route'], buckets: BUCKETS, registers }),
-    failures: new Counter({ name: 'metalboot_ironic_api_proxy_upstream_failures_total', help: 'Forwards to the Ironic API that failed, by reason', labelNames: ['reason'], registers }),
-    requestBytes: new Counter({ name: 'metalboot_ironic_api_proxy_request_bytes_total', help: 'Request body bytes forwarded to the Ironic API, by route', labelNames: ['route'], registers }),
-    heartbeats: new Counter({ name: 'metalboot_ironic_heartbeats_total', help: 'IPA heartbeats through the API proxy, by outcome', labelNames: ['outcome'], registers }),
+    requests: new Counter({
+      name: 'metalboot_ironic_api_proxy_requests_total',
+      help: 'IPA → Ironic API requests, by route and status answered',
+      labelNames: ['route', 'status'],
+      registers,
+    }),
+    duration: new Histogram({
+      name: 'metalboot_ironic_api_proxy_duration_seconds',
+      help: 'IPA → Ironic API requests until the answer headers, by route',
+      labelNames: ['route'],
+      buckets: BUCKETS,
+      registers,
+    }),
+    failures: new Counter({
+      name: 'metalboot_ironic_api_proxy_upstream_failures_total',
+      help: 'Forwards to the Ironic API that failed, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+    requestBytes: new Counter({
+      name: 'metalboot_ironic_api_proxy_request_bytes_total',
+      help: 'Request body bytes forwarded to the Ironic API, by route',
+      labelNames: ['route'],
+      registers,
+    }),
+    heartbeats: new Counter({
+      name: 'metalboot_ironic_heartbeats_total',
+      help: 'IPA heartbeats through the API proxy, by outcome',
+      labelNames: ['outcome'],
+      registers,
+    }),
   };
 }
 
 export function createCallbackMetrics(registry: Registry): CallbackMetrics {
   const registers = [registry];
   return {
-    requests: new Counter({ name: 'metalboot_ipa_callback_requests_total', help: 'Ironic → IPA requests on the callback listener, by result and status answered', labelNames: ['result', 'status'], registers }),
-    duration: new Histogram({ name: 'metalboot_ipa_callback_duration_seconds', help: 'Ironic → IPA forwards until the answer headers', buckets: BUCKETS, registers }),
-    failures: new Counter({ name: 'metalboot_ipa_callback_failures_total', help: 'Forwards to IPA that failed, by reason', labelNames: ['reason'], registers }),
+    requests: new Counter({
+      name: 'metalboot_ipa_callback_requests_total',
+      help: 'Ironic → IPA requests on the callback listener, by result and status answered',
+      labelNames: ['result', 'status'],
+      registers,
+    }),
+    duration: new Histogram({
+      name: 'metalboot_ipa_callback_duration_seconds',
+      help: 'Ironic → IPA forwards until the answer headers',
+      buckets: BUCKETS,
+      registers,
+    }),
+    failures: new Counter({
+      name: 'metalboot_ipa_callback_failures_total',
+      help: 'Forwards to IPA that failed, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
   };
 }

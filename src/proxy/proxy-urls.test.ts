@@ -1,10 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { allowedQuery, isNodeIdent, lookupMacs, microversionAtLeast, parseBaseUrl, parseMicroversion, rewriteHref, rewriteLinks, withProtocol } from './proxy-urls.js';
+import {
+  allowedQuery,
+  isNodeIdent,
+  lookupMacs,
+  microversionAtLeast,
+  parseBaseUrl,
+  parseMicroversion,
+  rewriteHref,
+  rewriteLinks,
+  withProtocol,
+} from './proxy-urls.js';
 
 describe('parseBaseUrl', () => {
   it.each([
     ['http://ironic:6385', { origin: 'http://ironic:6385', basePath: '', hostname: 'ironic' }],
-    ['https://ironic.example/baremetal/', { origin: 'https://ironic.example', basePath: '/baremetal', hostname: 'ironic.example' }],
+    [
+      'https://ironic.example/baremetal/',
+      { origin: 'https://ironic.example', basePath: '/baremetal', hostname: 'ironic.example' },
+    ],
     ['http://[fd00::5]:6385', { origin: 'http://[fd00::5]:6385', basePath: '', hostname: 'fd00::5' }],
   ])('%s', (raw, expected) => {
     expect(parseBaseUrl(raw, 'x')).toMatchObject(expected);
@@ -15,7 +28,11 @@ describe('parseBaseUrl', () => {
   });
 
   it('switches the scheme, keeping an explicit port', () => {
-    expect(withProtocol(parseBaseUrl('http://10.0.0.2:8081/cb', 'x'), 'https:')).toMatchObject({ origin: 'https://10.0.0.2:8081', basePath: '/cb', protocol: 'https:' });
+    expect(withProtocol(parseBaseUrl('http://10.0.0.2:8081/cb', 'x'), 'https:')).toMatchObject({
+      origin: 'https://10.0.0.2:8081',
+      basePath: '/cb',
+      protocol: 'https:',
+    });
   });
 });
 
@@ -43,7 +60,10 @@ describe('link rewriting', () => {
     ['http://ironic.internal:6385/v1/', 'http://172.22.0.2:8080/v1/'],
     ['http://ironic.internal:6385/', 'http://172.22.0.2:8080/'],
     ['http://ironic.internal:6385/v1/lookup?x=1', 'http://172.22.0.2:8080/v1/lookup?x=1'],
-    ['https://docs.openstack.org/ironic/latest/contributor/webapi.html', 'https://docs.openstack.org/ironic/latest/contributor/webapi.html'],
+    [
+      'https://docs.openstack.org/ironic/latest/contributor/webapi.html',
+      'https://docs.openstack.org/ironic/latest/contributor/webapi.html',
+    ],
     ['http://ironic.internal:6386/v1/', 'http://ironic.internal:6386/v1/'],
     ['/relative', '/relative'],
   ])('%s → %s', (href, expected) => {
@@ -60,7 +80,15 @@ describe('link rewriting', () => {
   it('rewrites every href of a version document and nothing else', () => {
     const doc = {
       name: 'OpenStack Ironic API',
-      versions: [{ id: 'v1', links: [{ href: 'http://ironic.internal:6385/v1/', rel: 'self' }], status: 'CURRENT', version: '1.99', min_version: '1.1' }],
+      versions: [
+        {
+          id: 'v1',
+          links: [{ href: 'http://ironic.internal:6385/v1/', rel: 'self' }],
+          status: 'CURRENT',
+          version: '1.99',
+          min_version: '1.1',
+        },
+      ],
       default_version: { id: 'v1', links: [{ href: 'http://ironic.internal:6385/v1/', rel: 'self' }] },
       description: 'see http://ironic.internal:6385/v1/',
     };
@@ -89,13 +117,18 @@ describe('microversions', () => {
 
 describe('query handling', () => {
   it('keeps only allowed parameters', () => {
-    expect(allowedQuery('?addresses=52:54:00:00:00:01&node_uuid=u&evil=1', ['addresses', 'node_uuid'])).toBe('?addresses=52%3A54%3A00%3A00%3A00%3A01&node_uuid=u');
+    expect(allowedQuery('?addresses=52:54:00:00:00:01&node_uuid=u&evil=1', ['addresses', 'node_uuid'])).toBe(
+      '?addresses=52%3A54%3A00%3A00%3A00%3A01&node_uuid=u',
+    );
     expect(allowedQuery('?evil=1', ['node_uuid'])).toBe('');
     expect(allowedQuery('', ['node_uuid'])).toBe('');
   });
 
   it('parses lookup MACs as Ironic does, skipping invalid ones', () => {
-    expect(lookupMacs('52:54:00:AA:bb:01,garbage, 52-54-00-aa-bb-02,52:54:00:aa:bb:01')).toEqual(['52:54:00:aa:bb:01', '52:54:00:aa:bb:02']);
+    expect(lookupMacs('52:54:00:AA:bb:01,garbage, 52-54-00-aa-bb-02,52:54:00:aa:bb:01')).toEqual([
+      '52:54:00:aa:bb:01',
+      '52:54:00:aa:bb:02',
+    ]);
     expect(lookupMacs(undefined)).toEqual([]);
   });
 });

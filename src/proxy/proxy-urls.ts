@@ -25,9 +25,12 @@ export function parseBaseUrl(raw: string, what: string): BaseUrl {
   } catch {
     throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', `${what} ${JSON.stringify(raw)} is not a URL`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', `${what} must be http or https`);
-  if (u.search !== '' || u.hash !== '') throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', `${what} must not have a query or fragment`);
-  if (u.username !== '' || u.password !== '') throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', `${what} must not carry credentials`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', `${what} must be http or https`);
+  if (u.search !== '' || u.hash !== '')
+    throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', `${what} must not have a query or fragment`);
+  if (u.username !== '' || u.password !== '')
+    throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', `${what} must not carry credentials`);
   const hostname = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
   return { protocol: u.protocol, origin: u.origin, basePath: u.pathname.replace(/\/+$/, ''), hostname };
 }
@@ -81,7 +84,8 @@ export function rewriteLinks(doc: unknown, from: BaseUrl, to: BaseUrl, depth = 0
   if (depth > 16 || doc === null || typeof doc !== 'object') return doc;
   if (Array.isArray(doc)) return doc.map((v) => rewriteLinks(v, from, to, depth + 1));
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(doc)) out[k] = k === 'href' && typeof v === 'string' ? rewriteHref(v, from, to) : rewriteLinks(v, from, to, depth + 1);
+  for (const [k, v] of Object.entries(doc))
+    out[k] = k === 'href' && typeof v === 'string' ? rewriteHref(v, from, to) : rewriteLinks(v, from, to, depth + 1);
   return out;
 }
 

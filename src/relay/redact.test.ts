@@ -9,7 +9,10 @@ describe('redactUrl', () => {
     ['/x?agent%5Ftoken=s3cr3t', `/x?agent%5Ftoken=${REDACTED}`],
     ['/x?password=p&user=u', `/x?password=${REDACTED}&user=u`],
     ['/x?bad%zz_token=s', `/x?bad%zz_token=${REDACTED}`],
-    ['https://10.0.0.5:9999/v1/commands/?agent_token=t#frag', `https://10.0.0.5:9999/v1/commands/?agent_token=${REDACTED}#frag`],
+    [
+      'https://10.0.0.5:9999/v1/commands/?agent_token=t#frag',
+      `https://10.0.0.5:9999/v1/commands/?agent_token=${REDACTED}#frag`,
+    ],
     ['/no/query', '/no/query'],
   ])('%s', (input, expected) => {
     expect(redactUrl(input)).toBe(expected);
@@ -18,7 +21,15 @@ describe('redactUrl', () => {
 
 describe('redactHeaders', () => {
   it('hides credentials and keeps the rest', () => {
-    expect(redactHeaders({ Authorization: 'Basic x', 'x-auth-token': 't', cookie: 'c', 'x-openstack-request-id': 'r', gone: undefined })).toEqual({
+    expect(
+      redactHeaders({
+        Authorization: 'Basic x',
+        'x-auth-token': 't',
+        cookie: 'c',
+        'x-openstack-request-id': 'r',
+        gone: undefined,
+      }),
+    ).toEqual({
       Authorization: REDACTED,
       'x-auth-token': REDACTED,
       cookie: REDACTED,
@@ -30,7 +41,13 @@ describe('redactHeaders', () => {
 describe('redactJson', () => {
   it('hides token values at any depth and shortens certificates', () => {
     const pem = `-----BEGIN CERTIFICATE-----\n${'A'.repeat(600)}\n-----END CERTIFICATE-----`;
-    const out = redactJson({ agent_token: 'secret', callback_url: 'https://x:9999', agent_verify_ca: pem, config: { agent_token: 'deep', agent_token_required: true }, list: [{ password: 'p' }] }) as Record<string, unknown>;
+    const out = redactJson({
+      agent_token: 'secret',
+      callback_url: 'https://x:9999',
+      agent_verify_ca: pem,
+      config: { agent_token: 'deep', agent_token_required: true },
+      list: [{ password: 'p' }],
+    }) as Record<string, unknown>;
     expect(out['agent_token']).toBe(REDACTED);
     expect(out['callback_url']).toBe('https://x:9999');
     expect(String(out['agent_verify_ca']).length).toBeLessThan(120);

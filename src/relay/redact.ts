@@ -9,7 +9,14 @@ export const REDACTED = '***';
 /** Query parameters and JSON keys whose values are secrets. */
 const SECRET_KEY = /token|password|passwd|secret|passphrase|credential/i;
 
-const SECRET_HEADERS = new Set(['authorization', 'x-auth-token', 'cookie', 'set-cookie', 'proxy-authorization', 'x-subject-token']);
+const SECRET_HEADERS = new Set([
+  'authorization',
+  'x-auth-token',
+  'cookie',
+  'set-cookie',
+  'proxy-authorization',
+  'x-subject-token',
+]);
 
 /**
  * A request target (`/path?query`) or absolute URL with every secret query value replaced.
@@ -35,7 +42,9 @@ export function redactUrl(target: string): string {
 }
 
 /** A copy of headers fit for a log line. */
-export function redactHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+export function redactHeaders(
+  headers: Record<string, string | string[] | undefined>,
+): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue;
@@ -54,6 +63,7 @@ export function redactJson(value: unknown, depth = 0): unknown {
   if (Array.isArray(value)) return value.slice(0, 32).map((v) => redactJson(v, depth + 1));
   if (value === null || typeof value !== 'object') return value;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEY.test(k) && v !== null && v !== undefined ? REDACTED : redactJson(v, depth + 1);
+  for (const [k, v] of Object.entries(value))
+    out[k] = SECRET_KEY.test(k) && v !== null && v !== undefined ? REDACTED : redactJson(v, depth + 1);
   return out;
 }

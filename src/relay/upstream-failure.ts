@@ -52,7 +52,8 @@ export function errorCode(err: unknown, depth = 0): string | undefined {
   const code = (err as { code?: unknown }).code;
   const inner = errorCode((err as { cause?: unknown }).cause, depth + 1);
   // Prefer the most specific code: a TLS or socket cause beats undici's generic wrapper.
-  if (inner !== undefined && (typeof code !== 'string' || code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CONNECT')) return inner;
+  if (inner !== undefined && (typeof code !== 'string' || code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CONNECT'))
+    return inner;
   return typeof code === 'string' ? code : inner;
 }
 

@@ -8,7 +8,15 @@ const SIZE = 173792;
 const opts = (...pairs: [string, string][]): TftpOption[] => pairs.map(([name, value]) => ({ name, value }));
 
 describe('negotiate', () => {
-  it.each<{ name: string; request: TftpOption[]; blksize: number; windowsize: number; timeoutMs?: number; oack: TftpOption[]; ignored?: string[] }>([
+  it.each<{
+    name: string;
+    request: TftpOption[];
+    blksize: number;
+    windowsize: number;
+    timeoutMs?: number;
+    oack: TftpOption[];
+    ignored?: string[];
+  }>([
     { name: 'no options: RFC 1350 defaults, no OACK', request: [], blksize: 512, windowsize: 1, oack: [] },
     {
       name: 'EDK2 probe: tsize=0 answered with the real size',
@@ -24,13 +32,59 @@ describe('negotiate', () => {
       windowsize: 1,
       oack: opts(['blksize', '1432']),
     },
-    { name: 'blksize above the maximum is capped', request: opts(['blksize', '65464']), blksize: 1468, windowsize: 1, oack: opts(['blksize', '1468']) },
-    { name: 'blksize above RFC 2348 is capped too', request: opts(['blksize', '99999']), blksize: 1468, windowsize: 1, oack: opts(['blksize', '1468']) },
-    { name: 'blksize 8 is the minimum', request: opts(['blksize', '8']), blksize: 8, windowsize: 1, oack: opts(['blksize', '8']) },
-    { name: 'blksize 7 is left out', request: opts(['blksize', '7']), blksize: 512, windowsize: 1, oack: [], ignored: ['blksize'] },
-    { name: 'non-numeric blksize is left out', request: opts(['blksize', '14x8']), blksize: 512, windowsize: 1, oack: [], ignored: ['blksize'] },
-    { name: 'negative blksize is left out', request: opts(['blksize', '-1']), blksize: 512, windowsize: 1, oack: [], ignored: ['blksize'] },
-    { name: 'empty value is left out', request: opts(['blksize', '']), blksize: 512, windowsize: 1, oack: [], ignored: ['blksize'] },
+    {
+      name: 'blksize above the maximum is capped',
+      request: opts(['blksize', '65464']),
+      blksize: 1468,
+      windowsize: 1,
+      oack: opts(['blksize', '1468']),
+    },
+    {
+      name: 'blksize above RFC 2348 is capped too',
+      request: opts(['blksize', '99999']),
+      blksize: 1468,
+      windowsize: 1,
+      oack: opts(['blksize', '1468']),
+    },
+    {
+      name: 'blksize 8 is the minimum',
+      request: opts(['blksize', '8']),
+      blksize: 8,
+      windowsize: 1,
+      oack: opts(['blksize', '8']),
+    },
+    {
+      name: 'blksize 7 is left out',
+      request: opts(['blksize', '7']),
+      blksize: 512,
+      windowsize: 1,
+      oack: [],
+      ignored: ['blksize'],
+    },
+    {
+      name: 'non-numeric blksize is left out',
+      request: opts(['blksize', '14x8']),
+      blksize: 512,
+      windowsize: 1,
+      oack: [],
+      ignored: ['blksize'],
+    },
+    {
+      name: 'negative blksize is left out',
+      request: opts(['blksize', '-1']),
+      blksize: 512,
+      windowsize: 1,
+      oack: [],
+      ignored: ['blksize'],
+    },
+    {
+      name: 'empty value is left out',
+      request: opts(['blksize', '']),
+      blksize: 512,
+      windowsize: 1,
+      oack: [],
+      ignored: ['blksize'],
+    },
     {
       name: 'names are case-insensitive and echoed as sent',
       request: opts(['BLKSIZE', '1024'], ['TSize', '0']),
@@ -45,13 +99,61 @@ describe('negotiate', () => {
       windowsize: 1,
       oack: opts(['tsize', String(SIZE)]),
     },
-    { name: 'non-numeric tsize is left out', request: opts(['tsize', 'x']), blksize: 512, windowsize: 1, oack: [], ignored: ['tsize'] },
-    { name: 'timeout 5 accepted', request: opts(['timeout', '5']), blksize: 512, windowsize: 1, timeoutMs: 5000, oack: opts(['timeout', '5']) },
-    { name: 'timeout 0 left out', request: opts(['timeout', '0']), blksize: 512, windowsize: 1, oack: [], ignored: ['timeout'] },
-    { name: 'timeout 256 left out', request: opts(['timeout', '256']), blksize: 512, windowsize: 1, oack: [], ignored: ['timeout'] },
-    { name: 'windowsize above the maximum is capped', request: opts(['windowsize', '1000']), blksize: 512, windowsize: 64, oack: opts(['windowsize', '64']) },
-    { name: 'windowsize 0 left out', request: opts(['windowsize', '0']), blksize: 512, windowsize: 1, oack: [], ignored: ['windowsize'] },
-    { name: 'windowsize 65536 left out', request: opts(['windowsize', '65536']), blksize: 512, windowsize: 1, oack: [], ignored: ['windowsize'] },
+    {
+      name: 'non-numeric tsize is left out',
+      request: opts(['tsize', 'x']),
+      blksize: 512,
+      windowsize: 1,
+      oack: [],
+      ignored: ['tsize'],
+    },
+    {
+      name: 'timeout 5 accepted',
+      request: opts(['timeout', '5']),
+      blksize: 512,
+      windowsize: 1,
+      timeoutMs: 5000,
+      oack: opts(['timeout', '5']),
+    },
+    {
+      name: 'timeout 0 left out',
+      request: opts(['timeout', '0']),
+      blksize: 512,
+      windowsize: 1,
+      oack: [],
+      ignored: ['timeout'],
+    },
+    {
+      name: 'timeout 256 left out',
+      request: opts(['timeout', '256']),
+      blksize: 512,
+      windowsize: 1,
+      oack: [],
+      ignored: ['timeout'],
+    },
+    {
+      name: 'windowsize above the maximum is capped',
+      request: opts(['windowsize', '1000']),
+      blksize: 512,
+      windowsize: 64,
+      oack: opts(['windowsize', '64']),
+    },
+    {
+      name: 'windowsize 0 left out',
+      request: opts(['windowsize', '0']),
+      blksize: 512,
+      windowsize: 1,
+      oack: [],
+      ignored: ['windowsize'],
+    },
+    {
+      name: 'windowsize 65536 left out',
+      request: opts(['windowsize', '65536']),
+      blksize: 512,
+      windowsize: 1,
+      oack: [],
+      ignored: ['windowsize'],
+    },
     {
       name: 'unknown options are not echoed',
       request: opts(['multicast', ''], ['utimeout', '1000'], ['blksize', '1400']),
@@ -90,6 +192,8 @@ describe('negotiate', () => {
   });
 
   it('never answers a windowsize above half the block-number space', () => {
-    expect(negotiate(opts(['windowsize', '65535']), 1, { maxBlksize: 1468, maxWindowsize: 65535 }).windowsize).toBe(32767);
+    expect(negotiate(opts(['windowsize', '65535']), 1, { maxBlksize: 1468, maxWindowsize: 65535 }).windowsize).toBe(
+      32767,
+    );
   });
 });

@@ -88,7 +88,12 @@ describe('golden packets', () => {
 
 describe('lenient where real clients need it', () => {
   it('accepts zero padding after the last option pair', () => {
-    expect(decode(hex('0001 61 00 6f63746574 00 0000 0000'))).toEqual({ op: 'rrq', filename: 'a', mode: 'octet', options: [] });
+    expect(decode(hex('0001 61 00 6f63746574 00 0000 0000'))).toEqual({
+      op: 'rrq',
+      filename: 'a',
+      mode: 'octet',
+      options: [],
+    });
   });
   it('accepts an ERROR without its terminating zero, or without a message', () => {
     expect(decode(hex('0005 0008 6162'))).toEqual({ op: 'error', code: 8, message: 'ab' });
@@ -110,7 +115,12 @@ describe('decode errors', () => {
     ['RRQ without mode', '0001 61 00', 'TFTP_ERR_MISSING_MODE', 4],
     ['RRQ with unterminated mode', '0001 61 00 6f6374', 'TFTP_ERR_UNTERMINATED_STRING', 7],
     ['RRQ option without value', '0001 61 00 6f63746574 00 7473697a65 00', 'TFTP_ERR_OPTION_WITHOUT_VALUE', 16],
-    ['RRQ option with unterminated value', '0001 61 00 6f63746574 00 7473697a65 00 30', 'TFTP_ERR_UNTERMINATED_STRING', 17],
+    [
+      'RRQ option with unterminated value',
+      '0001 61 00 6f63746574 00 7473697a65 00 30',
+      'TFTP_ERR_UNTERMINATED_STRING',
+      17,
+    ],
     ['RRQ option with unterminated name', '0001 61 00 6f63746574 00 7473', 'TFTP_ERR_UNTERMINATED_STRING', 12],
     ['DATA without block number', '0003 00', 'TFTP_ERR_SHORT', 3],
     ['ACK without block number', '0004', 'TFTP_ERR_SHORT', 2],
@@ -143,11 +153,20 @@ describe('encode refuses values with no wire form', () => {
 
 // ---- properties ----------------------------------------------------------------------------
 
-const str = (min: number) => fc.string({ unit: fc.integer({ min: 1, max: 255 }).map((c) => String.fromCharCode(c)), minLength: min, maxLength: 40 });
+const str = (min: number) =>
+  fc.string({
+    unit: fc.integer({ min: 1, max: 255 }).map((c) => String.fromCharCode(c)),
+    minLength: min,
+    maxLength: 40,
+  });
 const options = fc.array(fc.record({ name: str(1), value: str(0) }), { maxLength: 6 });
 const packetArb: fc.Arbitrary<TftpPacket> = fc.oneof(
   fc.record({ op: fc.constantFrom('rrq' as const, 'wrq' as const), filename: str(0), mode: str(0), options }),
-  fc.record({ op: fc.constant('data' as const), block: fc.integer({ min: 0, max: 65535 }), data: fc.uint8Array({ maxLength: 1500 }) }),
+  fc.record({
+    op: fc.constant('data' as const),
+    block: fc.integer({ min: 0, max: 65535 }),
+    data: fc.uint8Array({ maxLength: 1500 }),
+  }),
   fc.record({ op: fc.constant('ack' as const), block: fc.integer({ min: 0, max: 65535 }) }),
   fc.record({ op: fc.constant('error' as const), code: fc.integer({ min: 0, max: 65535 }), message: str(0) }),
   fc.record({ op: fc.constant('oack' as const), options }),
@@ -176,12 +195,17 @@ describe('properties', () => {
 
   it('mutated valid packets never throw anything but DecodeError', () => {
     fc.assert(
-      fc.property(packetArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }), fc.nat(), (p, flips, cut) => {
-        const bytes = Buffer.from(encode(p));
-        for (const [at, v] of flips) if (bytes.length > 0) bytes[at % bytes.length] = v;
-        expectOnlyDecodeError(bytes);
-        expectOnlyDecodeError(bytes.subarray(0, cut % (bytes.length + 1)));
-      }),
+      fc.property(
+        packetArb,
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }),
+        fc.nat(),
+        (p, flips, cut) => {
+          const bytes = Buffer.from(encode(p));
+          for (const [at, v] of flips) if (bytes.length > 0) bytes[at % bytes.length] = v;
+          expectOnlyDecodeError(bytes);
+          expectOnlyDecodeError(bytes.subarray(0, cut % (bytes.length + 1)));
+        },
+      ),
       { numRuns: 3000 },
     );
   });

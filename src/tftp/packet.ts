@@ -189,7 +189,8 @@ function decodeOptions(buf: Uint8Array, start: number): TftpOption[] {
     const nameEnd = buf.indexOf(0, at);
     if (nameEnd < 0) throw new DecodeError('TFTP_ERR_UNTERMINATED_STRING', buf.length, 'option name not terminated');
     const valueStart = nameEnd + 1;
-    if (valueStart >= buf.length) throw new DecodeError('TFTP_ERR_OPTION_WITHOUT_VALUE', valueStart, 'option without value');
+    if (valueStart >= buf.length)
+      throw new DecodeError('TFTP_ERR_OPTION_WITHOUT_VALUE', valueStart, 'option without value');
     const valueEnd = buf.indexOf(0, valueStart);
     if (valueEnd < 0) throw new DecodeError('TFTP_ERR_UNTERMINATED_STRING', buf.length, 'option value not terminated');
     options.push({ name: latin1(buf, at, nameEnd), value: latin1(buf, valueStart, valueEnd) });
@@ -226,7 +227,8 @@ export function encode(p: TftpPacket): Buffer {
       break;
     }
     case 'data':
-      if (p.data.length > MAX_BLKSIZE) throw new MetalbootError('TFTP_ERR_ENCODE_INVALID', `DATA payload over ${MAX_BLKSIZE} bytes`);
+      if (p.data.length > MAX_BLKSIZE)
+        throw new MetalbootError('TFTP_ERR_ENCODE_INVALID', `DATA payload over ${MAX_BLKSIZE} bytes`);
       buf.writeUInt16BE(OPCODE.DATA, 0);
       buf.writeUInt16BE(block(p.block), 2);
       buf.set(p.data, 4);
@@ -267,7 +269,8 @@ function writeOptions(buf: Buffer, at: number, options: readonly TftpOption[]): 
 function writeString(buf: Buffer, at: number, s: string, what: string): number {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c === 0 || c > 0xff) throw new MetalbootError('TFTP_ERR_ENCODE_INVALID', `${what} has a character with no single-byte form`);
+    if (c === 0 || c > 0xff)
+      throw new MetalbootError('TFTP_ERR_ENCODE_INVALID', `${what} has a character with no single-byte form`);
     buf[at + i] = c;
   }
   buf[at + s.length] = 0;
@@ -275,7 +278,8 @@ function writeString(buf: Buffer, at: number, s: string, what: string): number {
 }
 
 function block(n: number): number {
-  if (!Number.isInteger(n) || n < 0 || n > 0xffff) throw new MetalbootError('TFTP_ERR_ENCODE_INVALID', `not a 16-bit number: ${n}`);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffff)
+    throw new MetalbootError('TFTP_ERR_ENCODE_INVALID', `not a 16-bit number: ${n}`);
   return n;
 }
 

@@ -3,10 +3,21 @@ import type { FileLookup, IpxeFile } from '../boot/ipxe-files.js';
 import { decideRequest, type RequestContext } from './request.js';
 import type { RequestPacket } from './packet.js';
 
-const FILE: IpxeFile = { name: 'snponly.efi', path: '/r/snponly.efi', data: Buffer.alloc(1000), size: 1000, mtimeMs: 0, etag: '"x"' };
+const FILE: IpxeFile = {
+  name: 'snponly.efi',
+  path: '/r/snponly.efi',
+  data: Buffer.alloc(1000),
+  size: 1000,
+  mtimeMs: 0,
+  etag: '"x"',
+};
 
 const lookup = (name: string): FileLookup =>
-  name === 'snponly.efi' ? { kind: 'file', file: FILE } : name.includes('..') ? { kind: 'refused', reason: 'traversal' } : { kind: 'missing' };
+  name === 'snponly.efi'
+    ? { kind: 'file', file: FILE }
+    : name.includes('..')
+      ? { kind: 'refused', reason: 'traversal' }
+      : { kind: 'missing' };
 
 const ctx = (over: Partial<RequestContext> = {}): RequestContext => ({
   lookup,
@@ -19,7 +30,13 @@ const ctx = (over: Partial<RequestContext> = {}): RequestContext => ({
   ...over,
 });
 
-const rrq = (over: Partial<RequestPacket> = {}): RequestPacket => ({ op: 'rrq', filename: 'snponly.efi', mode: 'octet', options: [], ...over });
+const rrq = (over: Partial<RequestPacket> = {}): RequestPacket => ({
+  op: 'rrq',
+  filename: 'snponly.efi',
+  mode: 'octet',
+  options: [],
+  ...over,
+});
 
 describe('decideRequest', () => {
   it.each<[string, RequestPacket, Partial<RequestContext>, string, number]>([
@@ -44,6 +61,10 @@ describe('decideRequest', () => {
 
   it('starts an octet read in any case, with negotiated options', () => {
     const d = decideRequest(rrq({ mode: 'OCTET', options: [{ name: 'tsize', value: '0' }] }), ctx());
-    expect(d).toMatchObject({ kind: 'start', file: FILE, negotiated: { blksize: 512, oack: [{ name: 'tsize', value: '1000' }] } });
+    expect(d).toMatchObject({
+      kind: 'start',
+      file: FILE,
+      negotiated: { blksize: 512, oack: [{ name: 'tsize', value: '1000' }] },
+    });
   });
 });

@@ -33,7 +33,12 @@ export interface RequestContext {
 
 export type RequestDecision =
   | { readonly kind: 'start'; readonly file: IpxeFile; readonly negotiated: Negotiated }
-  | { readonly kind: 'refuse'; readonly reason: RefuseReason; readonly detail?: PathRefusal; readonly error: ErrorPacket };
+  | {
+      readonly kind: 'refuse';
+      readonly reason: RefuseReason;
+      readonly detail?: PathRefusal;
+      readonly error: ErrorPacket;
+    };
 
 const refuse = (reason: RefuseReason, code: number, message: string, detail?: PathRefusal): RequestDecision => ({
   kind: 'refuse',
@@ -55,7 +60,8 @@ export function decideRequest(req: RequestPacket, ctx: RequestContext): RequestD
   if (mode !== 'octet') return refuse('unknown-mode', ERROR_CODE.ILLEGAL_OPERATION, 'Unknown transfer mode');
   const found = ctx.lookup(req.filename);
   if (found.kind === 'missing') return refuse('not-found', ERROR_CODE.FILE_NOT_FOUND, 'File not found');
-  if (found.kind === 'refused') return refuse('access-violation', ERROR_CODE.ACCESS_VIOLATION, 'Access violation', found.reason);
+  if (found.kind === 'refused')
+    return refuse('access-violation', ERROR_CODE.ACCESS_VIOLATION, 'Access violation', found.reason);
   if (ctx.active >= ctx.maxTransfers) {
     return refuse('server-busy', ERROR_CODE.NOT_DEFINED, 'Server busy: too many transfers, try again');
   }

@@ -18,19 +18,46 @@ export class Metrics {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.started = new Counter({ name: 'metalboot_tftp_transfers_started_total', help: 'TFTP read transfers started', registers });
+    this.started = new Counter({
+      name: 'metalboot_tftp_transfers_started_total',
+      help: 'TFTP read transfers started',
+      registers,
+    });
     this.finished = new Counter({
       name: 'metalboot_tftp_transfers_finished_total',
       help: 'TFTP transfers that ended normally: complete, or options declined by the client (the EDK2 tsize probe)',
       labelNames: ['outcome'],
       registers,
     });
-    this.failed = new Counter({ name: 'metalboot_tftp_transfers_failed_total', help: 'TFTP transfers that failed, by reason', labelNames: ['reason'], registers });
-    this.refused = new Counter({ name: 'metalboot_tftp_requests_refused_total', help: 'TFTP requests answered with an ERROR, by reason', labelNames: ['reason'], registers });
-    this.dropped = new Counter({ name: 'metalboot_tftp_packets_dropped_total', help: 'TFTP datagrams dropped, by reason', labelNames: ['reason'], registers });
+    this.failed = new Counter({
+      name: 'metalboot_tftp_transfers_failed_total',
+      help: 'TFTP transfers that failed, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.refused = new Counter({
+      name: 'metalboot_tftp_requests_refused_total',
+      help: 'TFTP requests answered with an ERROR, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.dropped = new Counter({
+      name: 'metalboot_tftp_packets_dropped_total',
+      help: 'TFTP datagrams dropped, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
     this.#droppedBy = new LabelledCounter(this.dropped);
-    this.bytes = new Counter({ name: 'metalboot_tftp_bytes_sent_total', help: 'TFTP DATA payload bytes sent, retransmissions included', registers });
-    this.retransmits = new Counter({ name: 'metalboot_tftp_retransmissions_total', help: 'TFTP packets sent again', registers });
+    this.bytes = new Counter({
+      name: 'metalboot_tftp_bytes_sent_total',
+      help: 'TFTP DATA payload bytes sent, retransmissions included',
+      registers,
+    });
+    this.retransmits = new Counter({
+      name: 'metalboot_tftp_retransmissions_total',
+      help: 'TFTP packets sent again',
+      registers,
+    });
     this.duration = new Histogram({
       name: 'metalboot_tftp_transfer_duration_seconds',
       help: 'Duration of completed TFTP transfers',

@@ -92,7 +92,9 @@ class FakeTimers implements Timers {
 
 const FILE = Buffer.alloc(1000, 7);
 const lookup = (name: string): FileLookup =>
-  name === 'f' ? { kind: 'file', file: { name: 'f', path: '/f', data: FILE, size: FILE.length, mtimeMs: 0, etag: '"f"' } } : { kind: 'missing' };
+  name === 'f'
+    ? { kind: 'file', file: { name: 'f', path: '/f', data: FILE, size: FILE.length, mtimeMs: 0, etag: '"f"' } }
+    : { kind: 'missing' };
 
 async function setup(singlePort = false, timers = new FakeTimers()) {
   const net = new FakeNet();

@@ -160,7 +160,9 @@ export class TftpServer implements Service {
       ...DEFAULTS,
       ...definedOnly(options),
     } as Required<Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete'>>;
-    this.#createSocket = options.createSocket ?? (() => dgram.createSocket({ type: 'udp4', lookup: literalLookup as dgram.SocketOptions['lookup'] }));
+    this.#createSocket =
+      options.createSocket ??
+      (() => dgram.createSocket({ type: 'udp4', lookup: literalLookup as dgram.SocketOptions['lookup'] }));
     this.#timers = options.timers ?? {
       setTimeout: (fn, ms) => setTimeout(fn, ms),
       clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
@@ -185,7 +187,8 @@ export class TftpServer implements Service {
   }
 
   async start(): Promise<void> {
-    if (this.#listener !== undefined) throw new MetalbootError('TFTP_ERR_ALREADY_STARTED', 'TFTP server already started');
+    if (this.#listener !== undefined)
+      throw new MetalbootError('TFTP_ERR_ALREADY_STARTED', 'TFTP server already started');
     const socket = this.#createSocket();
     await bindSocket(socket, this.#o.listen.host, this.#o.listen.port);
     try {
@@ -327,7 +330,13 @@ export class TftpServer implements Service {
     this.#metrics.active.set(this.#transfers.size);
     if (active.log.isLevelEnabled('debug')) {
       active.log.debug(
-        { size: file.size, blksize: negotiated.blksize, windowsize: negotiated.windowsize, oack: negotiated.oack.length > 0, ignored: negotiated.ignored },
+        {
+          size: file.size,
+          blksize: negotiated.blksize,
+          windowsize: negotiated.windowsize,
+          oack: negotiated.oack.length > 0,
+          ignored: negotiated.ignored,
+        },
         'transfer started',
       );
     }
@@ -364,7 +373,8 @@ export class TftpServer implements Service {
       // RFC 1350 §4: answer the stranger, leave the transfer alone.
       const from: Peer = { address: rinfo.address, port: rinfo.port };
       this.#drop('unknown-tid', from);
-      if (active.socket && !(c.kind === 'packet' && c.packet.op === 'error')) this.#sendTo(active.socket, from, UNKNOWN_TID);
+      if (active.socket && !(c.kind === 'packet' && c.packet.op === 'error'))
+        this.#sendTo(active.socket, from, UNKNOWN_TID);
       return;
     }
     if (c.kind === 'drop') {
@@ -386,14 +396,16 @@ export class TftpServer implements Service {
         this.#sendAll(active, step.packets);
         if (step.retransmit) {
           this.#metrics.retransmits.inc(step.packets.length);
-          if (active.log.isLevelEnabled('debug')) active.log.debug({ acked: active.transfer.lastAcked, timeoutMs: step.timeoutMs }, 'retransmit');
+          if (active.log.isLevelEnabled('debug'))
+            active.log.debug({ acked: active.transfer.lastAcked, timeoutMs: step.timeoutMs }, 'retransmit');
         }
         this.#armTimer(active, step.timeoutMs);
         return;
       }
       case 'end':
         this.#sendAll(active, step.packets);
-        if (step.error !== undefined) active.log.debug({ code: step.error.code, message: step.error.message.slice(0, 128) }, 'client error');
+        if (step.error !== undefined)
+          active.log.debug({ code: step.error.code, message: step.error.message.slice(0, 128) }, 'client error');
         this.#finish(active, step.end);
         return;
     }

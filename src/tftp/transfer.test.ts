@@ -79,7 +79,7 @@ describe('lock-step (RFC 1350)', () => {
     expect(t.onTimeout()).toEqual({ kind: 'ignore', reason: 'transfer-ended' });
   });
 
-  it('never answers a duplicate ACK (Sorcerer\'s Apprentice)', () => {
+  it("never answers a duplicate ACK (Sorcerer's Apprentice)", () => {
     const t = new Transfer(params());
     t.start();
     t.onPacket(ack(1));
@@ -110,7 +110,10 @@ describe('lock-step (RFC 1350)', () => {
   it('ignores packets that are neither ACK nor ERROR', () => {
     const t = new Transfer(params());
     t.start();
-    expect(t.onPacket({ op: 'data', block: 1, data: Buffer.alloc(1) })).toEqual({ kind: 'ignore', reason: 'unexpected-packet' });
+    expect(t.onPacket({ op: 'data', block: 1, data: Buffer.alloc(1) })).toEqual({
+      kind: 'ignore',
+      reason: 'unexpected-packet',
+    });
   });
 });
 

@@ -49,9 +49,19 @@ export type TransferIgnoreReason =
   | 'transfer-ended';
 
 export type TransferStep =
-  | { readonly kind: 'send'; readonly packets: readonly TftpPacket[]; readonly retransmit: boolean; readonly timeoutMs: number }
+  | {
+      readonly kind: 'send';
+      readonly packets: readonly TftpPacket[];
+      readonly retransmit: boolean;
+      readonly timeoutMs: number;
+    }
   | { readonly kind: 'ignore'; readonly reason: TransferIgnoreReason }
-  | { readonly kind: 'end'; readonly end: TransferEnd; readonly packets: readonly TftpPacket[]; readonly error?: { code: number; message: string } };
+  | {
+      readonly kind: 'end';
+      readonly end: TransferEnd;
+      readonly packets: readonly TftpPacket[];
+      readonly error?: { code: number; message: string };
+    };
 
 type Phase = 'new' | 'oack' | 'data' | 'ended';
 
@@ -108,7 +118,12 @@ export class Transfer {
     if (this.#phase !== 'new') return { kind: 'ignore', reason: 'unexpected-packet' };
     if (this.#p.oack.length > 0) {
       this.#phase = 'oack';
-      return { kind: 'send', packets: [{ op: 'oack', options: this.#p.oack }], retransmit: false, timeoutMs: this.#timeout() };
+      return {
+        kind: 'send',
+        packets: [{ op: 'oack', options: this.#p.oack }],
+        retransmit: false,
+        timeoutMs: this.#timeout(),
+      };
     }
     this.#phase = 'data';
     return this.#sendWindow(false);
@@ -158,7 +173,12 @@ export class Transfer {
     }
     if (this.#phase === 'oack') {
       this.#packetsResent++;
-      return { kind: 'send', packets: [{ op: 'oack', options: this.#p.oack }], retransmit: true, timeoutMs: this.#timeout() };
+      return {
+        kind: 'send',
+        packets: [{ op: 'oack', options: this.#p.oack }],
+        retransmit: true,
+        timeoutMs: this.#timeout(),
+      };
     }
     return this.#sendWindow(true);
   }

@@ -4,7 +4,10 @@ import dns from 'node:dns';
 import { isIPv4 } from 'node:net';
 
 /** The socket operations the server uses: a dgram.Socket, or a test double. */
-export type UdpSocket = Pick<dgram.Socket, 'bind' | 'send' | 'close' | 'address' | 'on' | 'once' | 'off' | 'setRecvBufferSize'>;
+export type UdpSocket = Pick<
+  dgram.Socket,
+  'bind' | 'send' | 'close' | 'address' | 'on' | 'once' | 'off' | 'setRecvBufferSize'
+>;
 
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown;
@@ -21,7 +24,11 @@ export interface Timers {
  * dgram resolves the address of every send with dns.lookup, which answers even an IP literal
  * on the next tick. Peers come from rinfo, always literals: answer those at once.
  */
-export function literalLookup(address: string, family: unknown, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+export function literalLookup(
+  address: string,
+  family: unknown,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
   if (isIPv4(address)) callback(null, address, 4);
   else dns.lookup(address, family as number, callback);
 }

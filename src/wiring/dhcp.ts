@@ -51,13 +51,27 @@ export interface DhcpWingInput {
 export function dhcpWing(config: Config, w: Wiring, i: DhcpWingInput): DhcpWing {
   const d = config.dhcp;
   const { logger, registry, now } = w;
-  const pool = new LeasePool({ ranges: d.ranges, isClaimed: (ip) => i.index.isClaimed(ip), serverIp: d.serverIp.address });
-  const leases = new LeaseStore(pool, d.ranges.length > 0 ? d.leaseFile : undefined, now, logger.child({ component: 'leases' }));
+  const pool = new LeasePool({
+    ranges: d.ranges,
+    isClaimed: (ip) => i.index.isClaimed(ip),
+    serverIp: d.serverIp.address,
+  });
+  const leases = new LeaseStore(
+    pool,
+    d.ranges.length > 0 ? d.leaseFile : undefined,
+    now,
+    logger.child({ component: 'leases' }),
+  );
   if (!d.enabled) return { services: [leases], pool, policy: undefined, server: undefined };
   const policy = dhcpPolicy(dhcpSettings(config, nextServer(config)));
   const m = i.milestones;
   const server = new DhcpServer({
-    listen: d.listen, policy, state: { index: i.index, pool, now, sourcesReady: i.sourcesReady }, leases, logger, registry,
+    listen: d.listen,
+    policy,
+    state: { index: i.index, pool, now, sourcesReady: i.sourcesReady },
+    leases,
+    logger,
+    registry,
     onOutcome: m === undefined ? undefined : (o) => m.dhcp(o),
   });
   return { services: [leases, server], pool, policy, server };

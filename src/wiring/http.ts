@@ -69,22 +69,36 @@ export function httpWing(config: Config, w: Wiring, i: HttpWingInput): HttpServe
   const { agents, callback, ironicApi } = i.proxies;
   const { worker, proxy } = i.images;
   const m = i.milestones;
-  return new HttpServer('http', config.http.listen, () => buildApp({
-    logger,
-    registry,
-    boot: {
-      scripts: i.scripts, index: i.index, files: i.files, baseUrl: config.http.advertiseUrl, imageBaseUrl: config.http.imageAdvertiseUrl,
-      apiUrl: config.proxy.apiAdvertiseUrl, ironicHttpUrl: config.proxy.ironicHttpUrl, ironicApiUrl: config.proxy.ironicApiUrl,
-      annotationPrefix: config.sources.annotationPrefix, inspector: config.inspector, installer: config.installer,
-      onServed: m === undefined ? undefined : (e) => m.http(e),
-    },
-    ops: {
-      readiness: i.readiness, policy: i.policy, state: { index: i.index, pool: i.pool, now },
-      explainExtras: [(mac) => agents.explain(mac, callback === undefined ? undefined : (node) => callback.callbackUrlFor(node))],
-      extraMetrics: worker === undefined ? [] : [() => worker.metrics()],
-    },
-    imageProxy: worker === undefined ? proxy : undefined,
-    imageRedirect: worker === undefined ? undefined : { target: config.http.imageAdvertiseUrl },
-    ironicApi,
-  }));
+  return new HttpServer('http', config.http.listen, () =>
+    buildApp({
+      logger,
+      registry,
+      boot: {
+        scripts: i.scripts,
+        index: i.index,
+        files: i.files,
+        baseUrl: config.http.advertiseUrl,
+        imageBaseUrl: config.http.imageAdvertiseUrl,
+        apiUrl: config.proxy.apiAdvertiseUrl,
+        ironicHttpUrl: config.proxy.ironicHttpUrl,
+        ironicApiUrl: config.proxy.ironicApiUrl,
+        annotationPrefix: config.sources.annotationPrefix,
+        inspector: config.inspector,
+        installer: config.installer,
+        onServed: m === undefined ? undefined : (e) => m.http(e),
+      },
+      ops: {
+        readiness: i.readiness,
+        policy: i.policy,
+        state: { index: i.index, pool: i.pool, now },
+        explainExtras: [
+          (mac) => agents.explain(mac, callback === undefined ? undefined : (node) => callback.callbackUrlFor(node)),
+        ],
+        extraMetrics: worker === undefined ? [] : [() => worker.metrics()],
+      },
+      imageProxy: worker === undefined ? proxy : undefined,
+      imageRedirect: worker === undefined ? undefined : { target: config.http.imageAdvertiseUrl },
+      ironicApi,
+    }),
+  );
 }

@@ -20,9 +20,21 @@ export interface KubeWing {
 export function kubeWing(config: Config, w: Wiring, kc: KubeConfig, index: HostIndex, hostname: string): KubeWing {
   const k = config.sources.kube;
   const { logger, registry, now } = w;
-  const watcher = new BmhWatcher({ api: kubeBmhApi(kc, k.namespace), index, annotationPrefix: config.sources.annotationPrefix, namespace: k.namespace, logger, registry, now });
+  const watcher = new BmhWatcher({
+    api: kubeBmhApi(kc, k.namespace),
+    index,
+    annotationPrefix: config.sources.annotationPrefix,
+    namespace: k.namespace,
+    logger,
+    registry,
+    now,
+  });
   const recorder = new BmhEventRecorder({
-    sink: kubeEventSink(kc), resolve: (h) => watcher.refFor(h), logger, registry, source: { instance: hostname, host: config.nodeName },
+    sink: kubeEventSink(kc),
+    resolve: (h) => watcher.refFor(h),
+    logger,
+    registry,
+    source: { instance: hostname, host: config.nodeName },
   });
   return { watcher, recorder, milestones: new BootMilestones(recorder, index) };
 }

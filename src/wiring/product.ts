@@ -50,13 +50,23 @@ export function buildProduct(config: Config, deps: Deps): Product {
   const index = new HostIndex();
   const k = config.sources.kube;
   const kube = k.enabled
-    ? kubeWing(config, w, deps.kubeConfig ?? loadKubeConfig({ kubeconfig: k.kubeconfig }), index, deps.hostname ?? hostname())
+    ? kubeWing(
+        config,
+        w,
+        deps.kubeConfig ?? loadKubeConfig({ kubeconfig: k.kubeconfig }),
+        index,
+        deps.hostname ?? hostname(),
+      )
     : undefined;
   const milestones = kube?.milestones;
   const { sources } = sourcesWing(config, w, index, kube?.watcher);
   const tftp = tftpWing(config, w, milestones);
   const watcher = kube?.watcher;
-  const dhcp = dhcpWing(config, w, { index, sourcesReady: watcher === undefined ? undefined : () => watcher.status().ready, milestones });
+  const dhcp = dhcpWing(config, w, {
+    index,
+    sourcesReady: watcher === undefined ? undefined : () => watcher.status().ready,
+    milestones,
+  });
   const proxies = proxiesWing(config, w);
   const images = imagesWing(config, w);
 
@@ -76,13 +86,28 @@ export function buildProduct(config: Config, deps: Deps): Product {
     ...services.flatMap((s) => s.readiness ?? []),
   ];
   const http = httpWing(config, w, {
-    scripts: new IpxeScripts(config.http.templatesDir), index, pool: dhcp.pool, files: tftp.files, readiness,
-    policy: dhcp.policy, milestones, proxies, images,
+    scripts: new IpxeScripts(config.http.templatesDir),
+    index,
+    pool: dhcp.pool,
+    files: tftp.files,
+    readiness,
+    policy: dhcp.policy,
+    milestones,
+    proxies,
+    images,
   });
   services.push(http);
   return {
-    services, index, pool: dhcp.pool, dhcp: dhcp.server, tftp: tftp.server, files: tftp.files, http,
-    images: images.worker, readiness, kube: watcher,
+    services,
+    index,
+    pool: dhcp.pool,
+    dhcp: dhcp.server,
+    tftp: tftp.server,
+    files: tftp.files,
+    http,
+    images: images.worker,
+    readiness,
+    kube: watcher,
   };
 }
 

@@ -23,10 +23,19 @@ export function proxiesWing(config: Config, w: Wiring): ProxiesWing {
   const { logger, registry, now } = w;
   const agents = new AgentStore({ stateDir: p.stateDir, logger, registry, now });
   if (p.ironicApiUrl === undefined) return { services: [], agents, callback: undefined, ironicApi: undefined };
-  const callback = p.callbackListen === undefined ? undefined : new CallbackServer({
-    listen: p.callbackListen, advertiseUrl: p.callbackAdvertiseUrl, agents, tls: callbackTlsSource(p),
-    insecureSkipVerify: p.callbackInsecureSkipVerify, logger, registry, now,
-  });
+  const callback =
+    p.callbackListen === undefined
+      ? undefined
+      : new CallbackServer({
+          listen: p.callbackListen,
+          advertiseUrl: p.callbackAdvertiseUrl,
+          agents,
+          tls: callbackTlsSource(p),
+          insecureSkipVerify: p.callbackInsecureSkipVerify,
+          logger,
+          registry,
+          now,
+        });
   return {
     services: callback === undefined ? [agents] : [agents, callback],
     agents,

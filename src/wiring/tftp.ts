@@ -17,8 +17,17 @@ export function tftpWing(config: Config, w: Wiring, milestones: BootMilestones |
   if (t.listen === undefined) return { files, server: undefined };
   const m = milestones;
   const server = new TftpServer({
-    listen: t.listen, singlePort: t.singlePort, files, maxBlksize: t.maxBlksize, maxWindowsize: t.maxWindowsize,
-    maxTransfers: t.maxTransfers, maxPerClient: t.maxPerClient, timeoutMs: t.timeoutMs, retries: t.retries, logger, registry,
+    listen: t.listen,
+    singlePort: t.singlePort,
+    files,
+    maxBlksize: t.maxBlksize,
+    maxWindowsize: t.maxWindowsize,
+    maxTransfers: t.maxTransfers,
+    maxPerClient: t.maxPerClient,
+    timeoutMs: t.timeoutMs,
+    retries: t.retries,
+    logger,
+    registry,
     onComplete: m === undefined ? undefined : (e) => m.tftp(e),
   });
   return { files, server };

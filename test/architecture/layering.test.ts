@@ -18,7 +18,10 @@ function parseLayers(markdown: string): Map<string, Set<string>> {
   rows.forEach((row, i) => {
     const allowed = row.split('|')[3]!.trim();
     // "every folder below": the rows under this one.
-    const may = allowed === 'every folder below' ? names.slice(i + 1) : [...allowed.matchAll(/`([^`]+)`/g)].map((m) => unit(m[1]!));
+    const may =
+      allowed === 'every folder below'
+        ? names.slice(i + 1)
+        : [...allowed.matchAll(/`([^`]+)`/g)].map((m) => unit(m[1]!));
     layers.set(names[i]!, new Set(may));
   });
   return layers;
@@ -31,7 +34,9 @@ function unit(cell: string): string {
 /** The relative imports of one file (static, re-exports and dynamic import() of a literal). */
 function importsOf(file: string, text: string): string[] {
   const out: string[] = [];
-  for (const m of text.matchAll(/(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"](\.{1,2}\/[^'"]+)['"]|import\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)|^import\s*['"](\.{1,2}\/[^'"]+)['"]/gm)) {
+  for (const m of text.matchAll(
+    /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"](\.{1,2}\/[^'"]+)['"]|import\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)|^import\s*['"](\.{1,2}\/[^'"]+)['"]/gm,
+  )) {
     const spec = m[1] ?? m[2] ?? m[3];
     if (spec !== undefined) out.push(path.resolve(path.dirname(file), spec));
   }
@@ -102,14 +107,16 @@ describe('layering (docs/architecture.md)', () => {
 
   it('finds an upward import, an unlisted folder and an import of test code', () => {
     const f = (rel: string, text: string) => ({ path: path.join(SRC, rel), text });
-    expect(violations(layers, [
-      f('net/mac.ts', "import { x } from '../dhcp/codec.js';"),
-      f('dhcp/decide.ts', "export { y } from '../wiring/product.js';"),
-      f('boot/arch.ts', "const m = await import('../tftp/packet.js');"),
-      f('leases/pool.ts', "import { z } from '../../test/support/netns.js';"),
-      f('leases/pool.test.ts', "import { z } from '../../test/support/netns.js';"),
-      f('dhcp/codec.ts', "import { w } from './options.js';\nimport type { V } from '../net/ipv4.js';"),
-    ])).toEqual([
+    expect(
+      violations(layers, [
+        f('net/mac.ts', "import { x } from '../dhcp/codec.js';"),
+        f('dhcp/decide.ts', "export { y } from '../wiring/product.js';"),
+        f('boot/arch.ts', "const m = await import('../tftp/packet.js');"),
+        f('leases/pool.ts', "import { z } from '../../test/support/netns.js';"),
+        f('leases/pool.test.ts', "import { z } from '../../test/support/netns.js';"),
+        f('dhcp/codec.ts', "import { w } from './options.js';\nimport type { V } from '../net/ipv4.js';"),
+      ]),
+    ).toEqual([
       'src/net/mac.ts → src/dhcp/codec.js: net may not import dhcp',
       'src/dhcp/decide.ts → src/wiring/product.js: dhcp may not import wiring',
       'src/boot/arch.ts → src/tftp/packet.js: boot may not import tftp',

@@ -98,7 +98,8 @@ function mountedConfigMapFiles(docs: readonly Obj[], pod: Obj, container: Obj): 
   for (const mount of (container.volumeMounts ?? []) as Obj[]) {
     const volume = ((pod.volumes ?? []) as Obj[]).find((v) => v.name === mount.name);
     const cm = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === volume?.configMap?.name);
-    for (const [key, text] of Object.entries((cm?.data ?? {}) as Record<string, string>)) files.set(`${mount.mountPath}/${key}`, text);
+    for (const [key, text] of Object.entries((cm?.data ?? {}) as Record<string, string>))
+      files.set(`${mount.mountPath}/${key}`, text);
   }
   return files;
 }
@@ -122,7 +123,8 @@ async function render(values: Values): Promise<Rendered> {
     expect(obj.metadata?.name).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
     docs.push(obj);
   }
-  const find = (kind: string, name?: string) => docs.find((d) => d.kind === kind && (name === undefined || d.metadata.name === name));
+  const find = (kind: string, name?: string) =>
+    docs.find((d) => d.kind === kind && (name === undefined || d.metadata.name === name));
   const deployments = docs.filter((d) => d.kind === 'Deployment');
   expect(deployments).toHaveLength(1);
   const deployment = deployments[0]!;
@@ -130,7 +132,10 @@ async function render(values: Values): Promise<Rendered> {
   expect(pod.containers).toHaveLength(1);
   const container = pod.containers[0] as Obj;
   const args = container.args as string[];
-  expect(args.every((a) => typeof a === 'string' && a.startsWith('--')), `args: ${args.join(' ')}`).toBe(true);
+  expect(
+    args.every((a) => typeof a === 'string' && a.startsWith('--')),
+    `args: ${args.join(' ')}`,
+  ).toBe(true);
   const env = containerEnv(container);
   const files = mountedConfigMapFiles(docs, pod, container);
   // The kubelet expands $(VAR) in args from the container's environment; metalboot does too.
@@ -144,8 +149,20 @@ async function render(values: Values): Promise<Rendered> {
     },
     localAddresses: () => [],
   });
-  if (loaded.kind !== 'config') throw new Error(`metalboot refuses the chart's arguments ${JSON.stringify(args)}: ${JSON.stringify(loaded)}`);
-  return { docs, sources, deployment, pod, container, args, env, config: loaded.config, kinds: () => docs.map((d) => d.kind).sort(), find };
+  if (loaded.kind !== 'config')
+    throw new Error(`metalboot refuses the chart's arguments ${JSON.stringify(args)}: ${JSON.stringify(loaded)}`);
+  return {
+    docs,
+    sources,
+    deployment,
+    pod,
+    container,
+    args,
+    env,
+    config: loaded.config,
+    kinds: () => docs.map((d) => d.kind).sort(),
+    find,
+  };
 }
 
 async function renderError(values: Values): Promise<string> {
@@ -166,7 +183,9 @@ function commonChecks(r: Rendered, v: { httpPort: number; hostNetwork: boolean }
   expect(r.config.http.listen.port).toBe(v.httpPort);
   // SERVER_IP is always there; $(SERVER_IP) is all that --server-ip refers to.
   expect(r.env.SERVER_IP).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
-  expect(r.args.filter((a) => a.startsWith('--server-ip'))).toEqual([expect.stringMatching(/^--server-ip=\$\(SERVER_IP\)(\/\d+)?$/)]);
+  expect(r.args.filter((a) => a.startsWith('--server-ip'))).toEqual([
+    expect.stringMatching(/^--server-ip=\$\(SERVER_IP\)(\/\d+)?$/),
+  ]);
   expect(formatIpv4(r.config.dhcp.serverIp.address)).toBe(r.env.SERVER_IP);
   // Root under hostNetwork, uid 1000 otherwise; NET_BIND_SERVICE either way, and never
   // allowPrivilegeEscalation: false (it would disable the image's file capability).
@@ -187,7 +206,8 @@ function commonChecks(r: Rendered, v: { httpPort: number; hostNetwork: boolean }
   const portNames = new Set((container.ports as Obj[]).map((p) => p.name));
   for (const svc of r.docs.filter((d) => d.kind === 'Service')) {
     expect(podLabels).toMatchObject(svc.spec.selector);
-    for (const p of svc.spec.ports as Obj[]) expect(portNames, `${svc.metadata.name} → ${p.targetPort}`).toContain(p.targetPort);
+    for (const p of svc.spec.ports as Obj[])
+      expect(portNames, `${svc.metadata.name} → ${p.targetPort}`).toContain(p.targetPort);
   }
   // The ServiceAccount the pod runs as exists when the chart creates one.
   const sa = r.find('ServiceAccount');
@@ -201,11 +221,19 @@ function expectRbac(r: Rendered, namespace: string | undefined): void {
   expect(role, roleKind).toBeDefined();
   expect(role!.metadata.namespace).toBe(namespace);
   const rules = role!.rules as Obj[];
-  expect(rules).toContainEqual({ apiGroups: ['metal3.io'], resources: ['baremetalhosts'], verbs: ['get', 'list', 'watch'] });
+  expect(rules).toContainEqual({
+    apiGroups: ['metal3.io'],
+    resources: ['baremetalhosts'],
+    verbs: ['get', 'list', 'watch'],
+  });
   expect(rules).toContainEqual({ apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] });
   expect(rules).toContainEqual({ apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] });
   const binding = r.find(`${roleKind}Binding`);
-  expect(binding!.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: roleKind, name: role!.metadata.name });
+  expect(binding!.roleRef).toEqual({
+    apiGroup: 'rbac.authorization.k8s.io',
+    kind: roleKind,
+    name: role!.metadata.name,
+  });
   expect(binding!.subjects).toEqual([{ kind: 'ServiceAccount', name: r.pod.serviceAccountName, namespace: NAMESPACE }]);
   expect(r.args).toContain('--kube');
   expect(r.config.sources.kube.enabled).toBe(true);
@@ -227,10 +255,26 @@ describe('helm chart', () => {
   });
 
   it.each([
-    ['replicas > 1 sharing one vip', { replicas: 2, networkAttachmentDefinition: { vip: VIP } }, /replicas > 1 with a NetworkAttachmentDefinition/],
-    ['a vip without its prefix', { networkAttachmentDefinition: { vip: '192.168.100.2' } }, /networkAttachmentDefinition\.vip "192\.168\.100\.2" is not IP\/prefix/],
-    ['a server address that is not an address', { hostNetwork: true, dhcp: { serverIP: 'auto' } }, /dhcp\.serverIP "auto" is not IP or IP\/prefix/],
-    ['a config that is not JSON', { networkAttachmentDefinition: { vip: VIP, config: '{"type": "bridge",' } }, /networkAttachmentDefinition\.config is not a JSON object/],
+    [
+      'replicas > 1 sharing one vip',
+      { replicas: 2, networkAttachmentDefinition: { vip: VIP } },
+      /replicas > 1 with a NetworkAttachmentDefinition/,
+    ],
+    [
+      'a vip without its prefix',
+      { networkAttachmentDefinition: { vip: '192.168.100.2' } },
+      /networkAttachmentDefinition\.vip "192\.168\.100\.2" is not IP\/prefix/,
+    ],
+    [
+      'a server address that is not an address',
+      { hostNetwork: true, dhcp: { serverIP: 'auto' } },
+      /dhcp\.serverIP "auto" is not IP or IP\/prefix/,
+    ],
+    [
+      'a config that is not JSON',
+      { networkAttachmentDefinition: { vip: VIP, config: '{"type": "bridge",' } },
+      /networkAttachmentDefinition\.config is not a JSON object/,
+    ],
   ])('refuses %s', async (_name, values, message) => {
     expect(await renderError(values)).toMatch(message);
   });
@@ -238,13 +282,25 @@ describe('helm chart', () => {
   it('Multus (defaults with the vip): bridge br0 with the vip as static IPAM, SERVER_IP from the vip', async () => {
     const r = await render({ networkAttachmentDefinition: { vip: VIP } });
     commonChecks(r, { httpPort: 8080, hostNetwork: false });
-    expect(r.kinds()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'NetworkAttachmentDefinition', 'Service', 'ServiceAccount']);
+    expect(r.kinds()).toEqual([
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'Deployment',
+      'NetworkAttachmentDefinition',
+      'Service',
+      'ServiceAccount',
+    ]);
     expect(nadConfig(r)).toEqual({
-      cniVersion: '0.3.1', type: 'bridge', bridge: 'br0', name: `${FULLNAME}-provisioning`,
+      cniVersion: '0.3.1',
+      type: 'bridge',
+      bridge: 'br0',
+      name: `${FULLNAME}-provisioning`,
       ipam: { type: 'static', addresses: [{ address: VIP }] },
     });
     expect(r.find('NetworkAttachmentDefinition')!.metadata.annotations).toBeUndefined();
-    expect(r.deployment.spec.template.metadata.annotations['k8s.v1.cni.cncf.io/networks']).toBe(`${NAMESPACE}/${FULLNAME}-provisioning`);
+    expect(r.deployment.spec.template.metadata.annotations['k8s.v1.cni.cncf.io/networks']).toBe(
+      `${NAMESPACE}/${FULLNAME}-provisioning`,
+    );
     expect(r.deployment.spec.strategy).toEqual({ type: 'Recreate' });
     expect(r.container.env).toContainEqual({ name: 'SERVER_IP', value: '192.168.100.2' });
     expect(r.args).toEqual([
@@ -274,7 +330,10 @@ describe('helm chart', () => {
       { name: 'callback', containerPort: 8081, protocol: 'TCP' },
     ]);
     expect(r.container.securityContext).toEqual({
-      runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      runAsGroup: 1000,
+      readOnlyRootFilesystem: true,
       capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
     });
     expectRbac(r, undefined);
@@ -286,7 +345,10 @@ describe('helm chart', () => {
     commonChecks(r, { httpPort: 8080, hostNetwork: true });
     expect(r.kinds()).toEqual(['ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Service', 'ServiceAccount']);
     expect(r.deployment.spec.template.metadata.annotations ?? {}).not.toHaveProperty(['k8s.v1.cni.cncf.io/networks']);
-    expect(r.container.env).toContainEqual({ name: 'SERVER_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
+    expect(r.container.env).toContainEqual({
+      name: 'SERVER_IP',
+      valueFrom: { fieldRef: { fieldPath: 'status.podIP' } },
+    });
     expect(r.args[0]).toBe('--server-ip=$(SERVER_IP)');
     expect(formatIpv4(r.config.dhcp.serverIp.address)).toBe(POD_IP);
     expect(r.config.tftp.listen).toEqual({ host: POD_IP, port: 69 });
@@ -307,7 +369,10 @@ describe('helm chart', () => {
     commonChecks(r, { httpPort: 8080, hostNetwork: false });
     expect(r.kinds()).not.toContain('NetworkAttachmentDefinition');
     expect(r.deployment.spec.template.metadata.annotations ?? {}).not.toHaveProperty(['k8s.v1.cni.cncf.io/networks']);
-    expect(r.container.env).toContainEqual({ name: 'SERVER_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
+    expect(r.container.env).toContainEqual({
+      name: 'SERVER_IP',
+      valueFrom: { fieldRef: { fieldPath: 'status.podIP' } },
+    });
     expect(formatIpv4(r.config.dhcp.serverIp.address)).toBe(POD_IP);
     expect(r.deployment.spec.strategy).toBeUndefined();
   });
@@ -341,7 +406,11 @@ describe('helm chart', () => {
     expect(r.deployment.spec.strategy).toBeUndefined();
     const svc = r.find('Service', `${FULLNAME}-provisioning`);
     expect(svc).toBeDefined();
-    expect(svc!.spec).toMatchObject({ type: 'LoadBalancer', loadBalancerIP: '192.168.100.10', externalTrafficPolicy: 'Local' });
+    expect(svc!.spec).toMatchObject({
+      type: 'LoadBalancer',
+      loadBalancerIP: '192.168.100.10',
+      externalTrafficPolicy: 'Local',
+    });
     expect(svc!.spec.ports).toEqual([
       { name: 'dhcp', port: 67, targetPort: 'dhcp', protocol: 'UDP' },
       { name: 'tftp', port: 69, targetPort: 'tftp', protocol: 'UDP' },
@@ -369,7 +438,12 @@ describe('helm chart', () => {
   it('every value set: image, scheduling, ports, URLs, namespaced RBAC, extraArgs and extraEnv reach the pod', async () => {
     const macvlan = '{"cniVersion":"0.3.1","type":"macvlan","master":"eno2","mode":"bridge"}';
     const values = {
-      image: { registry: 'registry.lab.internal:5000/infra', repository: 'metalboot', tag: '1.2.3', pullPolicy: 'Always' },
+      image: {
+        registry: 'registry.lab.internal:5000/infra',
+        repository: 'metalboot',
+        tag: '1.2.3',
+        pullPolicy: 'Always',
+      },
       imagePullSecrets: [{ name: 'pull-secret' }],
       fullnameOverride: 'boot',
       podAnnotations: { 'prometheus.io/scrape': 'true' },
@@ -377,20 +451,55 @@ describe('helm chart', () => {
       resources: { requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '1Gi' } },
       nodeSelector: { 'node-role.kubernetes.io/provisioning': '' },
       tolerations: [{ key: 'provisioning', operator: 'Exists', effect: 'NoSchedule' }],
-      affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'metal3/prov', operator: 'In', values: ['yes'] }] }] } } },
-      securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] }, seccompProfile: { type: 'RuntimeDefault' } },
-      config: { dhcp: { domainName: 'prov.lab', leaseSeconds: 7200 }, tftp: { maxBlksize: 1428 }, proxy: { stateDir: '/var/lib/metalboot/proxy' } },
-      extraArgs: ['--inspector-extra-kernel-param=ipa-debug=1', '--log-level=debug', '--dhcp-hosts=52:54:00:12:34:56,10.20.0.50'],
+      affinity: {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [{ matchExpressions: [{ key: 'metal3/prov', operator: 'In', values: ['yes'] }] }],
+          },
+        },
+      },
+      securityContext: {
+        runAsNonRoot: true,
+        runAsUser: 1000,
+        runAsGroup: 1000,
+        capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
+      config: {
+        dhcp: { domainName: 'prov.lab', leaseSeconds: 7200 },
+        tftp: { maxBlksize: 1428 },
+        proxy: { stateDir: '/var/lib/metalboot/proxy' },
+      },
+      extraArgs: [
+        '--inspector-extra-kernel-param=ipa-debug=1',
+        '--log-level=debug',
+        '--dhcp-hosts=52:54:00:12:34:56,10.20.0.50',
+      ],
       extraEnv: [{ name: 'METALBOOT_INSPECTOR_COLLECTORS', value: 'default,logs,pci-devices' }],
       extraVolumes: [{ name: 'cache', emptyDir: { sizeLimit: '30Gi' } }],
       extraVolumeMounts: [{ name: 'cache', mountPath: '/var/cache/metalboot' }],
-      networkAttachmentDefinition: { name: 'prov-net', vip: '10.20.0.5/22', resourceName: 'bridge.network.kubevirt.io/br-prov', config: macvlan },
+      networkAttachmentDefinition: {
+        name: 'prov-net',
+        vip: '10.20.0.5/22',
+        resourceName: 'bridge.network.kubevirt.io/br-prov',
+        config: macvlan,
+      },
       dhcp: { port: 67, listenAddr: '0.0.0.0' },
       tftp: { port: 69, listenAddr: '$(SERVER_IP)', singlePort: true },
-      http: { port: 9080, listenAddr: '0.0.0.0', advertiseUrl: 'http://10.20.0.5:9080', imagePort: 9082, imageAdvertiseUrl: 'http://10.20.0.5:9082' },
+      http: {
+        port: 9080,
+        listenAddr: '0.0.0.0',
+        advertiseUrl: 'http://10.20.0.5:9080',
+        imagePort: 9082,
+        imageAdvertiseUrl: 'http://10.20.0.5:9082',
+      },
       proxy: {
-        callbackPort: 9081, callbackListenAddr: '0.0.0.0', callbackAdvertiseUrl: 'http://boot.metal3.svc:9081',
-        apiAdvertiseUrl: 'http://10.20.0.5:9080', ironicHttpUrl: 'http://ironic.metal3.svc:6180', ironicApiUrl: 'https://ironic.metal3.svc:6385',
+        callbackPort: 9081,
+        callbackListenAddr: '0.0.0.0',
+        callbackAdvertiseUrl: 'http://boot.metal3.svc:9081',
+        apiAdvertiseUrl: 'http://10.20.0.5:9080',
+        ironicHttpUrl: 'http://ironic.metal3.svc:6180',
+        ironicApiUrl: 'https://ironic.metal3.svc:6385',
       },
       kube: { enabled: true, namespace: 'bmh' },
       serviceAccount: { create: true, name: 'boot-sa', annotations: { owner: 'platform' } },
@@ -398,13 +507,23 @@ describe('helm chart', () => {
     };
     const r = await render(values);
     commonChecks(r, { httpPort: 9080, hostNetwork: false });
-    expect(r.kinds()).toEqual(['ConfigMap', 'Deployment', 'NetworkAttachmentDefinition', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+    expect(r.kinds()).toEqual([
+      'ConfigMap',
+      'Deployment',
+      'NetworkAttachmentDefinition',
+      'Role',
+      'RoleBinding',
+      'Service',
+      'ServiceAccount',
+    ]);
     expect(r.deployment.metadata.name).toBe('boot');
     expect(r.container.image).toBe('registry.lab.internal:5000/infra/metalboot:1.2.3');
     expect(r.container.imagePullPolicy).toBe('Always');
     expect(r.pod.imagePullSecrets).toEqual([{ name: 'pull-secret' }]);
     expect(r.deployment.spec.template.metadata.annotations).toEqual({
-      'k8s.v1.cni.cncf.io/networks': `${NAMESPACE}/prov-net`, 'prometheus.io/scrape': 'true', 'checksum/config': expect.stringMatching(/^[0-9a-f]{64}$/),
+      'k8s.v1.cni.cncf.io/networks': `${NAMESPACE}/prov-net`,
+      'prometheus.io/scrape': 'true',
+      'checksum/config': expect.stringMatching(/^[0-9a-f]{64}$/),
     });
     expect(r.deployment.spec.template.metadata.labels).toMatchObject({ tier: 'provisioning' });
     expect(r.container.resources).toEqual(values.resources);
@@ -414,11 +533,23 @@ describe('helm chart', () => {
     // Helm merges a map value with the default map (a key set to null removes a default).
     expect(r.container.securityContext).toEqual({ ...values.securityContext, readOnlyRootFilesystem: true });
     expect(r.pod.volumes).toEqual([{ name: 'config', configMap: { name: 'boot-config' } }, ...values.extraVolumes]);
-    expect(r.container.volumeMounts).toEqual([{ name: 'config', mountPath: '/etc/metalboot/config', readOnly: true }, ...values.extraVolumeMounts]);
+    expect(r.container.volumeMounts).toEqual([
+      { name: 'config', mountPath: '/etc/metalboot/config', readOnly: true },
+      ...values.extraVolumeMounts,
+    ]);
     const nad = r.find('NetworkAttachmentDefinition')!;
     expect(nad.metadata.name).toBe('prov-net');
-    expect(nad.metadata.annotations).toEqual({ 'k8s.v1.cni.cncf.io/resourceName': 'bridge.network.kubevirt.io/br-prov' });
-    expect(nadConfig(r)).toEqual({ cniVersion: '0.3.1', type: 'macvlan', master: 'eno2', mode: 'bridge', name: 'prov-net', ipam: { type: 'static', addresses: [{ address: '10.20.0.5/22' }] } });
+    expect(nad.metadata.annotations).toEqual({
+      'k8s.v1.cni.cncf.io/resourceName': 'bridge.network.kubevirt.io/br-prov',
+    });
+    expect(nadConfig(r)).toEqual({
+      cniVersion: '0.3.1',
+      type: 'macvlan',
+      master: 'eno2',
+      mode: 'bridge',
+      name: 'prov-net',
+      ipam: { type: 'static', addresses: [{ address: '10.20.0.5/22' }] },
+    });
     expect(r.container.env).toContainEqual({ name: 'SERVER_IP', value: '10.20.0.5' });
     expect(r.container.env).toContainEqual(values.extraEnv[0]);
     expect(r.args).toEqual([
@@ -446,8 +577,11 @@ describe('helm chart', () => {
     expect(c.dhcp.serverIp.prefix).toBe(22);
     expect(c.tftp.listen).toEqual({ host: '10.20.0.5', port: 69 });
     expect(c.proxy).toMatchObject({
-      callbackListen: { host: '0.0.0.0', port: 9081 }, callbackAdvertiseUrl: 'http://boot.metal3.svc:9081', apiAdvertiseUrl: 'http://10.20.0.5:9080',
-      ironicHttpUrl: 'http://ironic.metal3.svc:6180', ironicApiUrl: 'https://ironic.metal3.svc:6385',
+      callbackListen: { host: '0.0.0.0', port: 9081 },
+      callbackAdvertiseUrl: 'http://boot.metal3.svc:9081',
+      apiAdvertiseUrl: 'http://10.20.0.5:9080',
+      ironicHttpUrl: 'http://ironic.metal3.svc:6180',
+      ironicApiUrl: 'https://ironic.metal3.svc:6385',
     });
     expect(c.sources.kube).toMatchObject({ enabled: true, namespace: 'bmh' });
     expect(c.inspector.extraKernelParams).toEqual(['ipa-debug=1']);
@@ -459,7 +593,9 @@ describe('helm chart', () => {
     expect(c.dhcp.leaseSeconds).toBe(7200);
     expect(c.tftp.maxBlksize).toBe(1428);
     expect(c.proxy.stateDir).toBe('/var/lib/metalboot/proxy');
-    expect(r.find('ServiceAccount')).toMatchObject({ metadata: { name: 'boot-sa', annotations: { owner: 'platform' } } });
+    expect(r.find('ServiceAccount')).toMatchObject({
+      metadata: { name: 'boot-sa', annotations: { owner: 'platform' } },
+    });
     expect(r.find('Service', 'boot')!.metadata.annotations).toEqual({ 'prometheus.io/port': '9080' });
     expect(r.find('Service', 'boot')!.spec.ports.map((p: Obj) => p.port)).toEqual([9080, 9082, 9081]);
     expectRbac(r, 'bmh');
@@ -484,13 +620,26 @@ describe('helm chart', () => {
   });
 
   it('the loader check is live: an argument metalboot does not know fails the rendering', async () => {
-    await expect(render({ networkAttachmentDefinition: { enabled: false }, extraArgs: ['--no-such-flag'] })).rejects.toThrow(/--no-such-flag: unknown flag/);
+    await expect(
+      render({ networkAttachmentDefinition: { enabled: false }, extraArgs: ['--no-such-flag'] }),
+    ).rejects.toThrow(/--no-such-flag: unknown flag/);
   });
 
   it('NOTES name the provisioning address and the explain endpoint', async () => {
-    const out = await helmRun(['install', RELEASE, CHART, '--dry-run=client', '--namespace', NAMESPACE, '--values', valuesFile({ networkAttachmentDefinition: { vip: VIP } })]);
+    const out = await helmRun([
+      'install',
+      RELEASE,
+      CHART,
+      '--dry-run=client',
+      '--namespace',
+      NAMESPACE,
+      '--values',
+      valuesFile({ networkAttachmentDefinition: { vip: VIP } }),
+    ]);
     expect(out.code, out.stderr).toBe(0);
-    expect(out.stdout).toContain(`Provisioning address (SERVER_IP): ${VIP}, on the NetworkAttachmentDefinition ${FULLNAME}-provisioning`);
+    expect(out.stdout).toContain(
+      `Provisioning address (SERVER_IP): ${VIP}, on the NetworkAttachmentDefinition ${FULLNAME}-provisioning`,
+    );
     expect(out.stdout).toContain('/debug/explain?mac=');
   });
 
@@ -503,7 +652,8 @@ describe('helm chart', () => {
     const walk = (o: Obj, prefix: string) => {
       for (const [k, v] of Object.entries(o)) {
         const name = prefix === '' ? k : `${prefix}.${k}`;
-        if (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0 && !whole.has(name)) walk(v as Obj, name);
+        if (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0 && !whole.has(name))
+          walk(v as Obj, name);
         else keys.push(name);
       }
     };
@@ -512,7 +662,9 @@ describe('helm chart', () => {
   });
 
   it('every template was rendered by some case above', () => {
-    const templates = readdirSync(path.join(CHART, 'templates')).filter((f) => f.endsWith('.yaml')).map((f) => `templates/${f}`);
+    const templates = readdirSync(path.join(CHART, 'templates'))
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => `templates/${f}`);
     expect([...renderedSources].sort()).toEqual(templates.sort());
   });
 });

@@ -111,11 +111,28 @@ describe('DHCP with real clients', () => {
     writeFileSync(path.join(dir, 'bmh.yaml'), BMH_YAML);
     writeFileSync(path.join(dir, 'record.sh'), RECORD_SCRIPT(path.join(dir, 'events-$(basename $0)')));
     serverArgs = [
-      '--server-ip', `${SERVER}/24`, '--dhcp-listen', '0.0.0.0:67', '--tftp-listen', '', '--log-level', 'debug',
-      '--bmh-file', path.join(dir, 'bmh.yaml'),
-      '--dhcp-hosts', `${MAC_STATIC},10.77.0.31,static-1`,
-      '--dhcp-range', '10.77.0.100,10.77.0.199,600', '--lease-file', path.join(dir, 'leases.journal'),
-      '--dhcp-gateway', '10.77.0.1', '--dhcp-dns', '10.77.0.53', '--dhcp-ntp', '10.77.0.123',
+      '--server-ip',
+      `${SERVER}/24`,
+      '--dhcp-listen',
+      '0.0.0.0:67',
+      '--tftp-listen',
+      '',
+      '--log-level',
+      'debug',
+      '--bmh-file',
+      path.join(dir, 'bmh.yaml'),
+      '--dhcp-hosts',
+      `${MAC_STATIC},10.77.0.31,static-1`,
+      '--dhcp-range',
+      '10.77.0.100,10.77.0.199,600',
+      '--lease-file',
+      path.join(dir, 'leases.journal'),
+      '--dhcp-gateway',
+      '10.77.0.1',
+      '--dhcp-dns',
+      '10.77.0.53',
+      '--dhcp-ntp',
+      '10.77.0.123',
     ];
     server = await startMetalboot(lab, 'srv', serverArgs);
   }, 120_000);
@@ -140,8 +157,28 @@ describe('DHCP with real clients', () => {
   async function dhclientOnce(ns: string, ifname: string, tag: string) {
     const { script, out } = scriptFor(`dhclient-${tag}`);
     const conf = path.join(dir, `dhclient-${tag}.conf`);
-    writeFileSync(conf, 'request subnet-mask, broadcast-address, routers, domain-name-servers, host-name, ntp-servers;\n');
-    const r = await lab.exec(ns, 'dhclient', ['-1', '-v', '-cf', conf, '-sf', script, '-lf', path.join(dir, `dhclient-${ns}.leases`), '-pf', path.join(dir, `dhclient-${tag}.pid`), ifname], { timeoutMs: 60_000 });
+    writeFileSync(
+      conf,
+      'request subnet-mask, broadcast-address, routers, domain-name-servers, host-name, ntp-servers;\n',
+    );
+    const r = await lab.exec(
+      ns,
+      'dhclient',
+      [
+        '-1',
+        '-v',
+        '-cf',
+        conf,
+        '-sf',
+        script,
+        '-lf',
+        path.join(dir, `dhclient-${ns}.leases`),
+        '-pf',
+        path.join(dir, `dhclient-${tag}.pid`),
+        ifname,
+      ],
+      { timeoutMs: 60_000 },
+    );
     expect(r.code, r.stderr).toBe(0);
     // -1 without -d: it forks to the background after binding; stop it so it cannot interfere.
     await lab.exec(ns, 'dhclient', ['-x', '-pf', path.join(dir, `dhclient-${tag}.pid`)], { timeoutMs: 10_000 });
@@ -150,7 +187,12 @@ describe('DHCP with real clients', () => {
 
   async function udhcpcOnce(ns: string, ifname: string, tag: string, extra: string[] = []) {
     const { script, out } = scriptFor(`udhcpc-${tag}`);
-    const r = await lab.exec(ns, 'udhcpc', ['-i', ifname, '-f', '-q', '-n', '-t', '5', '-T', '2', '-s', script, '-O', 'ntpsrv', '-O', 'hostname', ...extra], { timeoutMs: 60_000 });
+    const r = await lab.exec(
+      ns,
+      'udhcpc',
+      ['-i', ifname, '-f', '-q', '-n', '-t', '5', '-T', '2', '-s', script, '-O', 'ntpsrv', '-O', 'hostname', ...extra],
+      { timeoutMs: 60_000 },
+    );
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
     return events(out);
   }
@@ -179,7 +221,13 @@ describe('DHCP with real clients', () => {
     const ifname = await client('c_static', MAC_STATIC);
     const ev = await udhcpcOnce('c_static', ifname, 'static');
     expect(ev.find((e) => e.event === 'bound')?.vars).toMatchObject({
-      ip: '10.77.0.31', subnet: '255.255.255.0', router: '10.77.0.1', dns: '10.77.0.53', ntpsrv: '10.77.0.123', serverid: SERVER, hostname: 'static-1',
+      ip: '10.77.0.31',
+      subnet: '255.255.255.0',
+      router: '10.77.0.1',
+      dns: '10.77.0.53',
+      ntpsrv: '10.77.0.123',
+      serverid: SERVER,
+      hostname: 'static-1',
     });
   });
 
@@ -192,7 +240,20 @@ describe('DHCP with real clients', () => {
   it('a range lease: udhcpc binds, renews by unicast, releases, and the address is free again', async () => {
     const ifname = await client('c_range_a', MAC_RANGE_A);
     const { script, out } = scriptFor('udhcpc-range-a');
-    const child = lab.spawn('c_range_a', 'udhcpc', ['-i', ifname, '-f', '-R', '-t', '5', '-T', '2', '-s', script, '-O', 'ntpsrv']);
+    const child = lab.spawn('c_range_a', 'udhcpc', [
+      '-i',
+      ifname,
+      '-f',
+      '-R',
+      '-t',
+      '5',
+      '-T',
+      '2',
+      '-s',
+      script,
+      '-O',
+      'ntpsrv',
+    ]);
     const bound = await until('udhcpc bound', () => events(out).find((e) => e.event === 'bound'));
     const ip = bound.vars.ip!;
     expect(ip).toMatch(/^10\.77\.0\.1\d\d$/);
@@ -200,12 +261,20 @@ describe('DHCP with real clients', () => {
     child.kill('SIGUSR1'); // renew now: a unicast REQUEST from ciaddr
     const renewed = await until('udhcpc renew', () => events(out).find((e) => e.event === 'renew'));
     expect(renewed.vars.ip).toBe(ip);
-    await server.waitForLog((l) => l.msg === 'dhcp reply' && l.type === 'ACK' && l.mac === MAC_RANGE_A && l.to === `${ip}:68`);
+    await server.waitForLog(
+      (l) => l.msg === 'dhcp reply' && l.type === 'ACK' && l.mac === MAC_RANGE_A && l.to === `${ip}:68`,
+    );
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM'); // -R: release on exit
     await exited;
-    await server.waitForLog((l) => l.msg === 'dhcp drop' && l.reason === 'released' && l.mac === MAC_RANGE_A && String(l.detail).includes('freed'));
-    await until('journal free record', () => readFileSync(path.join(dir, 'leases.journal'), 'utf8').includes(`{"t":"free","ip":"${ip}"}`) || undefined);
+    await server.waitForLog(
+      (l) =>
+        l.msg === 'dhcp drop' && l.reason === 'released' && l.mac === MAC_RANGE_A && String(l.detail).includes('freed'),
+    );
+    await until(
+      'journal free record',
+      () => readFileSync(path.join(dir, 'leases.journal'), 'utf8').includes(`{"t":"free","ip":"${ip}"}`) || undefined,
+    );
   });
 
   it('a range lease survives a kill -9 of the server and is never given to another host', async () => {
@@ -226,7 +295,12 @@ describe('DHCP with real clients', () => {
   it('serves an unknown host on the local segment from the range', async () => {
     const before = server.logs().filter((l) => l.reason === 'unknown-host').length;
     const ifname = await client('c_unknown', '52:54:00:aa:00:77');
-    const r = await lab.exec('c_unknown', 'udhcpc', ['-i', ifname, '-f', '-q', '-n', '-t', '2', '-T', '1', '-s', '/bin/true', '-x', '0x52:0105676174657761'], { timeoutMs: 30_000 });
+    const r = await lab.exec(
+      'c_unknown',
+      'udhcpc',
+      ['-i', ifname, '-f', '-q', '-n', '-t', '2', '-T', '1', '-s', '/bin/true', '-x', '0x52:0105676174657761'],
+      { timeoutMs: 30_000 },
+    );
     // It still gets a range lease: the range serves unknown hosts on the local segment.
     expect(r.code).toBe(0);
     expect(server.logs().filter((l) => l.reason === 'unknown-host').length).toBe(before);
@@ -235,23 +309,36 @@ describe('DHCP with real clients', () => {
   it('perfdhcp completes 4-way exchanges in broadcast mode', async () => {
     await lab.addNamespace('perf');
     const link = await lab.connect('perf', { ip: '10.77.0.250/24' });
-    const r = await lab.exec('perf', 'perfdhcp', ['-4', '-l', link.ifname, '-r', '20', '-n', '40', '-R', '40', '-p', '10'], { timeoutMs: 60_000 });
+    const r = await lab.exec(
+      'perf',
+      'perfdhcp',
+      ['-4', '-l', link.ifname, '-r', '20', '-n', '40', '-R', '40', '-p', '10'],
+      { timeoutMs: 60_000 },
+    );
     const out = `${r.stdout}\n${r.stderr}`;
     const sent = /sent packets: (\d+)/g;
     const recv = [...out.matchAll(/received packets: (\d+)/g)].map((m) => Number(m[1]));
     expect([...out.matchAll(sent)].length, out).toBe(2);
-    expect(recv.every((n) => n > 0), out).toBe(true);
+    expect(
+      recv.every((n) => n > 0),
+      out,
+    ).toBe(true);
     expect(/drops: 0\b/.test(out) || /drops ratio: 0 %/.test(out), out).toBe(true);
   });
 
   it('perfdhcp completes 4-way exchanges as a relay (giaddr, replies to port 67)', async () => {
     await lab.addNamespace('relay');
     await lab.connect('relay', { ip: '10.77.0.251/24' });
-    const r = await lab.exec('relay', 'perfdhcp', ['-4', '-r', '20', '-n', '40', '-R', '40', '-p', '10', SERVER], { timeoutMs: 60_000 });
+    const r = await lab.exec('relay', 'perfdhcp', ['-4', '-r', '20', '-n', '40', '-R', '40', '-p', '10', SERVER], {
+      timeoutMs: 60_000,
+    });
     const out = `${r.stdout}\n${r.stderr}`;
     const recv = [...out.matchAll(/received packets: (\d+)/g)].map((m) => Number(m[1]));
     expect(recv.length, out).toBe(2);
-    expect(recv.every((n) => n > 0), out).toBe(true);
+    expect(
+      recv.every((n) => n > 0),
+      out,
+    ).toBe(true);
     expect(/drops: 0\b/.test(out) || /drops ratio: 0 %/.test(out), out).toBe(true);
     expect(server.logs().some((l) => l.msg === 'dhcp reply' && l.to === '10.77.0.251:67')).toBe(true);
   });

@@ -34,7 +34,18 @@ describe('DHCP on a two-interface server', () => {
     await lab.connect('client', { mac: CLIENT_MAC, ifname: 'eth0' });
     await lab.addNamespace('noise');
     await lab.connect('noise', { ip: '10.79.0.99/24', ifname: 'eth0' });
-    server = await startMetalboot(lab, 'srv', ['--server-ip', '10.79.0.1/24', '--dhcp-hosts', `${CLIENT_MAC},10.79.0.50`, '--tftp-listen', '', '--http-listen', '127.0.0.1:0', '--log-level', 'debug']);
+    server = await startMetalboot(lab, 'srv', [
+      '--server-ip',
+      '10.79.0.1/24',
+      '--dhcp-hosts',
+      `${CLIENT_MAC},10.79.0.50`,
+      '--tftp-listen',
+      '',
+      '--http-listen',
+      '127.0.0.1:0',
+      '--log-level',
+      'debug',
+    ]);
   }, 120_000);
 
   afterAll(async () => {
@@ -44,7 +55,12 @@ describe('DHCP on a two-interface server', () => {
   it('broadcast replies leave on the provisioning interface, not the default-route one', async () => {
     const onProvisioning = await lab.capture('srv', 'eth0', 'udp port 67 or udp port 68');
     const onOther = await lab.capture('srv', 'eth1', 'udp port 67 or udp port 68');
-    const r = await lab.exec('client', 'udhcpc', ['-i', 'eth0', '-f', '-q', '-n', '-t', '5', '-T', '2', '-s', '/bin/true'], { timeoutMs: 60_000 });
+    const r = await lab.exec(
+      'client',
+      'udhcpc',
+      ['-i', 'eth0', '-f', '-q', '-n', '-t', '5', '-T', '2', '-s', '/bin/true'],
+      { timeoutMs: 60_000 },
+    );
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
     expect(`${r.stdout}${r.stderr}`).toContain('10.79.0.50');
     const prov = (await onProvisioning.stop()).packets.filter((p) => p.srcPort === 67);
@@ -56,7 +72,9 @@ describe('DHCP on a two-interface server', () => {
 
   it('drops garbage, truncated and oversized datagrams with a reason and answers the next DISCOVER', async () => {
     const script = path.join(lab.dir, 'garbage.mjs');
-    writeFileSync(script, `
+    writeFileSync(
+      script,
+      `
       import dgram from 'node:dgram';
       const s = dgram.createSocket('udp4');
       s.bind(0, () => {
@@ -68,14 +86,29 @@ describe('DHCP on a two-interface server', () => {
         // Broadcast (the receive socket) and unicast to the server IP (the send socket).
         left *= 2;
         for (const b of sends) for (const to of ['255.255.255.255', '10.79.0.1']) s.send(b, 67, to, (err) => { if (err) console.error(err.message); if (--left === 0) s.close(); });
-      });`);
+      });`,
+    );
     const r = await lab.exec('noise', process.execPath, [script], { timeoutMs: 20_000 });
     expect(r.code, r.stderr).toBe(0);
-    await server.waitForLog((l) => l.msg === 'dhcp drop' && l.reason === 'malformed' && l.code === 'DHCP_ERR_OPTION_TRUNCATED');
+    await server.waitForLog(
+      (l) => l.msg === 'dhcp drop' && l.reason === 'malformed' && l.code === 'DHCP_ERR_OPTION_TRUNCATED',
+    );
     await server.waitForLog((l) => l.msg === 'dhcp drop' && l.reason === 'malformed' && l.code === 'DHCP_ERR_TOO_LONG');
-    const codes = new Set(server.logs().filter((l) => l.reason === 'malformed').map((l) => l.code));
-    expect([...codes].sort()).toEqual(['DHCP_ERR_BAD_OP', 'DHCP_ERR_OPTION_TRUNCATED', 'DHCP_ERR_SHORT', 'DHCP_ERR_TOO_LONG'].sort());
-    const again = await lab.exec('client', 'udhcpc', ['-i', 'eth0', '-f', '-q', '-n', '-t', '5', '-T', '2', '-s', '/bin/true'], { timeoutMs: 60_000 });
+    const codes = new Set(
+      server
+        .logs()
+        .filter((l) => l.reason === 'malformed')
+        .map((l) => l.code),
+    );
+    expect([...codes].sort()).toEqual(
+      ['DHCP_ERR_BAD_OP', 'DHCP_ERR_OPTION_TRUNCATED', 'DHCP_ERR_SHORT', 'DHCP_ERR_TOO_LONG'].sort(),
+    );
+    const again = await lab.exec(
+      'client',
+      'udhcpc',
+      ['-i', 'eth0', '-f', '-q', '-n', '-t', '5', '-T', '2', '-s', '/bin/true'],
+      { timeoutMs: 60_000 },
+    );
     expect(again.code).toBe(0);
     expect(server.child.exitCode).toBeNull();
   });

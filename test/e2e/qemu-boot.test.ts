@@ -24,7 +24,8 @@ describe('QEMU boots through metalboot', () => {
     await bootLab?.close();
   });
 
-  const report = (kind: string, steps: Step[]) => console.log(`${kind} boot timeline:\n${steps.map(formatStep).join('\n')}`);
+  const report = (kind: string, steps: Step[]) =>
+    console.log(`${kind} boot timeline:\n${steps.map(formatStep).join('\n')}`);
   const logs = () => bootLab.server.logs();
 
   it('SeaBIOS + iPXE ROM boots the inspector kernel', async () => {
@@ -32,13 +33,26 @@ describe('QEMU boots through metalboot', () => {
     const { steps, serial } = await bootLab.boot(vm);
     report('BIOS', steps);
     expect(steps.map((s) => [s.name, s.at !== undefined])).toEqual([
-      ['DHCP ACK', true], ['GET /boot.ipxe → host script', true], ['kernel through the image proxy', true],
-      ['initramfs through the image proxy', true], ['kernel running (serial: "Linux version")', true],
+      ['DHCP ACK', true],
+      ['GET /boot.ipxe → host script', true],
+      ['kernel through the image proxy', true],
+      ['initramfs through the image proxy', true],
+      ['kernel running (serial: "Linux version")', true],
     ]);
     const ack = logs().find((l) => l.msg === 'dhcp reply' && l.mac === vm.mac && l.type === 'ACK');
-    expect(ack).toMatchObject({ ip: vm.ip, client: 'ipxe', boot: `http://${SERVER_IP}:8080/boot.ipxe`, host: `metal3/${vm.name}` });
-    expect(logs().find((l) => l.msg === 'boot script served' && l.mac === vm.mac)).toMatchObject({ script: 'inspector' });
-    expect(logs().find((l) => l.msg === 'image served' && l.peer === vm.ip)).toMatchObject({ thread: 'image-worker', status: 200 });
+    expect(ack).toMatchObject({
+      ip: vm.ip,
+      client: 'ipxe',
+      boot: `http://${SERVER_IP}:8080/boot.ipxe`,
+      host: `metal3/${vm.name}`,
+    });
+    expect(logs().find((l) => l.msg === 'boot script served' && l.mac === vm.mac)).toMatchObject({
+      script: 'inspector',
+    });
+    expect(logs().find((l) => l.msg === 'image served' && l.peer === vm.ip)).toMatchObject({
+      thread: 'image-worker',
+      status: 200,
+    });
     expect(serial()).toMatch(/Linux version \d/);
   }, 300_000);
 
@@ -47,13 +61,23 @@ describe('QEMU boots through metalboot', () => {
     const { steps, serial } = await bootLab.boot(vm);
     report('UEFI', steps);
     expect(steps.map((s) => [s.name, s.at !== undefined])).toEqual([
-      ['DHCP ACK', true], ['TFTP snponly.efi', true], ['DHCP ACK to iPXE', true], ['GET /boot.ipxe → host script', true],
-      ['kernel through the image proxy', true], ['initramfs through the image proxy', true], ['kernel running (serial: "Linux version")', true],
+      ['DHCP ACK', true],
+      ['TFTP snponly.efi', true],
+      ['DHCP ACK to iPXE', true],
+      ['GET /boot.ipxe → host script', true],
+      ['kernel through the image proxy', true],
+      ['initramfs through the image proxy', true],
+      ['kernel running (serial: "Linux version")', true],
     ]);
     const firstAck = logs().find((l) => l.msg === 'dhcp reply' && l.mac === vm.mac && l.type === 'ACK');
     expect(firstAck).toMatchObject({ ip: vm.ip, client: 'pxe', arch: 7, boot: 'snponly.efi' });
-    expect(logs().find((l) => l.msg === 'boot script served' && l.mac === vm.mac)).toMatchObject({ script: 'inspector' });
-    expect(logs().find((l) => l.msg === 'image served' && l.peer === vm.ip)).toMatchObject({ thread: 'image-worker', status: 200 });
+    expect(logs().find((l) => l.msg === 'boot script served' && l.mac === vm.mac)).toMatchObject({
+      script: 'inspector',
+    });
+    expect(logs().find((l) => l.msg === 'image served' && l.peer === vm.ip)).toMatchObject({
+      thread: 'image-worker',
+      status: 200,
+    });
     // The UEFI console goes to the serial port: iPXE's banner, then the kernel's.
     expect(serial()).toMatch(/iPXE/);
     expect(serial()).toMatch(/Linux version \d/);

@@ -11,7 +11,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IPXE_BINARIES, makeTftpRoot, sha256, startTftpServer, type RunningServer, type TftpRoot } from '../support/tftp-fixture.js';
+import {
+  IPXE_BINARIES,
+  makeTftpRoot,
+  sha256,
+  startTftpServer,
+  type RunningServer,
+  type TftpRoot,
+} from '../support/tftp-fixture.js';
 
 const CLIENT_TIMEOUT_MS = 60_000;
 
@@ -22,7 +29,11 @@ interface RunResult {
 }
 
 /** Runs a command with a hard deadline; the process is killed on timeout or test failure. */
-function run(cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number; cwd?: string } = {}): Promise<RunResult> {
+function run(
+  cmd: string,
+  args: readonly string[],
+  opts: { input?: string; timeoutMs?: number; cwd?: string } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdin.on('error', () => undefined); // a client that exits without reading its input
@@ -32,7 +43,11 @@ function run(cmd: string, args: readonly string[], opts: { input?: string; timeo
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${cmd} timed out after ${opts.timeoutMs ?? CLIENT_TIMEOUT_MS} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      reject(
+        new Error(
+          `${cmd} timed out after ${opts.timeoutMs ?? CLIENT_TIMEOUT_MS} ms\nstdout: ${stdout}\nstderr: ${stderr}`,
+        ),
+      );
     }, opts.timeoutMs ?? CLIENT_TIMEOUT_MS);
     child.on('error', (err) => {
       clearTimeout(timer);
@@ -68,7 +83,21 @@ const CLIENTS: Client[] = [
     name: 'atftp (blksize 1428, windowsize 8)',
     binary: 'atftp',
     get: (port, file, out) =>
-      run('atftp', ['--get', '-r', file, '-l', out, '--option', 'blksize 1428', '--option', 'windowsize 8', '--option', 'tsize', '127.0.0.1', String(port)]),
+      run('atftp', [
+        '--get',
+        '-r',
+        file,
+        '-l',
+        out,
+        '--option',
+        'blksize 1428',
+        '--option',
+        'windowsize 8',
+        '--option',
+        'tsize',
+        '127.0.0.1',
+        String(port),
+      ]),
   },
   {
     name: 'atftp (no options)',
@@ -78,7 +107,18 @@ const CLIENTS: Client[] = [
   {
     name: 'curl (--tftp-blksize 1468, tsize)',
     binary: 'curl',
-    get: (port, file, out) => run('curl', ['-sS', '--fail', '--max-time', '50', '--tftp-blksize', '1468', '-o', out, `tftp://127.0.0.1:${port}/${file}`]),
+    get: (port, file, out) =>
+      run('curl', [
+        '-sS',
+        '--fail',
+        '--max-time',
+        '50',
+        '--tftp-blksize',
+        '1468',
+        '-o',
+        out,
+        `tftp://127.0.0.1:${port}/${file}`,
+      ]),
   },
 ];
 
@@ -113,8 +153,12 @@ describe.each([
   describe.each(CLIENTS)('$name', (client) => {
     it.each(IPXE_BINARIES.map((f) => [f]))('%s', async (file) => {
       // A missing client is a failure, never a silent pass (docs/decisions/0001-tests-split.md).
-      if (!available.get(client.binary)) throw new Error(`${client.binary} is not installed (Debian packages tftp-hpa, atftp, curl)`);
-      const out = path.join(outDir, `${client.binary}-${singlePort ? 'single' : 'multi'}-${Math.random().toString(36).slice(2)}-${file}`);
+      if (!available.get(client.binary))
+        throw new Error(`${client.binary} is not installed (Debian packages tftp-hpa, atftp, curl)`);
+      const out = path.join(
+        outDir,
+        `${client.binary}-${singlePort ? 'single' : 'multi'}-${Math.random().toString(36).slice(2)}-${file}`,
+      );
       const r = await client.get(server.port, file, out);
       expect(r.code, `exit code\nstdout: ${r.stdout}\nstderr: ${r.stderr}`).toBe(0);
       expect(sha256(readFileSync(out))).toBe(sha256(root.files.get(file)!));
@@ -124,7 +168,15 @@ describe.each([
 
   it('tells a real client about a missing file', async () => {
     if (!available.get('curl')) return;
-    const r = await run('curl', ['-sS', '--fail', '--max-time', '20', '-o', '/dev/null', `tftp://127.0.0.1:${server.port}/no-such-file.efi`]);
+    const r = await run('curl', [
+      '-sS',
+      '--fail',
+      '--max-time',
+      '20',
+      '-o',
+      '/dev/null',
+      `tftp://127.0.0.1:${server.port}/no-such-file.efi`,
+    ]);
     expect(r.code).toBe(68); // CURLE_TFTP_NOTFOUND: curl read our ERROR 1
   });
 });

@@ -29,7 +29,12 @@ import { MESSAGE_TYPE } from '../../src/dhcp/options.js';
 import { UEFI_PXE, request } from '../support/dhcp-requests.js';
 import { parseMac } from '../../src/net/mac.js';
 import { tftpGet } from '../support/tftp-client.js';
-import { type HostInput, type KubeApiServer, type KubeApiServerOptions, startKubeApiServer } from '../support/kube-apiserver.js';
+import {
+  type HostInput,
+  type KubeApiServer,
+  type KubeApiServerOptions,
+  startKubeApiServer,
+} from '../support/kube-apiserver.js';
 import { kubeconfigFor, writeInClusterFiles, writeKubeconfig } from '../support/kube-config.js';
 
 const NS = 'metal3';
@@ -47,7 +52,16 @@ async function until(condition: () => boolean, what: string): Promise<void> {
   }
 }
 
-function host(name: string, octet: number, extra: { annotations?: Record<string, string>; namespace?: string; status?: Record<string, unknown>; finalizers?: string[] } = {}): HostInput {
+function host(
+  name: string,
+  octet: number,
+  extra: {
+    annotations?: Record<string, string>;
+    namespace?: string;
+    status?: Record<string, unknown>;
+    finalizers?: string[];
+  } = {},
+): HostInput {
   const mac = `52:54:00:00:00:${octet.toString(16).padStart(2, '0')}`;
   return {
     metadata: {
@@ -92,7 +106,16 @@ function watcher(kc: KubeConfig, over: Partial<BmhWatcherOptions> & { namespace?
     initialSyncTimeoutMs: 0,
     random: () => 0.5,
     ...over,
-    timing: { backoffBaseMs: 20, backoffCapMs: 200, healthyAfterMs: 2_000, minWatchMs: 50, listTimeoutMs: 3_000, watchTimeoutSeconds: 60, stallGraceMs: 300, ...over.timing },
+    timing: {
+      backoffBaseMs: 20,
+      backoffCapMs: 200,
+      healthyAfterMs: 2_000,
+      minWatchMs: 50,
+      listTimeoutMs: 3_000,
+      watchTimeoutSeconds: 60,
+      stallGraceMs: 300,
+      ...over.timing,
+    },
   });
   cleanups.push(() => w.close());
   /** What a DHCP packet for `octet`'s MAC would find: the lease IP, or the lookup kind. */
@@ -114,7 +137,10 @@ function watcher(kc: KubeConfig, over: Partial<BmhWatcherOptions> & { namespace?
 }
 
 const lines = (s: KubeApiServer, from = 0): string[] =>
-  s.requests.slice(from).filter((r) => r.path.includes('baremetalhosts')).map((r) => `${r.watch ? 'watch' : 'list'} -> ${r.status ?? '-'}`);
+  s.requests
+    .slice(from)
+    .filter((r) => r.path.includes('baremetalhosts'))
+    .map((r) => `${r.watch ? 'watch' : 'list'} -> ${r.status ?? '-'}`);
 
 describe('BareMetalHosts from the cluster', () => {
   it('is not ready until the first list has loaded, and retries the list until it does', async () => {
@@ -128,7 +154,13 @@ describe('BareMetalHosts from the cluster', () => {
     await until(() => w.status().ready, 'ready');
     expect(lookup(0x11)).toBe('10.0.0.17');
     await until(() => w.status().connected && s.openWatches === 1, 'watching');
-    expect(w.status()).toMatchObject({ ready: true, connected: true, hosts: 1, restarts: 3, lastError: 'list: HTTP 500' });
+    expect(w.status()).toMatchObject({
+      ready: true,
+      connected: true,
+      hosts: 1,
+      restarts: 3,
+      lastError: 'list: HTTP 500',
+    });
     expect(w.status().detail).toBe('watching baremetalhosts in namespace metal3: 1 host');
     expect(await metric('metalboot_kube_watch_restarts_total', { reason: 'list-failed' })).toBe(3);
     expect(await metric('metalboot_kube_ready')).toBe(1);
@@ -159,7 +191,10 @@ describe('BareMetalHosts from the cluster', () => {
     s.upsertHost(host('h1', 0x11, { annotations: { [`${P}ip-address`]: '10.0.0.99/24' } }));
     await until(() => lookup(0x11) === '10.0.0.99', 'h1 re-addressed');
 
-    s.setStatus(NS, 'h1', { provisioning: { state: 'provisioning' }, hardware: { nics: [{ name: 'eth1', mac: '52:54:00:00:01:11' }] } });
+    s.setStatus(NS, 'h1', {
+      provisioning: { state: 'provisioning' },
+      hardware: { nics: [{ name: 'eth1', mac: '52:54:00:00:01:11' }] },
+    });
     await until(() => state(0x11) === 'provisioning', 'h1 provisioning');
     expect(lookup(0x11, '52:54:00:00:01:11')).toBe('10.0.0.99');
 
@@ -201,7 +236,9 @@ describe('BareMetalHosts from the cluster', () => {
     await w.start();
     await until(() => w.status().ready, 'ready');
     expect(lookup(0x46)).toBe('10.0.0.70');
-    expect(s.requests.filter((r) => !r.watch && r.path.includes('baremetalhosts')).map((r) => r.query['limit'])).toEqual(['3', '3', '3']);
+    expect(
+      s.requests.filter((r) => !r.watch && r.path.includes('baremetalhosts')).map((r) => r.query['limit']),
+    ).toEqual(['3', '3', '3']);
   });
 });
 
@@ -214,20 +251,26 @@ describe('recovery', () => {
     return { s, ...x };
   }
 
-  it.each(['end', 'close', 'reset', 'mid-chunk'] as const)('re-watches from its last version after a dropped connection (%s), losing nothing', async (mode) => {
-    // minWatchMs 0: a clean end right after opening is not taken for a server that closes at once.
-    const { s, w, lookup } = await connected({ timing: { minWatchMs: 0 } });
-    const seen = s.requests.length;
-    expect(s.dropWatchConnections(mode)).toBe(1);
-    s.upsertHost(host('h3', 0x13));
-    s.deleteHost(NS, 'h2');
-    s.upsertHost(host('h1', 0x11, { annotations: { [`${P}ip-address`]: '10.0.0.71/24' } }));
-    await until(() => lookup(0x13) === '10.0.0.19' && lookup(0x12) === 'unknown' && lookup(0x11) === '10.0.0.71', 'changes made while cut');
-    await until(() => w.status().connected && s.openWatches === 1, 'reconnected');
-    // The server's history filled the gap: no relist.
-    expect(lines(s, seen).every((l) => l.startsWith('watch'))).toBe(true);
-    expect(w.status().restarts).toBe(mode === 'end' ? 0 : 1);
-  });
+  it.each(['end', 'close', 'reset', 'mid-chunk'] as const)(
+    're-watches from its last version after a dropped connection (%s), losing nothing',
+    async (mode) => {
+      // minWatchMs 0: a clean end right after opening is not taken for a server that closes at once.
+      const { s, w, lookup } = await connected({ timing: { minWatchMs: 0 } });
+      const seen = s.requests.length;
+      expect(s.dropWatchConnections(mode)).toBe(1);
+      s.upsertHost(host('h3', 0x13));
+      s.deleteHost(NS, 'h2');
+      s.upsertHost(host('h1', 0x11, { annotations: { [`${P}ip-address`]: '10.0.0.71/24' } }));
+      await until(
+        () => lookup(0x13) === '10.0.0.19' && lookup(0x12) === 'unknown' && lookup(0x11) === '10.0.0.71',
+        'changes made while cut',
+      );
+      await until(() => w.status().connected && s.openWatches === 1, 'reconnected');
+      // The server's history filled the gap: no relist.
+      expect(lines(s, seen).every((l) => l.startsWith('watch'))).toBe(true);
+      expect(w.status().restarts).toBe(mode === 'end' ? 0 : 1);
+    },
+  );
 
   it('backs off and retries a 500 on the watch request', async () => {
     const { s, w, lookup, metric } = await connected();
@@ -269,22 +312,27 @@ describe('recovery', () => {
     expect(await metric('metalboot_kube_watch_restarts_total', { reason: 'expired' })).toBe(1);
   });
 
-  it.each(['refuse', 'reset', '503'] as const)('keeps serving the last known hosts while the API server is away (%s), then catches up', async (mode) => {
-    const { s, w, lookup, metric } = await connected();
-    await s.pauseAvailability(mode);
-    await until(() => !w.status().connected && w.status().restarts >= 2, 'noticed the outage');
-    const away = w.status();
-    expect(away).toMatchObject({ ready: true, connected: false, hosts: 2 });
-    expect(away.detail).toMatch(/^not connected to the API server since \S+; serving 2 hosts from the last known state \(last error: (watch|list): /);
-    expect(await metric('metalboot_kube_connected')).toBe(0);
-    expect([lookup(0x11), lookup(0x12)]).toEqual(['10.0.0.17', '10.0.0.18']);
-    s.upsertHost(host('h3', 0x13));
-    s.deleteHost(NS, 'h1');
-    await s.resume();
-    await until(() => lookup(0x13) === '10.0.0.19' && lookup(0x11) === 'unknown', 'caught up');
-    await until(() => w.status().connected && s.openWatches === 1, 'reconnected');
-    expect(w.status().detail).toBe('watching baremetalhosts in namespace metal3: 2 hosts');
-  });
+  it.each(['refuse', 'reset', '503'] as const)(
+    'keeps serving the last known hosts while the API server is away (%s), then catches up',
+    async (mode) => {
+      const { s, w, lookup, metric } = await connected();
+      await s.pauseAvailability(mode);
+      await until(() => !w.status().connected && w.status().restarts >= 2, 'noticed the outage');
+      const away = w.status();
+      expect(away).toMatchObject({ ready: true, connected: false, hosts: 2 });
+      expect(away.detail).toMatch(
+        /^not connected to the API server since \S+; serving 2 hosts from the last known state \(last error: (watch|list): /,
+      );
+      expect(await metric('metalboot_kube_connected')).toBe(0);
+      expect([lookup(0x11), lookup(0x12)]).toEqual(['10.0.0.17', '10.0.0.18']);
+      s.upsertHost(host('h3', 0x13));
+      s.deleteHost(NS, 'h1');
+      await s.resume();
+      await until(() => lookup(0x13) === '10.0.0.19' && lookup(0x11) === 'unknown', 'caught up');
+      await until(() => w.status().connected && s.openWatches === 1, 'reconnected');
+      expect(w.status().detail).toBe('watching baremetalhosts in namespace metal3: 2 hosts');
+    },
+  );
 
   it('abandons a stalled stream once the server should have ended it, and catches up', async () => {
     const { s, w, lookup, metric } = await connected({ timing: { watchTimeoutSeconds: 1, stallGraceMs: 300 } });
@@ -349,7 +397,10 @@ describe('configuration', () => {
     const files = await writeInClusterFiles(s, { namespace: NS });
     const saved = { host: process.env['KUBERNETES_SERVICE_HOST'], port: process.env['KUBERNETES_SERVICE_PORT'] };
     cleanups.push(() => {
-      for (const [k, v] of [['KUBERNETES_SERVICE_HOST', saved.host], ['KUBERNETES_SERVICE_PORT', saved.port]] as const) {
+      for (const [k, v] of [
+        ['KUBERNETES_SERVICE_HOST', saved.host],
+        ['KUBERNETES_SERVICE_PORT', saved.port],
+      ] as const) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }
@@ -364,7 +415,15 @@ describe('configuration', () => {
   it('coexists with BareMetalHost manifest files in the same index', async () => {
     const s = await server({ hosts: [host('h1', 0x11)] });
     const { w, index, lookup } = watcher(kubeConfig(s));
-    const file = bmhToHost({ apiVersion: 'metal3.io/v1alpha1', kind: 'BareMetalHost', metadata: { name: 'f1', namespace: NS, annotations: { [`${P}ip-address`]: '10.0.0.80/24' } }, spec: { bootMACAddress: '52:54:00:00:00:80' } }, { annotationPrefix: P, from: '/etc/bmh.yaml' });
+    const file = bmhToHost(
+      {
+        apiVersion: 'metal3.io/v1alpha1',
+        kind: 'BareMetalHost',
+        metadata: { name: 'f1', namespace: NS, annotations: { [`${P}ip-address`]: '10.0.0.80/24' } },
+        spec: { bootMACAddress: '52:54:00:00:00:80' },
+      },
+      { annotationPrefix: P, from: '/etc/bmh.yaml' },
+    );
     if (file.kind !== 'host') throw new Error(file.reason);
     index.replaceAll('bmh', [file.host]);
     await w.start();
@@ -402,27 +461,55 @@ describe('Events on the BareMetalHost', () => {
       if (found.kind !== 'host') throw new Error(`no host ${octet}`);
       return found.host;
     };
-    const suppressed = async (why: string) => (await registry.getSingleMetric('metalboot_kube_events_suppressed_total')!.get()).values.find((v) => v.labels['why'] === why)?.value;
+    const suppressed = async (why: string) =>
+      (await registry.getSingleMetric('metalboot_kube_events_suppressed_total')!.get()).values.find(
+        (v) => v.labels['why'] === why,
+      )?.value;
     return { s, events, hostOf, suppressed, ...x };
   }
 
   it('posts boot milestones as core/v1 Events about the host, with its uid', async () => {
     const { s, events, hostOf } = await setup();
     const h1 = hostOf(0x11);
-    events.leaseOffered(h1, '10.0.0.17/24', 'to 52:54:00:00:00:11 (PXE firmware, arch 7); boot file snponly.efi over TFTP');
+    events.leaseOffered(
+      h1,
+      '10.0.0.17/24',
+      'to 52:54:00:00:00:11 (PXE firmware, arch 7); boot file snponly.efi over TFTP',
+    );
     events.bootFileServed(h1, 'snponly.efi', 'tftp');
     events.scriptServed(h1, 'inspector', 'IPA ramdisk, callback http://10.0.0.1:8080/v1/continue_inspection');
     events.dropped(hostOf(0x12), 'host-not-servable', `annotation ${P}ip-address is missing`);
     await events.flush();
     const got = s.events(NS);
     expect(got.map((e) => [e.involvedObject.name, e.type, e.reason, e.message])).toEqual([
-      ['h1', 'Normal', 'DHCPLeaseOffered', 'offered 10.0.0.17/24 to 52:54:00:00:00:11 (PXE firmware, arch 7); boot file snponly.efi over TFTP'],
+      [
+        'h1',
+        'Normal',
+        'DHCPLeaseOffered',
+        'offered 10.0.0.17/24 to 52:54:00:00:00:11 (PXE firmware, arch 7); boot file snponly.efi over TFTP',
+      ],
       ['h1', 'Normal', 'BootFileServed', 'served snponly.efi over TFTP'],
-      ['h1', 'Normal', 'BootScriptServed', 'served the inspector boot script: IPA ramdisk, callback http://10.0.0.1:8080/v1/continue_inspection'],
-      ['h2', 'Warning', 'DHCPDropped', `DHCP request not answered: host-not-servable (annotation ${P}ip-address is missing)`],
+      [
+        'h1',
+        'Normal',
+        'BootScriptServed',
+        'served the inspector boot script: IPA ramdisk, callback http://10.0.0.1:8080/v1/continue_inspection',
+      ],
+      [
+        'h2',
+        'Warning',
+        'DHCPDropped',
+        `DHCP request not answered: host-not-servable (annotation ${P}ip-address is missing)`,
+      ],
     ]);
     expect(got[0]).toMatchObject({
-      involvedObject: { apiVersion: 'metal3.io/v1alpha1', kind: 'BareMetalHost', namespace: NS, name: 'h1', uid: s.host(NS, 'h1')!.metadata.uid },
+      involvedObject: {
+        apiVersion: 'metal3.io/v1alpha1',
+        kind: 'BareMetalHost',
+        namespace: NS,
+        name: 'h1',
+        uid: s.host(NS, 'h1')!.metadata.uid,
+      },
       source: { component: 'metalboot' },
       reportingComponent: 'metalboot',
       reportingInstance: 'metalboot-0',
@@ -467,8 +554,27 @@ describe('in the product (buildServices with --kube)', () => {
   async function startProduct(s: KubeApiServer, root: string, tftp: boolean) {
     const kubeconfig = await writeKubeconfig(s);
     const loaded = loadConfig({
-      argv: ['--kube', '--kubeconfig', kubeconfig, '--kube-namespace', NS, '--server-ip', '127.0.0.1/8', '--dhcp-listen', '127.0.0.1:0',
-        '--tftp-listen', tftp ? '127.0.0.1:0' : '', '--tftp-root', root, '--http-listen', '127.0.0.1:0', '--callback-listen', '', '--log-level', 'silent'],
+      argv: [
+        '--kube',
+        '--kubeconfig',
+        kubeconfig,
+        '--kube-namespace',
+        NS,
+        '--server-ip',
+        '127.0.0.1/8',
+        '--dhcp-listen',
+        '127.0.0.1:0',
+        '--tftp-listen',
+        tftp ? '127.0.0.1:0' : '',
+        '--tftp-root',
+        root,
+        '--http-listen',
+        '127.0.0.1:0',
+        '--callback-listen',
+        '',
+        '--log-level',
+        'silent',
+      ],
       env: {},
       readFile: () => '',
       localAddresses: () => [],
@@ -503,7 +609,10 @@ describe('in the product (buildServices with --kube)', () => {
 
     // Annotating the host fixes it on the next packet.
     s.upsertHost(host('h2', 0x12));
-    await until(() => { const f = product.index.lookup(parseMac('52:54:00:00:00:12')!); return f.kind === 'host' && f.host.lease !== undefined; }, 'h2 annotated');
+    await until(() => {
+      const f = product.index.lookup(parseMac('52:54:00:00:00:12')!);
+      return f.kind === 'host' && f.host.lease !== undefined;
+    }, 'h2 annotated');
   });
 
   it('a completed TFTP transfer becomes a BootFileServed event on the host whose lease it came from', async () => {
@@ -512,7 +621,12 @@ describe('in the product (buildServices with --kube)', () => {
     const root = await mkdtemp(join(tmpdir(), 'metalboot-kube-tftp-'));
     await writeFile(join(root, 'snponly.efi'), Buffer.alloc(5000, 1));
     const product = await startProduct(s, root, true);
-    const got = await tftpGet({ host: '127.0.0.1', port: product.tftp!.address().port, file: 'snponly.efi', options: [['blksize', '1468']] });
+    const got = await tftpGet({
+      host: '127.0.0.1',
+      port: product.tftp!.address().port,
+      file: 'snponly.efi',
+      options: [['blksize', '1468']],
+    });
     expect(got.data.length).toBe(5000);
     await s.waitFor(() => s.events(NS).some((e) => e.reason === 'BootFileServed'), WAIT_MS, 'the BootFileServed event');
     expect(s.events(NS).find((e) => e.reason === 'BootFileServed')).toMatchObject({

@@ -34,7 +34,11 @@ function readSysctl(name: string): number | undefined {
   }
 }
 
-interface LogLine { level: number; msg: string; [k: string]: unknown }
+interface LogLine {
+  level: number;
+  msg: string;
+  [k: string]: unknown;
+}
 
 const servers: DhcpServer[] = [];
 const clients: dgram.Socket[] = [];
@@ -48,7 +52,14 @@ async function setup(o: { listenHost?: string; relayPort?: number; recvBufferByt
   const logger = pino({ level: 'debug' }, { write: (s: string) => logs.push(JSON.parse(s) as LogLine) });
   const registry = new Registry();
   const index = new HostIndex();
-  index.replaceAll('static', [staticToHost({ mac: parseMac(HOST_MAC)!, ip: ip4('127.0.0.21'), hostname: undefined }, 'test', { prefix: 8, gateway: undefined, dns: [], ntp: [] })]);
+  index.replaceAll('static', [
+    staticToHost({ mac: parseMac(HOST_MAC)!, ip: ip4('127.0.0.21'), hostname: undefined }, 'test', {
+      prefix: 8,
+      gateway: undefined,
+      dns: [],
+      ntp: [],
+    }),
+  ]);
   const now = () => 1_000_000;
   const pool = new LeasePool({ ranges: [], isClaimed: (a) => index.isClaimed(a), serverIp: ip4('127.0.0.1') });
   const policy: DhcpPolicy = dhcpPolicy({
@@ -64,8 +75,12 @@ async function setup(o: { listenHost?: string; relayPort?: number; recvBufferByt
   });
   const outcomes: DhcpOutcome[] = [];
   const opts: DhcpServerOptions = {
-    listen: { host: o.listenHost ?? '127.0.0.1', port: 0 }, policy, state: { index, pool, now },
-    leases: new LeaseStore(pool, undefined, now, logger), logger, registry,
+    listen: { host: o.listenHost ?? '127.0.0.1', port: 0 },
+    policy,
+    state: { index, pool, now },
+    leases: new LeaseStore(pool, undefined, now, logger),
+    logger,
+    registry,
     onOutcome: (x) => outcomes.push(x),
     ...(o.recvBufferBytes === undefined ? {} : { recvBufferBytes: o.recvBufferBytes }),
   };
@@ -109,21 +124,27 @@ describe('DhcpServer receive buffer', () => {
   const rmemDefault = readSysctl('net.core.rmem_default');
   const fits = rmemMax === undefined || rmemDefault === undefined ? 0 : Math.min(rmemMax, 4 * rmemDefault);
 
-  it.runIf(fits > rmemDefault!)('sets recvBufferBytes on the socket when the kernel allows it, without a warning', async () => {
-    const { server, capWarnings } = await setup({ recvBufferBytes: fits });
-    expect(server.recvBufferSize()).toBeGreaterThanOrEqual(fits);
-    expect(server.recvBufferSize()).toBeGreaterThan(2 * rmemDefault!);
-    expect(capWarnings()).toHaveLength(0);
-  });
+  it.runIf(fits > rmemDefault!)(
+    'sets recvBufferBytes on the socket when the kernel allows it, without a warning',
+    async () => {
+      const { server, capWarnings } = await setup({ recvBufferBytes: fits });
+      expect(server.recvBufferSize()).toBeGreaterThanOrEqual(fits);
+      expect(server.recvBufferSize()).toBeGreaterThan(2 * rmemDefault!);
+      expect(capWarnings()).toHaveLength(0);
+    },
+  );
 
-  it.runIf(rmemMax !== undefined && rmemMax < 2 ** 29)('warns once, naming net.core.rmem_max, when the kernel caps the buffer of its two sockets', async () => {
-    const requested = 2 * rmemMax! + 4096;
-    const { server, capWarnings } = await setup({ listenHost: '0.0.0.0', recvBufferBytes: requested });
-    expect(server.recvBufferSize()).toBeLessThan(2 * requested);
-    const warned = capWarnings();
-    expect(warned).toHaveLength(1);
-    expect(warned[0]).toMatchObject({ requested, granted: rmemMax, fix: `sysctl -w net.core.rmem_max=${requested}` });
-  });
+  it.runIf(rmemMax !== undefined && rmemMax < 2 ** 29)(
+    'warns once, naming net.core.rmem_max, when the kernel caps the buffer of its two sockets',
+    async () => {
+      const requested = 2 * rmemMax! + 4096;
+      const { server, capWarnings } = await setup({ listenHost: '0.0.0.0', recvBufferBytes: requested });
+      expect(server.recvBufferSize()).toBeLessThan(2 * requested);
+      const warned = capWarnings();
+      expect(warned).toHaveLength(1);
+      expect(warned[0]).toMatchObject({ requested, granted: rmemMax, fix: `sysctl -w net.core.rmem_max=${requested}` });
+    },
+  );
 
   it('leaves the kernel default alone with recvBufferBytes 0', async () => {
     const { server, capWarnings } = await setup({ recvBufferBytes: 0 });
@@ -147,7 +168,13 @@ describe('DhcpServer replies and drops', () => {
     await until(async () => (await metric('metalboot_dhcp_replies_total', 'type', 'OFFER')) === 1);
     expect(await metric('metalboot_dhcp_received_total', 'type', 'DISCOVER')).toBe(1);
     expect(await metric('metalboot_dhcp_replies_total', 'type', 'OFFER')).toBe(1);
-    expect(logs.find((l) => l.msg === 'dhcp reply')).toMatchObject({ mac: HOST_MAC, type: 'OFFER', ip: '127.0.0.21', to: `127.0.0.1:${c.address().port}`, client: 'pxe' });
+    expect(logs.find((l) => l.msg === 'dhcp reply')).toMatchObject({
+      mac: HOST_MAC,
+      type: 'OFFER',
+      ip: '127.0.0.21',
+      to: `127.0.0.1:${c.address().port}`,
+      client: 'pxe',
+    });
   });
 
   it('counts a DISCOVER from an unknown MAC as dropped, unknown-host, and sends nothing', async () => {

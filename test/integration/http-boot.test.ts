@@ -29,8 +29,22 @@ const ip = (s: string) => parseIpv4(s)!;
 const golden = (name: string) => path.join(__dirname, '../fixtures/scripts', name);
 const P = 'metal3.vcluster.com/';
 
-function bmh(name: string, mac: string, state: string, annotations: Record<string, string> = { [`${P}ip-address`]: `10.0.0.${20 + Number.parseInt(mac.slice(-2), 16)}/24` }) {
-  const r = bmhToHost({ apiVersion: 'metal3.io/v1alpha1', kind: 'BareMetalHost', metadata: { name, namespace: 'metal3', annotations }, spec: { bootMACAddress: mac }, status: { provisioning: { state } } }, { annotationPrefix: P, from: 'test' });
+function bmh(
+  name: string,
+  mac: string,
+  state: string,
+  annotations: Record<string, string> = { [`${P}ip-address`]: `10.0.0.${20 + Number.parseInt(mac.slice(-2), 16)}/24` },
+) {
+  const r = bmhToHost(
+    {
+      apiVersion: 'metal3.io/v1alpha1',
+      kind: 'BareMetalHost',
+      metadata: { name, namespace: 'metal3', annotations },
+      spec: { bootMACAddress: mac },
+      status: { provisioning: { state } },
+    },
+    { annotationPrefix: P, from: 'test' },
+  );
   if (r.kind !== 'host') throw new Error(r.reason);
   return r.host;
 }
@@ -57,7 +71,9 @@ describe('HTTP boot routes', () => {
     ironic = http.createServer((req, res) => {
       ironicRequests.push(req.url ?? '');
       if (req.url === '/pxelinux.cfg/52-54-00-00-00-04') {
-        res.writeHead(200, { 'content-type': 'text/plain' }).end(IRONIC_CONFIG.replaceAll('http://ironic.example:6180', ironicUrl));
+        res
+          .writeHead(200, { 'content-type': 'text/plain' })
+          .end(IRONIC_CONFIG.replaceAll('http://ironic.example:6180', ironicUrl));
       } else if (req.url === '/pxelinux.cfg/52-54-00-00-00-06') {
         res.writeHead(500).end('boom');
       } else res.writeHead(404).end();
@@ -79,24 +95,51 @@ describe('HTTP boot routes', () => {
       bmh('broken-ironic', '52:54:00:00:00:06', 'provisioning'),
       bmh('no-ip', '52:54:00:00:00:07', 'inspecting', {}),
     ]);
-    index.replaceAll('static', [staticToHost({ mac: parseMac('52:54:00:00:00:10')!, ip: ip('10.0.0.31'), hostname: undefined }, 'test', { prefix: 24, gateway: undefined, dns: [], ntp: [] })]);
+    index.replaceAll('static', [
+      staticToHost({ mac: parseMac('52:54:00:00:00:10')!, ip: ip('10.0.0.31'), hostname: undefined }, 'test', {
+        prefix: 24,
+        gateway: undefined,
+        dns: [],
+        ntp: [],
+      }),
+    ]);
     const pool = new LeasePool({ ranges: [], isClaimed: () => false, serverIp: ip('10.0.0.1') });
     const policy: DhcpPolicy = dhcpPolicy({
-      serverIp: ip('10.0.0.1'), serverPrefix: 24, ports: { relay: 67, client: 68 },
+      serverIp: ip('10.0.0.1'),
+      serverPrefix: 24,
+      ports: { relay: 67, client: 68 },
       reply: { serverId: ip('10.0.0.1'), tftpServer: ip('10.0.0.1'), domainName: undefined },
       boot: { bootFiles: DEFAULT_BOOT_FILES, httpAdvertiseUrl: 'http://10.0.0.1:8080' },
-      leaseSeconds: 3600, rangeGateway: undefined, rangeDns: [], rangeNtp: [],
+      leaseSeconds: 3600,
+      rangeGateway: undefined,
+      rangeDns: [],
+      rangeNtp: [],
     });
     app = await buildApp({
       logger: pino({ level: 'silent' }),
       registry,
       boot: {
-        scripts: new IpxeScripts(undefined), index, files, baseUrl: 'http://10.0.0.1:8080', apiUrl: 'http://10.0.0.1:8080',
-        ironicHttpUrl: ironicUrl, ironicApiUrl: 'http://ironic.example:6385', annotationPrefix: P,
-        inspector: { collectors: 'default,logs', extraKernelParams: ['console=ttyS0,115200'], kernelPath: 'images/ironic-python-agent.kernel', initramfsPath: 'images/ironic-python-agent.initramfs' },
+        scripts: new IpxeScripts(undefined),
+        index,
+        files,
+        baseUrl: 'http://10.0.0.1:8080',
+        apiUrl: 'http://10.0.0.1:8080',
+        ironicHttpUrl: ironicUrl,
+        ironicApiUrl: 'http://ironic.example:6385',
+        annotationPrefix: P,
+        inspector: {
+          collectors: 'default,logs',
+          extraKernelParams: ['console=ttyS0,115200'],
+          kernelPath: 'images/ironic-python-agent.kernel',
+          initramfsPath: 'images/ironic-python-agent.initramfs',
+        },
         installer: { extraKernelParams: ['console=ttyS0,115200', 'ipa-debug=1'] },
       },
-      ops: { readiness: [{ name: 'sources', check: () => ({ ok: true, detail: 'loaded' }) }], policy, state: { index, pool, now: () => 0 } },
+      ops: {
+        readiness: [{ name: 'sources', check: () => ({ ok: true, detail: 'loaded' }) }],
+        policy,
+        state: { index, pool, now: () => 0 },
+      },
     });
   });
 
@@ -132,10 +175,21 @@ describe('HTTP boot routes', () => {
 
   it('the inspector script carries the IPA contract', async () => {
     const body = (await get('/boot/52:54:00:00:00:01.ipxe')).body;
-    for (const p of ['ipa-inspection-callback-url=http://10.0.0.1:8080/v1/continue_inspection', 'ipa-inspection-collectors=default,logs', 'BOOTIF=52:54:00:00:00:01', 'ipa-insecure=1', 'ipa-collect-lldp=1', 'ipa-inspection-dhcp-all-interfaces=1', 'console=ttyS0,115200', 'initrd=ironic-python-agent.initramfs']) {
+    for (const p of [
+      'ipa-inspection-callback-url=http://10.0.0.1:8080/v1/continue_inspection',
+      'ipa-inspection-collectors=default,logs',
+      'BOOTIF=52:54:00:00:00:01',
+      'ipa-insecure=1',
+      'ipa-collect-lldp=1',
+      'ipa-inspection-dhcp-all-interfaces=1',
+      'console=ttyS0,115200',
+      'initrd=ironic-python-agent.initramfs',
+    ]) {
       expect(body).toContain(p);
     }
-    expect(body).toMatch(/kernel --timeout 60000 http:\/\/10\.0\.0\.1:8080\/images\/ironic-python-agent\.kernel .* \|\| goto retry/);
+    expect(body).toMatch(
+      /kernel --timeout 60000 http:\/\/10\.0\.0\.1:8080\/images\/ironic-python-agent\.kernel .* \|\| goto retry/,
+    );
     expect(body).not.toContain('ipa-inspector-collectors');
   });
 
@@ -169,7 +223,9 @@ describe('HTTP boot routes', () => {
     const r = await get('/ipxe/snponly.efi');
     expect(r.statusCode).toBe(200);
     expect(r.headers['content-length']).toBe('70000');
-    expect(createHash('sha256').update(r.rawPayload).digest('hex')).toBe(createHash('sha256').update(Buffer.alloc(70_000, 7)).digest('hex'));
+    expect(createHash('sha256').update(r.rawPayload).digest('hex')).toBe(
+      createHash('sha256').update(Buffer.alloc(70_000, 7)).digest('hex'),
+    );
     const head = await app.inject({ method: 'HEAD', url: '/ipxe/snponly.efi' });
     expect(head.statusCode).toBe(200);
     expect(head.headers['content-length']).toBe('70000');
@@ -179,9 +235,23 @@ describe('HTTP boot routes', () => {
 
   it('/debug/explain says why for each kind of MAC', async () => {
     const known = (await get('/debug/explain?mac=52:54:00:00:00:01')).json();
-    expect(known).toMatchObject({ host: { source: 'bmh', name: 'metal3/inspecting-0', provisioningState: 'inspecting', lease: { ip: '10.0.0.21' } }, dhcp: { answer: 'offer', boot: { 'uefi-x64-pxe': { kind: 'tftp', file: 'snponly.efi' }, ipxe: { kind: 'ipxe-script', url: 'http://10.0.0.1:8080/boot.ipxe' } } }, script: { kind: 'inspector' } });
+    expect(known).toMatchObject({
+      host: { source: 'bmh', name: 'metal3/inspecting-0', provisioningState: 'inspecting', lease: { ip: '10.0.0.21' } },
+      dhcp: {
+        answer: 'offer',
+        boot: {
+          'uefi-x64-pxe': { kind: 'tftp', file: 'snponly.efi' },
+          ipxe: { kind: 'ipxe-script', url: 'http://10.0.0.1:8080/boot.ipxe' },
+        },
+      },
+      script: { kind: 'inspector' },
+    });
     const noIp = (await get('/debug/explain?mac=52:54:00:00:00:07')).json();
-    expect(noIp.dhcp).toEqual({ answer: 'silent', reason: 'host-not-servable', detail: 'annotation metal3.vcluster.com/ip-address is missing' });
+    expect(noIp.dhcp).toEqual({
+      answer: 'silent',
+      reason: 'host-not-servable',
+      detail: 'annotation metal3.vcluster.com/ip-address is missing',
+    });
     const unknown = (await get('/debug/explain?mac=52:54:00:99:99:99')).json();
     expect(unknown.dhcp).toEqual({ answer: 'silent', reason: 'unknown-host' });
     expect((await get('/debug/explain?mac=zz')).statusCode).toBe(400);
@@ -189,7 +259,10 @@ describe('HTTP boot routes', () => {
 
   it('/healthz, /readyz and /metrics', async () => {
     expect((await get('/healthz')).json()).toEqual({ status: 'ok' });
-    expect((await get('/readyz')).json()).toEqual({ status: 'ready', checks: [{ name: 'sources', ok: true, detail: 'loaded' }] });
+    expect((await get('/readyz')).json()).toEqual({
+      status: 'ready',
+      checks: [{ name: 'sources', ok: true, detail: 'loaded' }],
+    });
     const m = (await get('/metrics')).body;
     expect(m).toContain('metalboot_boot_scripts_total{kind="inspector"}');
     expect(m).toContain('metalboot_http_requests_total');

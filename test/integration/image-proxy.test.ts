@@ -57,7 +57,12 @@ async function startProxy(options: ProxyOptions = {}): Promise<Proxy> {
     if (c.dir === undefined) dirs.push(cacheDir);
     cacheOption = { maxBytes: 200 * MiB, ...c, dir: cacheDir };
   }
-  await app.register(imageProxyPlugin, { upstream: up.url, registry, ...rest, ...(cacheOption === undefined ? {} : { cache: cacheOption }) });
+  await app.register(imageProxyPlugin, {
+    upstream: up.url,
+    registry,
+    ...rest,
+    ...(cacheOption === undefined ? {} : { cache: cacheOption }),
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   apps.push(app);
   const port = (app.server.address() as net.AddressInfo).port;
@@ -71,12 +76,15 @@ async function startProxy(options: ProxyOptions = {}): Promise<Proxy> {
     async metric(name, labels = {}) {
       const m = await registry.getSingleMetric(name)?.get();
       if (m === undefined) return Number.NaN;
-      return m.values.filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val)).reduce((a, v) => a + v.value, 0);
+      return m.values
+        .filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val))
+        .reduce((a, v) => a + v.value, 0);
     },
     entryFiles: () => list('entries'),
     tmpFiles: () => list('tmp'),
     async settled() {
-      const running = async (): Promise<number> => (await registry.getSingleMetric('metalboot_image_cache_fills_running')?.get())?.values[0]?.value ?? 0;
+      const running = async (): Promise<number> =>
+        (await registry.getSingleMetric('metalboot_image_cache_fills_running')?.get())?.values[0]?.value ?? 0;
       for (let i = 0; i < 500 && (await running()) > 0; i++) await new Promise((r) => setTimeout(r, 10));
       expect(await running()).toBe(0);
       expect(list('tmp')).toEqual([]);
@@ -93,7 +101,9 @@ async function get(p: Proxy, target: string, headers: Record<string, string> = {
 /** Sends a raw request line (no client-side normalisation) and returns the status code. */
 function rawStatus(port: number, target: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1', () => s.write(`GET ${target} HTTP/1.1\r\nHost: metalboot\r\nConnection: close\r\n\r\n`));
+    const s = net.connect(port, '127.0.0.1', () =>
+      s.write(`GET ${target} HTTP/1.1\r\nHost: metalboot\r\nConnection: close\r\n\r\n`),
+    );
     let data = '';
     s.setEncoding('latin1');
     s.on('data', (c: string) => (data += c));
@@ -119,7 +129,13 @@ beforeEach(() => {
 afterEach(async () => {
   await Promise.all(apps.splice(0).map((a) => a.close()));
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-  for (const p of ['/images/ironic-python-agent.kernel', '/images/big.img', '/pxelinux.cfg/52-54-00-12-34-56', `/${NODE}/deploy_kernel`]) up.behave(p, undefined);
+  for (const p of [
+    '/images/ironic-python-agent.kernel',
+    '/images/big.img',
+    '/pxelinux.cfg/52-54-00-12-34-56',
+    `/${NODE}/deploy_kernel`,
+  ])
+    up.behave(p, undefined);
 });
 
 describe('relaying without a cache', () => {
@@ -160,7 +176,11 @@ describe('relaying without a cache', () => {
     ['If-Modified-Since', () => ({ 'if-modified-since': new Date(Date.now() + 60_000).toUTCString() }), 304],
     ['If-Match that fails', () => ({ 'if-match': '"other"' }), 412],
     ['If-Range that fails (whole body)', () => ({ range: 'bytes=0-9', 'if-range': '"other"' }), 200],
-    ['If-Range that holds', () => ({ range: 'bytes=0-9', 'if-range': up.etag('/images/ironic-python-agent.kernel')! }), 206],
+    [
+      'If-Range that holds',
+      () => ({ range: 'bytes=0-9', 'if-range': up.etag('/images/ironic-python-agent.kernel')! }),
+      206,
+    ],
   ])('passes %s through', async (_name, headers, status) => {
     const p = await startProxy();
     const r = await get(p, '/images/ironic-python-agent.kernel', headers());
@@ -172,7 +192,11 @@ describe('relaying without a cache', () => {
   it('forwards only allowed headers, with the query string, and drops hop-by-hop answers', async () => {
     up.behave('/pxelinux.cfg/52-54-00-12-34-56', { headers: { 'keep-alive': 'timeout=5', 'x-upstream': 'yes' } });
     const p = await startProxy();
-    const r = await get(p, '/pxelinux.cfg/52-54-00-12-34-56?a=1&b=%20', { cookie: 'secret=1', authorization: 'Bearer x', 'user-agent': 'iPXE/1.21' });
+    const r = await get(p, '/pxelinux.cfg/52-54-00-12-34-56?a=1&b=%20', {
+      cookie: 'secret=1',
+      authorization: 'Bearer x',
+      'user-agent': 'iPXE/1.21',
+    });
     expect(r.status).toBe(200);
     expect(r.body.equals(SMALL)).toBe(true);
     expect(r.headers['keep-alive']).toBeUndefined();
@@ -283,9 +307,15 @@ describe('relaying without a cache', () => {
 
   it('refuses bad options with stable codes', async () => {
     const app = Fastify();
-    await expect(app.register(imageProxyPlugin, { upstream: 'ftp://x', registry: new Registry() }).ready()).rejects.toMatchObject({ code: 'IMAGE_PROXY_ERR_BAD_UPSTREAM' });
+    await expect(
+      app.register(imageProxyPlugin, { upstream: 'ftp://x', registry: new Registry() }).ready(),
+    ).rejects.toMatchObject({ code: 'IMAGE_PROXY_ERR_BAD_UPSTREAM' });
     const app2 = Fastify();
-    await expect(app2.register(imageProxyPlugin, { upstream: 'http://x', prefixes: ['/a/../b/'], registry: new Registry() }).ready()).rejects.toMatchObject({ code: 'IMAGE_PROXY_ERR_BAD_PREFIX' });
+    await expect(
+      app2
+        .register(imageProxyPlugin, { upstream: 'http://x', prefixes: ['/a/../b/'], registry: new Registry() })
+        .ready(),
+    ).rejects.toMatchObject({ code: 'IMAGE_PROXY_ERR_BAD_PREFIX' });
   });
 });
 
@@ -316,7 +346,11 @@ describe('read-through cache', () => {
     const etag = up.etag('/images/ironic-python-agent.kernel')!;
     const size = KERNEL.length;
     const r = await get(p, '/images/ironic-python-agent.kernel', { range: 'bytes=100-' });
-    expect([r.status, r.headers['content-range'], r.headers['content-length']]).toEqual([206, `bytes 100-${size - 1}/${size}`, String(size - 100)]);
+    expect([r.status, r.headers['content-range'], r.headers['content-length']]).toEqual([
+      206,
+      `bytes 100-${size - 1}/${size}`,
+      String(size - 100),
+    ]);
     expect(r.body.equals(KERNEL.subarray(100))).toBe(true);
     const suffix = await get(p, '/images/ironic-python-agent.kernel', { range: 'bytes=-10' });
     expect(suffix.body.equals(KERNEL.subarray(size - 10))).toBe(true);
@@ -325,7 +359,9 @@ describe('read-through cache', () => {
     const head = await get(p, '/images/ironic-python-agent.kernel', {}, 'HEAD');
     expect([head.status, head.headers['content-length'], head.body.length]).toEqual([200, String(size), 0]);
     expect((await get(p, '/images/ironic-python-agent.kernel', { 'if-none-match': etag })).status).toBe(304);
-    expect((await get(p, '/images/ironic-python-agent.kernel', { range: 'bytes=0-9', 'if-range': '"old"' })).status).toBe(200);
+    expect(
+      (await get(p, '/images/ironic-python-agent.kernel', { range: 'bytes=0-9', 'if-range': '"old"' })).status,
+    ).toBe(200);
     expect(up.count('/images/ironic-python-agent.kernel')).toBe(1);
   });
 
@@ -506,7 +542,9 @@ describe('read-through cache', () => {
     const p = await startProxy({ cache: true });
     expect((await get(p, '/pxelinux.cfg/52-54-00-12-34-56')).headers['x-cache']).toBe('bypass');
     expect((await get(p, '/images/ironic-python-agent.kernel?x=1')).headers['x-cache']).toBe('bypass');
-    expect((await get(p, '/images/ironic-python-agent.kernel', { range: 'bytes=0-9' })).headers['x-cache']).toBe('bypass');
+    expect((await get(p, '/images/ironic-python-agent.kernel', { range: 'bytes=0-9' })).headers['x-cache']).toBe(
+      'bypass',
+    );
     expect((await get(p, '/images/ironic-python-agent.kernel', {}, 'HEAD')).headers['x-cache']).toBe('bypass');
     expect(p.entryFiles()).toEqual([]);
     expect(up.count('/images/ironic-python-agent.kernel')).toBe(3);

@@ -27,7 +27,14 @@ describe('ImageServer supervision', () => {
     const starts = path.join(dir, 'starts');
     process.env['METALBOOT_TEST_WORKER_STARTS'] = starts;
     const logs: Record<string, unknown>[] = [];
-    const logger = pino({ level: 'info' }, { write: (line: string) => { logs.push(JSON.parse(line) as Record<string, unknown>); } });
+    const logger = pino(
+      { level: 'info' },
+      {
+        write: (line: string) => {
+          logs.push(JSON.parse(line) as Record<string, unknown>);
+        },
+      },
+    );
     const server = new ImageServer({
       listen: { host: '127.0.0.1', port: 0 },
       proxy: { upstream: 'http://127.0.0.1:9' },
@@ -54,7 +61,10 @@ describe('ImageServer supervision', () => {
     expect(server.up).toBe(false);
     const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
       const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(undefined); });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(undefined);
+      });
       s.once('error', (e) => resolve(e));
     });
     expect(err?.code).toBe('ECONNREFUSED');

@@ -19,7 +19,6 @@ import { loadConfig } from '../../src/config/load.js';
 import { sha256, startUpstreamHttpd, type UpstreamHttpd } from '../support/upstream-httpd.js';
 import { freePort } from '../support/free-port.js';
 
-
 const KERNEL = randomBytes(3 * 1024 * 1024 + 17);
 const INITRAMFS = randomBytes(1024 * 1024);
 
@@ -40,15 +39,41 @@ describe('image worker (--image-listen)', () => {
     upstream = await startUpstreamHttpd();
     upstream.setFile('/images/ironic-python-agent.kernel', KERNEL);
     upstream.setFile('/images/ironic-python-agent.initramfs', INITRAMFS);
-    upstream.setFile('/pxelinux.cfg/52-54-00-00-00-02', Buffer.from(`#!ipxe\nkernel ${upstream.url}/11111111-2222-3333-4444-555555555555/deploy_kernel ipa-api-url=http://ironic:6385 || goto retry\nboot\n`));
+    upstream.setFile(
+      '/pxelinux.cfg/52-54-00-00-00-02',
+      Buffer.from(
+        `#!ipxe\nkernel ${upstream.url}/11111111-2222-3333-4444-555555555555/deploy_kernel ipa-api-url=http://ironic:6385 || goto retry\nboot\n`,
+      ),
+    );
     const [httpPort, port] = [await freePort(), await freePort()];
     imagePort = port;
     httpUrl = `http://127.0.0.1:${httpPort}`;
     imageUrl = `http://127.0.0.1:${imagePort}`;
     const loaded = loadConfig({
-      argv: ['--server-ip', '127.0.0.1/8', '--dhcp-listen', '127.0.0.1:0', '--tftp-listen', '', '--tftp-root', tmp(), '--callback-listen', '',
-        '--http-listen', `127.0.0.1:${httpPort}`, '--image-listen', `127.0.0.1:${imagePort}`, '--image-cache-dir', tmp(),
-        '--ironic-http-url', upstream.url, '--dhcp-hosts', '52:54:00:00:00:01,127.0.0.11;52:54:00:00:00:02,127.0.0.12', '--log-level', 'silent'],
+      argv: [
+        '--server-ip',
+        '127.0.0.1/8',
+        '--dhcp-listen',
+        '127.0.0.1:0',
+        '--tftp-listen',
+        '',
+        '--tftp-root',
+        tmp(),
+        '--callback-listen',
+        '',
+        '--http-listen',
+        `127.0.0.1:${httpPort}`,
+        '--image-listen',
+        `127.0.0.1:${imagePort}`,
+        '--image-cache-dir',
+        tmp(),
+        '--ironic-http-url',
+        upstream.url,
+        '--dhcp-hosts',
+        '52:54:00:00:00:01,127.0.0.11;52:54:00:00:00:02,127.0.0.12',
+        '--log-level',
+        'silent',
+      ],
       env: {},
       readFile: () => '',
       localAddresses: () => [],
@@ -66,7 +91,10 @@ describe('image worker (--image-listen)', () => {
   });
 
   it('is ready, and scripts point kernel and initramfs at the worker', async () => {
-    expect(product.readiness.find((c) => c.name === 'image-worker')?.check()).toEqual({ ok: true, detail: 'listening' });
+    expect(product.readiness.find((c) => c.name === 'image-worker')?.check()).toEqual({
+      ok: true,
+      detail: 'listening',
+    });
     const res = await request(`${httpUrl}/boot/52:54:00:00:00:01.ipxe`);
     expect(res.statusCode).toBe(200);
     const script = await res.body.text();
@@ -81,12 +109,14 @@ describe('image worker (--image-listen)', () => {
   });
 
   it('serves concurrent downloads of one artifact from one upstream fetch', async () => {
-    const bodies = await Promise.all(Array.from({ length: 6 }, async () => {
-      const res = await request(`${imageUrl}/images/ironic-python-agent.kernel`);
-      expect(res.statusCode).toBe(200);
-      expect(res.headers['content-length']).toBe(String(KERNEL.length));
-      return Buffer.from(await res.body.arrayBuffer());
-    }));
+    const bodies = await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        const res = await request(`${imageUrl}/images/ironic-python-agent.kernel`);
+        expect(res.statusCode).toBe(200);
+        expect(res.headers['content-length']).toBe(String(KERNEL.length));
+        return Buffer.from(await res.body.arrayBuffer());
+      }),
+    );
     for (const b of bodies) expect(sha256(b)).toBe(sha256(KERNEL));
     expect(upstream.fullGets('/images/ironic-python-agent.kernel')).toBe(1);
     const again = await request(`${imageUrl}/images/ironic-python-agent.kernel`);
@@ -117,7 +147,10 @@ describe('image worker (--image-listen)', () => {
     await closeAll(product.services);
     const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
       const s = net.connect(imagePort, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(undefined); });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(undefined);
+      });
       s.once('error', (e) => resolve(e));
     });
     expect(err?.code).toBe('ECONNREFUSED');

@@ -35,7 +35,6 @@ const NODE_C = '3df48e2d-25b4-4f4a-8aa9-e24f9b55e345';
 const NODE_D = '4ea59f3e-36c5-4a5b-9bba-f35a0c66f456';
 const MAC = { A: '52:54:00:aa:00:01', B: '52:54:00:bb:00:01', C: '52:54:00:cc:00:01', D: '52:54:00:dd:00:01' };
 
-
 interface Proxy {
   readonly apiUrl: string;
   readonly callbackUrl: string;
@@ -79,7 +78,15 @@ async function startProxy(o: ProxyOptions = {}): Promise<Proxy> {
   // Like src/http/app.ts: a 1 MiB body limit that the proxy's routes must not be bound by.
   const app = Fastify({ loggerInstance: logger, bodyLimit: MiB, requestTimeout: 0 }) as unknown as FastifyInstance;
   const apiUrl = `http://127.0.0.1:${apiPort}`;
-  await app.register(ironicApiProxy, { ironicApiUrl: ironic.url, apiAdvertiseUrl: apiUrl, agents, callback, registry, maxInventoryBytes: o.maxInventoryBytes, maxHeartbeatBytes: o.maxHeartbeatBytes });
+  await app.register(ironicApiProxy, {
+    ironicApiUrl: ironic.url,
+    apiAdvertiseUrl: apiUrl,
+    agents,
+    callback,
+    registry,
+    maxInventoryBytes: o.maxInventoryBytes,
+    maxHeartbeatBytes: o.maxHeartbeatBytes,
+  });
   await app.listen({ host: '127.0.0.1', port: apiPort });
   let closed = false;
   const proxy: Proxy = {
@@ -92,7 +99,9 @@ async function startProxy(o: ProxyOptions = {}): Promise<Proxy> {
     async metric(name, labels = {}) {
       const m = await registry.getSingleMetric(name)?.get();
       if (m === undefined) return Number.NaN;
-      return m.values.filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val)).reduce((a, v) => a + v.value, 0);
+      return m.values
+        .filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val))
+        .reduce((a, v) => a + v.value, 0);
     },
     async close() {
       if (closed) return;
@@ -129,7 +138,13 @@ async function bootIpa(client: IpaApiClient, agent: IpaAgent, node: string, mac:
 }
 
 function heartbeat(client: IpaApiClient, agent: IpaAgent, node: string, over: Record<string, unknown> = {}) {
-  return client.heartbeat(node, { callback_url: agent.url, agent_token: agent.token, agent_version: '10.1.0', ...(agent.certPem === undefined ? {} : { agent_verify_ca: agent.certPem }), ...over });
+  return client.heartbeat(node, {
+    callback_url: agent.url,
+    agent_token: agent.token,
+    agent_version: '10.1.0',
+    ...(agent.certPem === undefined ? {} : { agent_verify_ca: agent.certPem }),
+    ...over,
+  });
 }
 
 /** A request with the target sent byte for byte (no client-side normalisation). */
@@ -168,11 +183,14 @@ afterAll(async () => {
 });
 
 describe('API proxy', () => {
-  it('answers version discovery with links to itself and Ironic\'s microversion headers', async () => {
+  it("answers version discovery with links to itself and Ironic's microversion headers", async () => {
     const p = await startProxy();
     for (const target of ['/', '/v1', '/v1/']) {
       const res = await request(`${p.apiUrl}${target}`, { headers: { 'x-openstack-request-id': 'req-from-ipa' } });
-      const body = (await res.body.json()) as { default_version?: { links: { href: string }[] }; links?: { href: string }[] };
+      const body = (await res.body.json()) as {
+        default_version?: { links: { href: string }[] };
+        links?: { href: string }[];
+      };
       expect(res.statusCode).toBe(200);
       expect(res.headers['x-openstack-ironic-api-maximum-version']).toBe('1.99');
       expect(res.headers['x-openstack-ironic-api-minimum-version']).toBe('1.1');
@@ -194,12 +212,19 @@ describe('API proxy', () => {
     const token = lookup.json<{ node: { uuid: string }; config: { agent_token: string } }>();
     expect(token.node.uuid).toBe(NODE_A);
     expect(token.config.agent_token).toMatch(/^[\w-]{20,}$/);
-    expect((await client.lookup([MAC.A])).json<{ config: { agent_token: string } }>().config.agent_token).toBe('******');
+    expect((await client.lookup([MAC.A])).json<{ config: { agent_token: string } }>().config.agent_token).toBe(
+      '******',
+    );
 
     // The logs collector makes inventories of megabytes. The first part is sent, and the rest
     // only once Ironic has started receiving: a proxy that buffered the body would hang here.
     const logs = randomBytes(6 * MiB).toString('base64');
-    const inventory = Buffer.from(JSON.stringify({ inventory: { interfaces: [{ name: 'eth0', mac_address: MAC.A }], bmc_address: '192.0.2.1' }, logs }));
+    const inventory = Buffer.from(
+      JSON.stringify({
+        inventory: { interfaces: [{ name: 'eth0', mac_address: MAC.A }], bmc_address: '192.0.2.1' },
+        logs,
+      }),
+    );
     const stream = new PassThrough();
     const answer = client.continueInspection(stream, `?node_uuid=${NODE_A}&evil=1`);
     stream.write(inventory.subarray(0, MiB));
@@ -210,11 +235,16 @@ describe('API proxy', () => {
     const res = await answer;
     expect(res.status, res.text).toBe(202);
     expect(res.json<{ node: { uuid: string } }>().node.uuid).toBe(NODE_A);
-    expect(ironic.node(NODE_A).inspection).toEqual({ bytes: inventory.length, sha256: createHash('sha256').update(inventory).digest('hex') });
+    expect(ironic.node(NODE_A).inspection).toEqual({
+      bytes: inventory.length,
+      sha256: createHash('sha256').update(inventory).digest('hex'),
+    });
     const forwarded = ironic.requests.find((r) => r.url.startsWith('/v1/continue_inspection'))!;
     expect(forwarded.url).toBe(`/v1/continue_inspection?node_uuid=${NODE_A}`);
     expect(forwarded.headers['x-openstack-ironic-api-version']).toBe('1.84');
-    expect(await p.metric('metalboot_ironic_api_proxy_request_bytes_total', { route: 'continue_inspection' })).toBe(inventory.length);
+    expect(await p.metric('metalboot_ironic_api_proxy_request_bytes_total', { route: 'continue_inspection' })).toBe(
+      inventory.length,
+    );
     // The lookup taught the proxy which node the MAC belongs to.
     expect(p.agents.nodeForMac(MAC.A)).toBe(NODE_A);
   });
@@ -275,10 +305,21 @@ describe('API proxy', () => {
       ['{"callback_url": "https://127.0.0.1:9999", ', 400],
       ['[]', 400],
       [JSON.stringify({ callback_url: 'file:///etc/shadow', agent_token: 'x' }), 400],
-      [JSON.stringify({ callback_url: 'https://127.0.0.1:9999', agent_token: 'x', agent_verify_ca: 'not a certificate' }), 400],
+      [
+        JSON.stringify({
+          callback_url: 'https://127.0.0.1:9999',
+          agent_token: 'x',
+          agent_verify_ca: 'not a certificate',
+        }),
+        400,
+      ],
       [JSON.stringify({ callback_url: 'https://127.0.0.1:9999', agent_token: 'x', pad: 'x'.repeat(100 * 1024) }), 413],
     ] as const) {
-      const res = await request(`${p.apiUrl}/v1/heartbeat/${NODE_B}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-openstack-ironic-api-version': '1.84' }, body });
+      const res = await request(`${p.apiUrl}/v1/heartbeat/${NODE_B}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-openstack-ironic-api-version': '1.84' },
+        body,
+      });
       const text = await res.body.text();
       expect(res.statusCode, text).toBe(status);
       expect(JSON.parse(JSON.parse(text).error_message).faultstring).toBeTruthy();
@@ -311,7 +352,10 @@ describe('deploy loop through both proxies', () => {
     // The conductor's agent client, verifying the listener against the CA from the heartbeat.
     const run = await ironic.runCommand(NODE_B, 'deploy.get_deploy_steps', { node: { uuid: NODE_B } }, true);
     expect(run.status, run.text).toBe(200);
-    expect(run.json<{ command_status: string; command_result: unknown }>()).toMatchObject({ command_status: 'SUCCEEDED', command_result: { ran: 'deploy.get_deploy_steps' } });
+    expect(run.json<{ command_status: string; command_result: unknown }>()).toMatchObject({
+      command_status: 'SUCCEEDED',
+      command_result: { ran: 'deploy.get_deploy_steps' },
+    });
     const status = await ironic.commandsStatus(NODE_B);
     expect(status.status).toBe(200);
     expect(status.json<{ commands: unknown[] }>().commands).toHaveLength(1);
@@ -329,7 +373,9 @@ describe('deploy loop through both proxies', () => {
     // Ironic appends "/v1/commands/" to a URL ending in a slash: "//" is folded.
     const ca = new Agent({ connect: { ca: n.agentVerifyCa } });
     open.push({ close: () => ca.close() });
-    const slash = await request(`${p.callbackUrl}/nodes/${NODE_B}//v1/commands/?agent_token=${agent.token}`, { dispatcher: ca });
+    const slash = await request(`${p.callbackUrl}/nodes/${NODE_B}//v1/commands/?agent_token=${agent.token}`, {
+      dispatcher: ca,
+    });
     expect(slash.statusCode).toBe(200);
     await slash.body.dump();
     const st = await request(`${p.callbackUrl}/nodes/${NODE_B}/v1/status`, { dispatcher: ca });
@@ -338,7 +384,14 @@ describe('deploy loop through both proxies', () => {
 
     expect(await p.metric('metalboot_ironic_heartbeats_total', { outcome: 'accepted' })).toBe(4);
     expect(await p.metric('metalboot_ipa_callback_requests_total', { result: 'forwarded' })).toBe(5);
-    expect(p.callback.explain(MAC.B)).toMatchObject({ ironicAgent: { node: NODE_B, callbackUrl: `${p.callbackUrl}/nodes/${NODE_B}`, agentUrl: agent.url, agentCertificatePinned: true } });
+    expect(p.callback.explain(MAC.B)).toMatchObject({
+      ironicAgent: {
+        node: NODE_B,
+        callbackUrl: `${p.callbackUrl}/nodes/${NODE_B}`,
+        agentUrl: agent.url,
+        agentCertificatePinned: true,
+      },
+    });
   });
 
   it('keeps the same callback_url and CA across a restart between two heartbeats', async () => {
@@ -476,8 +529,26 @@ describe('in the product (buildServices)', () => {
     const [httpPort, callbackPort] = [await freePort(), await freePort()];
     const yaml = `proxy:\n  stateDir: ${stateDir}\n`;
     const loaded = loadConfig({
-      argv: ['--config', 'metalboot.yaml', '--server-ip', '127.0.0.1/8', '--dhcp-listen', '127.0.0.1:0', '--tftp-listen', '', '--tftp-root', root,
-        '--http-listen', `127.0.0.1:${httpPort}`, '--callback-listen', `127.0.0.1:${callbackPort}`, '--ironic-api-url', ironic.url, '--log-level', 'silent'],
+      argv: [
+        '--config',
+        'metalboot.yaml',
+        '--server-ip',
+        '127.0.0.1/8',
+        '--dhcp-listen',
+        '127.0.0.1:0',
+        '--tftp-listen',
+        '',
+        '--tftp-root',
+        root,
+        '--http-listen',
+        `127.0.0.1:${httpPort}`,
+        '--callback-listen',
+        `127.0.0.1:${callbackPort}`,
+        '--ironic-api-url',
+        ironic.url,
+        '--log-level',
+        'silent',
+      ],
       env: {},
       readFile: () => yaml,
       localAddresses: () => [],
@@ -486,7 +557,10 @@ describe('in the product (buildServices)', () => {
     const product = buildProduct(loaded.config, { logger, registry: new Registry() });
     open.push({ close: () => closeAll(product.services) });
     await startAll(product.services);
-    expect(product.readiness.find((c) => c.name === 'ipa-callback')?.check()).toEqual({ ok: true, detail: 'listening' });
+    expect(product.readiness.find((c) => c.name === 'ipa-callback')?.check()).toEqual({
+      ok: true,
+      detail: 'listening',
+    });
 
     const agent = await agentFor();
     const client = new IpaApiClient(`http://127.0.0.1:${httpPort}`);
@@ -495,6 +569,14 @@ describe('in the product (buildServices)', () => {
     expect((await ironic.runCommand(NODE_B, 'deploy.get_deploy_steps', {}, true)).status).toBe(200);
 
     const explain = await request(`http://127.0.0.1:${httpPort}/debug/explain?mac=${MAC.B}`);
-    expect(await explain.body.json()).toMatchObject({ ironicAgent: { node: NODE_B, callbackUrl: `https://127.0.0.1:${callbackPort}/nodes/${NODE_B}`, agentUrl: agent.url, agentCertificatePinned: true, persisted: true } });
+    expect(await explain.body.json()).toMatchObject({
+      ironicAgent: {
+        node: NODE_B,
+        callbackUrl: `https://127.0.0.1:${callbackPort}/nodes/${NODE_B}`,
+        agentUrl: agent.url,
+        agentCertificatePinned: true,
+        persisted: true,
+      },
+    });
   });
 });

@@ -18,7 +18,13 @@ import {
 } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { type BareMetalHost, type HostInput, type KubeApiServer, type KubeApiServerOptions, startKubeApiServer } from '../support/kube-apiserver.js';
+import {
+  type BareMetalHost,
+  type HostInput,
+  type KubeApiServer,
+  type KubeApiServerOptions,
+  startKubeApiServer,
+} from '../support/kube-apiserver.js';
 import { kubeconfigFor, writeInClusterFiles, writeKubeconfig } from '../support/kube-config.js';
 
 const GROUP = 'metal3.io';
@@ -69,8 +75,23 @@ type HostList = {
   items: BareMetalHost[];
 };
 
-async function listHosts(kc: KubeConfig, params: { limit?: number; _continue?: string; resourceVersion?: string; resourceVersionMatch?: string; labelSelector?: string } = {}): Promise<HostList> {
-  return (await customObjects(kc).listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: PLURAL, ...params })) as HostList;
+async function listHosts(
+  kc: KubeConfig,
+  params: {
+    limit?: number;
+    _continue?: string;
+    resourceVersion?: string;
+    resourceVersionMatch?: string;
+    labelSelector?: string;
+  } = {},
+): Promise<HostList> {
+  return (await customObjects(kc).listNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: NS,
+    plural: PLURAL,
+    ...params,
+  })) as HostList;
 }
 
 async function rejection(p: Promise<unknown>): Promise<unknown> {
@@ -82,7 +103,16 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
   );
 }
 
-type WatchEvent = { type: string; object: { kind?: string; metadata?: { name?: string; resourceVersion?: string; annotations?: Record<string, string> }; code?: number; reason?: string; message?: string } };
+type WatchEvent = {
+  type: string;
+  object: {
+    kind?: string;
+    metadata?: { name?: string; resourceVersion?: string; annotations?: Record<string, string> };
+    code?: number;
+    reason?: string;
+    message?: string;
+  };
+};
 
 /** Runs Watch.watch and collects its events and its done() outcome. */
 function watchOnce(kc: KubeConfig, path: string, query: Record<string, string | number | boolean>) {
@@ -91,12 +121,18 @@ function watchOnce(kc: KubeConfig, path: string, query: Record<string, string | 
   const done = new Promise<unknown>((resolve) => {
     resolveDone = resolve;
   });
-  const controller = new Watch(kc).watch(path, query, (type, object) => events.push({ type, object: object as WatchEvent['object'] }), (err) => resolveDone(err));
+  const controller = new Watch(kc).watch(
+    path,
+    query,
+    (type, object) => events.push({ type, object: object as WatchEvent['object'] }),
+    (err) => resolveDone(err),
+  );
   cleanups.push(async () => (await controller).abort());
   return { events, done };
 }
 
-const summary = (events: readonly WatchEvent[]): string[] => events.map((e) => `${e.type} ${e.object.metadata?.name ?? e.object.kind ?? ''}`.trim());
+const summary = (events: readonly WatchEvent[]): string[] =>
+  events.map((e) => `${e.type} ${e.object.metadata?.name ?? e.object.kind ?? ''}`.trim());
 
 /**
  * A BareMetalHost informer with a log of its callbacks. makeInformer(kc, path, listFn) is exactly
@@ -106,7 +142,12 @@ const summary = (events: readonly WatchEvent[]): string[] => events.map((e) => `
 function bmhInformer(kc: KubeConfig) {
   const api = customObjects(kc);
   const listFn = async (): Promise<KubernetesListObject<KubernetesObject>> =>
-    (await api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: PLURAL })) as KubernetesListObject<KubernetesObject>;
+    (await api.listNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: NS,
+      plural: PLURAL,
+    })) as KubernetesListObject<KubernetesObject>;
   const informer = new ListWatch<KubernetesObject>(NS_PATH, new Watch(kc), listFn, false);
   const log: string[] = [];
   const errors: unknown[] = [];
@@ -123,16 +164,28 @@ function bmhInformer(kc: KubeConfig) {
 }
 
 const requestLine = (s: KubeApiServer, from = 0): string[] =>
-  s.requests.slice(from).map((r) => `${r.method} ${r.watch ? 'watch' : 'list'} rv=${r.query['resourceVersion'] ?? ''} -> ${r.status ?? '-'}`);
+  s.requests
+    .slice(from)
+    .map(
+      (r) => `${r.method} ${r.watch ? 'watch' : 'list'} rv=${r.query['resourceVersion'] ?? ''} -> ${r.status ?? '-'}`,
+    );
 
 describe('baremetalhosts list and get (CustomObjectsApi)', () => {
   it('lists with the real BareMetalHostList shape and server-managed metadata', async () => {
     const { s, kc } = await start({ hosts: [host('host-02'), host('host-01'), host('other', {}, 'elsewhere')] });
     const list = await listHosts(kc);
-    expect(list).toMatchObject({ apiVersion: 'metal3.io/v1alpha1', kind: 'BareMetalHostList', metadata: { resourceVersion: s.resourceVersion } });
+    expect(list).toMatchObject({
+      apiVersion: 'metal3.io/v1alpha1',
+      kind: 'BareMetalHostList',
+      metadata: { resourceVersion: s.resourceVersion },
+    });
     expect(list.items.map((h) => h.metadata.name)).toEqual(['host-01', 'host-02']);
     const first = list.items[0];
-    expect(first).toMatchObject({ apiVersion: 'metal3.io/v1alpha1', kind: 'BareMetalHost', metadata: { namespace: NS, generation: 1 } });
+    expect(first).toMatchObject({
+      apiVersion: 'metal3.io/v1alpha1',
+      kind: 'BareMetalHost',
+      metadata: { namespace: NS, generation: 1 },
+    });
     expect(first?.metadata.uid).toMatch(/^[0-9a-f-]{36}$/);
     expect(first?.metadata.creationTimestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     expect(typeof first?.metadata.resourceVersion).toBe('string');
@@ -144,7 +197,11 @@ describe('baremetalhosts list and get (CustomObjectsApi)', () => {
     expect(page1.items.map((h) => h.metadata.name)).toEqual(['h1', 'h2']);
     expect(page1.metadata).toMatchObject({ remainingItemCount: 3 });
     const token = page1.metadata.continue ?? '';
-    expect(JSON.parse(Buffer.from(token, 'base64url').toString())).toEqual({ v: 'meta.k8s.io/v1', rv: Number(page1.metadata.resourceVersion), start: 'h2\u0000' });
+    expect(JSON.parse(Buffer.from(token, 'base64url').toString())).toEqual({
+      v: 'meta.k8s.io/v1',
+      rv: Number(page1.metadata.resourceVersion),
+      start: 'h2\u0000',
+    });
 
     s.deleteHost(NS, 'h3');
     s.upsertHost(host('h6'));
@@ -157,14 +214,28 @@ describe('baremetalhosts list and get (CustomObjectsApi)', () => {
 
   it('lists across namespaces and filters by label selector', async () => {
     const { kc } = await start({
-      hosts: [host('b', { metadata: { name: 'b', namespace: 'z', labels: { rack: 'r1' } } }), host('a', { metadata: { name: 'a', namespace: 'y', labels: { rack: 'r2' } } }), host('c', {}, 'y')],
+      hosts: [
+        host('b', { metadata: { name: 'b', namespace: 'z', labels: { rack: 'r1' } } }),
+        host('a', { metadata: { name: 'a', namespace: 'y', labels: { rack: 'r2' } } }),
+        host('c', {}, 'y'),
+      ],
     });
     const api = customObjects(kc);
     const all = (await api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })) as HostList;
     expect(all.items.map((h) => `${h.metadata.namespace}/${h.metadata.name}`)).toEqual(['y/a', 'y/c', 'z/b']);
-    const r1 = (await api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, labelSelector: 'rack in (r1)' })) as HostList;
+    const r1 = (await api.listClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+      labelSelector: 'rack in (r1)',
+    })) as HostList;
     expect(r1.items.map((h) => h.metadata.name)).toEqual(['b']);
-    const notR1 = (await api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, labelSelector: 'rack!=r1' })) as HostList;
+    const notR1 = (await api.listClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+      labelSelector: 'rack!=r1',
+    })) as HostList;
     expect(notR1.items.map((h) => h.metadata.name)).toEqual(['a', 'c']);
   });
 
@@ -183,20 +254,46 @@ describe('baremetalhosts list and get (CustomObjectsApi)', () => {
     expect(expired).toBeInstanceOf(ApiException);
     expect((expired as ApiException<string>).code).toBe(410);
     // client-node leaves the body of an unexpected status as the raw JSON text.
-    expect(JSON.parse((expired as ApiException<string>).body)).toMatchObject({ kind: 'Status', reason: 'Expired', code: 410, message: 'The resourceVersion for the provided list is too old.' });
+    expect(JSON.parse((expired as ApiException<string>).body)).toMatchObject({
+      kind: 'Status',
+      reason: 'Expired',
+      code: 410,
+      message: 'The resourceVersion for the provided list is too old.',
+    });
 
     const invalid = (await rejection(listHosts(kc, { resourceVersionMatch: 'Exact' }))) as ApiException<string>;
     expect(invalid.code).toBe(422);
-    expect(JSON.parse(invalid.body)).toMatchObject({ reason: 'Invalid', details: { causes: [{ field: 'resourceVersionMatch' }] } });
+    expect(JSON.parse(invalid.body)).toMatchObject({
+      reason: 'Invalid',
+      details: { causes: [{ field: 'resourceVersionMatch' }] },
+    });
   });
 
   it('returns NotFound and Unauthorized as metav1.Status', async () => {
     const { kc, s } = await start({ hosts: [host('h1')] });
-    const got = (await customObjects(kc).getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: PLURAL, name: 'h1' })) as BareMetalHost;
+    const got = (await customObjects(kc).getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: NS,
+      plural: PLURAL,
+      name: 'h1',
+    })) as BareMetalHost;
     expect(got.metadata.name).toBe('h1');
-    const missing = (await rejection(customObjects(kc).getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural: PLURAL, name: 'nope' }))) as ApiException<string>;
+    const missing = (await rejection(
+      customObjects(kc).getNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: NS,
+        plural: PLURAL,
+        name: 'nope',
+      }),
+    )) as ApiException<string>;
     expect(missing.code).toBe(404);
-    expect(JSON.parse(missing.body)).toMatchObject({ reason: 'NotFound', message: 'baremetalhosts.metal3.io "nope" not found', details: { name: 'nope', group: 'metal3.io', kind: 'baremetalhosts' } });
+    expect(JSON.parse(missing.body)).toMatchObject({
+      reason: 'NotFound',
+      message: 'baremetalhosts.metal3.io "nope" not found',
+      details: { name: 'nope', group: 'metal3.io', kind: 'baremetalhosts' },
+    });
 
     const wrong = new KubeConfig();
     wrong.loadFromString(kubeconfigFor(s, { token: 'wrong' }));
@@ -249,12 +346,28 @@ describe('baremetalhosts watch (Watch.watch)', () => {
     const without = watchOnce(kc, NS_PATH, { resourceVersion: s.resourceVersion });
     await s.waitFor(() => s.openWatches === 2);
     // An Event write moves the global resourceVersion without any BareMetalHost event.
-    await kc.makeApiClient(CoreV1Api).createNamespacedEvent({ namespace: NS, body: { metadata: { name: 'e1' }, involvedObject: { kind: 'BareMetalHost', name: 'h1', namespace: NS }, reason: 'Test' } });
+    await kc
+      .makeApiClient(CoreV1Api)
+      .createNamespacedEvent({
+        namespace: NS,
+        body: {
+          metadata: { name: 'e1' },
+          involvedObject: { kind: 'BareMetalHost', name: 'h1', namespace: NS },
+          reason: 'Test',
+        },
+      });
     s.sendBookmark();
     s.upsertHost(host('h2'));
     await s.waitFor(() => withBookmarks.events.length === 2 && without.events.length === 1);
     expect(summary(without.events)).toEqual(['ADDED h2']);
-    expect(withBookmarks.events[0]).toEqual({ type: 'BOOKMARK', object: { kind: 'BareMetalHost', apiVersion: 'metal3.io/v1alpha1', metadata: { resourceVersion: String(Number(s.resourceVersion) - 1) } } });
+    expect(withBookmarks.events[0]).toEqual({
+      type: 'BOOKMARK',
+      object: {
+        kind: 'BareMetalHost',
+        apiVersion: 'metal3.io/v1alpha1',
+        metadata: { resourceVersion: String(Number(s.resourceVersion) - 1) },
+      },
+    });
   });
 
   it('answers a watch from an expired resourceVersion with 200, one ERROR 410 Status, then the end', async () => {
@@ -265,7 +378,18 @@ describe('baremetalhosts watch (Watch.watch)', () => {
     const w = watchOnce(kc, NS_PATH, { resourceVersion: old });
     expect(await w.done).toBeNull();
     expect(w.events).toEqual([
-      { type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `too old resource version: ${old} (${s.resourceVersion})`, reason: 'Expired', code: 410 } },
+      {
+        type: 'ERROR',
+        object: {
+          kind: 'Status',
+          apiVersion: 'v1',
+          metadata: {},
+          status: 'Failure',
+          message: `too old resource version: ${old} (${s.resourceVersion})`,
+          reason: 'Expired',
+          code: 410,
+        },
+      },
     ]);
     expect(s.requests.at(-1)?.status).toBe(200);
   });
@@ -290,7 +414,8 @@ describe('baremetalhosts watch (Watch.watch)', () => {
     const { s, kc } = await start();
     const w = watchOnce(kc, NS_PATH, { labelSelector: 'rack=r1' });
     await s.waitFor(() => s.openWatches === 1);
-    const labelled = (rack: string): HostInput => host('h1', { metadata: { name: 'h1', namespace: NS, labels: { rack } } });
+    const labelled = (rack: string): HostInput =>
+      host('h1', { metadata: { name: 'h1', namespace: NS, labels: { rack } } });
     s.upsertHost(labelled('r2'));
     s.upsertHost(labelled('r1'));
     s.setStatus(NS, 'h1', { provisioning: { state: 'ready' } });
@@ -301,10 +426,18 @@ describe('baremetalhosts watch (Watch.watch)', () => {
 
   it('serves watch-list: initial ADDED events closed by an initial-events-end BOOKMARK', async () => {
     const { s, kc } = await start({ hosts: [host('h1'), host('h2')] });
-    const w = watchOnce(kc, NS_PATH, { sendInitialEvents: true, resourceVersionMatch: 'NotOlderThan', allowWatchBookmarks: true, fieldSelector: 'metadata.name=h2' });
+    const w = watchOnce(kc, NS_PATH, {
+      sendInitialEvents: true,
+      resourceVersionMatch: 'NotOlderThan',
+      allowWatchBookmarks: true,
+      fieldSelector: 'metadata.name=h2',
+    });
     await s.waitFor(() => w.events.length === 2);
     expect(summary(w.events)).toEqual(['ADDED h2', 'BOOKMARK BareMetalHost']);
-    expect(w.events[1]?.object.metadata).toEqual({ resourceVersion: s.resourceVersion, annotations: { 'k8s.io/initial-events-end': 'true' } });
+    expect(w.events[1]?.object.metadata).toEqual({
+      resourceVersion: s.resourceVersion,
+      annotations: { 'k8s.io/initial-events-end': 'true' },
+    });
     const named = watchOnce(kc, `${NS_PATH}/h1`, {});
     await s.waitFor(() => named.events.length === 1);
     expect(summary(named.events)).toEqual(['ADDED h1']);
@@ -313,7 +446,9 @@ describe('baremetalhosts watch (Watch.watch)', () => {
   });
 
   it('marks a host with finalizers deleted, then deletes it when the finalizers go', async () => {
-    const { s, kc } = await start({ hosts: [host('h1', { metadata: { name: 'h1', namespace: NS, finalizers: ['baremetalhost.metal3.io'] } })] });
+    const { s, kc } = await start({
+      hosts: [host('h1', { metadata: { name: 'h1', namespace: NS, finalizers: ['baremetalhost.metal3.io'] } })],
+    });
     const w = watchOnce(kc, NS_PATH, { resourceVersion: s.resourceVersion });
     await s.waitFor(() => s.openWatches === 1);
     const marked = s.deleteHost(NS, 'h1');
@@ -336,7 +471,10 @@ describe('baremetalhosts watch (Watch.watch)', () => {
     const { s, kc } = await start({ tooLargeResourceVersionWaitMs: 50 });
     const w = watchOnce(kc, NS_PATH, { resourceVersion: Number(s.resourceVersion) + 10 });
     expect(await w.done).toBeNull();
-    expect(w.events[0]).toMatchObject({ type: 'ERROR', object: { code: 504, reason: 'Timeout', details: { causes: [{ reason: 'ResourceVersionTooLarge' }] } } });
+    expect(w.events[0]).toMatchObject({
+      type: 'ERROR',
+      object: { code: 504, reason: 'Timeout', details: { causes: [{ reason: 'ResourceVersionTooLarge' }] } },
+    });
   });
 
   // What Watch.watch's done() receives for each way a stream can be cut (client-node 1.4,
@@ -414,7 +552,11 @@ describe('baremetalhosts informer (makeInformer / ListWatch)', () => {
     s.setStatus(NS, 'h1', { provisioning: { state: 'ready' } });
     s.compactHistory();
     await s.waitFor(() => s.openWatches === 1 && s.requests.length === seen + 3);
-    expect(requestLine(s, seen)).toEqual([`GET watch rv=${staleRv} -> 200`, 'GET list rv= -> 200', `GET watch rv=${s.resourceVersion} -> 200`]);
+    expect(requestLine(s, seen)).toEqual([
+      `GET watch rv=${staleRv} -> 200`,
+      'GET list rv= -> 200',
+      `GET watch rv=${s.resourceVersion} -> 200`,
+    ]);
     await s.waitFor(() => log.length === 8);
     expect(log.slice(3)).toEqual(['connect', 'connect', 'delete h2', 'update h1', 'add h3']);
     expect(errors).toEqual([]);
@@ -445,27 +587,30 @@ describe('baremetalhosts informer (makeInformer / ListWatch)', () => {
     expect(errors).toEqual([]);
   });
 
-  it.each(['reset', 'close', 'mid-chunk'] as const)('stops for good after a connection cut (%s): an error callback, no reconnect', async (mode) => {
-    const { s, kc } = await start({ hosts: [host('h1')] });
-    const { informer, log, errors } = bmhInformer(kc);
-    await informer.start();
-    await s.waitFor(() => s.openWatches === 1);
-    const seen = s.requests.length;
-    s.dropWatchConnections(mode);
-    await s.waitFor(() => errors.length === 1);
-    s.upsertHost(host('h2'));
-    await settle();
-    expect(s.requests.length).toBe(seen);
-    expect(log).not.toContain('add h2');
-    expect(errors[0]).toMatchObject({ code: mode === 'reset' ? 'ECONNRESET' : 'ERR_STREAM_PREMATURE_CLOSE' });
+  it.each(['reset', 'close', 'mid-chunk'] as const)(
+    'stops for good after a connection cut (%s): an error callback, no reconnect',
+    async (mode) => {
+      const { s, kc } = await start({ hosts: [host('h1')] });
+      const { informer, log, errors } = bmhInformer(kc);
+      await informer.start();
+      await s.waitFor(() => s.openWatches === 1);
+      const seen = s.requests.length;
+      s.dropWatchConnections(mode);
+      await s.waitFor(() => errors.length === 1);
+      s.upsertHost(host('h2'));
+      await settle();
+      expect(s.requests.length).toBe(seen);
+      expect(log).not.toContain('add h2');
+      expect(errors[0]).toMatchObject({ code: mode === 'reset' ? 'ECONNRESET' : 'ERR_STREAM_PREMATURE_CLOSE' });
 
-    // Supervision is the caller's job. start() again keeps the last resourceVersion: it
-    // re-watches from there without a list, and the server's history fills the gap.
-    const lastRv = informer.latestResourceVersion();
-    await informer.start();
-    await s.waitFor(() => log.includes('add h2'));
-    expect(requestLine(s, seen)).toEqual([`GET watch rv=${lastRv} -> 200`]);
-  });
+      // Supervision is the caller's job. start() again keeps the last resourceVersion: it
+      // re-watches from there without a list, and the server's history fills the gap.
+      const lastRv = informer.latestResourceVersion();
+      await informer.start();
+      await s.waitFor(() => log.includes('add h2'));
+      expect(requestLine(s, seen)).toEqual([`GET watch rv=${lastRv} -> 200`]);
+    },
+  );
 
   it('stops after a 500 on the list (ApiException) or on the watch (statusCode)', async () => {
     const { s, kc } = await start({ hosts: [host('h1')] });
@@ -483,7 +628,11 @@ describe('baremetalhosts informer (makeInformer / ListWatch)', () => {
     expect(errors[1]).toMatchObject({ statusCode: 500 });
     await settle();
     expect(s.openWatches).toBe(0);
-    expect(requestLine(s)).toEqual(['GET list rv= -> 500', 'GET list rv= -> 200', `GET watch rv=${s.resourceVersion} -> 500`]);
+    expect(requestLine(s)).toEqual([
+      'GET list rv= -> 500',
+      'GET list rv= -> 200',
+      `GET watch rv=${s.resourceVersion} -> 500`,
+    ]);
   });
 
   it('is never sent bookmarks: ListWatch does not ask for them', async () => {
@@ -517,7 +666,17 @@ describe('events (CoreV1Api, EventsV1Api)', () => {
     const first = new Date('2030-01-02T03:04:05.678Z');
     const created = await core.createNamespacedEvent({
       namespace: NS,
-      body: { metadata: { generateName: 'h1.' }, involvedObject: involved, reason: 'LeaseOffered', message: 'offered 10.0.0.10', type: 'Normal', count: 1, firstTimestamp: first, lastTimestamp: first, source: { component: 'metalboot' } },
+      body: {
+        metadata: { generateName: 'h1.' },
+        involvedObject: involved,
+        reason: 'LeaseOffered',
+        message: 'offered 10.0.0.10',
+        type: 'Normal',
+        count: 1,
+        firstTimestamp: first,
+        lastTimestamp: first,
+        source: { component: 'metalboot' },
+      },
     });
     expect(created.metadata?.name).toMatch(/^h1\.[a-z0-9]{5}$/);
     expect(created.metadata?.uid).toBeDefined();
@@ -527,8 +686,14 @@ describe('events (CoreV1Api, EventsV1Api)', () => {
     // client-node's default patch content type is application/json-patch+json.
     await core.patchNamespacedEvent({ namespace: NS, name, body: [{ op: 'replace', path: '/count', value: 2 }] });
     const later = new Date('2030-01-02T03:05:00Z');
-    await core.patchNamespacedEvent({ namespace: NS, name, body: { count: 3, lastTimestamp: later } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
-    await core.patchNamespacedEvent({ namespace: NS, name, body: { message: 'offered again' } }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch));
+    await core.patchNamespacedEvent(
+      { namespace: NS, name, body: { count: 3, lastTimestamp: later } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    await core.patchNamespacedEvent(
+      { namespace: NS, name, body: { message: 'offered again' } },
+      setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+    );
 
     const [recorded] = s.events(NS);
     expect(recorded).toMatchObject({
@@ -545,7 +710,10 @@ describe('events (CoreV1Api, EventsV1Api)', () => {
       eventTime: null,
     });
 
-    await core.createNamespacedEvent({ namespace: NS, body: { metadata: { name: 'other' }, involvedObject: { ...involved, name: 'h2' }, reason: 'ScriptServed' } });
+    await core.createNamespacedEvent({
+      namespace: NS,
+      body: { metadata: { name: 'other' }, involvedObject: { ...involved, name: 'h2' }, reason: 'ScriptServed' },
+    });
     const list = await core.listNamespacedEvent({ namespace: NS, fieldSelector: 'involvedObject.name=h1' });
     expect(list.items.map((e) => e.metadata?.name)).toEqual([name]);
   });
@@ -553,18 +721,42 @@ describe('events (CoreV1Api, EventsV1Api)', () => {
   it('rejects what the real server rejects', async () => {
     const { kc } = await start();
     const core = kc.makeApiClient(CoreV1Api);
-    const mismatch = (await rejection(core.createNamespacedEvent({ namespace: NS, body: { metadata: { name: 'e1' }, involvedObject: { ...involved, namespace: 'elsewhere' }, reason: 'X' } }))) as ApiException<string>;
+    const mismatch = (await rejection(
+      core.createNamespacedEvent({
+        namespace: NS,
+        body: { metadata: { name: 'e1' }, involvedObject: { ...involved, namespace: 'elsewhere' }, reason: 'X' },
+      }),
+    )) as ApiException<string>;
     expect(mismatch.code).toBe(422);
-    expect(JSON.parse(mismatch.body)).toMatchObject({ reason: 'Invalid', message: 'Event "e1" is invalid: involvedObject.namespace: Invalid value: "elsewhere": does not match event.namespace' });
+    expect(JSON.parse(mismatch.body)).toMatchObject({
+      reason: 'Invalid',
+      message:
+        'Event "e1" is invalid: involvedObject.namespace: Invalid value: "elsewhere": does not match event.namespace',
+    });
 
-    await core.createNamespacedEvent({ namespace: NS, body: { metadata: { name: 'e1' }, involvedObject: involved, reason: 'X' } });
-    const dup = (await rejection(core.createNamespacedEvent({ namespace: NS, body: { metadata: { name: 'e1' }, involvedObject: involved, reason: 'X' } }))) as ApiException<string>;
+    await core.createNamespacedEvent({
+      namespace: NS,
+      body: { metadata: { name: 'e1' }, involvedObject: involved, reason: 'X' },
+    });
+    const dup = (await rejection(
+      core.createNamespacedEvent({
+        namespace: NS,
+        body: { metadata: { name: 'e1' }, involvedObject: involved, reason: 'X' },
+      }),
+    )) as ApiException<string>;
     expect(dup.code).toBe(409);
     expect(JSON.parse(dup.body)).toMatchObject({ reason: 'AlreadyExists' });
 
-    const missing = (await rejection(core.patchNamespacedEvent({ namespace: NS, name: 'nope', body: [{ op: 'replace', path: '/count', value: 2 }] }))) as ApiException<string>;
+    const missing = (await rejection(
+      core.patchNamespacedEvent({ namespace: NS, name: 'nope', body: [{ op: 'replace', path: '/count', value: 2 }] }),
+    )) as ApiException<string>;
     expect(missing.code).toBe(404);
-    const stale = (await rejection(core.patchNamespacedEvent({ namespace: NS, name: 'e1', body: { metadata: { resourceVersion: '1' }, count: 9 } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)))) as ApiException<string>;
+    const stale = (await rejection(
+      core.patchNamespacedEvent(
+        { namespace: NS, name: 'e1', body: { metadata: { resourceVersion: '1' }, count: 9 } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      ),
+    )) as ApiException<string>;
     expect(stale.code).toBe(409);
     expect(JSON.parse(stale.body)).toMatchObject({ reason: 'Conflict' });
   });
@@ -574,14 +766,33 @@ describe('events (CoreV1Api, EventsV1Api)', () => {
     const events = kc.makeApiClient(EventsV1Api);
     const created = await events.createNamespacedEvent({
       namespace: NS,
-      body: { metadata: { name: 'e1' }, eventTime: new Date('2030-01-02T03:04:05.123Z'), regarding: involved, reason: 'BootFileServed', note: 'snponly.efi', type: 'Normal', action: 'Serve', reportingController: 'metalboot.io/metalboot', reportingInstance: 'metalboot-0' },
+      body: {
+        metadata: { name: 'e1' },
+        eventTime: new Date('2030-01-02T03:04:05.123Z'),
+        regarding: involved,
+        reason: 'BootFileServed',
+        note: 'snponly.efi',
+        type: 'Normal',
+        action: 'Serve',
+        reportingController: 'metalboot.io/metalboot',
+        reportingInstance: 'metalboot-0',
+      },
     });
     expect(created.regarding?.name).toBe('h1');
-    expect(s.events()[0]).toMatchObject({ involvedObject: involved, message: 'snponly.efi', reportingComponent: 'metalboot.io/metalboot', eventTime: '2030-01-02T03:04:05.123000Z' });
+    expect(s.events()[0]).toMatchObject({
+      involvedObject: involved,
+      message: 'snponly.efi',
+      reportingComponent: 'metalboot.io/metalboot',
+      eventTime: '2030-01-02T03:04:05.123000Z',
+    });
     const incomplete = { metadata: { name: 'e2' }, regarding: involved, reason: 'X' } as unknown as EventsV1Event;
-    const invalid = (await rejection(events.createNamespacedEvent({ namespace: NS, body: incomplete }))) as ApiException<string>;
+    const invalid = (await rejection(
+      events.createNamespacedEvent({ namespace: NS, body: incomplete }),
+    )) as ApiException<string>;
     expect(invalid.code).toBe(422);
-    expect(JSON.parse(invalid.body).details.causes.map((c: { field: string }) => c.field)).toEqual(expect.arrayContaining(['eventTime', 'reportingController', 'action']));
+    expect(JSON.parse(invalid.body).details.causes.map((c: { field: string }) => c.field)).toEqual(
+      expect.arrayContaining(['eventTime', 'reportingController', 'action']),
+    );
   });
 });
 
@@ -590,13 +801,16 @@ describe('availability, faults and transport', () => {
     { mode: 'refuse', expected: { code: 'ECONNREFUSED' } },
     { mode: 'reset', expected: { code: 'ECONNRESET' } },
     { mode: '503', expected: { code: 503 } },
-  ] as const)('while paused ($mode) requests fail with $expected, and work again after resume()', async ({ mode, expected }) => {
-    const { s, kc } = await start({ hosts: [host('h1')] });
-    await s.pauseAvailability(mode);
-    expect(await rejection(listHosts(kc))).toMatchObject(expected);
-    await s.resume();
-    expect((await listHosts(kc)).items).toHaveLength(1);
-  });
+  ] as const)(
+    'while paused ($mode) requests fail with $expected, and work again after resume()',
+    async ({ mode, expected }) => {
+      const { s, kc } = await start({ hosts: [host('h1')] });
+      await s.pauseAvailability(mode);
+      expect(await rejection(listHosts(kc))).toMatchObject(expected);
+      await s.resume();
+      expect((await listHosts(kc)).items).toHaveLength(1);
+    },
+  );
 
   it('fails exactly the next n requests, with the status asked for', async () => {
     const { s, kc } = await start();
@@ -621,7 +835,10 @@ describe('availability, faults and transport', () => {
     const files = await writeInClusterFiles(s, { namespace: NS });
     const saved = { host: process.env['KUBERNETES_SERVICE_HOST'], port: process.env['KUBERNETES_SERVICE_PORT'] };
     cleanups.push(() => {
-      for (const [k, v] of [['KUBERNETES_SERVICE_HOST', saved.host], ['KUBERNETES_SERVICE_PORT', saved.port]] as const) {
+      for (const [k, v] of [
+        ['KUBERNETES_SERVICE_HOST', saved.host],
+        ['KUBERNETES_SERVICE_PORT', saved.port],
+      ] as const) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }

@@ -75,8 +75,21 @@ describe('downloads', () => {
   it.each([
     { name: 'RFC 1350 lock-step, no options', options: [] as [string, string][] },
     { name: 'iPXE: blksize 1432', options: [['blksize', '1432']] as [string, string][] },
-    { name: 'tsize + blksize + windowsize 8', options: [['tsize', '0'], ['blksize', '1468'], ['windowsize', '8']] as [string, string][] },
-    { name: 'timeout option', options: [['timeout', '3'], ['blksize', '1024']] as [string, string][] },
+    {
+      name: 'tsize + blksize + windowsize 8',
+      options: [
+        ['tsize', '0'],
+        ['blksize', '1468'],
+        ['windowsize', '8'],
+      ] as [string, string][],
+    },
+    {
+      name: 'timeout option',
+      options: [
+        ['timeout', '3'],
+        ['blksize', '1024'],
+      ] as [string, string][],
+    },
   ])('$name', async ({ options }) => {
     const s = await start();
     for (const file of ['undionly.kpxe', 'snponly.efi']) {
@@ -91,27 +104,52 @@ describe('downloads', () => {
   it('serves empty files and files that end on a block boundary', async () => {
     const s = await start();
     expect((await tftpGet({ port: s.port, file: 'empty.bin' })).data.length).toBe(0);
-    expect(sha256((await tftpGet({ port: s.port, file: 'exact.bin', options: [['blksize', '512']] })).data)).toBe(expected('exact.bin'));
+    expect(sha256((await tftpGet({ port: s.port, file: 'exact.bin', options: [['blksize', '512']] })).data)).toBe(
+      expected('exact.bin'),
+    );
   });
 
   it('rolls the block number over on a file of more than 65535 blocks', async () => {
     const s = await start();
-    const r = await tftpGet({ port: s.port, file: 'big.bin', options: [['blksize', '8'], ['windowsize', '64']], deadlineMs: 60_000 });
+    const r = await tftpGet({
+      port: s.port,
+      file: 'big.bin',
+      options: [
+        ['blksize', '8'],
+        ['windowsize', '64'],
+      ],
+      deadlineMs: 60_000,
+    });
     expect(r.dataPackets).toBeGreaterThan(65536);
     expect(sha256(r.data)).toBe(expected('big.bin'));
   });
 
   it('answers tsize with the real size and caps blksize and windowsize', async () => {
     const s = await start({ maxBlksize: 1024, maxWindowsize: 4 });
-    const r = await tftpGet({ port: s.port, file: 'snponly.efi', options: [['tsize', '0'], ['blksize', '9000'], ['windowsize', '99'], ['foo', 'bar']] });
-    expect(Object.fromEntries(r.oack!)).toEqual({ tsize: String(root.files.get('snponly.efi')!.length), blksize: '1024', windowsize: '4' });
+    const r = await tftpGet({
+      port: s.port,
+      file: 'snponly.efi',
+      options: [
+        ['tsize', '0'],
+        ['blksize', '9000'],
+        ['windowsize', '99'],
+        ['foo', 'bar'],
+      ],
+    });
+    expect(Object.fromEntries(r.oack!)).toEqual({
+      tsize: String(root.files.get('snponly.efi')!.length),
+      blksize: '1024',
+      windowsize: '4',
+    });
     expect(sha256(r.data)).toBe(expected('snponly.efi'));
   });
 
   it('serves names with a leading slash and the arch aliases', async () => {
     const s = await start();
     expect(sha256((await tftpGet({ port: s.port, file: '/snponly.efi' })).data)).toBe(expected('snponly.efi'));
-    expect(sha256((await tftpGet({ port: s.port, file: 'snponly-x86_64.efi', options: [['blksize', '1468']] })).data)).toBe(expected('snponly.efi'));
+    expect(
+      sha256((await tftpGet({ port: s.port, file: 'snponly-x86_64.efi', options: [['blksize', '1468']] })).data),
+    ).toBe(expected('snponly.efi'));
   });
 });
 
@@ -130,7 +168,15 @@ describe('EDK2 / AAVMF', () => {
 
   it('AAVMF download with tsize=0 blksize=1468 windowsize=4 in one request goes past block 0', async () => {
     const s = await start();
-    const r = await tftpGet({ port: s.port, file: 'ipxe.efi', options: [['tsize', '0'], ['blksize', '1468'], ['windowsize', '4']] });
+    const r = await tftpGet({
+      port: s.port,
+      file: 'ipxe.efi',
+      options: [
+        ['tsize', '0'],
+        ['blksize', '1468'],
+        ['windowsize', '4'],
+      ],
+    });
     expect(r.oack!.get('windowsize')).toBe('4');
     expect(sha256(r.data)).toBe(expected('ipxe.efi'));
   });
@@ -160,7 +206,10 @@ describe('loss and duplicates', () => {
     const r = await tftpGet({
       port: s.port,
       file: 'snponly.efi',
-      options: [['blksize', '1468'], ['windowsize', '4']],
+      options: [
+        ['blksize', '1468'],
+        ['windowsize', '4'],
+      ],
       dropAck: (block) => drops.delete(block),
     });
     expect(r.acksDropped).toBe(2);
@@ -189,7 +238,12 @@ describe('loss and duplicates', () => {
     const s = await start({ timeoutMs: 5000 });
     const peer = await rawPeer();
     try {
-      const rrq = { op: 'rrq', filename: 'undionly.kpxe', mode: 'octet', options: [{ name: 'tsize', value: '0' }] } as const;
+      const rrq = {
+        op: 'rrq',
+        filename: 'undionly.kpxe',
+        mode: 'octet',
+        options: [{ name: 'tsize', value: '0' }],
+      } as const;
       peer.send(rrq, s.port);
       peer.send(rrq, s.port);
       const got = await peer.collect(300);
@@ -252,13 +306,25 @@ describe('port modes', () => {
     const results = await Promise.all(
       [
         tftpGet({ port: s.port, file: 'undionly.kpxe' }),
-        tftpGet({ port: s.port, file: 'snponly.efi', options: [['blksize', '1468'], ['windowsize', '4']] }),
+        tftpGet({
+          port: s.port,
+          file: 'snponly.efi',
+          options: [
+            ['blksize', '1468'],
+            ['windowsize', '4'],
+          ],
+        }),
         edk2Get({ port: s.port, file: 'ipxe.efi' }),
         tftpGet({ port: s.port, file: 'snponly.efi', dropAck: (b) => b === 3 }),
       ].map((p) => p.then((r) => ({ port: r.serverPort, sha: sha256(r.data) }))),
     );
     expect(results.map((r) => r.port)).toEqual([s.port, s.port, s.port, s.port]);
-    expect(results.map((r) => r.sha)).toEqual([expected('undionly.kpxe'), expected('snponly.efi'), expected('ipxe.efi'), expected('snponly.efi')]);
+    expect(results.map((r) => r.sha)).toEqual([
+      expected('undionly.kpxe'),
+      expected('snponly.efi'),
+      expected('ipxe.efi'),
+      expected('snponly.efi'),
+    ]);
   });
 
   it('single port: a packet from an unknown peer gets ERROR 5', async () => {
@@ -271,31 +337,116 @@ describe('port modes', () => {
 
 describe('hostile input', () => {
   const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
-  const rrq = (name: string, mode = 'octet'): Buffer => Buffer.concat([hex('0001'), Buffer.from(name, 'latin1'), hex('00'), Buffer.from(mode), hex('00')]);
+  const rrq = (name: string, mode = 'octet'): Buffer =>
+    Buffer.concat([hex('0001'), Buffer.from(name, 'latin1'), hex('00'), Buffer.from(mode), hex('00')]);
 
   it.each<{ name: string; bytes: Buffer; reply: { code: number } | undefined; counter: [string, string] }>([
-    { name: 'garbage', bytes: Buffer.from('\xde\xad\xbe\xef garbage', 'latin1'), reply: { code: 4 }, counter: ['metalboot_tftp_packets_dropped_total', 'unknown-opcode'] },
+    {
+      name: 'garbage',
+      bytes: Buffer.from('\xde\xad\xbe\xef garbage', 'latin1'),
+      reply: { code: 4 },
+      counter: ['metalboot_tftp_packets_dropped_total', 'unknown-opcode'],
+    },
     { name: 'one byte', bytes: hex('01'), reply: undefined, counter: ['metalboot_tftp_packets_dropped_total', 'runt'] },
-    { name: 'truncated RRQ', bytes: hex('0001 756e64696f6e6c79'), reply: { code: 4 }, counter: ['metalboot_tftp_packets_dropped_total', 'malformed-request'] },
-    { name: 'RRQ without mode', bytes: hex('0001 61 00'), reply: { code: 4 }, counter: ['metalboot_tftp_packets_dropped_total', 'malformed-request'] },
-    { name: 'unknown opcode 9', bytes: hex('0009 0001'), reply: { code: 4 }, counter: ['metalboot_tftp_packets_dropped_total', 'unknown-opcode'] },
-    { name: 'stray ERROR is not answered', bytes: hex('0005 0000 00'), reply: undefined, counter: ['metalboot_tftp_packets_dropped_total', 'stray-error'] },
-    { name: 'stray ACK on the request port', bytes: hex('0004 0001'), reply: undefined, counter: ['metalboot_tftp_packets_dropped_total', 'unexpected-opcode'] },
-    { name: 'traversal', bytes: rrq('../../../etc/passwd'), reply: { code: 2 }, counter: ['metalboot_tftp_requests_refused_total', 'access-violation'] },
-    { name: 'traversal inside a path', bytes: rrq('arm64-efi/../../etc/passwd'), reply: { code: 2 }, counter: ['metalboot_tftp_requests_refused_total', 'access-violation'] },
-    { name: 'backslash traversal', bytes: rrq('..\\..\\etc\\passwd'), reply: { code: 2 }, counter: ['metalboot_tftp_requests_refused_total', 'access-violation'] },
-    { name: 'control character', bytes: rrq('snponly.efi\n'), reply: { code: 2 }, counter: ['metalboot_tftp_requests_refused_total', 'access-violation'] },
+    {
+      name: 'truncated RRQ',
+      bytes: hex('0001 756e64696f6e6c79'),
+      reply: { code: 4 },
+      counter: ['metalboot_tftp_packets_dropped_total', 'malformed-request'],
+    },
+    {
+      name: 'RRQ without mode',
+      bytes: hex('0001 61 00'),
+      reply: { code: 4 },
+      counter: ['metalboot_tftp_packets_dropped_total', 'malformed-request'],
+    },
+    {
+      name: 'unknown opcode 9',
+      bytes: hex('0009 0001'),
+      reply: { code: 4 },
+      counter: ['metalboot_tftp_packets_dropped_total', 'unknown-opcode'],
+    },
+    {
+      name: 'stray ERROR is not answered',
+      bytes: hex('0005 0000 00'),
+      reply: undefined,
+      counter: ['metalboot_tftp_packets_dropped_total', 'stray-error'],
+    },
+    {
+      name: 'stray ACK on the request port',
+      bytes: hex('0004 0001'),
+      reply: undefined,
+      counter: ['metalboot_tftp_packets_dropped_total', 'unexpected-opcode'],
+    },
+    {
+      name: 'traversal',
+      bytes: rrq('../../../etc/passwd'),
+      reply: { code: 2 },
+      counter: ['metalboot_tftp_requests_refused_total', 'access-violation'],
+    },
+    {
+      name: 'traversal inside a path',
+      bytes: rrq('arm64-efi/../../etc/passwd'),
+      reply: { code: 2 },
+      counter: ['metalboot_tftp_requests_refused_total', 'access-violation'],
+    },
+    {
+      name: 'backslash traversal',
+      bytes: rrq('..\\..\\etc\\passwd'),
+      reply: { code: 2 },
+      counter: ['metalboot_tftp_requests_refused_total', 'access-violation'],
+    },
+    {
+      name: 'control character',
+      bytes: rrq('snponly.efi\n'),
+      reply: { code: 2 },
+      counter: ['metalboot_tftp_requests_refused_total', 'access-violation'],
+    },
     // A NUL ends the name: what follows is read as the mode, and "octet" as an option name
     // without a value.
-    { name: 'NUL injection', bytes: rrq('snponly.efi\u0000../../etc/passwd'), reply: { code: 4 }, counter: ['metalboot_tftp_packets_dropped_total', 'malformed-request'] },
-    { name: 'NUL injection into the mode', bytes: Buffer.concat([rrq('snponly.efi\u0000../../etc/passwd'), Buffer.from('x'), hex('00')]), reply: { code: 4 }, counter: ['metalboot_tftp_requests_refused_total', 'unknown-mode'] },
-    { name: 'absolute path stays in the root', bytes: rrq('/etc/passwd'), reply: { code: 1 }, counter: ['metalboot_tftp_requests_refused_total', 'not-found'] },
-    { name: 'missing file', bytes: rrq('nope.efi'), reply: { code: 1 }, counter: ['metalboot_tftp_requests_refused_total', 'not-found'] },
-    { name: 'netascii', bytes: rrq('snponly.efi', 'netascii'), reply: { code: 4 }, counter: ['metalboot_tftp_requests_refused_total', 'netascii'] },
-    { name: 'write request', bytes: Buffer.concat([hex('0002'), Buffer.from('x'), hex('00'), Buffer.from('octet'), hex('00')]), reply: { code: 2 }, counter: ['metalboot_tftp_requests_refused_total', 'write-request'] },
+    {
+      name: 'NUL injection',
+      bytes: rrq('snponly.efi\u0000../../etc/passwd'),
+      reply: { code: 4 },
+      counter: ['metalboot_tftp_packets_dropped_total', 'malformed-request'],
+    },
+    {
+      name: 'NUL injection into the mode',
+      bytes: Buffer.concat([rrq('snponly.efi\u0000../../etc/passwd'), Buffer.from('x'), hex('00')]),
+      reply: { code: 4 },
+      counter: ['metalboot_tftp_requests_refused_total', 'unknown-mode'],
+    },
+    {
+      name: 'absolute path stays in the root',
+      bytes: rrq('/etc/passwd'),
+      reply: { code: 1 },
+      counter: ['metalboot_tftp_requests_refused_total', 'not-found'],
+    },
+    {
+      name: 'missing file',
+      bytes: rrq('nope.efi'),
+      reply: { code: 1 },
+      counter: ['metalboot_tftp_requests_refused_total', 'not-found'],
+    },
+    {
+      name: 'netascii',
+      bytes: rrq('snponly.efi', 'netascii'),
+      reply: { code: 4 },
+      counter: ['metalboot_tftp_requests_refused_total', 'netascii'],
+    },
+    {
+      name: 'write request',
+      bytes: Buffer.concat([hex('0002'), Buffer.from('x'), hex('00'), Buffer.from('octet'), hex('00')]),
+      reply: { code: 2 },
+      counter: ['metalboot_tftp_requests_refused_total', 'write-request'],
+    },
   ])('$name', async ({ bytes, reply, counter }) => {
     const s = await start();
-    const replies = await exchange(s.port, bytes, reply === undefined ? { waitMs: 300 } : { waitMs: 5000, expectReply: true });
+    const replies = await exchange(
+      s.port,
+      bytes,
+      reply === undefined ? { waitMs: 300 } : { waitMs: 5000, expectReply: true },
+    );
     if (reply === undefined) expect(replies).toEqual([]);
     else expect(replies.map((r) => r.packet)).toEqual([expect.objectContaining({ op: 'error', ...reply })]);
     expect(await s.metric(counter[0], { reason: counter[1] })).toBe(1);
@@ -386,13 +537,33 @@ describe('boot storm', () => {
   it('200 concurrent downloads all complete with the right checksum', async () => {
     const s = await start({ maxTransfers: 1000, maxPerClient: 1000 });
     const kinds = [
-      (i: number) => tftpGet({ port: s.port, file: 'undionly.kpxe', options: [['blksize', '1432']], deadlineMs: 120_000, timeoutMs: 1000 + i }),
+      (i: number) =>
+        tftpGet({
+          port: s.port,
+          file: 'undionly.kpxe',
+          options: [['blksize', '1432']],
+          deadlineMs: 120_000,
+          timeoutMs: 1000 + i,
+        }),
       (i: number) => edk2Get({ port: s.port, file: 'snponly.efi', deadlineMs: 120_000, timeoutMs: 1000 + i }),
       (i: number) => tftpGet({ port: s.port, file: 'snponly.efi', deadlineMs: 120_000, timeoutMs: 1000 + i }),
-      (i: number) => tftpGet({ port: s.port, file: 'ipxe.efi', options: [['tsize', '0'], ['blksize', '1468'], ['windowsize', '8']], deadlineMs: 120_000, timeoutMs: 1000 + i }),
+      (i: number) =>
+        tftpGet({
+          port: s.port,
+          file: 'ipxe.efi',
+          options: [
+            ['tsize', '0'],
+            ['blksize', '1468'],
+            ['windowsize', '8'],
+          ],
+          deadlineMs: 120_000,
+          timeoutMs: 1000 + i,
+        }),
     ];
     const names = ['undionly.kpxe', 'snponly.efi', 'snponly.efi', 'ipxe.efi'];
-    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => kinds[i % 4]!(i).then((r) => sha256(r.data))));
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => kinds[i % 4]!(i).then((r) => sha256(r.data))),
+    );
     for (const [i, sha] of results.entries()) expect(sha, `download ${i}`).toBe(expected(names[i % 4]!));
     await s.idle();
     expect(await s.metric('metalboot_tftp_transfers_finished_total', { outcome: 'complete' })).toBe(200);
