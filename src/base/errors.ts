@@ -35,6 +35,8 @@ export const ERROR_CODES = {
   SOURCE_ERR_INVALID: 'a hosts or BareMetalHost file cannot be used at start-up',
   SOURCE_ERR_MANIFEST: 'a YAML document of a BareMetalHost file does not parse',
   LEASE_ERR_JOURNAL_CLOSED: 'the lease journal was written after it closed (or before it opened)',
+  LEASE_ERR_SHORT_WRITE: 'a lease journal write made no progress: the file system is full',
+  LEASE_ERR_COMPACTION: 'a compacted lease journal did not read back as written; the old one is kept',
 
   // Kubernetes (kube/)
   KUBE_ERR_CONFIG: 'no usable kubeconfig and not running in a cluster',

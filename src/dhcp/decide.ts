@@ -20,7 +20,7 @@ import { macFromBytes, type Mac } from '../net/mac.js';
 import { formatIpv4, inSubnet } from '../net/ipv4.js';
 import type { HostIndex } from '../leases/host-index.js';
 import type { HostRecord } from '../leases/host.js';
-import type { JournalRecord, LeasePool } from '../leases/pool.js';
+import type { CommitResult, CommitUndo, JournalRecord, LeasePool } from '../leases/pool.js';
 
 /** Every reason a request gets no reply. Metrics count them; logs name them. */
 export const DROP_REASONS = [
@@ -40,6 +40,7 @@ export const DROP_REASONS = [
   'released',
   'declined',
   'journal-failed',
+  'journal-full',
   'send-failed',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
@@ -64,6 +65,8 @@ export type DhcpOutcome =
       readonly boot: BootAnswer | undefined;
       /** Must be durable before the reply is sent. */
       readonly persist: JournalRecord | undefined;
+      /** The range commit behind `persist`: undone if the record cannot be written. */
+      readonly commit: RangeCommit | undefined;
     }
   | {
       readonly kind: 'ignore';
@@ -73,6 +76,12 @@ export type DhcpOutcome =
       /** Durable state change without a reply (RELEASE, DECLINE). */
       readonly persist: JournalRecord | undefined;
     };
+
+export interface RangeCommit {
+  readonly undo: CommitUndo;
+  /** A renewal: until when the journal already holds this lease (ms; Infinity: infinite). */
+  readonly heldUntil: number | undefined;
+}
 
 export interface DhcpState {
   readonly index: HostIndex;
@@ -168,11 +177,22 @@ function reply(
   lease: ReplyLease,
   d: RequestFacts,
   policy: DhcpPolicy,
-  persist?: JournalRecord,
+  c?: Extract<CommitResult, { ok: true }>,
 ): DhcpOutcome {
   const boot = policy.answers.answer(d.client, d.host?.netboot ?? true);
   const msg = buildLeaseReply(req, type, lease, d.client, boot, policy.reply, policy.values);
-  return { kind: 'reply', reply: msg, dest: replyDestination(req, false, policy.ports), facts: d, boot, persist };
+  const dest = replyDestination(req, false, policy.ports);
+  if (c === undefined)
+    return { kind: 'reply', reply: msg, dest, facts: d, boot, persist: undefined, commit: undefined };
+  return {
+    kind: 'reply',
+    reply: msg,
+    dest,
+    facts: d,
+    boot,
+    persist: c.record,
+    commit: { undo: c.undo, heldUntil: c.heldUntil },
+  };
 }
 
 function nak(req: DhcpMessage, d: RequestFacts, policy: DhcpPolicy, why: string): DhcpOutcome {
@@ -184,6 +204,7 @@ function nak(req: DhcpMessage, d: RequestFacts, policy: DhcpPolicy, why: string)
     facts: d,
     boot: undefined,
     persist: undefined,
+    commit: undefined,
   };
 }
 
@@ -232,7 +253,7 @@ function request(req: DhcpMessage, owner: Owner, d: RequestFacts, policy: DhcpPo
   }
   const c = state.pool.commit(d.mac, asked, now);
   if (!c.ok) return nak(req, d, policy, `address ${formatIpv4(asked)} is not available (${c.reason})`);
-  return reply(req, MESSAGE_TYPE.ACK, policy.values.rangeLease(c.lease.ip, c.lease.leaseSeconds), d, policy, c.record);
+  return reply(req, MESSAGE_TYPE.ACK, policy.values.rangeLease(c.lease.ip, c.lease.leaseSeconds), d, policy, c);
 }
 
 function decline(req: DhcpMessage, owner: Owner, d: RequestFacts, policy: DhcpPolicy, state: DhcpState): DhcpOutcome {

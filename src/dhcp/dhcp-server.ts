@@ -19,6 +19,9 @@ import { messageTypeName } from './options.js';
 import { formatIpv4 } from '../net/ipv4.js';
 import type { ListenAddress } from '../net/listen-address.js';
 import type { LeaseStore } from '../leases/lease-store.js';
+import { isNoSpace } from '../leases/lease-journal.js';
+import { INFINITE_LEASE } from '../leases/range.js';
+import { withLeaseTime } from './reply.js';
 import type { ReadinessCheck, Service } from '../base/service.js';
 import { LabelledCounter } from '../base/labelled-counter.js';
 
@@ -249,13 +252,29 @@ export class DhcpServer implements Service {
     this.#track(
       this.#o.leases.persist(outcome.persist).then(
         () => this.#send(outcome, started),
-        (err: unknown) => {
-          this.#log.error({ err, mac: outcome.facts.mac }, 'lease journal write failed');
-          const level = this.#drop('journal-failed');
-          if (level !== undefined) this.#log[level]({ reason: 'journal-failed', mac: outcome.facts.mac }, 'dhcp drop');
-        },
+        (err: unknown) => this.#notDurable(outcome, err, started),
       ),
     );
+  }
+
+  /**
+   * The lease of an ACK could not be written. Nothing is promised that the journal does not
+   * hold: the commit is undone, and a renewal is answered with the time the journal already
+   * holds for it; anything else is dropped ('journal-full' when the disk is full).
+   */
+  #notDurable(outcome: Extract<DhcpOutcome, { kind: 'reply' }>, err: unknown, started: number): void {
+    const mac = outcome.facts.mac;
+    this.#log.error({ err, mac }, 'lease journal write failed');
+    if (outcome.commit !== undefined) this.#o.state.pool.revert(outcome.commit.undo);
+    const held = heldSeconds(outcome.commit?.heldUntil, this.#o.state.now());
+    if (held !== undefined) {
+      this.#log.warn({ mac, leaseSeconds: held }, 'dhcp renewal answered with the lease the journal holds');
+      this.#send({ ...outcome, reply: withLeaseTime(outcome.reply, held) }, started);
+      return;
+    }
+    const reason = isNoSpace(err) ? 'journal-full' : 'journal-failed';
+    const level = this.#drop(reason);
+    if (level !== undefined) this.#log[level]({ reason, mac }, 'dhcp drop');
   }
 
   #track(p: Promise<void>): void {
@@ -325,4 +344,12 @@ export class DhcpServer implements Service {
     this.#sockets.length = 0;
     this.#sender = undefined;
   }
+}
+
+/** Whole seconds left of a lease held until `heldUntil` (infinite stays infinite); none if under one. */
+function heldSeconds(heldUntil: number | undefined, now: number): number | undefined {
+  if (heldUntil === undefined) return undefined;
+  if (heldUntil === Infinity) return INFINITE_LEASE;
+  const s = Math.floor((heldUntil - now) / 1000);
+  return s >= 1 ? s : undefined;
 }

@@ -302,6 +302,23 @@ export function informLease(lease: ReplyLease): ReplyLease {
   return { ...lease, leaseSeconds: undefined, values: { ...lease.values, times: undefined } };
 }
 
+/**
+ * The same reply promising `seconds` of lease (T1 and T2 at half and seven eighths of it): a
+ * renewal answered with the time the journal already holds when the extension cannot be written.
+ */
+export function withLeaseTime(reply: DhcpMessage, seconds: number): DhcpMessage {
+  const options: DhcpOptions = new Map(reply.options);
+  options.set(OPT.LEASE_TIME, u32(seconds));
+  if (seconds === INFINITE_LEASE) {
+    options.delete(OPT.RENEWAL_TIME);
+    options.delete(OPT.REBINDING_TIME);
+  } else {
+    options.set(OPT.RENEWAL_TIME, u32(Math.floor(seconds * 0.5)));
+    options.set(OPT.REBINDING_TIME, u32(Math.floor(seconds * 0.875)));
+  }
+  return { ...reply, options };
+}
+
 /** The BOOTP file field holds 127 bytes and a NUL; longer names travel in option 67 only. */
 function fileField(name: string): string {
   return name.length < 128 ? name : ''; // latin1: one byte per UTF-16 unit

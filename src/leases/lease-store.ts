@@ -33,8 +33,16 @@ export class LeaseStore implements Service {
       this.#log.warn({ skipped: loaded.skipped, file: this.#journal.path }, 'lease journal lines skipped');
     if (loaded.torn) this.#log.warn({ file: this.#journal.path }, 'lease journal ended in a partial write; ignored');
     const live = this.#pool.snapshot(this.#now());
-    await this.#journal.open(live);
+    const opened = await this.#journal.open(live);
     this.#liveAtCompaction = live.length;
+    if (!opened.compacted) {
+      // A full disk must not take BareMetalHost and static DHCP down with the range: go on with
+      // the journal as it is; new range leases are refused while writes fail.
+      this.#log.warn(
+        { err: opened.error, file: this.#journal.path },
+        'lease journal not compacted, appending to it as it is',
+      );
+    }
     this.#log.info({ file: this.#journal.path, leases: live.length }, 'lease journal loaded');
   }
 

@@ -41,8 +41,29 @@ export interface PoolOptions {
   readonly declineQuarantineMs?: number;
 }
 
+/** What commit() changed, so that revert() can put it back when its record cannot be written. */
+export interface CommitUndo {
+  readonly ip: Ipv4;
+  /** The slot commit() set: revert() does nothing once something else has replaced it. */
+  readonly set: Slot;
+  readonly before: Slot | undefined;
+  /** The MAC's previous address, and its slot, when commit() moved the MAC. */
+  readonly other: Ipv4 | undefined;
+  readonly otherBefore: Slot | undefined;
+}
+
 export type CommitResult =
-  | { readonly ok: true; readonly lease: PoolLease; readonly record: JournalRecord }
+  | {
+      readonly ok: true;
+      readonly lease: PoolLease;
+      readonly record: JournalRecord;
+      readonly undo: CommitUndo;
+      /**
+       * A renewal: until when this MAC already held this address (ms; Infinity for an infinite
+       * lease). What the journal holds, since a bind whose record failed is reverted.
+       */
+      readonly heldUntil: number | undefined;
+    }
   | { readonly ok: false; readonly reason: 'not-in-range' | 'address-taken' | 'address-claimed' | 'address-declined' };
 
 export class LeasePool {
@@ -118,14 +139,30 @@ export class LeasePool {
       return { ok: false, reason: 'address-taken' };
     const expiresAt = range.leaseSeconds === INFINITE_LEASE ? Infinity : now + range.leaseSeconds * 1000;
     const old = this.#byMac.get(mac);
-    if (old !== undefined && old !== ip) this.#clear(old);
+    const other = old !== undefined && old !== ip ? old : undefined;
+    const before = s === undefined ? undefined : { ...s };
+    const otherBefore = other === undefined ? undefined : this.#slots.get(other);
+    if (other !== undefined) this.#clear(other);
     this.#clear(ip);
-    this.#set(ip, { kind: 'bound', mac, expiresAt });
+    const set: Slot = { kind: 'bound', mac, expiresAt };
+    this.#set(ip, set);
+    const renewal = before !== undefined && before.kind === 'bound' && before.mac === mac && before.expiresAt > now;
     return {
       ok: true,
       lease: this.#lease(ip, mac, expiresAt),
       record: { t: 'bind', ip: formatIpv4(ip), mac, exp: Number.isFinite(expiresAt) ? expiresAt : null },
+      undo: { ip, set, before, other, otherBefore: otherBefore === undefined ? undefined : { ...otherBefore } },
+      heldUntil: renewal ? before.expiresAt : undefined,
     };
+  }
+
+  /** Undoes a commit() whose record could not be made durable, unless its slot changed since. */
+  revert(u: CommitUndo): void {
+    if (this.#slots.get(u.ip) !== u.set) return;
+    this.#clear(u.ip);
+    if (u.other !== undefined && u.otherBefore !== undefined && !this.#slots.has(u.other))
+      this.#set(u.other, { ...u.otherBefore });
+    if (u.before !== undefined) this.#set(u.ip, { ...u.before });
   }
 
   release(mac: Mac, ip: Ipv4): JournalRecord | undefined {

@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { parseIpv4 } from '../net/ipv4.js';
+import { parseMac, type Mac } from '../net/mac.js';
+import { LeasePool } from './pool.js';
+
+const ip = (s: string) => parseIpv4(s)!;
+const A = parseMac('52:54:00:00:00:0a')! as Mac;
+const B = parseMac('52:54:00:00:00:0b')! as Mac;
+const T0 = 1_000_000_000_000;
+const newPool = () =>
+  new LeasePool({
+    ranges: [{ start: ip('10.0.0.10'), end: ip('10.0.0.20'), leaseSeconds: 3600 }],
+    isClaimed: () => false,
+    serverIp: ip('10.0.0.1'),
+  });
+
+describe('LeasePool commit and revert (a bind whose record could not be written)', () => {
+  it('reverts a new lease: the address is free again, the MAC has no lease', () => {
+    const pool = newPool();
+    const c = pool.commit(A, ip('10.0.0.12'), T0);
+    if (!c.ok) throw new Error(c.reason);
+    expect(c.heldUntil).toBeUndefined();
+    pool.revert(c.undo);
+    expect(pool.leaseOf(A, T0)).toBeUndefined();
+    expect(pool.hasRecord(A)).toBe(false);
+    expect(pool.commit(B, ip('10.0.0.12'), T0).ok).toBe(true);
+  });
+
+  it('reverts a renewal to the lease the journal holds, and says until when it was held', () => {
+    const pool = newPool();
+    const first = pool.commit(A, ip('10.0.0.12'), T0);
+    if (!first.ok) throw new Error(first.reason);
+    const renewal = pool.commit(A, ip('10.0.0.12'), T0 + 600_000);
+    if (!renewal.ok) throw new Error(renewal.reason);
+    expect(renewal.heldUntil).toBe(T0 + 3_600_000);
+    pool.revert(renewal.undo);
+    expect(pool.leaseOf(A, T0 + 600_000)?.expiresAt).toBe(T0 + 3_600_000);
+  });
+
+  it('reverts a MAC that moved to another address back to its old one', () => {
+    const pool = newPool();
+    const first = pool.commit(A, ip('10.0.0.12'), T0);
+    if (!first.ok) throw new Error(first.reason);
+    const moved = pool.commit(A, ip('10.0.0.15'), T0 + 1000);
+    if (!moved.ok) throw new Error(moved.reason);
+    expect(moved.heldUntil).toBeUndefined();
+    pool.revert(moved.undo);
+    expect(pool.leaseOf(A, T0 + 1000)?.ip).toBe(ip('10.0.0.12'));
+    expect(pool.commit(B, ip('10.0.0.15'), T0 + 1000).ok).toBe(true);
+  });
+
+  it('leaves a slot alone that changed after the commit', () => {
+    const pool = newPool();
+    const c = pool.commit(A, ip('10.0.0.12'), T0);
+    if (!c.ok) throw new Error(c.reason);
+    const again = pool.commit(A, ip('10.0.0.12'), T0 + 1000);
+    if (!again.ok) throw new Error(again.reason);
+    pool.revert(c.undo);
+    expect(pool.leaseOf(A, T0 + 1000)?.expiresAt).toBe(T0 + 1000 + 3_600_000);
+  });
+});
