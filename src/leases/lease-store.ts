@@ -28,7 +28,11 @@ export class LeaseStore implements Service {
   async start(): Promise<void> {
     if (this.#journal === undefined) return;
     const loaded = await this.#journal.load();
-    for (const r of loaded.records) this.#pool.restore(r);
+    let outside = 0;
+    for (const r of loaded.records) if (!this.#pool.restore(r) && r.t !== 'free') outside++;
+    if (outside > 0) {
+      this.#log.warn({ records: outside, file: this.#journal.path }, 'leases outside the configured ranges dropped (the range was changed)');
+    }
     if (loaded.skipped > 0)
       this.#log.warn({ skipped: loaded.skipped, file: this.#journal.path }, 'lease journal lines skipped');
     if (loaded.torn) this.#log.warn({ file: this.#journal.path }, 'lease journal ended in a partial write; ignored');

@@ -59,3 +59,16 @@ describe('LeasePool commit and revert (a bind whose record could not be written)
     expect(pool.leaseOf(A, T0 + 1000)?.expiresAt).toBe(T0 + 1000 + 3_600_000);
   });
 });
+
+describe('LeasePool after the range changed', () => {
+  it('does not restore a lease outside every range, and serves that MAC from the new range', () => {
+    const pool = newPool();
+    expect(pool.restore({ t: 'bind', ip: '10.0.9.9', mac: A, exp: null })).toBe(false);
+    expect(pool.restore({ t: 'bind', ip: '10.0.0.11', mac: B, exp: null })).toBe(true);
+    expect(pool.leaseOf(A, T0)).toBeUndefined();
+    const offer = pool.offer(A, undefined, T0);
+    expect(offer?.ip).toBeGreaterThanOrEqual(ip('10.0.0.10'));
+    expect(offer?.ip).toBeLessThanOrEqual(ip('10.0.0.20'));
+    expect(pool.snapshot(T0).map((r) => r.ip)).toEqual(['10.0.0.11']);
+  });
+});

@@ -92,13 +92,18 @@ export class LeasePool {
     return this.#ranges.find((r) => ip >= r.start && ip <= r.end);
   }
 
-  /** Applies a journal record while loading (no validation beyond shape: the journal is ours). */
-  restore(rec: JournalRecord): void {
+  /**
+   * Applies a journal record while loading (no validation beyond shape: the journal is ours).
+   * False for an address no range holds any more (the range was shrunk or moved): it is not
+   * restored, and the next compaction drops it from the journal.
+   */
+  restore(rec: JournalRecord): boolean {
     const ip = parseIpv4(rec.ip);
-    if (ip === undefined) return;
+    if (ip === undefined || this.rangeOf(ip) === undefined) return false;
     this.#clear(ip);
     if (rec.t === 'bind') this.#set(ip, { kind: 'bound', mac: rec.mac as Mac, expiresAt: rec.exp ?? Infinity });
     else if (rec.t === 'decline') this.#set(ip, { kind: 'declined', mac: undefined, expiresAt: rec.until });
+    return true;
   }
 
   /** The live (bound, unexpired) lease of `mac`, if any. */
