@@ -31,7 +31,10 @@ export class LeaseStore implements Service {
     let outside = 0;
     for (const r of loaded.records) if (!this.#pool.restore(r) && r.t !== 'free') outside++;
     if (outside > 0) {
-      this.#log.warn({ records: outside, file: this.#journal.path }, 'leases outside the configured ranges dropped (the range was changed)');
+      this.#log.warn(
+        { records: outside, file: this.#journal.path },
+        'leases outside the configured ranges dropped (the range was changed)',
+      );
     }
     if (loaded.skipped > 0)
       this.#log.warn({ skipped: loaded.skipped, file: this.#journal.path }, 'lease journal lines skipped');

@@ -72,3 +72,27 @@ describe('LeasePool after the range changed', () => {
     expect(pool.snapshot(T0).map((r) => r.ip)).toEqual(['10.0.0.11']);
   });
 });
+
+describe('LeasePool memory under a DISCOVER flood', () => {
+  it('forgets offers that expired, so new MACs cost memory only while their offer lives', () => {
+    const pool = new LeasePool({
+      ranges: [{ start: ip('10.1.0.0'), end: ip('10.1.255.255'), leaseSeconds: 3600 }],
+      isClaimed: () => false,
+      serverIp: ip('10.0.0.1'),
+      offerHoldMs: 1000,
+    });
+    const macOf = (n: number) =>
+      parseMac(
+        `52:54:01:${(n >> 16).toString(16).padStart(2, '0')}:${((n >> 8) & 255).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}`,
+      )! as Mac;
+    // 20,000 new MACs, 100 per second: at most ~100 offers are alive at any time.
+    for (let n = 0; n < 20_000; n++) pool.offer(macOf(n), undefined, T0 + n * 10);
+    expect(pool.tracked.addresses).toBeLessThanOrEqual(101);
+    expect(pool.tracked.macs).toBeLessThanOrEqual(101);
+    // A bound lease is not an offer: it stays.
+    const c = pool.commit(A, ip('10.1.200.1'), T0 + 300_000);
+    expect(c.ok).toBe(true);
+    pool.offer(B, undefined, T0 + 400_000);
+    expect(pool.leaseOf(A, T0 + 400_000)?.ip).toBe(ip('10.1.200.1'));
+  });
+});

@@ -74,6 +74,12 @@ export class LeasePool {
   readonly #quarantineMs: number;
   readonly #slots = new Map<Ipv4, Slot>();
   readonly #byMac = new Map<Mac, Ipv4>();
+  /**
+   * Offers in the order they expire (one hold time for all): swept as they expire, so a flood
+   * of DISCOVERs from new MACs costs memory for the offers alive now, not for every MAC seen.
+   */
+  #offers: { readonly ip: Ipv4; readonly slot: Slot }[] = [];
+  #offersHead = 0;
   #cursor = 0;
 
   constructor(o: PoolOptions) {
@@ -125,6 +131,7 @@ export class LeasePool {
    * if free, else the next free address. Holds it for the offer time. Undefined when exhausted.
    */
   offer(mac: Mac, requested: Ipv4 | undefined, now: number): PoolLease | undefined {
+    this.#sweepOffers(now);
     const current = this.#byMac.get(mac);
     if (current !== undefined && this.#usableBy(current, mac, now)) return this.#hold(current, mac, now);
     if (requested !== undefined && this.rangeOf(requested) !== undefined && this.#usableBy(requested, mac, now))
@@ -254,9 +261,32 @@ export class LeasePool {
     const old = this.#byMac.get(mac);
     if (old !== undefined && old !== ip && this.#slots.get(old)?.kind === 'offered') this.#clear(old);
     this.#clear(ip);
-    this.#set(ip, { kind: 'offered', mac, expiresAt: now + this.#offerHoldMs });
+    const slot: Slot = { kind: 'offered', mac, expiresAt: now + this.#offerHoldMs };
+    this.#set(ip, slot);
+    this.#offers.push({ ip, slot });
     const range = this.rangeOf(ip)!;
     return { ip, mac, expiresAt: now + range.leaseSeconds * 1000, leaseSeconds: range.leaseSeconds, range };
+  }
+
+  /** Addresses and MACs the pool keeps state for (live or expired): what its memory grows with. */
+  get tracked(): { readonly addresses: number; readonly macs: number } {
+    return { addresses: this.#slots.size, macs: this.#byMac.size };
+  }
+
+  /** Forgets offers that expired and were not taken up (a slot replaced since is not theirs). */
+  #sweepOffers(now: number): void {
+    const q = this.#offers;
+    let h = this.#offersHead;
+    while (h < q.length && q[h]!.slot.expiresAt <= now) {
+      const { ip, slot } = q[h]!;
+      if (this.#slots.get(ip) === slot) this.#clear(ip);
+      h++;
+    }
+    if (h > 1024 && h * 2 > q.length) {
+      this.#offers = q.slice(h);
+      h = 0;
+    }
+    this.#offersHead = h;
   }
 
   #lease(ip: Ipv4, mac: Mac, expiresAt: number): PoolLease {
