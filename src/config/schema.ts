@@ -178,6 +178,7 @@ export const configSchema = z.strictObject({
       maxPerClient: int(1, 1000).prefault(8),
       timeoutMs: int(100, 60_000).prefault(1000),
       retries: int(1, 20).prefault(5),
+      maxTransferMs: int(1000, 86_400_000).prefault(300_000),
     })
     .prefault({}),
   http: z

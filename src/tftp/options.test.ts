@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { negotiate } from './options.js';
 import type { TftpOption } from './packet.js';
 
-const LIMITS = { maxBlksize: 1468, maxWindowsize: 64 };
+const LIMITS = { maxBlksize: 1468, maxWindowsize: 64, maxTimeoutS: 255 };
 const SIZE = 173792;
 
 const opts = (...pairs: [string, string][]): TftpOption[] => pairs.map(([name, value]) => ({ name, value }));
@@ -187,13 +187,27 @@ describe('negotiate', () => {
     expect(n.ignored).toEqual(ignored ?? []);
   });
 
+  it("leaves out a timeout above the server's maximum, so a silent client cannot hold a slot for minutes", () => {
+    const limits = { ...LIMITS, maxTimeoutS: 8 };
+    expect(negotiate(opts(['timeout', '255']), SIZE, limits)).toMatchObject({
+      timeoutMs: undefined,
+      oack: [],
+      ignored: ['timeout'],
+    });
+    expect(negotiate(opts(['timeout', '8']), SIZE, limits)).toMatchObject({
+      timeoutMs: 8000,
+      oack: opts(['timeout', '8']),
+    });
+  });
+
   it('answers the size of an empty file', () => {
     expect(negotiate(opts(['tsize', '0']), 0, LIMITS).oack).toEqual(opts(['tsize', '0']));
   });
 
   it('never answers a windowsize above half the block-number space', () => {
-    expect(negotiate(opts(['windowsize', '65535']), 1, { maxBlksize: 1468, maxWindowsize: 65535 }).windowsize).toBe(
-      32767,
-    );
+    expect(
+      negotiate(opts(['windowsize', '65535']), 1, { maxBlksize: 1468, maxWindowsize: 65535, maxTimeoutS: 255 })
+        .windowsize,
+    ).toBe(32767);
   });
 });

@@ -11,7 +11,9 @@
  *   option is left out; above 65464 it is capped like any other large value (as tftpd-hpa does).
  * - tsize (RFC 2349 §3): in a read request the client sends 0; the server always answers with
  *   the real size of the file, whatever value was sent.
- * - timeout (RFC 2349 §2): 1..255 seconds, accepted as asked; out of range is left out.
+ * - timeout (RFC 2349 §2): 1..maxTimeoutS seconds (at most 255), accepted as asked; anything
+ *   else is left out (the RFC lets the server accept the value or leave the option out, never
+ *   change it). A client may not make a transfer that gets no ACK hold its slot for minutes.
  * - windowsize (RFC 7440 §3): 1..65535 requested; the server answers min(requested,
  *   maxWindowsize).
  * - No accepted option means no OACK: the transfer starts with DATA 1 (RFC 2347 §2).
@@ -30,6 +32,8 @@ export interface NegotiationLimits {
   readonly maxBlksize: number;
   /** The largest windowsize the server will answer; 1..MAX_WINDOWSIZE. */
   readonly maxWindowsize: number;
+  /** The largest `timeout` accepted, in seconds; 1..255. */
+  readonly maxTimeoutS: number;
 }
 
 export interface Negotiated {
@@ -78,7 +82,7 @@ export function negotiate(requested: readonly TftpOption[], fileSize: number, li
         oack.push({ name, value: String(fileSize) });
         continue;
       case 'timeout':
-        if (n === undefined || n < MIN_TIMEOUT_S || n > MAX_TIMEOUT_S) break;
+        if (n === undefined || n < MIN_TIMEOUT_S || n > Math.min(MAX_TIMEOUT_S, limits.maxTimeoutS)) break;
         timeoutMs = n * 1000;
         oack.push({ name, value: String(n) });
         continue;

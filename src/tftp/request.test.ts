@@ -26,7 +26,7 @@ const ctx = (over: Partial<RequestContext> = {}): RequestContext => ({
   activeForClient: 0,
   maxTransfers: 1000,
   maxPerClient: 8,
-  limits: { maxBlksize: 1468, maxWindowsize: 64 },
+  limits: { maxBlksize: 1468, maxWindowsize: 64, maxTimeoutS: 8 },
   ...over,
 });
 
@@ -47,12 +47,21 @@ describe('decideRequest', () => {
     ['missing file', rrq({ filename: 'nope' }), {}, 'not-found', 1],
     ['traversal', rrq({ filename: '../etc/passwd' }), {}, 'access-violation', 2],
     ['server at its limit', rrq(), { active: 1000 }, 'server-busy', 0],
-    ['client at its limit', rrq(), { activeForClient: 8 }, 'client-busy', 0],
+    ['client at its limit on a half-full server', rrq(), { activeForClient: 8, active: 500 }, 'client-busy', 0],
     ['shutting down', rrq(), { closing: true }, 'shutting-down', 0],
   ])('refuses %s', (_name, req, over, reason, code) => {
     const d = decideRequest(req, ctx(over));
     expect(d).toMatchObject({ kind: 'refuse', reason, error: { op: 'error', code } });
     if (d.kind === 'refuse') expect(d.error.message.length).toBeGreaterThan(0);
+  });
+
+  it('lets one address (hosts behind a NAT) hold more than its cap while half the slots are free', () => {
+    expect(decideRequest(rrq(), ctx({ activeForClient: 200, active: 200 }))).toMatchObject({ kind: 'start' });
+    expect(decideRequest(rrq(), ctx({ activeForClient: 499, active: 499 }))).toMatchObject({ kind: 'start' });
+    expect(decideRequest(rrq(), ctx({ activeForClient: 500, active: 500 }))).toMatchObject({
+      kind: 'refuse',
+      reason: 'client-busy',
+    });
   });
 
   it('names the path refusal', () => {

@@ -27,6 +27,11 @@ export interface RequestContext {
   readonly active: number;
   readonly activeForClient: number;
   readonly maxTransfers: number;
+  /**
+   * Transfers one address may hold once half the server's slots are taken. Below that an
+   * address may hold more: hosts behind one NAT, or a Service that rewrites source addresses,
+   * share an address and boot together. Above it no address can take the rest.
+   */
   readonly maxPerClient: number;
   readonly limits: NegotiationLimits;
 }
@@ -65,7 +70,7 @@ export function decideRequest(req: RequestPacket, ctx: RequestContext): RequestD
   if (ctx.active >= ctx.maxTransfers) {
     return refuse('server-busy', ERROR_CODE.NOT_DEFINED, 'Server busy: too many transfers, try again');
   }
-  if (ctx.activeForClient >= ctx.maxPerClient) {
+  if (ctx.activeForClient >= ctx.maxPerClient && ctx.active * 2 >= ctx.maxTransfers) {
     return refuse('client-busy', ERROR_CODE.NOT_DEFINED, 'Too many transfers from this client, try again');
   }
   return { kind: 'start', file: found.file, negotiated: negotiate(req.options, found.file.size, ctx.limits) };

@@ -61,6 +61,8 @@ export interface TftpServerOptions {
   readonly maxTimeoutMs?: number;
   /** Retransmissions in a row without progress before a transfer is abandoned. Default 5. */
   readonly retries?: number;
+  /** The longest a transfer may hold a slot, however it progresses. Default 300,000 ms. */
+  readonly maxTransferMs?: number;
   /**
    * Receive buffer asked for on the request port, which takes every request of a boot storm
    * (and, in single-port mode, every ACK). Best effort: Linux caps it at net.core.rmem_max.
@@ -80,7 +82,7 @@ export interface TftpServerOptions {
 }
 
 /** Failures on our side, on top of the transfer's own ends. */
-type ServerEnd = 'shutdown' | 'superseded' | 'socket-error';
+type ServerEnd = 'shutdown' | 'superseded' | 'socket-error' | 'too-long';
 type EndReason = TransferEnd | ServerEnd;
 
 interface Peer {
@@ -115,6 +117,7 @@ const DEFAULTS = {
   timeoutMs: 1000,
   maxTimeoutMs: 8000,
   retries: 5,
+  maxTransferMs: 300_000,
   closeTimeoutMs: 5000,
   recvBufferBytes: 4 * 1024 * 1024,
 } as const;
@@ -123,6 +126,7 @@ const DEFAULTS = {
  *  and an ERROR arriving there would end the new transfer too. */
 const MESSAGE_FOR_END: Partial<Record<EndReason, string>> = {
   shutdown: 'Server shutting down',
+  'too-long': 'Transfer time limit reached',
 };
 
 const peerKey = (p: Peer): string => `${p.address}:${p.port}`;
@@ -290,7 +294,11 @@ export class TftpServer implements Service {
       activeForClient: this.#perClient.get(peer.address) ?? 0,
       maxTransfers: this.#o.maxTransfers,
       maxPerClient: this.#o.maxPerClient,
-      limits: { maxBlksize: this.#o.maxBlksize, maxWindowsize: this.#o.maxWindowsize },
+      limits: {
+        maxBlksize: this.#o.maxBlksize,
+        maxWindowsize: this.#o.maxWindowsize,
+        maxTimeoutS: Math.max(1, Math.floor(this.#o.maxTimeoutMs / 1000)),
+      },
     });
     if (decision.kind === 'refuse') {
       this.#refuse(decision.reason, peer, req, decision.error, decision.detail);
@@ -388,6 +396,10 @@ export class TftpServer implements Service {
 
   #apply(active: Active, step: TransferStep): void {
     if (active.done) return;
+    if (this.#now() - active.startedAt > this.#o.maxTransferMs) {
+      this.#finish(active, 'too-long');
+      return;
+    }
     switch (step.kind) {
       case 'ignore':
         this.#drop(step.reason, active.peer);

@@ -26,6 +26,7 @@ export function tftpWing(config: Config, w: Wiring, milestones: BootMilestones |
     maxPerClient: t.maxPerClient,
     timeoutMs: t.timeoutMs,
     retries: t.retries,
+    maxTransferMs: t.maxTransferMs,
     logger,
     registry,
     onComplete: m === undefined ? undefined : (e) => m.tftp(e),

@@ -346,16 +346,14 @@ describe('baremetalhosts watch (Watch.watch)', () => {
     const without = watchOnce(kc, NS_PATH, { resourceVersion: s.resourceVersion });
     await s.waitFor(() => s.openWatches === 2);
     // An Event write moves the global resourceVersion without any BareMetalHost event.
-    await kc
-      .makeApiClient(CoreV1Api)
-      .createNamespacedEvent({
-        namespace: NS,
-        body: {
-          metadata: { name: 'e1' },
-          involvedObject: { kind: 'BareMetalHost', name: 'h1', namespace: NS },
-          reason: 'Test',
-        },
-      });
+    await kc.makeApiClient(CoreV1Api).createNamespacedEvent({
+      namespace: NS,
+      body: {
+        metadata: { name: 'e1' },
+        involvedObject: { kind: 'BareMetalHost', name: 'h1', namespace: NS },
+        reason: 'Test',
+      },
+    });
     s.sendBookmark();
     s.upsertHost(host('h2'));
     await s.waitFor(() => withBookmarks.events.length === 2 && without.events.length === 1);

@@ -474,8 +474,8 @@ describe('hostile input', () => {
 });
 
 describe('limits', () => {
-  it('refuses a client over its cap with a clear ERROR, counted', async () => {
-    const s = await start({ maxPerClient: 2, timeoutMs: 5000 });
+  it('refuses a client over its cap with a clear ERROR, counted, once half the slots are taken', async () => {
+    const s = await start({ maxPerClient: 2, maxTransfers: 4, timeoutMs: 5000 });
     const peers = await Promise.all([rawPeer(), rawPeer(), rawPeer()]);
     try {
       for (const p of peers) p.send({ op: 'rrq', filename: 'undionly.kpxe', mode: 'octet', options: [] }, s.port);
@@ -487,6 +487,21 @@ describe('limits', () => {
       expect(await s.metric('metalboot_tftp_requests_refused_total', { reason: 'client-busy' })).toBe(1);
     } finally {
       for (const p of peers) p.close();
+    }
+  });
+
+  it('ends a transfer that holds its slot past maxTransferMs, with an ERROR, counted', async () => {
+    // Retransmissions alone would keep it for 20 × 100 ms; the slot limit ends it first.
+    const s = await start({ timeoutMs: 100, maxTimeoutMs: 100, retries: 20, maxTransferMs: 400 });
+    const peer = await rawPeer();
+    try {
+      peer.send({ op: 'rrq', filename: 'undionly.kpxe', mode: 'octet', options: [] }, s.port);
+      const packets = await peer.collect(1500);
+      const end = packets.find((p) => p.packet.op === 'error');
+      expect(end?.packet).toMatchObject({ op: 'error', message: 'Transfer time limit reached' });
+      expect(await s.metric('metalboot_tftp_transfers_failed_total', { reason: 'too-long' })).toBe(1);
+    } finally {
+      peer.close();
     }
   });
 
@@ -534,8 +549,8 @@ describe('close', () => {
 });
 
 describe('boot storm', () => {
-  it('200 concurrent downloads all complete with the right checksum', async () => {
-    const s = await start({ maxTransfers: 1000, maxPerClient: 1000 });
+  it('200 concurrent downloads from one address (hosts behind a NAT) all complete with the default limits', async () => {
+    const s = await start();
     const kinds = [
       (i: number) =>
         tftpGet({
