@@ -24,6 +24,7 @@ import { INFINITE_LEASE } from '../leases/range.js';
 import { withLeaseTime } from './reply.js';
 import type { ReadinessCheck, Service } from '../base/service.js';
 import { LabelledCounter } from '../base/labelled-counter.js';
+import { LogBudget } from '../base/log-budget.js';
 
 export interface DhcpServerOptions {
   readonly listen: ListenAddress;
@@ -75,6 +76,7 @@ export class DhcpServer implements Service {
   readonly #receivedBy: LabelledCounter;
   readonly #repliesBy: LabelledCounter;
   readonly #dropsBy: LabelledCounter<DropReason>;
+  readonly #logBudget: LogBudget<DropReason>;
   /** The last destination address and its dotted-quad string: replies mostly go to one relay or broadcast. */
   #lastTo = -1;
   #lastToText = '';
@@ -111,6 +113,7 @@ export class DhcpServer implements Service {
     this.#receivedBy = new LabelledCounter(this.#received);
     this.#repliesBy = new LabelledCounter(this.#replies);
     this.#dropsBy = new LabelledCounter(this.#drops);
+    this.#logBudget = new LogBudget({ perSecond: 5, burst: 20, now: o.state.now });
   }
 
   get listening(): boolean {
@@ -335,7 +338,12 @@ export class DhcpServer implements Service {
   #drop(reason: DropReason): 'info' | 'debug' | undefined {
     this.#dropsBy.inc(reason);
     const level = reason === 'unknown-host' || reason === 'other-server' || reason === 'released' ? 'debug' : 'info';
-    return this.#log.isLevelEnabled(level) ? level : undefined;
+    if (!this.#log.isLevelEnabled(level)) return undefined;
+    if (level === 'debug') return level;
+    // A flood of bad or refused packets costs a few lines a second; the metric counts them all.
+    const b = this.#logBudget.take(reason);
+    if (b.ok && b.suppressed > 0) this.#log.info({ reason, suppressed: b.suppressed }, 'dhcp drops not logged');
+    return b.ok ? level : undefined;
   }
 
   async close(): Promise<void> {

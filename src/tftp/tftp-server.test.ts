@@ -201,3 +201,28 @@ describe('TftpServer with injected sockets and timers', () => {
     expect(net.sent.map((s) => s.packet.op)).toEqual(['data', 'data']);
   });
 });
+
+describe('TftpServer logs under a flood', () => {
+  it('logs a burst of refusals, then none, while the metric counts every one', async () => {
+    const lines: { msg: string; suppressed?: number }[] = [];
+    const net = new FakeNet();
+    const registry = new Registry();
+    const server = new TftpServer({
+      listen: { host: '10.0.0.1', port: 69 },
+      files: { lookup },
+      logger: pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s) as { msg: string }) }),
+      registry,
+      createSocket: net.create,
+      timers: new FakeTimers(),
+      now: () => 5000,
+    });
+    await server.start();
+    const listener = net.sockets[0]!;
+    for (let i = 0; i < 200; i++) listener.receive({ op: 'rrq', filename: `nope-${i}`, mode: 'octet', options: [] });
+    await new Promise((r) => setImmediate(r));
+    const refused = (await registry.getMetricsAsJSON()).find((m) => m.name === 'metalboot_tftp_requests_refused_total');
+    expect(refused?.values.find((v) => v.labels.reason === 'not-found')?.value).toBe(200);
+    expect(lines.filter((l) => l.msg === 'request refused')).toHaveLength(20);
+    await server.close();
+  });
+});

@@ -25,6 +25,7 @@ import type { Registry } from 'prom-client';
 import type { FileSource, IpxeFile } from '../boot/ipxe-files.js';
 import type { ListenAddress } from '../net/listen-address.js';
 import { MetalbootError } from '../base/errors.js';
+import { LogBudget } from '../base/log-budget.js';
 import { listening, type ReadinessCheck, type Service } from '../base/service.js';
 import { classifyDatagram, UNKNOWN_TID, type TftpDropReason } from './datagram.js';
 import { encode, ERROR_CODE, type ErrorPacket, type RequestPacket, type TftpPacket } from './packet.js';
@@ -149,6 +150,7 @@ export class TftpServer implements Service {
   readonly #now: () => number;
   readonly #onComplete: TftpServerOptions['onComplete'];
   readonly #log: Logger;
+  readonly #logBudget: LogBudget<RefuseReason>;
   readonly #metrics: Metrics;
   /** Running transfers by client address:port. */
   readonly #transfers = new Map<string, Active>();
@@ -173,6 +175,7 @@ export class TftpServer implements Service {
       refresh: (h) => (h as NodeJS.Timeout).refresh(),
     };
     this.#now = options.now ?? (() => performance.now());
+    this.#logBudget = new LogBudget({ perSecond: 5, burst: 20, now: this.#now });
     this.#onComplete = options.onComplete;
     this.#log = options.logger.child({ component: 'tftp' });
     this.#metrics = new Metrics(options.registry);
@@ -492,7 +495,11 @@ export class TftpServer implements Service {
 
   #refuse(reason: RefuseReason, peer: Peer, req: RequestPacket, error: ErrorPacket, detail?: string): void {
     this.#metrics.refused.inc({ reason });
-    this.#log.info({ peer: peerKey(peer), file: req.filename.slice(0, 256), reason, detail }, 'request refused');
+    // A flood of requests costs a few lines a second; the metric counts them all.
+    const b = this.#logBudget.take(reason);
+    if (b.ok && b.suppressed > 0) this.#log.info({ reason, suppressed: b.suppressed }, 'refused requests not logged');
+    if (b.ok)
+      this.#log.info({ peer: peerKey(peer), file: req.filename.slice(0, 256), reason, detail }, 'request refused');
     if (this.#listener !== undefined) this.#sendTo(this.#listener, peer, error);
   }
 

@@ -190,6 +190,16 @@ describe('DhcpServer replies and drops', () => {
     expect(replies).toBe(0);
   });
 
+  it('logs a burst of malformed datagrams, then a few lines a second, while the metric counts every one', async () => {
+    const c = await relay();
+    const { server, metric, logs } = await setup();
+    for (let i = 0; i < 100; i++) c.send(Buffer.alloc(100), server.address().port, '127.0.0.1');
+    await until(async () => (await metric('metalboot_dhcp_dropped_total', 'reason', 'malformed')) === 100);
+    expect(await metric('metalboot_dhcp_dropped_total', 'reason', 'malformed')).toBe(100);
+    // 20 at once, then 5 a second: however long the 100 took to arrive, far fewer than 100 lines.
+    expect(logs.filter((l) => l.msg === 'dhcp drop' && l.reason === 'malformed').length).toBeLessThan(60);
+  });
+
   it('counts malformed datagrams', async () => {
     const c = await relay();
     const { server, metric } = await setup();
