@@ -40,7 +40,7 @@ export function addResponseLog(app: FastifyInstance, registry: Registry): void {
       req.log.info(
         {
           method: req.method,
-          url: req.url,
+          url: redactUrl(req.url),
           status: reply.statusCode,
           bytes: Number(reply.getHeader('content-length') ?? 0),
           ms: Math.round(reply.elapsedTime),

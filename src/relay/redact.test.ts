@@ -56,3 +56,13 @@ describe('redactJson', () => {
     expect(JSON.stringify(out)).not.toContain('secret');
   });
 });
+
+describe('redactUrl and signed URLs', () => {
+  it.each([
+    ['/images/x?temp_url_sig=abc&temp_url_expires=1', '/images/x?temp_url_sig=***&temp_url_expires=1'],
+    ['/o/k?X-Amz-Signature=ff&X-Amz-Date=20260101', '/o/k?X-Amz-Signature=***&X-Amz-Date=20260101'],
+    ['/o/k?sig=ff&signed=1', '/o/k?sig=***&signed=1'],
+  ])('redacts the signature of %s', (url, redacted) => {
+    expect(redactUrl(url)).toBe(redacted);
+  });
+});

@@ -6,8 +6,8 @@
 
 export const REDACTED = '***';
 
-/** Query parameters and JSON keys whose values are secrets. */
-const SECRET_KEY = /token|password|passwd|secret|passphrase|credential/i;
+/** Query parameters and JSON keys whose values are secrets (also signed URLs: Swift's temp_url_sig, S3's X-Amz-Signature). */
+const SECRET_KEY = /token|password|passwd|secret|passphrase|credential|signature|(^|_)sig$/i;
 
 const SECRET_HEADERS = new Set([
   'authorization',
