@@ -4,10 +4,14 @@
  * responses are stored, when they are revalidated and which request reads what is decided by
  * the image store (store.ts, cache-policy.ts). Fills are in fill.ts, the streams in readers.ts.
  *
- * Layout under `dir`:
+ * Layout under `dir` (--image-cache-dir): one directory of its own, so that metalboot never
+ * deletes what it did not create, whatever `dir` is. It holds a marker file; a directory of
+ * that name that is not empty and has no marker is refused, and so are system directories as
+ * `dir` ({@link cacheDirProblem}).
  * ```
- * entries/<sha256(key)[0..32]>-<generation>   complete entries (header + body)
- * tmp/<generation>                            fills in progress; emptied at start-up
+ * metalboot-image-cache/.metalboot-image-cache        the marker
+ * metalboot-image-cache/entries/<sha256(key)[0..32]>-<generation>   complete entries
+ * metalboot-image-cache/tmp/<generation>              fills in progress; emptied at start-up
  * ```
  *
  * A fill streams one upstream body into a temporary file, and becomes an entry by one rename,
@@ -19,7 +23,8 @@
  * transfer; nothing partial is ever stored.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
@@ -54,9 +59,45 @@ export type FillOutcome = 'complete' | 'failed' | 'aborted';
 
 const generation = (): string => `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
 
+/** The cache's own directory under --image-cache-dir, and the marker that says it is ours. */
+export const CACHE_SUBDIR = 'metalboot-image-cache';
+const MARKER = '.metalboot-image-cache';
+
+/** Directories never taken as --image-cache-dir: the cache would sit among system files. */
+const SYSTEM_DIRS = new Set([
+  '/',
+  '/bin',
+  '/boot',
+  '/dev',
+  '/etc',
+  '/home',
+  '/lib',
+  '/lib64',
+  '/opt',
+  '/proc',
+  '/root',
+  '/run',
+  '/sbin',
+  '/srv',
+  '/sys',
+  '/tmp',
+  '/usr',
+  '/var',
+  '/var/lib',
+  '/var/tmp',
+]);
+
+/** Why `dir` cannot hold the image cache, or undefined. Pure. */
+export function cacheDirProblem(dir: string): string | undefined {
+  const resolved = path.resolve(dir);
+  if (SYSTEM_DIRS.has(resolved)) return `image cache directory ${resolved} is a system directory; give one of its own`;
+  return undefined;
+}
+
 export class CacheDir {
   readonly #o: CacheDirOptions;
   readonly #index: CacheIndex;
+  readonly #root: string;
   readonly #entriesDir: string;
   readonly #tmpDir: string;
   /** Streams of this cache's entries and fills; their reads share one budget. */
@@ -68,8 +109,9 @@ export class CacheDir {
   constructor(o: CacheDirOptions) {
     this.#o = o;
     this.#index = new CacheIndex(o.maxBytes);
-    this.#entriesDir = path.join(o.dir, 'entries');
-    this.#tmpDir = path.join(o.dir, 'tmp');
+    this.#root = path.join(o.dir, CACHE_SUBDIR);
+    this.#entriesDir = path.join(this.#root, 'entries');
+    this.#tmpDir = path.join(this.#root, 'tmp');
   }
 
   get bytes(): number {
@@ -81,12 +123,31 @@ export class CacheDir {
   }
 
   /** Fills not yet over: still downloading, or storing, or cleaning up after a failure. */
+  /** Makes sure the cache's directory is its own before anything in it is deleted. */
+  async #claim(): Promise<void> {
+    const problem = cacheDirProblem(this.#o.dir);
+    if (problem !== undefined) throw new MetalbootError('IMAGE_PROXY_ERR_BAD_CACHE_OPTIONS', problem);
+    await mkdir(this.#root, { recursive: true, mode: 0o700 });
+    const marker = path.join(this.#root, MARKER);
+    if (existsSync(marker)) return;
+    if ((await readdir(this.#root)).length > 0) {
+      throw new MetalbootError(
+        'IMAGE_PROXY_ERR_BAD_CACHE_OPTIONS',
+        `${this.#root} is not empty and has no ${MARKER}: not a metalboot image cache, nothing in it is touched`,
+      );
+    }
+    await writeFile(marker, 'metalboot image cache: metalboot may delete anything in this directory\n', {
+      mode: 0o600,
+    });
+  }
+
   get fillsRunning(): number {
     return this.#running.size;
   }
 
   /** Creates the directories, clears interrupted fills and indexes what is on disk. */
   async open(): Promise<void> {
+    await this.#claim();
     await rm(this.#tmpDir, { recursive: true, force: true });
     await mkdir(this.#tmpDir, { recursive: true });
     await mkdir(this.#entriesDir, { recursive: true });

@@ -66,7 +66,8 @@ async function startProxy(options: ProxyOptions = {}): Promise<Proxy> {
   await app.listen({ port: 0, host: '127.0.0.1' });
   apps.push(app);
   const port = (app.server.address() as net.AddressInfo).port;
-  const list = (sub: string): string[] => (cacheDir === undefined ? [] : readdirSync(path.join(cacheDir, sub)));
+  const list = (sub: string): string[] =>
+    cacheDir === undefined ? [] : readdirSync(path.join(cacheDir, 'metalboot-image-cache', sub));
   return {
     app,
     port,
@@ -509,7 +510,9 @@ describe('read-through cache', () => {
       await p.settled();
     }
     await new Promise((r) => setTimeout(r, 50));
-    const onDisk = p.entryFiles().reduce((sum, f) => sum + statSync(path.join(p.cacheDir!, 'entries', f)).size, 0);
+    const onDisk = p
+      .entryFiles()
+      .reduce((sum, f) => sum + statSync(path.join(p.cacheDir!, 'metalboot-image-cache', 'entries', f)).size, 0);
     expect(onDisk).toBeLessThanOrEqual(maxBytes);
     expect(p.entryFiles()).toHaveLength(3);
     expect(await p.metric('metalboot_image_cache_size_bytes')).toBe(onDisk);
