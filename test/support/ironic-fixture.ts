@@ -68,8 +68,12 @@ export interface IronicFixture {
   readonly url: string;
   readonly requests: IronicRequestRecord[];
   node(uuid: string): IronicNodeState;
-  /** Ironic powers the node off/reboots it: agent_url, agent_verify_ca and the token go. */
-  reboot(uuid: string): void;
+  /**
+   * Ironic powers the node off/reboots it: agent_url and agent_verify_ca go, and the token
+   * too unless it was pre-generated (virtual media: `keepToken`), as
+   * wipe_internal_info_on_power_off does.
+   */
+  reboot(uuid: string, o?: { readonly keepToken?: boolean }): void;
   /** Bytes of the inspection body received so far (for streaming assertions). */
   inspectionBytesSoFar(): number;
   /** Called after each accepted heartbeat, before Ironic answers it (the conductor is async). */
@@ -259,10 +263,11 @@ export async function startIronic(o: { readonly nodes: readonly IronicNodeSpec[]
       if (n === undefined) throw new Error(`no node ${uuid}`);
       return n;
     },
-    reboot(uuid) {
+    reboot(uuid, ro = {}) {
       const n = fixture.node(uuid);
       n.agentUrl = undefined;
       n.agentVerifyCa = undefined;
+      if (ro.keepToken === true) return;
       n.token = undefined;
       n.tokenHandedOut = false;
     },
