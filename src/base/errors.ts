@@ -50,6 +50,7 @@ export const ERROR_CODES = {
   PROXY_ERR_BODY_TOO_LARGE: 'a request body grew past its bound while streaming',
   PROXY_ERR_BAD_STATE: 'a file of the proxy state directory is unreadable or malformed',
   PROXY_ERR_BAD_CERTIFICATE: 'a configured or persisted certificate or key is unusable',
+  PROXY_ERR_CLOSING: 'a callback still in flight when the grace period of close() ran out; aborted',
 
   // Image proxy, cache and worker (images/)
   IMAGE_PROXY_ERR_BAD_UPSTREAM: 'the upstream is not an http(s) origin with an optional base path',

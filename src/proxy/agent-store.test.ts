@@ -5,6 +5,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentStore, formatAgentRecord, parseAgentRecord } from './agent-store.js';
+import { agentIdOf } from './callback-url.js';
 
 const logger = pino({ level: 'silent' });
 const dirs: string[] = [];
@@ -20,6 +21,9 @@ afterEach(() => {
 const store = (stateDir: string | undefined, over: { now?: () => number; pendingWaitMs?: number } = {}): AgentStore =>
   new AgentStore({ stateDir, logger, registry: new Registry(), ...over });
 const NODE = '1be26c0b-03f2-4d2e-ae87-c02d7f33c123';
+const A10 = agentIdOf('https://192.0.2.10:9999', 'PEM');
+const A10_PLAIN = agentIdOf('https://192.0.2.10:9999', undefined);
+const A11 = agentIdOf('http://192.0.2.11:9999', undefined);
 
 describe('agent records', () => {
   it('round-trip through the file format', () => {
@@ -27,13 +31,16 @@ describe('agent records', () => {
       node: NODE,
       agentUrl: 'https://192.0.2.10:9999',
       agentCaPem: 'PEM',
+      agentId: A10,
       macs: ['52:54:00:00:00:01'],
       updatedAt: 5,
     };
     expect(parseAgentRecord(formatAgentRecord(r))).toEqual(r);
-    expect(parseAgentRecord(formatAgentRecord({ ...r, agentCaPem: undefined }))).toEqual({
+    expect(formatAgentRecord(r)).not.toContain(A10);
+    expect(parseAgentRecord(formatAgentRecord({ ...r, agentCaPem: undefined, agentId: A10_PLAIN }))).toEqual({
       ...r,
       agentCaPem: undefined,
+      agentId: A10_PLAIN,
     });
   });
 
@@ -53,15 +60,26 @@ describe('AgentStore', () => {
     await s.start();
     const hb = s.beginHeartbeat(NODE);
     hb.abort();
-    expect(await s.resolve(NODE)).toBeUndefined();
+    expect(await s.resolve(NODE, A10)).toBeUndefined();
     await s.beginHeartbeat(NODE).commit({ url: 'https://192.0.2.10:9999', caPem: 'PEM' });
-    expect(await s.resolve(NODE)).toMatchObject({ agentUrl: 'https://192.0.2.10:9999', agentCaPem: 'PEM' });
+    expect(await s.resolve(NODE, A10)).toMatchObject({ agentUrl: 'https://192.0.2.10:9999', agentCaPem: 'PEM' });
+  });
+
+  it('resolves only the agent a callback URL names', async () => {
+    const s = store(undefined);
+    await s.beginHeartbeat(NODE).commit({ url: 'https://192.0.2.10:9999', caPem: 'PEM' });
+    expect(await s.resolve(NODE, A10_PLAIN)).toBeUndefined();
+    expect(await s.resolve(NODE, A11)).toBeUndefined();
+    // Ironic let go of the old agent and accepted a new one: the old URL no longer leads anywhere.
+    await s.beginHeartbeat(NODE).commit({ url: 'http://192.0.2.11:9999', caPem: undefined });
+    expect(await s.resolve(NODE, A10)).toBeUndefined();
+    expect((await s.resolve(NODE, A11))?.agentUrl).toBe('http://192.0.2.11:9999');
   });
 
   it('makes a callback wait for a pending heartbeat of its node', async () => {
     const s = store(undefined);
     const hb = s.beginHeartbeat(NODE);
-    const resolved = s.resolve(NODE);
+    const resolved = s.resolve(NODE, A10_PLAIN);
     await new Promise((r) => setTimeout(r, 20));
     await hb.commit({ url: 'https://192.0.2.10:9999', caPem: undefined });
     expect((await resolved)?.agentUrl).toBe('https://192.0.2.10:9999');
@@ -70,7 +88,7 @@ describe('AgentStore', () => {
   it('stops waiting for a pending heartbeat after the bound', async () => {
     const s = store(undefined, { pendingWaitMs: 30 });
     s.beginHeartbeat(NODE);
-    expect(await s.resolve(NODE)).toBeUndefined();
+    expect(await s.resolve(NODE, A10)).toBeUndefined();
   });
 
   it('persists records, survives a restart and keeps updatedAt when nothing changed', async () => {
@@ -91,14 +109,15 @@ describe('AgentStore', () => {
       node: NODE,
       agentUrl: 'https://192.0.2.10:9999',
       agentCaPem: 'PEM',
+      agentId: A10,
       macs: ['52:54:00:00:00:01'],
       updatedAt: 1000,
     });
     expect(b.nodeForMac('52:54:00:00:00:01')).toBe(NODE);
-    expect(b.explain('52:54:00:00:00:01', (n) => `https://cb/nodes/${n}`)).toMatchObject({
+    expect(b.explain('52:54:00:00:00:01', (n, a) => `https://cb/nodes/${n}/${a}`)).toMatchObject({
       ironicAgent: {
         node: NODE,
-        callbackUrl: `https://cb/nodes/${NODE}`,
+        callbackUrl: `https://cb/nodes/${NODE}/${A10}`,
         agentUrl: 'https://192.0.2.10:9999',
         agentCertificatePinned: true,
         persisted: true,
@@ -115,7 +134,11 @@ describe('AgentStore', () => {
     await b.start();
     await a.beginHeartbeat(NODE).commit({ url: 'http://192.0.2.11:9999', caPem: undefined });
     expect(b.get(NODE)).toBeUndefined();
-    expect((await b.resolve(NODE))?.agentUrl).toBe('http://192.0.2.11:9999');
+    expect((await b.resolve(NODE, A11))?.agentUrl).toBe('http://192.0.2.11:9999');
+    // b remembers that agent; when a replaces it, b finds the new one on disk too.
+    await a.beginHeartbeat(NODE).commit({ url: 'https://192.0.2.10:9999', caPem: 'PEM' });
+    expect((await b.resolve(NODE, A10))?.agentUrl).toBe('https://192.0.2.10:9999');
+    expect(await b.resolve(NODE, A11)).toBeUndefined();
   });
 
   it('skips malformed files at start', async () => {

@@ -1,7 +1,8 @@
 /**
  * Where each node's agent really is: node → IPA's own callback URL and the certificate it sent
  * (for pinning), learned from heartbeats that Ironic accepted, plus MAC → node learned from
- * lookups (for /debug/explain). Kept in memory and, with a state directory, one JSON file per
+ * lookups (for /debug/explain). Each record is one agent, named in Ironic's callback URL by its
+ * identity (callback-url.ts); a callback for another identity of the node is not forwarded. Kept in memory and, with a state directory, one JSON file per
  * node (`agents/node-<node>.json`, replaced atomically), so a restart loses nothing and
  * replicas sharing the directory find records they did not write (a miss re-reads the file).
  *
@@ -17,6 +18,7 @@ import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import type { Service } from '../base/service.js';
 import { writeFileAtomic } from './atomic-file.js';
+import { agentIdOf, type AgentId } from './callback-url.js';
 import { isNodeIdent } from './proxy-urls.js';
 
 export interface AgentRecord {
@@ -25,6 +27,8 @@ export interface AgentRecord {
   readonly agentUrl: string;
   /** The certificate IPA sent as agent_verify_ca; undefined when it sent none. */
   readonly agentCaPem: string | undefined;
+  /** The agent's identity in its callback URL: agentIdOf(agentUrl, agentCaPem), never stored. */
+  readonly agentId: AgentId;
   /** MAC addresses from the node's lookups. */
   readonly macs: readonly string[];
   /** When agentUrl or agentCaPem last changed (epoch ms). */
@@ -75,10 +79,12 @@ export function parseAgentRecord(text: string): AgentRecord | undefined {
   if (ca !== undefined && ca !== null && typeof ca !== 'string') return undefined;
   const macs = Array.isArray(r['macs']) ? r['macs'].filter((m): m is string => typeof m === 'string') : [];
   const updatedAt = typeof r['updatedAt'] === 'number' ? r['updatedAt'] : 0;
+  const agentCaPem = typeof ca === 'string' ? ca : undefined;
   return {
     node: r['node'],
     agentUrl: r['agentUrl'],
-    agentCaPem: typeof ca === 'string' ? ca : undefined,
+    agentCaPem,
+    agentId: agentIdOf(r['agentUrl'], agentCaPem),
     macs,
     updatedAt,
   };
@@ -151,10 +157,11 @@ export class AgentStore implements Service {
   }
 
   /**
-   * The record to forward a callback with: waits for pending heartbeats of the node to settle,
-   * then memory, then the node's file (written by another replica sharing the directory).
+   * The record of agent `agent` of `node` to forward a callback with: waits for pending
+   * heartbeats of the node to settle, then memory, then the node's file (written by another
+   * replica sharing the directory). Undefined when the node's agent is another one.
    */
-  async resolve(node: string): Promise<AgentRecord | undefined> {
+  async resolve(node: string, agent: AgentId): Promise<AgentRecord | undefined> {
     const pending = this.#pending.get(node);
     if (pending !== undefined && pending.size > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -165,9 +172,11 @@ export class AgentStore implements Service {
       clearTimeout(timer);
     }
     const mem = this.#records.get(node);
-    if (mem !== undefined || this.#dir === undefined || !isNodeIdent(node)) return mem;
+    if (mem?.agentId === agent) return mem;
+    if (this.#dir === undefined || !isNodeIdent(node)) return undefined;
     const disk = await this.#readFile(fileName(node));
-    if (disk !== undefined && disk.node === node) this.#put(disk);
+    if (disk === undefined || disk.node !== node || disk.agentId !== agent) return undefined;
+    this.#put(disk);
     return disk;
   }
 
@@ -223,7 +232,7 @@ export class AgentStore implements Service {
   /** For /debug/explain: the callback mapping of the node this MAC belongs to. */
   explain(
     mac: string,
-    callbackUrl: ((node: string) => string | undefined) | undefined,
+    callbackUrl: ((node: string, agent: AgentId) => string | undefined) | undefined,
   ): Record<string, unknown> | undefined {
     const node = this.nodeForMac(mac);
     if (node === undefined) return undefined;
@@ -231,7 +240,7 @@ export class AgentStore implements Service {
     return {
       ironicAgent: {
         node,
-        callbackUrl: callbackUrl?.(node),
+        callbackUrl: r === undefined ? undefined : callbackUrl?.(node, r.agentId),
         agentUrl: r?.agentUrl,
         agentCertificatePinned: r === undefined ? undefined : r.agentCaPem !== undefined,
         updatedAt: r === undefined ? undefined : new Date(r.updatedAt).toISOString(),
@@ -271,6 +280,7 @@ export class AgentStore implements Service {
       node,
       agentUrl: agent.url,
       agentCaPem: agent.caPem,
+      agentId: agentIdOf(agent.url, agent.caPem),
       macs,
       updatedAt: changed ? this.#now() : old.updatedAt,
     });

@@ -8,10 +8,12 @@
  * - `GET /v1/lookup`                  `addresses`, `node_uuid` forwarded; the answer's node UUID
  *                                      is remembered for those MACs (for /debug/explain)
  * - `POST /v1/heartbeat/{node}`       the body (bounded, 1 MiB) is rewritten (heartbeat.ts):
- *                                      callback_url → the node's stable URL on the callback
- *                                      listener, agent_verify_ca → the listener's CA; once
- *                                      Ironic accepts it, the agent's real URL and certificate
- *                                      are recorded (agent-store.ts)
+ *                                      callback_url → the agent's URL on the callback listener,
+ *                                      agent_verify_ca → the listener's CA; once Ironic accepts
+ *                                      it, the agent's real URL and certificate are recorded
+ *                                      (agent-store.ts). A callback_url whose host is not the
+ *                                      heartbeat's source, or that is one of metalboot's own
+ *                                      listeners, is refused (400) before Ironic sees it
  * - `POST /v1/continue_inspection`    `node_uuid` forwarded; the inventory is streamed to
  *                                      Ironic, never buffered, and cut at `maxInventoryBytes`
  * - anything else under `/v1/`        404 from the proxy; never forwarded
@@ -22,9 +24,11 @@
  * `faultstring`), which IPA prints.
  */
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { networkInterfaces } from 'node:os';
 import { pipeline } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { Pool, type Dispatcher } from 'undici';
+import { portOf, type OwnListeners } from './agent-address.js';
 import type { AgentStore } from './agent-store.js';
 import { BoundedCopy, limitedRequestBody, readBounded, type ByteLimit } from './body-streams.js';
 import { rewriteHeartbeat, type CallbackEndpoint } from './heartbeat.js';
@@ -60,6 +64,12 @@ export interface IronicApiProxyOptions {
   readonly agents: AgentStore;
   /** The callback listener; without it heartbeats pass unchanged (Ironic must reach IPA itself). */
   readonly callback?: CallbackEndpoint | undefined;
+  /**
+   * metalboot's other TCP ports (the image worker's, say) that no agent may point at; the port a
+   * heartbeat arrives on, the HTTP listener's, the advertised API port and the callback
+   * listener's are added by the proxy itself.
+   */
+  readonly ownPorts?: readonly number[];
   readonly registry: Registry;
   /** Upper bound of a continue_inspection body, enforced while streaming. Default 64 MiB. */
   readonly maxInventoryBytes?: number;
@@ -126,6 +136,18 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
 
   const base = advertised.basePath;
   const upstreamPath = (p: string): string => `${upstream.basePath}${p}`;
+
+  /** metalboot's addresses and ports as seen from one request, for the agent address rules. */
+  const ownListeners = (req: FastifyRequest): OwnListeners => {
+    const socket = req.raw.socket;
+    const server = fastify.server.address();
+    const ports = [portOf(advertised), ...(o.ownPorts ?? []), ...(o.callback?.ownPorts() ?? [])];
+    if (socket.localPort !== undefined) ports.push(socket.localPort);
+    if (server !== null && typeof server === 'object') ports.push(server.port);
+    const addresses = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+    if (socket.localAddress !== undefined) addresses.push(socket.localAddress);
+    return { addresses, ports };
+  };
 
   interface Forward {
     readonly route: ApiRoute;
@@ -322,15 +344,26 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
       metrics.heartbeats.inc({ outcome: 'passthrough' });
       return relay(reply, 'heartbeat', res);
     }
+    const callback = o.callback;
+    // The TCP peer, whatever fastify's trustProxy says: X-Forwarded-For is the caller's to write.
+    const source = req.raw.socket.remoteAddress ?? '';
     const rw = rewriteHeartbeat(raw, {
-      callbackUrl: o.callback.callbackUrlFor(node),
-      listenerCaPem: o.callback.ironicCaPem(),
+      callbackUrlFor: (agent) => callback.callbackUrlFor(node, agent),
+      source,
+      own: ownListeners(req),
+      listenerCaPem: callback.ironicCaPem(),
       microversion: parseMicroversion(headerValue(req.headers, 'x-openstack-ironic-api-version')),
     });
     if (rw.kind === 'invalid') {
       metrics.heartbeats.inc({ outcome: 'invalid' });
       rlog.warn({ reason: rw.reason, peer: req.ip }, 'refused a heartbeat');
       return refuse(reply, 'heartbeat', 400, rw.reason);
+    }
+    if (rw.kind === 'refused') {
+      metrics.heartbeats.inc({ outcome: 'refused' });
+      metrics.heartbeatRefusals.inc({ reason: rw.reason });
+      rlog.warn({ reason: rw.reason, peer: source, detail: rw.message }, 'refused a heartbeat');
+      return refuse(reply, 'heartbeat', 400, rw.message);
     }
     const pending = rw.kind === 'rewrite' ? o.agents.beginHeartbeat(node) : undefined;
     const res = await send(req, reply, {

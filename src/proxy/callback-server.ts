@@ -1,9 +1,10 @@
 /**
  * The callback listener (`--callback-listen`): Ironic → IPA. Ironic is told, in every
  * heartbeat the API proxy rewrites, that the agent lives at `<callback-advertise-url>/nodes/
- * <node>`; requests arriving there — any method, any path below the node (`/v1/commands/`,
- * `/v1/commands/<id>`, `/v1/status`…), the query (`agent_token`, `wait`) untouched, the body
- * streamed — are forwarded to the agent's real URL recorded from its last accepted heartbeat.
+ * <node>/<agent>`; requests arriving there for IPA's API (`POST /v1/commands/`,
+ * `GET /v1/commands/`, `GET /v1/commands/<id>`, `GET /v1/status`, the version documents), the
+ * query (`agent_token`, `wait`) untouched and the body streamed, are forwarded to the agent's
+ * real URL recorded from its accepted heartbeat — if `<agent>` names that agent.
  *
  * TLS towards IPA: verified against the certificate IPA itself sent as agent_verify_ca (that
  * PEM is the only trusted CA for the connection, and the host check runs against the IP in
@@ -15,12 +16,18 @@
  * state directory, or plain HTTP). The scheme of the callback URLs follows the listener, so
  * Ironic never gets an https URL for a plain listener or the reverse.
  *
- * Answers of its own, in plain text: 404 for an unknown node or a path outside `/nodes/<node>`,
- * 400 for a path that would climb out of the agent's API, 502 (504 on timeouts) with the
- * reason when IPA cannot be reached or its certificate does not verify. Everything IPA answers
- * (409 "Agent is busy" included) passes through.
+ * Answers of its own, in plain text, without contacting any agent: 404 for a path outside
+ * `/nodes/<node>/<agent>`, for a method and path IPA's API does not have, for an unknown node
+ * or an agent that is not the node's current one; 400 for a path that would climb out of the
+ * agent's API; 508 for a request that already passed through this listener (its Via entry: a
+ * loop through some other address of metalboot); 502 (504 on timeouts) with the reason when IPA
+ * cannot be reached or its certificate does not verify; 503 while closing. Everything IPA
+ * answers (409 "Agent is busy" included) passes through.
+ *
+ * close() lets forwards in flight finish for `closeGraceMs`, then aborts them: a `wait=true`
+ * command may run for many minutes and must not hold SIGTERM.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -29,13 +36,27 @@ import type { ListenAddress } from '../net/listen-address.js';
 import { listening, type ReadinessCheck, type Service } from '../base/service.js';
 import type { AgentRecord, AgentStore } from './agent-store.js';
 import { limitedRequestBody } from './body-streams.js';
-import { agentRequestTarget, nodeCallbackUrl, parseCallbackTarget, type CallbackRefusal } from './callback-url.js';
+import {
+  agentApiRoute,
+  agentRequestTarget,
+  nodeCallbackUrl,
+  parseCallbackTarget,
+  type AgentId,
+  type CallbackRefusal,
+} from './callback-url.js';
 import { loadCallbackTls, type CallbackTls, type CallbackTlsSource } from './callback-tls.js';
 import type { CallbackEndpoint } from './heartbeat.js';
-import { declaredLength, forwardRequestHeaders, forwardResponseHeaders, hasRequestBody } from './proxy-headers.js';
+import {
+  declaredLength,
+  forwardRequestHeaders,
+  forwardResponseHeaders,
+  hasRequestBody,
+  viaIncludes,
+} from './proxy-headers.js';
 import { classifyForwardError } from './proxy-errors.js';
 import { MetalbootError } from '../base/errors.js';
 import { createCallbackMetrics, type CallbackMetrics, type CallbackResult } from './proxy-metrics.js';
+import { portOf } from './agent-address.js';
 import { formatBaseUrl, parseBaseUrl, withProtocol, type BaseUrl } from './proxy-urls.js';
 import { redactUrl } from '../relay/redact.js';
 
@@ -59,19 +80,46 @@ export interface CallbackServerOptions {
   readonly timeoutMs?: number;
   /** TCP (and TLS) connect timeout to IPA. Default 5000 ms. */
   readonly connectTimeoutMs?: number;
+  /** How long close() lets forwards in flight finish before aborting them. Default 10 000 ms. */
+  readonly closeGraceMs?: number;
 }
 
 const TEXT = 'text/plain; charset=utf-8';
 
 const REFUSALS: Readonly<Record<CallbackRefusal, { readonly status: number; readonly message: string }>> = {
-  'not-under-nodes': { status: 404, message: 'not found: callback URLs look like /nodes/<node>/…' },
+  'not-under-nodes': { status: 404, message: 'not found: callback URLs look like /nodes/<node>/<agent>/…' },
   'bad-node': { status: 404, message: 'not found: invalid node identifier' },
+  'bad-agent': { status: 404, message: 'not found: callback URLs look like /nodes/<node>/<agent>/…' },
   'bad-path': {
     status: 400,
     message:
       'refused: the path must stay inside the agent API (no dot segments, encoded slashes or control characters)',
   },
+  'not-agent-api': {
+    status: 404,
+    message: 'not found: only the agent API is forwarded (GET /, /v1/, /v1/status, /v1/commands/…; POST /v1/commands/)',
+  },
+  loop: { status: 508, message: 'loop detected: this request has already passed through this callback listener' },
 };
+
+/** Resolves with true if `p` settles within `ms`, false otherwise. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([
+      p.then(
+        () => true as const,
+        () => true as const,
+      ),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 interface AgentPool {
   readonly key: string;
@@ -87,6 +135,12 @@ export class CallbackServer implements Service, CallbackEndpoint {
   readonly #advertised: BaseUrl;
   readonly #metrics: CallbackMetrics;
   readonly #pools = new Map<string, AgentPool>();
+  /** This listener's Via pseudonym: a request that carries it has looped back here. */
+  readonly #via = `metalboot-callback-${randomBytes(6).toString('hex')}`;
+  /** Requests past the cheap checks, until their answer is sent; close() aborts them. */
+  readonly #inflight = new Set<AbortController>();
+  #idle: (() => void) | undefined;
+  #closing = false;
   #tls: CallbackTls | undefined;
   #app: FastifyInstance | undefined;
 
@@ -101,9 +155,17 @@ export class CallbackServer implements Service, CallbackEndpoint {
       throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', 'maxBodyBytes must be a positive integer');
   }
 
-  /** The stable callback_url Ironic gets for `node`. */
-  callbackUrlFor(node: string): string {
-    return nodeCallbackUrl(this.#advertised, node);
+  /** The callback_url Ironic gets for agent `agent` of `node`. */
+  callbackUrlFor(node: string, agent: AgentId): string {
+    return nodeCallbackUrl(this.#advertised, node, agent);
+  }
+
+  /** The ports this listener is bound to and advertised at. */
+  ownPorts(): readonly number[] {
+    const ports = [portOf(this.#advertised), this.#o.listen.port];
+    const a = this.#app?.server.address();
+    if (a !== null && a !== undefined && typeof a !== 'string') ports.push(a.port);
+    return ports;
   }
 
   /** The CA Ironic is told to trust, or undefined for a plain-HTTP listener (or before start). */
@@ -125,7 +187,7 @@ export class CallbackServer implements Service, CallbackEndpoint {
 
   /** For /debug/explain: the callback mapping of the node a MAC belongs to. */
   explain(mac: string): Record<string, unknown> | undefined {
-    return this.#o.agents.explain(mac, (node) => this.callbackUrlFor(node));
+    return this.#o.agents.explain(mac, (node, agent) => this.callbackUrlFor(node, agent));
   }
 
   async start(): Promise<void> {
@@ -153,7 +215,7 @@ export class CallbackServer implements Service, CallbackEndpoint {
     app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
     app.all('*', (req, reply) => this.#handle(req, reply));
     app.addHook('onClose', async () => {
-      await Promise.allSettled([...this.#pools.values()].map((p) => p.pool.close()));
+      await Promise.allSettled([...this.#pools.values()].map((p) => p.pool.destroy()));
       this.#pools.clear();
     });
     await app.listen({ host: o.listen.host, port: o.listen.port });
@@ -170,7 +232,35 @@ export class CallbackServer implements Service, CallbackEndpoint {
   }
 
   async close(): Promise<void> {
-    await this.#app?.close();
+    const app = this.#app;
+    if (app === undefined || this.#closing) return;
+    this.#closing = true;
+    // Stop accepting; fastify answers new requests 503 from here on.
+    const closed = app.close();
+    const grace = this.#o.closeGraceMs ?? 10_000;
+    const drained = new Promise<void>((resolve) => {
+      if (this.#inflight.size === 0) resolve();
+      else this.#idle = resolve;
+    });
+    if (!(await settlesWithin(drained, grace))) {
+      this.#log.warn({ forwards: this.#inflight.size, graceMs: grace }, 'aborting callbacks still in flight');
+      const reason = new MetalbootError('PROXY_ERR_CLOSING', 'the callback listener is closing');
+      for (const ac of this.#inflight) ac.abort(reason);
+    }
+    // Answers just sent on keep-alive connections may still hold them: a last bound, then cut.
+    if (!(await settlesWithin(closed, 1000))) app.server.closeAllConnections();
+    await closed;
+  }
+
+  /** Tracks a request until its answer is sent (or its connection goes); close() may abort it. */
+  #track(reply: FastifyReply): AbortController {
+    const ac = new AbortController();
+    this.#inflight.add(ac);
+    reply.raw.once('close', () => {
+      this.#inflight.delete(ac);
+      if (this.#inflight.size === 0) this.#idle?.();
+    });
+    return ac;
   }
 
   #count(result: CallbackResult, status: number): void {
@@ -179,7 +269,7 @@ export class CallbackServer implements Service, CallbackEndpoint {
 
   #plain(reply: FastifyReply, result: CallbackResult, status: number, message: string, close = false): FastifyReply {
     this.#count(result, status);
-    if (close) reply.header('connection', 'close');
+    if (close || this.#closing) reply.header('connection', 'close');
     return reply.code(status).type(TEXT).send(`${message}\n`);
   }
 
@@ -207,32 +297,45 @@ export class CallbackServer implements Service, CallbackEndpoint {
     return pool;
   }
 
+  #refuse(req: FastifyRequest, reply: FastifyReply, reason: CallbackRefusal, rawUrl: string): FastifyReply {
+    const r = REFUSALS[reason];
+    this.#metrics.refusals.inc({ reason });
+    this.#log.info({ method: req.method, url: redactUrl(rawUrl), peer: req.ip, reason }, 'refused a callback request');
+    return this.#plain(reply, 'refused', r.status, r.message, reason === 'loop');
+  }
+
   async #handle(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const t0 = process.hrtime.bigint();
     const rawUrl = req.raw.url ?? '/';
+    if (viaIncludes(req.headers, this.#via)) return this.#refuse(req, reply, 'loop', rawUrl);
     const target = parseCallbackTarget(rawUrl, this.#advertised.basePath);
-    if (target.kind === 'refused') {
-      const r = REFUSALS[target.reason];
-      this.#log.info(
-        { method: req.method, url: redactUrl(rawUrl), peer: req.ip, reason: target.reason },
-        'refused a callback request',
-      );
-      return this.#plain(reply, 'refused', r.status, r.message);
-    }
+    if (target.kind === 'refused') return this.#refuse(req, reply, target.reason, rawUrl);
+    if (agentApiRoute(req.method, target.path) === undefined) return this.#refuse(req, reply, 'not-agent-api', rawUrl);
     const { node } = target;
     const log = this.#log.child({ node });
-    const record = await this.#o.agents.resolve(node);
+    const ac = this.#track(reply);
+    const aborted = new Promise<undefined>((resolve) => ac.signal.addEventListener('abort', () => resolve(undefined)));
+    const record = await Promise.race([this.#o.agents.resolve(node, target.agent), aborted]);
+    if (ac.signal.aborted) return this.#plain(reply, 'error', 503, 'the callback listener is shutting down', true);
     if (record === undefined) {
+      const current = this.#o.agents.get(node);
       log.info(
-        { method: req.method, path: target.path, peer: req.ip },
-        'callback for a node without an accepted heartbeat',
+        { method: req.method, path: target.path, agent: target.agent, current: current?.agentId, peer: req.ip },
+        current === undefined ? 'callback for a node without an accepted heartbeat' : 'callback for a replaced agent',
       );
-      return this.#plain(
-        reply,
-        'unknown-node',
-        404,
-        `unknown node ${node}: no heartbeat from its agent has been accepted through this proxy yet`,
-      );
+      return current === undefined
+        ? this.#plain(
+            reply,
+            'unknown-node',
+            404,
+            `unknown node ${node}: no heartbeat from its agent has been accepted through this proxy yet`,
+          )
+        : this.#plain(
+            reply,
+            'unknown-agent',
+            404,
+            `unknown agent ${target.agent} of node ${node}: its current agent is another one`,
+          );
     }
     let agent: BaseUrl;
     try {
@@ -247,7 +350,7 @@ export class CallbackServer implements Service, CallbackEndpoint {
       return this.#plain(reply, 'refused', 413, `the body exceeds ${max} bytes`, true);
     const body = hasRequestBody(req.headers) ? limitedRequestBody(req.raw, max) : undefined;
     const { path } = agentRequestTarget(agent, target.path, target.search);
-    const headers = forwardRequestHeaders(req.headers, { clientIp: req.ip, contentLength: declared });
+    const headers = forwardRequestHeaders(req.headers, { clientIp: req.ip, contentLength: declared, via: this.#via });
     let res: Dispatcher.ResponseData;
     try {
       res = await this.#poolFor(record, agent).request({
@@ -255,8 +358,13 @@ export class CallbackServer implements Service, CallbackEndpoint {
         path,
         headers,
         body,
+        signal: ac.signal,
       });
     } catch (err) {
+      if (ac.signal.aborted && this.#closing) {
+        log.warn({ method: req.method, path: target.path, agentUrl: record.agentUrl }, 'callback aborted at close');
+        return this.#plain(reply, 'error', 503, 'the callback listener is shutting down', true);
+      }
       const answer = classifyForwardError(err, `IPA at ${record.agentUrl}`);
       this.#metrics.failures.inc({ reason: answer.reason });
       log.warn(
@@ -277,6 +385,7 @@ export class CallbackServer implements Service, CallbackEndpoint {
       { method: req.method, path: target.path, status: res.statusCode, agentUrl: record.agentUrl },
       'callback forwarded',
     );
+    if (this.#closing) reply.header('connection', 'close');
     return reply.code(res.statusCode).headers(forwardResponseHeaders(res.headers)).send(res.body);
   }
 }

@@ -3,6 +3,7 @@ import { generateCa } from './certificates.js';
 import { isCertificatePem, rewriteHeartbeat, type HeartbeatContext } from './heartbeat.js';
 
 const CALLBACK = 'https://172.22.0.2:8081/nodes/n1';
+const callbackUrlFor = (agent: string): string => `${CALLBACK}/${agent}`;
 let agentCa: string;
 let ourCa: string;
 
@@ -12,7 +13,9 @@ beforeAll(async () => {
 });
 
 const ctx = (over: Partial<HeartbeatContext> = {}): HeartbeatContext => ({
-  callbackUrl: CALLBACK,
+  callbackUrlFor,
+  source: '192.0.2.10',
+  own: { addresses: ['172.22.0.2'], ports: [8080, 8081] },
   listenerCaPem: ourCa,
   microversion: [1, 68],
   ...over,
@@ -34,7 +37,7 @@ describe('rewriteHeartbeat', () => {
     expect(out.kind).toBe('rewrite');
     if (out.kind !== 'rewrite') return;
     expect(JSON.parse(out.body.toString())).toEqual({
-      callback_url: CALLBACK,
+      callback_url: callbackUrlFor(out.agent.id),
       agent_token: 'tok',
       agent_version: '10.1.0',
       agent_verify_ca: ourCa,
@@ -53,12 +56,12 @@ describe('rewriteHeartbeat', () => {
   it('drops agent_verify_ca for a plain-HTTP listener', () => {
     const out = rewriteHeartbeat(
       body({ callback_url: 'https://192.0.2.10:9999', agent_token: 'tok', agent_verify_ca: agentCa }),
-      ctx({ listenerCaPem: undefined, callbackUrl: 'http://172.22.0.2:8081/nodes/n1' }),
+      ctx({ listenerCaPem: undefined, callbackUrlFor: (a) => `http://172.22.0.2:8081/nodes/n1/${a}` }),
     );
     expect(out.kind).toBe('rewrite');
     if (out.kind !== 'rewrite') return;
     expect(JSON.parse(out.body.toString())).toEqual({
-      callback_url: 'http://172.22.0.2:8081/nodes/n1',
+      callback_url: `http://172.22.0.2:8081/nodes/n1/${out.agent.id}`,
       agent_token: 'tok',
     });
     expect(out.agent.caPem).toBe(agentCa);
@@ -103,6 +106,44 @@ describe('rewriteHeartbeat', () => {
     const out = rewriteHeartbeat(raw, ctx());
     expect(out.kind).toBe('invalid');
     expect(out.kind === 'invalid' && out.reason).toContain(reason);
+  });
+
+  it("gives Ironic a callback URL that changes exactly when the agent's URL or certificate does", () => {
+    const urlOf = (callback_url: string, ca: string | undefined): string => {
+      const out = rewriteHeartbeat(body({ callback_url, agent_token: 'tok', agent_verify_ca: ca }), ctx());
+      if (out.kind !== 'rewrite') throw new Error(out.kind);
+      return JSON.parse(out.body.toString()).callback_url;
+    };
+    const first = urlOf('https://192.0.2.10:9999', agentCa);
+    expect(first).toMatch(new RegExp(`^${CALLBACK}/[0-9a-f]{32}$`));
+    // The same agent, spelled as IPA may spell it, every time: the same URL, so Ironic accepts it.
+    expect(urlOf('https://192.0.2.10:9999/', `${agentCa}\n`)).toBe(first);
+    // Another port, another scheme, another certificate, none: Ironic sees a changed callback_url.
+    const others = [
+      urlOf('https://192.0.2.10:9998', agentCa),
+      urlOf('http://192.0.2.10:9999', agentCa),
+      urlOf('https://192.0.2.10:9999', ourCa),
+      urlOf('https://192.0.2.10:9999', undefined),
+    ];
+    expect(new Set([first, ...others]).size).toBe(5);
+  });
+
+  it.each([
+    ['another host', 'https://192.0.2.99:9999', '192.0.2.10', 'agent-not-source'],
+    ['a host name', 'https://ipa.example:9999', '192.0.2.10', 'agent-not-source'],
+    ['the callback listener', 'https://172.22.0.2:8081', '172.22.0.2', 'agent-is-metalboot'],
+    ['the HTTP listener on loopback', 'http://127.0.0.1:8080', '127.0.0.1', 'agent-is-metalboot'],
+  ] as const)('refuses an agent URL naming %s before Ironic sees it', (_name, callback_url, source, reason) => {
+    const out = rewriteHeartbeat(body({ callback_url, agent_token: 'tok' }), ctx({ source }));
+    expect(out).toMatchObject({ kind: 'refused', reason });
+  });
+
+  it.each([
+    ['an IPv4-mapped source', 'https://192.0.2.10:9999', '::ffff:192.0.2.10'],
+    ['IPv6', 'https://[2001:db8::10]:9999', '2001:db8:0:0::10'],
+    ["an agent on metalboot's machine at a port of its own", 'https://172.22.0.2:9999', '172.22.0.2'],
+  ])('accepts %s', (_name, callback_url, source) => {
+    expect(rewriteHeartbeat(body({ callback_url, agent_token: 'tok' }), ctx({ source })).kind).toBe('rewrite');
   });
 
   it('normalises the agent URL', () => {

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { declaredLength, forwardRequestHeaders, forwardResponseHeaders, hasRequestBody } from './proxy-headers.js';
+import {
+  declaredLength,
+  forwardRequestHeaders,
+  forwardResponseHeaders,
+  hasRequestBody,
+  viaIncludes,
+} from './proxy-headers.js';
 
 describe('forwardRequestHeaders', () => {
   it('keeps the Ironic microversion, request id, content type and credentials', () => {
@@ -101,5 +107,24 @@ describe('body framing', () => {
   ] as const)('%j → length %s, body %s', (headers, length, body) => {
     expect(declaredLength(headers)).toBe(length);
     expect(hasRequestBody(headers)).toBe(body);
+  });
+});
+
+describe('viaIncludes', () => {
+  it.each([
+    [undefined, false],
+    ['1.1 metalboot', false],
+    ['1.1 metalboot-callback-abc', true],
+    ['1.0 fred, 1.1 metalboot-callback-abc (metalboot)', true],
+    ['HTTP/1.1 METALBOOT-callback-abc', true],
+    ['1.1 metalboot-callback-abcd', false],
+  ])('%j → %s', (via, seen) => {
+    expect(viaIncludes(via === undefined ? {} : { via }, 'metalboot-callback-abc')).toBe(seen);
+  });
+
+  it('is what forwardRequestHeaders adds under the given pseudonym', () => {
+    const out = forwardRequestHeaders({ via: '1.0 fred' }, { clientIp: '192.0.2.1', via: 'metalboot-callback-abc' });
+    expect(out['via']).toBe('1.0 fred, 1.1 metalboot-callback-abc');
+    expect(viaIncludes({ via: String(out['via']) }, 'metalboot-callback-abc')).toBe(true);
   });
 });

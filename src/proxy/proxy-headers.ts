@@ -47,6 +47,8 @@ export interface ForwardRequestContext {
   readonly clientIp: string;
   /** The length of the body that will be sent, when it is known (rewritten or passed through). */
   readonly contentLength?: number | undefined;
+  /** The pseudonym this hop adds to Via (RFC 9110 §7.6.3). Default `metalboot`. */
+  readonly via?: string | undefined;
 }
 
 /**
@@ -61,9 +63,21 @@ export function forwardRequestHeaders(
   const xff = headerValue(incoming, 'x-forwarded-for');
   out['x-forwarded-for'] = xff === undefined ? ctx.clientIp : `${xff}, ${ctx.clientIp}`;
   const via = headerValue(incoming, 'via');
-  out['via'] = via === undefined ? '1.1 metalboot' : `${via}, 1.1 metalboot`;
+  const hop = `1.1 ${ctx.via ?? 'metalboot'}`;
+  out['via'] = via === undefined ? hop : `${via}, ${hop}`;
   if (ctx.contentLength !== undefined) out['content-length'] = String(ctx.contentLength);
   return out;
+}
+
+/**
+ * Whether a request has already passed through the hop named `pseudonym`: one of its Via
+ * entries (`[protocol/]version received-by [comment]`, comma-separated) was received by it. RFC 9110 §7.6.3 names loop detection as a use of Via.
+ */
+export function viaIncludes(incoming: IncomingHttpHeaders, pseudonym: string): boolean {
+  // Node joins repeated Via fields with ", ".
+  return (incoming['via'] ?? '')
+    .split(',')
+    .some((entry) => entry.trim().split(/\s+/)[1]?.toLowerCase() === pseudonym.toLowerCase());
 }
 
 /**

@@ -9,13 +9,18 @@ export type ApiRoute = 'version' | 'lookup' | 'heartbeat' | 'continue_inspection
 
 /**
  * What happened to a heartbeat: rewritten and accepted by Ironic, passed through unchanged
- * (empty callback_url or no callback listener), refused by us (invalid body), refused by
- * Ironic (4xx/5xx: bad token, changed URL or CA…), or failed in transit.
+ * (empty callback_url or no callback listener), refused by us for its body (invalid) or for the
+ * agent address it names (refused, with the reason counted apart), refused by Ironic (4xx/5xx:
+ * bad token, changed callback URL…), or failed in transit.
  */
-export type HeartbeatOutcome = 'accepted' | 'passthrough' | 'invalid' | 'rejected' | 'failed';
+export type HeartbeatOutcome = 'accepted' | 'passthrough' | 'invalid' | 'refused' | 'rejected' | 'failed';
 
-/** Callback listener results: the `result` label. */
-export type CallbackResult = 'forwarded' | 'unknown-node' | 'refused' | 'error';
+/**
+ * Callback listener results: the `result` label. `unknown-node`: no agent recorded for the
+ * node; `unknown-agent`: the node's recorded agent is another one than the URL names;
+ * `refused`: answered by the listener itself, the reason counted apart.
+ */
+export type CallbackResult = 'forwarded' | 'unknown-node' | 'unknown-agent' | 'refused' | 'error';
 
 export interface ApiProxyMetrics {
   readonly requests: Counter<'route' | 'status'>;
@@ -23,12 +28,16 @@ export interface ApiProxyMetrics {
   readonly failures: Counter<'reason'>;
   readonly requestBytes: Counter<'route'>;
   readonly heartbeats: Counter<'outcome'>;
+  /** Heartbeats refused for their agent address, by AgentAddressRefusal (agent-address.ts). */
+  readonly heartbeatRefusals: Counter<'reason'>;
 }
 
 export interface CallbackMetrics {
   readonly requests: Counter<'result' | 'status'>;
   readonly duration: Histogram;
   readonly failures: Counter<'reason'>;
+  /** Requests the listener answered itself, by CallbackRefusal (callback-url.ts). */
+  readonly refusals: Counter<'reason'>;
 }
 
 const BUCKETS = [0.005, 0.025, 0.1, 0.5, 1, 2.5, 10, 30, 120, 600];
@@ -67,6 +76,12 @@ export function createApiProxyMetrics(registry: Registry): ApiProxyMetrics {
       labelNames: ['outcome'],
       registers,
     }),
+    heartbeatRefusals: new Counter({
+      name: 'metalboot_ironic_heartbeat_refusals_total',
+      help: 'Heartbeats the API proxy refused for the agent address they name, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
   };
 }
 
@@ -88,6 +103,12 @@ export function createCallbackMetrics(registry: Registry): CallbackMetrics {
     failures: new Counter({
       name: 'metalboot_ipa_callback_failures_total',
       help: 'Forwards to IPA that failed, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+    refusals: new Counter({
+      name: 'metalboot_ipa_callback_refusals_total',
+      help: 'Requests the callback listener answered itself without contacting IPA, by reason',
       labelNames: ['reason'],
       registers,
     }),

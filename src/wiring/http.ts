@@ -92,7 +92,11 @@ export function httpWing(config: Config, w: Wiring, i: HttpWingInput): HttpServe
         policy: i.policy,
         state: { index: i.index, pool: i.pool, now },
         explainExtras: [
-          (mac) => agents.explain(mac, callback === undefined ? undefined : (node) => callback.callbackUrlFor(node)),
+          (mac) =>
+            agents.explain(
+              mac,
+              callback === undefined ? undefined : (node, agent) => callback.callbackUrlFor(node, agent),
+            ),
         ],
         extraMetrics: worker === undefined ? [] : [() => worker.metrics()],
       },

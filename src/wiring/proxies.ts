@@ -40,6 +40,16 @@ export function proxiesWing(config: Config, w: Wiring): ProxiesWing {
     services: callback === undefined ? [agents] : [agents, callback],
     agents,
     callback,
-    ironicApi: { ironicApiUrl: p.ironicApiUrl, apiAdvertiseUrl: p.apiAdvertiseUrl, agents, callback },
+    ironicApi: {
+      ironicApiUrl: p.ironicApiUrl,
+      apiAdvertiseUrl: p.apiAdvertiseUrl,
+      agents,
+      callback,
+      // No agent may point at a port of metalboot's: the HTTP listener's and the image worker's.
+      ownPorts: [
+        config.http.listen.port,
+        ...(config.http.imageListen === undefined ? [] : [config.http.imageListen.port]),
+      ],
+    },
   };
 }

@@ -7,6 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -23,6 +24,7 @@ import { AgentStore } from '../../src/proxy/agent-store.js';
 import { ironicApiProxy } from '../../src/proxy/api-proxy.js';
 import { CallbackServer } from '../../src/proxy/callback-server.js';
 import { callbackTlsSource } from '../../src/proxy/callback-tls.js';
+import { agentIdOf } from '../../src/proxy/callback-url.js';
 import { startIronic, type IronicFixture } from '../support/ironic-fixture.js';
 import { IpaApiClient, ipaCertificate, startIpaAgent, type IpaAgent } from '../support/ipa-fixture.js';
 import { freePort } from '../support/free-port.js';
@@ -53,6 +55,7 @@ interface ProxyOptions {
   readonly insecureSkipVerify?: boolean;
   readonly maxInventoryBytes?: number;
   readonly maxHeartbeatBytes?: number;
+  readonly closeGraceMs?: number;
 }
 
 let ironic: IronicFixture;
@@ -72,6 +75,7 @@ async function startProxy(o: ProxyOptions = {}): Promise<Proxy> {
     insecureSkipVerify: o.insecureSkipVerify,
     logger,
     registry,
+    closeGraceMs: o.closeGraceMs,
   });
   await agents.start();
   await callback.start();
@@ -137,7 +141,10 @@ async function bootIpa(client: IpaApiClient, agent: IpaAgent, node: string, mac:
   expect(hb.status, hb.text).toBe(202);
 }
 
-function heartbeat(client: IpaApiClient, agent: IpaAgent, node: string, over: Record<string, unknown> = {}) {
+/** What a heartbeat says about an agent: a real fixture, or any URL a caller claims. */
+type AgentClaim = Pick<IpaAgent, 'url' | 'token' | 'certPem'>;
+
+function heartbeat(client: IpaApiClient, agent: AgentClaim, node: string, over: Record<string, unknown> = {}) {
   return client.heartbeat(node, {
     callback_url: agent.url,
     agent_token: agent.token,
@@ -338,7 +345,7 @@ describe('deploy loop through both proxies', () => {
     await bootIpa(client, agent, NODE_B, MAC.B);
 
     const n = ironic.node(NODE_B);
-    expect(n.agentUrl).toBe(`${p.callbackUrl}/nodes/${NODE_B}`);
+    expect(n.agentUrl).toBe(`${p.callbackUrl}/nodes/${NODE_B}/${agentIdOf(agent.url, agent.certPem)}`);
     expect(n.agentUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/nodes\//);
     expect(n.agentVerifyCa).toBe(p.callback.ironicCaPem());
     expect(n.agentVerifyCa).not.toBe(agent.certPem);
@@ -373,12 +380,12 @@ describe('deploy loop through both proxies', () => {
     // Ironic appends "/v1/commands/" to a URL ending in a slash: "//" is folded.
     const ca = new Agent({ connect: { ca: n.agentVerifyCa } });
     open.push({ close: () => ca.close() });
-    const slash = await request(`${p.callbackUrl}/nodes/${NODE_B}//v1/commands/?agent_token=${agent.token}`, {
+    const slash = await request(`${n.agentUrl}//v1/commands/?agent_token=${agent.token}`, {
       dispatcher: ca,
     });
     expect(slash.statusCode).toBe(200);
     await slash.body.dump();
-    const st = await request(`${p.callbackUrl}/nodes/${NODE_B}/v1/status`, { dispatcher: ca });
+    const st = await request(`${n.agentUrl}/v1/status`, { dispatcher: ca });
     expect(st.statusCode).toBe(200);
     expect(await st.body.json()).toMatchObject({ version: '10.1.0' });
 
@@ -387,7 +394,7 @@ describe('deploy loop through both proxies', () => {
     expect(p.callback.explain(MAC.B)).toMatchObject({
       ironicAgent: {
         node: NODE_B,
-        callbackUrl: `${p.callbackUrl}/nodes/${NODE_B}`,
+        callbackUrl: n.agentUrl,
         agentUrl: agent.url,
         agentCertificatePinned: true,
       },
@@ -439,7 +446,8 @@ describe('deploy loop through both proxies', () => {
     const impostor = await agentFor();
     const forged = await heartbeat(client, impostor, NODE_B, { agent_token: 'guessed' });
     expect(forged.status).toBe(400);
-    expect(ironic.node(NODE_B).refusals).toEqual(['Invalid or missing agent token received.']);
+    // Another agent is another callback_url: Ironic checks that before the token, as the real one does.
+    expect(ironic.node(NODE_B).refusals).toEqual(['Detected change in ramdisk provided "callback_url"']);
     expect((await ironic.runCommand(NODE_B, 'x.y', {}, true)).status).toBe(200);
     expect(impostor.requests).toHaveLength(0);
     expect(p.agents.get(NODE_B)?.agentUrl).toBe(agent.url);
@@ -507,18 +515,232 @@ describe('callback listener refusals', () => {
     expect(res.text).toMatch(/IPA at https:\/\/127\.0\.0\.1:\d+ refused the connection \(ECONNREFUSED\)/);
   });
 
+  const ID = agentIdOf('https://127.0.0.1:9999', undefined);
   it.each([
-    ['an unknown node', `/nodes/${NODE_D}/v1/commands/`, 404, /unknown node/],
+    ['an unknown node', `/nodes/${NODE_D}/${ID}/v1/commands/`, 404, /unknown node/],
     ['a path outside /nodes', '/v1/commands/', 404, /not found/],
-    ['a traversal', `/nodes/${NODE_A}/../../etc/passwd`, 400, /refused/],
-    ['an encoded traversal', `/nodes/${NODE_A}/v1/%2e%2e/%2e%2e/x`, 400, /refused/],
-    ['an encoded slash', `/nodes/${NODE_A}/v1%2f..%2fx`, 400, /refused/],
-    ['a bad node', '/nodes/a%2fb/v1/status', 404, /invalid node/],
+    ['a path without an agent', `/nodes/${NODE_D}/v1/commands/`, 404, /not found/],
+    ['a traversal', `/nodes/${NODE_A}/${ID}/../../etc/passwd`, 400, /refused/],
+    ['an encoded traversal', `/nodes/${NODE_A}/${ID}/v1/%2e%2e/%2e%2e/x`, 400, /refused/],
+    ['an encoded slash', `/nodes/${NODE_A}/${ID}/v1%2f..%2fx`, 400, /refused/],
+    ['a bad node', `/nodes/a%2fb/${ID}/v1/status`, 404, /invalid node/],
   ])('refuses %s', async (_name, target, status, text) => {
     const p = await startProxy();
     const res = await rawRequest(Number(new URL(p.callbackUrl).port), 'GET', target);
     expect(res.status).toBe(status);
     expect(res.text).toMatch(text);
+  });
+});
+
+/** Ironic's faultstring from an error body (`{"error_message": "{\"faultstring\": …}"}`). */
+function faultstring(text: string): string {
+  return (JSON.parse(JSON.parse(text).error_message) as { faultstring: string }).faultstring;
+}
+
+/** A TCP relay on 127.0.0.1:0 to `port`: another address of a listener, as a NAT would make. */
+async function tcpRelay(port: number): Promise<{ readonly port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((a) => {
+    const b = net.connect(port, '127.0.0.1');
+    for (const s of [a, b]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => undefined);
+    }
+    a.pipe(b).pipe(a);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const relay = {
+    port: (server.address() as net.AddressInfo).port,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+  open.push(relay);
+  return relay;
+}
+
+/** A plain-HTTP "agent" on 127.0.0.1:0 that reads requests and never answers them. */
+async function silentAgent(): Promise<{ readonly url: string; readonly received: string[] }> {
+  const received: string[] = [];
+  const server = http.createServer((req) => {
+    received.push(`${req.method} ${req.url}`);
+    req.resume();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  open.push({
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  });
+  return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, received };
+}
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  expect(cond()).toBe(true);
+}
+
+describe('the agent record is as strict as Ironic', () => {
+  it("refuses a heartbeat that re-points the node to another agent, with Ironic's own answer", async () => {
+    const p = await startProxy({ stateDir: tmp() });
+    const agent = await agentFor();
+    const client = new IpaApiClient(p.apiUrl);
+    await bootIpa(client, agent, NODE_A, MAC.A);
+    const callbackUrl = ironic.node(NODE_A).agentUrl;
+
+    // The node's token, a TLS agent with a certificate of its own, then a plain-HTTP listener.
+    const tlsImpostor = await agentFor();
+    const plainImpostor = await agentFor(false);
+    for (const impostor of [tlsImpostor, plainImpostor]) {
+      const res = await heartbeat(client, { ...impostor, token: agent.token }, NODE_A);
+      expect(res.status, res.text).toBe(400);
+      expect(faultstring(res.text)).toBe('Detected change in ramdisk provided "callback_url"');
+    }
+    // Only the certificate changes: refused too.
+    const sameUrlOtherCert = await ipaCertificate('127.0.0.1');
+    const certOnly = await heartbeat(client, { ...agent, certPem: sameUrlOtherCert.certPem }, NODE_A);
+    expect(certOnly.status, certOnly.text).toBe(400);
+
+    expect(ironic.node(NODE_A).agentUrl).toBe(callbackUrl);
+    expect(p.agents.get(NODE_A)?.agentUrl).toBe(agent.url);
+    const run = await ironic.runCommand(NODE_A, 'deploy.get_deploy_steps', {}, true);
+    expect(run.status, run.text).toBe(200);
+    expect(agent.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
+    expect(tlsImpostor.requests).toHaveLength(0);
+    expect(plainImpostor.requests).toHaveLength(0);
+    expect(await p.metric('metalboot_ironic_heartbeats_total', { outcome: 'rejected' })).toBe(3);
+  });
+
+  it('follows the new agent once Ironic has let go of the old one', async () => {
+    const p = await startProxy({ stateDir: tmp() });
+    const client = new IpaApiClient(p.apiUrl);
+    const first = await agentFor();
+    await bootIpa(client, first, NODE_B, MAC.B);
+
+    // A reboot wipes agent_url, agent_verify_ca and the token: the new agent looks up a new one.
+    ironic.reboot(NODE_B);
+    const second = await agentFor();
+    await bootIpa(client, second, NODE_B, MAC.B);
+    expect((await ironic.runCommand(NODE_B, 'x.y', {}, true)).status).toBe(200);
+    expect(second.requests).toHaveLength(1);
+
+    // Virtual media: the token was pre-generated and survives the power cycle; the agent's
+    // address and certificate do not.
+    ironic.reboot(NODE_B, { keepToken: true });
+    const third = await agentFor();
+    third.token = second.token;
+    const hb = await heartbeat(client, third, NODE_B);
+    expect(hb.status, hb.text).toBe(202);
+    expect((await ironic.runCommand(NODE_B, 'x.y', {}, true)).status).toBe(200);
+    expect(third.requests).toHaveLength(1);
+    expect(first.requests).toHaveLength(0);
+    expect(second.requests).toHaveLength(1);
+  });
+
+  it('refuses an agent URL whose host is not the address the heartbeat came from', async () => {
+    const p = await startProxy({ stateDir: tmp() });
+    const agent = await agentFor();
+    const client = new IpaApiClient(p.apiUrl);
+    agent.token = (await client.lookup([MAC.C])).json<{ config: { agent_token: string } }>().config.agent_token;
+    const before = ironic.requests.length;
+    const res = await heartbeat(client, { ...agent, url: agent.url.replace('127.0.0.1', '127.0.0.2') }, NODE_C);
+    expect(res.status, res.text).toBe(400);
+    expect(faultstring(res.text)).toMatch(/callback_url host 127\.0\.0\.2 is not the address the heartbeat came from/);
+    expect(ironic.requests.length).toBe(before);
+    expect(p.agents.get(NODE_C)).toBeUndefined();
+    expect(await p.metric('metalboot_ironic_heartbeat_refusals_total', { reason: 'agent-not-source' })).toBe(1);
+  });
+
+  it("refuses an agent URL that is one of metalboot's own listeners", async () => {
+    const p = await startProxy({ stateDir: tmp() });
+    const client = new IpaApiClient(p.apiUrl);
+    const token = (await client.lookup([MAC.D])).json<{ config: { agent_token: string } }>().config.agent_token;
+    const before = ironic.requests.length;
+    for (const url of [
+      p.callbackUrl.replace('https:', 'http:'),
+      p.callbackUrl,
+      `${p.callbackUrl}/nodes/${NODE_D}`,
+      p.apiUrl,
+    ]) {
+      const res = await heartbeat(client, { url, token, certPem: undefined }, NODE_D);
+      expect(res.status, `${url}: ${res.text}`).toBe(400);
+      expect(faultstring(res.text)).toMatch(/metalboot's own listener/);
+    }
+    expect(ironic.requests.length).toBe(before);
+    expect(await p.metric('metalboot_ironic_heartbeat_refusals_total', { reason: 'agent-is-metalboot' })).toBe(4);
+  });
+});
+
+describe('the callback listener is no relay', () => {
+  it.each([
+    ['POST', '/anything'],
+    ['GET', '/anything/else?x=1'],
+    ['POST', '/v1/status'],
+    ['DELETE', '/v1/commands/'],
+    ['PUT', '/v1/commands/'],
+    ['PATCH', '/v1/commands/abc'],
+    ['POST', '/v1/commands/abc'],
+    ['GET', '/v1/commands/abc/def'],
+    ['GET', '/v1/nodes'],
+    ['GET', '/v2/'],
+    ['OPTIONS', '/v1/commands/'],
+  ])('answers %s <callback>%s itself with 404, never contacting the agent', async (method, tail) => {
+    const p = await startProxy({ stateDir: tmp() });
+    const agent = await agentFor();
+    await bootIpa(new IpaApiClient(p.apiUrl), agent, NODE_A, MAC.A);
+    const ca = new Agent({ connect: { ca: p.callback.ironicCaPem() } });
+    open.push({ close: () => ca.close() });
+    const res = await request(`${ironic.node(NODE_A).agentUrl}${tail}`, {
+      method: method as 'GET',
+      dispatcher: ca,
+      body: method === 'GET' || method === 'OPTIONS' ? undefined : '{"name":"x","params":{}}',
+    });
+    const text = await res.body.text();
+    expect(res.statusCode, text).toBe(404);
+    expect(agent.requests).toHaveLength(0);
+    expect(await p.metric('metalboot_ipa_callback_refusals_total', { reason: 'not-agent-api' })).toBe(1);
+  });
+
+  it('cuts a loop back into the callback listener at the second pass', async () => {
+    const p = await startProxy();
+    const relay = await tcpRelay(Number(new URL(p.callbackUrl).port));
+    const client = new IpaApiClient(p.apiUrl);
+    const token = (await client.lookup([MAC.B])).json<{ config: { agent_token: string } }>().config.agent_token;
+    // Another address of the listener (a NodePort, a NAT) is not recognisable as our own.
+    const url = `http://127.0.0.1:${relay.port}/nodes/${NODE_B}`;
+    const hb = await heartbeat(client, { url, token, certPem: undefined }, NODE_B);
+    expect(hb.status, hb.text).toBe(202);
+    const run = await Promise.race([
+      ironic.runCommand(NODE_B, 'x.y', {}, true),
+      new Promise<'hung'>((r) => setTimeout(() => r('hung'), 5000)),
+    ]);
+    expect(run).not.toBe('hung');
+    expect(run === 'hung' ? 0 : run.status).toBe(508);
+    expect(await p.metric('metalboot_ipa_callback_refusals_total', { reason: 'loop' })).toBe(1);
+  });
+
+  it('closes within its bound while a forward waits for a silent agent', async () => {
+    const p = await startProxy({ closeGraceMs: 200 });
+    const silent = await silentAgent();
+    const client = new IpaApiClient(p.apiUrl);
+    const token = (await client.lookup([MAC.C])).json<{ config: { agent_token: string } }>().config.agent_token;
+    expect((await heartbeat(client, { url: silent.url, token, certPem: undefined }, NODE_C)).status).toBe(202);
+    const run = ironic.runCommand(NODE_C, 'deploy.write_image', {}, true).catch((err: unknown) => err);
+    await until(() => silent.received.length === 1);
+    const t0 = Date.now();
+    await Promise.race([p.callback.close(), new Promise((r) => setTimeout(r, 5000))]);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    const answer = await run;
+    expect(answer instanceof Error ? 'connection closed' : (answer as { status: number }).status).toBeOneOf([
+      503,
+      'connection closed',
+    ]);
   });
 });
 
@@ -565,14 +787,15 @@ describe('in the product (buildServices)', () => {
     const agent = await agentFor();
     const client = new IpaApiClient(`http://127.0.0.1:${httpPort}`);
     await bootIpa(client, agent, NODE_B, MAC.B);
-    expect(ironic.node(NODE_B).agentUrl).toBe(`https://127.0.0.1:${callbackPort}/nodes/${NODE_B}`);
+    const callbackUrl = `https://127.0.0.1:${callbackPort}/nodes/${NODE_B}/${agentIdOf(agent.url, agent.certPem)}`;
+    expect(ironic.node(NODE_B).agentUrl).toBe(callbackUrl);
     expect((await ironic.runCommand(NODE_B, 'deploy.get_deploy_steps', {}, true)).status).toBe(200);
 
     const explain = await request(`http://127.0.0.1:${httpPort}/debug/explain?mac=${MAC.B}`);
     expect(await explain.body.json()).toMatchObject({
       ironicAgent: {
         node: NODE_B,
-        callbackUrl: `https://127.0.0.1:${callbackPort}/nodes/${NODE_B}`,
+        callbackUrl,
         agentUrl: agent.url,
         agentCertificatePinned: true,
         persisted: true,

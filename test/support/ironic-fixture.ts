@@ -68,8 +68,12 @@ export interface IronicFixture {
   readonly url: string;
   readonly requests: IronicRequestRecord[];
   node(uuid: string): IronicNodeState;
-  /** Ironic powers the node off/reboots it: agent_url, agent_verify_ca and the token go. */
-  reboot(uuid: string): void;
+  /**
+   * Ironic powers the node off/reboots it: agent_url and agent_verify_ca go, and the token
+   * too unless it was pre-generated (virtual media: `keepToken`), as
+   * wipe_internal_info_on_power_off does.
+   */
+  reboot(uuid: string, o?: { readonly keepToken?: boolean }): void;
   /** Bytes of the inspection body received so far (for streaming assertions). */
   inspectionBytesSoFar(): number;
   /** Called after each accepted heartbeat, before Ironic answers it (the conductor is async). */
@@ -90,15 +94,30 @@ function parseVersion(h: string | undefined): [number, number] | 'bad' {
 }
 const atLeast = (v: [number, number], minor: number): boolean => v[0] > 1 || v[1] >= minor;
 
-export async function startIronic(o: { readonly nodes: readonly IronicNodeSpec[]; readonly maxInspectionBytes?: number }): Promise<IronicFixture> {
+export async function startIronic(o: {
+  readonly nodes: readonly IronicNodeSpec[];
+  readonly maxInspectionBytes?: number;
+}): Promise<IronicFixture> {
   const nodes = new Map<string, IronicNodeState>();
-  for (const n of o.nodes) nodes.set(n.uuid, { uuid: n.uuid, macs: n.macs.map((m) => m.toLowerCase()), token: undefined, tokenHandedOut: false, agentUrl: undefined, agentVerifyCa: undefined, heartbeats: 0, refusals: [], inspection: undefined });
+  for (const n of o.nodes)
+    nodes.set(n.uuid, {
+      uuid: n.uuid,
+      macs: n.macs.map((m) => m.toLowerCase()),
+      token: undefined,
+      tokenHandedOut: false,
+      agentUrl: undefined,
+      agentVerifyCa: undefined,
+      heartbeats: 0,
+      refusals: [],
+      inspection: undefined,
+    });
   const requests: IronicRequestRecord[] = [];
   const maxInspection = o.maxInspectionBytes ?? 128 * 1024 * 1024;
   let inspectionSoFar = 0;
   const max = parseVersion(IRONIC_MAX_VERSION) as [number, number];
 
-  const byMac = (macs: readonly string[]): IronicNodeState | undefined => [...nodes.values()].find((n) => macs.some((m) => n.macs.includes(m.toLowerCase())));
+  const byMac = (macs: readonly string[]): IronicNodeState | undefined =>
+    [...nodes.values()].find((n) => macs.some((m) => n.macs.includes(m.toLowerCase())));
 
   const server = http.createServer((req, res) => {
     const record: IronicRequestRecord = { method: req.method ?? '', url: req.url ?? '', headers: req.headers };
@@ -119,12 +138,28 @@ export async function startIronic(o: { readonly nodes: readonly IronicNodeSpec[]
       res.end(body);
     };
     const fault = (status: number, faultstring: string, version?: [number, number]): void =>
-      send(status, { error_message: JSON.stringify({ faultcode: status >= 500 ? 'Server' : 'Client', faultstring, debuginfo: null }) }, version);
+      send(
+        status,
+        {
+          error_message: JSON.stringify({
+            faultcode: status >= 500 ? 'Server' : 'Client',
+            faultstring,
+            debuginfo: null,
+          }),
+        },
+        version,
+      );
 
     const u = new URL(req.url ?? '/', 'http://ironic');
     const host = `http://${req.headers.host}`;
     const v = parseVersion(req.headers['x-openstack-ironic-api-version'] as string | undefined);
-    const versionDoc = { id: 'v1', links: [{ href: `${host}/v1/`, rel: 'self' }], status: 'CURRENT', min_version: '1.1', version: IRONIC_MAX_VERSION };
+    const versionDoc = {
+      id: 'v1',
+      links: [{ href: `${host}/v1/`, rel: 'self' }],
+      status: 'CURRENT',
+      min_version: '1.1',
+      version: IRONIC_MAX_VERSION,
+    };
     const readBody = (limit: number, onChunk?: (c: Buffer) => void): Promise<Buffer | 'too-large'> =>
       new Promise((resolve) => {
         const chunks: Buffer[] = [];
@@ -142,13 +177,26 @@ export async function startIronic(o: { readonly nodes: readonly IronicNodeSpec[]
 
     void (async () => {
       if (req.method === 'GET' && u.pathname === '/') {
-        return send(200, { name: 'OpenStack Ironic API', description: 'Ironic is an OpenStack project which enables the provision and management of baremetal machines.', versions: [versionDoc], default_version: versionDoc });
+        return send(200, {
+          name: 'OpenStack Ironic API',
+          description:
+            'Ironic is an OpenStack project which enables the provision and management of baremetal machines.',
+          versions: [versionDoc],
+          default_version: versionDoc,
+        });
       }
       if (req.method === 'GET' && (u.pathname === '/v1' || u.pathname === '/v1/')) {
-        return send(200, { ...versionDoc, media_types: [{ base: 'application/json', type: 'application/vnd.openstack.ironic.v1+json' }], lookup: [{ href: `${host}/v1/lookup/`, rel: 'self' }], heartbeat: [{ href: `${host}/v1/heartbeat/`, rel: 'self' }], version: { ...versionDoc } });
+        return send(200, {
+          ...versionDoc,
+          media_types: [{ base: 'application/json', type: 'application/vnd.openstack.ironic.v1+json' }],
+          lookup: [{ href: `${host}/v1/lookup/`, rel: 'self' }],
+          heartbeat: [{ href: `${host}/v1/heartbeat/`, rel: 'self' }],
+          version: { ...versionDoc },
+        });
       }
       if (v === 'bad') return fault(400, 'Invalid value for X-OpenStack-Ironic-API-Version header');
-      if (v[0] > max[0] || (v[0] === max[0] && v[1] > max[1])) return fault(406, `Version ${v[0]}.${v[1]} was requested but the maximum version is ${IRONIC_MAX_VERSION}`);
+      if (v[0] > max[0] || (v[0] === max[0] && v[1] > max[1]))
+        return fault(406, `Version ${v[0]}.${v[1]} was requested but the maximum version is ${IRONIC_MAX_VERSION}`);
 
       if (req.method === 'GET' && u.pathname === '/v1/lookup') {
         if (!atLeast(v, 22)) return fault(404, 'Not found', v);
@@ -162,7 +210,20 @@ export async function startIronic(o: { readonly nodes: readonly IronicNodeSpec[]
           token = n.tokenHandedOut ? '******' : n.token;
           n.tokenHandedOut = true;
         }
-        return send(200, { node: { uuid: n.uuid, properties: {}, instance_info: {}, driver_internal_info: {}, links: [{ href: `${host}/v1/nodes/${n.uuid}`, rel: 'self' }] }, config: { heartbeat_timeout: 300, agent_token: token, agent_token_required: true } }, v);
+        return send(
+          200,
+          {
+            node: {
+              uuid: n.uuid,
+              properties: {},
+              instance_info: {},
+              driver_internal_info: {},
+              links: [{ href: `${host}/v1/nodes/${n.uuid}`, rel: 'self' }],
+            },
+            config: { heartbeat_timeout: 300, agent_token: token, agent_token_required: true },
+          },
+          v,
+        );
       }
 
       const hb = /^\/v1\/heartbeat\/([^/]+)$/.exec(u.pathname);
@@ -184,12 +245,16 @@ export async function startIronic(o: { readonly nodes: readonly IronicNodeSpec[]
         };
         const cb = b['callback_url'];
         const ca = b['agent_verify_ca'];
-        if (ca !== undefined && !atLeast(v, 68)) return refuse('Field "agent_verify_ca" not recognised in this version');
-        if (typeof cb !== 'string' || !/^https?:\/\//.test(cb)) return refuse('An issue with the supplied "callback_url" has been detected.');
-        if (n.agentUrl !== undefined && n.agentUrl !== cb) return refuse('Detected change in ramdisk provided "callback_url"');
+        if (ca !== undefined && !atLeast(v, 68))
+          return refuse('Field "agent_verify_ca" not recognised in this version');
+        if (typeof cb !== 'string' || !/^https?:\/\//.test(cb))
+          return refuse('An issue with the supplied "callback_url" has been detected.');
+        if (n.agentUrl !== undefined && n.agentUrl !== cb)
+          return refuse('Detected change in ramdisk provided "callback_url"');
         if (b['agent_token'] === undefined) return refuse('Agent token is required for heartbeat processing.');
         if (b['agent_token'] !== n.token) return refuse('Invalid or missing agent token received.');
-        if (typeof ca === 'string' && n.agentVerifyCa !== undefined && n.agentVerifyCa.trim() !== ca.trim()) return refuse('Detected change in ramdisk provided "agent_verify_ca"');
+        if (typeof ca === 'string' && n.agentVerifyCa !== undefined && n.agentVerifyCa.trim() !== ca.trim())
+          return refuse('Detected change in ramdisk provided "agent_verify_ca"');
         n.agentUrl = cb;
         if (typeof ca === 'string') n.agentVerifyCa = ca;
         n.heartbeats++;
@@ -213,7 +278,8 @@ export async function startIronic(o: { readonly nodes: readonly IronicNodeSpec[]
           return fault(400, 'Invalid JSON', v);
         }
         const ifaces = data.inventory?.interfaces;
-        if (!Array.isArray(ifaces) || ifaces.length === 0 || ifaces.some((i) => typeof i.mac_address !== 'string')) return fault(400, "'interfaces' is a required property", v);
+        if (!Array.isArray(ifaces) || ifaces.length === 0 || ifaces.some((i) => typeof i.mac_address !== 'string'))
+          return fault(400, "'interfaces' is a required property", v);
         const uuid = u.searchParams.get('node_uuid');
         const n = uuid !== null ? nodes.get(uuid) : byMac(ifaces.map((i) => i.mac_address as string));
         if (n === undefined) return fault(404, 'Not found', v);
@@ -235,13 +301,28 @@ export async function startIronic(o: { readonly nodes: readonly IronicNodeSpec[]
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
 
-  const agentCall = async (uuid: string, method: 'GET' | 'POST', pathAndQuery: string, body?: string): Promise<AgentCallResult> => {
+  const agentCall = async (
+    uuid: string,
+    method: 'GET' | 'POST',
+    pathAndQuery: string,
+    body?: string,
+  ): Promise<AgentCallResult> => {
     const n = fixture.node(uuid);
-    if (n.agentUrl === undefined) throw Object.assign(new Error('Agent driver requires agent_url in driver_internal_info'), { code: 'AGENT_CONNECTION_FAILED' });
+    if (n.agentUrl === undefined)
+      throw Object.assign(new Error('Agent driver requires agent_url in driver_internal_info'), {
+        code: 'AGENT_CONNECTION_FAILED',
+      });
     // requests with verify=<path>: that CA file only, host name checked
-    const dispatcher = new Agent({ connect: n.agentUrl.startsWith('https:') ? { ca: n.agentVerifyCa, rejectUnauthorized: true } : undefined });
+    const dispatcher = new Agent({
+      connect: n.agentUrl.startsWith('https:') ? { ca: n.agentVerifyCa, rejectUnauthorized: true } : undefined,
+    });
     try {
-      const res = await request(`${n.agentUrl}/v1/commands/${pathAndQuery}`, { method, dispatcher, headers: { 'content-type': 'application/json' }, body });
+      const res = await request(`${n.agentUrl}/v1/commands/${pathAndQuery}`, {
+        method,
+        dispatcher,
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
       const text = await res.body.text();
       return { status: res.statusCode, text, json: <T>() => JSON.parse(text) as T };
     } finally {
@@ -259,17 +340,23 @@ export async function startIronic(o: { readonly nodes: readonly IronicNodeSpec[]
       if (n === undefined) throw new Error(`no node ${uuid}`);
       return n;
     },
-    reboot(uuid) {
+    reboot(uuid, ro = {}) {
       const n = fixture.node(uuid);
       n.agentUrl = undefined;
       n.agentVerifyCa = undefined;
+      if (ro.keepToken === true) return;
       n.token = undefined;
       n.tokenHandedOut = false;
     },
     inspectionBytesSoFar: () => inspectionSoFar,
     runCommand(uuid, name, params, wait) {
       const token = fixture.node(uuid).token ?? '';
-      return agentCall(uuid, 'POST', `?wait=${wait ? 'true' : 'false'}&agent_token=${encodeURIComponent(token)}`, JSON.stringify({ name, params }));
+      return agentCall(
+        uuid,
+        'POST',
+        `?wait=${wait ? 'true' : 'false'}&agent_token=${encodeURIComponent(token)}`,
+        JSON.stringify({ name, params }),
+      );
     },
     commandsStatus(uuid) {
       const token = fixture.node(uuid).token ?? '';
