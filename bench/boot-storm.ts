@@ -32,7 +32,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
-import { createLab, findExecutable, requireRoot, requireTools, type Lab } from '../test/support/netns.js';
+import { createLab, findExecutable, requireRoot, requireTools, type Lab } from '../lab/netns.js';
 import { summariseProfile, type ProfileSummary } from './lib/cpuprofile.js';
 import { cpuTimes, gitState, loadAvg1, machine, memoryMiB, REPO_ROOT, waitForQuiet } from './lib/machine.js';
 import { metalbootBuild, type MetalbootBuild } from './lib/metalboot-build.js';

@@ -1,6 +1,6 @@
 /**
  * DHCP codec throughput, in process: packets/s to decode and encode a UEFI PXE DISCOVER (the
- * options of an EDK2 x64 client, test/support/dhcp-requests.ts UEFI_PXE), and for context the rest
+ * options of an EDK2 x64 client, lab/dhcp-requests.ts UEFI_PXE), and for context the rest
  * of the pure per-packet path: decide() for that DISCOVER (a BareMetalHost among 10,000) and
  * encode() of the OFFER it returns.
  *
@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { decode, encode, encodingLength } from '../src/dhcp/codec.js';
 import { decide } from '../src/dhcp/decide.js';
 import { MESSAGE_TYPE } from '../src/dhcp/options.js';
-import { request, UEFI_PXE } from '../test/support/dhcp-requests.js';
+import { request, UEFI_PXE } from '../lab/dhcp-requests.js';
 import { bmhToHost } from '../src/leases/bmh.js';
 import { HostIndex } from '../src/leases/host-index.js';
 import { LeasePool } from '../src/leases/pool.js';

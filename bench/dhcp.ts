@@ -29,7 +29,7 @@
 import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createLab, requireRoot, requireTools, findExecutable, type Lab } from '../test/support/netns.js';
+import { createLab, requireRoot, requireTools, findExecutable, type Lab } from '../lab/netns.js';
 import { NET, preparePeers, type Peer, type PeerName } from './lib/dhcp-peers.js';
 import { startServer, type ServerProc } from './lib/dhcp-server-proc.js';
 import { summariseProfile, type ProfileGroup, type ProfileSummary } from './lib/cpuprofile.js';

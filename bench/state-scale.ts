@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { decide } from '../src/dhcp/decide.js';
 import { MESSAGE_TYPE } from '../src/dhcp/options.js';
-import { request, UEFI_PXE } from '../test/support/dhcp-requests.js';
+import { request, UEFI_PXE } from '../lab/dhcp-requests.js';
 import { bmhToHost } from '../src/leases/bmh.js';
 import { parseBmhManifests } from '../src/leases/bmh-manifests.js';
 import { HostIndex } from '../src/leases/host-index.js';

@@ -24,7 +24,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createServer } from 'node:net';
-import { edk2Get, tftpGet, type GetResult } from '../test/support/tftp-client.js';
+import { edk2Get, tftpGet, type GetResult } from '../lab/tftp-client.js';
 import { medianBy } from './lib/stats.js';
 
 const { values: args } = parseArgs({

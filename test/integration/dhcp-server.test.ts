@@ -13,7 +13,7 @@ import { DEFAULT_DHCP_RECV_BUFFER_BYTES, DhcpServer, type DhcpServerOptions } fr
 import type { DhcpOutcome, DhcpPolicy } from '../../src/dhcp/decide.js';
 import { decode, encode, type DhcpMessage } from '../../src/dhcp/codec.js';
 import { MESSAGE_TYPE, getMessageType } from '../../src/dhcp/options.js';
-import { request, UEFI_PXE } from '../support/dhcp-requests.js';
+import { request, UEFI_PXE } from '../../lab/dhcp-requests.js';
 import { HostIndex } from '../../src/leases/host-index.js';
 import { LeasePool } from '../../src/leases/pool.js';
 import { LeaseStore } from '../../src/leases/lease-store.js';

@@ -7,7 +7,7 @@
  */
 import dgram from 'node:dgram';
 import { isIPv4 } from 'node:net';
-import { decode, encode, OPCODE, type ErrorPacket, type TftpPacket } from '../../src/tftp/packet.js';
+import { decode, encode, OPCODE, type ErrorPacket, type TftpPacket } from '../src/tftp/packet.js';
 
 /**
  * dgram resolves the address of every send with dns.lookup, which answers an IP literal only on
