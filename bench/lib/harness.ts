@@ -230,6 +230,8 @@ export interface Publication {
   readonly body: string;
   /** Replace the section (else leave RESULTS.md alone). */
   readonly write: boolean;
+  /** What goes into RESULTS.md when it differs from the run's summary (e.g. hand-written notes kept). */
+  readonly resultsBody?: string;
   /** Why not, said when `write` is false (nothing is said without it). */
   readonly skipped?: string;
   /** The run's own directory: summary.md (and results.json with `json`) are written there either way. */
@@ -249,7 +251,7 @@ export function publishResults(p: Publication): void {
     writeFileSync(summary, `## ${p.heading}\n\n${p.body}\n`);
   }
   if (p.write) {
-    writeResultsSection(p.heading, p.body, p.resultsFile);
+    writeResultsSection(p.heading, p.resultsBody ?? p.body, p.resultsFile);
     p.log(`bench/RESULTS.md: ## ${p.heading} updated`);
   } else if (p.skipped !== undefined) {
     p.log(`bench/RESULTS.md left alone (${p.skipped})${summary === undefined ? '' : `; summary in ${path.relative(REPO_ROOT, summary)}`}`);
