@@ -1,6 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: `unit` runs anywhere Node runs (pure code, loopback sockets, fastify inject);
+// Two projects: `unit` runs anywhere Node runs (pure code, loopback sockets, fastify inject;
+// also the tests of lab/ and of bench/'s pure parts);
 // `e2e` needs root, network namespaces and the real clients that .ci/run installs.
 export default defineConfig({
   test: {
@@ -8,7 +9,13 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['src/**/*.test.ts', 'test/integration/**/*.test.ts', 'test/architecture/**/*.test.ts'],
+          include: [
+            'src/**/*.test.ts',
+            'test/integration/**/*.test.ts',
+            'test/architecture/**/*.test.ts',
+            'lab/**/*.test.ts',
+            'bench/**/*.test.ts',
+          ],
           testTimeout: 20_000,
         },
       },

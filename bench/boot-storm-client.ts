@@ -11,6 +11,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { DhcpMux } from './lib/storm-dhcp.js';
 import { HttpWorker, type EldSummary } from './lib/storm-http-worker.js';
 import { bootHost, type HostPlan, type HostProgress, type HostResult, type StormSettings } from './lib/storm-host.js';
+import { runIfEntry, type Run } from './lib/harness.js';
 
 export interface ClientPlan {
   readonly hosts: readonly HostPlan[];
@@ -50,9 +51,8 @@ function runDelayS(): number {
   return ns / 1e9;
 }
 
-async function main(): Promise<void> {
-  const [planFile, resultFile] = process.argv.slice(2);
-  if (planFile === undefined || resultFile === undefined) throw new Error('usage: boot-storm-client.ts PLAN.json RESULT.json');
+export async function main(_args: unknown, run: Run): Promise<void> {
+  const [planFile, resultFile] = run.positionals as [string, string];
   const plan = JSON.parse(readFileSync(planFile, 'utf8')) as ClientPlan;
   const mux = await DhcpMux.open();
   const worker = new HttpWorker();
@@ -112,10 +112,11 @@ async function main(): Promise<void> {
   await worker.terminate();
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`boot-storm client: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runIfEntry(import.meta.url, {
+  name: 'boot-storm client',
+  usage: 'node --import tsx bench/boot-storm-client.ts PLAN.json RESULT.json',
+  about: 'The simulated hosts of bench/boot-storm.ts (run by it inside the client namespace).',
+  options: {},
+  positionals: ['PLAN.json', 'RESULT.json'],
+  main,
+});

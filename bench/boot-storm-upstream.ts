@@ -15,15 +15,13 @@
 import http from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
-import { parseArgs } from 'node:util';
+import { defineOptions, runIfEntry, type Args } from './lib/harness.js';
 import { STORM_ARTIFACTS } from './lib/storm-net.js';
 
-const { values: args } = parseArgs({
-  options: {
-    'kernel-bytes': { type: 'string' },
-    'initramfs-bytes': { type: 'string' },
-    port: { type: 'string', default: '0' },
-  },
+export const options = defineOptions({
+  'kernel-bytes': { type: 'number', help: 'size of the kernel (required)' },
+  'initramfs-bytes': { type: 'number', help: 'size of the initramfs (required)' },
+  port: { type: 'number', help: 'TCP port on 127.0.0.1 (0: any free one)', default: '0' },
 });
 
 export interface PathStats {
@@ -76,10 +74,11 @@ function parseRange(header: string, size: number): { start: number; end: number 
   return end < start ? undefined : { start, end };
 }
 
-function main(): void {
+export function main(args: Args<typeof options>): void {
+  if (args['kernel-bytes'] === undefined || args['initramfs-bytes'] === undefined) throw new Error('--kernel-bytes and --initramfs-bytes are required');
   const files = new Map<string, StoredFile>([
-    [STORM_ARTIFACTS.kernel, makeFile(Number(args['kernel-bytes']))],
-    [STORM_ARTIFACTS.initramfs, makeFile(Number(args['initramfs-bytes']))],
+    [STORM_ARTIFACTS.kernel, makeFile(args['kernel-bytes'])],
+    [STORM_ARTIFACTS.initramfs, makeFile(args['initramfs-bytes'])],
   ]);
   const stats: Record<string, PathStats> = {};
   let connections = 0;
@@ -138,7 +137,7 @@ function main(): void {
       sockets.delete(s);
     });
   });
-  server.listen(Number(args.port), '127.0.0.1', () => {
+  server.listen(args.port, '127.0.0.1', () => {
     const port = (server.address() as AddressInfo).port;
     const sums = Object.fromEntries([...files].map(([p, f]) => [p, { size: f.body.length, sha256: createHash('sha256').update(f.body).digest('hex') }]));
     process.stdout.write(`${JSON.stringify({ port, files: sums })}\n`);
@@ -152,4 +151,11 @@ function main(): void {
   process.on('SIGINT', stop);
 }
 
-main();
+runIfEntry(import.meta.url, {
+  name: 'boot-storm upstream',
+  usage: 'node --import tsx bench/boot-storm-upstream.ts --kernel-bytes N --initramfs-bytes N [--port N]',
+  about: "The boot storm's stand-in for Ironic's httpd: prints {\"port\":…,\"files\":…} when it listens; GET /__stats answers its counters.",
+  options,
+  main,
+  afterMain: 'stay',
+});

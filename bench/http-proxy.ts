@@ -25,33 +25,26 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { imageProxyPlugin } from '../src/images/plugin.js';
-import { commandOutput, debVersion, loadAvg1, machine, waitForQuiet } from './lib/machine.js';
-import { writeResultsSection } from './lib/results-md.js';
+import { defineOptions, publishResults, QuietGate, runIfEntry, type Args, type Run } from './lib/harness.js';
+import { commandOutput, debVersion, loadAvg1, machine } from './lib/machine.js';
 import { median } from './lib/stats.js';
 
-const { values: args } = parseArgs({
-  options: {
-    'size-mb': { type: 'string', default: '400' },
-    runs: { type: 'string', default: '3' },
-    concurrency: { type: 'string', default: '1,8' },
-    'max-total-s': { type: 'string', default: '600' },
-    'quiet-load': { type: 'string', default: '1.5' },
-    'quiet-wait-s': { type: 'string', default: '300' },
-    'no-results': { type: 'boolean', default: false },
-    keep: { type: 'boolean', default: false },
-  },
+export const options = defineOptions({
+  'size-mb': { type: 'number', help: 'artifact size, MiB', default: '400' },
+  runs: { type: 'number', help: 'runs per source and client count (the table shows the median)', default: '3' },
+  concurrency: { type: 'numbers', help: 'concurrent curl clients', default: '1,8' },
+  'max-total-s': { type: 'number', help: 'stop before a run that would start after this many seconds', default: '600' },
+  'quiet-load': { type: 'number', help: 'wait for the 1-minute load average to drop below this', default: '1.5' },
+  'quiet-wait-s': { type: 'number', help: 'but at most this long', default: '300' },
+  'no-results': { type: 'boolean', help: 'leave bench/RESULTS.md alone' },
+  keep: { type: 'boolean', help: 'keep bench/out/http-proxy/ (the artifact is reused)' },
 });
 
 const BENCH_DIR = import.meta.dirname;
 const OUT = path.join(BENCH_DIR, 'out', 'http-proxy');
-const SIZE = Number(args['size-mb']) * 1024 * 1024;
-const RUNS = Number(args.runs);
-const CONCURRENCY = args.concurrency.split(',').map(Number);
-const DEADLINE = Date.now() + Number(args['max-total-s']) * 1000;
 const ARTIFACT = '/images/artifact.bin';
 
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
@@ -64,13 +57,13 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function makeArtifact(docroot: string): void {
+function makeArtifact(docroot: string, size: number): void {
   const file = path.join(docroot, ARTIFACT);
   mkdirSync(path.dirname(file), { recursive: true });
-  if (existsSync(file) && statSync(file).size === SIZE) return;
+  if (existsSync(file) && statSync(file).size === size) return;
   const tmp = `${file}.tmp`;
   const fd = openSync(tmp, 'w');
-  for (let off = 0; off < SIZE; off += 8 * 1024 * 1024) writeSync(fd, randomBytes(Math.min(8 * 1024 * 1024, SIZE - off)));
+  for (let off = 0; off < size; off += 8 * 1024 * 1024) writeSync(fd, randomBytes(Math.min(8 * 1024 * 1024, size - off)));
   closeSync(fd);
   renameSync(tmp, file);
 }
@@ -146,12 +139,12 @@ interface Proxy {
   readonly cacheDir: string | undefined;
 }
 
-async function startMetalboot(upstreamPort: number, cacheDir: string | undefined): Promise<Proxy> {
+async function startMetalboot(upstreamPort: number, cacheDir: string | undefined, size: number): Promise<Proxy> {
   const app = Fastify({ logger: false });
   await app.register(imageProxyPlugin, {
     upstream: `http://127.0.0.1:${upstreamPort}`,
     registry: new Registry(),
-    ...(cacheDir === undefined ? {} : { cache: { dir: cacheDir, maxBytes: 4 * SIZE, revalidateAfterMs: 3_600_000 } }),
+    ...(cacheDir === undefined ? {} : { cache: { dir: cacheDir, maxBytes: 4 * size, revalidateAfterMs: 3_600_000 } }),
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
   return { port: (app.server.address() as AddressInfo).port, app, cacheDir };
@@ -170,7 +163,7 @@ async function withRss<T>(fn: () => Promise<T>): Promise<{ value: T; rssMiB: num
 }
 
 /** `c` curl downloads at once; wall seconds for all of them. Fails on a short or failed transfer. */
-async function download(url: string, c: number): Promise<number> {
+async function download(url: string, c: number, size: number): Promise<number> {
   const started = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: c }, () => {
@@ -180,7 +173,7 @@ async function download(url: string, c: number): Promise<number> {
         child.stdout.on('data', (d: Buffer) => (out += d.toString()));
         child.on('close', (code) => {
           if (code !== 0) reject(new Error(`curl ${url} exited ${code}`));
-          else if (Number(out) !== SIZE) reject(new Error(`curl ${url}: ${out} bytes, expected ${SIZE}`));
+          else if (Number(out) !== size) reject(new Error(`curl ${url}: ${out} bytes, expected ${size}`));
           else resolve();
         });
       });
@@ -196,15 +189,11 @@ interface Row {
   readonly rssMiB: number | undefined;
 }
 
-const mbps = (c: number, s: number): number => (c * SIZE) / 1e6 / s;
+const mbps = (c: number, s: number, size: number): number => (c * size) / 1e6 / s;
 
 async function waitForSettledCache(dir: string): Promise<void> {
   const running = (): number => (existsSync(path.join(dir, 'tmp')) ? readdirSync(path.join(dir, 'tmp')).length : 0);
   for (let i = 0; i < 600 && running() > 0; i++) await new Promise((r) => setTimeout(r, 50));
-}
-
-function checkDeadline(): void {
-  if (Date.now() > DEADLINE) throw new Error(`over --max-total-s ${args['max-total-s']}`);
 }
 
 /** How to read the table; printed under it. */
@@ -215,7 +204,8 @@ const NOTES = [
   '- Peak RSS barely moves from 1 to 8 clients and stays far below the 400 MiB artifact: no path holds a whole artifact in memory.',
 ];
 
-async function main(): Promise<void> {
+export async function main(args: Args<typeof options>, h: Run): Promise<void> {
+  const size = args['size-mb'] * 1024 * 1024;
   mkdirSync(OUT, { recursive: true });
   const docroot = path.join(OUT, 'docroot');
   const prefix = mkdtempSync(path.join(OUT, 'nginx-'));
@@ -225,20 +215,20 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   let loadBefore = Number.NaN;
   try {
-    log(`generating ${SIZE / 2 ** 20} MiB in ${docroot}`);
-    makeArtifact(docroot);
+    log(`generating ${size / 2 ** 20} MiB in ${docroot}`);
+    makeArtifact(docroot, size);
     nginx = await startNginx(prefix, docroot);
-    const quiet = await waitForQuiet(Number(args['quiet-load']), Number(args['quiet-wait-s']), log);
+    const quiet = await new QuietGate({ threshold: args['quiet-load'], perWaitS: args['quiet-wait-s'], log }).wait();
     loadBefore = quiet.load1;
-    const relay = await startMetalboot(nginx.port, undefined);
-    const cached = await startMetalboot(nginx.port, path.join(scratch, 'warm'));
+    const relay = await startMetalboot(nginx.port, undefined, size);
+    const cached = await startMetalboot(nginx.port, path.join(scratch, 'warm'), size);
     proxies.push(relay, cached);
     // warm the cache and the page cache
-    await download(`http://127.0.0.1:${cached.port}${ARTIFACT}`, 1);
+    await download(`http://127.0.0.1:${cached.port}${ARTIFACT}`, 1, size);
     await waitForSettledCache(cached.cacheDir!);
-    await download(`http://127.0.0.1:${nginx.port}${ARTIFACT}`, 1);
+    await download(`http://127.0.0.1:${nginx.port}${ARTIFACT}`, 1, size);
 
-    for (const c of CONCURRENCY) {
+    for (const c of args.concurrency) {
       const cases: { name: string; url: () => Promise<{ url: string; done?: () => Promise<void> }>; ours: boolean }[] = [
         { name: 'nginx, static file (sendfile)', ours: false, url: async () => ({ url: `http://127.0.0.1:${nginx!.port}${ARTIFACT}` }) },
         { name: 'metalboot, cache hit', ours: true, url: async () => ({ url: `http://127.0.0.1:${cached.port}${ARTIFACT}` }) },
@@ -247,7 +237,7 @@ async function main(): Promise<void> {
           ours: true,
           url: async () => {
             const dir = mkdtempSync(path.join(scratch, 'miss-'));
-            const p = await startMetalboot(nginx!.port, dir);
+            const p = await startMetalboot(nginx!.port, dir, size);
             return {
               url: `http://127.0.0.1:${p.port}${ARTIFACT}`,
               done: async () => {
@@ -264,14 +254,14 @@ async function main(): Promise<void> {
       for (const k of cases) {
         const seconds: number[] = [];
         let rss = 0;
-        for (let run = 0; run < RUNS; run++) {
-          checkDeadline();
+        for (let run = 0; run < args.runs; run++) {
+          h.limit.check();
           const { url, done } = await k.url();
-          const r = await withRss(() => download(url, c));
+          const r = await withRss(() => download(url, c, size));
           await done?.();
           seconds.push(r.value);
           rss = Math.max(rss, r.rssMiB);
-          log(`${k.name} c=${c} run ${run + 1}: ${r.value.toFixed(2)} s, ${mbps(c, r.value).toFixed(0)} MB/s`);
+          log(`${k.name} c=${c} run ${run + 1}: ${r.value.toFixed(2)} s, ${mbps(c, r.value, size).toFixed(0)} MB/s`);
         }
         rows.push({ name: k.name, c, seconds, rssMiB: k.ours ? rss : undefined });
       }
@@ -286,7 +276,7 @@ async function main(): Promise<void> {
 
   const mc = machine();
   const lines = [
-    `${SIZE / 2 ** 20} MiB artifact over loopback, curl to /dev/null, median of ${RUNS} runs (min–max in brackets); MB/s is the aggregate of all clients (10^6 bytes/s). Peak RSS is the whole metalboot process during the runs.`,
+    `${size / 2 ** 20} MiB artifact over loopback, curl to /dev/null, median of ${args.runs} runs (min–max in brackets); MB/s is the aggregate of all clients (10^6 bytes/s). Peak RSS is the whole metalboot process during the runs.`,
     '',
     '| source | clients | MB/s | seconds | peak RSS MiB |',
     '|---|---:|---:|---:|---:|',
@@ -294,21 +284,18 @@ async function main(): Promise<void> {
       const s = median(r.seconds);
       const lo = Math.min(...r.seconds);
       const hi = Math.max(...r.seconds);
-      return `| ${r.name} | ${r.c} | ${mbps(r.c, s).toFixed(0)} (${mbps(r.c, hi).toFixed(0)}–${mbps(r.c, lo).toFixed(0)}) | ${s.toFixed(2)} | ${r.rssMiB === undefined ? '–' : r.rssMiB.toFixed(0)} |`;
+      return `| ${r.name} | ${r.c} | ${mbps(r.c, s, size).toFixed(0)} (${mbps(r.c, hi, size).toFixed(0)}–${mbps(r.c, lo, size).toFixed(0)}) | ${s.toFixed(2)} | ${r.rssMiB === undefined ? '–' : r.rssMiB.toFixed(0)} |`;
     }),
     '',
     ...NOTES,
     '',
     `Machine: ${mc.nproc} × ${mc.cpuModel}, ${mc.memGiB} GiB, Linux ${mc.kernel}; load average ${loadBefore.toFixed(2)} at start, ${loadAvg1().toFixed(2)} at the end (other work shares this machine).`,
     `Versions: Node ${process.version}, nginx ${debVersion('nginx-light') ?? commandOutput('nginx', ['-v']) ?? 'unknown'} (nginx-light, 1 worker), ${(commandOutput('curl', ['--version']) ?? 'curl unknown').split(' ').slice(0, 2).join(' ')}, fastify ${readVersion('fastify')}, undici ${readVersion('undici')}.`,
-    `Command: \`node --import tsx bench/http-proxy.ts --size-mb ${args['size-mb']} --runs ${RUNS} --concurrency ${args.concurrency}\``,
+    `Command: \`node --import tsx bench/http-proxy.ts --size-mb ${args['size-mb']} --runs ${args.runs} --concurrency ${args.concurrency.join(',')}\``,
   ];
   const table = lines.join('\n');
   process.stdout.write(`${table}\n`);
-  if (!args['no-results']) {
-    writeResultsSection('HTTP', table);
-    log('wrote the HTTP section of bench/RESULTS.md');
-  }
+  publishResults({ heading: 'HTTP', body: table, write: !args['no-results'], log });
 }
 
 function readVersion(pkg: string): string {
@@ -319,7 +306,11 @@ function readVersion(pkg: string): string {
   }
 }
 
-main().catch((err: unknown) => {
-  log(String((err as Error).stack ?? err));
-  process.exitCode = 1;
+runIfEntry(import.meta.url, {
+  name: 'http-proxy bench',
+  usage: 'node --import tsx bench/http-proxy.ts [--size-mb 400] [--runs 3] [--concurrency 1,8] [--max-total-s 600] [--no-results] [--keep]',
+  about: "One artifact over loopback by curl from nginx (sendfile), metalboot's image cache (hit, miss) and relay, and nginx proxy_pass. Replaces ## HTTP in bench/RESULTS.md.",
+  options,
+  timeLimit: { seconds: (a) => a['max-total-s'], stop: 'check' },
+  main,
 });

@@ -14,10 +14,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { decide } from '../src/dhcp/decide.js';
 import { MESSAGE_TYPE } from '../src/dhcp/options.js';
-import { request, UEFI_PXE } from '../test/support/dhcp-requests.js';
+import { request, UEFI_PXE } from '../lab/dhcp-requests.js';
 import { bmhToHost } from '../src/leases/bmh.js';
 import { parseBmhManifests } from '../src/leases/bmh-manifests.js';
 import { HostIndex } from '../src/leases/host-index.js';
@@ -25,18 +24,16 @@ import { LeasePool } from '../src/leases/pool.js';
 import type { HostRecord } from '../src/leases/host.js';
 import { parseMac, type Mac } from '../src/net/mac.js';
 import { ANNOTATION_PREFIX, bmhManifest, bmhObject, hostMac, policy } from './lib/dhcp-fixture.js';
+import { defineOptions, publishResults, runIfEntry, type Args } from './lib/harness.js';
 import { gitState, loadAvg1, machine } from './lib/machine.js';
 import { bench, consume } from './lib/microbench.js';
-import { writeResultsSection } from './lib/results-md.js';
 import { fmt } from './lib/stats.js';
 
-const { values: args } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    sizes: { type: 'string', default: '1000,10000,100000' },
-    child: { type: 'string' },
-    'no-results': { type: 'boolean', default: false },
-  },
+export const options = defineOptions({
+  quick: { type: 'boolean', help: 'shorter timings, at most 2,000 hosts parsed from YAML' },
+  sizes: { type: 'numbers', help: 'numbers of BareMetalHosts, each in a fresh process', default: '1000,10000,100000' },
+  child: { type: 'number', help: 'internal: measure this many hosts in this process and print JSON' },
+  'no-results': { type: 'boolean', help: 'leave bench/RESULTS.md alone' },
 });
 
 interface ChildResult {
@@ -115,11 +112,10 @@ function child(n: number, quick: boolean): ChildResult {
   };
 }
 
-function main(): void {
-  const sizes = args.sizes.split(',').map(Number);
+function parent(args: Args<typeof options>): void {
   const results: ChildResult[] = [];
   const load0 = loadAvg1();
-  for (const n of sizes) {
+  for (const n of args.sizes) {
     const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), '--child', String(n), ...(args.quick ? ['--quick'] : [])], {
       encoding: 'utf8', timeout: 300_000, maxBuffer: 16 * MiB,
     });
@@ -144,14 +140,18 @@ function main(): void {
     'Hosts are BareMetalHost objects as a Kubernetes list returns them (boot MAC, two inspected NICs, ip-address/gateway/dns-servers annotations, mixed provisioning states), converted with `bmhToHost` and loaded with `HostIndex.replaceAll`. Lookups use 4,096 known MACs in scattered order and 4,096 unknown ones; decide() answers a UEFI PXE DISCOVER (EDK2 options) from a random known host with an OFFER. The YAML column parses manifests (a BMC Secret and a BareMetalHost per host) with `parseBmhManifests`, for up to 10,000 hosts per size.',
   ].join('\n');
   console.log(`\n${table}`);
-  if (!args['no-results']) {
-    writeResultsSection('State scale', body);
-    console.log('bench/RESULTS.md: ## State scale updated');
-  }
+  publishResults({ heading: 'State scale', body, write: !args['no-results'], log: console.log });
 }
 
-if (args.child !== undefined) {
-  console.log(JSON.stringify(child(Number(args.child), args.quick)));
-} else {
-  main();
+export function main(args: Args<typeof options>): void {
+  if (args.child !== undefined) console.log(JSON.stringify(child(args.child, args.quick)));
+  else parent(args);
 }
+
+runIfEntry(import.meta.url, {
+  name: 'state-scale bench',
+  usage: 'node --import tsx bench/state-scale.ts [--quick] [--sizes 1000,10000,100000] [--no-results]',
+  about: 'RSS, heap per host, HostIndex.lookup, decide() and manifest parse time with N BareMetalHosts loaded, each size in a fresh process. Replaces ## State scale in bench/RESULTS.md.',
+  options,
+  main,
+});

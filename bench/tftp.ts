@@ -18,35 +18,26 @@
  * Writes bench/out/tftp-<time>.md and .json. Needs root for in.tftpd --secure (chroot); without
  * root or without in.tftpd the tftpd-hpa rows are skipped.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { createServer } from 'node:net';
-import { edk2Get, tftpGet, type GetResult } from '../test/support/tftp-client.js';
+import { edk2Get, tftpGet, type GetResult } from '../lab/tftp-client.js';
+import { defineOptions, fileStamp, runIfEntry, type Args, type Run } from './lib/harness.js';
 import { medianBy } from './lib/stats.js';
+import { Children, machineBusySeconds, startMetalboot, startTftpdHpa, tftpdHpaVersion, type ServerHandle } from './lib/tftp-servers.js';
 
-const { values: args } = parseArgs({
-  options: {
-    concurrency: { type: 'string', default: '1,50,200,500' },
-    'ack-delay-ms': { type: 'string', default: '0' },
-    profiles: { type: 'string', default: 'ipxe,edk2-nowindow,edk2-window4' },
-    runs: { type: 'string', default: '1' },
-    'cpu-prof': { type: 'string' },
-    file: { type: 'string', default: 'ipxe.efi' },
-    'scenario-timeout-s': { type: 'string', default: '120' },
-    'no-tftpd-hpa': { type: 'boolean', default: false },
-    'max-total-s': { type: 'string', default: '1800' },
-    out: { type: 'string', default: path.join(import.meta.dirname, 'out') },
-  },
+export const options = defineOptions({
+  concurrency: { type: 'numbers', help: 'concurrent downloads per scenario', default: '1,50,200,500' },
+  'ack-delay-ms': { type: 'numbers', help: "each client's wait before each ACK; the matrix runs once per value", default: '0' },
+  profiles: { type: 'list', help: 'client profiles', default: 'ipxe,edk2-nowindow,edk2-window4', choices: ['ipxe', 'edk2-nowindow', 'edk2-window4'] },
+  runs: { type: 'number', help: 'runs per scenario, servers taking turns (the table shows the median)', default: '1' },
+  'cpu-prof': { type: 'string', help: 'run metalboot under node --cpu-prof, profiles into this directory' },
+  file: { type: 'string', help: 'file from /usr/lib/ipxe to download', default: 'ipxe.efi' },
+  'scenario-timeout-s': { type: 'number', help: "one download's deadline", default: '120' },
+  'no-tftpd-hpa': { type: 'boolean', help: 'metalboot only' },
+  'max-total-s': { type: 'number', help: 'stop (exit 2) after this many seconds', default: '1800' },
+  out: { type: 'string', help: 'where the .md and .json go', default: path.join(import.meta.dirname, 'out') },
 });
-
-const CONCURRENCY = args.concurrency.split(',').map(Number);
-const ACK_DELAYS_MS = args['ack-delay-ms'].split(',').map(Number);
-const RUNS = Number(args.runs);
-const SCENARIO_TIMEOUT_MS = Number(args['scenario-timeout-s']) * 1000;
-const FILE = args.file;
 
 type Profile = 'ipxe' | 'edk2-window4' | 'edk2-nowindow';
 const ALL_PROFILES: { name: Profile; label: string }[] = [
@@ -54,11 +45,12 @@ const ALL_PROFILES: { name: Profile; label: string }[] = [
   { name: 'edk2-nowindow', label: 'EDK2: tsize probe + ERROR 8, blksize 1468, no window' },
   { name: 'edk2-window4', label: 'EDK2: tsize probe + ERROR 8, blksize 1468, windowsize 4' },
 ];
-const PROFILES = args.profiles.split(',').map((name) => {
-  const p = ALL_PROFILES.find((x) => x.name === name);
-  if (p === undefined) throw new Error(`unknown profile ${name}`);
-  return p;
-});
+
+/** What every download of a run shares. */
+interface Downloads {
+  readonly file: string;
+  readonly scenarioTimeoutMs: number;
+}
 
 interface Row {
   server: string;
@@ -82,119 +74,6 @@ interface Row {
   note?: string;
 }
 
-// ---- servers --------------------------------------------------------------------------------
-
-interface ServerHandle {
-  readonly name: string;
-  readonly port: number;
-  stop(): Promise<void>;
-}
-
-const children = new Set<ChildProcess>();
-function cleanupChildren(): void {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-}
-process.on('exit', cleanupChildren);
-process.on('SIGINT', () => process.exit(130));
-setTimeout(() => {
-  console.error(`benchmark exceeded --max-total-s ${args['max-total-s']}`);
-  process.exit(2); // the exit handler kills the servers
-}, Number(args['max-total-s']) * 1000).unref();
-process.on('SIGTERM', () => process.exit(143));
-
-async function freePort(): Promise<number> {
-  // A free TCP port number is free enough for UDP on loopback in practice; verified by bind.
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-function stopChild(child: ChildProcess, name: string): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const t = setTimeout(() => {
-      console.error(`${name} did not stop, killing`);
-      child.kill('SIGKILL');
-    }, 10_000);
-    child.once('exit', () => {
-      clearTimeout(t);
-      children.delete(child);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
-async function startMetalboot(root: string): Promise<ServerHandle> {
-  const prof = args['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.resolve(args['cpu-prof'])];
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', path.join(import.meta.dirname, 'tftp-server-main.ts'), '--root', root], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.add(child);
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('metalboot did not start within 30 s')), 30_000);
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /READY (\d+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve(Number(m[1]));
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`metalboot exited with ${code}`)));
-  });
-  return { name: 'metalboot', port, stop: () => stopChild(child, 'metalboot') };
-}
-
-async function startTftpdHpa(root: string): Promise<ServerHandle | string> {
-  if (args['no-tftpd-hpa']) return 'disabled by --no-tftpd-hpa';
-  if (!existsSync('/usr/sbin/in.tftpd')) return 'in.tftpd not installed (Debian package tftpd-hpa)';
-  if (process.getuid?.() !== 0) return 'in.tftpd --secure needs root';
-  const port = await freePort();
-  // -L: foreground, -s: chroot to root, -u root: keep the user (no 'nobody' lookup surprises),
-  // -B 1468: the same blksize cap as metalboot.
-  const child = spawn('/usr/sbin/in.tftpd', ['-L', '-4', '-a', `127.0.0.1:${port}`, '-u', 'root', '-B', '1468', '-s', root], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  children.add(child);
-  // Ready when it answers a request.
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      await tftpGet({ port, file: FILE, options: [['blksize', '1468']], timeoutMs: 200, retries: 2, deadlineMs: 5000 });
-      break;
-    } catch (err) {
-      if (child.exitCode !== null) return `in.tftpd exited with ${child.exitCode}`;
-      if (Date.now() > deadline) {
-        await stopChild(child, 'in.tftpd');
-        return `in.tftpd did not answer: ${(err as Error).message}`;
-      }
-    }
-  }
-  return { name: 'tftpd-hpa', port, stop: () => stopChild(child, 'in.tftpd') };
-}
-
-/**
- * Busy CPU seconds of the whole machine (/proc/stat: user, nice, system, irq, softirq, steal).
- * The server's share is this less the client process's own CPU time: tftpd-hpa forks a
- * process per transfer that no per-process counter sees whole.
- */
-function machineBusySeconds(): number | undefined {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
-    const f = line.trim().split(/\s+/).slice(1).map(Number);
-    return [0, 1, 2, 5, 6, 7].reduce((sum, i) => sum + (f[i] ?? 0), 0) / 100; // USER_HZ is 100
-  } catch {
-    return undefined;
-  }
-}
-
 const clientCpuSeconds = (): number => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
@@ -202,8 +81,8 @@ const clientCpuSeconds = (): number => {
 
 // ---- one scenario ---------------------------------------------------------------------------
 
-async function download(profile: Profile, port: number, deadlineMs: number, ackDelayMs: number, expected: Buffer): Promise<GetResult> {
-  const common = { port, file: FILE, deadlineMs, timeoutMs: 1000, retries: 8, ackDelayMs: ackDelayMs || undefined };
+async function download(file: string, profile: Profile, port: number, deadlineMs: number, ackDelayMs: number, expected: Buffer): Promise<GetResult> {
+  const common = { port, file, deadlineMs, timeoutMs: 1000, retries: 8, ackDelayMs: ackDelayMs || undefined };
   switch (profile) {
     case 'ipxe':
       return tftpGet({ ...common, expected, options: [['tsize', '0'], ['blksize', '1432']] });
@@ -218,7 +97,7 @@ async function download(profile: Profile, port: number, deadlineMs: number, ackD
   }
 }
 
-async function scenario(server: ServerHandle, profile: Profile, concurrency: number, ackDelayMs: number, expected: Buffer): Promise<Row> {
+async function scenario(d: Downloads, server: ServerHandle, profile: Profile, concurrency: number, ackDelayMs: number, expected: Buffer): Promise<Row> {
   const size = expected.length;
   const load1 = loadavg()[0]!;
   const busyBefore = machineBusySeconds();
@@ -234,7 +113,7 @@ async function scenario(server: ServerHandle, profile: Profile, concurrency: num
       const t0 = performance.now();
       try {
         // The client compares every block with the file as it arrives (memcmp, no copy, no hash).
-        const r = await download(profile, server.port, SCENARIO_TIMEOUT_MS, ackDelayMs, expected);
+        const r = await download(d.file, profile, server.port, d.scenarioTimeoutMs, ackDelayMs, expected);
         ok++;
         clientTimeouts += r.timeouts;
         durations.push(performance.now() - t0);
@@ -271,8 +150,6 @@ async function scenario(server: ServerHandle, profile: Profile, concurrency: num
   return row;
 }
 
-// ---- main -----------------------------------------------------------------------------------
-
 const fmt = (n: number | undefined, digits = 1): string => (n === undefined || Number.isNaN(n) ? '–' : n.toFixed(digits));
 
 function table(rows: Row[]): string {
@@ -294,41 +171,48 @@ function spread(all: Row[], r: Row): string {
   return times.join(' / ');
 }
 
-async function main(): Promise<void> {
-  const source = path.join('/usr/lib/ipxe', FILE);
+export async function main(args: Args<typeof options>, run: Run): Promise<void> {
+  const file = args.file;
+  const runs = args.runs;
+  const ackDelaysMs = args['ack-delay-ms'];
+  const profiles = args.profiles.map((name) => ALL_PROFILES.find((x) => x.name === name)!);
+  const downloads: Downloads = { file, scenarioTimeoutMs: args['scenario-timeout-s'] * 1000 };
+  const children = new Children();
+  run.onExit(() => children.killAll());
+  const source = path.join('/usr/lib/ipxe', file);
   const root = mkdtempSync(path.join(tmpdir(), 'metalboot-bench-tftp-'));
   chmodSync(root, 0o755);
   try {
-    if (existsSync(source)) copyFileSync(source, path.join(root, FILE));
+    if (existsSync(source)) copyFileSync(source, path.join(root, file));
     else throw new Error(`${source} not found (Debian package ipxe)`);
-    chmodSync(path.join(root, FILE), 0o644);
-    const data = readFileSync(path.join(root, FILE));
+    chmodSync(path.join(root, file), 0o644);
+    const data = readFileSync(path.join(root, file));
 
-    const servers: ServerHandle[] = [await startMetalboot(root)];
-    const hpa = await startTftpdHpa(root);
+    const servers: ServerHandle[] = [await startMetalboot(children, root, args['cpu-prof'])];
+    const hpa = args['no-tftpd-hpa'] ? 'disabled by --no-tftpd-hpa' : await startTftpdHpa(children, root, file);
     const skipped: string[] = [];
     if (typeof hpa === 'string') skipped.push(`tftpd-hpa skipped: ${hpa}`);
     else servers.push(hpa);
 
     // Warm up each server (JIT, page cache, forked children) so C=1 measures steady state.
-    for (const server of servers) for (const profile of PROFILES) await download(profile.name, server.port, 30_000, 0, data);
+    for (const server of servers) for (const profile of profiles) await download(file, profile.name, server.port, 30_000, 0, data);
 
     const load1AtStart = loadavg()[0]!;
     const startedAt = new Date().toISOString();
     const all: Row[] = [];
     const shown: Row[] = [];
-    for (const ackDelayMs of ACK_DELAYS_MS) {
-      for (const concurrency of CONCURRENCY) {
-        for (const profile of PROFILES) {
+    for (const ackDelayMs of ackDelaysMs) {
+      for (const concurrency of args.concurrency) {
+        for (const profile of profiles) {
           const byServer = new Map<string, Row[]>();
           // Runs alternate between servers so that a noisy minute hits both.
-          for (let run = 0; run < RUNS; run++) {
+          for (let i = 0; i < runs; i++) {
             for (const server of servers) {
-              const row = await scenario(server, profile.name, concurrency, ackDelayMs, data);
+              const row = await scenario(downloads, server, profile.name, concurrency, ackDelayMs, data);
               all.push(row);
               byServer.set(server.name, [...(byServer.get(server.name) ?? []), row]);
               console.error(
-                `delay=${ackDelayMs} ${server.name.padEnd(10)} ${profile.name.padEnd(14)} C=${String(concurrency).padStart(3)} run ${run + 1}  ${fmt(row.wallS, 2)} s  ${fmt(row.mbPerS)} MB/s  ok=${row.ok} failed=${row.failed} resends=${row.clientTimeouts} client=${fmt(row.clientCpuS, 2)}s load=${fmt(row.load1, 1)}${row.note ? `  (${row.note})` : ''}`,
+                `delay=${ackDelayMs} ${server.name.padEnd(10)} ${profile.name.padEnd(14)} C=${String(concurrency).padStart(3)} run ${i + 1}  ${fmt(row.wallS, 2)} s  ${fmt(row.mbPerS)} MB/s  ok=${row.ok} failed=${row.failed} resends=${row.clientTimeouts} client=${fmt(row.clientCpuS, 2)}s load=${fmt(row.load1, 1)}${row.note ? `  (${row.note})` : ''}`,
               );
             }
           }
@@ -338,29 +222,22 @@ async function main(): Promise<void> {
     }
     for (const s of servers) await s.stop();
 
-    const hpaVersion = await new Promise<string>((resolve) => {
-      if (!existsSync('/usr/sbin/in.tftpd')) return resolve('not installed');
-      const c = spawn('/usr/sbin/in.tftpd', ['-V'], { stdio: ['ignore', 'pipe', 'ignore'] });
-      let out = '';
-      c.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      c.on('close', () => resolve(out.trim().split('\n')[0] ?? ''));
-      c.on('error', () => resolve('unknown'));
-    });
-    const sections = ACK_DELAYS_MS.flatMap((d) => {
+    const hpaVersion = await tftpdHpaVersion();
+    const sections = ackDelaysMs.flatMap((d) => {
       const rows = shown.filter((r) => r.ackDelayMs === d);
       return [
         `### Per-ACK delay ${d} ms`,
         '',
         table(rows),
         '',
-        ...(RUNS > 1 ? ['Storm time of every run (s), in order:', '', ...rows.map((r) => `- ${r.server} ${r.profile} C=${r.concurrency}: ${spread(all, r)}`), ''] : []),
+        ...(runs > 1 ? ['Storm time of every run (s), in order:', '', ...rows.map((r) => `- ${r.server} ${r.profile} C=${r.concurrency}: ${spread(all, r)}`), ''] : []),
       ];
     });
     const md = [
-      `File: ${FILE} (${data.length} bytes), loopback, per-ACK delay ${ACK_DELAYS_MS.join(' and ')} ms, client retransmit timeout 1 s.`,
+      `File: ${file} (${data.length} bytes), loopback, per-ACK delay ${ackDelaysMs.join(' and ')} ms, client retransmit timeout 1 s.`,
       `Machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${hpaVersion}.`,
-      `Started ${startedAt}, 1-minute load average ${load1AtStart.toFixed(2)} before the first scenario; ${RUNS} run(s) per scenario${RUNS > 1 ? ', the table shows the run with the median storm time' : ''}.`,
-      `Profiles: ${PROFILES.map((p) => `\`${p.name}\` = ${p.label}`).join('; ')}.`,
+      `Started ${startedAt}, 1-minute load average ${load1AtStart.toFixed(2)} before the first scenario; ${runs} run(s) per scenario${runs > 1 ? ', the table shows the run with the median storm time' : ''}.`,
+      `Profiles: ${profiles.map((p) => `\`${p.name}\` = ${p.label}`).join('; ')}.`,
       ...skipped,
       '',
       ...sections,
@@ -372,19 +249,20 @@ async function main(): Promise<void> {
     ].join('\n');
     console.log(md);
     mkdirSync(args.out, { recursive: true });
-    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const stamp = fileStamp(Date.now());
     writeFileSync(path.join(args.out, `tftp-${stamp}.md`), md + '\n');
-    writeFileSync(path.join(args.out, `tftp-${stamp}.json`), JSON.stringify({ file: FILE, size: data.length, runs: RUNS, load1AtStart, startedAt, rows: all, shown }, null, 2));
+    writeFileSync(path.join(args.out, `tftp-${stamp}.json`), JSON.stringify({ file, size: data.length, runs, load1AtStart, startedAt, rows: all, shown }, null, 2));
   } finally {
-    cleanupChildren();
+    children.killAll();
     rmSync(root, { recursive: true, force: true });
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runIfEntry(import.meta.url, {
+  name: 'tftp bench',
+  usage: 'node --import tsx bench/tftp.ts [--concurrency 1,50,200,500] [--ack-delay-ms 0,1] [--profiles …] [--runs 3] [--no-tftpd-hpa] [--cpu-prof DIR]',
+  about: 'C concurrent downloads of an iPXE binary over loopback from metalboot and from tftpd-hpa, for iPXE- and EDK2-like clients. Writes bench/out/tftp-<time>.md and .json.',
+  options,
+  timeLimit: { seconds: (a) => a['max-total-s'], stop: 'exit', note: 'the exit handler kills the servers' },
+  main,
+});

@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { formatStep, requireBootTools, startBootLab, VMS, type Firmware } from '../test/support/boot-lab.js';
-import { findExecutable } from '../test/support/netns.js';
+import { findExecutable } from '../lab/netns.js';
 
 const PACKAGES = ['iproute2', 'qemu-system-x86', 'ipxe', 'ipxe-qemu', 'ovmf', 'python3', 'procps'];
 

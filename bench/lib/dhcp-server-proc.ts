@@ -6,7 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Lab } from '../../test/support/netns.js';
+import type { Lab } from '../../lab/netns.js';
 import { NET, type Peer } from './dhcp-peers.js';
 import { cpuTimes, memoryMiB } from './machine.js';
 import { perfdhcpArgs, parsePerfdhcp } from './perfdhcp.js';

@@ -27,6 +27,22 @@ export function replaceSection(text: string, heading: string, body: string): str
   return `${before}\n\n${section}${after === '' ? '' : `\n${after}\n`}`;
 }
 
+/**
+ * The `### <sub>` subsection of the `## <heading>` section (its heading line included, up to the
+ * next `### ` or `## ` line), trimmed; undefined when either is absent.
+ */
+export function subsection(text: string, heading: string, sub: string): string | undefined {
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => l.trimEnd() === `## ${heading}`);
+  if (start < 0) return undefined;
+  const end = lines.findIndex((l, i) => i > start && l.startsWith('## '));
+  const section = lines.slice(start + 1, end < 0 ? lines.length : end);
+  const from = section.findIndex((l) => l.trimEnd() === `### ${sub}`);
+  if (from < 0) return undefined;
+  const to = section.findIndex((l, i) => i > from && l.startsWith('### '));
+  return section.slice(from, to < 0 ? section.length : to).join('\n').trim();
+}
+
 /** Writes `body` under `## <heading>` in bench/RESULTS.md (created if missing), atomically. */
 export function writeResultsSection(heading: string, body: string, file = RESULTS_FILE): void {
   const text = existsSync(file) ? readFileSync(file, 'utf8') : PREAMBLE;

@@ -10,7 +10,7 @@ import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { BOOTREPLY, decode, encode, type DhcpMessage } from '../../src/dhcp/codec.js';
 import { MESSAGE_TYPE, OPT, getIp, getMessageType, getString } from '../../src/dhcp/options.js';
-import { request } from '../../test/support/dhcp-requests.js';
+import { request } from '../../lab/dhcp-requests.js';
 import { formatIpv4 } from '../../src/net/ipv4.js';
 
 export interface DoraResult {

@@ -4,7 +4,7 @@
  * boot.ipxe and the host script → kernel and initramfs through the image proxy. Each phase is
  * timed from its first packet or request to its last byte; resends and retries are counted.
  */
-import { IPXE, UEFI_PXE } from '../../test/support/dhcp-requests.js';
+import { IPXE, UEFI_PXE } from '../../lab/dhcp-requests.js';
 import { OPT } from '../../src/dhcp/options.js';
 import { DhcpMux, StormDhcpError } from './storm-dhcp.js';
 import { edk2Read, StormTftpError } from './storm-tftp.js';

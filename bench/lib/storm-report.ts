@@ -7,6 +7,7 @@ import { PHASES, type HostResult, type Phase } from './storm-host.js';
 import type { ClientResult } from '../boot-storm-client.js';
 import type { UpstreamStats } from '../boot-storm-upstream.js';
 import { STORM_ARTIFACTS } from './storm-net.js';
+import type { ProfileSummary } from './cpuprofile.js';
 import { fmt, quantile } from './stats.js';
 
 export interface Percentiles {
@@ -248,4 +249,20 @@ export function failureLines(rows: readonly RunRow[]): string[] {
     lines.push(`- ${r.hosts} hosts, cache ${r.cache ? 'on' : 'off'}: ${entries.sort((a, b) => b[1] - a[1]).map(([k, n]) => `${n}× ${k}`).join('; ')}`);
   }
   return lines;
+}
+
+/** A --cpu-prof repeat of a storm; `runName`: the run's directory under bench/out/, where the raw profile is. */
+export function profileSection(p: { readonly file: string; readonly summary: ProfileSummary }, row: RunRow, runName: string): string {
+  const s = p.summary;
+  const top = s.top.map((e) => `| ${e.name} | ${e.where || '(native)'} | ${e.selfMs.toFixed(0)} | ${e.selfPct.toFixed(1)}% |`).join('\n');
+  const incl = s.inclusive.filter((e) => e.ms > 0).sort((a, b) => b.ms - a.ms).map((e) => `${e.name} ${e.pct.toFixed(1)}%`).join(', ');
+  return [
+    `Profile of metalboot (\`node --cpu-prof\`, samples of the storm window only) during a repeat of ${row.hosts} hosts with the cache ${row.cache ? 'on' : 'off'} (${row.ok}/${row.hosts} booted): ${(s.busyMs / 1000).toFixed(1)} s busy of ${(s.totalMs / 1000).toFixed(1)} s sampled; metalboot used ${fmt(row.server.cpuUserS + row.server.cpuSysS, 1)} s of CPU (all threads) and its main thread waited ${fmt(row.server.runDelayS, 1)} s for CPU 0 (V8 samples by wall clock: time spent preempted is charged to the function it was in, typically a native call that woke another thread). Raw profile: \`bench/out/${runName}/${p.file}\`.`,
+    '',
+    '| function (self time) | where | ms | % of busy |',
+    '|---|---|--:|--:|',
+    top,
+    '',
+    `Inclusive share of busy time: ${incl}.`,
+  ].join('\n');
 }

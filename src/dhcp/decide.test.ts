@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decide, type DhcpOutcome } from './decide.js';
 import { dhcpPolicy, type DhcpPolicy } from './policy.js';
-import { request, BIOS_PXE, UEFI_PXE, UEFI_HTTP, IPXE } from '../../test/support/dhcp-requests.js';
+import { request, BIOS_PXE, UEFI_PXE, UEFI_HTTP, IPXE } from '../../lab/dhcp-requests.js';
 import {
   MESSAGE_TYPE as T,
   OPT,

@@ -11,7 +11,7 @@ import { LeasePool } from '../leases/pool.js';
 import { decide } from '../dhcp/decide.js';
 import { dhcpPolicy, type DhcpPolicy } from '../dhcp/policy.js';
 import { MESSAGE_TYPE as T } from '../dhcp/options.js';
-import { IPXE, UEFI_PXE, request } from '../../test/support/dhcp-requests.js';
+import { IPXE, UEFI_PXE, request } from '../../lab/dhcp-requests.js';
 import { DEFAULT_BOOT_FILES } from '../boot/boot-files.js';
 import { parseIpv4 } from '../net/ipv4.js';
 

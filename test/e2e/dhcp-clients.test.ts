@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chmodSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { createLab, requireRoot, requireTools, type Lab } from '../support/netns.js';
+import { createLab, requireRoot, requireTools, type Lab } from '../../lab/netns.js';
 import { startMetalboot, type MetalbootProcess } from '../support/metalboot-process.js';
 
 const SERVER = '10.77.0.1';

@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createLab, requireRoot, requireTools, type Lab } from '../support/netns.js';
+import { createLab, requireRoot, requireTools, type Lab } from '../../lab/netns.js';
 import { startMetalboot, type MetalbootProcess } from '../support/metalboot-process.js';
 
 const CLIENT_MAC = '52:54:00:bb:00:01';

@@ -31,7 +31,7 @@ import { LeasePool, type JournalRecord } from '../../src/leases/pool.js';
 import { staticToHost } from '../../src/leases/static-hosts.js';
 import { formatIpv4, parseIpv4 } from '../../src/net/ipv4.js';
 import { parseMac } from '../../src/net/mac.js';
-import { request, UEFI_PXE } from '../support/dhcp-requests.js';
+import { request, UEFI_PXE } from '../../lab/dhcp-requests.js';
 
 if (process.getuid?.() !== 0) throw new Error('these tests mount a tmpfs: run them as root');
 

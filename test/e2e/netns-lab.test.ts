@@ -14,11 +14,11 @@ import {
   tsharkFields,
   udpPackets,
   type Lab,
-} from '../support/netns.js';
+} from '../../lab/netns.js';
 
 // A prefix of our own, so these tests never touch labs of other test files.
 const PREFIX = 'mbt-';
-const NETNS_TS = fileURLToPath(new URL('../support/netns.ts', import.meta.url));
+const NETNS_TS = fileURLToPath(new URL('../../lab/netns.ts', import.meta.url));
 
 const rootLinks = (): string[] =>
   spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8', timeout: 5_000 })

@@ -26,15 +26,10 @@ import { closeAll, startAll } from '../../src/base/service.js';
 import { loadConfig } from '../../src/config/load.js';
 import { encode } from '../../src/dhcp/codec.js';
 import { MESSAGE_TYPE } from '../../src/dhcp/options.js';
-import { UEFI_PXE, request } from '../support/dhcp-requests.js';
+import { UEFI_PXE, request } from '../../lab/dhcp-requests.js';
 import { parseMac } from '../../src/net/mac.js';
-import { tftpGet } from '../support/tftp-client.js';
-import {
-  type HostInput,
-  type KubeApiServer,
-  type KubeApiServerOptions,
-  startKubeApiServer,
-} from '../support/kube-apiserver.js';
+import { tftpGet } from '../../lab/tftp-client.js';
+import { type HostInput, type KubeApiServer, type KubeApiServerOptions, startKubeApiServer } from '../support/kube-apiserver.js';
 import { kubeconfigFor, writeInClusterFiles, writeKubeconfig } from '../support/kube-config.js';
 
 const NS = 'metal3';

@@ -14,7 +14,7 @@ import type { DhcpOutcome } from '../../src/dhcp/decide.js';
 import { dhcpPolicy, type DhcpPolicy } from '../../src/dhcp/policy.js';
 import { decode, encode, type DhcpMessage } from '../../src/dhcp/codec.js';
 import { MESSAGE_TYPE, getMessageType } from '../../src/dhcp/options.js';
-import { request, UEFI_PXE } from '../support/dhcp-requests.js';
+import { request, UEFI_PXE } from '../../lab/dhcp-requests.js';
 import { HostIndex } from '../../src/leases/host-index.js';
 import { LeasePool } from '../../src/leases/pool.js';
 import { LeaseStore } from '../../src/leases/lease-store.js';

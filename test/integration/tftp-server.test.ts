@@ -5,7 +5,7 @@
 import dgram from 'node:dgram';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decode, encode, type TftpPacket } from '../../src/tftp/packet.js';
-import { edk2Get, exchange, tftpGet } from '../support/tftp-client.js';
+import { edk2Get, exchange, tftpGet } from '../../lab/tftp-client.js';
 import { makeTftpRoot, sha256, startTftpServer, type RunningServer, type TftpRoot } from '../support/tftp-fixture.js';
 
 let root: TftpRoot;

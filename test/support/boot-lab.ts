@@ -7,7 +7,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { createLab, requireRoot, requireTools, type Lab } from './netns.js';
+import { createLab, requireRoot, requireTools, type Lab } from '../../lab/netns.js';
 import { startMetalboot, type MetalbootProcess } from './metalboot-process.js';
 import { testKernel } from './linux-kernel.js';
 

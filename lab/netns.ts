@@ -1,5 +1,5 @@
 /**
- * A network-namespace lab for end-to-end tests.
+ * A network-namespace lab for end-to-end tests and benchmarks.
  *
  * ```
  *   root namespace (untouched: no links or routes are added here)

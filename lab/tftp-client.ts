@@ -1,13 +1,18 @@
 /**
- * A small TFTP read client over real UDP sockets, for integration tests and the benchmark.
+ * A small TFTP read client over real UDP sockets, for integration tests and the benchmarks
+ * (bench/tftp.ts on loopback; the boot storm's simulated hosts, each from its own address).
  * It behaves like the firmware clients metalboot serves: RFC 1350 lock-step, RFC 2347 options,
  * RFC 7440 windows (ACK at the end of each window, ACK of the last in-order block on a gap),
  * re-ACK of a duplicate DATA (how a lost ACK is recovered), and the EDK2 tsize probe. Hooks let
  * a test lose ACKs on purpose or slow the client down. Every wait is bounded.
+ *
+ * Built for hundreds of concurrent downloads in one process: DATA is read in place, one timer
+ * per download is refreshed rather than re-created, IP literals skip dns.lookup, and a block is
+ * compared, handed to `onData` or kept, never copied.
  */
 import dgram from 'node:dgram';
 import { isIPv4 } from 'node:net';
-import { decode, encode, OPCODE, type ErrorPacket, type TftpPacket } from '../../src/tftp/packet.js';
+import { decode, encode, OPCODE, type ErrorPacket, type TftpPacket } from '../src/tftp/packet.js';
 
 /**
  * dgram resolves the address of every send with dns.lookup, which answers an IP literal only on
@@ -19,7 +24,10 @@ const literalLookup = ((address: string, family: number, callback: (err: Error |
 }) as unknown as dgram.SocketOptions['lookup'];
 
 export interface GetOptions {
+  /** The server's address. Default 127.0.0.1. */
   readonly host?: string;
+  /** The address to send from (a simulated host's own). Default 127.0.0.1. */
+  readonly localAddress?: string;
   readonly port: number;
   readonly file: string;
   readonly mode?: string;
@@ -42,6 +50,11 @@ export interface GetOptions {
    * differs, or a different length, fails the download. The result's data is then `expected`.
    */
   readonly expected?: Buffer;
+  /**
+   * Each in-order block as it arrives (e.g. to hash it), instead of keeping it: the result's
+   * data is then empty. Ignored with `expected`.
+   */
+  readonly onData?: (block: Buffer) => void;
 }
 
 export interface GetResult {
@@ -55,31 +68,45 @@ export interface GetResult {
   readonly acksDropped: number;
   /** Times the client resent its last packet after silence. */
   readonly timeouts: number;
+  /** Bytes of the file received. */
+  readonly bytes: number;
 }
+
+export type TftpClientErrorCode = 'TFTP_CLIENT_SERVER_ERROR' | 'TFTP_CLIENT_TIMEOUT' | 'TFTP_CLIENT_PROTOCOL' | 'TFTP_CLIENT_SOCKET';
 
 export class TftpClientError extends Error {
   override readonly name = 'TftpClientError';
   constructor(
-    readonly code: 'TFTP_CLIENT_SERVER_ERROR' | 'TFTP_CLIENT_TIMEOUT' | 'TFTP_CLIENT_PROTOCOL',
+    readonly code: TftpClientErrorCode,
     message: string,
+    /** Times the client had resent its last packet after silence before it failed. */
+    readonly timeouts = 0,
     readonly error?: ErrorPacket,
   ) {
     super(message);
   }
 }
 
+function bindSocket(localAddress: string): Promise<dgram.Socket> {
+  const socket = dgram.createSocket({ type: 'udp4', lookup: literalLookup });
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      socket.close();
+      reject(new TftpClientError('TFTP_CLIENT_SOCKET', `bind ${localAddress}: ${err.message}`));
+    };
+    socket.once('error', onError);
+    socket.bind(0, localAddress, () => {
+      socket.off('error', onError);
+      resolve(socket);
+    });
+  });
+}
+
 export async function tftpGet(o: GetOptions): Promise<GetResult> {
   const host = o.host ?? '127.0.0.1';
   const timeoutMs = o.timeoutMs ?? 500;
   const retries = o.retries ?? 10;
-  const socket = dgram.createSocket({ type: 'udp4', lookup: literalLookup });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, '127.0.0.1', () => {
-      socket.off('error', reject);
-      resolve();
-    });
-  });
+  const socket = await bindSocket(o.localAddress ?? '127.0.0.1');
   const clientPort = socket.address().port;
 
   return new Promise<GetResult>((resolve, reject) => {
@@ -97,7 +124,7 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
     let finished = false;
     let gotLast = false;
     let timer: NodeJS.Timeout | undefined;
-    const deadline = setTimeout(() => fail(new TftpClientError('TFTP_CLIENT_TIMEOUT', `download of ${o.file} exceeded its deadline`)), o.deadlineMs ?? 30_000);
+    const deadline = setTimeout(() => fail(new TftpClientError('TFTP_CLIENT_TIMEOUT', `${o.file}: deadline`, stats.timeouts)), o.deadlineMs ?? 30_000);
 
     const cleanup = (): void => {
       finished = true;
@@ -114,14 +141,14 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
     const succeed = (): void => {
       if (finished) return;
       if (o.expected !== undefined && receivedBytes !== o.expected.length) {
-        return fail(new TftpClientError('TFTP_CLIENT_PROTOCOL', `received ${receivedBytes} bytes of ${o.expected.length}`));
+        return fail(new TftpClientError('TFTP_CLIENT_PROTOCOL', `received ${receivedBytes} bytes of ${o.expected.length}`, stats.timeouts));
       }
       cleanup();
-      resolve({ data: o.expected ?? Buffer.concat(chunks), oack, serverPort: serverPort ?? o.port, clientPort, ...stats });
+      resolve({ data: o.expected ?? Buffer.concat(chunks), oack, serverPort: serverPort ?? o.port, clientPort, ...stats, bytes: receivedBytes });
     };
     const onSilence = (): void => {
       if (finished) return;
-      if (++silentRetries > retries) return fail(new TftpClientError('TFTP_CLIENT_TIMEOUT', `no answer for ${o.file}`));
+      if (++silentRetries > retries) return fail(new TftpClientError('TFTP_CLIENT_TIMEOUT', `${o.file}: no answer after ${retries} resends`, stats.timeouts));
       stats.timeouts++;
       socket.send(lastSent, lastDest, host);
       armTimer();
@@ -175,12 +202,12 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
         // DATA, nearly every packet, is read in place; anything else goes through the codec.
         p = msg.length >= 4 && msg[0] === 0 && msg[1] === OPCODE.DATA ? { op: 'data', block: msg.readUInt16BE(2), data: msg.subarray(4) } : decode(msg);
       } catch (err) {
-        return fail(new TftpClientError('TFTP_CLIENT_PROTOCOL', `undecodable packet: ${(err as Error).message}`));
+        return fail(new TftpClientError('TFTP_CLIENT_PROTOCOL', `undecodable packet: ${(err as Error).message}`, stats.timeouts));
       }
       silentRetries = 0;
       switch (p.op) {
         case 'error':
-          return fail(new TftpClientError('TFTP_CLIENT_SERVER_ERROR', `server error ${p.code}: ${p.message}`, p));
+          return fail(new TftpClientError('TFTP_CLIENT_SERVER_ERROR', `server error ${p.code}: ${p.message}`, stats.timeouts, p));
         case 'oack': {
           if (received > 0 || oack !== undefined) return; // duplicate OACK: ACK 0 will be resent by the timer
           oack = new Map(p.options.map((x) => [x.name.toLowerCase(), x.value]));
@@ -212,10 +239,12 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
           }
           received++;
           sinceAck++;
-          if (o.expected === undefined) chunks.push(p.data as Buffer); // each datagram has its own buffer: no copy needed
-          else if (o.expected.compare(p.data, 0, p.data.length, receivedBytes, receivedBytes + p.data.length) !== 0) {
-            return fail(new TftpClientError('TFTP_CLIENT_PROTOCOL', `block ${received} differs from the expected bytes`));
-          }
+          if (o.expected !== undefined) {
+            if (o.expected.compare(p.data, 0, p.data.length, receivedBytes, receivedBytes + p.data.length) !== 0) {
+              return fail(new TftpClientError('TFTP_CLIENT_PROTOCOL', `block ${received} differs from the expected bytes`, stats.timeouts));
+            }
+          } else if (o.onData !== undefined) o.onData(p.data as Buffer);
+          else chunks.push(p.data as Buffer); // each datagram has its own buffer: no copy needed
           receivedBytes += p.data.length;
           if (p.data.length < blksize) {
             gotLast = true;
@@ -230,23 +259,33 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
           return;
         }
         default:
-          return fail(new TftpClientError('TFTP_CLIENT_PROTOCOL', `unexpected ${p.op}`));
+          return fail(new TftpClientError('TFTP_CLIENT_PROTOCOL', `unexpected ${p.op}`, stats.timeouts));
       }
     });
-    socket.on('error', fail);
+    socket.on('error', (err) => fail(new TftpClientError('TFTP_CLIENT_SOCKET', err.message, stats.timeouts)));
     socket.send(lastSent, o.port, host);
     armTimer();
   });
 }
 
-/** EDK2's way: probe with tsize=0, decline the OACK with ERROR 8, then download from a new port. */
+/**
+ * EDK2's way: probe with tsize=0, decline the OACK with ERROR 8, then download from a new port.
+ * `deadlineMs` bounds both requests together; `timeouts`, also of a failure, counts both.
+ */
 export async function edk2Get(o: Omit<GetOptions, 'options' | 'abortOackWith'> & { blksize?: number; windowsize?: number }): Promise<GetResult & { probedSize: number }> {
   const blksize = String(o.blksize ?? 1468);
   const windowsize = String(o.windowsize ?? 4);
-  const { expected: _, ...probeOptions } = o; // the probe downloads nothing
+  const deadlineAt = Date.now() + (o.deadlineMs ?? 30_000);
+  const { expected: _, onData: __, ...probeOptions } = o; // the probe downloads nothing
   const probe = await tftpGet({ ...probeOptions, options: [['tsize', '0'], ['blksize', blksize], ['windowsize', windowsize]], abortOackWith: 8 });
   const probedSize = Number(probe.oack?.get('tsize'));
-  const result = await tftpGet({ ...o, options: [['blksize', blksize], ['windowsize', windowsize]] });
+  let result: GetResult;
+  try {
+    result = await tftpGet({ ...o, options: [['blksize', blksize], ['windowsize', windowsize]], deadlineMs: Math.max(1, deadlineAt - Date.now()) });
+  } catch (err) {
+    if (err instanceof TftpClientError) throw new TftpClientError(err.code, err.message, probe.timeouts + err.timeouts, err.error);
+    throw err;
+  }
   return { ...result, probedSize, timeouts: probe.timeouts + result.timeouts };
 }
 

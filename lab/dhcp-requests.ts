@@ -2,10 +2,10 @@
  * Builders for DHCP requests in unit tests and benchmarks: the options real clients send
  * (see test/fixtures/dhcp for captured ones). Not used by the product.
  */
-import { BOOTREQUEST, FLAG_BROADCAST, type DhcpMessage } from '../../src/dhcp/codec.js';
-import { OPT, ip, str, u16, u8 } from '../../src/dhcp/options.js';
-import { macToBytes, parseMac } from '../../src/net/mac.js';
-import { IPV4_ANY, parseIpv4, type Ipv4 } from '../../src/net/ipv4.js';
+import { BOOTREQUEST, FLAG_BROADCAST, type DhcpMessage } from '../src/dhcp/codec.js';
+import { OPT, ip, str, u16, u8 } from '../src/dhcp/options.js';
+import { macToBytes, parseMac } from '../src/net/mac.js';
+import { IPV4_ANY, parseIpv4, type Ipv4 } from '../src/net/ipv4.js';
 
 export interface RequestSpec {
   readonly type: number;
