@@ -69,7 +69,9 @@ export async function main(_args: unknown, run: Run): Promise<void> {
   let finished = 0;
   const progress = setInterval(() => {
     const ok = [...results.values()].filter((r) => r.ok).length;
-    process.stderr.write(`  [${(now() / 1000).toFixed(0).padStart(3)} s] ${finished}/${plan.hosts.length} hosts done (${ok} ok)\n`);
+    process.stderr.write(
+      `  [${(now() / 1000).toFixed(0).padStart(3)} s] ${finished}/${plan.hosts.length} hosts done (${ok} ok)\n`,
+    );
   }, 5_000);
   const all = Promise.all(
     plan.hosts.map(async (h) => {
@@ -93,20 +95,38 @@ export async function main(_args: unknown, run: Run): Promise<void> {
   const cpu = process.cpuUsage(cpu0);
   const waitS = runDelayS() - wait0;
   eld.disable();
-  const clientEld = { main: { p50: eld.percentile(50) / 1e6, p99: eld.percentile(99) / 1e6, max: eld.max / 1e6 }, http: await worker.eventLoopDelay() };
-  const hosts = plan.hosts.map(
-    (h): HostResult => {
-      const done = results.get(h.i);
-      if (done !== undefined) return done;
-      // Cut off by the deadline: the phases it completed still count, the one it was in is the failure.
-      const p = progressOf.get(h.i);
-      return {
-        i: h.i, mac: h.mac, ok: false, startMs: h.startMs, phases: { ...p?.phases }, imageBytes: 0,
-        ...(p?.phase === undefined ? {} : { failedPhase: p.phase }), error: 'unfinished at the client deadline',
-      };
-    },
-  );
-  const out: ClientResult = { hosts, wallMs, cpuUserS: cpu.user / 1e6, cpuSysS: cpu.system / 1e6, dhcp: { ...mux.stats }, monoStartUs, monoEndUs, hitDeadline, runDelayS: waitS, clientEld };
+  const clientEld = {
+    main: { p50: eld.percentile(50) / 1e6, p99: eld.percentile(99) / 1e6, max: eld.max / 1e6 },
+    http: await worker.eventLoopDelay(),
+  };
+  const hosts = plan.hosts.map((h): HostResult => {
+    const done = results.get(h.i);
+    if (done !== undefined) return done;
+    // Cut off by the deadline: the phases it completed still count, the one it was in is the failure.
+    const p = progressOf.get(h.i);
+    return {
+      i: h.i,
+      mac: h.mac,
+      ok: false,
+      startMs: h.startMs,
+      phases: { ...p?.phases },
+      imageBytes: 0,
+      ...(p?.phase === undefined ? {} : { failedPhase: p.phase }),
+      error: 'unfinished at the client deadline',
+    };
+  });
+  const out: ClientResult = {
+    hosts,
+    wallMs,
+    cpuUserS: cpu.user / 1e6,
+    cpuSysS: cpu.system / 1e6,
+    dhcp: { ...mux.stats },
+    monoStartUs,
+    monoEndUs,
+    hitDeadline,
+    runDelayS: waitS,
+    clientEld,
+  };
   writeFileSync(resultFile, JSON.stringify(out));
   mux.close();
   await worker.terminate();

@@ -58,7 +58,12 @@ function makeFile(size: number): StoredFile {
   const body = Buffer.allocUnsafe(size);
   for (let off = 0; off < size; off += 1 << 24) randomBytes(Math.min(1 << 24, size - off)).copy(body, off);
   const mtime = new Date(Math.floor(Date.now() / 1000) * 1000 - 3_600_000);
-  return { body, etag: `"${size.toString(16)}-${(mtime.getTime() * 1000).toString(16)}"`, lastModified: mtime.toUTCString(), mtimeMs: mtime.getTime() };
+  return {
+    body,
+    etag: `"${size.toString(16)}-${(mtime.getTime() * 1000).toString(16)}"`,
+    lastModified: mtime.toUTCString(),
+    mtimeMs: mtime.getTime(),
+  };
 }
 
 function parseRange(header: string, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
@@ -75,14 +80,16 @@ function parseRange(header: string, size: number): { start: number; end: number 
 }
 
 export function main(args: Args<typeof options>): void {
-  if (args['kernel-bytes'] === undefined || args['initramfs-bytes'] === undefined) throw new Error('--kernel-bytes and --initramfs-bytes are required');
+  if (args['kernel-bytes'] === undefined || args['initramfs-bytes'] === undefined)
+    throw new Error('--kernel-bytes and --initramfs-bytes are required');
   const files = new Map<string, StoredFile>([
     [STORM_ARTIFACTS.kernel, makeFile(args['kernel-bytes'])],
     [STORM_ARTIFACTS.initramfs, makeFile(args['initramfs-bytes'])],
   ]);
   const stats: Record<string, PathStats> = {};
   let connections = 0;
-  const statsOf = (p: string): PathStats => (stats[p] ??= { gets: 0, heads: 0, conditional: 0, status: {}, bodyBytes: 0, completeBodies: 0, aborted: 0 });
+  const statsOf = (p: string): PathStats =>
+    (stats[p] ??= { gets: 0, heads: 0, conditional: 0, status: {}, bodyBytes: 0, completeBodies: 0, aborted: 0 });
   const sockets = new Set<Socket>();
   let closedBytes = 0;
   const wireBytes = (): number => [...sockets].reduce((sum, s) => sum + s.bytesWritten, closedBytes);
@@ -91,7 +98,13 @@ export function main(args: Args<typeof options>): void {
     const path = (req.url ?? '/').split('?')[0]!;
     if (path === '/__stats') {
       const cpu = process.cpuUsage();
-      const body: UpstreamStats = { paths: stats, wireBytes: wireBytes(), connections, cpuUserS: cpu.user / 1e6, cpuSysS: cpu.system / 1e6 };
+      const body: UpstreamStats = {
+        paths: stats,
+        wireBytes: wireBytes(),
+        connections,
+        cpuUserS: cpu.user / 1e6,
+        cpuSysS: cpu.system / 1e6,
+      };
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       return;
     }
@@ -109,14 +122,26 @@ export function main(args: Args<typeof options>): void {
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, { allow: 'GET, HEAD' });
     const f = files.get(path);
     if (f === undefined) return send(404, { 'content-type': 'text/plain' }, 'not found\n');
-    const base: http.OutgoingHttpHeaders = { etag: f.etag, 'last-modified': f.lastModified, 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
+    const base: http.OutgoingHttpHeaders = {
+      etag: f.etag,
+      'last-modified': f.lastModified,
+      'accept-ranges': 'bytes',
+      'content-type': 'application/octet-stream',
+    };
     const inm = req.headers['if-none-match'];
     const ims = req.headers['if-modified-since'];
     if (req.method === 'GET' && (inm !== undefined || ims !== undefined)) st.conditional++;
-    if (inm !== undefined ? inm.split(',').some((t) => t.trim().replace(/^W\//, '') === f.etag || t.trim() === '*') : ims !== undefined && f.mtimeMs <= Date.parse(ims)) {
+    if (
+      inm !== undefined
+        ? inm.split(',').some((t) => t.trim().replace(/^W\//, '') === f.etag || t.trim() === '*')
+        : ims !== undefined && f.mtimeMs <= Date.parse(ims)
+    ) {
       return send(304, base);
     }
-    const range = req.method === 'GET' && req.headers.range !== undefined ? parseRange(req.headers.range, f.body.length) : undefined;
+    const range =
+      req.method === 'GET' && req.headers.range !== undefined
+        ? parseRange(req.headers.range, f.body.length)
+        : undefined;
     if (range === 'unsatisfiable') return send(416, { ...base, 'content-range': `bytes */${f.body.length}` });
     const body = range === undefined ? f.body : f.body.subarray(range.start, range.end + 1);
     const headers: http.OutgoingHttpHeaders = { ...base, 'content-length': body.length };
@@ -139,7 +164,12 @@ export function main(args: Args<typeof options>): void {
   });
   server.listen(args.port, '127.0.0.1', () => {
     const port = (server.address() as AddressInfo).port;
-    const sums = Object.fromEntries([...files].map(([p, f]) => [p, { size: f.body.length, sha256: createHash('sha256').update(f.body).digest('hex') }]));
+    const sums = Object.fromEntries(
+      [...files].map(([p, f]) => [
+        p,
+        { size: f.body.length, sha256: createHash('sha256').update(f.body).digest('hex') },
+      ]),
+    );
     process.stdout.write(`${JSON.stringify({ port, files: sums })}\n`);
   });
   const stop = (): void => {
@@ -154,7 +184,8 @@ export function main(args: Args<typeof options>): void {
 runIfEntry(import.meta.url, {
   name: 'boot-storm upstream',
   usage: 'node --import tsx bench/boot-storm-upstream.ts --kernel-bytes N --initramfs-bytes N [--port N]',
-  about: "The boot storm's stand-in for Ironic's httpd: prints {\"port\":…,\"files\":…} when it listens; GET /__stats answers its counters.",
+  about:
+    'The boot storm\'s stand-in for Ironic\'s httpd: prints {"port":…,"files":…} when it listens; GET /__stats answers its counters.',
   options,
   main,
   afterMain: 'stay',

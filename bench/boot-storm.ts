@@ -31,7 +31,15 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createLab, findExecutable, requireRoot, requireTools } from '../lab/netns.js';
-import { defineOptions, elapsedLog, publishResults, QuietGate, runIfEntry, type Args, type Run } from './lib/harness.js';
+import {
+  defineOptions,
+  elapsedLog,
+  publishResults,
+  QuietGate,
+  runIfEntry,
+  type Args,
+  type Run,
+} from './lib/harness.js';
 import { gitState, machine, REPO_ROOT } from './lib/machine.js';
 import { metalbootBuild } from './lib/metalboot-build.js';
 import { RESULTS_FILE, subsection } from './lib/results-md.js';
@@ -45,11 +53,19 @@ export const options = defineOptions({
   quick: { type: 'boolean', help: '100 hosts, 4 + 16 MiB images, no profile, RESULTS.md untouched unless --results' },
   hosts: { type: 'numbers', help: 'storm sizes [default: 100,250,500; --quick: 100]' },
   cache: { type: 'list', help: 'image cache off and/or on, in this order', default: 'off,on', choices: ['off', 'on'] },
-  'image-worker': { type: 'string', help: 'image proxy in its worker thread (--image-listen) or in-process on the HTTP port', default: 'on', choices: ['on', 'off'] },
+  'image-worker': {
+    type: 'string',
+    help: 'image proxy in its worker thread (--image-listen) or in-process on the HTTP port',
+    default: 'on',
+    choices: ['on', 'off'],
+  },
   'jitter-s': { type: 'number', help: 'hosts power on uniformly within this many seconds', default: '20' },
   'kernel-mib': { type: 'number', help: 'IPA kernel size [default: 15; --quick: 4]' },
   'initramfs-mib': { type: 'number', help: 'IPA initramfs size [default: 60; --quick: 16]' },
-  'hash-images': { type: 'boolean', help: 'the hosts check the images\' sha256 (costs client CPU); sizes are always checked' },
+  'hash-images': {
+    type: 'boolean',
+    help: "the hosts check the images' sha256 (costs client CPU); sizes are always checked",
+  },
   seed: { type: 'number', help: 'seed of the power-on times', default: '1' },
   'log-level': { type: 'string', help: "metalboot's --log-level", default: 'info' },
   worktree: { type: 'boolean', help: 'measure src/ as it is (through tsx) instead of the committed HEAD' },
@@ -95,19 +111,28 @@ export async function main(args: Args<typeof options>, run: Run): Promise<void> 
   for (const bin of ['taskset', 'curl']) if (findExecutable(bin) === undefined) throw new Error(`${bin} is missing`);
   const m = machine();
   if (m.nproc < 2) throw new Error('needs at least 2 CPUs (metalboot on CPU 0, hosts and httpd on CPU 1)');
-  if (!existsSync(path.join(TFTP_ROOT, TFTP_FILE))) throw new Error(`${TFTP_ROOT}/${TFTP_FILE} is missing (Debian package ipxe)`);
+  if (!existsSync(path.join(TFTP_ROOT, TFTP_FILE)))
+    throw new Error(`${TFTP_ROOT}/${TFTP_FILE} is missing (Debian package ipxe)`);
   if (Math.max(...cfg.hosts) > 2_000) throw new Error('at most 2,000 hosts (one address each on the client interface)');
   mkdirSync(runDir, { recursive: true });
   const git = gitState();
-  log(`metalboot ${git.sha.slice(0, 12)}${git.srcDirty.length > 0 && !args.worktree ? ` (src/ has uncommitted changes in ${git.srcDirty.length} files; measuring the commit)` : ''}; output in ${path.relative(REPO_ROOT, runDir)}`);
+  log(
+    `metalboot ${git.sha.slice(0, 12)}${git.srcDirty.length > 0 && !args.worktree ? ` (src/ has uncommitted changes in ${git.srcDirty.length} files; measuring the commit)` : ''}; output in ${path.relative(REPO_ROOT, runDir)}`,
+  );
   const build = metalbootBuild({ worktree: args.worktree, sha: git.sha, outDir: args.out });
   const preload = path.join(runDir, 'eld-preload.mjs');
   writeFileSync(preload, ELD_PRELOAD);
   const tftpBytes = readFileSync(path.join(TFTP_ROOT, TFTP_FILE));
   const tftp = { size: tftpBytes.length, sha256: createHash('sha256').update(tftpBytes).digest('hex') };
 
-  const quiet = await new QuietGate({ threshold: args['quiet-load'], perWaitS: args['quiet-wait-s'] ?? (cfg.quick ? 20 : 90), log }).wait();
-  log(`load ${quiet.load1.toFixed(2)} after waiting ${quiet.waitedS} s${quiet.quiet ? '' : ' (not quiet; measuring anyway)'}`);
+  const quiet = await new QuietGate({
+    threshold: args['quiet-load'],
+    perWaitS: args['quiet-wait-s'] ?? (cfg.quick ? 20 : 90),
+    log,
+  }).wait();
+  log(
+    `load ${quiet.load1.toFixed(2)} after waiting ${quiet.waitedS} s${quiet.quiet ? '' : ' (not quiet; measuring anyway)'}`,
+  );
 
   const lab = await createLab({ switchNamespace: 'srv', bridgeIp: `${STORM_NET.serverIp}/${STORM_NET.prefix}` });
   const outputs: StormOutput[] = [];
@@ -125,16 +150,36 @@ export async function main(args: Args<typeof options>, run: Run): Promise<void> 
     // Receive processing on the receiver's CPU, as if each side had its own NIC: what the hosts
     // receive is processed on CPU 1, what metalboot receives (from the hosts and from the
     // httpd on loopback) on CPU 0. Without this a veth delivers in the sender's softirq.
-    steering = [await steer(lab, 'cli', link.ifname, 2), await steer(lab, 'srv', link.peer, 1), await steer(lab, 'srv', 'lo', 1)];
+    steering = [
+      await steer(lab, 'cli', link.ifname, 2),
+      await steer(lab, 'srv', link.peer, 1),
+      await steer(lab, 'srv', 'lo', 1),
+    ];
     const up = await startUpstream(lab, cfg.kernelBytes, cfg.initramfsBytes);
-    const ctx: Ctx = { lab, build, upstreamPort: up.port, files: up.files, tftp, preload, logLevel: args['log-level'], imageWorker, config: cfg, runDir, log };
-    log(`stand-in httpd on 127.0.0.1:${up.port}: kernel ${fmt(cfg.kernelBytes / 2 ** 20, 1)} MiB, initramfs ${fmt(cfg.initramfsBytes / 2 ** 20, 1)} MiB`);
+    const ctx: Ctx = {
+      lab,
+      build,
+      upstreamPort: up.port,
+      files: up.files,
+      tftp,
+      preload,
+      logLevel: args['log-level'],
+      imageWorker,
+      config: cfg,
+      runDir,
+      log,
+    };
+    log(
+      `stand-in httpd on 127.0.0.1:${up.port}: kernel ${fmt(cfg.kernelBytes / 2 ** 20, 1)} MiB, initramfs ${fmt(cfg.initramfsBytes / 2 ** 20, 1)} MiB`,
+    );
     for (const n of cfg.hosts) {
       for (const cache of cfg.cache) {
         const left = run.limit.leftS() - RESERVE_S;
         const tail = Math.min(cfg.tailS, left - cfg.jitterS - 25);
         if (tail < 20) {
-          log(`n${n}-cache-${cache ? 'on' : 'off'}: skipped, ${left.toFixed(0)} s left of --max-total-s ${run.limit.seconds}`);
+          log(
+            `n${n}-cache-${cache ? 'on' : 'off'}: skipped, ${left.toFixed(0)} s left of --max-total-s ${run.limit.seconds}`,
+          );
           skipped.push(`${n} hosts, cache ${cache ? 'on' : 'off'}`);
           continue;
         }
@@ -146,9 +191,13 @@ export async function main(args: Args<typeof options>, run: Run): Promise<void> 
     // that missed a target and still fits the time left, repeated under --cpu-prof.
     for (const cache of cfg.profile && !cfg.cpuProf ? cfg.cache : []) {
       const left = run.limit.leftS() - RESERVE_S;
-      const worst = missed.filter((o) => o.row.cache === cache).sort((a, b) => b.row.hosts - a.row.hosts).find((o) => o.row.wallS * 1.3 + 15 < left);
+      const worst = missed
+        .filter((o) => o.row.cache === cache)
+        .sort((a, b) => b.row.hosts - a.row.hosts)
+        .find((o) => o.row.wallS * 1.3 + 15 < left);
       if (worst === undefined) {
-        if (missed.some((o) => o.row.cache === cache)) log(`cache ${cache ? 'on' : 'off'}: a target was missed, but ${left.toFixed(0)} s are left: no profile`);
+        if (missed.some((o) => o.row.cache === cache))
+          log(`cache ${cache ? 'on' : 'off'}: a target was missed, but ${left.toFixed(0)} s are left: no profile`);
         continue;
       }
       log(`a target was missed: repeating ${worst.row.hosts} hosts, cache ${cache ? 'on' : 'off'} under --cpu-prof`);
@@ -189,17 +238,39 @@ export async function main(args: Args<typeof options>, run: Run): Promise<void> 
     '',
     ...(failureLines(allRows).length > 0 ? ['### Failures', '', ...failureLines(allRows), ''] : []),
     ...(skipped.length > 0 ? [`Not run (time budget of ${run.limit.seconds} s): ${skipped.join('; ')}.`, ''] : []),
-    ...(profiled.some((p) => p.profile !== undefined) ? ['### CPU profiles', '', ...profiled.flatMap((p) => (p.profile === undefined ? [] : [profileSection(p.profile, p.row, runName), '']))] : []),
+    ...(profiled.some((p) => p.profile !== undefined)
+      ? [
+          '### CPU profiles',
+          '',
+          ...profiled.flatMap((p) => (p.profile === undefined ? [] : [profileSection(p.profile, p.row, runName), ''])),
+        ]
+      : []),
   ].join('\n');
 
   console.log(`\n${phaseTable(allRows)}\n\n${serverTable(allRows)}\n\n${targetLines(rows).join('\n')}\n`);
   for (const p of profiled) if (p.profile !== undefined) console.log(profileSection(p.profile, p.row, runName));
   const write = !args['no-results'] && (!cfg.quick || args.results);
   // The hand-written `### Reading it` notes of the current section survive a re-run (they say which run they were written for).
-  const notes = write && existsSync(RESULTS_FILE) ? subsection(readFileSync(RESULTS_FILE, 'utf8'), 'Boot storm', 'Reading it') : undefined;
+  const notes =
+    write && existsSync(RESULTS_FILE)
+      ? subsection(readFileSync(RESULTS_FILE, 'utf8'), 'Boot storm', 'Reading it')
+      : undefined;
   publishResults({
-    heading: 'Boot storm', body, resultsBody: notes === undefined ? body : `${body}\n${notes}\n`, runDir, log, write,
-    json: { args, machine: m, versions, kernelBytes: cfg.kernelBytes, initramfsBytes: cfg.initramfsBytes, rows: allRows, profiles: profiled.map((p) => p.profile) },
+    heading: 'Boot storm',
+    body,
+    resultsBody: notes === undefined ? body : `${body}\n${notes}\n`,
+    runDir,
+    log,
+    write,
+    json: {
+      args,
+      machine: m,
+      versions,
+      kernelBytes: cfg.kernelBytes,
+      initramfsBytes: cfg.initramfsBytes,
+      rows: allRows,
+      profiles: profiled.map((p) => p.profile),
+    },
     skipped: cfg.quick ? 'quick run; pass --results to write it' : '--no-results',
   });
 }
@@ -207,8 +278,13 @@ export async function main(args: Args<typeof options>, run: Run): Promise<void> 
 runIfEntry(import.meta.url, {
   name: 'boot-storm',
   usage: 'sudo node --import tsx bench/boot-storm.ts [--quick] [--hosts 100,250,500] [options]',
-  about: 'N simulated UEFI hosts boot through one metalboot in network namespaces: DHCP, TFTP, iPXE, scripts, kernel and initramfs through the image proxy. Replaces ## Boot storm in bench/RESULTS.md (full runs).',
+  about:
+    'N simulated UEFI hosts boot through one metalboot in network namespaces: DHCP, TFTP, iPXE, scripts, kernel and initramfs through the image proxy. Replaces ## Boot storm in bench/RESULTS.md (full runs).',
   options,
-  timeLimit: { seconds: (a) => a['max-total-s'] ?? (a.quick ? 230 : 890), stop: 'exit', note: "the lab's exit handler removes the namespaces" },
+  timeLimit: {
+    seconds: (a) => a['max-total-s'] ?? (a.quick ? 230 : 890),
+    stop: 'exit',
+    note: "the lab's exit handler removes the namespaces",
+  },
   main,
 });

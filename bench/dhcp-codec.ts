@@ -40,9 +40,19 @@ function fixture() {
   }
   index.replaceAll('bmh', records);
   const pol = policy();
-  const state = { index, pool: new LeasePool({ ranges: [], isClaimed: (ip) => index.isClaimed(ip), serverIp: pol.serverIp }), now: () => 1_800_000_000_000 };
+  const state = {
+    index,
+    pool: new LeasePool({ ranges: [], isClaimed: (ip) => index.isClaimed(ip), serverIp: pol.serverIp }),
+    now: () => 1_800_000_000_000,
+  };
 
-  const discover = request({ type: MESSAGE_TYPE.DISCOVER, mac: hostMac(4242), xid: 0x5eed, broadcast: true, options: UEFI_PXE });
+  const discover = request({
+    type: MESSAGE_TYPE.DISCOVER,
+    mac: hostMac(4242),
+    xid: 0x5eed,
+    broadcast: true,
+    options: UEFI_PXE,
+  });
   const discoverBytes = encode(discover);
   const outcome = decide(decode(discoverBytes), pol, state);
   if (outcome.kind !== 'reply') throw new Error(`the bench DISCOVER was not answered: ${outcome.reason}`);
@@ -57,15 +67,27 @@ export function main(args: Args<typeof options>): void {
 
   const load0 = loadAvg1();
   const results: MicroResult[] = [
-    bench(`decode: UEFI PXE DISCOVER (${discoverBytes.length} bytes, ${discover.options.size} options)`, () => decode(discoverBytes), timing),
+    bench(
+      `decode: UEFI PXE DISCOVER (${discoverBytes.length} bytes, ${discover.options.size} options)`,
+      () => decode(discoverBytes),
+      timing,
+    ),
     bench('encode: the same DISCOVER, new buffer', () => encode(discover), timing),
     bench('encode: the same DISCOVER into a reused buffer', () => encode(discover, target), timing),
-    bench(`decide: that DISCOVER → OFFER (BareMetalHost among ${fmt(HOSTS)})`, () => decide(discover, pol, state), timing),
+    bench(
+      `decide: that DISCOVER → OFFER (BareMetalHost among ${fmt(HOSTS)})`,
+      () => decide(discover, pol, state),
+      timing,
+    ),
     bench(`encode: the OFFER (${offerBytes.length} bytes, ${offer.options.size} options)`, () => encode(offer), timing),
-    bench('decode → decide → encode: the whole pure path of one DISCOVER', () => {
-      const o = decide(decode(discoverBytes), pol, state);
-      return o.kind === 'reply' ? encode(o.reply) : o;
-    }, timing),
+    bench(
+      'decode → decide → encode: the whole pure path of one DISCOVER',
+      () => {
+        const o = decide(decode(discoverBytes), pol, state);
+        return o.kind === 'reply' ? encode(o.reply) : o;
+      },
+      timing,
+    ),
   ];
   consume(encodingLength(offer));
   const load1 = loadAvg1();
@@ -76,7 +98,9 @@ export function main(args: Args<typeof options>): void {
   const table = [
     '| operation | packets/s (median) | ns/packet | slowest–fastest trial (/s) |',
     '|---|---:|---:|---|',
-    ...results.map((r) => `| ${r.name} | ${fmt(r.opsPerS)} | ${fmt(r.nsPerOp)} | ${fmt(r.minOpsPerS)}–${fmt(r.maxOpsPerS)} |`),
+    ...results.map(
+      (r) => `| ${r.name} | ${fmt(r.opsPerS)} | ${fmt(r.nsPerOp)} | ${fmt(r.minOpsPerS)}–${fmt(r.maxOpsPerS)} |`,
+    ),
   ].join('\n');
   const body = [
     `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC by \`npm run bench:codec\`${args.quick ? ' (--quick)' : ''}: one process, no pinning, median of ${timing.trials} trials of ${timing.trialMs} ms after a ${timing.warmupMs} ms warm-up. metalboot ${git.sha.slice(0, 12)}${dirty.length > 0 ? ` with uncommitted changes in ${dirty.join(', ')}` : ''} (src/ through tsx), Node.js ${process.version}, ${m.nproc} × ${m.cpuModel}; load ${load0.toFixed(2)} before, ${load1.toFixed(2)} after${Math.max(load0, load1) >= 1 ? ' (not a quiet machine: treat as lower bounds)' : ''}.`,
@@ -92,7 +116,8 @@ export function main(args: Args<typeof options>): void {
 runIfEntry(import.meta.url, {
   name: 'dhcp codec bench',
   usage: 'npm run bench:codec [-- --quick] [-- --no-results]',
-  about: 'Packets/s of the DHCP codec, decide() and the whole pure path of a UEFI PXE DISCOVER, in one process. Replaces ## DHCP codec in bench/RESULTS.md.',
+  about:
+    'Packets/s of the DHCP codec, decide() and the whole pure path of a UEFI PXE DISCOVER, in one process. Replaces ## DHCP codec in bench/RESULTS.md.',
   options,
   main,
 });

@@ -30,18 +30,55 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createLab, requireRoot, requireTools, findExecutable } from '../lab/netns.js';
 import { NET, preparePeers, type PeerName } from './lib/dhcp-peers.js';
-import { dhcpSection, latencyTable, LADDER, profileSection, sweepTable, targets, type DhcpSettings, type Kind, type Latency, type Profile, type Sweep } from './lib/dhcp-report.js';
+import {
+  dhcpSection,
+  latencyTable,
+  LADDER,
+  profileSection,
+  sweepTable,
+  targets,
+  type DhcpSettings,
+  type Kind,
+  type Latency,
+  type Profile,
+  type Sweep,
+} from './lib/dhcp-report.js';
 import { checkReservationMacs, latency, profile, sweep, type Ctx } from './lib/dhcp-runs.js';
-import { defineOptions, elapsedLog, publishResults, QuietGate, runIfEntry, type Args, type Run } from './lib/harness.js';
+import {
+  defineOptions,
+  elapsedLog,
+  publishResults,
+  QuietGate,
+  runIfEntry,
+  type Args,
+  type Run,
+} from './lib/harness.js';
 import { commandOutput, debVersion, filesystemOf, gitState, machine, REPO_ROOT } from './lib/machine.js';
 import { metalbootBuild } from './lib/metalboot-build.js';
 import type { Mode } from './lib/perfdhcp.js';
 
 export const options = defineOptions({
-  quick: { type: 'boolean', help: 'broadcast only, single runs, shorter periods, no bisection; RESULTS.md untouched unless --results' },
-  servers: { type: 'list', help: 'servers to measure', default: 'metalboot,kea,dnsmasq', choices: ['metalboot', 'kea', 'dnsmasq'] },
-  modes: { type: 'list', help: 'broadcast: requests to 255.255.255.255; relay: unicast to the server [default: broadcast,relay; --quick: broadcast]', choices: ['broadcast', 'relay'] },
-  kinds: { type: 'list', help: 'new: random MACs → range leases; repeat: 500 reserved MACs', default: 'new,repeat', choices: ['new', 'repeat'] },
+  quick: {
+    type: 'boolean',
+    help: 'broadcast only, single runs, shorter periods, no bisection; RESULTS.md untouched unless --results',
+  },
+  servers: {
+    type: 'list',
+    help: 'servers to measure',
+    default: 'metalboot,kea,dnsmasq',
+    choices: ['metalboot', 'kea', 'dnsmasq'],
+  },
+  modes: {
+    type: 'list',
+    help: 'broadcast: requests to 255.255.255.255; relay: unicast to the server [default: broadcast,relay; --quick: broadcast]',
+    choices: ['broadcast', 'relay'],
+  },
+  kinds: {
+    type: 'list',
+    help: 'new: random MACs → range leases; repeat: 500 reserved MACs',
+    default: 'new,repeat',
+    choices: ['new', 'repeat'],
+  },
   'period-s': { type: 'number', help: 'seconds per sweep run [default: 3; --quick: 2]' },
   runs: { type: 'number', help: 'runs per measured rate [default: 3; --quick: 1]' },
   'perfdhcp-threads': { type: 'string', help: 'perfdhcp -g', default: 'multi', choices: ['single', 'multi'] },
@@ -85,12 +122,16 @@ export async function main(args: Args<typeof options>, run: Run): Promise<void> 
   const latencyOnly = args['latency-only'];
   requireRoot();
   requireTools('ip', 'perfdhcp', 'dnsmasq');
-  for (const bin of ['kea-dhcp4', 'taskset']) if (findExecutable(bin) === undefined) throw new Error(`${bin} is missing (Debian ${bin === 'taskset' ? 'util-linux' : 'kea-dhcp4-server'})`);
+  for (const bin of ['kea-dhcp4', 'taskset'])
+    if (findExecutable(bin) === undefined)
+      throw new Error(`${bin} is missing (Debian ${bin === 'taskset' ? 'util-linux' : 'kea-dhcp4-server'})`);
   mkdirSync(path.join(runDir, 'runs'), { recursive: true });
   const m = machine();
   if (m.nproc < 2) throw new Error('needs at least 2 CPUs (server on CPU 0, perfdhcp on CPU 1)');
   const git = gitState();
-  log(`metalboot ${git.sha.slice(0, 12)}${git.srcDirty.length > 0 ? ` (src/ has uncommitted changes in ${git.srcDirty.length} files; measuring the commit)` : ''}, output in ${path.relative(REPO_ROOT, runDir)}`);
+  log(
+    `metalboot ${git.sha.slice(0, 12)}${git.srcDirty.length > 0 ? ` (src/ has uncommitted changes in ${git.srcDirty.length} files; measuring the commit)` : ''}, output in ${path.relative(REPO_ROOT, runDir)}`,
+  );
   const build = metalbootBuild({ worktree: args.worktree, sha: git.sha, outDir: args.out });
   const peers = preparePeers(path.join(runDir, 'conf'), build);
   const versions = {
@@ -113,14 +154,19 @@ export async function main(args: Args<typeof options>, run: Run): Promise<void> 
     const ctx: Ctx = { lab, ifname: link.ifname, peers, settings: st, runDir, log, quiet, seq: 0, readyMs };
     macCheck = await checkReservationMacs(ctx);
     log(macCheck);
-    if (!latencyOnly) for (const kind of st.kinds) for (const mode of st.modes) for (const server of st.servers) sweeps.push(await sweep(ctx, server, mode, kind));
-    for (const kind of (['repeat', 'new'] as Kind[]).filter((k) => st.kinds.includes(k))) for (const server of st.servers) lats.push(await latency(ctx, server, kind));
+    if (!latencyOnly)
+      for (const kind of st.kinds)
+        for (const mode of st.modes) for (const server of st.servers) sweeps.push(await sweep(ctx, server, mode, kind));
+    for (const kind of (['repeat', 'new'] as Kind[]).filter((k) => st.kinds.includes(k)))
+      for (const server of st.servers) lats.push(await latency(ctx, server, kind));
     const t = targets(sweeps, lats);
     if (t.missed && !args['no-profile'] && st.servers.includes('metalboot')) {
       // Saturated: twice the clean rate, broadcast, once per client kind; new clients once more
       // without inlining, so a callee inlined into its caller is named in the profile.
       for (const kind of st.kinds) {
-        const mb = sweeps.find((s) => s.server === 'metalboot' && s.kind === kind && s.mode === 'broadcast') ?? sweeps.find((s) => s.server === 'metalboot' && s.kind === kind);
+        const mb =
+          sweeps.find((s) => s.server === 'metalboot' && s.kind === kind && s.mode === 'broadcast') ??
+          sweeps.find((s) => s.server === 'metalboot' && s.kind === kind);
         if (mb === undefined) continue;
         for (const flags of kind === 'new' && !st.quick ? [[], ['--no-turbo-inlining']] : [[]]) {
           const p = await profile(ctx, mb.mode, kind, 2 * (mb.maxClean ?? LADDER[0]!), flags);
@@ -134,13 +180,29 @@ export async function main(args: Args<typeof options>, run: Run): Promise<void> 
 
   const t = targets(sweeps, lats);
   const body = dhcpSection({
-    settings: st, startedMs: run.startedMs, elapsedS: Math.round(run.limit.elapsedS()), runName, machine: m, leaseFilesystem: filesystemOf(runDir),
-    loadThreshold: LOAD_THRESHOLD, quietSpentS: quiet.spentS, versions, peers, macCheck, sweeps, lats, profs, readyMs,
+    settings: st,
+    startedMs: run.startedMs,
+    elapsedS: Math.round(run.limit.elapsedS()),
+    runName,
+    machine: m,
+    leaseFilesystem: filesystemOf(runDir),
+    loadThreshold: LOAD_THRESHOLD,
+    quietSpentS: quiet.spentS,
+    versions,
+    peers,
+    macCheck,
+    sweeps,
+    lats,
+    profs,
+    readyMs,
   });
   console.log(`\n${sweepTable(sweeps)}\n\n${latencyTable(lats)}\n\n${t.lines.join('\n')}\n`);
   for (const p of profs) console.log(profileSection(p, runName));
   publishResults({
-    heading: 'DHCP', body, runDir, log,
+    heading: 'DHCP',
+    body,
+    runDir,
+    log,
     json: { versions, machine: m, args, sweeps, lats, profiles: profs, readyMs },
     write: !args['no-results'] && !latencyOnly && (!st.quick || args.results),
     skipped: st.quick ? 'quick run; pass --results to write it' : '--no-results',
@@ -150,8 +212,13 @@ export async function main(args: Args<typeof options>, run: Run): Promise<void> 
 runIfEntry(import.meta.url, {
   name: 'dhcp bench',
   usage: 'sudo node --import tsx bench/dhcp.ts [--quick] [options]',
-  about: 'metalboot vs Kea vs dnsmasq under perfdhcp in two network namespaces: highest clean rate, goodput at twice it, latency at 1,000/s, CPU per 1,000 exchanges. Replaces ## DHCP in bench/RESULTS.md (full runs).',
+  about:
+    'metalboot vs Kea vs dnsmasq under perfdhcp in two network namespaces: highest clean rate, goodput at twice it, latency at 1,000/s, CPU per 1,000 exchanges. Replaces ## DHCP in bench/RESULTS.md (full runs).',
   options,
-  timeLimit: { seconds: (a) => a['max-total-s'] ?? (a.quick ? 330 : 1500), stop: 'exit', note: "the lab's exit handler removes the namespaces" },
+  timeLimit: {
+    seconds: (a) => a['max-total-s'] ?? (a.quick ? 330 : 1500),
+    stop: 'exit',
+    note: "the lab's exit handler removes the namespaces",
+  },
   main,
 });

@@ -22,7 +22,20 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -63,7 +76,8 @@ function makeArtifact(docroot: string, size: number): void {
   if (existsSync(file) && statSync(file).size === size) return;
   const tmp = `${file}.tmp`;
   const fd = openSync(tmp, 'w');
-  for (let off = 0; off < size; off += 8 * 1024 * 1024) writeSync(fd, randomBytes(Math.min(8 * 1024 * 1024, size - off)));
+  for (let off = 0; off < size; off += 8 * 1024 * 1024)
+    writeSync(fd, randomBytes(Math.min(8 * 1024 * 1024, size - off)));
   closeSync(fd);
   renameSync(tmp, file);
 }
@@ -109,12 +123,20 @@ http {
 }
 `;
   writeFileSync(path.join(prefix, 'nginx.conf'), conf);
-  const child: ChildProcess = spawn('nginx', ['-p', prefix, '-c', path.join(prefix, 'nginx.conf'), '-e', path.join(prefix, 'logs', 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(
+    'nginx',
+    ['-p', prefix, '-c', path.join(prefix, 'nginx.conf'), '-e', path.join(prefix, 'logs', 'error.log')],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let stderr = '';
   child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
-    const r = spawnSync('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-I', `http://127.0.0.1:${port}${ARTIFACT}`], { encoding: 'utf8' });
+    const r = spawnSync(
+      'curl',
+      ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-I', `http://127.0.0.1:${port}${ARTIFACT}`],
+      { encoding: 'utf8' },
+    );
     if (r.stdout === '200') break;
     if (i > 100) throw new Error(`nginx did not start: ${stderr}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -168,7 +190,11 @@ async function download(url: string, c: number, size: number): Promise<number> {
   await Promise.all(
     Array.from({ length: c }, () => {
       return new Promise<void>((resolve, reject) => {
-        const child = spawn('curl', ['-s', '-S', '--fail', '-o', '/dev/null', '--max-time', '120', '-w', '%{size_download}', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn(
+          'curl',
+          ['-s', '-S', '--fail', '-o', '/dev/null', '--max-time', '120', '-w', '%{size_download}', url],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
         let out = '';
         child.stdout.on('data', (d: Buffer) => (out += d.toString()));
         child.on('close', (code) => {
@@ -199,7 +225,7 @@ async function waitForSettledCache(dir: string): Promise<void> {
 /** How to read the table; printed under it. */
 const NOTES = [
   'Reading it:',
-  '- nginx sends the file with sendfile(2), straight from the page cache. metalboot reads the cache file into buffers and writes them to the socket (Node\'s HTTP server has no sendfile), so a hit costs two copies and an event-loop turn per buffer, on one core. The read size follows the load: 32 MiB shared by the open streams, 64 KiB to 1 MiB each (src/images/), so one or eight clients read 1 MiB at a time (256 KiB before, 626 MB/s for one client) while a 500-host storm reads 64 KiB per stream. Eight clients get less in all than one: the clients, the event loop and the libuv threads that run the reads share the two CPUs.',
+  "- nginx sends the file with sendfile(2), straight from the page cache. metalboot reads the cache file into buffers and writes them to the socket (Node's HTTP server has no sendfile), so a hit costs two copies and an event-loop turn per buffer, on one core. The read size follows the load: 32 MiB shared by the open streams, 64 KiB to 1 MiB each (src/images/), so one or eight clients read 1 MiB at a time (256 KiB before, 626 MB/s for one client) while a 500-host storm reads 64 KiB per stream. Eight clients get less in all than one: the clients, the event loop and the libuv threads that run the reads share the two CPUs.",
   '- A miss streams to its clients while the download is written to disk (each client reads the growing file), so one client is slower than a plain relay; with 8 clients the upstream sees one download instead of 8.',
   '- Peak RSS barely moves from 1 to 8 clients and stays far below the 400 MiB artifact: no path holds a whole artifact in memory.',
 ];
@@ -229,28 +255,45 @@ export async function main(args: Args<typeof options>, h: Run): Promise<void> {
     await download(`http://127.0.0.1:${nginx.port}${ARTIFACT}`, 1, size);
 
     for (const c of args.concurrency) {
-      const cases: { name: string; url: () => Promise<{ url: string; done?: () => Promise<void> }>; ours: boolean }[] = [
-        { name: 'nginx, static file (sendfile)', ours: false, url: async () => ({ url: `http://127.0.0.1:${nginx!.port}${ARTIFACT}` }) },
-        { name: 'metalboot, cache hit', ours: true, url: async () => ({ url: `http://127.0.0.1:${cached.port}${ARTIFACT}` }) },
-        {
-          name: `metalboot, cache miss (one upstream fetch${c > 1 ? `, ${c - 1} coalesced` : ''})`,
-          ours: true,
-          url: async () => {
-            const dir = mkdtempSync(path.join(scratch, 'miss-'));
-            const p = await startMetalboot(nginx!.port, dir, size);
-            return {
-              url: `http://127.0.0.1:${p.port}${ARTIFACT}`,
-              done: async () => {
-                await waitForSettledCache(dir);
-                await p.app.close();
-                rmSync(dir, { recursive: true, force: true });
-              },
-            };
+      const cases: { name: string; url: () => Promise<{ url: string; done?: () => Promise<void> }>; ours: boolean }[] =
+        [
+          {
+            name: 'nginx, static file (sendfile)',
+            ours: false,
+            url: async () => ({ url: `http://127.0.0.1:${nginx!.port}${ARTIFACT}` }),
           },
-        },
-        { name: 'metalboot, uncached relay from nginx', ours: true, url: async () => ({ url: `http://127.0.0.1:${relay.port}${ARTIFACT}` }) },
-        { name: 'nginx proxy_pass to nginx (no disk buffering)', ours: false, url: async () => ({ url: `http://127.0.0.1:${nginx!.proxyPort}${ARTIFACT}` }) },
-      ];
+          {
+            name: 'metalboot, cache hit',
+            ours: true,
+            url: async () => ({ url: `http://127.0.0.1:${cached.port}${ARTIFACT}` }),
+          },
+          {
+            name: `metalboot, cache miss (one upstream fetch${c > 1 ? `, ${c - 1} coalesced` : ''})`,
+            ours: true,
+            url: async () => {
+              const dir = mkdtempSync(path.join(scratch, 'miss-'));
+              const p = await startMetalboot(nginx!.port, dir, size);
+              return {
+                url: `http://127.0.0.1:${p.port}${ARTIFACT}`,
+                done: async () => {
+                  await waitForSettledCache(dir);
+                  await p.app.close();
+                  rmSync(dir, { recursive: true, force: true });
+                },
+              };
+            },
+          },
+          {
+            name: 'metalboot, uncached relay from nginx',
+            ours: true,
+            url: async () => ({ url: `http://127.0.0.1:${relay.port}${ARTIFACT}` }),
+          },
+          {
+            name: 'nginx proxy_pass to nginx (no disk buffering)',
+            ours: false,
+            url: async () => ({ url: `http://127.0.0.1:${nginx!.proxyPort}${ARTIFACT}` }),
+          },
+        ];
       for (const k of cases) {
         const seconds: number[] = [];
         let rss = 0;
@@ -300,7 +343,11 @@ export async function main(args: Args<typeof options>, h: Run): Promise<void> {
 
 function readVersion(pkg: string): string {
   try {
-    return (JSON.parse(readFileSync(path.join(BENCH_DIR, '..', 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+    return (
+      JSON.parse(readFileSync(path.join(BENCH_DIR, '..', 'node_modules', pkg, 'package.json'), 'utf8')) as {
+        version: string;
+      }
+    ).version;
   } catch {
     return 'unknown';
   }
@@ -308,8 +355,10 @@ function readVersion(pkg: string): string {
 
 runIfEntry(import.meta.url, {
   name: 'http-proxy bench',
-  usage: 'node --import tsx bench/http-proxy.ts [--size-mb 400] [--runs 3] [--concurrency 1,8] [--max-total-s 600] [--no-results] [--keep]',
-  about: "One artifact over loopback by curl from nginx (sendfile), metalboot's image cache (hit, miss) and relay, and nginx proxy_pass. Replaces ## HTTP in bench/RESULTS.md.",
+  usage:
+    'node --import tsx bench/http-proxy.ts [--size-mb 400] [--runs 3] [--concurrency 1,8] [--max-total-s 600] [--no-results] [--keep]',
+  about:
+    "One artifact over loopback by curl from nginx (sendfile), metalboot's image cache (hit, miss) and relay, and nginx proxy_pass. Replaces ## HTTP in bench/RESULTS.md.",
   options,
   timeLimit: { seconds: (a) => a['max-total-s'], stop: 'check' },
   main,

@@ -13,7 +13,17 @@ describe('bench scripts', () => {
   afterEach(() => vi.restoreAllMocks());
 
   it('are all here', () => {
-    expect(SCRIPTS.sort()).toEqual(['boot-storm-client.ts', 'boot-storm-upstream.ts', 'boot-storm.ts', 'dhcp-codec.ts', 'dhcp.ts', 'http-proxy.ts', 'state-scale.ts', 'tftp-server-main.ts', 'tftp.ts']);
+    expect(SCRIPTS.sort()).toEqual([
+      'boot-storm-client.ts',
+      'boot-storm-upstream.ts',
+      'boot-storm.ts',
+      'dhcp-codec.ts',
+      'dhcp.ts',
+      'http-proxy.ts',
+      'state-scale.ts',
+      'tftp-server-main.ts',
+      'tftp.ts',
+    ]);
   });
 
   it.each(SCRIPTS)('%s exports main() and runs nothing on import', async (file) => {
@@ -21,7 +31,10 @@ describe('bench scripts', () => {
     const out = vi.spyOn(process.stdout, 'write');
     const err = vi.spyOn(process.stderr, 'write');
     const on = vi.spyOn(process, 'on');
-    const mod = (await import(/* @vite-ignore */ path.join(import.meta.dirname, file))) as { main?: unknown; options?: unknown };
+    const mod = (await import(/* @vite-ignore */ path.join(import.meta.dirname, file))) as {
+      main?: unknown;
+      options?: unknown;
+    };
     expect(typeof mod.main).toBe('function');
     if (file !== 'boot-storm-client.ts') expect(typeof mod.options).toBe('object');
     expect(exit).not.toHaveBeenCalled();

@@ -87,8 +87,14 @@ function child(n: number, quick: boolean): ChildResult {
   const lookup = bench('lookup', (i) => index.lookup(known[i & 4095]!), timing);
   const miss = bench('lookup-miss', (i) => index.lookup(unknown[i & 4095]!), timing);
   const pol = policy();
-  const state = { index, pool: new LeasePool({ ranges: [], isClaimed: (ip) => index.isClaimed(ip), serverIp: pol.serverIp }), now: () => 1_800_000_000_000 };
-  const discovers = known.slice(0, 1024).map((mac, k) => request({ type: MESSAGE_TYPE.DISCOVER, mac, xid: k, broadcast: true, options: UEFI_PXE }));
+  const state = {
+    index,
+    pool: new LeasePool({ ranges: [], isClaimed: (ip) => index.isClaimed(ip), serverIp: pol.serverIp }),
+    now: () => 1_800_000_000_000,
+  };
+  const discovers = known
+    .slice(0, 1024)
+    .map((mac, k) => request({ type: MESSAGE_TYPE.DISCOVER, mac, xid: k, broadcast: true, options: UEFI_PXE }));
   const first = decide(discovers[0]!, pol, state);
   if (first.kind !== 'reply') throw new Error(`DISCOVER not answered: ${first.reason}`);
   const dec = bench('decide', (i) => decide(discovers[i & 1023]!, pol, state), timing);
@@ -105,10 +111,16 @@ function child(n: number, quick: boolean): ChildResult {
 
   return {
     hosts: n,
-    rssBeforeMiB: before.rss / MiB, rssAfterMiB: after.rss / MiB,
-    heapBeforeMiB: before.heapUsed / MiB, heapAfterMiB: after.heapUsed / MiB,
-    loadObjectsMs, yamlHosts, yamlParseMs,
-    lookupNs: lookup.nsPerOp, lookupMissNs: miss.nsPerOp, decideNs: dec.nsPerOp,
+    rssBeforeMiB: before.rss / MiB,
+    rssAfterMiB: after.rss / MiB,
+    heapBeforeMiB: before.heapUsed / MiB,
+    heapAfterMiB: after.heapUsed / MiB,
+    loadObjectsMs,
+    yamlHosts,
+    yamlParseMs,
+    lookupNs: lookup.nsPerOp,
+    lookupMissNs: miss.nsPerOp,
+    decideNs: dec.nsPerOp,
   };
 }
 
@@ -116,13 +128,29 @@ function parent(args: Args<typeof options>): void {
   const results: ChildResult[] = [];
   const load0 = loadAvg1();
   for (const n of args.sizes) {
-    const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), '--child', String(n), ...(args.quick ? ['--quick'] : [])], {
-      encoding: 'utf8', timeout: 300_000, maxBuffer: 16 * MiB,
-    });
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--expose-gc',
+        '--import',
+        'tsx',
+        fileURLToPath(import.meta.url),
+        '--child',
+        String(n),
+        ...(args.quick ? ['--quick'] : []),
+      ],
+      {
+        encoding: 'utf8',
+        timeout: 300_000,
+        maxBuffer: 16 * MiB,
+      },
+    );
     if (r.status !== 0) throw new Error(`child for ${n} hosts failed (${r.status ?? r.signal}):\n${r.stderr}`);
     const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as ChildResult;
     results.push(res);
-    console.log(`${fmt(n)} hosts: RSS ${res.rssAfterMiB.toFixed(1)} MiB (+${(res.rssAfterMiB - res.rssBeforeMiB).toFixed(1)}), lookup ${res.lookupNs.toFixed(0)} ns, decide ${res.decideNs.toFixed(0)} ns`);
+    console.log(
+      `${fmt(n)} hosts: RSS ${res.rssAfterMiB.toFixed(1)} MiB (+${(res.rssAfterMiB - res.rssBeforeMiB).toFixed(1)}), lookup ${res.lookupNs.toFixed(0)} ns, decide ${res.decideNs.toFixed(0)} ns`,
+    );
   }
   const load1 = loadAvg1();
   const m = machine();
@@ -130,7 +158,10 @@ function parent(args: Args<typeof options>): void {
   const table = [
     '| BareMetalHosts | RSS after load (MiB) | RSS added (MiB) | heap added (MiB) | bytes per host (heap) | build index from objects (ms) | parse manifests YAML (ms per 1,000 hosts) | lookup, known MAC (ns) | lookup, unknown MAC (ns) | decide() of a PXE DISCOVER (ns) |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...results.map((r) => `| ${fmt(r.hosts)} | ${fmt(r.rssAfterMiB, 1)} | ${fmt(r.rssAfterMiB - r.rssBeforeMiB, 1)} | ${fmt(r.heapAfterMiB - r.heapBeforeMiB, 1)} | ${fmt(((r.heapAfterMiB - r.heapBeforeMiB) * MiB) / r.hosts)} | ${fmt(r.loadObjectsMs)} | ${fmt((r.yamlParseMs / r.yamlHosts) * 1000)} | ${fmt(r.lookupNs)} | ${fmt(r.lookupMissNs)} | ${fmt(r.decideNs)} |`),
+    ...results.map(
+      (r) =>
+        `| ${fmt(r.hosts)} | ${fmt(r.rssAfterMiB, 1)} | ${fmt(r.rssAfterMiB - r.rssBeforeMiB, 1)} | ${fmt(r.heapAfterMiB - r.heapBeforeMiB, 1)} | ${fmt(((r.heapAfterMiB - r.heapBeforeMiB) * MiB) / r.hosts)} | ${fmt(r.loadObjectsMs)} | ${fmt((r.yamlParseMs / r.yamlHosts) * 1000)} | ${fmt(r.lookupNs)} | ${fmt(r.lookupMissNs)} | ${fmt(r.decideNs)} |`,
+    ),
   ].join('\n');
   const body = [
     `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC by \`node --import tsx bench/state-scale.ts${args.quick ? ' --quick' : ''}\`: one fresh Node.js ${process.version} process per size (\`--expose-gc\`; RSS and heap after a full GC), metalboot ${git.sha.slice(0, 12)} (src/ through tsx), ${m.nproc} × ${m.cpuModel}; load ${load0.toFixed(2)} before, ${load1.toFixed(2)} after${Math.max(load0, load1) >= 1 ? ' (not a quiet machine: treat timings as upper bounds)' : ''}.`,
@@ -151,7 +182,8 @@ export function main(args: Args<typeof options>): void {
 runIfEntry(import.meta.url, {
   name: 'state-scale bench',
   usage: 'node --import tsx bench/state-scale.ts [--quick] [--sizes 1000,10000,100000] [--no-results]',
-  about: 'RSS, heap per host, HostIndex.lookup, decide() and manifest parse time with N BareMetalHosts loaded, each size in a fresh process. Replaces ## State scale in bench/RESULTS.md.',
+  about:
+    'RSS, heap per host, HostIndex.lookup, decide() and manifest parse time with N BareMetalHosts loaded, each size in a fresh process. Replaces ## State scale in bench/RESULTS.md.',
   options,
   main,
 });

@@ -37,7 +37,14 @@ export async function main(args: Args<typeof options>): Promise<void> {
   process.stdout.write(`READY ${server.address().port}\n`);
   // SIGUSR2 prints the server's counters to stderr (for looking into a slow run).
   process.on('SIGUSR2', () => {
-    void registry.metrics().then((text) => process.stderr.write(text.split('\n').filter((l) => l.startsWith('metalboot_tftp_') && !l.includes('_bucket')).join('\n') + '\n'));
+    void registry.metrics().then((text) =>
+      process.stderr.write(
+        `${text
+          .split('\n')
+          .filter((l) => l.startsWith('metalboot_tftp_') && !l.includes('_bucket'))
+          .join('\n')}\n`,
+      ),
+    );
   });
   process.on('SIGTERM', () => {
     void server.close().then(async () => {
@@ -50,7 +57,8 @@ export async function main(args: Args<typeof options>): Promise<void> {
 runIfEntry(import.meta.url, {
   name: 'tftp-server-main',
   usage: 'node --import tsx bench/tftp-server-main.ts --root DIR [--port N] [--single-port]',
-  about: 'The metalboot TFTP server alone in its own process, for bench/tftp.ts: prints "READY <port>" when listening, closes on SIGTERM.',
+  about:
+    'The metalboot TFTP server alone in its own process, for bench/tftp.ts: prints "READY <port>" when listening, closes on SIGTERM.',
   options,
   main,
   afterMain: 'stay',

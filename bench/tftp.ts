@@ -18,18 +18,43 @@
  * Writes bench/out/tftp-<time>.md and .json. Needs root for in.tftpd --secure (chroot); without
  * root or without in.tftpd the tftpd-hpa rows are skipped.
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { edk2Get, tftpGet, type GetResult } from '../lab/tftp-client.js';
 import { defineOptions, fileStamp, runIfEntry, type Args, type Run } from './lib/harness.js';
 import { medianBy } from './lib/stats.js';
-import { Children, machineBusySeconds, startMetalboot, startTftpdHpa, tftpdHpaVersion, type ServerHandle } from './lib/tftp-servers.js';
+import {
+  Children,
+  machineBusySeconds,
+  startMetalboot,
+  startTftpdHpa,
+  tftpdHpaVersion,
+  type ServerHandle,
+} from './lib/tftp-servers.js';
 
 export const options = defineOptions({
   concurrency: { type: 'numbers', help: 'concurrent downloads per scenario', default: '1,50,200,500' },
-  'ack-delay-ms': { type: 'numbers', help: "each client's wait before each ACK; the matrix runs once per value", default: '0' },
-  profiles: { type: 'list', help: 'client profiles', default: 'ipxe,edk2-nowindow,edk2-window4', choices: ['ipxe', 'edk2-nowindow', 'edk2-window4'] },
+  'ack-delay-ms': {
+    type: 'numbers',
+    help: "each client's wait before each ACK; the matrix runs once per value",
+    default: '0',
+  },
+  profiles: {
+    type: 'list',
+    help: 'client profiles',
+    default: 'ipxe,edk2-nowindow,edk2-window4',
+    choices: ['ipxe', 'edk2-nowindow', 'edk2-window4'],
+  },
   runs: { type: 'number', help: 'runs per scenario, servers taking turns (the table shows the median)', default: '1' },
   'cpu-prof': { type: 'string', help: 'run metalboot under node --cpu-prof, profiles into this directory' },
   file: { type: 'string', help: 'file from /usr/lib/ipxe to download', default: 'ipxe.efi' },
@@ -81,23 +106,51 @@ const clientCpuSeconds = (): number => {
 
 // ---- one scenario ---------------------------------------------------------------------------
 
-async function download(file: string, profile: Profile, port: number, deadlineMs: number, ackDelayMs: number, expected: Buffer): Promise<GetResult> {
+async function download(
+  file: string,
+  profile: Profile,
+  port: number,
+  deadlineMs: number,
+  ackDelayMs: number,
+  expected: Buffer,
+): Promise<GetResult> {
   const common = { port, file, deadlineMs, timeoutMs: 1000, retries: 8, ackDelayMs: ackDelayMs || undefined };
   switch (profile) {
     case 'ipxe':
-      return tftpGet({ ...common, expected, options: [['tsize', '0'], ['blksize', '1432']] });
+      return tftpGet({
+        ...common,
+        expected,
+        options: [
+          ['tsize', '0'],
+          ['blksize', '1432'],
+        ],
+      });
     case 'edk2-window4':
       return edk2Get({ ...common, expected, blksize: 1468, windowsize: 4 });
     case 'edk2-nowindow': {
       // EDK2 with PcdTftpWindowSize unset: the same probe, then blksize only.
-      const probe = await tftpGet({ ...common, options: [['tsize', '0'], ['blksize', '1468']], abortOackWith: 8 });
+      const probe = await tftpGet({
+        ...common,
+        options: [
+          ['tsize', '0'],
+          ['blksize', '1468'],
+        ],
+        abortOackWith: 8,
+      });
       const r = await tftpGet({ ...common, expected, options: [['blksize', '1468']] });
       return { ...r, timeouts: probe.timeouts + r.timeouts };
     }
   }
 }
 
-async function scenario(d: Downloads, server: ServerHandle, profile: Profile, concurrency: number, ackDelayMs: number, expected: Buffer): Promise<Row> {
+async function scenario(
+  d: Downloads,
+  server: ServerHandle,
+  profile: Profile,
+  concurrency: number,
+  ackDelayMs: number,
+  expected: Buffer,
+): Promise<Row> {
   const size = expected.length;
   const load1 = loadavg()[0]!;
   const busyBefore = machineBusySeconds();
@@ -128,7 +181,8 @@ async function scenario(d: Downloads, server: ServerHandle, profile: Profile, co
   const busyAfter = machineBusySeconds();
   const clientCpuS = clientCpuSeconds() - clientBefore;
   durations.sort((a, b) => a - b);
-  const pct = (p: number): number => (durations.length ? durations[Math.min(durations.length - 1, Math.floor(p * durations.length))]! : NaN);
+  const pct = (p: number): number =>
+    durations.length ? durations[Math.min(durations.length - 1, Math.floor(p * durations.length))]! : NaN;
   const row: Row = {
     server: server.name,
     profile,
@@ -144,13 +198,17 @@ async function scenario(d: Downloads, server: ServerHandle, profile: Profile, co
     p95Ms: pct(0.95),
     maxMs: durations.at(-1) ?? NaN,
     clientCpuS,
-    serverCpuS: busyBefore !== undefined && busyAfter !== undefined ? Math.max(0, busyAfter - busyBefore - clientCpuS) : undefined,
+    serverCpuS:
+      busyBefore !== undefined && busyAfter !== undefined
+        ? Math.max(0, busyAfter - busyBefore - clientCpuS)
+        : undefined,
   };
   if (errors.size) row.note = [...errors].map(([k, n]) => `${n}× ${k}`).join('; ');
   return row;
 }
 
-const fmt = (n: number | undefined, digits = 1): string => (n === undefined || Number.isNaN(n) ? '–' : n.toFixed(digits));
+const fmt = (n: number | undefined, digits = 1): string =>
+  n === undefined || Number.isNaN(n) ? '–' : n.toFixed(digits);
 
 function table(rows: Row[]): string {
   const lines = [
@@ -167,7 +225,15 @@ function table(rows: Row[]): string {
 
 /** Storm times of every run of one scenario, for the spread. */
 function spread(all: Row[], r: Row): string {
-  const times = all.filter((x) => x.server === r.server && x.profile === r.profile && x.concurrency === r.concurrency && x.ackDelayMs === r.ackDelayMs).map((x) => x.wallS.toFixed(2));
+  const times = all
+    .filter(
+      (x) =>
+        x.server === r.server &&
+        x.profile === r.profile &&
+        x.concurrency === r.concurrency &&
+        x.ackDelayMs === r.ackDelayMs,
+    )
+    .map((x) => x.wallS.toFixed(2));
   return times.join(' / ');
 }
 
@@ -195,7 +261,8 @@ export async function main(args: Args<typeof options>, run: Run): Promise<void> 
     else servers.push(hpa);
 
     // Warm up each server (JIT, page cache, forked children) so C=1 measures steady state.
-    for (const server of servers) for (const profile of profiles) await download(file, profile.name, server.port, 30_000, 0, data);
+    for (const server of servers)
+      for (const profile of profiles) await download(file, profile.name, server.port, 30_000, 0, data);
 
     const load1AtStart = loadavg()[0]!;
     const startedAt = new Date().toISOString();
@@ -230,7 +297,14 @@ export async function main(args: Args<typeof options>, run: Run): Promise<void> 
         '',
         table(rows),
         '',
-        ...(runs > 1 ? ['Storm time of every run (s), in order:', '', ...rows.map((r) => `- ${r.server} ${r.profile} C=${r.concurrency}: ${spread(all, r)}`), ''] : []),
+        ...(runs > 1
+          ? [
+              'Storm time of every run (s), in order:',
+              '',
+              ...rows.map((r) => `- ${r.server} ${r.profile} C=${r.concurrency}: ${spread(all, r)}`),
+              '',
+            ]
+          : []),
       ];
     });
     const md = [
@@ -250,8 +324,11 @@ export async function main(args: Args<typeof options>, run: Run): Promise<void> 
     console.log(md);
     mkdirSync(args.out, { recursive: true });
     const stamp = fileStamp(Date.now());
-    writeFileSync(path.join(args.out, `tftp-${stamp}.md`), md + '\n');
-    writeFileSync(path.join(args.out, `tftp-${stamp}.json`), JSON.stringify({ file, size: data.length, runs, load1AtStart, startedAt, rows: all, shown }, null, 2));
+    writeFileSync(path.join(args.out, `tftp-${stamp}.md`), `${md}\n`);
+    writeFileSync(
+      path.join(args.out, `tftp-${stamp}.json`),
+      JSON.stringify({ file, size: data.length, runs, load1AtStart, startedAt, rows: all, shown }, null, 2),
+    );
   } finally {
     children.killAll();
     rmSync(root, { recursive: true, force: true });
@@ -260,8 +337,10 @@ export async function main(args: Args<typeof options>, run: Run): Promise<void> 
 
 runIfEntry(import.meta.url, {
   name: 'tftp bench',
-  usage: 'node --import tsx bench/tftp.ts [--concurrency 1,50,200,500] [--ack-delay-ms 0,1] [--profiles …] [--runs 3] [--no-tftpd-hpa] [--cpu-prof DIR]',
-  about: 'C concurrent downloads of an iPXE binary over loopback from metalboot and from tftpd-hpa, for iPXE- and EDK2-like clients. Writes bench/out/tftp-<time>.md and .json.',
+  usage:
+    'node --import tsx bench/tftp.ts [--concurrency 1,50,200,500] [--ack-delay-ms 0,1] [--profiles …] [--runs 3] [--no-tftpd-hpa] [--cpu-prof DIR]',
+  about:
+    'C concurrent downloads of an iPXE binary over loopback from metalboot and from tftpd-hpa, for iPXE- and EDK2-like clients. Writes bench/out/tftp-<time>.md and .json.',
   options,
   timeLimit: { seconds: (a) => a['max-total-s'], stop: 'exit', note: 'the exit handler kills the servers' },
   main,

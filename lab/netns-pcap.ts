@@ -52,8 +52,7 @@ export class PcapError extends Error {
   }
 }
 
-const macString = (b: Buffer): string =>
-  [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+const macString = (b: Buffer): string => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 
 const ipString = (b: Buffer): string => [...b].join('.');
 
@@ -82,7 +81,10 @@ export function parsePcap(buf: Buffer, opts: ParsePcapOptions = {}): CapturedPac
     le = false;
     nano = buf.readUInt32BE(0) === 0xa1b23c4d;
   } else {
-    throw new PcapError('PCAP_ERR_MAGIC', `not a classic pcap file (magic 0x${magicLE.toString(16)}); pcapng is not supported`);
+    throw new PcapError(
+      'PCAP_ERR_MAGIC',
+      `not a classic pcap file (magic 0x${magicLE.toString(16)}); pcapng is not supported`,
+    );
   }
   const u32 = (off: number): number => (le ? buf.readUInt32LE(off) : buf.readUInt32BE(off));
   const linkType = u32(20) & 0x0fffffff;

@@ -470,9 +470,14 @@ export class Lab {
     await ip(['netns', 'add', full]);
     await ip(['-n', full, 'link', 'set', 'lo', 'up']);
     if (!this.#ipv6) {
-      await this.exec(name, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'], {
-        check: true,
-      });
+      await this.exec(
+        name,
+        'sysctl',
+        ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'],
+        {
+          check: true,
+        },
+      );
     }
     return full;
   }
@@ -483,7 +488,21 @@ export class Lab {
     if (this.#bridges.has(name)) return name;
     const sw = this.nsName(this.switchNs);
     this.#bridges.add(name);
-    await ip(['-n', sw, 'link', 'add', name, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0', 'mcast_snooping', '0']);
+    await ip([
+      '-n',
+      sw,
+      'link',
+      'add',
+      name,
+      'type',
+      'bridge',
+      'stp_state',
+      '0',
+      'forward_delay',
+      '0',
+      'mcast_snooping',
+      '0',
+    ]);
     if (opts.ip !== undefined) await ip(['-n', sw, 'addr', 'add', opts.ip, 'dev', name]);
     await ip(['-n', sw, 'link', 'set', name, 'up']);
     return name;
@@ -511,7 +530,24 @@ export class Lab {
       // A namespace plugged into its own bridge: both ends live here.
       await ip(['-n', sw, 'link', 'add', peer, 'mtu', mtu, 'type', 'veth', 'peer', 'name', ifname, 'mtu', mtu]);
     } else {
-      await ip(['-n', sw, 'link', 'add', peer, 'mtu', mtu, 'type', 'veth', 'peer', 'name', ifname, 'mtu', mtu, 'netns', full]);
+      await ip([
+        '-n',
+        sw,
+        'link',
+        'add',
+        peer,
+        'mtu',
+        mtu,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        ifname,
+        'mtu',
+        mtu,
+        'netns',
+        full,
+      ]);
     }
     await ip(['-n', full, 'link', 'set', ifname, 'address', mac]);
     if (opts.ip !== undefined) await ip(['-n', full, 'addr', 'add', opts.ip, 'dev', ifname]);
@@ -587,7 +623,12 @@ export class Lab {
    * Runs a Node.js script inside `ns` (`ip netns exec <ns> node [--import tsx] script …args`).
    * TypeScript scripts (.ts/.mts/.cts) are loaded through tsx. `env` is merged over process.env.
    */
-  spawnNode(ns: string, scriptPath: string, args: readonly string[] = [], env: Record<string, string> = {}): ChildProcess {
+  spawnNode(
+    ns: string,
+    scriptPath: string,
+    args: readonly string[] = [],
+    env: Record<string, string> = {},
+  ): ChildProcess {
     const nodeArgs = /\.[mc]?ts$/.test(scriptPath) ? ['--import', 'tsx', scriptPath] : [scriptPath];
     return this.spawn(ns, process.execPath, [...nodeArgs, ...args], { env });
   }
@@ -630,14 +671,24 @@ export class Lab {
           if (hit !== undefined) resolve(hit);
           else {
             const { stdout, stderr } = this.output(child);
-            reject(new LabError('LAB_ERR_PROCESS_EXITED', `process exited before ${String(pattern)}:\n${stdout}\n${stderr}`.slice(0, 4000)));
+            reject(
+              new LabError(
+                'LAB_ERR_PROCESS_EXITED',
+                `process exited before ${String(pattern)}:\n${stdout}\n${stderr}`.slice(0, 4000),
+              ),
+            );
           }
         }, 50);
       };
       const timer = setTimeout(() => {
         done();
         const { stdout, stderr } = this.output(child);
-        reject(new LabError('LAB_ERR_TIMEOUT', `no ${String(pattern)} within ${timeoutMs} ms:\n${stdout}\n${stderr}`.slice(0, 4000)));
+        reject(
+          new LabError(
+            'LAB_ERR_TIMEOUT',
+            `no ${String(pattern)} within ${timeoutMs} ms:\n${stdout}\n${stderr}`.slice(0, 4000),
+          ),
+        );
       }, timeoutMs);
       const poll = setInterval(check, 25);
       if (child.exitCode !== null || child.signalCode !== null) onExit();
@@ -669,7 +720,10 @@ export class Lab {
           const packets = peek();
           if (predicate(packets)) return packets;
           if (Date.now() >= deadline) {
-            throw new LabError('LAB_ERR_TIMEOUT', `capture ${pcapPath}: condition not met within ${timeoutMs} ms (${packets.length} packets)`);
+            throw new LabError(
+              'LAB_ERR_TIMEOUT',
+              `capture ${pcapPath}: condition not met within ${timeoutMs} ms (${packets.length} packets)`,
+            );
           }
           if (child.exitCode !== null || child.signalCode !== null) {
             throw new LabError('LAB_ERR_PROCESS_EXITED', `tcpdump exited: ${this.output(child).stderr}`);

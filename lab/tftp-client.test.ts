@@ -14,7 +14,9 @@ interface Peer {
 }
 
 /** A one-socket server that answers each packet with whatever `script` returns (nothing: silence). */
-async function scriptedServer(script: (p: TftpPacket, from: Peer) => TftpPacket | undefined): Promise<{ port: number; seen: { p: TftpPacket; from: Peer }[] }> {
+async function scriptedServer(
+  script: (p: TftpPacket, from: Peer) => TftpPacket | undefined,
+): Promise<{ port: number; seen: { p: TftpPacket; from: Peer }[] }> {
   const socket = dgram.createSocket('udp4');
   sockets.push(socket);
   const seen: { p: TftpPacket; from: Peer }[] = [];
@@ -38,7 +40,13 @@ function lockStep(file: Buffer): (p: TftpPacket) => TftpPacket | undefined {
   const block = (n: number): TftpPacket => ({ op: 'data', block: n, data: file.subarray((n - 1) * 512, n * 512) });
   return (p) => {
     if (p.op === 'rrq') {
-      const options = (p as RequestPacket).options.map((o) => (o.name === 'tsize' ? { name: 'tsize', value: String(file.length) } : o.name === 'blksize' ? { name: 'blksize', value: '512' } : { name: o.name, value: '1' }));
+      const options = (p as RequestPacket).options.map((o) =>
+        o.name === 'tsize'
+          ? { name: 'tsize', value: String(file.length) }
+          : o.name === 'blksize'
+            ? { name: 'blksize', value: '512' }
+            : { name: o.name, value: '1' },
+      );
       return options.length > 0 ? { op: 'oack', options } : block(1);
     }
     if (p.op === 'ack' && p.block * 512 <= file.length) return block(p.block + 1);
@@ -52,7 +60,12 @@ describe('tftpGet', () => {
   it('sends from localAddress and hands each in-order block to onData, keeping none', async () => {
     const server = await scriptedServer(lockStep(FILE));
     const blocks: Buffer[] = [];
-    const r = await tftpGet({ port: server.port, file: 'f', localAddress: '127.0.0.2', onData: (b) => blocks.push(Buffer.from(b)) });
+    const r = await tftpGet({
+      port: server.port,
+      file: 'f',
+      localAddress: '127.0.0.2',
+      onData: (b) => blocks.push(Buffer.from(b)),
+    });
     expect(server.seen[0]?.from.address).toBe('127.0.0.2');
     expect(blocks.map((b) => b.length)).toEqual([512, 512, 276]);
     expect(Buffer.concat(blocks).equals(FILE)).toBe(true);
@@ -87,7 +100,9 @@ describe('tftpGet', () => {
 
   it('gives up at the deadline however patient its retries', async () => {
     const server = await scriptedServer(() => undefined);
-    const err = await tftpGet({ port: server.port, file: 'f', timeoutMs: 5_000, deadlineMs: 50 }).catch((e: unknown) => e);
+    const err = await tftpGet({ port: server.port, file: 'f', timeoutMs: 5_000, deadlineMs: 50 }).catch(
+      (e: unknown) => e,
+    );
     expect((err as TftpClientError).code).toBe('TFTP_CLIENT_TIMEOUT');
     expect((err as TftpClientError).message).toBe('f: deadline');
   });
@@ -105,7 +120,10 @@ describe('edk2Get', () => {
     expect(r.probedSize).toBe(1300);
     expect(r.data.equals(FILE)).toBe(true);
     const rrqs = server.seen.filter((s) => s.p.op === 'rrq');
-    expect(rrqs.map((s) => (s.p as RequestPacket).options.map((o) => o.name))).toEqual([['tsize', 'blksize', 'windowsize'], ['blksize', 'windowsize']]);
+    expect(rrqs.map((s) => (s.p as RequestPacket).options.map((o) => o.name))).toEqual([
+      ['tsize', 'blksize', 'windowsize'],
+      ['blksize', 'windowsize'],
+    ]);
     expect(rrqs[0]!.from.port).not.toBe(rrqs[1]!.from.port);
     const abort = server.seen.find((s) => s.p.op === 'error');
     expect(abort?.p).toMatchObject({ op: 'error', code: 8 });

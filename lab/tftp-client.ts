@@ -18,7 +18,11 @@ import { decode, encode, OPCODE, type ErrorPacket, type TftpPacket } from '../sr
  * dgram resolves the address of every send with dns.lookup, which answers an IP literal only on
  * the next tick: in a 500-download benchmark that is a tick per ACK. Answer literals at once.
  */
-const literalLookup = ((address: string, family: number, callback: (err: Error | null, address: string, family: number) => void) => {
+const literalLookup = ((
+  address: string,
+  family: number,
+  callback: (err: Error | null, address: string, family: number) => void,
+) => {
   if (isIPv4(address)) callback(null, address, 4);
   else callback(new Error(`not an IPv4 literal: ${address}`), address, family);
 }) as unknown as dgram.SocketOptions['lookup'];
@@ -72,7 +76,11 @@ export interface GetResult {
   readonly bytes: number;
 }
 
-export type TftpClientErrorCode = 'TFTP_CLIENT_SERVER_ERROR' | 'TFTP_CLIENT_TIMEOUT' | 'TFTP_CLIENT_PROTOCOL' | 'TFTP_CLIENT_SOCKET';
+export type TftpClientErrorCode =
+  | 'TFTP_CLIENT_SERVER_ERROR'
+  | 'TFTP_CLIENT_TIMEOUT'
+  | 'TFTP_CLIENT_PROTOCOL'
+  | 'TFTP_CLIENT_SOCKET';
 
 export class TftpClientError extends Error {
   override readonly name = 'TftpClientError';
@@ -117,14 +125,22 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
     let windowsize = 1;
     let received = 0; // absolute number of the last in-order block
     let sinceAck = 0;
-    let lastSent: Buffer = encode({ op: 'rrq', filename: o.file, mode: o.mode ?? 'octet', options: (o.options ?? []).map(([name, value]) => ({ name, value })) });
+    let lastSent: Buffer = encode({
+      op: 'rrq',
+      filename: o.file,
+      mode: o.mode ?? 'octet',
+      options: (o.options ?? []).map(([name, value]) => ({ name, value })),
+    });
     let lastDest = o.port;
     let silentRetries = 0;
     const stats = { dataPackets: 0, duplicates: 0, acksSent: 0, acksDropped: 0, timeouts: 0 };
     let finished = false;
     let gotLast = false;
     let timer: NodeJS.Timeout | undefined;
-    const deadline = setTimeout(() => fail(new TftpClientError('TFTP_CLIENT_TIMEOUT', `${o.file}: deadline`, stats.timeouts)), o.deadlineMs ?? 30_000);
+    const deadline = setTimeout(
+      () => fail(new TftpClientError('TFTP_CLIENT_TIMEOUT', `${o.file}: deadline`, stats.timeouts)),
+      o.deadlineMs ?? 30_000,
+    );
 
     const cleanup = (): void => {
       finished = true;
@@ -141,14 +157,30 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
     const succeed = (): void => {
       if (finished) return;
       if (o.expected !== undefined && receivedBytes !== o.expected.length) {
-        return fail(new TftpClientError('TFTP_CLIENT_PROTOCOL', `received ${receivedBytes} bytes of ${o.expected.length}`, stats.timeouts));
+        return fail(
+          new TftpClientError(
+            'TFTP_CLIENT_PROTOCOL',
+            `received ${receivedBytes} bytes of ${o.expected.length}`,
+            stats.timeouts,
+          ),
+        );
       }
       cleanup();
-      resolve({ data: o.expected ?? Buffer.concat(chunks), oack, serverPort: serverPort ?? o.port, clientPort, ...stats, bytes: receivedBytes });
+      resolve({
+        data: o.expected ?? Buffer.concat(chunks),
+        oack,
+        serverPort: serverPort ?? o.port,
+        clientPort,
+        ...stats,
+        bytes: receivedBytes,
+      });
     };
     const onSilence = (): void => {
       if (finished) return;
-      if (++silentRetries > retries) return fail(new TftpClientError('TFTP_CLIENT_TIMEOUT', `${o.file}: no answer after ${retries} resends`, stats.timeouts));
+      if (++silentRetries > retries)
+        return fail(
+          new TftpClientError('TFTP_CLIENT_TIMEOUT', `${o.file}: no answer after ${retries} resends`, stats.timeouts),
+        );
       stats.timeouts++;
       socket.send(lastSent, lastDest, host);
       armTimer();
@@ -200,14 +232,21 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
       let p: TftpPacket;
       try {
         // DATA, nearly every packet, is read in place; anything else goes through the codec.
-        p = msg.length >= 4 && msg[0] === 0 && msg[1] === OPCODE.DATA ? { op: 'data', block: msg.readUInt16BE(2), data: msg.subarray(4) } : decode(msg);
+        p =
+          msg.length >= 4 && msg[0] === 0 && msg[1] === OPCODE.DATA
+            ? { op: 'data', block: msg.readUInt16BE(2), data: msg.subarray(4) }
+            : decode(msg);
       } catch (err) {
-        return fail(new TftpClientError('TFTP_CLIENT_PROTOCOL', `undecodable packet: ${(err as Error).message}`, stats.timeouts));
+        return fail(
+          new TftpClientError('TFTP_CLIENT_PROTOCOL', `undecodable packet: ${(err as Error).message}`, stats.timeouts),
+        );
       }
       silentRetries = 0;
       switch (p.op) {
         case 'error':
-          return fail(new TftpClientError('TFTP_CLIENT_SERVER_ERROR', `server error ${p.code}: ${p.message}`, stats.timeouts, p));
+          return fail(
+            new TftpClientError('TFTP_CLIENT_SERVER_ERROR', `server error ${p.code}: ${p.message}`, stats.timeouts, p),
+          );
         case 'oack': {
           if (received > 0 || oack !== undefined) return; // duplicate OACK: ACK 0 will be resent by the timer
           oack = new Map(p.options.map((x) => [x.name.toLowerCase(), x.value]));
@@ -241,7 +280,13 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
           sinceAck++;
           if (o.expected !== undefined) {
             if (o.expected.compare(p.data, 0, p.data.length, receivedBytes, receivedBytes + p.data.length) !== 0) {
-              return fail(new TftpClientError('TFTP_CLIENT_PROTOCOL', `block ${received} differs from the expected bytes`, stats.timeouts));
+              return fail(
+                new TftpClientError(
+                  'TFTP_CLIENT_PROTOCOL',
+                  `block ${received} differs from the expected bytes`,
+                  stats.timeouts,
+                ),
+              );
             }
           } else if (o.onData !== undefined) o.onData(p.data as Buffer);
           else chunks.push(p.data as Buffer); // each datagram has its own buffer: no copy needed
@@ -272,18 +317,36 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
  * EDK2's way: probe with tsize=0, decline the OACK with ERROR 8, then download from a new port.
  * `deadlineMs` bounds both requests together; `timeouts`, also of a failure, counts both.
  */
-export async function edk2Get(o: Omit<GetOptions, 'options' | 'abortOackWith'> & { blksize?: number; windowsize?: number }): Promise<GetResult & { probedSize: number }> {
+export async function edk2Get(
+  o: Omit<GetOptions, 'options' | 'abortOackWith'> & { blksize?: number; windowsize?: number },
+): Promise<GetResult & { probedSize: number }> {
   const blksize = String(o.blksize ?? 1468);
   const windowsize = String(o.windowsize ?? 4);
   const deadlineAt = Date.now() + (o.deadlineMs ?? 30_000);
   const { expected: _, onData: __, ...probeOptions } = o; // the probe downloads nothing
-  const probe = await tftpGet({ ...probeOptions, options: [['tsize', '0'], ['blksize', blksize], ['windowsize', windowsize]], abortOackWith: 8 });
+  const probe = await tftpGet({
+    ...probeOptions,
+    options: [
+      ['tsize', '0'],
+      ['blksize', blksize],
+      ['windowsize', windowsize],
+    ],
+    abortOackWith: 8,
+  });
   const probedSize = Number(probe.oack?.get('tsize'));
   let result: GetResult;
   try {
-    result = await tftpGet({ ...o, options: [['blksize', blksize], ['windowsize', windowsize]], deadlineMs: Math.max(1, deadlineAt - Date.now()) });
+    result = await tftpGet({
+      ...o,
+      options: [
+        ['blksize', blksize],
+        ['windowsize', windowsize],
+      ],
+      deadlineMs: Math.max(1, deadlineAt - Date.now()),
+    });
   } catch (err) {
-    if (err instanceof TftpClientError) throw new TftpClientError(err.code, err.message, probe.timeouts + err.timeouts, err.error);
+    if (err instanceof TftpClientError)
+      throw new TftpClientError(err.code, err.message, probe.timeouts + err.timeouts, err.error);
     throw err;
   }
   return { ...result, probedSize, timeouts: probe.timeouts + result.timeouts };
@@ -297,7 +360,11 @@ export async function edk2Get(o: Omit<GetOptions, 'options' | 'abortOackWith'> &
 export async function exchange(
   port: number,
   bytes: Uint8Array,
-  { waitMs = 300, expectReply = false, host = '127.0.0.1' }: { waitMs?: number; expectReply?: boolean; host?: string } = {},
+  {
+    waitMs = 300,
+    expectReply = false,
+    host = '127.0.0.1',
+  }: { waitMs?: number; expectReply?: boolean; host?: string } = {},
 ): Promise<{ packet?: TftpPacket; raw: Buffer; port: number }[]> {
   const socket = dgram.createSocket('udp4');
   const replies: { packet?: TftpPacket; raw: Buffer; port: number }[] = [];

@@ -20,10 +20,30 @@ const PROFILE = {
   nodes: [
     { id: 1, callFrame: { functionName: '(root)', url: '', lineNumber: -1, columnNumber: -1 }, children: [2, 3, 5, 6] },
     { id: 2, callFrame: { functionName: '(idle)', url: '', lineNumber: -1, columnNumber: -1 } },
-    { id: 3, callFrame: { functionName: 'decide', url: 'file:///repo/src/dhcp/decide.ts', lineNumber: 9, columnNumber: 0 }, children: [4] },
-    { id: 4, callFrame: { functionName: 'lookup', url: 'file:///repo/src/leases/host-index.ts', lineNumber: 19, columnNumber: 2 } },
+    {
+      id: 3,
+      callFrame: { functionName: 'decide', url: 'file:///repo/src/dhcp/decide.ts', lineNumber: 9, columnNumber: 0 },
+      children: [4],
+    },
+    {
+      id: 4,
+      callFrame: {
+        functionName: 'lookup',
+        url: 'file:///repo/src/leases/host-index.ts',
+        lineNumber: 19,
+        columnNumber: 2,
+      },
+    },
     { id: 5, callFrame: { functionName: '(garbage collector)', url: '', lineNumber: -1, columnNumber: -1 } },
-    { id: 6, callFrame: { functionName: '', url: 'file:///repo/node_modules/prom-client/lib/counter.js', lineNumber: 4, columnNumber: 0 } },
+    {
+      id: 6,
+      callFrame: {
+        functionName: '',
+        url: 'file:///repo/node_modules/prom-client/lib/counter.js',
+        lineNumber: 4,
+        columnNumber: 0,
+      },
+    },
   ],
   samples: [3, 4, 4, 2, 5, 6],
   timeDeltas: [100, 1000, 2000, 3000, 4000, 1000],
@@ -58,7 +78,11 @@ describe('summariseProfile', () => {
 
   it('counts inclusive time of a function with its callees', () => {
     const s = summariseProfile(file, { inclusive: ['decide', 'lookup', 'encode'] });
-    expect(s.inclusive.map((e) => [e.name, e.ms])).toEqual([['decide', 6], ['lookup', 5], ['encode', 0]]);
+    expect(s.inclusive.map((e) => [e.name, e.ms])).toEqual([
+      ['decide', 6],
+      ['lookup', 5],
+      ['encode', 0],
+    ]);
     expect(s.inclusive[0]!.pct).toBeCloseTo((100 * 6) / 8, 10);
   });
 
@@ -67,7 +91,11 @@ describe('summariseProfile', () => {
       { name: 'leases', match: (_fn, where) => where.startsWith('src/leases/') },
       { name: 'src', match: (_fn, where) => where.startsWith('src/') },
     ];
-    expect(summariseProfile(file, { groups }).groups.map((g) => [g.name, g.ms])).toEqual([['leases', 5], ['other', 2], ['src', 1]]);
+    expect(summariseProfile(file, { groups }).groups.map((g) => [g.name, g.ms])).toEqual([
+      ['leases', 5],
+      ['other', 2],
+      ['src', 1],
+    ]);
   });
 
   it('keeps only samples inside the window', () => {

@@ -55,7 +55,15 @@ function where(url: string, line: number): string {
  * CLOCK_MONOTONIC: `process.hrtime.bigint() / 1000n` in any process on the same machine), so
  * start-up and shutdown stay out of a profile of the load.
  */
-export function summariseProfile(file: string, opts: { top?: number; inclusive?: readonly string[]; windowUs?: readonly [number, number]; groups?: readonly ProfileGroup[] } = {}): ProfileSummary {
+export function summariseProfile(
+  file: string,
+  opts: {
+    top?: number;
+    inclusive?: readonly string[];
+    windowUs?: readonly [number, number];
+    groups?: readonly ProfileGroup[];
+  } = {},
+): ProfileSummary {
   const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   // Self time per node from samples and their time deltas (µs).
@@ -110,6 +118,8 @@ export function summariseProfile(file: string, opts: { top?: number; inclusive?:
     const g = opts.groups?.find((x) => x.match(e.name, e.where))?.name ?? 'other';
     groupUs.set(g, (groupUs.get(g) ?? 0) + e.us);
   }
-  const groups = [...groupUs].sort((a, b) => b[1] - a[1]).map(([name, us]) => ({ name, ms: us / 1000, pct: (100 * us) / Math.max(1, busyUs) }));
+  const groups = [...groupUs]
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, us]) => ({ name, ms: us / 1000, pct: (100 * us) / Math.max(1, busyUs) }));
   return { totalMs: totalUs / 1000, busyMs: busyUs / 1000, top, inclusive, groups };
 }

@@ -58,7 +58,12 @@ export function bmhObject(i: number): BareMetalHostObject {
     spec: { bootMACAddress: hostMac(i), online: true },
     status: {
       provisioning: { state: STATES[i % STATES.length] },
-      hardware: { nics: [{ name: 'eno1', mac: hostMac(i) }, { name: 'eno2', mac: `52:55:00:${hostMac(i).slice(9)}` }] },
+      hardware: {
+        nics: [
+          { name: 'eno1', mac: hostMac(i) },
+          { name: 'eno2', mac: `52:55:00:${hostMac(i).slice(9)}` },
+        ],
+      },
     },
   };
 }

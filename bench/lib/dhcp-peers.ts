@@ -45,7 +45,10 @@ export function reservations(n: number = NET.reservations): Reservation[] {
   const out: Reservation[] = [];
   for (let i = 0; i < n; i++) {
     const hex = i.toString(16).padStart(6, '0');
-    out.push({ mac: `02:5a:00:${hex.slice(0, 2)}:${hex.slice(2, 4)}:${hex.slice(4, 6)}`, ip: `10.17.${Math.floor(i / 200)}.${10 + (i % 200)}` });
+    out.push({
+      mac: `02:5a:00:${hex.slice(0, 2)}:${hex.slice(2, 4)}:${hex.slice(4, 6)}`,
+      ip: `10.17.${Math.floor(i / 200)}.${10 + (i % 200)}`,
+    });
   }
   return out;
 }
@@ -69,7 +72,11 @@ export interface Peer {
 }
 
 /** Writes the shared configuration files into `confDir` and returns the three peers. */
-export function preparePeers(confDir: string, metalboot: { node: string; nodeArgs: readonly string[]; entry: string }, opts: { metalbootLogLevel?: string } = {}): Record<PeerName, Peer> {
+export function preparePeers(
+  confDir: string,
+  metalboot: { node: string; nodeArgs: readonly string[]; entry: string },
+  opts: { metalbootLogLevel?: string } = {},
+): Record<PeerName, Peer> {
   mkdirSync(confDir, { recursive: true });
   const res = reservations();
   const hostsFile = path.join(confDir, 'hosts.txt');
@@ -80,17 +87,37 @@ export function preparePeers(confDir: string, metalboot: { node: string; nodeArg
     command: (stateDir) => ({
       cmd: metalboot.node,
       args: [
-        ...metalboot.nodeArgs, metalboot.entry,
-        '--server-ip', NET.serverCidr, '--dhcp-listen', '0.0.0.0:67',
-        '--tftp-listen', '', '--http-listen', '127.0.0.1:18080', '--callback-listen', '',
-        '--dhcp-hosts-file', hostsFile,
-        '--dhcp-range', `${NET.rangeStart},${NET.rangeEnd},${NET.leaseSeconds}`, '--lease-file', path.join(stateDir, 'leases.journal'),
-        '--dhcp-gateway', NET.router, '--dhcp-dns', NET.dns, '--dhcp-lease-time', String(NET.leaseSeconds),
-        '--log-level', opts.metalbootLogLevel ?? 'warn',
+        ...metalboot.nodeArgs,
+        metalboot.entry,
+        '--server-ip',
+        NET.serverCidr,
+        '--dhcp-listen',
+        '0.0.0.0:67',
+        '--tftp-listen',
+        '',
+        '--http-listen',
+        '127.0.0.1:18080',
+        '--callback-listen',
+        '',
+        '--dhcp-hosts-file',
+        hostsFile,
+        '--dhcp-range',
+        `${NET.rangeStart},${NET.rangeEnd},${NET.leaseSeconds}`,
+        '--lease-file',
+        path.join(stateDir, 'leases.journal'),
+        '--dhcp-gateway',
+        NET.router,
+        '--dhcp-dns',
+        NET.dns,
+        '--dhcp-lease-time',
+        String(NET.leaseSeconds),
+        '--log-level',
+        opts.metalbootLogLevel ?? 'warn',
       ],
     }),
     configSummary: `\`--dhcp-hosts-file\` with the 10,000 \`MAC,IP\` lines, \`--dhcp-range ${NET.rangeStart},${NET.rangeEnd},${NET.leaseSeconds}\`, \`--dhcp-gateway ${NET.router} --dhcp-dns ${NET.dns}\`, \`--lease-file\`, \`--log-level ${opts.metalbootLogLevel ?? 'warn'}\` (no per-reply log line), TFTP and callback off, HTTP on 127.0.0.1 in the server namespace`,
-    durability: 'range leases: journal line written and fdatasync()ed before the ACK is sent (appends arriving during a sync share the next one); reservations: nothing written',
+    durability:
+      'range leases: journal line written and fdatasync()ed before the ACK is sent (appends arriving during a sync share the next one); reservations: nothing written',
   };
 
   const keaConf = {
@@ -127,7 +154,8 @@ export function preparePeers(confDir: string, metalboot: { node: string; nodeArg
       return { cmd: 'kea-dhcp4', args: ['-c', file], env: { KEA_PIDFILE_DIR: stateDir, KEA_LOCKFILE_DIR: stateDir } };
     },
     configSummary: `\`kea-dhcp4 -c\` JSON: one subnet ${NET.subnet}, pool ${NET.rangeStart} - ${NET.rangeEnd}, the 10,000 \`reservations\` (hw-address → ip-address) in the subnet, routers/domain-name-servers option-data, valid-lifetime ${NET.leaseSeconds}, \`authoritative: true\`, \`host-reservation-identifiers: [hw-address]\`, memfile (\`persist: true\`, \`lfc-interval: 0\`), \`multi-threading: {enable-multi-threading: false}\`, raw sockets on br0, logger severity WARN`,
-    durability: 'memfile: each lease (range or reserved) is appended to the CSV file with write() before the reply; no fsync (durable against a crash of Kea, not of the machine)',
+    durability:
+      'memfile: each lease (range or reserved) is appended to the CSV file with write() before the reply; no fsync (durable against a crash of Kea, not of the machine)',
   };
 
   const dnsmasqHosts = path.join(confDir, 'dnsmasq-hosts.txt');
@@ -137,17 +165,28 @@ export function preparePeers(confDir: string, metalboot: { node: string; nodeArg
     command: (stateDir) => ({
       cmd: 'dnsmasq',
       args: [
-        '--keep-in-foreground', '--conf-file=/dev/null', '--port=0', '--interface=br0', '--user=root', '--group=root',
-        `--pid-file=${path.join(stateDir, 'dnsmasq.pid')}`, `--dhcp-leasefile=${path.join(stateDir, 'dnsmasq.leases')}`,
+        '--keep-in-foreground',
+        '--conf-file=/dev/null',
+        '--port=0',
+        '--interface=br0',
+        '--user=root',
+        '--group=root',
+        `--pid-file=${path.join(stateDir, 'dnsmasq.pid')}`,
+        `--dhcp-leasefile=${path.join(stateDir, 'dnsmasq.leases')}`,
         `--dhcp-range=${NET.rangeStart},${NET.rangeEnd},${NET.mask},${NET.leaseSeconds}`,
         `--dhcp-hostsfile=${dnsmasqHosts}`,
-        `--dhcp-option=option:router,${NET.router}`, `--dhcp-option=option:dns-server,${NET.dns}`,
-        '--dhcp-authoritative', '--no-ping', '--dhcp-lease-max=1000000', '--quiet-dhcp',
+        `--dhcp-option=option:router,${NET.router}`,
+        `--dhcp-option=option:dns-server,${NET.dns}`,
+        '--dhcp-authoritative',
+        '--no-ping',
+        '--dhcp-lease-max=1000000',
+        '--quiet-dhcp',
         `--log-facility=${path.join(stateDir, 'dnsmasq.log')}`,
       ],
     }),
     configSummary: `\`--dhcp-hostsfile\` with the same 10,000 \`MAC,IP\` lines, \`--dhcp-range=${NET.rangeStart},${NET.rangeEnd},${NET.mask},${NET.leaseSeconds}\`, \`--dhcp-option\` router and dns-server, \`--dhcp-authoritative --no-ping --dhcp-lease-max=1000000 --quiet-dhcp --port=0\` (DNS off), \`--interface=br0\``,
-    durability: 'the whole lease file is rewritten and fsync()ed whenever a lease changed (lease_update_file), from the packet handler before the reply is sent',
+    durability:
+      'the whole lease file is rewritten and fsync()ed whenever a lease changed (lease_update_file), from the packet handler before the reply is sent',
   };
   return { metalboot: metalbootPeer, kea: keaPeer, dnsmasq: dnsmasqPeer };
 }

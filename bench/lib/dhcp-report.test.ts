@@ -23,16 +23,33 @@ describe('gcPauses', () => {
 const run = (goodput: number): Run => ({ goodput }) as Run;
 
 function sweep(server: Sweep['server'], maxClean: number | undefined, capacity: number, overload: number): Sweep {
-  return { server, mode: 'broadcast', kind: 'repeat', runs: [], maxClean, clientLimited: false, cleanRuns: [run(capacity)], overloadRuns: [run(overload)], quietWaitS: 0 };
+  return {
+    server,
+    mode: 'broadcast',
+    kind: 'repeat',
+    runs: [],
+    maxClean,
+    clientLimited: false,
+    cleanRuns: [run(capacity)],
+    overloadRuns: [run(overload)],
+    quietWaitS: 0,
+  };
 }
 
 function latency(p99: number, lost: number): Latency {
-  return { server: 'metalboot', kind: 'repeat', runs: [{ offerP99: p99, ackP99: p99 / 2, lost } as Latency['runs'][number]] };
+  return {
+    server: 'metalboot',
+    kind: 'repeat',
+    runs: [{ offerP99: p99, ackP99: p99 / 2, lost } as Latency['runs'][number]],
+  };
 }
 
 describe('targets', () => {
   it('meets issue 9 with twice Kea, no collapse at 2× and p99 under 5 ms without drops', () => {
-    const t = targets([sweep('metalboot', 10_000, 10_000, 9_500), sweep('kea', 5_000, 5_000, 2_000)], [latency(1.2, 0)]);
+    const t = targets(
+      [sweep('metalboot', 10_000, 10_000, 9_500), sweep('kea', 5_000, 5_000, 2_000)],
+      [latency(1.2, 0)],
+    );
     expect(t.missed).toBe(false);
     expect(t.lines).toEqual([
       '- broadcast, repeat clients: max clean rate 10,000/s vs Kea 5,000/s = 2.00× (target ≥ 2×): **met**',
@@ -42,8 +59,18 @@ describe('targets', () => {
   });
 
   it.each([
-    ['less than twice Kea', [sweep('metalboot', 7_000, 7_000, 7_000), sweep('kea', 5_000, 5_000, 5_000)], [], /1\.40× \(target ≥ 2×\): \*\*missed\*\*/],
-    ['a collapse under twice its rate', [sweep('metalboot', 10_000, 10_000, 5_000)], [], /50% of capacity \(target ≥ 90%\): \*\*missed\*\*/],
+    [
+      'less than twice Kea',
+      [sweep('metalboot', 7_000, 7_000, 7_000), sweep('kea', 5_000, 5_000, 5_000)],
+      [],
+      /1\.40× \(target ≥ 2×\): \*\*missed\*\*/,
+    ],
+    [
+      'a collapse under twice its rate',
+      [sweep('metalboot', 10_000, 10_000, 5_000)],
+      [],
+      /50% of capacity \(target ≥ 90%\): \*\*missed\*\*/,
+    ],
     ['one lost exchange at 1,000/s', [], [latency(1, 1)], /1 lost exchanges .*\*\*missed\*\*/],
     ['a p99 of 5 ms', [], [latency(5, 0)], /p99 per leg 5\.00 ms.*\*\*missed\*\*/],
   ])('misses with %s', (_what, sweeps, lats, line) => {

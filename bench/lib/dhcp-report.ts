@@ -132,7 +132,11 @@ export function gcPauses(lines: readonly string[]): GcPauses {
     const m = /: (?:Scavenge|Mark-Compact|Mark-Sweep|Minor Mark-Compact)\b.*?MB, ([\d.]+) \/ [\d.]+ ms/.exec(l);
     if (m !== null) pauses.push(Number(m[1]));
   }
-  return { count: pauses.length, totalMs: pauses.reduce((a, b) => a + b, 0), maxMs: pauses.length === 0 ? 0 : Math.max(...pauses) };
+  return {
+    count: pauses.length,
+    totalMs: pauses.reduce((a, b) => a + b, 0),
+    maxMs: pauses.length === 0 ? 0 : Math.max(...pauses),
+  };
 }
 
 export interface Profile {
@@ -166,7 +170,9 @@ export function sweepTable(sweeps: Sweep[]): string {
     const mid = medianBy(s.cleanRuns, (r) => r.goodput);
     const loads = s.runs.map((r) => r.load1);
     const maxClean = s.maxClean === undefined ? `< ${LADDER[0]}` : `${s.clientLimited ? '≥ ' : ''}${fmt(s.maxClean)}`;
-    rows.push(`| ${s.mode} | ${s.kind === 'new' ? 'new (range)' : `${REPEAT_CLIENTS} repeat (reserved)`} | ${s.server} | ${maxClean} | ${fmt(median(s.cleanRuns.map((r) => r.dropPct)), 3)} | ${fmt(over)} at ${fmt(overRate)} | ${Number.isFinite(ratio) ? `${(100 * ratio).toFixed(0)}%` : '–'} | ${Number.isFinite(ratio) ? (ratio >= 0.9 ? 'no' : 'yes') : '–'} | ${mid === undefined ? '–' : `${fmt(mid.cpuPer1k, 3)} (${fmt((100 * mid.sysS) / mid.cpuS)}% sys)`} | ${ratioCell(sweeps, s)} | ${fmt(Math.min(...loads), 2)}–${fmt(Math.max(...loads), 2)} |`);
+    rows.push(
+      `| ${s.mode} | ${s.kind === 'new' ? 'new (range)' : `${REPEAT_CLIENTS} repeat (reserved)`} | ${s.server} | ${maxClean} | ${fmt(median(s.cleanRuns.map((r) => r.dropPct)), 3)} | ${fmt(over)} at ${fmt(overRate)} | ${Number.isFinite(ratio) ? `${(100 * ratio).toFixed(0)}%` : '–'} | ${Number.isFinite(ratio) ? (ratio >= 0.9 ? 'no' : 'yes') : '–'} | ${mid === undefined ? '–' : `${fmt(mid.cpuPer1k, 3)} (${fmt((100 * mid.sysS) / mid.cpuS)}% sys)`} | ${ratioCell(sweeps, s)} | ${fmt(Math.min(...loads), 2)}–${fmt(Math.max(...loads), 2)} |`,
+    );
   }
   return rows.join('\n');
 }
@@ -178,15 +184,50 @@ export function latencyTable(lats: Latency[]): string {
   ];
   for (const l of lats) {
     const m = (f: (r: Latency['runs'][number]) => number) => median(l.runs.map(f));
-    rows.push(`| ${l.kind === 'new' ? 'new (range)' : `${REPEAT_CLIENTS} repeat (reserved)`} | ${l.server} | ${fmt(m((r) => r.dropPct), 3)} | ${fmt(m((r) => r.offerP50), 2)} / ${fmt(m((r) => r.offerP99), 2)} | ${fmt(m((r) => r.ackP50), 2)} / ${fmt(m((r) => r.ackP99), 2)} | ${fmt(m((r) => r.cpuPer1k), 3)} (${fmt(m((r) => r.sysPct))}% sys) | ${l.runs[0]?.gc === undefined ? '–' : `${fmt(m((r) => r.gc!.count))}, ${fmt(m((r) => r.gc!.totalMs), 1)}, ${fmt(m((r) => r.gc!.maxMs), 1)}`} | ${fmt(Math.max(...l.runs.map((r) => r.load1)), 2)} |`);
+    rows.push(
+      `| ${l.kind === 'new' ? 'new (range)' : `${REPEAT_CLIENTS} repeat (reserved)`} | ${l.server} | ${fmt(
+        m((r) => r.dropPct),
+        3,
+      )} | ${fmt(
+        m((r) => r.offerP50),
+        2,
+      )} / ${fmt(
+        m((r) => r.offerP99),
+        2,
+      )} | ${fmt(
+        m((r) => r.ackP50),
+        2,
+      )} / ${fmt(
+        m((r) => r.ackP99),
+        2,
+      )} | ${fmt(
+        m((r) => r.cpuPer1k),
+        3,
+      )} (${fmt(m((r) => r.sysPct))}% sys) | ${
+        l.runs[0]?.gc === undefined
+          ? '–'
+          : `${fmt(m((r) => r.gc!.count))}, ${fmt(
+              m((r) => r.gc!.totalMs),
+              1,
+            )}, ${fmt(
+              m((r) => r.gc!.maxMs),
+              1,
+            )}`
+      } | ${fmt(Math.max(...l.runs.map((r) => r.load1)), 2)} |`,
+    );
   }
   return rows.join('\n');
 }
 
 export function sweepDetail(sweeps: Sweep[]): string {
-  const rows = ['| mode | clients | server | offered (/s): drop % (goodput /s) per run, in order |', '|---|---|---|---|'];
+  const rows = [
+    '| mode | clients | server | offered (/s): drop % (goodput /s) per run, in order |',
+    '|---|---|---|---|',
+  ];
   for (const s of sweeps) {
-    rows.push(`| ${s.mode} | ${s.kind} | ${s.server} | ${s.runs.map((r) => `${fmt(r.rate)}: ${r.dropPct.toFixed(2)}% (${fmt(r.goodput)})${r.clientLimited ? '†' : ''}`).join(', ')} |`);
+    rows.push(
+      `| ${s.mode} | ${s.kind} | ${s.server} | ${s.runs.map((r) => `${fmt(r.rate)}: ${r.dropPct.toFixed(2)}% (${fmt(r.goodput)})${r.clientLimited ? '†' : ''}`).join(', ')} |`,
+    );
   }
   return rows.join('\n');
 }
@@ -205,14 +246,18 @@ export function targets(sweeps: Sweep[], lats: Latency[]): Targets {
       const ratio = (s.maxClean ?? 0) / kea.maxClean;
       const ok = ratio >= 2;
       missed ||= !ok;
-      lines.push(`- ${s.mode}, ${s.kind} clients: max clean rate ${fmt(s.maxClean)}/s vs Kea ${fmt(kea.maxClean)}/s = ${ratio.toFixed(2)}× (target ≥ 2×): **${ok ? 'met' : 'missed'}**`);
+      lines.push(
+        `- ${s.mode}, ${s.kind} clients: max clean rate ${fmt(s.maxClean)}/s vs Kea ${fmt(kea.maxClean)}/s = ${ratio.toFixed(2)}× (target ≥ 2×): **${ok ? 'met' : 'missed'}**`,
+      );
     }
     const cap = median(s.cleanRuns.map((r) => r.goodput));
     const over = median(s.overloadRuns.map((r) => r.goodput));
     if (Number.isFinite(cap) && cap > 0) {
       const ok = over / cap >= 0.9;
       missed ||= !ok;
-      lines.push(`- ${s.mode}, ${s.kind} clients: goodput at 2× offered = ${(100 * over / cap).toFixed(0)}% of capacity (target ≥ 90%): **${ok ? 'met' : 'missed'}**`);
+      lines.push(
+        `- ${s.mode}, ${s.kind} clients: goodput at 2× offered = ${((100 * over) / cap).toFixed(0)}% of capacity (target ≥ 90%): **${ok ? 'met' : 'missed'}**`,
+      );
     }
   }
   for (const l of lats.filter((x) => x.server === 'metalboot' && x.kind === 'repeat')) {
@@ -220,7 +265,9 @@ export function targets(sweeps: Sweep[], lats: Latency[]): Targets {
     const drops = median(l.runs.map((r) => r.lost));
     const ok = p99 < 5 && drops === 0;
     missed ||= !ok;
-    lines.push(`- 1,000/s from ${REPEAT_CLIENTS} clients: p99 per leg ${fmt(p99, 2)} ms, ${fmt(drops)} lost exchanges (target p99 < 5 ms, zero drops): **${ok ? 'met' : 'missed'}**`);
+    lines.push(
+      `- 1,000/s from ${REPEAT_CLIENTS} clients: p99 per leg ${fmt(p99, 2)} ms, ${fmt(drops)} lost exchanges (target p99 < 5 ms, zero drops): **${ok ? 'met' : 'missed'}**`,
+    );
   }
   return { lines, missed };
 }
@@ -228,8 +275,14 @@ export function targets(sweeps: Sweep[], lats: Latency[]): Targets {
 /** `runName`: the run's directory under bench/out/, where the raw profile is. */
 export function profileSection(p: Profile, runName: string): string {
   const s = p.summary;
-  const top = s.top.map((e) => `| ${e.name} | ${e.where || '(native)'} | ${e.selfMs.toFixed(0)} | ${e.selfPct.toFixed(1)}% |`).join('\n');
-  const incl = s.inclusive.filter((e) => e.ms > 0).sort((a, b) => b.ms - a.ms).map((e) => `${e.name} ${e.pct.toFixed(1)}%`).join(', ');
+  const top = s.top
+    .map((e) => `| ${e.name} | ${e.where || '(native)'} | ${e.selfMs.toFixed(0)} | ${e.selfPct.toFixed(1)}% |`)
+    .join('\n');
+  const incl = s.inclusive
+    .filter((e) => e.ms > 0)
+    .sort((a, b) => b.ms - a.ms)
+    .map((e) => `${e.name} ${e.pct.toFixed(1)}%`)
+    .join(', ');
   const groups = s.groups.map((g) => `${g.name} ${g.pct.toFixed(0)}%`).join(', ');
   return [
     `**${p.run.kind === 'new' ? 'New clients (range leases)' : `${REPEAT_CLIENTS} repeat clients (reservations)`}${p.flags.length > 0 ? `, V8 \`${p.flags.join(' ')}\` (callees keep their own names)` : ''}**: \`node --cpu-prof\` samples taken while perfdhcp ran (${p.run.mode}, offered ${fmt(p.run.rate)}/s for ${p.run.periodS} s: ${fmt(p.run.goodput)} ACKs/s, drop ${p.run.dropPct.toFixed(2)}%); ${(s.busyMs / 1000).toFixed(2)} s of JavaScript-thread time busy out of ${(s.totalMs / 1000).toFixed(2)} s. Raw profile: \`bench/out/${runName}/${p.file}\`.`,
@@ -247,10 +300,19 @@ export function profileSection(p: Profile, runName: string): string {
 /** What the profiles say, in words; each claim is printed only when the figures show it. */
 export function findings(profs: Profile[]): string[] {
   const out: string[] = [];
-  const group = (p: Profile | undefined, prefix: string) => p?.summary.groups.find((g) => g.name.startsWith(prefix))?.pct ?? 0;
+  const group = (p: Profile | undefined, prefix: string) =>
+    p?.summary.groups.find((g) => g.name.startsWith(prefix))?.pct ?? 0;
   const incl = (p: Profile | undefined, name: string) => p?.summary.inclusive.find((e) => e.name === name)?.pct ?? 0;
-  const topOf = (p: Profile, n: number) => p.summary.top.slice(0, n).map((e) => `${e.name} ${e.selfPct.toFixed(0)}%`).join(', ');
-  const areas = (p: Profile) => p.summary.groups.filter((g) => g.pct >= 1).map((g) => `${g.name} ${g.pct.toFixed(0)}%`).join(', ');
+  const topOf = (p: Profile, n: number) =>
+    p.summary.top
+      .slice(0, n)
+      .map((e) => `${e.name} ${e.selfPct.toFixed(0)}%`)
+      .join(', ');
+  const areas = (p: Profile) =>
+    p.summary.groups
+      .filter((g) => g.pct >= 1)
+      .map((g) => `${g.name} ${g.pct.toFixed(0)}%`)
+      .join(', ');
   const newDefault = profs.find((p) => p.run.kind === 'new' && p.flags.length === 0);
   const newNoInline = profs.find((p) => p.run.kind === 'new' && p.flags.length > 0);
   const repeat = profs.find((p) => p.run.kind === 'repeat');
@@ -258,9 +320,13 @@ export function findings(profs: Profile[]): string[] {
     const store = group(newDefault, 'range lease store');
     const stats = incl(newNoInline, 'stats');
     if (stats >= 10) {
-      out.push(`- **New clients: the range lease store is the bottleneck** (${store.toFixed(0)}% of busy time; with inlining off, \`LeasePool.stats()\` and its callees are ${stats.toFixed(0)}%). \`stats()\` walks every slot of the pool, so calling it per journal append makes each ACK cost O(leases held) and a storm slower as it goes (these runs start from an empty pool).`);
+      out.push(
+        `- **New clients: the range lease store is the bottleneck** (${store.toFixed(0)}% of busy time; with inlining off, \`LeasePool.stats()\` and its callees are ${stats.toFixed(0)}%). \`stats()\` walks every slot of the pool, so calling it per journal append makes each ACK cost O(leases held) and a storm slower as it goes (these runs start from an empty pool).`,
+      );
     } else {
-      out.push(`- **New clients**: the range lease store (journal writes, fdatasync, pool) is ${store.toFixed(0)}% of busy time${newNoInline !== undefined ? ` (\`LeasePool.stats()\` ${stats.toFixed(1)}% with inlining off)` : ''}. By area: ${areas(newDefault)}. Top functions: ${topOf(newDefault, 6)}.`);
+      out.push(
+        `- **New clients**: the range lease store (journal writes, fdatasync, pool) is ${store.toFixed(0)}% of busy time${newNoInline !== undefined ? ` (\`LeasePool.stats()\` ${stats.toFixed(1)}% with inlining off)` : ''}. By area: ${areas(newDefault)}. Top functions: ${topOf(newDefault, 6)}.`,
+      );
     }
   }
   if (repeat !== undefined) {
@@ -283,7 +349,13 @@ export interface DhcpReport {
   readonly leaseFilesystem: string;
   readonly loadThreshold: number;
   readonly quietSpentS: number;
-  readonly versions: { readonly metalboot: string; readonly node: string; readonly kea: string; readonly dnsmasq: string; readonly perfdhcp: string };
+  readonly versions: {
+    readonly metalboot: string;
+    readonly node: string;
+    readonly kea: string;
+    readonly dnsmasq: string;
+    readonly perfdhcp: string;
+  };
   readonly peers: Readonly<Record<PeerName, { readonly configSummary: string; readonly durability: string }>>;
   /** What checkReservationMacs found. */
   readonly macCheck: string;
@@ -298,9 +370,33 @@ export function dhcpSection(r: DhcpReport): string {
   const st = r.settings;
   const t = targets(r.sweeps, r.lats);
   const cmd = `sudo node --import tsx bench/dhcp.ts${st.quick ? ' --quick' : ''}`;
-  const sample = perfdhcpArgs({ mode: 'relay', rate: 5000, periodS: st.periodS, macBase: NET.newMacBase, clients: NET.newClients, ifname: 'eth0', localIp: NET.clientIp, serverIp: NET.serverIp, threads: st.threads });
-  const sampleB = perfdhcpArgs({ mode: 'broadcast', rate: 1000, periodS: st.latencyPeriodS, macBase: NET.reservedMacBase, clients: REPEAT_CLIENTS, ifname: 'eth0', localIp: NET.clientIp, serverIp: NET.serverIp, threads: st.threads, timestamps: true });
-  const loads = [...r.sweeps.flatMap((s) => s.runs.map((x) => x.load1)), ...r.lats.flatMap((l) => l.runs.map((x) => x.load1))];
+  const sample = perfdhcpArgs({
+    mode: 'relay',
+    rate: 5000,
+    periodS: st.periodS,
+    macBase: NET.newMacBase,
+    clients: NET.newClients,
+    ifname: 'eth0',
+    localIp: NET.clientIp,
+    serverIp: NET.serverIp,
+    threads: st.threads,
+  });
+  const sampleB = perfdhcpArgs({
+    mode: 'broadcast',
+    rate: 1000,
+    periodS: st.latencyPeriodS,
+    macBase: NET.reservedMacBase,
+    clients: REPEAT_CLIENTS,
+    ifname: 'eth0',
+    localIp: NET.clientIp,
+    serverIp: NET.serverIp,
+    threads: st.threads,
+    timestamps: true,
+  });
+  const loads = [
+    ...r.sweeps.flatMap((s) => s.runs.map((x) => x.load1)),
+    ...r.lats.flatMap((l) => l.runs.map((x) => x.load1)),
+  ];
   return [
     `Measured ${new Date(r.startedMs).toISOString().slice(0, 16).replace('T', ' ')} UTC by \`${cmd}\` (${Math.round(r.elapsedS / 60)} min${st.quick ? '; quick mode: single runs, broadcast only' : ''}). Raw output: \`bench/out/${r.runName}/\`.`,
     '',
@@ -308,7 +404,7 @@ export function dhcpSection(r: DhcpReport): string {
     '',
     `**Versions**: metalboot ${r.versions.metalboot}; Node.js ${r.versions.node}; ${r.versions.kea}; ${r.versions.dnsmasq}; ${r.versions.perfdhcp}.`,
     '',
-    '**Set-up**: two network namespaces, the server\'s holding a bridge (10.16.0.1/12) and the client\'s a veth into it (10.16.0.2/12). Server pinned to CPU 0 (`taskset -c 0`), perfdhcp to CPU 1. Each server has the same 10,000 reservations (MAC → IP, 10.17.0.10 …), the range 10.20.0.1 – 10.27.255.254, router 10.16.0.1, DNS 10.16.0.53, lease time 3,600 s, and per-packet logging off.',
+    "**Set-up**: two network namespaces, the server's holding a bridge (10.16.0.1/12) and the client's a veth into it (10.16.0.2/12). Server pinned to CPU 0 (`taskset -c 0`), perfdhcp to CPU 1. Each server has the same 10,000 reservations (MAC → IP, 10.17.0.10 …), the range 10.20.0.1 – 10.27.255.254, router 10.16.0.1, DNS 10.16.0.53, lease time 3,600 s, and per-packet logging off.",
     '',
     `- metalboot: ${r.peers.metalboot.configSummary}. Durability: ${r.peers.metalboot.durability}.`,
     `- Kea: ${r.peers.kea.configSummary}. Durability: ${r.peers.kea.durability}.`,
@@ -332,7 +428,15 @@ export function dhcpSection(r: DhcpReport): string {
     '',
     ...(t.lines.length > 0 ? t.lines : ['- not evaluated (metalboot or Kea not in this run)']),
     '',
-    ...(r.profs.length > 0 ? ['### What limits metalboot', '', ...findings(r.profs), '', ...r.profs.flatMap((p) => [profileSection(p, r.runName), ''])] : []),
+    ...(r.profs.length > 0
+      ? [
+          '### What limits metalboot',
+          '',
+          ...findings(r.profs),
+          '',
+          ...r.profs.flatMap((p) => [profileSection(p, r.runName), '']),
+        ]
+      : []),
     '### Start-up',
     '',
     `Time from spawning the server to its first completed exchange (readiness probe, 10 exchanges/s), median (max) over every start in this run: ${st.servers.map((sv) => `${sv} ${fmt(median(r.readyMs[sv] ?? []) / 1000, 1)} s (${fmt(Math.max(...(r.readyMs[sv] ?? [NaN])) / 1000, 1)} s, ${(r.readyMs[sv] ?? []).length} starts)`).join('; ')}. metalboot loads 10,000 hosts from its hosts file; Kea parses 10,000 reservations from JSON; dnsmasq reads its hosts file.`,

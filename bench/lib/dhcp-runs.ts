@@ -73,7 +73,9 @@ function pruneState(dir: string): void {
 }
 
 function clientsOf(kind: Kind): { macBase: string; clients: number } {
-  return kind === 'new' ? { macBase: NET.newMacBase, clients: NET.newClients } : { macBase: NET.reservedMacBase, clients: REPEAT_CLIENTS };
+  return kind === 'new'
+    ? { macBase: NET.newMacBase, clients: NET.newClients }
+    : { macBase: NET.reservedMacBase, clients: REPEAT_CLIENTS };
 }
 
 /** Starts `server` with fresh state; a start that does not answer in time is retried once. */
@@ -83,8 +85,14 @@ export async function start(ctx: Ctx, server: PeerName, nodeFlags?: string[]): P
     try {
       // Node.js loads every module of the product before it answers: give it longer.
       const flags = server === 'metalboot' ? [...ctx.settings.metalbootFlags, ...(nodeFlags ?? [])] : nodeFlags;
-      const proc = await startServer(ctx.lab, ctx.peers[server], dir, { cpu: 0, clientNs: 'cli', nodeFlags: flags, readyTimeoutMs: server === 'metalboot' ? 120_000 : 30_000 });
-      (ctx.readyMs[server] ??= []).push(proc.readyMs);
+      const proc = await startServer(ctx.lab, ctx.peers[server], dir, {
+        cpu: 0,
+        clientNs: 'cli',
+        nodeFlags: flags,
+        readyTimeoutMs: server === 'metalboot' ? 120_000 : 30_000,
+      });
+      ctx.readyMs[server] ??= [];
+      ctx.readyMs[server].push(proc.readyMs);
       return proc;
     } catch (err) {
       if (attempt >= 2) throw err;
@@ -98,22 +106,42 @@ export async function stop(proc: ServerProc): Promise<void> {
   pruneState(proc.stateDir);
 }
 
-export async function measure(ctx: Ctx, proc: ServerProc, mode: Mode, kind: Kind, rate: number, periodS: number, opts: { timestamps?: boolean; tag?: string } = {}): Promise<{ run: Run; out: string; windowUs: [number, number] }> {
+export async function measure(
+  ctx: Ctx,
+  proc: ServerProc,
+  mode: Mode,
+  kind: Kind,
+  rate: number,
+  periodS: number,
+  opts: { timestamps?: boolean; tag?: string } = {},
+): Promise<{ run: Run; out: string; windowUs: [number, number] }> {
   const perf = perfdhcpArgs({
-    mode, rate, periodS, ...clientsOf(kind), ifname: ctx.ifname, localIp: NET.clientIp, serverIp: NET.serverIp,
-    timestamps: opts.timestamps, threads: ctx.settings.threads,
+    mode,
+    rate,
+    periodS,
+    ...clientsOf(kind),
+    ifname: ctx.ifname,
+    localIp: NET.clientIp,
+    serverIp: NET.serverIp,
+    timestamps: opts.timestamps,
+    threads: ctx.settings.threads,
   });
   const load1 = loadAvg1();
   const [srv0, cli0] = [await rcvbuf(ctx.lab, 'srv'), await rcvbuf(ctx.lab, 'cli')];
   const cpu0 = proc.cpu() ?? { user: NaN, sys: NaN };
   const t0Us = Number(process.hrtime.bigint() / 1000n);
-  const r = await ctx.lab.exec('cli', 'taskset', ['-c', '1', 'perfdhcp', ...perf], { timeoutMs: (periodS + 30) * 1000 });
+  const r = await ctx.lab.exec('cli', 'taskset', ['-c', '1', 'perfdhcp', ...perf], {
+    timeoutMs: (periodS + 30) * 1000,
+  });
   const t1Us = Number(process.hrtime.bigint() / 1000n);
   const cpu1 = proc.cpu() ?? { user: NaN, sys: NaN };
   const [srv1, cli1] = [await rcvbuf(ctx.lab, 'srv'), await rcvbuf(ctx.lab, 'cli')];
   const name = `${String(++ctx.seq).padStart(4, '0')}-${proc.peer.name}-${mode}-${kind}-${rate}${opts.tag ? `-${opts.tag}` : ''}.txt`;
   const file = path.join(ctx.runDir, 'runs', name);
-  writeFileSync(file, `$ taskset -c 1 perfdhcp ${perf.join(' ')}\n# exit ${r.code}${r.timedOut ? ' (timed out)' : ''}, load1 ${load1}\n${r.stdout}\n--- stderr\n${r.stderr}`);
+  writeFileSync(
+    file,
+    `$ taskset -c 1 perfdhcp ${perf.join(' ')}\n# exit ${r.code}${r.timedOut ? ' (timed out)' : ''}, load1 ${load1}\n${r.stdout}\n--- stderr\n${r.stderr}`,
+  );
   const rep = parsePerfdhcp(r.stdout);
   const sent = rep.discover?.sent ?? 0;
   const acks = rep.request?.received ?? 0;
@@ -123,17 +151,33 @@ export async function measure(ctx: Ctx, proc: ServerProc, mode: Mode, kind: Kind
   const sysS = cpu1.sys - cpu0.sys;
   const cpuS = cpu1.user - cpu0.user + sysS;
   const run: Run = {
-    server: proc.peer.name, mode, kind, rate, periodS,
-    sent, offers: rep.discover?.received ?? 0, acks, notContinued, lost: Math.max(0, attempted - acks),
+    server: proc.peer.name,
+    mode,
+    kind,
+    rate,
+    periodS,
+    sent,
+    offers: rep.discover?.received ?? 0,
+    acks,
+    notContinued,
+    lost: Math.max(0, attempted - acks),
     dropPct: attempted <= 0 ? 100 : (100 * (attempted - acks)) / attempted,
     goodput: acks / periodS,
     clientLimited: sent < 0.97 * rate * periodS,
-    cpuS, sysS, cpuPer1k: acks === 0 ? NaN : cpuS / (acks / 1000),
-    offerAvgMs: rep.discover?.avgMs ?? NaN, ackAvgMs: rep.request?.avgMs ?? NaN,
-    srvRcvbufErrors: srv1 - srv0, cliRcvbufErrors: cli1 - cli0,
-    load1, file: path.relative(ctx.runDir, file), exitCode: r.code,
+    cpuS,
+    sysS,
+    cpuPer1k: acks === 0 ? NaN : cpuS / (acks / 1000),
+    offerAvgMs: rep.discover?.avgMs ?? NaN,
+    ackAvgMs: rep.request?.avgMs ?? NaN,
+    srvRcvbufErrors: srv1 - srv0,
+    cliRcvbufErrors: cli1 - cli0,
+    load1,
+    file: path.relative(ctx.runDir, file),
+    exitCode: r.code,
   };
-  ctx.log(`  ${proc.peer.name} ${mode} ${kind} ${rate}/s: sent ${sent}, acks ${acks}, drop ${run.dropPct.toFixed(3)}%, goodput ${run.goodput.toFixed(0)}/s, cpu ${cpuS.toFixed(2)} s${run.clientLimited ? ' (perfdhcp could not offer this rate)' : ''}${run.srvRcvbufErrors > 0 ? `, server rcvbuf overflows ${run.srvRcvbufErrors}` : ''}`);
+  ctx.log(
+    `  ${proc.peer.name} ${mode} ${kind} ${rate}/s: sent ${sent}, acks ${acks}, drop ${run.dropPct.toFixed(3)}%, goodput ${run.goodput.toFixed(0)}/s, cpu ${cpuS.toFixed(2)} s${run.clientLimited ? ' (perfdhcp could not offer this rate)' : ''}${run.srvRcvbufErrors > 0 ? `, server rcvbuf overflows ${run.srvRcvbufErrors}` : ''}`,
+  );
   return { run, out: r.stdout, windowUs: [t0Us, t1Us] };
 }
 
@@ -142,16 +186,31 @@ export async function measure(ctx: Ctx, proc: ServerProc, mode: Mode, kind: Kind
  * path, start-up garbage collected. `rate` exchanges/s of `kind` for WARMUP_S, then a pause so
  * a server that fell behind drains its queue. The same for every server.
  */
-export async function warmUp(ctx: Ctx, proc: ServerProc, mode: Mode, kind: Kind, rate: number): Promise<void> {
+export async function warmUp(ctx: Ctx, _proc: ServerProc, mode: Mode, kind: Kind, rate: number): Promise<void> {
   const perf = perfdhcpArgs({
-    mode, rate, periodS: WARMUP_S, exitWaitUs: 200_000, ...clientsOf(kind), ifname: ctx.ifname, localIp: NET.clientIp, serverIp: NET.serverIp, threads: ctx.settings.threads,
+    mode,
+    rate,
+    periodS: WARMUP_S,
+    exitWaitUs: 200_000,
+    ...clientsOf(kind),
+    ifname: ctx.ifname,
+    localIp: NET.clientIp,
+    serverIp: NET.serverIp,
+    threads: ctx.settings.threads,
   });
   await ctx.lab.exec('cli', 'taskset', ['-c', '1', 'perfdhcp', ...perf], { timeoutMs: (WARMUP_S + 20) * 1000 });
   await new Promise((r) => setTimeout(r, 1000));
 }
 
 /** One measurement with its own server for new clients (empty lease state), or on `shared`. */
-async function runAt(ctx: Ctx, server: PeerName, mode: Mode, kind: Kind, rate: number, shared: ServerProc | undefined): Promise<Run> {
+async function runAt(
+  ctx: Ctx,
+  server: PeerName,
+  mode: Mode,
+  kind: Kind,
+  rate: number,
+  shared: ServerProc | undefined,
+): Promise<Run> {
   const proc = shared ?? (await start(ctx, server));
   try {
     if (shared === undefined) await warmUp(ctx, proc, mode, kind, Math.min(rate, WARMUP_RATE));
@@ -254,18 +313,41 @@ export async function latency(ctx: Ctx, server: PeerName, kind: Kind): Promise<L
     try {
       await warmUp(ctx, proc, 'broadcast', kind, 1000);
       const linesBefore = ctx.lab.output(proc.child).stdout.split('\n').length;
-      const { run, out: text } = await measure(ctx, proc, 'broadcast', kind, 1000, ctx.settings.latencyPeriodS, { timestamps: true, tag: 'latency' });
-      const gc = server === 'metalboot' ? gcPauses(ctx.lab.output(proc.child).stdout.split('\n').slice(linesBefore - 1)) : undefined;
+      const { run, out: text } = await measure(ctx, proc, 'broadcast', kind, 1000, ctx.settings.latencyPeriodS, {
+        timestamps: true,
+        tag: 'latency',
+      });
+      const gc =
+        server === 'metalboot'
+          ? gcPauses(
+              ctx.lab
+                .output(proc.child)
+                .stdout.split('\n')
+                .slice(linesBefore - 1),
+            )
+          : undefined;
       const rep = parsePerfdhcp(text);
       const o = rep.offerDelaysMs;
       const a = rep.ackDelaysMs;
       // perfdhcp lists the two legs separately and in completion order, not paired: the DORA
       // percentiles below add the legs' percentiles, an upper bound for the same quantile of the sum.
       out.runs.push({
-        file: run.file, sent: run.sent, acks: run.acks, lost: run.lost, dropPct: run.dropPct,
-        offerP50: quantile(o, 0.5), offerP99: quantile(o, 0.99), ackP50: quantile(a, 0.5), ackP99: quantile(a, 0.99),
-        doraP50: quantile(o, 0.5) + quantile(a, 0.5), doraP99: quantile(o, 0.99) + quantile(a, 0.99),
-        cpuPer1k: run.cpuPer1k, sysPct: (100 * run.sysS) / run.cpuS, load1: run.load1, timestamps: o.length + a.length, gc,
+        file: run.file,
+        sent: run.sent,
+        acks: run.acks,
+        lost: run.lost,
+        dropPct: run.dropPct,
+        offerP50: quantile(o, 0.5),
+        offerP99: quantile(o, 0.99),
+        ackP50: quantile(a, 0.5),
+        ackP99: quantile(a, 0.99),
+        doraP50: quantile(o, 0.5) + quantile(a, 0.5),
+        doraP99: quantile(o, 0.99) + quantile(a, 0.99),
+        cpuPer1k: run.cpuPer1k,
+        sysPct: (100 * run.sysS) / run.cpuS,
+        load1: run.load1,
+        timestamps: o.length + a.length,
+        gc,
       });
     } finally {
       await stop(proc);
@@ -276,28 +358,56 @@ export async function latency(ctx: Ctx, server: PeerName, kind: Kind): Promise<L
 
 /** Where metalboot's time goes, by self time: the first group whose test matches a function. */
 const PROFILE_GROUPS: ProfileGroup[] = [
-  { name: 'range lease store (LeaseStore, LeasePool, journal, fdatasync)', match: (fn, w) => /src\/leases\/(lease-store|pool|lease-journal)/.test(w) || ['fdatasync', 'writeString', 'write', 'fsync'].includes(fn) || /^node:fs|promises:/.test(w) },
-  { name: 'DHCP codec (decode, encode, option helpers)', match: (_fn, w) => /src\/dhcp\/(codec|options|decode-error)/.test(w) || /src\/net\//.test(w) },
-  { name: 'decision (decide, host lookup, reply building, boot answer)', match: (_fn, w) => /src\/dhcp\/(decide|reply|classify|destination)|src\/leases\/host-index|src\/boot\//.test(w) },
-  { name: 'socket I/O (node:dgram send/receive)', match: (fn, w) => /dgram/.test(w) || ['doSend', 'onMessage'].includes(fn) },
-  { name: 'server shell (dhcp-server.ts, promises, ticks)', match: (_fn, w) => /src\/dhcp\/dhcp-server|task_queues|node:events/.test(w) },
+  {
+    name: 'range lease store (LeaseStore, LeasePool, journal, fdatasync)',
+    match: (fn, w) =>
+      /src\/leases\/(lease-store|pool|lease-journal)/.test(w) ||
+      ['fdatasync', 'writeString', 'write', 'fsync'].includes(fn) ||
+      /^node:fs|promises:/.test(w),
+  },
+  {
+    name: 'DHCP codec (decode, encode, option helpers)',
+    match: (_fn, w) => /src\/dhcp\/(codec|options|decode-error)/.test(w) || /src\/net\//.test(w),
+  },
+  {
+    name: 'decision (decide, host lookup, reply building, boot answer)',
+    match: (_fn, w) => /src\/dhcp\/(decide|reply|classify|destination)|src\/leases\/host-index|src\/boot\//.test(w),
+  },
+  {
+    name: 'socket I/O (node:dgram send/receive)',
+    match: (fn, w) => /dgram/.test(w) || ['doSend', 'onMessage'].includes(fn),
+  },
+  {
+    name: 'server shell (dhcp-server.ts, promises, ticks)',
+    match: (_fn, w) => /src\/dhcp\/dhcp-server|task_queues|node:events/.test(w),
+  },
   { name: 'metrics (prom-client)', match: (_fn, w) => /prom-client/.test(w) },
   { name: 'garbage collector', match: (fn) => fn === '(garbage collector)' },
   { name: 'native / event loop ((program))', match: (fn) => fn === '(program)' },
   { name: 'Buffer internals', match: (fn, w) => /^buffer:|node:buffer/.test(w) || fn === 'FastBuffer' },
 ];
 
-export async function profile(ctx: Ctx, mode: Mode, kind: Kind, rate: number, flags: string[] = []): Promise<Profile | undefined> {
+export async function profile(
+  ctx: Ctx,
+  mode: Mode,
+  kind: Kind,
+  rate: number,
+  flags: string[] = [],
+): Promise<Profile | undefined> {
   const dir = path.join(ctx.runDir, 'profile');
   mkdirSync(dir, { recursive: true });
   const before = new Set(readdirSync(dir));
-  ctx.log(`profiling metalboot (${mode}, ${kind}, ${rate}/s${flags.length > 0 ? `, ${flags.join(' ')}` : ''}) with --cpu-prof`);
+  ctx.log(
+    `profiling metalboot (${mode}, ${kind}, ${rate}/s${flags.length > 0 ? `, ${flags.join(' ')}` : ''}) with --cpu-prof`,
+  );
   const proc = await start(ctx, 'metalboot', ['--cpu-prof', `--cpu-prof-dir=${dir}`, ...flags]);
   let run: Run;
   let windowUs: [number, number];
   try {
     await warmUp(ctx, proc, mode, kind, WARMUP_RATE);
-    ({ run, windowUs } = await measure(ctx, proc, mode, kind, rate, ctx.settings.profilePeriodS, { tag: `cpu-prof${flags.join('')}` }));
+    ({ run, windowUs } = await measure(ctx, proc, mode, kind, rate, ctx.settings.profilePeriodS, {
+      tag: `cpu-prof${flags.join('')}`,
+    }));
   } finally {
     await stop(proc);
   }
@@ -307,7 +417,18 @@ export async function profile(ctx: Ctx, mode: Mode, kind: Kind, rate: number, fl
     top: 20,
     windowUs,
     groups: PROFILE_GROUPS,
-    inclusive: ['decode', 'decide', 'encode', 'lookup', 'persist', 'append', 'stats', '#onMessage', '#send', 'buildLeaseReply'],
+    inclusive: [
+      'decode',
+      'decide',
+      'encode',
+      'lookup',
+      'persist',
+      'append',
+      'stats',
+      '#onMessage',
+      '#send',
+      'buildLeaseReply',
+    ],
   });
   return { file: path.join('profile', file), summary, run, flags };
 }
@@ -320,16 +441,31 @@ export async function profile(ctx: Ctx, mode: Mode, kind: Kind, rate: number, fl
 export async function checkReservationMacs(ctx: Ctx): Promise<string> {
   const proc = await start(ctx, 'metalboot');
   try {
-    const perf = perfdhcpArgs({ mode: 'relay', rate: 300, count: 300, macBase: NET.reservedMacBase, clients: NET.reservations, ifname: ctx.ifname, localIp: NET.clientIp, serverIp: NET.serverIp, threads: ctx.settings.threads });
+    const perf = perfdhcpArgs({
+      mode: 'relay',
+      rate: 300,
+      count: 300,
+      macBase: NET.reservedMacBase,
+      clients: NET.reservations,
+      ifname: ctx.ifname,
+      localIp: NET.clientIp,
+      serverIp: NET.serverIp,
+      threads: ctx.settings.threads,
+    });
     perf.push('-x', 'l');
     const r = await ctx.lab.exec('cli', 'perfdhcp', perf, { timeoutMs: 30_000 });
-    writeFileSync(path.join(ctx.runDir, 'runs', 'check-reservation-macs.txt'), `$ perfdhcp ${perf.join(' ')}\n${r.stdout}\n${r.stderr}`);
+    writeFileSync(
+      path.join(ctx.runDir, 'runs', 'check-reservation-macs.txt'),
+      `$ perfdhcp ${perf.join(' ')}\n${r.stdout}\n${r.stderr}`,
+    );
     const rep = parsePerfdhcp(r.stdout);
     const journal = path.join(proc.stateDir, 'leases.journal');
     const journalBytes = statSync(journal).size;
     const acks = rep.request?.received ?? 0;
     if (acks < 290 || journalBytes > 0) {
-      throw new Error(`perfdhcp -b mac=${NET.reservedMacBase} -R ${NET.reservations} did not stay within the reservations: ${acks} ACKs, range journal ${journalBytes} bytes`);
+      throw new Error(
+        `perfdhcp -b mac=${NET.reservedMacBase} -R ${NET.reservations} did not stay within the reservations: ${acks} ACKs, range journal ${journalBytes} bytes`,
+      );
     }
     return `${acks}/300 exchanges with \`-b mac=${NET.reservedMacBase} -R ${NET.reservations}\` were answered from the reservations (metalboot's range journal stayed empty)`;
   } finally {

@@ -76,27 +76,53 @@ export async function startServer(lab: Lab, peer: Peer, stateDir: string, o: Sta
       }
     }
     const out = lab.output(child);
-    writeFileSync(path.join(stateDir, 'server-output.txt'), `$ ${c.cmd} ${args.join(' ')}\n--- stdout\n${out.stdout}\n--- stderr\n${out.stderr}\n`);
+    writeFileSync(
+      path.join(stateDir, 'server-output.txt'),
+      `$ ${c.cmd} ${args.join(' ')}\n--- stdout\n${out.stdout}\n--- stderr\n${out.stderr}\n`,
+    );
   };
   const spawned = Date.now();
   const deadline = spawned + (o.readyTimeoutMs ?? 30_000);
   const probe = perfdhcpArgs({
-    mode: 'relay', rate: 10, periodS: 1, macBase: NET.reservedMacBase, clients: 1, ifname: '', localIp: NET.clientIp, serverIp: NET.serverIp, exitWaitUs: 300_000, dropTimeS: 0.5,
+    mode: 'relay',
+    rate: 10,
+    periodS: 1,
+    macBase: NET.reservedMacBase,
+    clients: 1,
+    ifname: '',
+    localIp: NET.clientIp,
+    serverIp: NET.serverIp,
+    exitWaitUs: 300_000,
+    dropTimeS: 0.5,
   });
   for (;;) {
     if (exited(child)) {
       await stop();
       const out = lab.output(child);
-      throw new Error(`${peer.name} exited during start-up (${child.exitCode ?? child.signalCode}):\n${out.stdout.slice(-2000)}\n${out.stderr.slice(-2000)}`);
+      throw new Error(
+        `${peer.name} exited during start-up (${child.exitCode ?? child.signalCode}):\n${out.stdout.slice(-2000)}\n${out.stderr.slice(-2000)}`,
+      );
     }
     const r = await lab.exec(o.clientNs, 'perfdhcp', probe, { timeoutMs: 10_000 });
     const rep = parsePerfdhcp(r.stdout);
-    if ((rep.request?.received ?? 0) > 0) return { peer, pid, stateDir, child, readyMs: Date.now() - spawned, cpu: () => cpuTimes(pid), memory: () => memoryMiB(pid), stop };
+    if ((rep.request?.received ?? 0) > 0)
+      return {
+        peer,
+        pid,
+        stateDir,
+        child,
+        readyMs: Date.now() - spawned,
+        cpu: () => cpuTimes(pid),
+        memory: () => memoryMiB(pid),
+        stop,
+      };
     if (Date.now() > deadline) {
       const wchan = readProc(pid, 'wchan');
       const state = /^State:\s+(.*)$/m.exec(readProc(pid, 'status'))?.[1] ?? '?';
       await stop();
-      throw new Error(`${peer.name} did not answer a probe within ${o.readyTimeoutMs ?? 30_000} ms (state ${state}, wchan ${wchan}):\n${lab.output(child).stdout.slice(-1000)}\n${lab.output(child).stderr.slice(-1000)}`);
+      throw new Error(
+        `${peer.name} did not answer a probe within ${o.readyTimeoutMs ?? 30_000} ms (state ${state}, wchan ${wchan}):\n${lab.output(child).stdout.slice(-1000)}\n${lab.output(child).stderr.slice(-1000)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -41,17 +41,36 @@ const usage = (argv: string[], positionals?: string[]): string => {
 
 describe('parseOptions', () => {
   it('gives defaults as typed values, undefined for a value without one, false for an absent flag', () => {
-    expect(parseOptions(OPTIONS, []).args).toEqual({ quick: false, servers: ['metalboot', 'kea'], runs: undefined, sizes: [1000, 10000], out: '/tmp/x' });
+    expect(parseOptions(OPTIONS, []).args).toEqual({
+      quick: false,
+      servers: ['metalboot', 'kea'],
+      runs: undefined,
+      sizes: [1000, 10000],
+      out: '/tmp/x',
+    });
   });
 
   it('converts what is given by the option type', () => {
-    const { args } = parseOptions(OPTIONS, ['--quick', '--servers', 'dnsmasq', '--runs', '5', '--sizes=1,2,3', '--out', 'o']);
+    const { args } = parseOptions(OPTIONS, [
+      '--quick',
+      '--servers',
+      'dnsmasq',
+      '--runs',
+      '5',
+      '--sizes=1,2,3',
+      '--out',
+      'o',
+    ]);
     expect(args).toEqual({ quick: true, servers: ['dnsmasq'], runs: 5, sizes: [1, 2, 3], out: 'o' });
   });
 
   it.each([
     ['an unknown option', ['--nope'], /nope/],
-    ['a value outside the choices', ['--servers', 'metalboot,isc'], /--servers: "isc" is not one of metalboot, kea, dnsmasq/],
+    [
+      'a value outside the choices',
+      ['--servers', 'metalboot,isc'],
+      /--servers: "isc" is not one of metalboot, kea, dnsmasq/,
+    ],
     ['a number that is not one', ['--runs', 'three'], /--runs: "three" is not a number/],
     ['an empty element of a number list', ['--sizes', '1,,2'], /--sizes: "" is not a number/],
     ['a missing value', ['--runs'], /runs/],
@@ -61,7 +80,10 @@ describe('parseOptions', () => {
   });
 
   it('requires exactly the declared positionals', () => {
-    expect(parseOptions(OPTIONS, ['plan.json', 'result.json'], ['PLAN', 'RESULT']).positionals).toEqual(['plan.json', 'result.json']);
+    expect(parseOptions(OPTIONS, ['plan.json', 'result.json'], ['PLAN', 'RESULT']).positionals).toEqual([
+      'plan.json',
+      'result.json',
+    ]);
     expect(usage(['plan.json'], ['PLAN', 'RESULT'])).toBe('expected 2 arguments (PLAN RESULT), got 1');
   });
 
@@ -100,7 +122,9 @@ describe('TimeLimit', () => {
     expect(limit.leftS()).toBe(6.5);
     expect(() => limit.check()).not.toThrow();
     now = 11_001;
-    expect(() => limit.check()).toThrow(expect.objectContaining({ code: 'BENCH_ERR_TIME_LIMIT', message: 'over --max-total-s 10' }));
+    expect(() => limit.check()).toThrow(
+      expect.objectContaining({ code: 'BENCH_ERR_TIME_LIMIT', message: 'over --max-total-s 10' }),
+    );
   });
 
   it('never runs out without a limit', () => {
@@ -113,7 +137,11 @@ describe('TimeLimit', () => {
 describe('elapsedLog and fileStamp', () => {
   it('prefixes lines with whole seconds since the start', () => {
     const lines: string[] = [];
-    elapsedLog(10_000, (l) => lines.push(l), () => 22_600)('sweep');
+    elapsedLog(
+      10_000,
+      (l) => lines.push(l),
+      () => 22_600,
+    )('sweep');
     expect(lines).toEqual(['[  13 s] sweep']);
   });
 
@@ -155,7 +183,15 @@ describe('publishResults', () => {
     const resultsFile = path.join(dir, 'RESULTS.md');
     writeFileSync(resultsFile, '# Benchmark results\n\n## DHCP\n\nold\n\n## TFTP\n\nkept\n');
     const lines: string[] = [];
-    publishResults({ heading: 'DHCP', body: 'new', write: true, runDir: dir, json: { a: 1 }, log: (s) => lines.push(s), resultsFile });
+    publishResults({
+      heading: 'DHCP',
+      body: 'new',
+      write: true,
+      runDir: dir,
+      json: { a: 1 },
+      log: (s) => lines.push(s),
+      resultsFile,
+    });
     expect(readFileSync(resultsFile, 'utf8')).toBe('# Benchmark results\n\n## DHCP\n\nnew\n\n## TFTP\n\nkept\n');
     expect(readFileSync(path.join(dir, 'summary.md'), 'utf8')).toBe('## DHCP\n\nnew\n');
     expect(JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8'))).toEqual({ a: 1 });
@@ -167,7 +203,15 @@ describe('publishResults', () => {
     const resultsFile = path.join(dir, 'RESULTS.md');
     writeFileSync(resultsFile, 'as it was\n');
     const lines: string[] = [];
-    publishResults({ heading: 'DHCP', body: 'new', write: false, skipped: '--no-results', runDir: dir, log: (s) => lines.push(s), resultsFile });
+    publishResults({
+      heading: 'DHCP',
+      body: 'new',
+      write: false,
+      skipped: '--no-results',
+      runDir: dir,
+      log: (s) => lines.push(s),
+      resultsFile,
+    });
     expect(readFileSync(resultsFile, 'utf8')).toBe('as it was\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^bench\/RESULTS\.md left alone \(--no-results\); summary in .*summary\.md$/);
@@ -177,7 +221,9 @@ describe('publishResults', () => {
 describe('run', () => {
   afterEach(() => vi.useRealTimers());
 
-  function fakeHost(argv: string[]): Host & { codes: number[]; stdout: string[]; stderr: string[]; signals: string[]; exitHandlers: (() => void)[] } {
+  function fakeHost(
+    argv: string[],
+  ): Host & { codes: number[]; stdout: string[]; stderr: string[]; signals: string[]; exitHandlers: (() => void)[] } {
     const h = {
       argv,
       now: () => Date.now(),
@@ -195,12 +241,24 @@ describe('run', () => {
     return h;
   }
 
-  const script = <T extends OptionTable>(s: Partial<Script<T>> & Pick<Script<T>, 'options' | 'main'>): Script<T> => ({ name: 'x bench', usage: 'node bench/x.ts', ...s });
+  const script = <T extends OptionTable>(s: Partial<Script<T>> & Pick<Script<T>, 'options' | 'main'>): Script<T> => ({
+    name: 'x bench',
+    usage: 'node bench/x.ts',
+    ...s,
+  });
 
   it('passes the parsed arguments to main and exits 0 when it resolves', async () => {
     const host = fakeHost(['--runs', '2']);
     let seen: unknown;
-    await run(script({ options: OPTIONS, main: (args) => void (seen = args.runs) }), host);
+    await run(
+      script({
+        options: OPTIONS,
+        main: (args) => {
+          seen = args.runs;
+        },
+      }),
+      host,
+    );
     expect(seen).toBe(2);
     expect(host.codes).toEqual([0]);
   });
@@ -250,7 +308,9 @@ describe('run', () => {
     expect(order).toEqual([]);
     await vi.advanceTimersByTimeAsync(1);
     expect(order).toEqual(['cleanup', 'exit 2']);
-    expect(host.stderr.join('')).toBe('x bench: exceeded --max-total-s 30; stopping (the lab removes its namespaces)\n');
+    expect(host.stderr.join('')).toBe(
+      'x bench: exceeded --max-total-s 30; stopping (the lab removes its namespaces)\n',
+    );
     expect(host.signals).toEqual(['SIGINT', 'SIGTERM']);
   });
 
@@ -290,4 +350,3 @@ describe('isEntry', () => {
     expect(isEntry(import.meta.url)).toBe(false);
   });
 });
-

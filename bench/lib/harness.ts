@@ -55,7 +55,11 @@ type ValueOf<S> = S extends { readonly type: 'boolean' }
 
 /** Parsed options: by the table's names, typed by their `type`; undefined only for a value without a default. */
 export type Args<T extends OptionTable> = {
-  readonly [K in keyof T]: T[K] extends { readonly type: 'boolean' } ? boolean : T[K] extends { readonly default: string } ? ValueOf<T[K]> : ValueOf<T[K]> | undefined;
+  readonly [K in keyof T]: T[K] extends { readonly type: 'boolean' }
+    ? boolean
+    : T[K] extends { readonly default: string }
+      ? ValueOf<T[K]>
+      : ValueOf<T[K]> | undefined;
 };
 
 /** Keeps the literal types of a table, so that `Args<typeof options>` knows each option's type. */
@@ -79,7 +83,11 @@ function convert(name: string, spec: ValueOption, raw: string): unknown {
   const items = spec.type === 'list' || spec.type === 'numbers' ? raw.split(',').map((s) => s.trim()) : [raw];
   if (spec.choices !== undefined) {
     const bad = items.find((i) => !spec.choices!.includes(i));
-    if (bad !== undefined) throw new BenchError('BENCH_ERR_USAGE', `--${name}: ${JSON.stringify(bad)} is not one of ${spec.choices.join(', ')}`);
+    if (bad !== undefined)
+      throw new BenchError(
+        'BENCH_ERR_USAGE',
+        `--${name}: ${JSON.stringify(bad)} is not one of ${spec.choices.join(', ')}`,
+      );
   }
   if (spec.type === 'string') return raw;
   if (spec.type === 'list') return items;
@@ -100,12 +108,21 @@ export interface Parsed<T extends OptionTable> {
  * a missing value, a wrong number of positionals, a value outside `choices` or a number that
  * is not one throw BenchError BENCH_ERR_USAGE.
  */
-export function parseOptions<T extends OptionTable>(table: T, argv: readonly string[], positionals: readonly string[] = []): Parsed<T> {
+export function parseOptions<T extends OptionTable>(
+  table: T,
+  argv: readonly string[],
+  positionals: readonly string[] = [],
+): Parsed<T> {
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
       args: [...argv],
-      options: { ...Object.fromEntries(Object.entries(table).map(([k, s]) => [k, { type: s.type === 'boolean' ? 'boolean' : 'string' } as const])), help: { type: 'boolean', short: 'h' } },
+      options: {
+        ...Object.fromEntries(
+          Object.entries(table).map(([k, s]) => [k, { type: s.type === 'boolean' ? 'boolean' : 'string' } as const]),
+        ),
+        help: { type: 'boolean', short: 'h' },
+      },
       allowPositionals: positionals.length > 0,
       strict: true,
     });
@@ -115,7 +132,10 @@ export function parseOptions<T extends OptionTable>(table: T, argv: readonly str
   const values = parsed.values as Record<string, string | boolean | undefined>;
   if (values.help === true) return { args: {} as Args<T>, positionals: parsed.positionals, help: true };
   if (parsed.positionals.length !== positionals.length) {
-    throw new BenchError('BENCH_ERR_USAGE', `expected ${positionals.length} arguments (${positionals.join(' ')}), got ${parsed.positionals.length}`);
+    throw new BenchError(
+      'BENCH_ERR_USAGE',
+      `expected ${positionals.length} arguments (${positionals.join(' ')}), got ${parsed.positionals.length}`,
+    );
   }
   const args: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(table)) {
@@ -133,7 +153,10 @@ export function parseOptions<T extends OptionTable>(table: T, argv: readonly str
 export function helpText(script: Pick<Script<OptionTable>, 'usage' | 'about' | 'options'>): string {
   const rows = Object.entries(script.options).map(([name, s]) => {
     const left = `--${name}${s.type === 'boolean' ? '' : ` ${s.type === 'number' ? 'N' : s.type === 'numbers' ? 'N,N…' : s.type === 'list' ? 'A,B…' : 'VALUE'}`}`;
-    const extra = s.type === 'boolean' ? '' : `${s.choices !== undefined ? ` (${s.choices.join(' | ')})` : ''}${s.default !== undefined ? ` [default: ${s.default}]` : ''}`;
+    const extra =
+      s.type === 'boolean'
+        ? ''
+        : `${s.choices !== undefined ? ` (${s.choices.join(' | ')})` : ''}${s.default !== undefined ? ` [default: ${s.default}]` : ''}`;
     return { left, right: `${s.help}${extra}` };
   });
   const width = Math.max(...rows.map((r) => r.left.length), '--help'.length);
@@ -173,7 +196,11 @@ export class TimeLimit {
 }
 
 /** `[  12 s] message`: seconds since `startedMs`, for progress lines. */
-export function elapsedLog(startedMs: number, write: (line: string) => void, now: () => number = Date.now): (s: string) => void {
+export function elapsedLog(
+  startedMs: number,
+  write: (line: string) => void,
+  now: () => number = Date.now,
+): (s: string) => void {
   return (s) => write(`[${((now() - startedMs) / 1000).toFixed(0).padStart(4)} s] ${s}`);
 }
 
@@ -254,7 +281,9 @@ export function publishResults(p: Publication): void {
     writeResultsSection(p.heading, p.resultsBody ?? p.body, p.resultsFile);
     p.log(`bench/RESULTS.md: ## ${p.heading} updated`);
   } else if (p.skipped !== undefined) {
-    p.log(`bench/RESULTS.md left alone (${p.skipped})${summary === undefined ? '' : `; summary in ${path.relative(REPO_ROOT, summary)}`}`);
+    p.log(
+      `bench/RESULTS.md left alone (${p.skipped})${summary === undefined ? '' : `; summary in ${path.relative(REPO_ROOT, summary)}`}`,
+    );
   }
 }
 
@@ -289,7 +318,11 @@ export interface Script<T extends OptionTable> {
    * it runs out (exit handlers such as the lab's then clean up); `stop: 'check'` only makes
    * `run.limit.check()` throw, for scripts that stop between steps themselves.
    */
-  readonly timeLimit?: { readonly seconds: (args: Args<T>) => number; readonly stop: 'exit' | 'check'; readonly note?: string };
+  readonly timeLimit?: {
+    readonly seconds: (args: Args<T>) => number;
+    readonly stop: 'exit' | 'check';
+    readonly note?: string;
+  };
   /** 'exit' (default): exit 0 when main resolves. 'stay': a server that runs until it is signalled. */
   readonly afterMain?: 'exit' | 'stay';
   readonly main: (args: Args<T>, run: Run) => Promise<void> | void;
@@ -361,7 +394,9 @@ export async function run<T extends OptionTable>(script: Script<T>, host: Host =
   let timer: NodeJS.Timeout | undefined;
   if (script.timeLimit?.stop === 'exit' && Number.isFinite(seconds)) {
     timer = setTimeout(() => {
-      host.err(`${script.name}: exceeded --max-total-s ${seconds}; stopping${script.timeLimit?.note === undefined ? '' : ` (${script.timeLimit.note})`}\n`);
+      host.err(
+        `${script.name}: exceeded --max-total-s ${seconds}; stopping${script.timeLimit?.note === undefined ? '' : ` (${script.timeLimit.note})`}\n`,
+      );
       exit(2);
     }, seconds * 1000);
     timer.unref();

@@ -19,7 +19,12 @@ export interface Machine {
 
 export function machine(): Machine {
   const list = cpus();
-  return { nproc: list.length, cpuModel: list[0]?.model.trim() ?? 'unknown', kernel: release(), memGiB: Math.round(totalmem() / 2 ** 30) };
+  return {
+    nproc: list.length,
+    cpuModel: list[0]?.model.trim() ?? 'unknown',
+    kernel: release(),
+    memGiB: Math.round(totalmem() / 2 ** 30),
+  };
 }
 
 /** First line of a command's output, or `undefined` when it is missing or fails. */
@@ -32,6 +37,7 @@ export function commandOutput(cmd: string, args: readonly string[]): string | un
 
 /** Debian package version of `pkg`, or undefined. */
 export function debVersion(pkg: string): string | undefined {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format, not a template
   return commandOutput('dpkg-query', ['-W', '-f', '${Version}', pkg]);
 }
 
@@ -44,7 +50,13 @@ export interface GitState {
 export function gitState(): GitState {
   const sha = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
   const status = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: REPO_ROOT, encoding: 'utf8' });
-  return { sha, srcDirty: status.split('\n').filter((l) => l.trim() !== '').map((l) => l.slice(3)) };
+  return {
+    sha,
+    srcDirty: status
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => l.slice(3)),
+  };
 }
 
 export function loadAvg1(): number {
@@ -62,7 +74,11 @@ export interface QuietCheck {
  * Waits until the 1-minute load average drops below `threshold`, polling every 5 s, for at most
  * `maxWaitS`; then returns either way so the caller measures and records the load.
  */
-export async function waitForQuiet(threshold: number, maxWaitS: number, log: (s: string) => void = () => undefined): Promise<QuietCheck> {
+export async function waitForQuiet(
+  threshold: number,
+  maxWaitS: number,
+  log: (s: string) => void = () => undefined,
+): Promise<QuietCheck> {
   const started = Date.now();
   let load = loadAvg1();
   let said = false;

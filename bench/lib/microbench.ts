@@ -25,7 +25,11 @@ export function lastSink(): unknown {
   return sink;
 }
 
-export function bench(name: string, fn: (i: number) => unknown, opts: { trials?: number; trialMs?: number; warmupMs?: number; batch?: number } = {}): MicroResult {
+export function bench(
+  name: string,
+  fn: (i: number) => unknown,
+  opts: { trials?: number; trialMs?: number; warmupMs?: number; batch?: number } = {},
+): MicroResult {
   const batch = opts.batch ?? 1000;
   const run = (ms: number): number => {
     let ops = 0;
@@ -44,5 +48,12 @@ export function bench(name: string, fn: (i: number) => unknown, opts: { trials?:
   const rates: number[] = [];
   for (let t = 0; t < (opts.trials ?? 5); t++) rates.push(run(opts.trialMs ?? 500));
   const m = median(rates);
-  return { name, opsPerS: m, nsPerOp: 1e9 / m, minOpsPerS: Math.min(...rates), maxOpsPerS: Math.max(...rates), trials: rates.length };
+  return {
+    name,
+    opsPerS: m,
+    nsPerOp: 1e9 / m,
+    minOpsPerS: Math.min(...rates),
+    maxOpsPerS: Math.max(...rates),
+    trials: rates.length,
+  };
 }

@@ -1,11 +1,38 @@
 import { describe, expect, it } from 'vitest';
 import { parsePerfdhcp, perfdhcpArgs, type PerfdhcpRun } from './perfdhcp.js';
 
-const RUN: PerfdhcpRun = { mode: 'broadcast', rate: 1000, periodS: 3, macBase: '02:5a:00:00:00:00', clients: 500, ifname: 'veth1', localIp: '10.16.0.2', serverIp: '10.16.0.1' };
+const RUN: PerfdhcpRun = {
+  mode: 'broadcast',
+  rate: 1000,
+  periodS: 3,
+  macBase: '02:5a:00:00:00:00',
+  clients: 500,
+  ifname: 'veth1',
+  localIp: '10.16.0.2',
+  serverIp: '10.16.0.1',
+};
 
 describe('perfdhcpArgs', () => {
   it('offers a rate for a period from a MAC range, on an interface in broadcast mode', () => {
-    expect(perfdhcpArgs(RUN)).toEqual(['-4', '-g', 'multi', '-r', '1000', '-p', '3', '-d', '1', '-W', '1000000', '-b', 'mac=02:5a:00:00:00:00', '-R', '500', '-l', 'veth1']);
+    expect(perfdhcpArgs(RUN)).toEqual([
+      '-4',
+      '-g',
+      'multi',
+      '-r',
+      '1000',
+      '-p',
+      '3',
+      '-d',
+      '1',
+      '-W',
+      '1000000',
+      '-b',
+      'mac=02:5a:00:00:00:00',
+      '-R',
+      '500',
+      '-l',
+      'veth1',
+    ]);
   });
 
   it('sends to the server from the local address in relay mode', () => {
@@ -13,8 +40,35 @@ describe('perfdhcpArgs', () => {
   });
 
   it('takes a count instead of a period, and the other knobs', () => {
-    const args = perfdhcpArgs({ ...RUN, count: 300, threads: 'single', timestamps: true, dropTimeS: 2, exitWaitUs: 200_000 });
-    expect(args).toEqual(['-4', '-g', 'single', '-r', '1000', '-n', '300', '-d', '2', '-W', '200000', '-b', 'mac=02:5a:00:00:00:00', '-R', '500', '-x', 't', '-l', 'veth1']);
+    const args = perfdhcpArgs({
+      ...RUN,
+      count: 300,
+      threads: 'single',
+      timestamps: true,
+      dropTimeS: 2,
+      exitWaitUs: 200_000,
+    });
+    expect(args).toEqual([
+      '-4',
+      '-g',
+      'single',
+      '-r',
+      '1000',
+      '-n',
+      '300',
+      '-d',
+      '2',
+      '-W',
+      '200000',
+      '-b',
+      'mac=02:5a:00:00:00:00',
+      '-R',
+      '500',
+      '-x',
+      't',
+      '-l',
+      'veth1',
+    ]);
   });
 });
 
@@ -63,8 +117,26 @@ describe('parsePerfdhcp', () => {
   it("reads perfdhcp's rate and both exchanges' counters and delays", () => {
     const r = parsePerfdhcp(REPORT);
     expect(r.rate).toBe(998.123);
-    expect(r.discover).toEqual({ sent: 3000, received: 2997, drops: 3, orphans: 1, rejectedLeases: 0, minMs: 0.101, avgMs: 0.254, maxMs: 4.5 });
-    expect(r.request).toEqual({ sent: 2990, received: 2990, drops: 0, orphans: 0, rejectedLeases: 2, minMs: 0.2, avgMs: 0.3, maxMs: 1 });
+    expect(r.discover).toEqual({
+      sent: 3000,
+      received: 2997,
+      drops: 3,
+      orphans: 1,
+      rejectedLeases: 0,
+      minMs: 0.101,
+      avgMs: 0.254,
+      maxMs: 4.5,
+    });
+    expect(r.request).toEqual({
+      sent: 2990,
+      received: 2990,
+      drops: 0,
+      orphans: 0,
+      rejectedLeases: 2,
+      minMs: 0.2,
+      avgMs: 0.3,
+      maxMs: 1,
+    });
   });
 
   it('turns per-exchange timestamps into delays in ms, per leg', () => {
@@ -74,7 +146,13 @@ describe('parsePerfdhcp', () => {
   });
 
   it('leaves out what a failed run did not print', () => {
-    expect(parsePerfdhcp('Error running perfdhcp: No such device\n')).toEqual({ rate: undefined, discover: undefined, request: undefined, offerDelaysMs: [], ackDelaysMs: [] });
+    expect(parsePerfdhcp('Error running perfdhcp: No such device\n')).toEqual({
+      rate: undefined,
+      discover: undefined,
+      request: undefined,
+      offerDelaysMs: [],
+      ackDelaysMs: [],
+    });
   });
 
   it('gives NaN for a counter missing from a block', () => {

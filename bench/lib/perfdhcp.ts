@@ -41,10 +41,20 @@ export interface PerfdhcpRun {
 
 export function perfdhcpArgs(r: PerfdhcpRun): string[] {
   const args = [
-    '-4', '-g', r.threads ?? 'multi', '-r', String(r.rate),
+    '-4',
+    '-g',
+    r.threads ?? 'multi',
+    '-r',
+    String(r.rate),
     ...(r.count === undefined ? ['-p', String(r.periodS ?? 1)] : ['-n', String(r.count)]),
-    '-d', String(r.dropTimeS ?? 1), '-W', String(r.exitWaitUs ?? 1_000_000),
-    '-b', `mac=${r.macBase}`, '-R', String(r.clients),
+    '-d',
+    String(r.dropTimeS ?? 1),
+    '-W',
+    String(r.exitWaitUs ?? 1_000_000),
+    '-b',
+    `mac=${r.macBase}`,
+    '-R',
+    String(r.clients),
   ];
   if (r.timestamps === true) args.push('-x', 't');
   if (r.mode === 'broadcast') args.push('-l', r.ifname);
@@ -103,7 +113,8 @@ function timestamps(out: string, name: string): number[] {
   const next = out.indexOf('***', start + heading.length);
   const block = out.slice(start, next < 0 ? undefined : next);
   const delays: number[] = [];
-  for (const m of block.matchAll(/sent \/ received: ([\d.]+) \/ ([\d.]+)/g)) delays.push((Number(m[2]) - Number(m[1])) * 1000);
+  for (const m of block.matchAll(/sent \/ received: ([\d.]+) \/ ([\d.]+)/g))
+    delays.push((Number(m[2]) - Number(m[1])) * 1000);
   return delays;
 }
 

@@ -78,7 +78,9 @@ describe('writeResultsSection', () => {
     dir = mkdtempSync(path.join(tmpdir(), 'bench-results-'));
     const file = path.join(dir, 'RESULTS.md');
     writeResultsSection('HTTP', 'first', file);
-    expect(readFileSync(file, 'utf8')).toBe('# Benchmark results\n\nMeasured by the scripts in this directory; see [README.md](README.md) for how to run them.\n\n## HTTP\n\nfirst\n');
+    expect(readFileSync(file, 'utf8')).toBe(
+      '# Benchmark results\n\nMeasured by the scripts in this directory; see [README.md](README.md) for how to run them.\n\n## HTTP\n\nfirst\n',
+    );
     writeResultsSection('HTTP', 'second', file);
     expect(readFileSync(file, 'utf8')).toMatch(/## HTTP\n\nsecond\n$/);
     expect(readdirSync(dir)).toEqual(['RESULTS.md']);

@@ -8,7 +8,8 @@ import { REPO_ROOT } from './machine.js';
 
 export const RESULTS_FILE = path.join(REPO_ROOT, 'bench', 'RESULTS.md');
 
-const PREAMBLE = '# Benchmark results\n\nMeasured by the scripts in this directory; see [README.md](README.md) for how to run them.\n';
+const PREAMBLE =
+  '# Benchmark results\n\nMeasured by the scripts in this directory; see [README.md](README.md) for how to run them.\n';
 
 /**
  * Replaces the section whose heading line is exactly `## <heading>` (up to the next `## ` line)
@@ -40,7 +41,10 @@ export function subsection(text: string, heading: string, sub: string): string |
   const from = section.findIndex((l) => l.trimEnd() === `### ${sub}`);
   if (from < 0) return undefined;
   const to = section.findIndex((l, i) => i > from && l.startsWith('### '));
-  return section.slice(from, to < 0 ? section.length : to).join('\n').trim();
+  return section
+    .slice(from, to < 0 ? section.length : to)
+    .join('\n')
+    .trim();
 }
 
 /** Writes `body` under `## <heading>` in bench/RESULTS.md (created if missing), atomically. */

@@ -61,7 +61,12 @@ export class DhcpMux {
   }
 
   static async open(port = 68, serverPort = 67): Promise<DhcpMux> {
-    const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize: 8 * 2 ** 20, sendBufferSize: 2 * 2 ** 20 });
+    const socket = dgram.createSocket({
+      type: 'udp4',
+      reuseAddr: true,
+      recvBufferSize: 8 * 2 ** 20,
+      sendBufferSize: 2 * 2 ** 20,
+    });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(port, '0.0.0.0', () => {
@@ -98,7 +103,11 @@ export class DhcpMux {
    * Sends `req` (broadcast to the server port) and waits for a reply `accept` takes; resends
    * after each entry of `scheduleMs` runs out. Resolves with the reply and the resend count.
    */
-  exchange(req: DhcpMessage, accept: (m: DhcpMessage) => boolean, scheduleMs: readonly number[]): Promise<{ reply: DhcpMessage; resends: number }> {
+  exchange(
+    req: DhcpMessage,
+    accept: (m: DhcpMessage) => boolean,
+    scheduleMs: readonly number[],
+  ): Promise<{ reply: DhcpMessage; resends: number }> {
     if (this.#closed) return Promise.reject(new StormDhcpError('STORM_DHCP_CLOSED', 'mux closed', 0));
     const bytes = encode(req);
     const chaddr = Buffer.from(req.chaddr.subarray(0, 6));
@@ -147,28 +156,50 @@ export class DhcpMux {
    * DISCOVER → OFFER → REQUEST → ACK for one host, with `options` as its client sends them
    * (UEFI_PXE for firmware, IPXE for iPXE) and a fresh xid.
    */
-  async dora(mac: string, options: readonly (readonly [number, Uint8Array])[], scheduleMs: readonly number[]): Promise<DoraResult> {
+  async dora(
+    mac: string,
+    options: readonly (readonly [number, Uint8Array])[],
+    scheduleMs: readonly number[],
+  ): Promise<DoraResult> {
     const xid = randomBytes(4).readUInt32BE(0);
-    const isType = (t: number) => (m: DhcpMessage): boolean => getMessageType(m.options) === t;
-    const offer = await this.exchange(request({ type: MESSAGE_TYPE.DISCOVER, mac, xid, broadcast: true, options }), isType(MESSAGE_TYPE.OFFER), scheduleMs);
+    const isType =
+      (t: number) =>
+      (m: DhcpMessage): boolean =>
+        getMessageType(m.options) === t;
+    const offer = await this.exchange(
+      request({ type: MESSAGE_TYPE.DISCOVER, mac, xid, broadcast: true, options }),
+      isType(MESSAGE_TYPE.OFFER),
+      scheduleMs,
+    );
     const serverId = getIp(offer.reply.options, OPT.SERVER_ID);
     const yiaddr = formatIpv4(offer.reply.yiaddr);
     const req = request({
-      type: MESSAGE_TYPE.REQUEST, mac, xid, broadcast: true, requested: yiaddr,
-      ...(serverId === undefined ? {} : { serverId: formatIpv4(serverId) }), options,
+      type: MESSAGE_TYPE.REQUEST,
+      mac,
+      xid,
+      broadcast: true,
+      requested: yiaddr,
+      ...(serverId === undefined ? {} : { serverId: formatIpv4(serverId) }),
+      options,
     });
     let ack: { reply: DhcpMessage; resends: number };
     try {
-      ack = await this.exchange(req, (m) => {
-        const t = getMessageType(m.options);
-        return t === MESSAGE_TYPE.ACK || t === MESSAGE_TYPE.NAK;
-      }, scheduleMs);
+      ack = await this.exchange(
+        req,
+        (m) => {
+          const t = getMessageType(m.options);
+          return t === MESSAGE_TYPE.ACK || t === MESSAGE_TYPE.NAK;
+        },
+        scheduleMs,
+      );
     } catch (err) {
-      if (err instanceof StormDhcpError) throw new StormDhcpError(err.code, `REQUEST: ${err.message}`, offer.resends + err.resends);
+      if (err instanceof StormDhcpError)
+        throw new StormDhcpError(err.code, `REQUEST: ${err.message}`, offer.resends + err.resends);
       throw err;
     }
     const resends = offer.resends + ack.resends;
-    if (getMessageType(ack.reply.options) === MESSAGE_TYPE.NAK) throw new StormDhcpError('STORM_DHCP_NAK', 'NAK', resends);
+    if (getMessageType(ack.reply.options) === MESSAGE_TYPE.NAK)
+      throw new StormDhcpError('STORM_DHCP_NAK', 'NAK', resends);
     return {
       ip: formatIpv4(ack.reply.yiaddr),
       bootFile: ack.reply.file !== '' ? ack.reply.file : (getString(ack.reply.options, OPT.BOOTFILE) ?? ''),

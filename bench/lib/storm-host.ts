@@ -6,7 +6,7 @@
  */
 import { IPXE, UEFI_PXE } from '../../lab/dhcp-requests.js';
 import { OPT } from '../../src/dhcp/options.js';
-import { DhcpMux, StormDhcpError } from './storm-dhcp.js';
+import { type DhcpMux, StormDhcpError } from './storm-dhcp.js';
 import { edk2Read, StormTftpError } from './storm-tftp.js';
 import { hostScriptUrl, imageUrls, StormHttpError, type Fetched, type HostHttp } from './storm-http.js';
 
@@ -53,7 +53,12 @@ export interface PhaseResult {
   /** DHCP/TFTP resends or HTTP retries in this phase. */
   readonly resends: number;
   /** HTTP phases: per request, ms to connect (new connection), to the response head, to the last byte. */
-  readonly requests?: readonly { readonly what: string; readonly connectMs?: number; readonly headMs: number; readonly ms: number }[];
+  readonly requests?: readonly {
+    readonly what: string;
+    readonly connectMs?: number;
+    readonly headMs: number;
+    readonly ms: number;
+  }[];
 }
 
 /** What a host has done so far, readable while it boots (for hosts cut off by the client's deadline). */
@@ -88,7 +93,11 @@ class PhaseError extends Error {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** `f` with up to `retries` retries after `delayMs`; resolves with the value and the retry count. */
-async function withRetries<T>(retries: number, delayMs: number, f: () => Promise<T>): Promise<{ value: T; retries: number }> {
+async function withRetries<T>(
+  retries: number,
+  delayMs: number,
+  f: () => Promise<T>,
+): Promise<{ value: T; retries: number }> {
   for (let attempt = 0; ; attempt++) {
     try {
       return { value: await f(), retries: attempt };
@@ -117,7 +126,12 @@ export async function bootHost(
   const http = io.http(plan.ip);
   const requests: NonNullable<PhaseResult['requests']>[number][] = [];
   const timed = (what: string, f: Fetched): Fetched => {
-    requests.push({ what, headMs: Math.round(f.headMs), ms: Math.round(f.ms), ...(f.connectMs === undefined ? {} : { connectMs: Math.round(f.connectMs) }) });
+    requests.push({
+      what,
+      headMs: Math.round(f.headMs),
+      ms: Math.round(f.ms),
+      ...(f.connectMs === undefined ? {} : { connectMs: Math.round(f.connectMs) }),
+    });
     return f;
   };
   const run = async <T>(phase: Phase, f: () => Promise<{ value: T; resends: number }>): Promise<T> => {
@@ -126,7 +140,12 @@ export async function bootHost(
     requests.length = 0;
     try {
       const { value, resends } = await f();
-      phases[phase] = { startMs: t0, ms: now() - t0, resends, ...(requests.length > 0 ? { requests: [...requests] } : {}) };
+      phases[phase] = {
+        startMs: t0,
+        ms: now() - t0,
+        resends,
+        ...(requests.length > 0 ? { requests: [...requests] } : {}),
+      };
       return value;
     } catch (err) {
       const e = err as Error & { resends?: number; retries?: number };
@@ -134,7 +153,10 @@ export async function bootHost(
     }
   };
   // Option 97 is the machine's SMBIOS UUID: unique per host.
-  const uuid = Uint8Array.of(0, ...Array.from({ length: 16 }, (_, k) => (k < 12 ? k + 1 : (plan.i >> (8 * (15 - k))) & 0xff)));
+  const uuid = Uint8Array.of(
+    0,
+    ...Array.from({ length: 16 }, (_, k) => (k < 12 ? k + 1 : (plan.i >> (8 * (15 - k))) & 0xff)),
+  );
   const firmwareOptions = [...UEFI_PXE.filter(([code]) => code !== OPT.CLIENT_UUID), [OPT.CLIENT_UUID, uuid] as const];
   try {
     const lease = await run('dhcp', async () => {
@@ -146,20 +168,29 @@ export async function bootHost(
     const tftpServer = lease.siaddr !== '0.0.0.0' ? lease.siaddr : s.serverIp;
     await run('tftp', async () => {
       const r = await edk2Read({
-        localAddress: plan.ip, server: tftpServer, file: s.tftpFile, blksize: 1468, windowsize: 4,
-        timeoutMs: s.tftpTimeoutMs, retries: s.tftpRetries, deadlineMs: s.tftpDeadlineMs,
+        localAddress: plan.ip,
+        server: tftpServer,
+        file: s.tftpFile,
+        blksize: 1468,
+        windowsize: 4,
+        timeoutMs: s.tftpTimeoutMs,
+        retries: s.tftpRetries,
+        deadlineMs: s.tftpDeadlineMs,
       });
-      if (r.bytes !== s.tftp.size || r.sha256 !== s.tftp.sha256) throw new Error(`${s.tftpFile}: ${r.bytes} bytes, sha256 ${r.sha256.slice(0, 12)}…, expected ${s.tftp.size}`);
+      if (r.bytes !== s.tftp.size || r.sha256 !== s.tftp.sha256)
+        throw new Error(`${s.tftpFile}: ${r.bytes} bytes, sha256 ${r.sha256.slice(0, 12)}…, expected ${s.tftp.size}`);
       if (r.probedSize !== s.tftp.size) throw new Error(`tsize ${r.probedSize}, expected ${s.tftp.size}`);
       return { value: r, resends: r.resends };
     });
     const ipxeLease = await run('ipxeDhcp', async () => {
       const r = await mux.dora(plan.mac, IPXE, s.ipxeDhcpScheduleMs);
-      if (!/^https?:\/\/.*\/boot\.ipxe$/.test(r.bootFile)) throw new Error(`iPXE boot file ${JSON.stringify(r.bootFile)}`);
+      if (!/^https?:\/\/.*\/boot\.ipxe$/.test(r.bootFile))
+        throw new Error(`iPXE boot file ${JSON.stringify(r.bootFile)}`);
       return { value: r, resends: r.resends };
     });
     const images = await run('scripts', async () => {
-      const get = async (what: string, url: string) => timed(what, await http.get(url, { keepText: true, idleTimeoutMs: s.httpIdleTimeoutMs }));
+      const get = async (what: string, url: string) =>
+        timed(what, await http.get(url, { keepText: true, idleTimeoutMs: s.httpIdleTimeoutMs }));
       const boot = await withRetries(s.httpRetries, s.httpRetryDelayMs, () => get('boot.ipxe', ipxeLease.bootFile));
       const hostUrl = hostScriptUrl(boot.value.text ?? '', plan.mac);
       const script = await withRetries(s.httpRetries, s.httpRetryDelayMs, () => get('host script', hostUrl));
@@ -169,12 +200,26 @@ export async function bootHost(
       // The inspector script: `kernel … || goto retry`, `initrd … || goto retry`, retry = sleep 5
       // and start again from the kernel.
       const r = await withRetries(s.httpRetries, s.httpRetryDelayMs, async () => {
-        const k = timed('kernel', await http.get(images.kernel, { hash: s.hashImages, idleTimeoutMs: s.httpIdleTimeoutMs }));
+        const k = timed(
+          'kernel',
+          await http.get(images.kernel, { hash: s.hashImages, idleTimeoutMs: s.httpIdleTimeoutMs }),
+        );
         imageBytes += k.bytes;
-        if (k.bytes !== s.kernel.size || (k.sha256 !== undefined && k.sha256 !== s.kernel.sha256)) throw new StormHttpError('STORM_HTTP_SHORT', `kernel: ${k.bytes} bytes, checksum ${k.sha256 === undefined ? 'not checked' : k.sha256 === s.kernel.sha256 ? 'ok' : 'wrong'}`);
-        const i = timed('initramfs', await http.get(images.initrd, { hash: s.hashImages, idleTimeoutMs: s.httpIdleTimeoutMs }));
+        if (k.bytes !== s.kernel.size || (k.sha256 !== undefined && k.sha256 !== s.kernel.sha256))
+          throw new StormHttpError(
+            'STORM_HTTP_SHORT',
+            `kernel: ${k.bytes} bytes, checksum ${k.sha256 === undefined ? 'not checked' : k.sha256 === s.kernel.sha256 ? 'ok' : 'wrong'}`,
+          );
+        const i = timed(
+          'initramfs',
+          await http.get(images.initrd, { hash: s.hashImages, idleTimeoutMs: s.httpIdleTimeoutMs }),
+        );
         imageBytes += i.bytes;
-        if (i.bytes !== s.initramfs.size || (i.sha256 !== undefined && i.sha256 !== s.initramfs.sha256)) throw new StormHttpError('STORM_HTTP_SHORT', `initramfs: ${i.bytes} bytes, checksum ${i.sha256 === undefined ? 'not checked' : i.sha256 === s.initramfs.sha256 ? 'ok' : 'wrong'}`);
+        if (i.bytes !== s.initramfs.size || (i.sha256 !== undefined && i.sha256 !== s.initramfs.sha256))
+          throw new StormHttpError(
+            'STORM_HTTP_SHORT',
+            `initramfs: ${i.bytes} bytes, checksum ${i.sha256 === undefined ? 'not checked' : i.sha256 === s.initramfs.sha256 ? 'ok' : 'wrong'}`,
+          );
       });
       return { value: undefined, resends: r.retries };
     });
@@ -183,9 +228,17 @@ export async function bootHost(
     const pe = err instanceof PhaseError ? err : undefined;
     if (pe !== undefined) phases[pe.phase] = { startMs: NaN, ms: NaN, resends: pe.resends };
     const cause = pe?.cause ?? (err as Error);
-    const code = cause instanceof StormDhcpError || cause instanceof StormTftpError || cause instanceof StormHttpError ? `${cause.code}: ` : '';
+    const code =
+      cause instanceof StormDhcpError || cause instanceof StormTftpError || cause instanceof StormHttpError
+        ? `${cause.code}: `
+        : '';
     return {
-      i: plan.i, mac: plan.mac, ok: false, startMs: started, phases, imageBytes,
+      i: plan.i,
+      mac: plan.mac,
+      ok: false,
+      startMs: started,
+      phases,
+      imageBytes,
       ...(pe === undefined ? {} : { failedPhase: pe.phase }),
       error: `${code}${cause.message}`.slice(0, 300),
     };

@@ -48,10 +48,15 @@ export class HttpWorker {
 
   constructor() {
     // Workers do not inherit `--import tsx`: register tsx in the worker, then load this file.
-    const tsxApi = path.join(path.dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist/esm/api/index.mjs');
+    const tsxApi = path.join(
+      path.dirname(createRequire(import.meta.url).resolve('tsx/package.json')),
+      'dist/esm/api/index.mjs',
+    );
     const tsx = JSON.stringify(pathToFileURL(tsxApi).href);
     const self = JSON.stringify(import.meta.url);
-    this.#worker = new Worker(`import(${tsx}).then(({ register }) => { register(); return import(${self}); })`, { eval: true });
+    this.#worker = new Worker(`import(${tsx}).then(({ register }) => { register(); return import(${self}); })`, {
+      eval: true,
+    });
     this.#worker.on('message', (m: OutMessage) => {
       if ('op' in m) {
         this.#eldWaiter?.({ p50: m.p50, p99: m.p99, max: m.max });
@@ -105,7 +110,12 @@ function serve(port: NonNullable<typeof parentPort>): void {
   eld.enable();
   port.on('message', (m: InMessage) => {
     if (m.op === 'eld') {
-      port.postMessage({ op: 'eld', p50: eld.percentile(50) / 1e6, p99: eld.percentile(99) / 1e6, max: eld.max / 1e6 } satisfies OutMessage);
+      port.postMessage({
+        op: 'eld',
+        p50: eld.percentile(50) / 1e6,
+        p99: eld.percentile(99) / 1e6,
+        max: eld.max / 1e6,
+      } satisfies OutMessage);
       return;
     }
     if (m.op === 'close') {

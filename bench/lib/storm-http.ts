@@ -14,7 +14,13 @@ import { createHash, type Hash } from 'node:crypto';
 
 export class StormHttpError extends Error {
   constructor(
-    readonly code: 'STORM_HTTP_STATUS' | 'STORM_HTTP_SHORT' | 'STORM_HTTP_TIMEOUT' | 'STORM_HTTP_SOCKET' | 'STORM_HTTP_SCRIPT' | 'STORM_HTTP_PROTOCOL',
+    readonly code:
+      | 'STORM_HTTP_STATUS'
+      | 'STORM_HTTP_SHORT'
+      | 'STORM_HTTP_TIMEOUT'
+      | 'STORM_HTTP_SOCKET'
+      | 'STORM_HTTP_SCRIPT'
+      | 'STORM_HTTP_PROTOCOL',
     message: string,
   ) {
     super(message);
@@ -111,7 +117,10 @@ export function hostHttp(localAddress: string): HostHttp {
     x.left! -= take;
     x.hash?.update(part);
     if (x.o.keepText === true && x.bytes <= TEXT_LIMIT) x.text.push(Buffer.from(part));
-    if (take < chunk.length) return fail(new StormHttpError('STORM_HTTP_PROTOCOL', `GET ${x.url}: ${chunk.length - take} bytes after the body`));
+    if (take < chunk.length)
+      return fail(
+        new StormHttpError('STORM_HTTP_PROTOCOL', `GET ${x.url}: ${chunk.length - take} bytes after the body`),
+      );
     if (x.left === 0) finish();
   };
 
@@ -121,14 +130,18 @@ export function hostHttp(localAddress: string): HostHttp {
     const all = Buffer.concat(x.head);
     const end = all.indexOf('\r\n\r\n');
     if (end < 0) {
-      if (x.headBytes > MAX_HEADER_BYTES) fail(new StormHttpError('STORM_HTTP_PROTOCOL', `GET ${x.url}: header over ${MAX_HEADER_BYTES} bytes`));
+      if (x.headBytes > MAX_HEADER_BYTES)
+        fail(new StormHttpError('STORM_HTTP_PROTOCOL', `GET ${x.url}: header over ${MAX_HEADER_BYTES} bytes`));
       else x.head = [all];
       return;
     }
     x.headAt = performance.now();
     const lines = all.subarray(0, end).toString('latin1').split('\r\n');
     const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '');
-    if (m === null) return fail(new StormHttpError('STORM_HTTP_PROTOCOL', `GET ${x.url}: bad status line ${JSON.stringify(lines[0])}`));
+    if (m === null)
+      return fail(
+        new StormHttpError('STORM_HTTP_PROTOCOL', `GET ${x.url}: bad status line ${JSON.stringify(lines[0])}`),
+      );
     x.status = Number(m[1]);
     let length: number | undefined;
     for (const line of lines.slice(1)) {
@@ -136,15 +149,20 @@ export function hostHttp(localAddress: string): HostHttp {
       const name = line.slice(0, i).trim().toLowerCase();
       const value = line.slice(i + 1).trim();
       if (name === 'content-length') length = Number(value);
-      else if (name === 'transfer-encoding') return fail(new StormHttpError('STORM_HTTP_PROTOCOL', `GET ${x.url}: Transfer-Encoding ${value} (no Content-Length)`));
+      else if (name === 'transfer-encoding')
+        return fail(
+          new StormHttpError('STORM_HTTP_PROTOCOL', `GET ${x.url}: Transfer-Encoding ${value} (no Content-Length)`),
+        );
       else if (name === 'connection' && value.toLowerCase() === 'close') x.closeAfter = true;
     }
-    if (length === undefined || !Number.isSafeInteger(length)) return fail(new StormHttpError('STORM_HTTP_PROTOCOL', `GET ${x.url}: no Content-Length`));
+    if (length === undefined || !Number.isSafeInteger(length))
+      return fail(new StormHttpError('STORM_HTTP_PROTOCOL', `GET ${x.url}: no Content-Length`));
     x.left = length;
     x.head = [];
     const rest = all.subarray(end + 4);
     if (length === 0) {
-      if (rest.length > 0) return fail(new StormHttpError('STORM_HTTP_PROTOCOL', `GET ${x.url}: bytes after an empty body`));
+      if (rest.length > 0)
+        return fail(new StormHttpError('STORM_HTTP_PROTOCOL', `GET ${x.url}: bytes after an empty body`));
       return finish();
     }
     if (rest.length > 0) body(x, rest);
@@ -177,10 +195,17 @@ export function hostHttp(localAddress: string): HostHttp {
     s.on('close', () => {
       if (socket !== s) return;
       socket = undefined;
-      if (current !== undefined) fail(new StormHttpError('STORM_HTTP_SHORT', `GET ${current.url}: connection closed after ${current.bytes} body bytes`));
+      if (current !== undefined)
+        fail(
+          new StormHttpError(
+            'STORM_HTTP_SHORT',
+            `GET ${current.url}: connection closed after ${current.bytes} body bytes`,
+          ),
+        );
     });
     s.on('timeout', () => {
-      if (socket === s && current !== undefined) fail(new StormHttpError('STORM_HTTP_TIMEOUT', `GET ${current.url}: idle ${current.o.idleTimeoutMs} ms`));
+      if (socket === s && current !== undefined)
+        fail(new StormHttpError('STORM_HTTP_TIMEOUT', `GET ${current.url}: idle ${current.o.idleTimeoutMs} ms`));
     });
     return s;
   };
@@ -201,13 +226,28 @@ export function hostHttp(localAddress: string): HostHttp {
           socketKey = key;
         }
         const x: Exchange = {
-          url, o, resolve, reject, head: [], headBytes: 0, status: 0, left: undefined, bytes: 0, closeAfter: false,
-          t0, headAt: NaN, connectMs: undefined, hash: o.hash === true ? createHash('sha256') : undefined, text: [],
+          url,
+          o,
+          resolve,
+          reject,
+          head: [],
+          headBytes: 0,
+          status: 0,
+          left: undefined,
+          bytes: 0,
+          closeAfter: false,
+          t0,
+          headAt: NaN,
+          connectMs: undefined,
+          hash: o.hash === true ? createHash('sha256') : undefined,
+          text: [],
         };
         current = x;
         if (fresh) socket!.once('connect', () => (x.connectMs = performance.now() - t0));
         socket!.setTimeout(o.idleTimeoutMs);
-        socket!.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUser-Agent: iPXE/1.21.1+\r\nConnection: keep-alive\r\n\r\n`);
+        socket!.write(
+          `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUser-Agent: iPXE/1.21.1+\r\nConnection: keep-alive\r\n\r\n`,
+        );
       });
     },
     close() {
@@ -246,6 +286,7 @@ export function imageUrls(script: string): { kernel: string; initrd: string } {
   };
   const kernel = url('kernel');
   const initrd = url('initrd');
-  if (kernel === undefined || initrd === undefined) throw new StormHttpError('STORM_HTTP_SCRIPT', `host script has no kernel/initrd URL:\n${script.slice(0, 400)}`);
+  if (kernel === undefined || initrd === undefined)
+    throw new StormHttpError('STORM_HTTP_SCRIPT', `host script has no kernel/initrd URL:\n${script.slice(0, 400)}`);
   return { kernel, initrd };
 }

@@ -106,9 +106,15 @@ function pct(values: readonly number[]): Percentiles {
 function fetches(s: UpstreamStats | undefined, s0: UpstreamStats | undefined, path: string): ArtifactFetches {
   const a = s?.paths[path];
   const b = s0?.paths[path];
-  const d = (f: (p: NonNullable<typeof a>) => number): number => (a === undefined ? 0 : f(a) - (b === undefined ? 0 : f(b)));
+  const d = (f: (p: NonNullable<typeof a>) => number): number =>
+    a === undefined ? 0 : f(a) - (b === undefined ? 0 : f(b));
   const conditional = d((p) => p.conditional);
-  return { full: d((p) => p.gets) - conditional, conditional, notModified: d((p) => p.status['304'] ?? 0), bodyBytes: d((p) => p.bodyBytes) };
+  return {
+    full: d((p) => p.gets) - conditional,
+    conditional,
+    notModified: d((p) => p.status['304'] ?? 0),
+    bodyBytes: d((p) => p.bodyBytes),
+  };
 }
 
 export function summariseRun(o: {
@@ -130,10 +136,20 @@ export function summariseRun(o: {
     const key = `${h.failedPhase ?? '?'}: ${(h.error ?? '').replace(/\d+(\.\d+)?/g, 'N').slice(0, 120)}`;
     failures[key] = (failures[key] ?? 0) + 1;
   }
-  const phases = Object.fromEntries(PHASES.map((p) => [p, pct(hs.map((h) => h.phases[p]?.ms ?? NaN))])) as Record<Phase, Percentiles>;
-  const resends = Object.fromEntries(PHASES.map((p) => [p, hs.reduce((sum, h) => sum + (h.phases[p]?.resends ?? 0), 0)])) as Record<Phase, number>;
-  const hostsResending = Object.fromEntries(PHASES.map((p) => [p, hs.filter((h) => (h.phases[p]?.resends ?? 0) > 0).length])) as Record<Phase, number>;
-  const upstream = { kernel: fetches(o.upstreamAfter, o.upstreamBefore, STORM_ARTIFACTS.kernel), initramfs: fetches(o.upstreamAfter, o.upstreamBefore, STORM_ARTIFACTS.initramfs) };
+  const phases = Object.fromEntries(PHASES.map((p) => [p, pct(hs.map((h) => h.phases[p]?.ms ?? NaN))])) as Record<
+    Phase,
+    Percentiles
+  >;
+  const resends = Object.fromEntries(
+    PHASES.map((p) => [p, hs.reduce((sum, h) => sum + (h.phases[p]?.resends ?? 0), 0)]),
+  ) as Record<Phase, number>;
+  const hostsResending = Object.fromEntries(
+    PHASES.map((p) => [p, hs.filter((h) => (h.phases[p]?.resends ?? 0) > 0).length]),
+  ) as Record<Phase, number>;
+  const upstream = {
+    kernel: fetches(o.upstreamAfter, o.upstreamBefore, STORM_ARTIFACTS.kernel),
+    initramfs: fetches(o.upstreamAfter, o.upstreamBefore, STORM_ARTIFACTS.initramfs),
+  };
   const totalWire = (s: UpstreamStats | undefined): number => s?.wireBytes ?? NaN;
   const cpu = (s: UpstreamStats | undefined): number => (s === undefined ? 0 : s.cpuUserS + s.cpuSysS);
   return {
@@ -187,14 +203,26 @@ export function verdicts(r: RunRow): Verdict[] {
   const dhcp = r.phases.dhcp.p99 / 1000;
   const tftp = r.phases.tftp.p99 / 1000;
   const fw = r.firmware.p99 / 1000;
-  v.push({ name: 'DHCP+TFTP p99 < 5 s', value: `DHCP ${fmt(dhcp, 2)} s, TFTP ${fmt(tftp, 2)} s, together ${fmt(fw, 2)} s`, met: fw < TARGETS.firmwareP99S });
+  v.push({
+    name: 'DHCP+TFTP p99 < 5 s',
+    value: `DHCP ${fmt(dhcp, 2)} s, TFTP ${fmt(tftp, 2)} s, together ${fmt(fw, 2)} s`,
+    met: fw < TARGETS.firmwareP99S,
+  });
   v.push({ name: 'RSS < 256 MB', value: `${fmt(r.server.hwmMiB)} MiB`, met: r.server.hwmMiB < TARGETS.rssMiB });
   const eld = r.server.eld?.p99;
-  v.push({ name: 'event-loop delay p99 < 20 ms', value: eld === undefined ? 'not measured' : `${fmt(eld, 1)} ms`, met: eld !== undefined && eld < TARGETS.eldP99Ms });
+  v.push({
+    name: 'event-loop delay p99 < 20 ms',
+    value: eld === undefined ? 'not measured' : `${fmt(eld, 1)} ms`,
+    met: eld !== undefined && eld < TARGETS.eldP99Ms,
+  });
   if (r.cache) {
     const k = r.upstream.kernel.full;
     const i = r.upstream.initramfs.full;
-    v.push({ name: 'cache: one upstream download per artifact', value: `kernel ${k}, initramfs ${i}`, met: k === 1 && i === 1 });
+    v.push({
+      name: 'cache: one upstream download per artifact',
+      value: `kernel ${k}, initramfs ${i}`,
+      met: k === 1 && i === 1,
+    });
   }
   return v;
 }
@@ -211,7 +239,9 @@ export function phaseTable(rows: readonly RunRow[]): string {
     '|--:|---|--:|---|---|---|---|---|---|--:|',
   ];
   for (const r of rows) {
-    out.push(`| ${r.hosts} | ${r.cache ? 'on' : 'off'}${r.profiled ? ' (cpu-prof)' : ''} | ${r.ok}/${r.hosts} | ${pp(r.phases.dhcp)} | ${pp(r.phases.tftp)} | ${pp(r.phases.ipxeDhcp)} | ${pp(r.phases.scripts)} | ${pp(r.phases.images)} | ${pp(r.total)} | ${fmt(r.wallS, 1)} |`);
+    out.push(
+      `| ${r.hosts} | ${r.cache ? 'on' : 'off'}${r.profiled ? ' (cpu-prof)' : ''} | ${r.ok}/${r.hosts} | ${pp(r.phases.dhcp)} | ${pp(r.phases.tftp)} | ${pp(r.phases.ipxeDhcp)} | ${pp(r.phases.scripts)} | ${pp(r.phases.images)} | ${pp(r.total)} | ${fmt(r.wallS, 1)} |`,
+    );
   }
   return out.join('\n');
 }
@@ -236,7 +266,9 @@ export function targetLines(rows: readonly RunRow[]): string[] {
   const lines: string[] = [];
   for (const r of rows.filter((x) => !x.profiled)) {
     const v = verdicts(r);
-    lines.push(`- ${r.hosts} hosts, cache ${r.cache ? 'on' : 'off'}: ${v.map((x) => `${x.name}: ${x.value} **${x.met ? 'met' : 'missed'}**`).join('; ')}`);
+    lines.push(
+      `- ${r.hosts} hosts, cache ${r.cache ? 'on' : 'off'}: ${v.map((x) => `${x.name}: ${x.value} **${x.met ? 'met' : 'missed'}**`).join('; ')}`,
+    );
   }
   return lines;
 }
@@ -246,16 +278,31 @@ export function failureLines(rows: readonly RunRow[]): string[] {
   for (const r of rows) {
     const entries = Object.entries(r.failures);
     if (entries.length === 0) continue;
-    lines.push(`- ${r.hosts} hosts, cache ${r.cache ? 'on' : 'off'}: ${entries.sort((a, b) => b[1] - a[1]).map(([k, n]) => `${n}× ${k}`).join('; ')}`);
+    lines.push(
+      `- ${r.hosts} hosts, cache ${r.cache ? 'on' : 'off'}: ${entries
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, n]) => `${n}× ${k}`)
+        .join('; ')}`,
+    );
   }
   return lines;
 }
 
 /** A --cpu-prof repeat of a storm; `runName`: the run's directory under bench/out/, where the raw profile is. */
-export function profileSection(p: { readonly file: string; readonly summary: ProfileSummary }, row: RunRow, runName: string): string {
+export function profileSection(
+  p: { readonly file: string; readonly summary: ProfileSummary },
+  row: RunRow,
+  runName: string,
+): string {
   const s = p.summary;
-  const top = s.top.map((e) => `| ${e.name} | ${e.where || '(native)'} | ${e.selfMs.toFixed(0)} | ${e.selfPct.toFixed(1)}% |`).join('\n');
-  const incl = s.inclusive.filter((e) => e.ms > 0).sort((a, b) => b.ms - a.ms).map((e) => `${e.name} ${e.pct.toFixed(1)}%`).join(', ');
+  const top = s.top
+    .map((e) => `| ${e.name} | ${e.where || '(native)'} | ${e.selfMs.toFixed(0)} | ${e.selfPct.toFixed(1)}% |`)
+    .join('\n');
+  const incl = s.inclusive
+    .filter((e) => e.ms > 0)
+    .sort((a, b) => b.ms - a.ms)
+    .map((e) => `${e.name} ${e.pct.toFixed(1)}%`)
+    .join(', ');
   return [
     `Profile of metalboot (\`node --cpu-prof\`, samples of the storm window only) during a repeat of ${row.hosts} hosts with the cache ${row.cache ? 'on' : 'off'} (${row.ok}/${row.hosts} booted): ${(s.busyMs / 1000).toFixed(1)} s busy of ${(s.totalMs / 1000).toFixed(1)} s sampled; metalboot used ${fmt(row.server.cpuUserS + row.server.cpuSysS, 1)} s of CPU (all threads) and its main thread waited ${fmt(row.server.runDelayS, 1)} s for CPU 0 (V8 samples by wall clock: time spent preempted is charged to the function it was in, typically a native call that woke another thread). Raw profile: \`bench/out/${runName}/${p.file}\`.`,
     '',

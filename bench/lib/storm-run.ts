@@ -60,7 +60,12 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 function plan(n: number, seed: number, jitterS: number): HostPlan[] {
   const rand = seededRandom(seed * 1_000_003 + n);
-  return Array.from({ length: n }, (_, i) => ({ i, mac: hostMac(i), ip: hostIp(i), startMs: Math.round(rand() * jitterS * 1000) }));
+  return Array.from({ length: n }, (_, i) => ({
+    i,
+    mac: hostMac(i),
+    ip: hostIp(i),
+    startMs: Math.round(rand() * jitterS * 1000),
+  }));
 }
 
 function settings(ctx: Ctx): StormSettings {
@@ -91,7 +96,13 @@ export interface StormOutput {
 }
 
 /** One storm of `n` hosts against a fresh metalboot, cache on or off; hosts still booting `tailS` after the power-on window are given up on. */
-export async function storm(ctx: Ctx, n: number, cache: boolean, cpuProf: boolean, tailS: number): Promise<StormOutput> {
+export async function storm(
+  ctx: Ctx,
+  n: number,
+  cache: boolean,
+  cpuProf: boolean,
+  tailS: number,
+): Promise<StormOutput> {
   const tag = `n${n}-cache-${cache ? 'on' : 'off'}${cpuProf ? '-cpu-prof' : ''}`;
   const dir = path.join(ctx.runDir, tag);
   mkdirSync(dir, { recursive: true });
@@ -109,12 +120,20 @@ export async function storm(ctx: Ctx, n: number, cache: boolean, cpuProf: boolea
     const cpu0 = cpuTimes(mb.pid);
     const mem0 = memoryMiB(mb.pid);
     const wait0 = runDelayS(mb.pid);
-    const net0 = { srv: await netCounters(ctx.lab, 'srv'), cli: await netCounters(ctx.lab, 'cli'), softnet: softnetDrops() };
+    const net0 = {
+      srv: await netCounters(ctx.lab, 'srv'),
+      cli: await netCounters(ctx.lab, 'cli'),
+      softnet: softnetDrops(),
+    };
     const load1Before = loadAvg1();
     const planFile = path.join(dir, 'plan.json');
     const resultFile = path.join(dir, 'client.json');
     const deadlineMs = (ctx.config.jitterS + tailS) * 1000;
-    const clientPlan: ClientPlan = { hosts: plan(n, ctx.config.seed, ctx.config.jitterS), settings: settings(ctx), deadlineMs };
+    const clientPlan: ClientPlan = {
+      hosts: plan(n, ctx.config.seed, ctx.config.jitterS),
+      settings: settings(ctx),
+      deadlineMs,
+    };
     writeFileSync(planFile, JSON.stringify(clientPlan));
 
     // /metrics once a second: the product's own view of event-loop delay, and RSS from /proc.
@@ -132,7 +151,11 @@ export async function storm(ctx: Ctx, n: number, cache: boolean, cpuProf: boolea
           if (text !== undefined && samples.every((x) => x.rssMiB < mem.rss)) {
             writeFileSync(path.join(dir, 'metrics-at-peak-rss.txt'), text);
             for (const f of ['status', 'smaps_rollup']) {
-              try { writeFileSync(path.join(dir, `proc-${f}-at-peak-rss.txt`), readFileSync(`/proc/${mb.pid}/${f}`)); } catch { /* gone */ }
+              try {
+                writeFileSync(path.join(dir, `proc-${f}-at-peak-rss.txt`), readFileSync(`/proc/${mb.pid}/${f}`));
+              } catch {
+                /* gone */
+              }
             }
           }
           samples.push({ atMs: t - t0, eldP99Ms: p99 * 1000, rssMiB: mem.rss });
@@ -141,19 +164,37 @@ export async function storm(ctx: Ctx, n: number, cache: boolean, cpuProf: boolea
       }
     })();
     ctx.log(`${tag}: ${n} hosts power on within ${ctx.config.jitterS} s (load ${load1Before.toFixed(2)})`);
-    const r = await ctx.lab.exec('cli', 'taskset', ['-c', '1', process.execPath, '--import', 'tsx', path.join(REPO_ROOT, 'bench/boot-storm-client.ts'), planFile, resultFile], {
-      timeoutMs: deadlineMs + 20_000,
-      cwd: REPO_ROOT,
-    });
+    const r = await ctx.lab.exec(
+      'cli',
+      'taskset',
+      [
+        '-c',
+        '1',
+        process.execPath,
+        '--import',
+        'tsx',
+        path.join(REPO_ROOT, 'bench/boot-storm-client.ts'),
+        planFile,
+        resultFile,
+      ],
+      {
+        timeoutMs: deadlineMs + 20_000,
+        cwd: REPO_ROOT,
+      },
+    );
     sampling = false;
     await sampler;
     writeFileSync(path.join(dir, 'client.log'), `${r.stdout}\n--- stderr\n${r.stderr}`);
-    if (r.code !== 0 || !existsSync(resultFile)) throw new Error(`client exited ${r.code}${r.timedOut ? ' (timed out)' : ''}:\n${r.stderr.slice(-3000)}`);
+    if (r.code !== 0 || !existsSync(resultFile))
+      throw new Error(`client exited ${r.code}${r.timedOut ? ' (timed out)' : ''}:\n${r.stderr.slice(-3000)}`);
     const client = JSON.parse(readFileSync(resultFile, 'utf8')) as ClientResult;
 
     process.kill(mb.pid, 'SIGUSR2');
     for (let i = 0; i < 100 && statSync(eldFile).mtimeMs === eldStart; i++) await sleep(20);
-    const eld = statSync(eldFile).mtimeMs === eldStart ? undefined : (JSON.parse(readFileSync(eldFile, 'utf8')) as EventLoopWindow);
+    const eld =
+      statSync(eldFile).mtimeMs === eldStart
+        ? undefined
+        : (JSON.parse(readFileSync(eldFile, 'utf8')) as EventLoopWindow);
     const cpu1 = cpuTimes(mb.pid);
     const wait1 = runDelayS(mb.pid);
     const mem = memoryMiB(mb.pid);
@@ -161,12 +202,24 @@ export async function storm(ctx: Ctx, n: number, cache: boolean, cpuProf: boolea
     const metrics = (await curlSrv(ctx.lab, `http://127.0.0.1:${STORM_NET.httpPort}/metrics`)) ?? '';
     writeFileSync(path.join(dir, 'metrics.txt'), metrics);
     const load1After = loadAvg1();
-    const net = { srv: netDelta(net0.srv, await netCounters(ctx.lab, 'srv')), cli: netDelta(net0.cli, await netCounters(ctx.lab, 'cli')), softnetDrops: softnetDrops() - net0.softnet };
+    const net = {
+      srv: netDelta(net0.srv, await netCounters(ctx.lab, 'srv')),
+      cli: netDelta(net0.cli, await netCounters(ctx.lab, 'cli')),
+      softnetDrops: softnetDrops() - net0.softnet,
+    };
     await stopChild(mb.child);
     stopped = true;
 
     const row = summariseRun({
-      hosts: n, cache, profiled: cpuProf, client, net, upstreamBefore: up0, upstreamAfter: up1, load1Before, load1After,
+      hosts: n,
+      cache,
+      profiled: cpuProf,
+      client,
+      net,
+      upstreamBefore: up0,
+      upstreamAfter: up1,
+      load1Before,
+      load1After,
       server: {
         cpuUserS: (cpu1?.user ?? NaN) - (cpu0?.user ?? NaN),
         cpuSysS: (cpu1?.sys ?? NaN) - (cpu0?.sys ?? NaN),
@@ -180,7 +233,9 @@ export async function storm(ctx: Ctx, n: number, cache: boolean, cpuProf: boolea
       },
     });
     writeFileSync(path.join(dir, 'row.json'), JSON.stringify(row, null, 2));
-    ctx.log(`${tag}: ${row.ok}/${n} booted in ${row.wallS.toFixed(1)} s; firmware DHCP+TFTP p99 ${fmt(row.firmware.p99 / 1000, 2)} s; RSS ${fmt(row.server.hwmMiB)} MiB; ELD p99 ${fmt(eld?.p99, 1)} ms; CPU ${fmt(row.server.cpuUserS + row.server.cpuSysS, 1)} s; upstream ${fmt(row.upstreamWireBytes / 1e6)} MB`);
+    ctx.log(
+      `${tag}: ${row.ok}/${n} booted in ${row.wallS.toFixed(1)} s; firmware DHCP+TFTP p99 ${fmt(row.firmware.p99 / 1000, 2)} s; RSS ${fmt(row.server.hwmMiB)} MiB; ELD p99 ${fmt(eld?.p99, 1)} ms; CPU ${fmt(row.server.cpuUserS + row.server.cpuSysS, 1)} s; upstream ${fmt(row.upstreamWireBytes / 1e6)} MB`,
+    );
     for (const l of failureLines([row])) ctx.log(`  failures ${l.slice(2)}`);
     let profile: StormOutput['profile'];
     if (cpuProf) {
@@ -192,7 +247,21 @@ export async function storm(ctx: Ctx, n: number, cache: boolean, cpuProf: boolea
             top: 20,
             windowUs: [client.monoStartUs, client.monoEndUs],
             // Socket writes to hosts, upstream reads (undici), cache file reads, TFTP, DHCP, metrics.
-            inclusive: ['writeGeneric', 'writevGeneric', 'onStreamRead', 'execute', 'onBody', 'read', '#pump', 'onTransferMessage', 'onListenerMessage', '#onMessage', 'setValue', 'inc', 'handleRequest'],
+            inclusive: [
+              'writeGeneric',
+              'writevGeneric',
+              'onStreamRead',
+              'execute',
+              'onBody',
+              'read',
+              '#pump',
+              'onTransferMessage',
+              'onListenerMessage',
+              '#onMessage',
+              'setValue',
+              'inc',
+              'handleRequest',
+            ],
           }),
         };
       }

@@ -50,7 +50,9 @@ process.on('SIGUSR2', () => {
 `;
 
 export async function curlSrv(lab: Lab, url: string, timeoutMs = 3_000): Promise<string | undefined> {
-  const r = await lab.exec('srv', 'curl', ['-s', '-f', '--max-time', String(timeoutMs / 1000), url], { timeoutMs: timeoutMs + 2_000 });
+  const r = await lab.exec('srv', 'curl', ['-s', '-f', '--max-time', String(timeoutMs / 1000), url], {
+    timeoutMs: timeoutMs + 2_000,
+  });
   return r.code === 0 ? r.stdout : undefined;
 }
 
@@ -73,9 +75,28 @@ export async function stopChild(child: ChildProcess, graceMs = 10_000): Promise<
 }
 
 /** The stand-in httpd in `srv` on CPU 1, serving a kernel and an initramfs of these sizes. */
-export async function startUpstream(lab: Lab, kernelBytes: number, initramfsBytes: number): Promise<{ port: number; files: StormLab['files'] }> {
-  const child = lab.spawn('srv', 'taskset', ['-c', '1', process.execPath, '--import', 'tsx', path.join(REPO_ROOT, 'bench/boot-storm-upstream.ts'),
-    '--kernel-bytes', String(kernelBytes), '--initramfs-bytes', String(initramfsBytes)], { cwd: REPO_ROOT });
+export async function startUpstream(
+  lab: Lab,
+  kernelBytes: number,
+  initramfsBytes: number,
+): Promise<{ port: number; files: StormLab['files'] }> {
+  const child = lab.spawn(
+    'srv',
+    'taskset',
+    [
+      '-c',
+      '1',
+      process.execPath,
+      '--import',
+      'tsx',
+      path.join(REPO_ROOT, 'bench/boot-storm-upstream.ts'),
+      '--kernel-bytes',
+      String(kernelBytes),
+      '--initramfs-bytes',
+      String(initramfsBytes),
+    ],
+    { cwd: REPO_ROOT },
+  );
   const out = await lab.waitForOutput(child, /^\{"port":\d+.*\}$/m, 30_000);
   const line = out.split('\n').find((l) => l.startsWith('{"port"'))!;
   const parsed = JSON.parse(line) as { port: number; files: StormLab['files'] };
@@ -84,13 +105,20 @@ export async function startUpstream(lab: Lab, kernelBytes: number, initramfsByte
 
 function metalbootArgs(ctx: StormLab, bmhFile: string, cacheDir: string | undefined): string[] {
   return [
-    '--server-ip', `${STORM_NET.serverIp}/${STORM_NET.prefix}`,
-    '--bmh-file', bmhFile,
-    '--tftp-root', TFTP_ROOT,
-    '--http-listen', `0.0.0.0:${STORM_NET.httpPort}`,
-    '--ironic-http-url', `http://127.0.0.1:${ctx.upstreamPort}`,
-    '--callback-listen', '',
-    '--log-level', ctx.logLevel,
+    '--server-ip',
+    `${STORM_NET.serverIp}/${STORM_NET.prefix}`,
+    '--bmh-file',
+    bmhFile,
+    '--tftp-root',
+    TFTP_ROOT,
+    '--http-listen',
+    `0.0.0.0:${STORM_NET.httpPort}`,
+    '--ironic-http-url',
+    `http://127.0.0.1:${ctx.upstreamPort}`,
+    '--callback-listen',
+    '',
+    '--log-level',
+    ctx.logLevel,
     ...(cacheDir === undefined ? [] : ['--image-cache-dir', cacheDir]),
     ...(ctx.imageWorker ? ['--image-listen', `0.0.0.0:${IMAGE_PORT}`] : []),
   ];
@@ -103,13 +131,23 @@ export interface Metalboot {
 }
 
 /** metalboot in `srv` on CPU 0 for `n` hosts, ready (every host loaded, every socket bound); logs in `dir`. */
-export async function startMetalboot(ctx: StormLab, dir: string, n: number, cache: boolean, cpuProf: boolean): Promise<Metalboot> {
+export async function startMetalboot(
+  ctx: StormLab,
+  dir: string,
+  n: number,
+  cache: boolean,
+  cpuProf: boolean,
+): Promise<Metalboot> {
   const bmhFile = path.join(dir, 'bmh.yaml');
   writeFileSync(bmhFile, bmhManifest(n));
   const cacheDir = cache ? path.join(dir, 'image-cache') : undefined;
   const logFile = path.join(dir, 'metalboot.log');
   const fd = openSync(logFile, 'w');
-  const nodeFlags = ['--import', pathToFileURL(ctx.preload).href, ...(cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])];
+  const nodeFlags = [
+    '--import',
+    pathToFileURL(ctx.preload).href,
+    ...(cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []),
+  ];
   const argv = [...ctx.build.nodeArgs, ...nodeFlags, ctx.build.entry, ...metalbootArgs(ctx, bmhFile, cacheDir)];
   writeFileSync(path.join(dir, 'metalboot.cmd'), `taskset -c 0 ${ctx.build.node} ${argv.join(' ')}\n`);
   const child = ctx.lab.spawn('srv', 'taskset', ['-c', '0', ctx.build.node, ...argv], {
@@ -120,7 +158,10 @@ export async function startMetalboot(ctx: StormLab, dir: string, n: number, cach
   closeSync(fd);
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (exited(child)) throw new Error(`metalboot exited during start-up (${child.exitCode ?? child.signalCode}):\n${readFileSync(logFile, 'utf8').slice(-3000)}`);
+    if (exited(child))
+      throw new Error(
+        `metalboot exited during start-up (${child.exitCode ?? child.signalCode}):\n${readFileSync(logFile, 'utf8').slice(-3000)}`,
+      );
     if (/"msg":"ready"/.test(readFileSync(logFile, 'utf8'))) break;
     if (Date.now() > deadline) {
       await stopChild(child);
@@ -135,7 +176,8 @@ export async function startMetalboot(ctx: StormLab, dir: string, n: number, cach
     await sleep(100);
   }
   const explain = await curlSrv(ctx.lab, `http://127.0.0.1:${STORM_NET.httpPort}/debug/explain?mac=${hostMac(n - 1)}`);
-  if (explain === undefined || !explain.includes(hostIp(n - 1))) throw new Error(`metalboot does not know host ${n - 1} (${hostMac(n - 1)}): ${explain?.slice(0, 500)}`);
+  if (explain === undefined || !explain.includes(hostIp(n - 1)))
+    throw new Error(`metalboot does not know host ${n - 1} (${hostMac(n - 1)}): ${explain?.slice(0, 500)}`);
   return { child, pid: child.pid!, logFile };
 }
 
@@ -162,7 +204,8 @@ export async function netCounters(lab: Lab, ns: string): Promise<Record<string, 
   for (let i = 0; i + 1 < lines.length; i++) {
     const head = lines[i]!.split(/\s+/);
     const vals = lines[i + 1]!.split(/\s+/);
-    if (head[0] === undefined || head[0] !== vals[0] || !/^[A-Za-z]+:$/.test(head[0]) || !/^\d/.test(vals[1] ?? '')) continue;
+    if (head[0] === undefined || head[0] !== vals[0] || !/^[A-Za-z]+:$/.test(head[0]) || !/^\d/.test(vals[1] ?? ''))
+      continue;
     const group = head[0].slice(0, -1);
     for (let k = 1; k < head.length; k++) out[`${group}.${head[k]}`] = Number(vals[k]);
   }
@@ -172,18 +215,31 @@ export async function netCounters(lab: Lab, ns: string): Promise<Record<string, 
 /** Packets the kernel dropped for want of backlog room, all CPUs (/proc/net/softnet_stat column 2). */
 export function softnetDrops(): number {
   try {
-    return readFileSync('/proc/net/softnet_stat', 'utf8').trim().split('\n').reduce((sum, l) => sum + parseInt(l.split(/\s+/)[1] ?? '0', 16), 0);
+    return readFileSync('/proc/net/softnet_stat', 'utf8')
+      .trim()
+      .split('\n')
+      .reduce((sum, l) => sum + parseInt(l.split(/\s+/)[1] ?? '0', 16), 0);
   } catch {
     return NaN;
   }
 }
 
-const NET_KEYS = ['Tcp.RetransSegs', 'TcpExt.TCPTimeouts', 'TcpExt.TCPLossProbes', 'TcpExt.TCPBacklogDrop', 'TcpExt.ListenOverflows', 'Udp.RcvbufErrors', 'Udp.InErrors', 'Udp.SndbufErrors'] as const;
+const NET_KEYS = [
+  'Tcp.RetransSegs',
+  'TcpExt.TCPTimeouts',
+  'TcpExt.TCPLossProbes',
+  'TcpExt.TCPBacklogDrop',
+  'TcpExt.ListenOverflows',
+  'Udp.RcvbufErrors',
+  'Udp.InErrors',
+  'Udp.SndbufErrors',
+] as const;
 
 /** The table's keys always, and every other counter that moved (for the JSON). */
 export function netDelta(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = Object.fromEntries(NET_KEYS.map((k) => [k, (b[k] ?? 0) - (a[k] ?? 0)]));
-  for (const k of Object.keys(b)) if (/^(Tcp|TcpExt|Udp)\./.test(k) && b[k] !== a[k] && !(k in out)) out[k] = (b[k] ?? 0) - (a[k] ?? 0);
+  for (const k of Object.keys(b))
+    if (/^(Tcp|TcpExt|Udp)\./.test(k) && b[k] !== a[k] && !(k in out)) out[k] = (b[k] ?? 0) - (a[k] ?? 0);
   return out;
 }
 
@@ -196,7 +252,10 @@ export function metricValue(text: string, name: string): number | undefined {
 export function interestingCounters(text: string): Record<string, number> {
   const out: Record<string, number> = {};
   for (const line of text.split('\n')) {
-    const m = /^((?:metalboot_)?(?:dhcp_dropped_total|dhcp_replies_total|tftp_[a-z_]+_total|image_proxy_[a-z_]+_total|image_cache_fills_total|boot_scripts_total|http_requests_total)(?:\{[^}]*\})?) ([0-9.eE+-]+)$/.exec(line);
+    const m =
+      /^((?:metalboot_)?(?:dhcp_dropped_total|dhcp_replies_total|tftp_[a-z_]+_total|image_proxy_[a-z_]+_total|image_cache_fills_total|boot_scripts_total|http_requests_total)(?:\{[^}]*\})?) ([0-9.eE+-]+)$/.exec(
+        line,
+      );
     if (m !== null && Number(m[2]) > 0) out[m[1]!] = Number(m[2]);
   }
   return out;

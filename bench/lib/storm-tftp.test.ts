@@ -27,7 +27,17 @@ beforeAll(async () => {
   await files.start();
   server = new TftpServer({ listen: { host: '127.0.0.1', port: 0 }, files, registry: new Registry(), logger });
   await server.start();
-  options = { localAddress: '127.0.0.2', server: '127.0.0.1', port: server.address().port, file: 'snponly.efi', blksize: 1468, windowsize: 4, timeoutMs: 1_000, retries: 2, deadlineMs: 10_000 };
+  options = {
+    localAddress: '127.0.0.2',
+    server: '127.0.0.1',
+    port: server.address().port,
+    file: 'snponly.efi',
+    blksize: 1468,
+    windowsize: 4,
+    timeoutMs: 1_000,
+    retries: 2,
+    deadlineMs: 10_000,
+  };
 });
 
 afterAll(async () => {
@@ -39,7 +49,12 @@ afterAll(async () => {
 describe('edk2Read', () => {
   it('downloads the file from the host address, hashing what arrives', async () => {
     const r = await edk2Read(options);
-    expect(r).toEqual({ bytes: FILE.length, sha256: createHash('sha256').update(FILE).digest('hex'), probedSize: FILE.length, resends: 0 });
+    expect(r).toEqual({
+      bytes: FILE.length,
+      sha256: createHash('sha256').update(FILE).digest('hex'),
+      probedSize: FILE.length,
+      resends: 0,
+    });
   });
 
   it('fails with STORM_TFTP_SERVER_ERROR for a file the server does not have', async () => {

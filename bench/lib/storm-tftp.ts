@@ -31,7 +31,11 @@ export interface StormTftpResult {
   readonly resends: number;
 }
 
-export type StormTftpErrorCode = 'STORM_TFTP_TIMEOUT' | 'STORM_TFTP_SERVER_ERROR' | 'STORM_TFTP_PROTOCOL' | 'STORM_TFTP_SOCKET';
+export type StormTftpErrorCode =
+  | 'STORM_TFTP_TIMEOUT'
+  | 'STORM_TFTP_SERVER_ERROR'
+  | 'STORM_TFTP_PROTOCOL'
+  | 'STORM_TFTP_SOCKET';
 
 export class StormTftpError extends Error {
   constructor(
@@ -55,8 +59,16 @@ export async function edk2Read(o: StormTftpOptions): Promise<StormTftpResult> {
   const hash = createHash('sha256');
   try {
     const r = await edk2Get({
-      host: o.server, localAddress: o.localAddress, port: o.port ?? 69, file: o.file, blksize: o.blksize, windowsize: o.windowsize,
-      timeoutMs: o.timeoutMs, retries: o.retries, deadlineMs: o.deadlineMs, onData: (block) => hash.update(block),
+      host: o.server,
+      localAddress: o.localAddress,
+      port: o.port ?? 69,
+      file: o.file,
+      blksize: o.blksize,
+      windowsize: o.windowsize,
+      timeoutMs: o.timeoutMs,
+      retries: o.retries,
+      deadlineMs: o.deadlineMs,
+      onData: (block) => hash.update(block),
     });
     return { bytes: r.bytes, sha256: hash.digest('hex'), probedSize: r.probedSize, resends: r.timeouts };
   } catch (err) {

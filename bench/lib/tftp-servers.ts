@@ -62,11 +62,19 @@ function stopChild(children: Children, child: ChildProcess, name: string): Promi
 }
 
 /** metalboot's TFTP server serving `root`; under `node --cpu-prof` into `cpuProfDir` when given. */
-export async function startMetalboot(children: Children, root: string, cpuProfDir: string | undefined): Promise<ServerHandle> {
+export async function startMetalboot(
+  children: Children,
+  root: string,
+  cpuProfDir: string | undefined,
+): Promise<ServerHandle> {
   const prof = cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.resolve(cpuProfDir)];
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', path.join(import.meta.dirname, '..', 'tftp-server-main.ts'), '--root', root], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...prof, '--import', 'tsx', path.join(import.meta.dirname, '..', 'tftp-server-main.ts'), '--root', root],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   children.add(child);
   const port = await new Promise<number>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('metalboot did not start within 30 s')), 30_000);
@@ -91,9 +99,13 @@ export async function startTftpdHpa(children: Children, root: string, file: stri
   const port = await freePort();
   // -L: foreground, -s: chroot to root, -u root: keep the user (no 'nobody' lookup surprises),
   // -B 1468: the same blksize cap as metalboot.
-  const child = spawn('/usr/sbin/in.tftpd', ['-L', '-4', '-a', `127.0.0.1:${port}`, '-u', 'root', '-B', '1468', '-s', root], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  const child = spawn(
+    '/usr/sbin/in.tftpd',
+    ['-L', '-4', '-a', `127.0.0.1:${port}`, '-u', 'root', '-B', '1468', '-s', root],
+    {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
   children.add(child);
   // Ready when it answers a request.
   const deadline = Date.now() + 10_000;

@@ -153,7 +153,13 @@ export const FLAGS: readonly FlagSpec[] = [
     'URL',
     'URL booting hosts fetch images from (default http://<server-ip>:<image-port> with --image-listen and --ironic-http-url, else the HTTP advertise URL)',
   ),
-  F('image-cache-dir', 'http.imageCacheDir', 'string', 'DIR', 'enables the read-through image cache in DIR/metalboot-image-cache (its own, marked; system directories are refused)'),
+  F(
+    'image-cache-dir',
+    'http.imageCacheDir',
+    'string',
+    'DIR',
+    'enables the read-through image cache in DIR/metalboot-image-cache (its own, marked; system directories are refused)',
+  ),
   F('image-cache-max-bytes', 'http.imageCacheMaxBytes', 'string', 'BYTES', 'image cache size bound (default 20 GiB)'),
   F(
     'callback-listen',

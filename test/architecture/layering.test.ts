@@ -115,8 +115,8 @@ describe('layering (docs/architecture.md)', () => {
         f('boot/arch.ts', "const m = await import('../tftp/packet.js');"),
         f('leases/pool.ts', "import { z } from '../../test/support/netns.js';"),
         f('leases/pool.test.ts', "import { z } from '../../test/support/netns.js';"),
-      f('dhcp/decide.test.ts', "import { r } from '../../lab/dhcp-requests.js';"),
-      f('dhcp/decide.ts', "import { r } from '../../lab/dhcp-requests.js';"),
+        f('dhcp/decide.test.ts', "import { r } from '../../lab/dhcp-requests.js';"),
+        f('dhcp/decide.ts', "import { r } from '../../lab/dhcp-requests.js';"),
         f('dhcp/codec.ts', "import { w } from './options.js';\nimport type { V } from '../net/ipv4.js';"),
       ]),
     ).toEqual([

@@ -29,7 +29,12 @@ import { MESSAGE_TYPE } from '../../src/dhcp/options.js';
 import { UEFI_PXE, request } from '../../lab/dhcp-requests.js';
 import { parseMac } from '../../src/net/mac.js';
 import { tftpGet } from '../../lab/tftp-client.js';
-import { type HostInput, type KubeApiServer, type KubeApiServerOptions, startKubeApiServer } from '../support/kube-apiserver.js';
+import {
+  type HostInput,
+  type KubeApiServer,
+  type KubeApiServerOptions,
+  startKubeApiServer,
+} from '../support/kube-apiserver.js';
 import { kubeconfigFor, writeInClusterFiles, writeKubeconfig } from '../support/kube-config.js';
 
 const NS = 'metal3';

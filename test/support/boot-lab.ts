@@ -38,7 +38,11 @@ export interface BootLab {
   readonly lab: Lab;
   readonly server: MetalbootProcess;
   /** Powers on a VM and resolves with each step of its boot as it happens. */
-  boot(vm: BootVm, onStep?: (s: Step) => void, stepTimeoutMs?: number): Promise<{ steps: Step[]; serial: () => string }>;
+  boot(
+    vm: BootVm,
+    onStep?: (s: Step) => void,
+    stepTimeoutMs?: number,
+  ): Promise<{ steps: Step[]; serial: () => string }>;
   close(): Promise<void>;
 }
 
@@ -57,7 +61,12 @@ spec:
 export function requireBootTools(): void {
   requireRoot();
   requireTools('ip', 'qemu', 'ipxe', 'ovmf', 'tun');
-  for (const f of ['/usr/lib/ipxe/qemu/pxe-e1000.rom', '/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_VARS_4M.fd', '/usr/lib/ipxe/snponly.efi']) {
+  for (const f of [
+    '/usr/lib/ipxe/qemu/pxe-e1000.rom',
+    '/usr/share/OVMF/OVMF_CODE_4M.fd',
+    '/usr/share/OVMF/OVMF_VARS_4M.fd',
+    '/usr/lib/ipxe/snponly.efi',
+  ]) {
     if (!existsSync(f)) throw new Error(`${f} is missing (Debian packages ipxe, ipxe-qemu, ovmf)`);
   }
 }
@@ -71,12 +80,29 @@ export async function startBootLab(extraArgs: readonly string[] = []): Promise<B
     mkdirSync(path.join(dir, 'ironic/images'), { recursive: true });
     copyFileSync(kernel, path.join(dir, 'ironic/images/ironic-python-agent.kernel'));
     writeFileSync(path.join(dir, 'ironic/images/ironic-python-agent.initramfs'), randomBytes(2 * 1024 * 1024));
-    const upstream = lab.spawn('srv', 'python3', ['-m', 'http.server', '6180', '--bind', '127.0.0.1', '--directory', path.join(dir, 'ironic')]);
+    const upstream = lab.spawn('srv', 'python3', [
+      '-m',
+      'http.server',
+      '6180',
+      '--bind',
+      '127.0.0.1',
+      '--directory',
+      path.join(dir, 'ironic'),
+    ]);
     await lab.waitForOutput(upstream, /Serving HTTP/, 15_000);
     writeFileSync(path.join(dir, 'bmh.yaml'), Object.values(VMS).map(bmh).join(''));
     const server = await startMetalboot(lab, 'srv', [
-      '--server-ip', `${SERVER_IP}/24`, '--bmh-file', path.join(dir, 'bmh.yaml'), '--tftp-root', '/usr/lib/ipxe',
-      '--ironic-http-url', 'http://127.0.0.1:6180', '--inspector-extra-kernel-param', 'console=ttyS0', ...extraArgs,
+      '--server-ip',
+      `${SERVER_IP}/24`,
+      '--bmh-file',
+      path.join(dir, 'bmh.yaml'),
+      '--tftp-root',
+      '/usr/lib/ipxe',
+      '--ironic-http-url',
+      'http://127.0.0.1:6180',
+      '--inspector-extra-kernel-param',
+      'console=ttyS0',
+      ...extraArgs,
     ]);
     return { lab, server, boot: (vm, onStep, t) => bootVm(lab, server, vm, onStep, t), close: () => lab.close() };
   } catch (err) {
@@ -85,22 +111,47 @@ export async function startBootLab(extraArgs: readonly string[] = []): Promise<B
   }
 }
 
-async function bootVm(lab: Lab, server: MetalbootProcess, vm: BootVm, onStep: ((s: Step) => void) | undefined, stepTimeoutMs = 150_000) {
+async function bootVm(
+  lab: Lab,
+  server: MetalbootProcess,
+  vm: BootVm,
+  onStep: ((s: Step) => void) | undefined,
+  stepTimeoutMs = 150_000,
+) {
   const { ifname } = await lab.addTap();
   const serialPath = path.join(lab.dir, `${vm.firmware}-serial.log`);
-  const args = ['-accel', 'tcg', '-nodefaults', '-display', 'none', '-m', '256', '-no-reboot', '-serial', `file:${serialPath}`,
-    '-netdev', `tap,id=n0,ifname=${ifname},script=no,downscript=no`];
+  const args = [
+    '-accel',
+    'tcg',
+    '-nodefaults',
+    '-display',
+    'none',
+    '-m',
+    '256',
+    '-no-reboot',
+    '-serial',
+    `file:${serialPath}`,
+    '-netdev',
+    `tap,id=n0,ifname=${ifname},script=no,downscript=no`,
+  ];
   if (vm.firmware === 'bios') {
     args.push('-device', `e1000,netdev=n0,mac=${vm.mac},romfile=/usr/lib/ipxe/qemu/pxe-e1000.rom`, '-boot', 'n');
   } else {
     const vars = path.join(lab.dir, `OVMF_VARS-${vm.name}.fd`);
     copyFileSync('/usr/share/OVMF/OVMF_VARS_4M.fd', vars);
-    args.push('-machine', 'q35',
-      '-drive', 'if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd',
-      '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
-      '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=n',
+    args.push(
+      '-machine',
+      'q35',
+      '-drive',
+      'if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd',
+      '-drive',
+      `if=pflash,format=raw,unit=1,file=${vars}`,
+      '-fw_cfg',
+      'name=opt/org.tianocore/IPv6PXESupport,string=n',
       // romfile= (empty): OVMF's own virtio-net driver, so the firmware's PXE client asks.
-      '-device', `virtio-net-pci,netdev=n0,mac=${vm.mac},romfile=,bootindex=1`);
+      '-device',
+      `virtio-net-pci,netdev=n0,mac=${vm.mac},romfile=,bootindex=1`,
+    );
   }
   const poweredOn = Date.now();
   lab.spawn('srv', 'qemu-system-x86_64', args);
@@ -110,25 +161,46 @@ async function bootVm(lab: Lab, server: MetalbootProcess, vm: BootVm, onStep: ((
     steps.push(s);
     onStep?.(s);
   };
-  const wait = async (name: string, match: (l: Record<string, unknown>) => boolean, detail?: (l: Record<string, unknown>) => string) => {
+  const wait = async (
+    name: string,
+    match: (l: Record<string, unknown>) => boolean,
+    detail?: (l: Record<string, unknown>) => string,
+  ) => {
     const line = await server.waitForLog(match, stepTimeoutMs);
     record({ name, at: (line.time as number) - poweredOn, detail: detail?.(line) });
   };
   const isAck = (l: Record<string, unknown>) => l.msg === 'dhcp reply' && l.mac === vm.mac && l.type === 'ACK';
   await wait('DHCP ACK', isAck, (l) => `${l.ip} from ${l.source} ${l.host}, ${l.client} client → ${l.boot}`);
   if (vm.firmware === 'uefi') {
-    await wait('TFTP snponly.efi', (l) => l.msg === 'transfer complete' && String(l.file).includes('snponly.efi'), (l) => `${l.bytes} bytes in ${Number(l.seconds).toFixed(2)} s`);
-    await wait('DHCP ACK to iPXE', (l) => isAck(l) && l.client === 'ipxe', (l) => `→ ${l.boot}`);
+    await wait(
+      'TFTP snponly.efi',
+      (l) => l.msg === 'transfer complete' && String(l.file).includes('snponly.efi'),
+      (l) => `${l.bytes} bytes in ${Number(l.seconds).toFixed(2)} s`,
+    );
+    await wait(
+      'DHCP ACK to iPXE',
+      (l) => isAck(l) && l.client === 'ipxe',
+      (l) => `→ ${l.boot}`,
+    );
   }
-  await wait('GET /boot.ipxe → host script', (l) => l.msg === 'boot script served' && l.mac === vm.mac, (l) => `${l.script} script for ${l.host}`);
-  const image = (file: string) => (l: Record<string, unknown>) => l.msg === 'image served' && l.peer === vm.ip && l.url === `/images/${file}` && l.status === 200;
+  await wait(
+    'GET /boot.ipxe → host script',
+    (l) => l.msg === 'boot script served' && l.mac === vm.mac,
+    (l) => `${l.script} script for ${l.host}`,
+  );
+  const image = (file: string) => (l: Record<string, unknown>) =>
+    l.msg === 'image served' && l.peer === vm.ip && l.url === `/images/${file}` && l.status === 200;
   const size = (l: Record<string, unknown>) => `${(Number(l.bytes) / 1e6).toFixed(1)} MB in ${l.ms} ms`;
   await wait('kernel through the image proxy', image('ironic-python-agent.kernel'), size);
   await wait('initramfs through the image proxy', image('ironic-python-agent.initramfs'), size);
   const deadline = Date.now() + 120_000;
   while (!/Linux version \d/.test(serial()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
   const banner = /Linux version \S+/.exec(serial())?.[0];
-  record({ name: 'kernel running (serial: "Linux version")', at: banner === undefined ? undefined : Date.now() - poweredOn, detail: banner });
+  record({
+    name: 'kernel running (serial: "Linux version")',
+    at: banner === undefined ? undefined : Date.now() - poweredOn,
+    detail: banner,
+  });
   return { steps, serial };
 }
 

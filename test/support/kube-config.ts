@@ -46,13 +46,25 @@ export function kubeconfigFor(server: KubeServerAddress, options: KubeconfigOpti
     preferences: {},
     clusters: [{ name, cluster }],
     users: [{ name, user: token === undefined || token === null ? {} : { token } }],
-    contexts: [{ name, context: { cluster: name, user: name, ...(options.namespace === undefined ? {} : { namespace: options.namespace }) } }],
+    contexts: [
+      {
+        name,
+        context: {
+          cluster: name,
+          user: name,
+          ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
+        },
+      },
+    ],
     'current-context': name,
   });
 }
 
 /** Writes kubeconfigFor(server) to a new temporary directory; returns the file's path. */
-export async function writeKubeconfig(server: KubeServerAddress, options: KubeconfigOptions & { readonly dir?: string } = {}): Promise<string> {
+export async function writeKubeconfig(
+  server: KubeServerAddress,
+  options: KubeconfigOptions & { readonly dir?: string } = {},
+): Promise<string> {
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'kubeconfig-')));
   const file = join(dir, 'kubeconfig');
   await writeFile(file, kubeconfigFor(server, options), { mode: 0o600 });
@@ -73,8 +85,12 @@ export interface InClusterFiles {
  * TLS fixture. In-cluster clients always speak https (client-node picks http only for ports
  * 80, 8080 and 8001), so the fixture must have been started with `tls: true`.
  */
-export async function writeInClusterFiles(server: KubeServerAddress, options: { readonly namespace?: string; readonly dir?: string } = {}): Promise<InClusterFiles> {
-  if (server.ca === undefined) throw new Error('writeInClusterFiles: start the fixture with tls: true (in-cluster clients use https)');
+export async function writeInClusterFiles(
+  server: KubeServerAddress,
+  options: { readonly namespace?: string; readonly dir?: string } = {},
+): Promise<InClusterFiles> {
+  if (server.ca === undefined)
+    throw new Error('writeInClusterFiles: start the fixture with tls: true (in-cluster clients use https)');
   const pathPrefix = options.dir ?? (await mkdtemp(join(tmpdir(), 'incluster-')));
   const serviceAccountDir = join(pathPrefix, 'var/run/secrets/kubernetes.io/serviceaccount');
   await mkdir(serviceAccountDir, { recursive: true });

@@ -50,7 +50,9 @@ export interface CoreEvent {
   [key: string]: unknown;
 }
 
-export type Parsed<T> = { readonly kind: 'ok'; readonly value: T } | { readonly kind: 'error'; readonly message: string };
+export type Parsed<T> =
+  | { readonly kind: 'ok'; readonly value: T }
+  | { readonly kind: 'error'; readonly message: string };
 
 const TIME_RE = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
@@ -61,15 +63,19 @@ export function formatTime(date: Date): string {
 
 function normalizeTimeValue(value: unknown, micro: boolean): Parsed<string | null> {
   if (value === null || value === undefined || value === '') return { kind: 'ok', value: null };
-  if (typeof value !== 'string') return { kind: 'error', message: `parsing time ${JSON.stringify(value)}: not a string` };
+  if (typeof value !== 'string')
+    return { kind: 'error', message: `parsing time ${JSON.stringify(value)}: not a string` };
   const m = TIME_RE.exec(value);
   const ms = Date.parse(value);
   if (m === null || Number.isNaN(ms)) {
-    return { kind: 'error', message: `parsing time ${JSON.stringify(value)} as "2006-01-02T15:04:05Z07:00": cannot parse` };
+    return {
+      kind: 'error',
+      message: `parsing time ${JSON.stringify(value)} as "2006-01-02T15:04:05Z07:00": cannot parse`,
+    };
   }
-  const seconds = formatTime(new Date(ms - (ms % 1000 + 1000) % 1000));
+  const seconds = formatTime(new Date(ms - (((ms % 1000) + 1000) % 1000)));
   if (!micro) return { kind: 'ok', value: seconds };
-  const fraction = ((m[2] ?? '.').slice(1) + '000000').slice(0, 6);
+  const fraction = `${(m[2] ?? '.').slice(1)}000000`.slice(0, 6);
   return { kind: 'ok', value: seconds.replace(/Z$/, `.${fraction}Z`) };
 }
 
@@ -82,7 +88,9 @@ function isRecord(v: unknown): v is Record<string, unknown> {
  * non-omitempty fields present (`firstTimestamp: null`, `source: {}`, `reportingComponent: ""`),
  * as the real server's JSON encoding of the Go struct has them. Errors are decode errors (400).
  */
-export function normalizeCoreEvent(body: Record<string, unknown>): Parsed<Omit<CoreEvent, 'metadata'> & { metadata: Record<string, unknown> }> {
+export function normalizeCoreEvent(
+  body: Record<string, unknown>,
+): Parsed<Omit<CoreEvent, 'metadata'> & { metadata: Record<string, unknown> }> {
   const out: Record<string, unknown> = { ...body };
   for (const [field, micro] of [
     ['firstTimestamp', false],
@@ -102,7 +110,10 @@ export function normalizeCoreEvent(body: Record<string, unknown>): Parsed<Omit<C
     out['series'] = series;
   }
   if (out['count'] !== undefined && (typeof out['count'] !== 'number' || !Number.isInteger(out['count']))) {
-    return { kind: 'error', message: `json: cannot unmarshal ${typeof out['count']} into Go struct field Event.count of type int32` };
+    return {
+      kind: 'error',
+      message: `json: cannot unmarshal ${typeof out['count']} into Go struct field Event.count of type int32`,
+    };
   }
   out['involvedObject'] = isRecord(out['involvedObject']) ? out['involvedObject'] : {};
   out['source'] = isRecord(out['source']) ? out['source'] : {};
@@ -127,44 +138,87 @@ export function validateEventCreate(ev: CoreEvent, apiGroupVersion: 'v1' | 'even
   if (ev.eventTime === null) {
     if (involvedNs === '') {
       if (ns !== '' && ns !== 'default') {
-        errs.push({ type: 'FieldValueInvalid', field: 'involvedObject.namespace', value: involvedNs, detail: 'does not match event.namespace' });
+        errs.push({
+          type: 'FieldValueInvalid',
+          field: 'involvedObject.namespace',
+          value: involvedNs,
+          detail: 'does not match event.namespace',
+        });
       }
     } else if (ns !== involvedNs) {
-      errs.push({ type: 'FieldValueInvalid', field: 'involvedObject.namespace', value: involvedNs, detail: 'does not match event.namespace' });
+      errs.push({
+        type: 'FieldValueInvalid',
+        field: 'involvedObject.namespace',
+        value: involvedNs,
+        detail: 'does not match event.namespace',
+      });
     }
   } else {
     if (involvedNs === '' && ns !== 'default' && ns !== 'kube-system') {
-      errs.push({ type: 'FieldValueInvalid', field: 'involvedObject.namespace', value: involvedNs, detail: 'does not match event.namespace' });
+      errs.push({
+        type: 'FieldValueInvalid',
+        field: 'involvedObject.namespace',
+        value: involvedNs,
+        detail: 'does not match event.namespace',
+      });
     }
     if (ev.reportingComponent === '') errs.push({ type: 'FieldValueRequired', field: controllerField, detail: '' });
     if (ev.reportingInstance === '') errs.push({ type: 'FieldValueRequired', field: 'reportingInstance', detail: '' });
     if (ev.reportingInstance.length > 128) {
-      errs.push({ type: 'FieldValueInvalid', field: 'reportingInstance', value: '', detail: 'can have at most 128 characters' });
+      errs.push({
+        type: 'FieldValueInvalid',
+        field: 'reportingInstance',
+        value: '',
+        detail: 'can have at most 128 characters',
+      });
     }
-    if ((ev.action ?? '').length > 128) errs.push({ type: 'FieldValueInvalid', field: 'action', value: '', detail: 'can have at most 128 characters' });
+    if ((ev.action ?? '').length > 128)
+      errs.push({ type: 'FieldValueInvalid', field: 'action', value: '', detail: 'can have at most 128 characters' });
     if ((ev.reason ?? '') === '') errs.push({ type: 'FieldValueRequired', field: 'reason', detail: '' });
-    if ((ev.reason ?? '').length > 128) errs.push({ type: 'FieldValueInvalid', field: 'reason', value: '', detail: 'can have at most 128 characters' });
-    if ((ev.message ?? '').length > 1024) errs.push({ type: 'FieldValueInvalid', field: 'message', value: '', detail: 'can have at most 1024 characters' });
+    if ((ev.reason ?? '').length > 128)
+      errs.push({ type: 'FieldValueInvalid', field: 'reason', value: '', detail: 'can have at most 128 characters' });
+    if ((ev.message ?? '').length > 1024)
+      errs.push({ type: 'FieldValueInvalid', field: 'message', value: '', detail: 'can have at most 1024 characters' });
   }
   if (!DNS1123_SUBDOMAIN.test(ns)) {
-    errs.push({ type: 'FieldValueInvalid', field: 'namespace', value: ns, detail: 'a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters' });
+    errs.push({
+      type: 'FieldValueInvalid',
+      field: 'namespace',
+      value: ns,
+      detail: 'a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters',
+    });
   }
   if (apiGroupVersion === 'events.k8s.io/v1') {
     if (ev.eventTime === null) errs.push({ type: 'FieldValueRequired', field: 'eventTime', detail: '' });
     if (ev.type !== 'Normal' && ev.type !== 'Warning') {
       errs.push({ type: 'FieldValueInvalid', field: 'type', value: '', detail: `has invalid value: ${ev.type ?? ''}` });
     }
-    if (ev.firstTimestamp !== null) errs.push({ type: 'FieldValueInvalid', field: 'deprecatedFirstTimestamp', value: '', detail: 'needs to be unset' });
-    if (ev.lastTimestamp !== null) errs.push({ type: 'FieldValueInvalid', field: 'deprecatedLastTimestamp', value: '', detail: 'needs to be unset' });
-    if (ev.count !== undefined && ev.count !== 0) errs.push({ type: 'FieldValueInvalid', field: 'deprecatedCount', value: '', detail: 'needs to be unset' });
+    if (ev.firstTimestamp !== null)
+      errs.push({
+        type: 'FieldValueInvalid',
+        field: 'deprecatedFirstTimestamp',
+        value: '',
+        detail: 'needs to be unset',
+      });
+    if (ev.lastTimestamp !== null)
+      errs.push({
+        type: 'FieldValueInvalid',
+        field: 'deprecatedLastTimestamp',
+        value: '',
+        detail: 'needs to be unset',
+      });
+    if (ev.count !== undefined && ev.count !== 0)
+      errs.push({ type: 'FieldValueInvalid', field: 'deprecatedCount', value: '', detail: 'needs to be unset' });
     if (ev.source.component !== undefined || ev.source.host !== undefined) {
       errs.push({ type: 'FieldValueInvalid', field: 'deprecatedSource', value: '', detail: 'needs to be unset' });
     }
     if ((ev.action ?? '') === '') errs.push({ type: 'FieldValueRequired', field: 'action', detail: '' });
     if (ev.eventTime === null) {
       // With eventTime set the legacy checks above already required these.
-      if (ev.reportingComponent === '') errs.push({ type: 'FieldValueRequired', field: 'reportingController', detail: '' });
-      if (ev.reportingInstance === '') errs.push({ type: 'FieldValueRequired', field: 'reportingInstance', detail: '' });
+      if (ev.reportingComponent === '')
+        errs.push({ type: 'FieldValueRequired', field: 'reportingController', detail: '' });
+      if (ev.reportingInstance === '')
+        errs.push({ type: 'FieldValueRequired', field: 'reportingInstance', detail: '' });
       if ((ev.reason ?? '') === '') errs.push({ type: 'FieldValueRequired', field: 'reason', detail: '' });
     }
     if (ev.series !== undefined && (ev.series.count ?? 0) < 2) {
@@ -202,7 +256,11 @@ export function toEventsV1(ev: CoreEvent): Record<string, unknown> {
   for (const [v1, core] of V1_TO_CORE) {
     delete out[core];
     const value = (ev as Record<string, unknown>)[core];
-    if (value !== undefined && value !== '' && !(core === 'source' && isRecord(value) && Object.keys(value).length === 0)) {
+    if (
+      value !== undefined &&
+      value !== '' &&
+      !(core === 'source' && isRecord(value) && Object.keys(value).length === 0)
+    ) {
       out[v1] = value;
     }
   }

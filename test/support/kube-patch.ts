@@ -9,7 +9,9 @@ export const PATCH_CONTENT_TYPES = {
   strategic: 'application/strategic-merge-patch+json',
 } as const;
 
-export type PatchResult = { readonly kind: 'ok'; readonly value: unknown } | { readonly kind: 'error'; readonly message: string };
+export type PatchResult =
+  | { readonly kind: 'ok'; readonly value: unknown }
+  | { readonly kind: 'error'; readonly message: string };
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -52,7 +54,7 @@ function getAt(doc: unknown, tokens: readonly string[]): { found: boolean; value
   let cur: unknown = doc;
   for (const t of tokens) {
     if (Array.isArray(cur) && /^\d+$/.test(t) && Number(t) < cur.length) cur = cur[Number(t)];
-    else if (isPlainObject(cur) && Object.prototype.hasOwnProperty.call(cur, t)) cur = cur[t];
+    else if (isPlainObject(cur) && Object.hasOwn(cur, t)) cur = cur[t];
     else return { found: false, value: undefined };
   }
   return { found: true, value: cur };
@@ -67,7 +69,7 @@ function removeAt(doc: unknown, tokens: readonly string[]): boolean {
     loc.parent.splice(i, 1);
     return true;
   }
-  if (!Object.prototype.hasOwnProperty.call(loc.parent, loc.key)) return false;
+  if (!Object.hasOwn(loc.parent, loc.key)) return false;
   delete loc.parent[loc.key];
   return true;
 }
@@ -87,7 +89,7 @@ function addAt(doc: unknown, tokens: readonly string[], value: unknown, replace:
     }
     return true;
   }
-  if (replace && !Object.prototype.hasOwnProperty.call(loc.parent, loc.key)) return false;
+  if (replace && !Object.hasOwn(loc.parent, loc.key)) return false;
   loc.parent[loc.key] = value;
   return true;
 }
@@ -98,7 +100,8 @@ function deepEqual(a: unknown, b: unknown): boolean {
 
 /** RFC 6902 on a copy of `target`; the whole patch fails if any operation fails. */
 export function applyJsonPatch(target: unknown, patch: unknown): PatchResult {
-  if (!Array.isArray(patch)) return { kind: 'error', message: 'json: cannot unmarshal object into Go value of type jsonpatch.Patch' };
+  if (!Array.isArray(patch))
+    return { kind: 'error', message: 'json: cannot unmarshal object into Go value of type jsonpatch.Patch' };
   let doc: unknown = structuredClone(target);
   for (const [index, op] of patch.entries()) {
     if (!isPlainObject(op) || typeof op['op'] !== 'string' || typeof op['path'] !== 'string') {
@@ -106,12 +109,16 @@ export function applyJsonPatch(target: unknown, patch: unknown): PatchResult {
     }
     const path = decodePointer(op['path']);
     if (path === undefined) return { kind: 'error', message: `invalid JSON pointer ${JSON.stringify(op['path'])}` };
-    const failed = (why: string): PatchResult => ({ kind: 'error', message: `${op['op']} operation does not apply: ${why}` });
+    const failed = (why: string): PatchResult => ({
+      kind: 'error',
+      message: `${op['op']} operation does not apply: ${why}`,
+    });
     switch (op['op']) {
       case 'add':
       case 'replace':
         if (path.length === 0) doc = structuredClone(op['value']);
-        else if (!addAt(doc, path, structuredClone(op['value']), op['op'] === 'replace')) return failed(`doc is missing path: "${op['path']}"`);
+        else if (!addAt(doc, path, structuredClone(op['value']), op['op'] === 'replace'))
+          return failed(`doc is missing path: "${op['path']}"`);
         break;
       case 'remove':
         if (!removeAt(doc, path)) return failed(`doc is missing path: "${op['path']}"`);
@@ -128,7 +135,8 @@ export function applyJsonPatch(target: unknown, patch: unknown): PatchResult {
       }
       case 'test': {
         const got = getAt(doc, path);
-        if (!got.found || !deepEqual(got.value, op['value'])) return { kind: 'error', message: `testing value ${op['path']} failed: test failed` };
+        if (!got.found || !deepEqual(got.value, op['value']))
+          return { kind: 'error', message: `testing value ${op['path']} failed: test failed` };
         break;
       }
       default:

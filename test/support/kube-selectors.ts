@@ -10,7 +10,9 @@ export type Requirement =
   | { readonly op: 'exists' | 'notexists'; readonly key: string }
   | { readonly op: 'in' | 'notin'; readonly key: string; readonly values: readonly string[] };
 
-export type SelectorParse<T> = { readonly kind: 'ok'; readonly value: T } | { readonly kind: 'error'; readonly message: string };
+export type SelectorParse<T> =
+  | { readonly kind: 'ok'; readonly value: T }
+  | { readonly kind: 'error'; readonly message: string };
 
 function splitTopLevel(text: string): string[] {
   const parts: string[] = [];
@@ -53,15 +55,21 @@ export function parseLabelSelector(text: string): SelectorParse<readonly Require
       reqs.push({ op: key[1] === '!' ? 'notexists' : 'exists', key: key[2] ?? '' });
       continue;
     }
-    return { kind: 'error', message: `unable to parse requirement: found '${part}', expected: a label selector requirement` };
+    return {
+      kind: 'error',
+      message: `unable to parse requirement: found '${part}', expected: a label selector requirement`,
+    };
   }
   return { kind: 'ok', value: reqs };
 }
 
-export function matchesLabels(reqs: readonly Requirement[], labels: Readonly<Record<string, string>> | undefined): boolean {
+export function matchesLabels(
+  reqs: readonly Requirement[],
+  labels: Readonly<Record<string, string>> | undefined,
+): boolean {
   const l = labels ?? {};
   return reqs.every((r) => {
-    const has = Object.prototype.hasOwnProperty.call(l, r.key);
+    const has = Object.hasOwn(l, r.key);
     switch (r.op) {
       case 'exists':
         return has;
@@ -72,6 +80,8 @@ export function matchesLabels(reqs: readonly Requirement[], labels: Readonly<Rec
       case 'notin':
         // labels.Selector: `a!=b` and `a notin (b)` match objects without the label.
         return !has || !r.values.includes(l[r.key] ?? '');
+      default:
+        return false;
     }
   });
 }
@@ -82,7 +92,10 @@ export interface FieldRequirement {
   readonly value: string;
 }
 
-export function parseFieldSelector(text: string, supported: readonly string[]): SelectorParse<readonly FieldRequirement[]> {
+export function parseFieldSelector(
+  text: string,
+  supported: readonly string[],
+): SelectorParse<readonly FieldRequirement[]> {
   if (text.trim() === '') return { kind: 'ok', value: [] };
   const reqs: FieldRequirement[] = [];
   for (const part of text.split(',').map((p) => p.trim())) {

@@ -18,9 +18,13 @@ export function testKernel(): string {
   mkdirSync(path.dirname(KERNEL_CACHE), { recursive: true });
   const work = mkdtempSync(path.join(path.dirname(KERNEL_CACHE), 'kernel-'));
   try {
-    const deps = execFileSync('apt-cache', ['depends', 'linux-image-cloud-amd64'], { encoding: 'utf8', timeout: 60_000 });
+    const deps = execFileSync('apt-cache', ['depends', 'linux-image-cloud-amd64'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     const pkg = /Depends: (linux-image-\S+)/.exec(deps)?.[1];
-    if (pkg === undefined) throw new Error('apt-cache found no linux-image-cloud-amd64 kernel package (run apt-get update)');
+    if (pkg === undefined)
+      throw new Error('apt-cache found no linux-image-cloud-amd64 kernel package (run apt-get update)');
     execFileSync('apt-get', ['download', pkg], { cwd: work, stdio: 'ignore', timeout: 300_000 });
     const deb = readdirSync(work).find((f) => f.endsWith('.deb'))!;
     execFileSync('sh', ['-c', `dpkg-deb --fsys-tarfile "${deb}" | tar -x ./boot`], { cwd: work, timeout: 120_000 });

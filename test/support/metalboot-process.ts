@@ -20,7 +20,9 @@ export interface MetalbootProcess {
 }
 
 export async function startMetalboot(lab: Lab, ns: string, args: readonly string[]): Promise<MetalbootProcess> {
-  const child = lab.spawn(ns, process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/main.ts'), ...args], { cwd: REPO_ROOT });
+  const child = lab.spawn(ns, process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/main.ts'), ...args], {
+    cwd: REPO_ROOT,
+  });
   const logs = (): Record<string, unknown>[] => {
     const out: Record<string, unknown>[] = [];
     for (const line of lab.output(child).stdout.split('\n')) {
@@ -39,18 +41,25 @@ export async function startMetalboot(lab: Lab, ns: string, args: readonly string
       const hit = logs().find(match);
       if (hit !== undefined) return hit;
       if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`metalboot exited (${child.exitCode ?? child.signalCode}):\n${lab.output(child).stdout}\n${lab.output(child).stderr}`.slice(0, 4000));
+        throw new Error(
+          `metalboot exited (${child.exitCode ?? child.signalCode}):\n${lab.output(child).stdout}\n${lab.output(child).stderr}`.slice(
+            0,
+            4000,
+          ),
+        );
       }
-      if (Date.now() > deadline) throw new Error(`log line not seen within ${timeoutMs} ms:\n${lab.output(child).stdout.slice(-3000)}`);
+      if (Date.now() > deadline)
+        throw new Error(`log line not seen within ${timeoutMs} ms:\n${lab.output(child).stdout.slice(-3000)}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   };
   await waitForLog((l) => l.msg === 'ready', 30_000);
-  const stop = (signal: 'SIGKILL' | 'SIGTERM' = 'SIGTERM') => new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    // `ip netns exec` execs node, so the child pid is metalboot itself.
-    child.kill(signal);
-  });
+  const stop = (signal: 'SIGKILL' | 'SIGTERM' = 'SIGTERM') =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      // `ip netns exec` execs node, so the child pid is metalboot itself.
+      child.kill(signal);
+    });
   return { child, logs, waitForLog, stop };
 }

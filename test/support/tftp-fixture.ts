@@ -92,7 +92,9 @@ export async function startTftpServer(
       if (!m) throw new Error(`no metric ${name}`);
       const { values } = await m.get();
       return values
-        .filter((v) => Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want))
+        .filter((v) =>
+          Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want),
+        )
         .reduce((sum, v) => sum + v.value, 0);
     },
   };

@@ -85,7 +85,8 @@ function drained(res: http.ServerResponse): Promise<void> {
   });
 }
 
-const apacheEtag = (size: number, mtime: Date): string => `"${size.toString(16)}-${(mtime.getTime() * 1000).toString(16)}"`;
+const apacheEtag = (size: number, mtime: Date): string =>
+  `"${size.toString(16)}-${(mtime.getTime() * 1000).toString(16)}"`;
 
 function etagMatches(header: string, etag: string, weak: boolean): boolean {
   return header.split(',').some((t) => {
@@ -179,11 +180,22 @@ export async function startUpstreamHttpd(): Promise<UpstreamHttpd> {
       return;
     }
     const lastModified = f.mtime.toUTCString();
-    const base: http.OutgoingHttpHeaders = { etag: f.etag, 'last-modified': lastModified, 'accept-ranges': 'bytes', 'content-type': f.contentType, ...b?.headers };
+    const base: http.OutgoingHttpHeaders = {
+      etag: f.etag,
+      'last-modified': lastModified,
+      'accept-ranges': 'bytes',
+      'content-type': f.contentType,
+      ...b?.headers,
+    };
     const h = req.headers;
     const mtime = f.mtime.getTime();
     if (h['if-match'] !== undefined && !etagMatches(h['if-match'], f.etag, false)) return send(412, base);
-    if (h['if-match'] === undefined && h['if-unmodified-since'] !== undefined && mtime > Date.parse(h['if-unmodified-since'])) return send(412, base);
+    if (
+      h['if-match'] === undefined &&
+      h['if-unmodified-since'] !== undefined &&
+      mtime > Date.parse(h['if-unmodified-since'])
+    )
+      return send(412, base);
     if (h['if-none-match'] !== undefined) {
       if (etagMatches(h['if-none-match'], f.etag, true)) return send(304, base);
     } else if (h['if-modified-since'] !== undefined && mtime <= Date.parse(h['if-modified-since'])) {
@@ -227,7 +239,12 @@ export async function startUpstreamHttpd(): Promise<UpstreamHttpd> {
     requests,
     setFile(path, body, options = {}) {
       const mtime = options.mtime ?? new Date(Math.floor(Date.now() / 1000) * 1000);
-      files.set(path, { body, mtime, etag: apacheEtag(body.length, mtime), contentType: options.contentType ?? 'application/octet-stream' });
+      files.set(path, {
+        body,
+        mtime,
+        etag: apacheEtag(body.length, mtime),
+        contentType: options.contentType ?? 'application/octet-stream',
+      });
     },
     deleteFile(path) {
       files.delete(path);
@@ -236,9 +253,17 @@ export async function startUpstreamHttpd(): Promise<UpstreamHttpd> {
       if (behaviour === undefined) behaviours.delete(path);
       else behaviours.set(path, { b: behaviour, left: behaviour.times ?? Number.POSITIVE_INFINITY });
     },
-    count: (path, method) => requests.filter((r) => r.path === path && (method === undefined || r.method === method)).length,
+    count: (path, method) =>
+      requests.filter((r) => r.path === path && (method === undefined || r.method === method)).length,
     fullGets: (path) =>
-      requests.filter((r) => r.path === path && r.method === 'GET' && r.headers['if-none-match'] === undefined && r.headers['if-modified-since'] === undefined && r.headers.range === undefined).length,
+      requests.filter(
+        (r) =>
+          r.path === path &&
+          r.method === 'GET' &&
+          r.headers['if-none-match'] === undefined &&
+          r.headers['if-modified-since'] === undefined &&
+          r.headers.range === undefined,
+      ).length,
     etag: (path) => files.get(path)?.etag,
     clearRequests: () => {
       requests.length = 0;
