@@ -178,11 +178,15 @@ export class TimeLimit {
   constructor(
     readonly seconds: number,
     readonly startedMs: number,
-    private readonly now: () => number = Date.now,
-  ) {}
+    now: () => number = Date.now,
+  ) {
+    this.#now = now;
+  }
+
+  readonly #now: () => number;
 
   elapsedS(): number {
-    return (this.now() - this.startedMs) / 1000;
+    return (this.#now() - this.startedMs) / 1000;
   }
 
   leftS(): number {
@@ -216,22 +220,26 @@ export function fileStamp(ms: number): string {
  * `perWaitS` each time and `budgetS` over the whole run, so a busy machine delays a run by a
  * bounded amount and the script then measures anyway (and says so, from the QuietCheck).
  */
+export interface QuietGateOptions {
+  readonly threshold: number;
+  readonly perWaitS: number;
+  readonly budgetS?: number;
+  readonly log: (s: string) => void;
+  /** For tests: instead of waitForQuiet. */
+  readonly wait?: (threshold: number, maxWaitS: number, log: (s: string) => void) => Promise<QuietCheck>;
+}
+
 export class QuietGate {
   #spentS = 0;
 
-  constructor(
-    private readonly o: {
-      readonly threshold: number;
-      readonly perWaitS: number;
-      readonly budgetS?: number;
-      readonly log: (s: string) => void;
-      /** For tests: instead of waitForQuiet. */
-      readonly wait?: (threshold: number, maxWaitS: number, log: (s: string) => void) => Promise<QuietCheck>;
-    },
-  ) {}
+  readonly #o: QuietGateOptions;
+
+  constructor(o: QuietGateOptions) {
+    this.#o = o;
+  }
 
   get threshold(): number {
-    return this.o.threshold;
+    return this.#o.threshold;
   }
 
   /** Seconds waited so far. */
@@ -241,9 +249,9 @@ export class QuietGate {
 
   /** `label` prefixes the log line ("<label>: load … waiting"). */
   async wait(label?: string): Promise<QuietCheck> {
-    const budget = Math.max(0, Math.min(this.o.perWaitS, (this.o.budgetS ?? Infinity) - this.#spentS));
-    const log = label === undefined ? this.o.log : (s: string) => this.o.log(`${label}: ${s}`);
-    const q = await (this.o.wait ?? waitForQuiet)(this.o.threshold, budget, log);
+    const budget = Math.max(0, Math.min(this.#o.perWaitS, (this.#o.budgetS ?? Infinity) - this.#spentS));
+    const log = label === undefined ? this.#o.log : (s: string) => this.#o.log(`${label}: ${s}`);
+    const q = await (this.#o.wait ?? waitForQuiet)(this.#o.threshold, budget, log);
     this.#spentS += q.waitedS;
     return q;
   }

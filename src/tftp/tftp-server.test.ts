@@ -18,7 +18,7 @@ interface Sent {
 
 class FakeNet {
   readonly sent: Sent[] = [];
-  private nextPort = 40000;
+  #nextPort = 40000;
   readonly sockets: FakeSocket[] = [];
   create = (): UdpSocket => {
     const s = new FakeSocket(this);
@@ -26,18 +26,20 @@ class FakeNet {
     return s as unknown as UdpSocket;
   };
   allocate(port: number): number {
-    return port === 0 ? this.nextPort++ : port;
+    return port === 0 ? this.#nextPort++ : port;
   }
 }
 
 class FakeSocket extends EventEmitter {
   port = 0;
   closed = false;
-  constructor(private readonly net: FakeNet) {
+  readonly #net: FakeNet;
+  constructor(net: FakeNet) {
     super();
+    this.#net = net;
   }
   bind(opts: { port: number }, cb: () => void): this {
-    this.port = this.net.allocate(opts.port);
+    this.port = this.#net.allocate(opts.port);
     queueMicrotask(cb);
     return this;
   }
@@ -46,7 +48,7 @@ class FakeSocket extends EventEmitter {
   }
   send(buf: Buffer, port: number, _address: string, cb?: (err: Error | null) => void): void {
     if (this.closed) throw new Error('closed');
-    this.net.sent.push({ from: this.port, to: port, packet: decode(buf) });
+    this.#net.sent.push({ from: this.port, to: port, packet: decode(buf) });
     cb?.(null);
   }
   close(): void {
@@ -60,10 +62,10 @@ class FakeSocket extends EventEmitter {
 }
 
 class FakeTimers implements Timers {
-  private seq = 0;
+  #seq = 0;
   readonly pending = new Map<number, { fn: () => void; ms: number }>();
   setTimeout(fn: () => void, ms: number): unknown {
-    const id = ++this.seq;
+    const id = ++this.#seq;
     this.pending.set(id, { fn, ms });
     return id;
   }
