@@ -317,6 +317,10 @@ describe('relaying without a cache', () => {
         .register(imageProxyPlugin, { upstream: 'http://x', prefixes: ['/a/../b/'], registry: new Registry() })
         .ready(),
     ).rejects.toMatchObject({ code: 'IMAGE_PROXY_ERR_BAD_PREFIX' });
+    const app3 = Fastify();
+    await expect(
+      app3.register(imageProxyPlugin, { upstream: 'http://x', queueTimeoutMs: 0, registry: new Registry() }).ready(),
+    ).rejects.toMatchObject({ code: 'IMAGE_PROXY_ERR_BAD_LIMITS' });
   });
 });
 
