@@ -15,9 +15,30 @@ import { Counter, Gauge, type Registry } from 'prom-client';
  *   conditional request for something not cached, a query string, a path not cached, or an
  *   answer that cannot be stored);
  * - `refused`: a request target the proxy will not forward (400/404);
- * - `error`: the upstream failed before answering (502/504).
+ * - `error`: the upstream failed before answering (502/504);
+ * - `busy`: the proxy's limits turned it away (503 with Retry-After; the reason is in
+ *   {@link LimitReason}).
  */
-export type RequestResult = 'hit' | 'miss' | 'coalesced' | 'revalidated' | 'stale' | 'bypass' | 'refused' | 'error';
+export type RequestResult =
+  | 'hit'
+  | 'miss'
+  | 'coalesced'
+  | 'revalidated'
+  | 'stale'
+  | 'bypass'
+  | 'refused'
+  | 'error'
+  | 'busy';
+
+/**
+ * Why a limit of the proxy acted (the `reason` label of `metalboot_image_proxy_limits_total`):
+ * - `client-stalled`: a response whose client took no bytes for the client idle timeout was
+ *   cut (both its connection and, for a relay, the upstream one closed);
+ * - `client-limit`: 503, the client address held its share of upstream connections while the
+ *   pool was busy;
+ * - `queue-timeout`: 503, no upstream connection became free within the queue timeout.
+ */
+export type LimitReason = 'client-stalled' | 'client-limit' | 'queue-timeout';
 
 /** Why the proxy asked the upstream: to fill the cache, to revalidate an entry, or to relay. */
 export type UpstreamKind = 'fill' | 'revalidate' | 'relay';
@@ -30,6 +51,13 @@ export interface ImageProxyMetrics {
   readonly servedBytes: Counter<'source'>;
   readonly evictions: Counter;
   readonly fills: Counter<'outcome'>;
+  readonly limits: Counter<'reason'>;
+}
+
+/** The upstream pool's connections held and requests waiting for one. */
+export interface PoolFigures {
+  readonly inUse: number;
+  readonly waiting: number;
 }
 
 export interface CacheFigures {
@@ -41,8 +69,25 @@ export interface CacheFigures {
 export function createImageProxyMetrics(
   registry: Registry,
   cache: (() => CacheFigures) | undefined,
+  pool: () => PoolFigures,
 ): ImageProxyMetrics {
   const registers = [registry];
+  new Gauge({
+    name: 'metalboot_image_proxy_upstream_connections_in_use',
+    help: 'Upstream connections held by a request (relay, fill or revalidation)',
+    registers,
+    collect() {
+      this.set(pool().inUse);
+    },
+  });
+  new Gauge({
+    name: 'metalboot_image_proxy_upstream_waiting',
+    help: 'Requests waiting for an upstream connection',
+    registers,
+    collect() {
+      this.set(pool().waiting);
+    },
+  });
   if (cache !== undefined) {
     new Gauge({
       name: 'metalboot_image_cache_size_bytes',
@@ -108,6 +153,12 @@ export function createImageProxyMetrics(
       name: 'metalboot_image_cache_fills_total',
       help: 'Image cache fills, by outcome (complete, failed, aborted)',
       labelNames: ['outcome'],
+      registers,
+    }),
+    limits: new Counter({
+      name: 'metalboot_image_proxy_limits_total',
+      help: 'Responses cut or refused by the image proxy limits, by reason (client-stalled, client-limit, queue-timeout)',
+      labelNames: ['reason'],
       registers,
     }),
   };

@@ -47,11 +47,29 @@
  * - A fill keeps going when the client that started it goes away, so the next one finds the
  *   entry; it stops at the idle timeout like any upstream read.
  *
+ * Limits (docs/decisions/0008-image-proxy-limits.md), so that a client that stops reading never
+ * starves the others; each is counted by reason in `metalboot_image_proxy_limits_total`:
+ * - Client idle timeout (`clientIdleTimeoutMs`, 30 s): a response whose client has taken no
+ *   bytes for that long, while the body waits for it, is cut, and with it the upstream
+ *   connection of a relay (`client-stalled`); undici's bodyTimeout does not run while
+ *   backpressure pauses a body, so without this a reader that never reads holds its connection
+ *   forever. Answers from the cache are cut the same way (they hold a file descriptor).
+ * - Upstream connections (`connections`, 128) are handed out by upstream-slots.ts, which takes
+ *   the place of undici's queue: a client address may take them freely while less than half are
+ *   in use, past that only up to `connectionsPerClient` (a quarter of `connections`, 32), else
+ *   503 with Retry-After (`client-limit`); hosts behind one NAT can still use half the pool.
+ *   Fills and revalidations are nobody's: never refused for a share, and served first.
+ * - Queue timeout (`queueTimeoutMs`, 15 s): a request that gets no connection in that time is
+ *   answered 503 with Retry-After (`queue-timeout`).
+ * - A fill feeds its readers through the disk: a reader that never reads holds neither the
+ *   fill nor a connection.
+ *
  * Files: this plugin (parse the target, ask the store or relay, answer); store.ts (lookup,
  * coalescing, fills, revalidation); cache-dir.ts (entries on disk), cache-index.ts (LRU and
  * accounting), cache-entry.ts (entry file format), cache-policy.ts (what is stored and when it is
  * stale); fill.ts and readers.ts (writing and reading cached bytes); relay.ts, upstream.ts and
- * first-byte.ts (the uncached path and the upstream pool); paths.ts, headers.ts, ranges.ts
+ * first-byte.ts (the uncached path and the upstream pool); upstream-slots.ts and
+ * client-idle.ts (the limits); paths.ts, headers.ts, ranges.ts
  * (pure HTTP rules); errors.ts, metrics.ts; image-app.ts, worker.ts, worker-service.ts (the
  * image worker).
  */
@@ -96,8 +114,20 @@ export interface ImageProxyOptions {
   readonly connectTimeoutMs?: number;
   /** Longest silence from the upstream, before its headers and between body chunks. Default 30 000 ms. */
   readonly idleTimeoutMs?: number;
-  /** Most connections to the upstream at once; further requests queue. Default 128. */
+  /** Most connections to the upstream at once; further requests wait for one. Default 128. */
   readonly connections?: number;
+  /**
+   * Upstream connections one client address may hold or wait for once half of them are in use;
+   * past it, its requests get a 503. Default a quarter of `connections` (32).
+   */
+  readonly connectionsPerClient?: number;
+  /** Longest wait for an upstream connection; then a 503. Default 15 000 ms. */
+  readonly queueTimeoutMs?: number;
+  /**
+   * Longest time a response may wait for its client to take more bytes (relayed or from the
+   * cache); then its connection and the upstream one are closed. Default 30 000 ms.
+   */
+  readonly clientIdleTimeoutMs?: number;
   /** For an https upstream: a CA bundle (PEM), or no verification at all. */
   readonly tls?: { readonly ca?: string | Buffer; readonly insecureSkipVerify?: boolean };
   /** Metrics go here; never the global registry. */
@@ -106,6 +136,29 @@ export interface ImageProxyOptions {
   readonly logger?: FastifyBaseLogger;
   /** Epoch milliseconds; injectable for revalidation tests. Default Date.now. */
   readonly now?: () => number;
+}
+
+interface Limits {
+  readonly connections: number;
+  readonly connectionsPerClient: number;
+  readonly queueTimeoutMs: number;
+  readonly clientIdleTimeoutMs: number;
+}
+
+/** The connection limits and timeouts with their defaults (see the file comment), checked. */
+function imageProxyLimits(o: ImageProxyOptions): Limits {
+  const connections = o.connections ?? 128;
+  const limits = {
+    connections,
+    connectionsPerClient: o.connectionsPerClient ?? Math.max(1, Math.floor(connections / 4)),
+    queueTimeoutMs: o.queueTimeoutMs ?? 15_000,
+    clientIdleTimeoutMs: o.clientIdleTimeoutMs ?? 30_000,
+  };
+  for (const [k, v] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(v) || v < 1)
+      throw new MetalbootError('IMAGE_PROXY_ERR_BAD_LIMITS', `${k} must be a positive integer, not ${String(v)}`);
+  }
+  return limits;
 }
 
 function checkPrefixes(prefixes: readonly string[], what: string): void {
@@ -156,9 +209,14 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (
     );
   }
 
-  const m = createImageProxyMetrics(o.registry, cacheSettings === undefined ? undefined : () => store!.figures());
+  const limits = imageProxyLimits(o);
+  const m = createImageProxyMetrics(o.registry, cacheSettings === undefined ? undefined : () => store!.figures(), () =>
+    upstream.figures(),
+  );
   const upstream = new Upstream(upstreamUrl, {
-    connections: o.connections ?? 128,
+    connections: limits.connections,
+    connectionsPerClient: limits.connectionsPerClient,
+    queueTimeoutMs: limits.queueTimeoutMs,
     connectTimeoutMs: o.connectTimeoutMs ?? 5000,
     idleTimeoutMs: o.idleTimeoutMs ?? 30_000,
     tls: o.tls,
@@ -181,7 +239,12 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (
     await upstream.close();
     throw err;
   }
-  const relay = new Relay(upstream, m);
+  const relay = new Relay({
+    upstream,
+    metrics: m,
+    clientIdleTimeoutMs: limits.clientIdleTimeoutMs,
+    now: o.now ?? Date.now,
+  });
 
   fastify.addHook('onClose', async () => {
     await store?.close();
@@ -273,6 +336,9 @@ async function sendObject(
   m.requests.inc({ result: a.result });
   body.on('data', (chunk: Buffer) => m.servedBytes.inc({ source: 'cache' }, chunk.length));
   void reply.code(status).headers(headers).send(body);
+  // A reader that never reads holds only a file descriptor and its buffers, never the fill or
+  // an upstream connection; it is still cut, so that a flood of them cannot exhaust descriptors.
+  relay.cutWhenStalled(request, reply, body);
 }
 
 export interface ImageRedirectOptions {

@@ -36,17 +36,22 @@ afterEach(async () => {
 
 interface Setup {
   readonly store: ImageStore;
+  readonly upstream: Upstream;
   readonly registry: Registry;
   /** Waits until no fill is running. */
   settled(): Promise<void>;
 }
 
-async function setup(o: { upstream?: string; now?: () => number; revalidateAfterMs?: number } = {}): Promise<Setup> {
+async function setup(
+  o: { upstream?: string; now?: () => number; revalidateAfterMs?: number; connections?: number } = {},
+): Promise<Setup> {
   up.setFile(KEY, BODY);
   const dir = mkdtempSync(path.join(tmpdir(), 'metalboot-image-store-'));
   const registry = new Registry();
   const upstream = new Upstream(parseUpstream(o.upstream ?? up.url), {
-    connections: 8,
+    connections: o.connections ?? 8,
+    connectionsPerClient: 2,
+    queueTimeoutMs: 200,
     connectTimeoutMs: 1000,
     idleTimeoutMs: 2000,
   });
@@ -55,7 +60,7 @@ async function setup(o: { upstream?: string; now?: () => number; revalidateAfter
     maxBytes: 10 * 1024 * 1024,
     revalidateAfterMs: o.revalidateAfterMs ?? 60_000,
     upstream,
-    metrics: createImageProxyMetrics(registry, undefined),
+    metrics: createImageProxyMetrics(registry, undefined, () => upstream.figures()),
     logger: pino({ level: 'silent' }),
     now: o.now ?? Date.now,
   });
@@ -67,6 +72,7 @@ async function setup(o: { upstream?: string; now?: () => number; revalidateAfter
   );
   return {
     store,
+    upstream,
     registry,
     async settled() {
       for (let i = 0; i < 200 && store.figures().fillsRunning > 0; i++) await new Promise((r) => setTimeout(r, 10));
@@ -192,5 +198,34 @@ describe('ImageStore.get', () => {
     const hit = await store.get(KEY, request());
     expect(hit).toMatchObject({ kind: 'object', result: 'hit' });
     expect((await bytes(hit)).equals(BODY)).toBe(true);
+  });
+
+  it('fails a download that gets no upstream connection in time, and serves a stored entry instead of revalidating', async () => {
+    let clock = 1_000_000;
+    const { store, upstream, registry, settled } = await setup({
+      connections: 1,
+      now: () => clock,
+      revalidateAfterMs: 1000,
+    });
+    up.setFile('/images/other', BODY);
+    // a download whose client reads nothing holds the only connection
+    const holder = await upstream.request({ path: '/images/other', method: 'GET', headers: {}, client: '10.0.0.1' });
+    const [a, b] = await Promise.all([store.get(KEY, request()), store.get(KEY, request())]);
+    for (const x of [a, b])
+      expect(x).toMatchObject({ kind: 'failure', error: { code: 'IMAGE_PROXY_ERR_QUEUE_TIMEOUT' } });
+    expect(up.count(KEY)).toBe(0);
+    holder.body.destroy();
+    await bytes(await store.get(KEY, request()));
+    await settled();
+    clock += 2000;
+    const again = await upstream.request({ path: '/images/other', method: 'GET', headers: {}, client: '10.0.0.1' });
+    const stale = await store.get(KEY, request());
+    expect(stale).toMatchObject({ kind: 'object', result: 'stale' });
+    expect((await bytes(stale)).equals(BODY)).toBe(true);
+    again.body.destroy();
+    expect(await registry.getSingleMetric('metalboot_image_proxy_upstream_failures_total')!.get()).toMatchObject({
+      values: [],
+    });
+    up.deleteFile('/images/other');
   });
 });

@@ -13,6 +13,12 @@
  * fill as it grows. A revalidation (a conditional GET) is shared the same way. The policy
  * (what is stored, when an entry is stale, what a revalidation answer means) is cache-policy.ts;
  * the files are cache-dir.ts.
+ *
+ * The store's upstream requests belong to no client: they wait for a connection ahead of relays
+ * and are never refused for a client's share (upstream-slots.ts). A fill writes to disk at the
+ * upstream's pace and its readers read the file, so a reader that stops reading holds neither
+ * the fill nor its connection; a fill that waits past the queue timeout fails every request
+ * waiting for it with a 503.
  */
 import type { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
@@ -21,7 +27,7 @@ import type { EntryMeta } from './cache-entry.js';
 import type { IndexedEntry } from './cache-index.js';
 import { CacheDir } from './cache-dir.js';
 import { cacheability, isFresh, revalidationHeaders, revalidationOutcome } from './cache-policy.js';
-import { classifyUpstreamError } from './errors.js';
+import { classifyRefusal, classifyUpstreamError } from './errors.js';
 import type { Fill } from './fill.js';
 import { headerValue } from './headers.js';
 import type { CacheFigures, ImageProxyMetrics, RequestResult } from './metrics.js';
@@ -201,15 +207,21 @@ export class ImageStore {
       ...(stale === undefined ? {} : revalidationHeaders(stale.meta.etag, stale.meta.lastModified)),
     };
     if (userAgent !== undefined) headers['user-agent'] = userAgent;
-    m.upstreamRequests.inc({ kind: stale === undefined ? 'fill' : 'revalidate' });
     let res: Dispatcher.ResponseData;
     try {
-      res = await this.#o.upstream.request({ path: key, method: 'GET', headers });
+      res = await this.#o.upstream.request({
+        path: key,
+        method: 'GET',
+        headers,
+        onSend: () => m.upstreamRequests.inc({ kind: stale === undefined ? 'fill' : 'revalidate' }),
+      });
     } catch (err) {
-      const f = classifyUpstreamError(err);
-      m.upstreamFailures.inc({ reason: f.reason });
+      // A refusal of the pool's limits (no connection in time) never reached the upstream.
+      const refusal = classifyRefusal(err);
+      const reason = refusal?.reason ?? classifyUpstreamError(err).reason;
+      if (refusal === undefined) m.upstreamFailures.inc({ reason });
       if (stale === undefined) return { kind: 'failed', error: err };
-      log.warn({ err, key, reason: f.reason }, 'image proxy: revalidation failed, serving the stored entry');
+      log.warn({ err, key, reason }, 'image proxy: revalidation failed, serving the stored entry');
       return { kind: 'entry', entry: stale, result: 'stale' };
     }
     if (stale !== undefined) {

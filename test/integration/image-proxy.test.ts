@@ -317,6 +317,10 @@ describe('relaying without a cache', () => {
         .register(imageProxyPlugin, { upstream: 'http://x', prefixes: ['/a/../b/'], registry: new Registry() })
         .ready(),
     ).rejects.toMatchObject({ code: 'IMAGE_PROXY_ERR_BAD_PREFIX' });
+    const app3 = Fastify();
+    await expect(
+      app3.register(imageProxyPlugin, { upstream: 'http://x', queueTimeoutMs: 0, registry: new Registry() }).ready(),
+    ).rejects.toMatchObject({ code: 'IMAGE_PROXY_ERR_BAD_LIMITS' });
   });
 });
 
@@ -573,4 +577,145 @@ describe('read-through cache', () => {
     const r = await get(p, '/images/ironic-python-agent.kernel');
     expect([r.status, r.headers['x-cache']]).toEqual([502, 'error']);
   });
+});
+
+/** A client that sends a GET and then never reads: its socket is paused from the start. */
+interface StalledClient {
+  readonly socket: net.Socket;
+  /** Reads what arrived and what follows, until the server closes the connection. */
+  drain(): Promise<{ head: string; bytes: number }>;
+}
+
+const stalled: net.Socket[] = [];
+afterEach(() => {
+  for (const s of stalled.splice(0)) s.destroy();
+});
+
+function stalledGet(port: number, target: string, localAddress = '127.0.0.1'): Promise<StalledClient> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress }, () => {
+      socket.pause();
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: metalboot\r\n\r\n`);
+      resolve({
+        socket,
+        drain: () =>
+          new Promise((done) => {
+            let head = '';
+            let bytes = 0;
+            socket.on('data', (c: Buffer) => {
+              if (head.length < 512) head += c.subarray(0, 512).toString('latin1');
+              bytes += c.length;
+            });
+            socket.on('close', () => done({ head, bytes }));
+            socket.on('error', () => {});
+            socket.resume();
+          }),
+      });
+    });
+    socket.once('error', reject);
+    stalled.push(socket);
+  });
+}
+
+const sleepMs = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `f` every 20 ms until it holds or `ms` have passed; returns its last value. */
+async function eventually(f: () => Promise<boolean> | boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await f()) return true;
+    await sleepMs(20);
+  }
+  return f();
+}
+
+/** A GET from a given loopback address that gives up after `ms` (the test fails instead of hanging). */
+async function getFrom(p: Proxy, target: string, localAddress: string, ms: number) {
+  const agent = new Agent({ localAddress });
+  try {
+    const res = await request(`${p.url}${target}`, { dispatcher: agent, signal: AbortSignal.timeout(ms) });
+    const body = Buffer.from(await res.body.arrayBuffer());
+    return { status: res.statusCode, headers: res.headers, body };
+  } finally {
+    await agent.destroy();
+  }
+}
+
+describe('clients that never read', () => {
+  it('cuts relayed downloads whose client stopped reading, so the pool serves others', async () => {
+    // More never-reading clients than upstream connections, each from an address of its own
+    // (no per-client limit helps here): only the idle timeout frees the pool.
+    const p = await startProxy({ connections: 4, clientIdleTimeoutMs: 1000, queueTimeoutMs: 20_000 });
+    for (let i = 0; i < 6; i++) await stalledGet(p.port, '/images/big.img', `127.0.0.${10 + i}`);
+    await eventually(() => up.count('/images/big.img') >= 4, 2000);
+    const r = await getFrom(p, '/images/ironic-python-agent.kernel', '127.0.0.2', 10_000);
+    expect([r.status, sha256(r.body)]).toEqual([200, sha256(KERNEL)]);
+    expect(await p.metric('metalboot_image_proxy_limits_total', { reason: 'client-stalled' })).toBeGreaterThanOrEqual(
+      4,
+    );
+    // every stalled download is cut in turn, and gives its upstream connection back
+    expect(
+      await eventually(
+        async () =>
+          (await p.metric('metalboot_image_proxy_limits_total', { reason: 'client-stalled' })) === 6 &&
+          (await p.metric('metalboot_image_proxy_upstream_connections_in_use')) === 0,
+        5000,
+      ),
+    ).toBe(true);
+  }, 30_000);
+
+  it('refuses relays beyond the per-client limit while the pool is busy (503, Retry-After)', async () => {
+    const p = await startProxy({ connections: 4, connectionsPerClient: 1 });
+    // one address, four never-reading downloads: it may take half the pool alone, not more
+    for (let i = 0; i < 4; i++) await stalledGet(p.port, '/images/big.img');
+    await eventually(() => up.count('/images/big.img') >= 2, 2000);
+    const same = await getFrom(p, '/images/ironic-python-agent.kernel', '127.0.0.1', 5000);
+    expect([same.status, same.headers['retry-after'], same.headers['x-cache']]).toEqual([503, '5', 'busy']);
+    expect(same.body.toString()).toMatch(/too many downloads from this client/);
+    const other = await getFrom(p, '/images/ironic-python-agent.kernel', '127.0.0.2', 5000);
+    expect([other.status, sha256(other.body)]).toEqual([200, sha256(KERNEL)]);
+    expect(up.count('/images/big.img')).toBe(2);
+    expect(await p.metric('metalboot_image_proxy_limits_total', { reason: 'client-limit' })).toBe(3);
+    expect(await p.metric('metalboot_image_proxy_requests_total', { result: 'busy' })).toBe(3);
+  }, 30_000);
+
+  it('answers 503 to a request that waits longer than the queue timeout for a connection', async () => {
+    const p = await startProxy({ connections: 2, queueTimeoutMs: 300 });
+    await stalledGet(p.port, '/images/big.img', '127.0.0.10');
+    await stalledGet(p.port, '/images/big.img', '127.0.0.11');
+    await eventually(() => up.count('/images/big.img') >= 2, 2000);
+    const started = Date.now();
+    const r = await getFrom(p, '/images/ironic-python-agent.kernel', '127.0.0.2', 5000);
+    expect([r.status, r.headers['retry-after'], r.headers['x-cache']]).toEqual([503, '5', 'busy']);
+    expect(r.body.toString()).toMatch(/no upstream connection/);
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(up.count('/images/ironic-python-agent.kernel')).toBe(0);
+    expect(await p.metric('metalboot_image_proxy_limits_total', { reason: 'queue-timeout' })).toBe(1);
+    // only the two downloads that got a connection were sent
+    expect(await p.metric('metalboot_image_proxy_upstream_requests_total', { kind: 'relay' })).toBe(2);
+  }, 30_000);
+
+  it('lets a never-reading client of a cache fill hold neither the fill nor a connection, and cuts it', async () => {
+    up.behave('/images/big.img', { chunkBytes: 256 * 1024, chunkDelayMs: 2 });
+    // one upstream connection: anything that held it would block the last request
+    const p = await startProxy({ cache: true, connections: 1, clientIdleTimeoutMs: 1000 });
+    const reader = await stalledGet(p.port, '/images/big.img', '127.0.0.10');
+    await eventually(() => up.count('/images/big.img') === 1, 2000);
+    const coalesced = await getFrom(p, '/images/big.img', '127.0.0.2', 10_000);
+    expect([coalesced.status, sha256(coalesced.body)]).toEqual([200, sha256(BIG)]);
+    await p.settled();
+    expect(await p.metric('metalboot_image_cache_fills_total', { outcome: 'complete' })).toBe(1);
+    const other = await getFrom(p, '/images/ironic-python-agent.kernel', '127.0.0.2', 10_000);
+    expect([other.status, sha256(other.body)]).toEqual([200, sha256(KERNEL)]);
+    // the stalled reader holds a file descriptor until the idle timeout closes its connection
+    expect(
+      await eventually(
+        async () => (await p.metric('metalboot_image_proxy_limits_total', { reason: 'client-stalled' })) === 1,
+        5000,
+      ),
+    ).toBe(true);
+    const seen = await reader.drain();
+    expect(seen.head).toMatch(/^HTTP\/1\.1 200/);
+    expect(seen.bytes).toBeLessThan(BIG.length);
+  }, 30_000);
 });
