@@ -66,9 +66,23 @@ describe('link rewriting', () => {
     ],
     ['http://ironic.internal:6386/v1/', 'http://ironic.internal:6386/v1/'],
     ['/relative', '/relative'],
+    // Never a network-path reference to another host: relative ones fold to one slash.
+    ['http://ironic.internal:6385//evil/x', 'http://172.22.0.2:8080//evil/x'],
+    ['//evil/x', '/evil/x'],
+    ['/\\evil/x', '/evil/x'],
+    ['/\t/evil/x', '/evil/x'],
   ])('%s → %s', (href, expected) => {
     expect(rewriteHref(href, ironic, ours)).toBe(expected);
   });
+
+  it.each(['http://ironic.internal:6385//evil/x', 'http://ironic.internal:6385/\\evil', '//evil/x', '/\\evil'])(
+    'keeps %s on our origin',
+    (href) => {
+      const out = rewriteHref(href, ironic, ours);
+      expect(out).not.toMatch(/^[/\\]{2}/);
+      expect(new URL(out, ours.origin).origin).toBe(ours.origin);
+    },
+  );
 
   it('respects base paths on both sides', () => {
     const from = parseBaseUrl('https://api.example/baremetal', 'i');

@@ -7,6 +7,7 @@
  * target), so nothing a caller sends can steer a request to another path or host.
  */
 import { MetalbootError } from '../base/errors.js';
+import { sameOriginReference } from '../relay/location.js';
 
 export interface BaseUrl {
   readonly protocol: 'http:' | 'https:';
@@ -61,13 +62,16 @@ export function isUuid(s: string): boolean {
   return UUID.test(s);
 }
 
-/** Rewrites `href` values (and Location headers) that point under `from` to point under `to`. */
+/**
+ * Rewrites `href` values (and Location headers) that point under `from` to point under `to`.
+ * A relative reference stays on our origin: `//evil/x` or `/\evil/x` becomes `/evil/x`.
+ */
 export function rewriteHref(href: string, from: BaseUrl, to: BaseUrl): string {
   let u: URL;
   try {
     u = new URL(href);
   } catch {
-    return href;
+    return sameOriginReference(href);
   }
   if (u.origin !== from.origin) return href;
   const path = u.pathname;
