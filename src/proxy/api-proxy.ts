@@ -5,8 +5,10 @@
  * Routes (under the advertised URL's path, usually `/`), and nothing else:
  * - `GET /`, `/v1`, `/v1/`            version discovery; `links[].href` pointing at Ironic are
  *                                      rewritten to the advertised URL so IPA stays on the proxy
- * - `GET /v1/lookup`                  `addresses`, `node_uuid` forwarded; the answer's node UUID
- *                                      is remembered for those MACs (for /debug/explain)
+ * - `GET /v1/lookup`                  `addresses`, `node_uuid` forwarded; the answer is read whole
+ *                                      and relayed without the node's `links` (Ironic's address);
+ *                                      the MAC it confirms (lookup.ts: one address asked alone) is
+ *                                      recorded for the node (for /debug/explain)
  * - `POST /v1/heartbeat/{node}`       the body (bounded, 1 MiB) is rewritten (heartbeat.ts):
  *                                      callback_url → the agent's URL on the callback listener,
  *                                      agent_verify_ca → the listener's CA; once Ironic accepts
@@ -25,13 +27,13 @@
  */
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { networkInterfaces } from 'node:os';
-import { pipeline } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { Pool, type Dispatcher } from 'undici';
 import { portOf, type OwnListeners } from './agent-address.js';
 import type { AgentStore } from './agent-store.js';
-import { BoundedCopy, limitedRequestBody, readBounded, type ByteLimit } from './body-streams.js';
+import { limitedRequestBody, readBounded, type ByteLimit } from './body-streams.js';
 import { rewriteHeartbeat, type CallbackEndpoint } from './heartbeat.js';
+import { confirmedLookupMacs, lookupAnswerForIpa, lookupNodeUuid } from './lookup.js';
 import {
   declaredLength,
   forwardRequestHeaders,
@@ -42,15 +44,7 @@ import {
 import { classifyForwardError } from './proxy-errors.js';
 import { MetalbootError } from '../base/errors.js';
 import { createApiProxyMetrics, type ApiRoute } from './proxy-metrics.js';
-import {
-  allowedQuery,
-  isNodeIdent,
-  lookupMacs,
-  parseBaseUrl,
-  parseMicroversion,
-  rewriteHref,
-  rewriteLinks,
-} from './proxy-urls.js';
+import { allowedQuery, isNodeIdent, parseBaseUrl, parseMicroversion, rewriteHref, rewriteLinks } from './proxy-urls.js';
 import { redactUrl } from '../relay/redact.js';
 
 const MiB = 1024 * 1024;
@@ -87,7 +81,8 @@ export interface IronicApiProxyOptions {
 
 const VERSION_BODY_MAX = 1 * MiB;
 
-const LOOKUP_COPY_MAX = 4 * MiB;
+/** A lookup answer, read whole to drop Ironic's links: a few KB in practice. */
+const LOOKUP_BODY_MAX = 4 * MiB;
 
 /** Ironic's error body: `{"error_message": "{\"faultcode\": …, \"faultstring\": …}"}`. */
 function sendIronicError(reply: FastifyReply, status: number, faultstring: string, close = false): FastifyReply {
@@ -212,6 +207,54 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     return reply.code(res.statusCode).headers(headers).send(body);
   }
 
+  /** Reads an answer of Ironic's whole (to rewrite it); undefined after answering 502. */
+  async function readAnswer(
+    reply: FastifyReply,
+    route: ApiRoute,
+    res: Dispatcher.ResponseData,
+    max: number,
+    what: string,
+  ): Promise<Buffer | undefined> {
+    try {
+      return await readBounded(res.body, max);
+    } catch (err) {
+      res.body.destroy();
+      const answer = classifyForwardError(err, 'the Ironic API');
+      metrics.failures.inc({ reason: answer.reason === 'body-too-large' ? 'other' : answer.reason });
+      refuse(
+        reply,
+        route,
+        502,
+        answer.reason === 'body-too-large' ? `the Ironic API sent an oversized ${what}` : answer.message,
+      );
+      return undefined;
+    }
+  }
+
+  /** A JSON answer parsed; undefined when it is not JSON (then it is relayed unchanged). */
+  function parseJsonAnswer(res: Dispatcher.ResponseData, raw: Buffer): unknown {
+    if (!/json/i.test(headerValue(res.headers, 'content-type') ?? '')) return undefined;
+    try {
+      return JSON.parse(raw.toString('utf8')) as unknown;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Relays Ironic's answer with a body the proxy rewrote. */
+  function relayRewritten(
+    reply: FastifyReply,
+    route: ApiRoute,
+    res: Dispatcher.ResponseData,
+    out: Buffer,
+  ): FastifyReply {
+    metrics.requests.inc({ route, status: String(res.statusCode) });
+    const headers = forwardResponseHeaders(res.headers, { rewrittenBody: true });
+    const location = headerValue(res.headers, 'location');
+    if (location !== undefined) headers['location'] = rewriteHref(location, upstream, advertised);
+    return reply.code(res.statusCode).headers(headers).header('content-length', String(out.length)).send(out);
+  }
+
   function refuse(reply: FastifyReply, route: ApiRoute, status: number, reason: string, close = false): FastifyReply {
     metrics.requests.inc({ route, status: String(status) });
     return sendIronicError(reply, status, reason, close);
@@ -243,33 +286,11 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     const path = sub === '' || sub === '/' ? '/' : sub === '/v1' ? '/v1' : '/v1/';
     const res = await send(req, reply, { route: 'version', method: 'GET', path: upstreamPath(path) });
     if (res === undefined) return reply;
-    let raw: Buffer;
-    try {
-      raw = await readBounded(res.body, VERSION_BODY_MAX);
-    } catch (err) {
-      res.body.destroy();
-      const answer = classifyForwardError(err, 'the Ironic API');
-      metrics.failures.inc({ reason: answer.reason === 'body-too-large' ? 'other' : answer.reason });
-      return refuse(
-        reply,
-        'version',
-        502,
-        answer.reason === 'body-too-large' ? 'the Ironic API sent an oversized version document' : answer.message,
-      );
-    }
-    let out: Buffer = raw;
-    if (/json/i.test(headerValue(res.headers, 'content-type') ?? '')) {
-      try {
-        out = Buffer.from(JSON.stringify(rewriteLinks(JSON.parse(raw.toString('utf8')), upstream, advertised)));
-      } catch {
-        // not JSON after all: relay unchanged
-      }
-    }
-    metrics.requests.inc({ route: 'version', status: String(res.statusCode) });
-    const headers = forwardResponseHeaders(res.headers, { rewrittenBody: true });
-    const location = headerValue(res.headers, 'location');
-    if (location !== undefined) headers['location'] = rewriteHref(location, upstream, advertised);
-    return reply.code(res.statusCode).headers(headers).header('content-length', String(out.length)).send(out);
+    const raw = await readAnswer(reply, 'version', res, VERSION_BODY_MAX, 'version document');
+    if (raw === undefined) return reply;
+    const doc = parseJsonAnswer(res, raw);
+    const out = doc === undefined ? raw : Buffer.from(JSON.stringify(rewriteLinks(doc, upstream, advertised)));
+    return relayRewritten(reply, 'version', res, out);
   };
   for (const p of base === '' ? ['/', '/v1', '/v1/'] : [base, `${base}/`, `${base}/v1`, `${base}/v1/`])
     fastify.get(p, versionHandler);
@@ -283,21 +304,20 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     const res = await send(req, reply, { route: 'lookup', method: 'GET', path: upstreamPath(`/v1/lookup${search}`) });
     if (res === undefined) return reply;
     if (res.statusCode !== 200) return relay(reply, 'lookup', res);
-    const macs = lookupMacs(new URLSearchParams(search.slice(1)).get('addresses') ?? undefined);
-    const copy = new BoundedCopy(LOOKUP_COPY_MAX, (body) => {
-      if (body === undefined) return;
-      let node: unknown;
-      try {
-        node = (JSON.parse(body.toString('utf8')) as { node?: { uuid?: unknown } }).node?.uuid;
-      } catch {
-        return;
-      }
-      if (typeof node !== 'string' || !isNodeIdent(node)) return;
-      req.log.info({ component: 'ironic-api-proxy', route: 'lookup', node, macs }, 'IPA looked up its node');
-      o.agents.learnMacs(node, macs).catch((err: unknown) => log.error({ err, node }, 'could not record the lookup'));
-    });
-    pipeline(res.body, copy, () => undefined);
-    return relay(reply, 'lookup', res, copy);
+    const raw = await readAnswer(reply, 'lookup', res, LOOKUP_BODY_MAX, 'lookup answer');
+    if (raw === undefined) return reply;
+    const doc = parseJsonAnswer(res, raw);
+    const node = lookupNodeUuid(doc);
+    if (node !== undefined) {
+      const confirmed = confirmedLookupMacs(search);
+      req.log.info({ component: 'ironic-api-proxy', route: 'lookup', node, confirmed }, 'IPA looked up its node');
+      if (confirmed.length > 0)
+        o.agents
+          .learnMacs(node, confirmed)
+          .catch((err: unknown) => log.error({ err, node }, 'could not record the lookup'));
+    }
+    const out = doc === undefined ? raw : Buffer.from(JSON.stringify(lookupAnswerForIpa(doc, upstream, advertised)));
+    return relayRewritten(reply, 'lookup', res, out);
   });
 
   // --- heartbeat -------------------------------------------------------------------------

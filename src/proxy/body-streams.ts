@@ -1,8 +1,7 @@
 /**
  * Streams between the caller and the peer: a byte bound enforced while a body flows (the
- * inventory IPA posts can be megabytes; nothing buffers it whole), a pass-through that keeps
- * a bounded copy (to learn the node from a lookup answer while it is relayed), and a bounded
- * read for the small bodies the proxy rewrites.
+ * inventory IPA posts can be megabytes; nothing buffers it whole), and a bounded read for the
+ * small bodies the proxy rewrites.
  */
 import type { IncomingMessage } from 'node:http';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
@@ -28,38 +27,6 @@ export class ByteLimit extends Transform {
     this.#seen += chunk.length;
     if (this.#seen > this.max) cb(tooLarge(this.max));
     else cb(null, chunk);
-  }
-}
-
-/**
- * Passes bytes through and hands `onEnd` a copy of the whole body when it ended within `max`
- * bytes (undefined when it was longer). Counts bytes either way.
- */
-export class BoundedCopy extends Transform {
-  #chunks: Buffer[] | undefined = [];
-  #seen = 0;
-  readonly #onEnd: (body: Buffer | undefined, bytes: number) => void;
-
-  constructor(
-    readonly max: number,
-    onEnd: (body: Buffer | undefined, bytes: number) => void,
-  ) {
-    super();
-    this.#onEnd = onEnd;
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.#seen += chunk.length;
-    if (this.#chunks !== undefined) {
-      if (this.#seen > this.max) this.#chunks = undefined;
-      else this.#chunks.push(chunk);
-    }
-    cb(null, chunk);
-  }
-
-  override _flush(cb: TransformCallback): void {
-    this.#onEnd(this.#chunks === undefined ? undefined : Buffer.concat(this.#chunks), this.#seen);
-    cb();
   }
 }
 

@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import {
   allowedQuery,
   isNodeIdent,
-  lookupMacs,
   microversionAtLeast,
   parseBaseUrl,
   parseMicroversion,
@@ -136,13 +135,5 @@ describe('query handling', () => {
     );
     expect(allowedQuery('?evil=1', ['node_uuid'])).toBe('');
     expect(allowedQuery('', ['node_uuid'])).toBe('');
-  });
-
-  it('parses lookup MACs as Ironic does, skipping invalid ones', () => {
-    expect(lookupMacs('52:54:00:AA:bb:01,garbage, 52-54-00-aa-bb-02,52:54:00:aa:bb:01')).toEqual([
-      '52:54:00:aa:bb:01',
-      '52:54:00:aa:bb:02',
-    ]);
-    expect(lookupMacs(undefined)).toEqual([]);
   });
 });

@@ -109,21 +109,6 @@ export function microversionAtLeast(v: readonly [number, number] | undefined, ma
 }
 
 /**
- * Canonical MAC addresses from IPA's lookup query (`addresses=aa:bb:…,cc:dd:…`); invalid
- * entries are skipped, as Ironic does.
- */
-export function lookupMacs(addresses: string | undefined): string[] {
-  if (addresses === undefined) return [];
-  const out: string[] = [];
-  for (const raw of addresses.split(',')) {
-    const s = raw.trim().toLowerCase().replace(/-/g, ':');
-    if (/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(s) && !out.includes(s)) out.push(s);
-    if (out.length >= 64) break;
-  }
-  return out;
-}
-
-/**
  * Keeps only the `allowed` parameters of a raw query string (`?a=1&b=2`), values unchanged,
  * and returns `''` or `?…`. What the proxy forwards is what Ironic's ramdisk endpoints take.
  */

@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -49,6 +49,7 @@ interface Proxy {
 }
 
 interface ProxyOptions {
+  readonly ironicApiUrl?: string;
   readonly stateDir?: string | undefined;
   readonly apiPort?: number;
   readonly callbackPort?: number;
@@ -83,7 +84,7 @@ async function startProxy(o: ProxyOptions = {}): Promise<Proxy> {
   const app = Fastify({ loggerInstance: logger, bodyLimit: MiB, requestTimeout: 0 }) as unknown as FastifyInstance;
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   await app.register(ironicApiProxy, {
-    ironicApiUrl: ironic.url,
+    ironicApiUrl: o.ironicApiUrl ?? ironic.url,
     apiAdvertiseUrl: apiUrl,
     agents,
     callback,
@@ -254,6 +255,60 @@ describe('API proxy', () => {
     );
     // The lookup taught the proxy which node the MAC belongs to.
     expect(p.agents.nodeForMac(MAC.A)).toBe(NODE_A);
+  });
+
+  it("hands IPA a lookup answer without Ironic's address", async () => {
+    // Ironic writes node.links from its public URL: the address metalboot reaches it by, or
+    // [api]public_endpoint when set (another address again).
+    const elsewhere = await startIronic({
+      nodes: [{ uuid: NODE_A, macs: [MAC.A] }],
+      publicUrl: 'https://ironic.mgmt.example:6385',
+    });
+    open.push(elsewhere);
+    for (const upstream of [ironic, elsewhere]) {
+      const p = await startProxy({ ironicApiUrl: upstream.url });
+      const res = await new IpaApiClient(p.apiUrl).lookup([MAC.A]);
+      expect(res.status, res.text).toBe(200);
+      expect(res.text).not.toContain(upstream.url);
+      expect(res.text).not.toContain(new URL(upstream.url).host);
+      expect(res.text).not.toContain('ironic.mgmt.example');
+      const body = res.json<{ node: Record<string, unknown>; config: { agent_token: string } }>();
+      expect(body.node).toMatchObject({ uuid: NODE_A, properties: {}, instance_info: {}, driver_internal_info: {} });
+      expect(body.config.agent_token).toBeTruthy();
+      expect(Number(res.headers['content-length'])).toBe(Buffer.byteLength(res.text));
+    }
+  });
+
+  it('records only the MACs Ironic confirmed, and writes the state only when it changed', async () => {
+    const stateDir = tmp();
+    const p = await startProxy({ stateDir });
+    const agent = await agentFor();
+    const client = new IpaApiClient(p.apiUrl);
+    // A lookup with the one MAC alone: Ironic found the node by that port.
+    await bootIpa(client, agent, NODE_A, MAC.A);
+    const file = path.join(stateDir, 'agents', `node-${NODE_A}.json`);
+    const written = statSync(file);
+    const randomMac = (): string =>
+      ['52:54:01', ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+    const strangers: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const macs = Array.from({ length: 63 }, randomMac);
+      strangers.push(...macs);
+      // One real MAC and 63 random ones: Ironic answers with the node, confirming only that
+      // one of them is its port.
+      const res = await client.lookup(i % 2 === 0 ? [MAC.A, ...macs] : [...macs, MAC.A]);
+      expect(res.status).toBe(200);
+    }
+    expect((await client.lookup([MAC.A])).status).toBe(200);
+    expect(p.agents.get(NODE_A)?.macs).toEqual([MAC.A]);
+    expect(JSON.parse(readFileSync(file, 'utf8')).macs).toEqual([MAC.A]);
+    for (const m of strangers.slice(0, 50)) {
+      expect(p.agents.nodeForMac(m)).toBeUndefined();
+      expect(p.callback.explain(m)).toBeUndefined();
+    }
+    expect(p.callback.explain(MAC.A)).toMatchObject({ ironicAgent: { node: NODE_A } });
+    // Nothing changed: the file was never replaced.
+    expect(statSync(file).ino).toBe(written.ino);
   });
 
   it('refuses an oversized inventory: by its Content-Length before Ironic sees it, or while streaming', async () => {
