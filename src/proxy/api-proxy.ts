@@ -9,7 +9,7 @@
  *                                      and relayed without the node's `links` (Ironic's address);
  *                                      the MAC it confirms (lookup.ts: one address asked alone) is
  *                                      recorded for the node (for /debug/explain)
- * - `POST /v1/heartbeat/{node}`       the body (bounded, 1 MiB) is rewritten (heartbeat.ts):
+ * - `POST /v1/heartbeat/{node}`       the body (bounded, 64 KiB) is rewritten (heartbeat.ts):
  *                                      callback_url → the agent's URL on the callback listener,
  *                                      agent_verify_ca → the listener's CA; once Ironic accepts
  *                                      it, the agent's real URL and certificate are recorded
@@ -19,6 +19,11 @@
  * - `POST /v1/continue_inspection`    `node_uuid` forwarded; the inventory is streamed to
  *                                      Ironic, never buffered, and cut at `maxInventoryBytes`
  * - anything else under `/v1/`        404 from the proxy; never forwarded
+ *
+ * Memory: the bodies read whole (heartbeats, and Ironic's version documents and lookup answers,
+ * to rewrite them) share one budget per listener (`maxBufferedBytes`, 32 MiB); a body that does
+ * not fit is answered 503 (reason `body-budget`) instead of read, and a heartbeat body that does
+ * not arrive within `bodyTimeoutMs` 408 (reason `body-timeout`). Inventories are streamed.
  *
  * Headers cross as proxy-headers.ts says (microversions and request ids both ways, hop-by-hop
  * dropped). Log lines carry the route, node and status, never a credential (redact.ts).
@@ -31,7 +36,7 @@ import type { Registry } from 'prom-client';
 import { Pool, type Dispatcher } from 'undici';
 import { portOf, type OwnListeners } from './agent-address.js';
 import type { AgentStore } from './agent-store.js';
-import { limitedRequestBody, readBounded, type ByteLimit } from './body-streams.js';
+import { BodyBudget, limitedRequestBody, readBounded, type ByteLimit } from './body-streams.js';
 import { rewriteHeartbeat, type CallbackEndpoint } from './heartbeat.js';
 import { confirmedLookupMacs, lookupAnswerForIpa, lookupNodeUuid } from './lookup.js';
 import {
@@ -41,9 +46,10 @@ import {
   headerValue,
   hasRequestBody,
 } from './proxy-headers.js';
-import { classifyForwardError } from './proxy-errors.js';
+import { classifyForwardError, errorCode } from './proxy-errors.js';
 import { MetalbootError } from '../base/errors.js';
-import { createApiProxyMetrics, type ApiRoute } from './proxy-metrics.js';
+import { LogBudget } from '../base/log-budget.js';
+import { createApiProxyMetrics, type ApiRefusal, type ApiRoute } from './proxy-metrics.js';
 import { allowedQuery, isNodeIdent, parseBaseUrl, parseMicroversion, rewriteHref, rewriteLinks } from './proxy-urls.js';
 import { redactUrl } from '../relay/redact.js';
 
@@ -67,8 +73,18 @@ export interface IronicApiProxyOptions {
   readonly registry: Registry;
   /** Upper bound of a continue_inspection body, enforced while streaming. Default 64 MiB. */
   readonly maxInventoryBytes?: number;
-  /** Upper bound of a heartbeat body (read whole, to rewrite). Default 1 MiB. */
+  /**
+   * Upper bound of a heartbeat body (read whole, to rewrite). Default 64 KiB: IPA's heartbeat
+   * (callback_url, agent_token, agent_version, one PEM certificate) is a few KB.
+   */
   readonly maxHeartbeatBytes?: number;
+  /**
+   * The bytes of bodies held in memory at once, over all requests on this listener
+   * (heartbeats, and Ironic's answers read whole to rewrite them). Default 32 MiB.
+   */
+  readonly maxBufferedBytes?: number;
+  /** How long a heartbeat body may take to arrive. Default 30 000 ms. */
+  readonly bodyTimeoutMs?: number;
   /** Longest wait for Ironic's answer headers, and between body chunks. Default 120 000 ms. */
   readonly timeoutMs?: number;
   /** TCP (and TLS) connect timeout to Ironic. Default 5000 ms. */
@@ -100,17 +116,21 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
   const upstream = parseBaseUrl(o.ironicApiUrl, 'ironicApiUrl');
   const advertised = parseBaseUrl(o.apiAdvertiseUrl, 'apiAdvertiseUrl');
   const maxInventory = o.maxInventoryBytes ?? 64 * MiB;
-  const maxHeartbeat = o.maxHeartbeatBytes ?? 1 * MiB;
+  const maxHeartbeat = o.maxHeartbeatBytes ?? 64 * 1024;
+  const bodyTimeout = o.bodyTimeoutMs ?? 30_000;
   for (const [k, v] of [
     ['maxInventoryBytes', maxInventory],
     ['maxHeartbeatBytes', maxHeartbeat],
+    ['bodyTimeoutMs', bodyTimeout],
   ] as const) {
     if (!Number.isSafeInteger(v) || v <= 0)
       throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', `${k} must be a positive integer`);
   }
   const timeout = o.timeoutMs ?? 120_000;
-  const metrics = createApiProxyMetrics(o.registry);
+  const budget = new BodyBudget(o.maxBufferedBytes ?? 32 * MiB);
+  const metrics = createApiProxyMetrics(o.registry, () => budget.used);
   const log = (o.logger ?? fastify.log).child({ component: 'ironic-api-proxy' });
+  const logBudget = new LogBudget<ApiRefusal>({ perSecond: 1, burst: 5, now: Date.now });
   const pool = new Pool(upstream.origin, {
     connections: 32,
     connectTimeout: o.connectTimeoutMs ?? 5000,
@@ -207,8 +227,31 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     return reply.code(res.statusCode).headers(headers).send(body);
   }
 
-  /** Reads an answer of Ironic's whole (to rewrite it); undefined after answering 502. */
+  /** A share of the body budget, given back once the answer to `reply` is sent or its connection gone. */
+  function budgetShare(reply: FastifyReply) {
+    const share = budget.share();
+    if (reply.raw.destroyed) share.release();
+    else reply.raw.once('close', () => share.release());
+    return share;
+  }
+
+  /** Answers a request refused for a memory or time bound (503 or 408), closing its connection. */
+  function refuseBound(req: FastifyRequest, reply: FastifyReply, route: ApiRoute, reason: ApiRefusal): FastifyReply {
+    metrics.refusals.inc({ route, reason });
+    const b = logBudget.take(reason);
+    if (b.ok)
+      log.warn(
+        { route, reason, peer: req.ip, buffered: budget.used, suppressed: b.suppressed },
+        'refused a request at a bound',
+      );
+    return reason === 'body-budget'
+      ? refuse(reply, route, 503, 'metalboot holds as many request bodies in memory as it may; retry later', true)
+      : refuse(reply, route, 408, `the request body did not arrive within ${bodyTimeout} ms`, true);
+  }
+
+  /** Reads an answer of Ironic's whole (to rewrite it); undefined after answering 502 or 503. */
   async function readAnswer(
+    req: FastifyRequest,
     reply: FastifyReply,
     route: ApiRoute,
     res: Dispatcher.ResponseData,
@@ -216,9 +259,13 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     what: string,
   ): Promise<Buffer | undefined> {
     try {
-      return await readBounded(res.body, max);
+      return await readBounded(res.body, max, { share: budgetShare(reply) });
     } catch (err) {
       res.body.destroy();
+      if (errorCode(err) === 'PROXY_ERR_BODY_BUDGET') {
+        refuseBound(req, reply, route, 'body-budget');
+        return undefined;
+      }
       const answer = classifyForwardError(err, 'the Ironic API');
       metrics.failures.inc({ reason: answer.reason === 'body-too-large' ? 'other' : answer.reason });
       refuse(
@@ -286,7 +333,7 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     const path = sub === '' || sub === '/' ? '/' : sub === '/v1' ? '/v1' : '/v1/';
     const res = await send(req, reply, { route: 'version', method: 'GET', path: upstreamPath(path) });
     if (res === undefined) return reply;
-    const raw = await readAnswer(reply, 'version', res, VERSION_BODY_MAX, 'version document');
+    const raw = await readAnswer(req, reply, 'version', res, VERSION_BODY_MAX, 'version document');
     if (raw === undefined) return reply;
     const doc = parseJsonAnswer(res, raw);
     const out = doc === undefined ? raw : Buffer.from(JSON.stringify(rewriteLinks(doc, upstream, advertised)));
@@ -304,7 +351,7 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     const res = await send(req, reply, { route: 'lookup', method: 'GET', path: upstreamPath(`/v1/lookup${search}`) });
     if (res === undefined) return reply;
     if (res.statusCode !== 200) return relay(reply, 'lookup', res);
-    const raw = await readAnswer(reply, 'lookup', res, LOOKUP_BODY_MAX, 'lookup answer');
+    const raw = await readAnswer(req, reply, 'lookup', res, LOOKUP_BODY_MAX, 'lookup answer');
     if (raw === undefined) return reply;
     const doc = parseJsonAnswer(res, raw);
     const node = lookupNodeUuid(doc);
@@ -341,12 +388,22 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     }
     let raw: Buffer;
     try {
-      raw = await readBounded(req.raw, maxHeartbeat);
+      raw = await readBounded(req.raw, maxHeartbeat, { share: budgetShare(reply), timeoutMs: bodyTimeout });
     } catch (err) {
-      metrics.heartbeats.inc({ outcome: 'invalid' });
-      if ((err as { code?: unknown }).code === 'PROXY_ERR_BODY_TOO_LARGE')
-        return refuse(reply, 'heartbeat', 413, `the heartbeat exceeds ${maxHeartbeat} bytes`, true);
-      throw err;
+      switch (errorCode(err)) {
+        case 'PROXY_ERR_BODY_BUDGET':
+          metrics.heartbeats.inc({ outcome: 'overloaded' });
+          return refuseBound(req, reply, 'heartbeat', 'body-budget');
+        case 'PROXY_ERR_BODY_TIMEOUT':
+          metrics.heartbeats.inc({ outcome: 'invalid' });
+          return refuseBound(req, reply, 'heartbeat', 'body-timeout');
+        case 'PROXY_ERR_BODY_TOO_LARGE':
+          metrics.heartbeats.inc({ outcome: 'invalid' });
+          return refuse(reply, 'heartbeat', 413, `the heartbeat exceeds ${maxHeartbeat} bytes`, true);
+        default:
+          metrics.heartbeats.inc({ outcome: 'invalid' });
+          throw err;
+      }
     }
     const path = upstreamPath(`/v1/heartbeat/${node}`);
     const json = { 'content-type': 'application/json' };

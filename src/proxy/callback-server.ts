@@ -34,6 +34,7 @@ import type { Registry } from 'prom-client';
 import { Pool, type Dispatcher } from 'undici';
 import type { ListenAddress } from '../net/listen-address.js';
 import { listening, type ReadinessCheck, type Service } from '../base/service.js';
+import { countDroppedConnections, MAX_CONNECTIONS } from '../base/connection-cap.js';
 import type { AgentRecord, AgentStore } from './agent-store.js';
 import { limitedRequestBody } from './body-streams.js';
 import {
@@ -82,6 +83,8 @@ export interface CallbackServerOptions {
   readonly connectTimeoutMs?: number;
   /** How long close() lets forwards in flight finish before aborting them. Default 10 000 ms. */
   readonly closeGraceMs?: number;
+  /** Connections held at once; one more is closed as soon as it is accepted. Default MAX_CONNECTIONS (1024). */
+  readonly maxConnections?: number;
 }
 
 const TEXT = 'text/plain; charset=utf-8';
@@ -211,6 +214,14 @@ export class CallbackServer implements Service, CallbackEndpoint {
       keepAliveTimeout: 65_000,
       ...(this.#tls === undefined ? {} : { https: { key: this.#tls.keyPem, cert: this.#tls.certPem } }),
     }) as unknown as FastifyInstance;
+    app.server.maxConnections = o.maxConnections ?? MAX_CONNECTIONS;
+    countDroppedConnections(app.server, {
+      listener: 'ipa-callback',
+      registry: o.registry,
+      logger: this.#log,
+      now: o.now,
+    });
+    // Bodies are streamed to the agent (limitedRequestBody), never parsed or buffered here.
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
     app.all('*', (req, reply) => this.#handle(req, reply));

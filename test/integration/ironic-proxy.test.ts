@@ -56,6 +56,9 @@ interface ProxyOptions {
   readonly insecureSkipVerify?: boolean;
   readonly maxInventoryBytes?: number;
   readonly maxHeartbeatBytes?: number;
+  readonly maxBufferedBytes?: number;
+  readonly bodyTimeoutMs?: number;
+  readonly callbackMaxConnections?: number;
   readonly closeGraceMs?: number;
 }
 
@@ -77,6 +80,7 @@ async function startProxy(o: ProxyOptions = {}): Promise<Proxy> {
     logger,
     registry,
     closeGraceMs: o.closeGraceMs,
+    maxConnections: o.callbackMaxConnections,
   });
   await agents.start();
   await callback.start();
@@ -91,6 +95,8 @@ async function startProxy(o: ProxyOptions = {}): Promise<Proxy> {
     registry,
     maxInventoryBytes: o.maxInventoryBytes,
     maxHeartbeatBytes: o.maxHeartbeatBytes,
+    maxBufferedBytes: o.maxBufferedBytes,
+    bodyTimeoutMs: o.bodyTimeoutMs,
   });
   await app.listen({ host: '127.0.0.1', port: apiPort });
   let closed = false;
@@ -796,6 +802,95 @@ describe('the callback listener is no relay', () => {
       503,
       'connection closed',
     ]);
+  });
+});
+
+/** A request whose body is sent only in part: the connection stays open until closed. */
+interface SlowRequest {
+  /** The status of the answer, once one arrived (0 while none has). */
+  status(): number;
+  readonly closed: Promise<void>;
+  destroy(): void;
+}
+
+async function slowRequest(port: number, target: string, declared: number, sent: number): Promise<SlowRequest> {
+  const s = net.connect(port, '127.0.0.1');
+  await once(s, 'connect');
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  s.on('error', () => undefined);
+  const closed = once(s, 'close').then(() => undefined);
+  s.write(
+    `POST ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+      `X-OpenStack-Ironic-API-Version: 1.84\r\nContent-Length: ${declared}\r\n\r\n`,
+  );
+  s.write(Buffer.alloc(sent, 0x20));
+  open.push({
+    async close() {
+      s.destroy();
+    },
+  });
+  return {
+    status: () => Number(/^HTTP\/1\.1 (\d{3})/.exec(Buffer.concat(chunks).toString('latin1'))?.[1] ?? 0),
+    closed,
+    destroy: () => s.destroy(),
+  };
+}
+
+describe('bounded memory and connections', () => {
+  it('holds heartbeat bodies up to its budget and refuses the rest with 503; the bytes come down', async () => {
+    const budget = 256 * 1024;
+    const p = await startProxy({ maxHeartbeatBytes: 64 * 1024, maxBufferedBytes: budget });
+    const port = Number(new URL(p.apiUrl).port);
+    // 24 heartbeats that each stop a few bytes short of their declared length, as a flood of
+    // slow or malicious callers would: at most four fit.
+    const slow = await Promise.all(
+      Array.from({ length: 24 }, () => slowRequest(port, `/v1/heartbeat/${NODE_A}`, 60_000, 59_990)),
+    );
+    const buffered = () => p.metric('metalboot_ironic_api_proxy_buffered_bytes');
+    await until(() => slow.filter((r) => r.status() !== 0).length >= 20);
+    const peak = await buffered();
+    expect(peak).toBeLessThanOrEqual(budget);
+    expect(peak).toBeGreaterThan(0);
+    const refused = slow.filter((r) => r.status() === 503);
+    expect(refused.length).toBeGreaterThanOrEqual(20);
+    expect(await p.metric('metalboot_ironic_api_proxy_refusals_total', { reason: 'body-budget' })).toBe(refused.length);
+    expect(await p.metric('metalboot_ironic_heartbeats_total', { outcome: 'overloaded' })).toBe(refused.length);
+    // Refused ones are closed; the others' bytes are given back when their callers go away.
+    await Promise.all(refused.map((r) => r.closed));
+    for (const r of slow) r.destroy();
+    const deadline = Date.now() + 5000;
+    while ((await buffered()) !== 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(await buffered()).toBe(0);
+    // A real heartbeat goes through again.
+    const agent = await agentFor();
+    await bootIpa(new IpaApiClient(p.apiUrl), agent, NODE_A, MAC.A);
+  });
+
+  it('answers 408 to a heartbeat body that stalls, and gives its bytes back', async () => {
+    const p = await startProxy({ bodyTimeoutMs: 200 });
+    const stalled = await slowRequest(Number(new URL(p.apiUrl).port), `/v1/heartbeat/${NODE_B}`, 1000, 10);
+    await until(() => stalled.status() !== 0);
+    expect(stalled.status()).toBe(408);
+    await stalled.closed;
+    expect(await p.metric('metalboot_ironic_api_proxy_refusals_total', { reason: 'body-timeout' })).toBe(1);
+    expect(await p.metric('metalboot_ironic_api_proxy_buffered_bytes')).toBe(0);
+  });
+
+  it('closes callback connections beyond its cap', async () => {
+    const p = await startProxy({ callbackMaxConnections: 2 });
+    const port = Number(new URL(p.callbackUrl).port);
+    const held = await Promise.all([0, 1].map(() => slowRequest(port, '/nodes/x/y/v1/commands/', 10, 1)));
+    const extra = net.connect(port, '127.0.0.1');
+    extra.on('error', () => undefined);
+    open.push({ close: async () => void extra.destroy() });
+    const closed = await Promise.race([
+      once(extra, 'close').then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), 3000)),
+    ]);
+    expect(closed).toBe(true);
+    expect(await p.metric('metalboot_http_connections_dropped_total', { listener: 'ipa-callback' })).toBe(1);
+    for (const h of held) h.destroy();
   });
 });
 
