@@ -3,6 +3,7 @@
  * response counter and the error and image-download log lines. The main app and the image
  * worker's app both start here.
  */
+import type { RequestListener, Server } from 'node:http';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
@@ -11,9 +12,11 @@ import { redactUrl } from '../relay/redact.js';
 
 export { MAX_CONNECTIONS };
 
-export interface ListenerLimits {
+export interface ListenerOptions {
   /** Connections held at once; one more is closed as soon as it is accepted. Default MAX_CONNECTIONS. */
   readonly maxConnections?: number;
+  /** Serve on a server made (and bound) elsewhere (http-server.ts); default fastify makes one. */
+  readonly serverFactory?: (handler: RequestListener) => Server;
 }
 
 /**
@@ -22,17 +25,19 @@ export interface ListenerLimits {
  * reading one, so a body sent to them is discarded as it arrives instead of buffered (fastify's
  * JSON parser would hold up to bodyLimit per request, on a 404 too).
  */
-export function newFastify(logger: Logger, limits: ListenerLimits = {}): FastifyInstance {
+export function newFastify(logger: Logger, o: ListenerOptions = {}): FastifyInstance {
   const app = Fastify({
     loggerInstance: logger.child({ component: 'http' }),
     // Per-request access logs would flood a boot storm; errors are logged in onResponse below.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
-    // Large IPA inventories arrive through the API proxy, streamed, over slow links.
-    requestTimeout: 0,
-    keepAliveTimeout: 65_000,
+    ...(o.serverFactory === undefined ? {} : { serverFactory: o.serverFactory }),
   }) as unknown as FastifyInstance;
-  app.server.maxConnections = limits.maxConnections ?? MAX_CONNECTIONS;
+  // Set on the server itself: fastify applies its own settings only to a server it made.
+  // Large IPA inventories arrive through the API proxy, streamed, over slow links.
+  app.server.requestTimeout = 0;
+  app.server.keepAliveTimeout = 65_000;
+  app.server.maxConnections = o.maxConnections ?? MAX_CONNECTIONS;
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
   return app;

@@ -32,7 +32,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { Pool, type Dispatcher } from 'undici';
-import type { ListenAddress } from '../net/listen-address.js';
+import { withBoundPort, type ListenAddress } from '../net/listen-address.js';
 import { listening, type ReadinessCheck, type Service } from '../base/service.js';
 import { countDroppedConnections, MAX_CONNECTIONS } from '../base/connection-cap.js';
 import type { AgentRecord, AgentStore } from './agent-store.js';
@@ -65,7 +65,10 @@ const MiB = 1024 * 1024;
 
 export interface CallbackServerOptions {
   readonly listen: ListenAddress;
-  /** `--callback-advertise-url`; its scheme is replaced by the listener's (https with TLS). */
+  /**
+   * `--callback-advertise-url`; its scheme is replaced by the listener's (https with TLS), and a
+   * port 0 by the port the listener is bound to (`--callback-listen :0`).
+   */
   readonly advertiseUrl: string;
   readonly agents: AgentStore;
   /** Where the listener's certificate comes from (callbackTlsSource(config.proxy)). */
@@ -135,7 +138,8 @@ export class CallbackServer implements Service, CallbackEndpoint {
   readonly #o: CallbackServerOptions;
   readonly #log: Logger;
   readonly #configured: BaseUrl;
-  readonly #advertised: BaseUrl;
+  /** What Ironic is told; its port follows the bound one once listening when configured as 0. */
+  #advertised: BaseUrl;
   readonly #metrics: CallbackMetrics;
   readonly #pools = new Map<string, AgentPool>();
   /** This listener's Via pseudonym: a request that carries it has looped back here. */
@@ -231,6 +235,10 @@ export class CallbackServer implements Service, CallbackEndpoint {
     });
     await app.listen({ host: o.listen.host, port: o.listen.port });
     this.#app = app;
+    this.#advertised = parseBaseUrl(
+      withBoundPort(formatBaseUrl(this.#advertised), this.address().port),
+      'callbackAdvertiseUrl',
+    );
     this.#log.info(
       {
         listen: this.address(),

@@ -23,11 +23,11 @@ import { loadConfig } from '../../src/config/load.js';
 import { AgentStore } from '../../src/proxy/agent-store.js';
 import { ironicApiProxy } from '../../src/proxy/api-proxy.js';
 import { CallbackServer } from '../../src/proxy/callback-server.js';
+import { HttpServer } from '../../src/http/http-server.js';
 import { callbackTlsSource } from '../../src/proxy/callback-tls.js';
 import { agentIdOf } from '../../src/proxy/callback-url.js';
 import { startIronic, type IronicFixture } from '../support/ironic-fixture.js';
 import { IpaApiClient, ipaCertificate, startIpaAgent, type IpaAgent } from '../support/ipa-fixture.js';
-import { freePort } from '../support/free-port.js';
 
 const MiB = 1024 * 1024;
 const logger = pino({ level: process.env.PROXY_TEST_LOG ?? 'silent' });
@@ -66,10 +66,13 @@ let ironic: IronicFixture;
 const dirs: string[] = [];
 const open: { close(): Promise<void> }[] = [];
 
+/**
+ * The API proxy and the callback listener on 127.0.0.1, on port 0 (a free port, read back once
+ * bound) unless a test restarts them on the ports they had.
+ */
 async function startProxy(o: ProxyOptions = {}): Promise<Proxy> {
   const registry = new Registry();
-  const apiPort = o.apiPort ?? (await freePort());
-  const callbackPort = o.callbackPort ?? (await freePort());
+  const callbackPort = o.callbackPort ?? 0;
   const agents = new AgentStore({ stateDir: o.stateDir, logger, registry });
   const callback = new CallbackServer({
     listen: { host: '127.0.0.1', port: callbackPort },
@@ -84,21 +87,26 @@ async function startProxy(o: ProxyOptions = {}): Promise<Proxy> {
   });
   await agents.start();
   await callback.start();
-  // Like src/http/app.ts: a 1 MiB body limit that the proxy's routes must not be bound by.
-  const app = Fastify({ loggerInstance: logger, bodyLimit: MiB, requestTimeout: 0 }) as unknown as FastifyInstance;
-  const apiUrl = `http://127.0.0.1:${apiPort}`;
-  await app.register(ironicApiProxy, {
-    ironicApiUrl: o.ironicApiUrl ?? ironic.url,
-    apiAdvertiseUrl: apiUrl,
-    agents,
-    callback,
-    registry,
-    maxInventoryBytes: o.maxInventoryBytes,
-    maxHeartbeatBytes: o.maxHeartbeatBytes,
-    maxBufferedBytes: o.maxBufferedBytes,
-    bodyTimeoutMs: o.bodyTimeoutMs,
+  // Bound first, then built knowing its port (as the product's HTTP listener is).
+  const api = new HttpServer('api', { host: '127.0.0.1', port: o.apiPort ?? 0 }, async (bound, serverFactory) => {
+    // Like src/http/fastify-defaults.ts: a 1 MiB body limit that the proxy's routes must not be bound by.
+    const app = Fastify({ loggerInstance: logger, bodyLimit: MiB, serverFactory }) as unknown as FastifyInstance;
+    await app.register(ironicApiProxy, {
+      ironicApiUrl: o.ironicApiUrl ?? ironic.url,
+      apiAdvertiseUrl: `http://127.0.0.1:${bound.port}`,
+      agents,
+      callback,
+      registry,
+      maxInventoryBytes: o.maxInventoryBytes,
+      maxHeartbeatBytes: o.maxHeartbeatBytes,
+      maxBufferedBytes: o.maxBufferedBytes,
+      bodyTimeoutMs: o.bodyTimeoutMs,
+    });
+    return app;
   });
-  await app.listen({ host: '127.0.0.1', port: apiPort });
+  await api.start();
+  const app = api.app!;
+  const apiUrl = `http://127.0.0.1:${api.address().port}`;
   let closed = false;
   const proxy: Proxy = {
     apiUrl,
@@ -117,7 +125,7 @@ async function startProxy(o: ProxyOptions = {}): Promise<Proxy> {
     async close() {
       if (closed) return;
       closed = true;
-      await app.close();
+      await api.close();
       await callback.close();
       await agents.close();
     },
@@ -464,9 +472,10 @@ describe('deploy loop through both proxies', () => {
 
   it('keeps the same callback_url and CA across a restart between two heartbeats', async () => {
     const stateDir = tmp();
-    const apiPort = await freePort();
-    const callbackPort = await freePort();
-    const first = await startProxy({ stateDir, apiPort, callbackPort });
+    const first = await startProxy({ stateDir });
+    // The restarted proxy binds the ports the first one had: its callback URLs stay valid.
+    const apiPort = Number(new URL(first.apiUrl).port);
+    const callbackPort = first.callback.address().port;
     const agent = await agentFor();
     const client = new IpaApiClient(first.apiUrl);
     await bootIpa(client, agent, NODE_C, MAC.C);
@@ -898,7 +907,6 @@ describe('in the product (buildServices)', () => {
   it('wires the API proxy, the callback listener, its readiness and /debug/explain', async () => {
     const stateDir = tmp();
     const root = tmp();
-    const [httpPort, callbackPort] = [await freePort(), await freePort()];
     const yaml = `proxy:\n  stateDir: ${stateDir}\n`;
     const loaded = loadConfig({
       argv: [
@@ -912,10 +920,11 @@ describe('in the product (buildServices)', () => {
         '',
         '--tftp-root',
         root,
+        // Port 0 everywhere: the listeners bind a free port and advertise the one they got.
         '--http-listen',
-        `127.0.0.1:${httpPort}`,
+        '127.0.0.1:0',
         '--callback-listen',
-        `127.0.0.1:${callbackPort}`,
+        '127.0.0.1:0',
         '--ironic-api-url',
         ironic.url,
         '--log-level',
@@ -933,6 +942,15 @@ describe('in the product (buildServices)', () => {
       ok: true,
       detail: 'listening',
     });
+    const httpPort = product.http.address().port;
+    const callback = product.services.find((s) => s.name === 'ipa-callback') as CallbackServer;
+    const callbackPort = callback.address().port;
+    expect(httpPort).not.toBe(0);
+    expect(callbackPort).not.toBe(0);
+    expect(callback.advertiseUrl).toBe(`https://127.0.0.1:${callbackPort}`);
+    // IPA is told the API proxy's bound address, never Ironic's or port 0.
+    const discovery = await request(`http://127.0.0.1:${httpPort}/v1/`);
+    expect(JSON.stringify(await discovery.body.json())).toContain(`http://127.0.0.1:${httpPort}/v1/`);
 
     const agent = await agentFor();
     const client = new IpaApiClient(`http://127.0.0.1:${httpPort}`);
