@@ -48,6 +48,8 @@ export const ERROR_CODES = {
   // Ironic API proxy and callback listener (proxy/)
   PROXY_ERR_BAD_OPTIONS: 'a proxy option (URL, limit) is unusable; thrown at construction',
   PROXY_ERR_BODY_TOO_LARGE: 'a request body grew past its bound while streaming',
+  PROXY_ERR_BODY_BUDGET: 'a body read whole would take the bodies one listener holds past their budget',
+  PROXY_ERR_BODY_TIMEOUT: 'a body read whole did not arrive within its time bound',
   PROXY_ERR_BAD_STATE: 'a file of the proxy state directory is unreadable or malformed',
   PROXY_ERR_BAD_CERTIFICATE: 'a configured or persisted certificate or key is unusable',
   PROXY_ERR_CLOSING: 'a callback still in flight when the grace period of close() ran out; aborted',

@@ -61,6 +61,12 @@ describe('loadConfig', () => {
     expect(errors(load(['--image-listen', '10.1.0.5:8080']))).toEqual([
       'http.imageListen: 10.1.0.5:8080 overlaps http.listen 0.0.0.0:8080; give the image worker a port of its own',
     ]);
+    // Port 0 is a free port of its own for each listener, and URLs follow the bound port.
+    const zero = ok(
+      load(['--http-listen', '127.0.0.1:0', '--image-listen', '127.0.0.1:0', '--ironic-http-url', 'http://i']),
+    );
+    expect(zero.http.imageListen).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(zero.http.imageAdvertiseUrl).toBe('http://192.168.50.2:0');
   });
 
   it('picks the first local address for serverIP auto', () => {

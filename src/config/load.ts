@@ -178,8 +178,10 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
   const httpPort = c.http.listen.port;
   const advertiseUrl = c.http.advertiseUrl ?? `http://${ip}:${httpPort}`;
   const imageListen = c.http.imageListen ?? undefined;
+  // Port 0 is no overlap: each listener binds a free port of its own (and advertises it).
   if (
     imageListen !== undefined &&
+    imageListen.port !== 0 &&
     imageListen.port === httpPort &&
     (imageListen.host === c.http.listen.host || imageListen.host === '0.0.0.0' || c.http.listen.host === '0.0.0.0')
   ) {

@@ -93,6 +93,14 @@ describe('rewriteLocation', () => {
     ['a prefix of the host name only', 'http://ironic:61800/x', '', 'http://ironic:61800/x'],
     ['another host', 'http://elsewhere/x', '', 'http://elsewhere/x'],
     ['a relative path', '/images/x/', '', '/images/x/'],
+    // Only same-origin relative locations: never a network-path reference to another host.
+    ['a double slash after the upstream', 'http://ironic:6180//evil/x', '', '/evil/x'],
+    ['a double slash after the base path', 'http://ironic:6180/base//evil/x', '/base', '/evil/x'],
+    ['a backslash after the upstream', 'http://ironic:6180/\\evil/x', '', '/evil/x'],
+    ['a slash, a tab and a slash', 'http://ironic:6180/\t/evil/x', '', '/evil/x'],
+    ['many slashes', 'http://ironic:6180////evil', '', '/evil'],
+    ['a protocol-relative location', '//evil/x', '', '/evil/x'],
+    ['a backslash-relative location', '/\\evil/x', '', '/evil/x'],
   ])('%s', (_name, location, base, want) => {
     expect(rewriteLocation(location, 'http://ironic:6180', base)).toBe(want);
   });

@@ -9,13 +9,14 @@
  * Back to the client a deny-list: everything except the hop-by-hop fields of RFC 9110 §7.6.1
  * (and any field the upstream's Connection header names). A Location that points into the
  * upstream (Apache's trailing-slash redirect) is made relative, since booting hosts cannot
- * reach the upstream directly.
+ * reach the upstream directly; a relative one never starts with `//` or `/\` (another host).
  *
  * An answer from the cache carries the stored validators and X-Cache, and for a body its type,
  * length and range ({@link storedObjectHeaders}).
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { HOP_BY_HOP, headerValue, type HeaderMap } from '../relay/http-headers.js';
+import { sameOriginReference } from '../relay/location.js';
 import type { EntryMeta } from './cache-entry.js';
 import { bodyRange, contentRange, type ObjectAnswer } from './ranges.js';
 
@@ -61,16 +62,18 @@ export function upstreamRequestHeaders(client: IncomingHttpHeaders, ctx: Forward
 }
 
 /**
- * A Location under `origin` + `basePath` as an absolute path on our side; any other value
- * unchanged.
+ * A Location under `origin` + `basePath` as an absolute path on our side; any other absolute
+ * URL unchanged. A relative result never names another host: `http://ironic//evil/x` and
+ * `//evil/x` both become `/evil/x` (relay/location.ts).
  */
 export function rewriteLocation(location: string, origin: string, basePath: string): string {
   const prefix = `${origin}${basePath}`;
-  if (!location.startsWith(prefix)) return location;
+  if (!location.startsWith(prefix)) return sameOriginReference(location);
   const rest = location.slice(prefix.length);
   if (rest === '') return '/';
   if (rest.startsWith('?')) return `/${rest}`;
-  return rest.startsWith('/') ? rest : location; // 'http://host:61800' is not under 'http://host:6180'
+  // 'http://host:61800' is not under 'http://host:6180'
+  return rest.startsWith('/') || rest.startsWith('\\') ? sameOriginReference(rest) : location;
 }
 
 /** The upstream response headers a client may see: hop-by-hop fields removed. */

@@ -30,7 +30,7 @@ export async function buildImageApp(o: {
   readonly imageProxy: Omit<ImageProxyOptions, 'registry'>;
 }): Promise<FastifyInstance> {
   const app = newFastify(o.logger);
-  addResponseLog(app, o.registry);
+  addResponseLog(app, o.registry, 'image-worker');
   await registerImageProxy(app, o.imageProxy, o.registry);
   return app;
 }

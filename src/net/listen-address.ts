@@ -23,3 +23,19 @@ export function parseListenAddress(text: string): ListenAddress | undefined {
 export function formatListenAddress(a: ListenAddress): string {
   return `${a.host}:${a.port}`;
 }
+
+/**
+ * An advertise URL whose port is 0 with the port its listener is bound to: `--http-listen :0`
+ * makes the default `http://<ip>:0` name whatever port the listener got. Any other URL
+ * unchanged. Pure.
+ */
+export function withBoundPort(url: string, port: number): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return url;
+  }
+  if (u.port !== '0') return url;
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?(?:\[[^\]]*\]|[^:/?#]*)):0+(?=[/?#]|$)/i, `$1:${port}`);
+}

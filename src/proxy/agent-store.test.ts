@@ -1,10 +1,10 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AgentStore, formatAgentRecord, parseAgentRecord } from './agent-store.js';
+import { AgentStore, formatAgentRecord, MAX_MACS_PER_NODE, mergeMacs, parseAgentRecord } from './agent-store.js';
 import { agentIdOf } from './callback-url.js';
 
 const logger = pino({ level: 'silent' });
@@ -149,6 +149,54 @@ describe('AgentStore', () => {
     const b = store(dir);
     await b.start();
     expect(b.get('bad')).toBeUndefined();
+  });
+
+  const mac = (i: number): string =>
+    `52:54:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+
+  it('keeps at most MAX_MACS_PER_NODE MACs per node, forgetting the first confirmed first', async () => {
+    const dir = tmp();
+    const a = store(dir);
+    await a.start();
+    await a.beginHeartbeat(NODE).commit({ url: 'http://192.0.2.11:9999', caPem: undefined });
+    for (let i = 0; i < 100; i++) await a.learnMacs(NODE, [mac(i)]);
+    const want = Array.from({ length: MAX_MACS_PER_NODE }, (_, i) => mac(100 - MAX_MACS_PER_NODE + i));
+    expect(a.get(NODE)?.macs).toEqual(want);
+    expect(a.nodeForMac(mac(0))).toBeUndefined();
+    expect(a.nodeForMac(mac(99))).toBe(NODE);
+    expect(JSON.parse(readFileSync(path.join(dir, 'agents', `node-${NODE}.json`), 'utf8')).macs).toEqual(want);
+  });
+
+  it('writes the node file only when its MACs changed', async () => {
+    const dir = tmp();
+    const a = store(dir);
+    await a.start();
+    await a.learnMacs(NODE, [mac(1)]);
+    await a.beginHeartbeat(NODE).commit({ url: 'http://192.0.2.11:9999', caPem: undefined });
+    const file = path.join(dir, 'agents', `node-${NODE}.json`);
+    const first = statSync(file).ino;
+    for (let i = 0; i < 50; i++) await a.learnMacs(NODE, [mac(1)]);
+    await a.beginHeartbeat(NODE).commit({ url: 'http://192.0.2.11:9999', caPem: undefined });
+    expect(statSync(file).ino).toBe(first);
+    await a.learnMacs(NODE, [mac(2)]);
+    expect(statSync(file).ino).not.toBe(first);
+    expect(a.get(NODE)?.macs).toEqual([mac(1), mac(2)]);
+  });
+
+  it('bounds the MACs of a file written before lookups were confirmed', () => {
+    const macs = Array.from({ length: 1000 }, (_, i) => mac(i));
+    const r = parseAgentRecord(JSON.stringify({ version: 1, node: NODE, agentUrl: 'x', macs: [...macs, 'junk'] }));
+    expect(r?.macs).toEqual(macs.slice(-MAX_MACS_PER_NODE));
+  });
+
+  it('merges MACs, telling an unchanged list by identity', () => {
+    const known = ['52:54:00:00:00:01'];
+    expect(mergeMacs(known, ['52:54:00:00:00:01'])).toBe(known);
+    expect(mergeMacs(known, ['52:54:00:00:00:02', '52:54:00:00:00:01'])).toEqual([
+      '52:54:00:00:00:02',
+      '52:54:00:00:00:01',
+    ]);
+    expect(mergeMacs(['a', 'b', 'c'], ['d'], 3)).toEqual(['b', 'c', 'd']);
   });
 
   it('writes files readable only by the owner', async () => {

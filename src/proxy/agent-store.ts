@@ -1,7 +1,8 @@
 /**
  * Where each node's agent really is: node → IPA's own callback URL and the certificate it sent
- * (for pinning), learned from heartbeats that Ironic accepted, plus MAC → node learned from
- * lookups (for /debug/explain). Each record is one agent, named in Ironic's callback URL by its
+ * (for pinning), learned from heartbeats that Ironic accepted, plus MAC → node for the MACs
+ * Ironic's lookup answers confirmed (lookup.ts; for /debug/explain), at most
+ * {@link MAX_MACS_PER_NODE} per node. Each record is one agent, named in Ironic's callback URL by its
  * identity (callback-url.ts); a callback for another identity of the node is not forwarded. Kept in memory and, with a state directory, one JSON file per
  * node (`agents/node-<node>.json`, replaced atomically), so a restart loses nothing and
  * replicas sharing the directory find records they did not write (a miss re-reads the file).
@@ -29,7 +30,7 @@ export interface AgentRecord {
   readonly agentCaPem: string | undefined;
   /** The agent's identity in its callback URL: agentIdOf(agentUrl, agentCaPem), never stored. */
   readonly agentId: AgentId;
-  /** MAC addresses from the node's lookups. */
+  /** MAC addresses Ironic confirmed in the node's lookups, oldest first, at most MAX_MACS_PER_NODE. */
   readonly macs: readonly string[];
   /** When agentUrl or agentCaPem last changed (epoch ms). */
   readonly updatedAt: number;
@@ -54,6 +55,28 @@ export interface PendingHeartbeat {
 
 const FILE_VERSION = 1;
 
+/**
+ * The MACs kept per node: a server has a handful of NICs, and a blade chassis or a host with
+ * many virtual functions a few dozen. Beyond it the first confirmed are forgotten first.
+ */
+export const MAX_MACS_PER_NODE = 64;
+
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+/**
+ * `known` with `added` appended, at most `max`, dropping the oldest; `known` itself (the same
+ * array) when it already holds every one of `added`, so callers can tell nothing changed. Pure.
+ */
+export function mergeMacs(
+  known: readonly string[],
+  added: readonly string[],
+  max = MAX_MACS_PER_NODE,
+): readonly string[] {
+  if (added.every((m) => known.includes(m))) return known;
+  const fresh = [...new Set(added)];
+  return [...known.filter((m) => !fresh.includes(m)), ...fresh].slice(-max);
+}
+
 function fileName(node: string): string {
   return `node-${node}.json`;
 }
@@ -77,7 +100,10 @@ export function parseAgentRecord(text: string): AgentRecord | undefined {
     return undefined;
   const ca = r['agentCaPem'];
   if (ca !== undefined && ca !== null && typeof ca !== 'string') return undefined;
-  const macs = Array.isArray(r['macs']) ? r['macs'].filter((m): m is string => typeof m === 'string') : [];
+  // Files written before lookups were confirmed may list thousands: keep the newest valid ones.
+  const macs = Array.isArray(r['macs'])
+    ? [...new Set(r['macs'].filter((m): m is string => typeof m === 'string' && MAC.test(m)))].slice(-MAX_MACS_PER_NODE)
+    : [];
   const updatedAt = typeof r['updatedAt'] === 'number' ? r['updatedAt'] : 0;
   const agentCaPem = typeof ca === 'string' ? ca : undefined;
   return {
@@ -102,7 +128,7 @@ export class AgentStore implements Service {
   readonly #pendingWaitMs: number;
   readonly #records = new Map<string, AgentRecord>();
   readonly #macToNode = new Map<string, string>();
-  /** MACs learned from a lookup before the node's first accepted heartbeat. */
+  /** MACs confirmed by lookups before the node's first accepted heartbeat. */
   readonly #lookupMacs = new Map<string, readonly string[]>();
   readonly #pending = new Map<string, Set<Promise<void>>>();
   /** Per-node write chains, so two writes of one file never interleave. */
@@ -212,17 +238,19 @@ export class AgentStore implements Service {
     };
   }
 
-  /** A lookup for `macs` answered with `node`. */
+  /**
+   * Ironic confirmed that `macs` are ports of `node` (lookup.ts: never the other addresses a
+   * lookup named). The node's file is written only when its list changed.
+   */
   async learnMacs(node: string, macs: readonly string[]): Promise<void> {
     if (macs.length === 0 || !isNodeIdent(node)) return;
-    for (const m of macs) this.#macToNode.set(m, node);
     const r = this.#records.get(node);
-    if (r === undefined) {
-      this.#lookupMacs.set(node, macs);
-      return;
-    }
-    if (macs.every((m) => r.macs.includes(m))) return;
-    await this.#save({ ...r, macs: [...new Set([...r.macs, ...macs])] });
+    const known = r?.macs ?? this.#lookupMacs.get(node) ?? [];
+    const next = mergeMacs(known, macs);
+    this.#remap(node, known, next);
+    if (next === known) return;
+    if (r === undefined) this.#lookupMacs.set(node, next);
+    else await this.#save({ ...r, macs: next });
   }
 
   nodeForMac(mac: string): string | undefined {
@@ -255,15 +283,9 @@ export class AgentStore implements Service {
 
   async #commit(node: string, agent: { readonly url: string; readonly caPem: string | undefined }): Promise<void> {
     const old = this.#records.get(node);
-    const macs = [...new Set([...(old?.macs ?? []), ...(this.#lookupMacs.get(node) ?? [])])];
+    const macs = mergeMacs(old?.macs ?? [], this.#lookupMacs.get(node) ?? []);
     this.#lookupMacs.delete(node);
-    if (
-      old !== undefined &&
-      old.agentUrl === agent.url &&
-      old.agentCaPem === agent.caPem &&
-      macs.length === old.macs.length
-    )
-      return;
+    if (old !== undefined && old.agentUrl === agent.url && old.agentCaPem === agent.caPem && macs === old.macs) return;
     if (old === undefined)
       this.#log.info(
         { node, agentUrl: agent.url, certificatePinned: agent.caPem !== undefined },
@@ -287,8 +309,14 @@ export class AgentStore implements Service {
   }
 
   #put(r: AgentRecord): void {
+    this.#remap(r.node, this.#records.get(r.node)?.macs ?? [], r.macs);
     this.#records.set(r.node, r);
-    for (const m of r.macs) this.#macToNode.set(m, r.node);
+  }
+
+  /** MAC → node for a node whose list went from `before` to `after`. */
+  #remap(node: string, before: readonly string[], after: readonly string[]): void {
+    for (const m of before) if (!after.includes(m) && this.#macToNode.get(m) === node) this.#macToNode.delete(m);
+    for (const m of after) this.#macToNode.set(m, node);
   }
 
   async #save(r: AgentRecord): Promise<void> {

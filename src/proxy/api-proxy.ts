@@ -5,9 +5,11 @@
  * Routes (under the advertised URL's path, usually `/`), and nothing else:
  * - `GET /`, `/v1`, `/v1/`            version discovery; `links[].href` pointing at Ironic are
  *                                      rewritten to the advertised URL so IPA stays on the proxy
- * - `GET /v1/lookup`                  `addresses`, `node_uuid` forwarded; the answer's node UUID
- *                                      is remembered for those MACs (for /debug/explain)
- * - `POST /v1/heartbeat/{node}`       the body (bounded, 1 MiB) is rewritten (heartbeat.ts):
+ * - `GET /v1/lookup`                  `addresses`, `node_uuid` forwarded; the answer is read whole
+ *                                      and relayed without the node's `links` (Ironic's address);
+ *                                      the MAC it confirms (lookup.ts: one address asked alone) is
+ *                                      recorded for the node (for /debug/explain)
+ * - `POST /v1/heartbeat/{node}`       the body (bounded, 64 KiB) is rewritten (heartbeat.ts):
  *                                      callback_url → the agent's URL on the callback listener,
  *                                      agent_verify_ca → the listener's CA; once Ironic accepts
  *                                      it, the agent's real URL and certificate are recorded
@@ -18,6 +20,11 @@
  *                                      Ironic, never buffered, and cut at `maxInventoryBytes`
  * - anything else under `/v1/`        404 from the proxy; never forwarded
  *
+ * Memory: the bodies read whole (heartbeats, and Ironic's version documents and lookup answers,
+ * to rewrite them) share one budget per listener (`maxBufferedBytes`, 32 MiB); a body that does
+ * not fit is answered 503 (reason `body-budget`) instead of read, and a heartbeat body that does
+ * not arrive within `bodyTimeoutMs` 408 (reason `body-timeout`). Inventories are streamed.
+ *
  * Headers cross as proxy-headers.ts says (microversions and request ids both ways, hop-by-hop
  * dropped). Log lines carry the route, node and status, never a credential (redact.ts).
  * Errors the proxy itself answers use Ironic's body shape (`error_message` holding a JSON
@@ -25,13 +32,13 @@
  */
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { networkInterfaces } from 'node:os';
-import { pipeline } from 'node:stream';
 import type { Registry } from 'prom-client';
 import { Pool, type Dispatcher } from 'undici';
 import { portOf, type OwnListeners } from './agent-address.js';
 import type { AgentStore } from './agent-store.js';
-import { BoundedCopy, limitedRequestBody, readBounded, type ByteLimit } from './body-streams.js';
+import { BodyBudget, limitedRequestBody, readBounded, type ByteLimit } from './body-streams.js';
 import { rewriteHeartbeat, type CallbackEndpoint } from './heartbeat.js';
+import { confirmedLookupMacs, lookupAnswerForIpa, lookupNodeUuid } from './lookup.js';
 import {
   declaredLength,
   forwardRequestHeaders,
@@ -39,18 +46,11 @@ import {
   headerValue,
   hasRequestBody,
 } from './proxy-headers.js';
-import { classifyForwardError } from './proxy-errors.js';
+import { classifyForwardError, errorCode } from './proxy-errors.js';
 import { MetalbootError } from '../base/errors.js';
-import { createApiProxyMetrics, type ApiRoute } from './proxy-metrics.js';
-import {
-  allowedQuery,
-  isNodeIdent,
-  lookupMacs,
-  parseBaseUrl,
-  parseMicroversion,
-  rewriteHref,
-  rewriteLinks,
-} from './proxy-urls.js';
+import { LogBudget } from '../base/log-budget.js';
+import { createApiProxyMetrics, type ApiRefusal, type ApiRoute } from './proxy-metrics.js';
+import { allowedQuery, isNodeIdent, parseBaseUrl, parseMicroversion, rewriteHref, rewriteLinks } from './proxy-urls.js';
 import { redactUrl } from '../relay/redact.js';
 
 const MiB = 1024 * 1024;
@@ -73,8 +73,18 @@ export interface IronicApiProxyOptions {
   readonly registry: Registry;
   /** Upper bound of a continue_inspection body, enforced while streaming. Default 64 MiB. */
   readonly maxInventoryBytes?: number;
-  /** Upper bound of a heartbeat body (read whole, to rewrite). Default 1 MiB. */
+  /**
+   * Upper bound of a heartbeat body (read whole, to rewrite). Default 64 KiB: IPA's heartbeat
+   * (callback_url, agent_token, agent_version, one PEM certificate) is a few KB.
+   */
   readonly maxHeartbeatBytes?: number;
+  /**
+   * The bytes of bodies held in memory at once, over all requests on this listener
+   * (heartbeats, and Ironic's answers read whole to rewrite them). Default 32 MiB.
+   */
+  readonly maxBufferedBytes?: number;
+  /** How long a heartbeat body may take to arrive. Default 30 000 ms. */
+  readonly bodyTimeoutMs?: number;
   /** Longest wait for Ironic's answer headers, and between body chunks. Default 120 000 ms. */
   readonly timeoutMs?: number;
   /** TCP (and TLS) connect timeout to Ironic. Default 5000 ms. */
@@ -87,7 +97,8 @@ export interface IronicApiProxyOptions {
 
 const VERSION_BODY_MAX = 1 * MiB;
 
-const LOOKUP_COPY_MAX = 4 * MiB;
+/** A lookup answer, read whole to drop Ironic's links: a few KB in practice. */
+const LOOKUP_BODY_MAX = 4 * MiB;
 
 /** Ironic's error body: `{"error_message": "{\"faultcode\": …, \"faultstring\": …}"}`. */
 function sendIronicError(reply: FastifyReply, status: number, faultstring: string, close = false): FastifyReply {
@@ -105,17 +116,21 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
   const upstream = parseBaseUrl(o.ironicApiUrl, 'ironicApiUrl');
   const advertised = parseBaseUrl(o.apiAdvertiseUrl, 'apiAdvertiseUrl');
   const maxInventory = o.maxInventoryBytes ?? 64 * MiB;
-  const maxHeartbeat = o.maxHeartbeatBytes ?? 1 * MiB;
+  const maxHeartbeat = o.maxHeartbeatBytes ?? 64 * 1024;
+  const bodyTimeout = o.bodyTimeoutMs ?? 30_000;
   for (const [k, v] of [
     ['maxInventoryBytes', maxInventory],
     ['maxHeartbeatBytes', maxHeartbeat],
+    ['bodyTimeoutMs', bodyTimeout],
   ] as const) {
     if (!Number.isSafeInteger(v) || v <= 0)
       throw new MetalbootError('PROXY_ERR_BAD_OPTIONS', `${k} must be a positive integer`);
   }
   const timeout = o.timeoutMs ?? 120_000;
-  const metrics = createApiProxyMetrics(o.registry);
+  const budget = new BodyBudget(o.maxBufferedBytes ?? 32 * MiB);
+  const metrics = createApiProxyMetrics(o.registry, () => budget.used);
   const log = (o.logger ?? fastify.log).child({ component: 'ironic-api-proxy' });
+  const logBudget = new LogBudget<ApiRefusal>({ perSecond: 1, burst: 5, now: Date.now });
   const pool = new Pool(upstream.origin, {
     connections: 32,
     connectTimeout: o.connectTimeoutMs ?? 5000,
@@ -212,6 +227,81 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     return reply.code(res.statusCode).headers(headers).send(body);
   }
 
+  /** A share of the body budget, given back once the answer to `reply` is sent or its connection gone. */
+  function budgetShare(reply: FastifyReply) {
+    const share = budget.share();
+    if (reply.raw.destroyed) share.release();
+    else reply.raw.once('close', () => share.release());
+    return share;
+  }
+
+  /** Answers a request refused for a memory or time bound (503 or 408), closing its connection. */
+  function refuseBound(req: FastifyRequest, reply: FastifyReply, route: ApiRoute, reason: ApiRefusal): FastifyReply {
+    metrics.refusals.inc({ route, reason });
+    const b = logBudget.take(reason);
+    if (b.ok)
+      log.warn(
+        { route, reason, peer: req.ip, buffered: budget.used, suppressed: b.suppressed },
+        'refused a request at a bound',
+      );
+    return reason === 'body-budget'
+      ? refuse(reply, route, 503, 'metalboot holds as many request bodies in memory as it may; retry later', true)
+      : refuse(reply, route, 408, `the request body did not arrive within ${bodyTimeout} ms`, true);
+  }
+
+  /** Reads an answer of Ironic's whole (to rewrite it); undefined after answering 502 or 503. */
+  async function readAnswer(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    route: ApiRoute,
+    res: Dispatcher.ResponseData,
+    max: number,
+    what: string,
+  ): Promise<Buffer | undefined> {
+    try {
+      return await readBounded(res.body, max, { share: budgetShare(reply) });
+    } catch (err) {
+      res.body.destroy();
+      if (errorCode(err) === 'PROXY_ERR_BODY_BUDGET') {
+        refuseBound(req, reply, route, 'body-budget');
+        return undefined;
+      }
+      const answer = classifyForwardError(err, 'the Ironic API');
+      metrics.failures.inc({ reason: answer.reason === 'body-too-large' ? 'other' : answer.reason });
+      refuse(
+        reply,
+        route,
+        502,
+        answer.reason === 'body-too-large' ? `the Ironic API sent an oversized ${what}` : answer.message,
+      );
+      return undefined;
+    }
+  }
+
+  /** A JSON answer parsed; undefined when it is not JSON (then it is relayed unchanged). */
+  function parseJsonAnswer(res: Dispatcher.ResponseData, raw: Buffer): unknown {
+    if (!/json/i.test(headerValue(res.headers, 'content-type') ?? '')) return undefined;
+    try {
+      return JSON.parse(raw.toString('utf8')) as unknown;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Relays Ironic's answer with a body the proxy rewrote. */
+  function relayRewritten(
+    reply: FastifyReply,
+    route: ApiRoute,
+    res: Dispatcher.ResponseData,
+    out: Buffer,
+  ): FastifyReply {
+    metrics.requests.inc({ route, status: String(res.statusCode) });
+    const headers = forwardResponseHeaders(res.headers, { rewrittenBody: true });
+    const location = headerValue(res.headers, 'location');
+    if (location !== undefined) headers['location'] = rewriteHref(location, upstream, advertised);
+    return reply.code(res.statusCode).headers(headers).header('content-length', String(out.length)).send(out);
+  }
+
   function refuse(reply: FastifyReply, route: ApiRoute, status: number, reason: string, close = false): FastifyReply {
     metrics.requests.inc({ route, status: String(status) });
     return sendIronicError(reply, status, reason, close);
@@ -243,33 +333,11 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     const path = sub === '' || sub === '/' ? '/' : sub === '/v1' ? '/v1' : '/v1/';
     const res = await send(req, reply, { route: 'version', method: 'GET', path: upstreamPath(path) });
     if (res === undefined) return reply;
-    let raw: Buffer;
-    try {
-      raw = await readBounded(res.body, VERSION_BODY_MAX);
-    } catch (err) {
-      res.body.destroy();
-      const answer = classifyForwardError(err, 'the Ironic API');
-      metrics.failures.inc({ reason: answer.reason === 'body-too-large' ? 'other' : answer.reason });
-      return refuse(
-        reply,
-        'version',
-        502,
-        answer.reason === 'body-too-large' ? 'the Ironic API sent an oversized version document' : answer.message,
-      );
-    }
-    let out: Buffer = raw;
-    if (/json/i.test(headerValue(res.headers, 'content-type') ?? '')) {
-      try {
-        out = Buffer.from(JSON.stringify(rewriteLinks(JSON.parse(raw.toString('utf8')), upstream, advertised)));
-      } catch {
-        // not JSON after all: relay unchanged
-      }
-    }
-    metrics.requests.inc({ route: 'version', status: String(res.statusCode) });
-    const headers = forwardResponseHeaders(res.headers, { rewrittenBody: true });
-    const location = headerValue(res.headers, 'location');
-    if (location !== undefined) headers['location'] = rewriteHref(location, upstream, advertised);
-    return reply.code(res.statusCode).headers(headers).header('content-length', String(out.length)).send(out);
+    const raw = await readAnswer(req, reply, 'version', res, VERSION_BODY_MAX, 'version document');
+    if (raw === undefined) return reply;
+    const doc = parseJsonAnswer(res, raw);
+    const out = doc === undefined ? raw : Buffer.from(JSON.stringify(rewriteLinks(doc, upstream, advertised)));
+    return relayRewritten(reply, 'version', res, out);
   };
   for (const p of base === '' ? ['/', '/v1', '/v1/'] : [base, `${base}/`, `${base}/v1`, `${base}/v1/`])
     fastify.get(p, versionHandler);
@@ -283,21 +351,20 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     const res = await send(req, reply, { route: 'lookup', method: 'GET', path: upstreamPath(`/v1/lookup${search}`) });
     if (res === undefined) return reply;
     if (res.statusCode !== 200) return relay(reply, 'lookup', res);
-    const macs = lookupMacs(new URLSearchParams(search.slice(1)).get('addresses') ?? undefined);
-    const copy = new BoundedCopy(LOOKUP_COPY_MAX, (body) => {
-      if (body === undefined) return;
-      let node: unknown;
-      try {
-        node = (JSON.parse(body.toString('utf8')) as { node?: { uuid?: unknown } }).node?.uuid;
-      } catch {
-        return;
-      }
-      if (typeof node !== 'string' || !isNodeIdent(node)) return;
-      req.log.info({ component: 'ironic-api-proxy', route: 'lookup', node, macs }, 'IPA looked up its node');
-      o.agents.learnMacs(node, macs).catch((err: unknown) => log.error({ err, node }, 'could not record the lookup'));
-    });
-    pipeline(res.body, copy, () => undefined);
-    return relay(reply, 'lookup', res, copy);
+    const raw = await readAnswer(req, reply, 'lookup', res, LOOKUP_BODY_MAX, 'lookup answer');
+    if (raw === undefined) return reply;
+    const doc = parseJsonAnswer(res, raw);
+    const node = lookupNodeUuid(doc);
+    if (node !== undefined) {
+      const confirmed = confirmedLookupMacs(search);
+      req.log.info({ component: 'ironic-api-proxy', route: 'lookup', node, confirmed }, 'IPA looked up its node');
+      if (confirmed.length > 0)
+        o.agents
+          .learnMacs(node, confirmed)
+          .catch((err: unknown) => log.error({ err, node }, 'could not record the lookup'));
+    }
+    const out = doc === undefined ? raw : Buffer.from(JSON.stringify(lookupAnswerForIpa(doc, upstream, advertised)));
+    return relayRewritten(reply, 'lookup', res, out);
   });
 
   // --- heartbeat -------------------------------------------------------------------------
@@ -321,12 +388,22 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     }
     let raw: Buffer;
     try {
-      raw = await readBounded(req.raw, maxHeartbeat);
+      raw = await readBounded(req.raw, maxHeartbeat, { share: budgetShare(reply), timeoutMs: bodyTimeout });
     } catch (err) {
-      metrics.heartbeats.inc({ outcome: 'invalid' });
-      if ((err as { code?: unknown }).code === 'PROXY_ERR_BODY_TOO_LARGE')
-        return refuse(reply, 'heartbeat', 413, `the heartbeat exceeds ${maxHeartbeat} bytes`, true);
-      throw err;
+      switch (errorCode(err)) {
+        case 'PROXY_ERR_BODY_BUDGET':
+          metrics.heartbeats.inc({ outcome: 'overloaded' });
+          return refuseBound(req, reply, 'heartbeat', 'body-budget');
+        case 'PROXY_ERR_BODY_TIMEOUT':
+          metrics.heartbeats.inc({ outcome: 'invalid' });
+          return refuseBound(req, reply, 'heartbeat', 'body-timeout');
+        case 'PROXY_ERR_BODY_TOO_LARGE':
+          metrics.heartbeats.inc({ outcome: 'invalid' });
+          return refuse(reply, 'heartbeat', 413, `the heartbeat exceeds ${maxHeartbeat} bytes`, true);
+        default:
+          metrics.heartbeats.inc({ outcome: 'invalid' });
+          throw err;
+      }
     }
     const path = upstreamPath(`/v1/heartbeat/${node}`);
     const json = { 'content-type': 'application/json' };

@@ -32,8 +32,9 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { Pool, type Dispatcher } from 'undici';
-import type { ListenAddress } from '../net/listen-address.js';
+import { withBoundPort, type ListenAddress } from '../net/listen-address.js';
 import { listening, type ReadinessCheck, type Service } from '../base/service.js';
+import { countDroppedConnections, MAX_CONNECTIONS } from '../base/connection-cap.js';
 import type { AgentRecord, AgentStore } from './agent-store.js';
 import { limitedRequestBody } from './body-streams.js';
 import {
@@ -64,7 +65,10 @@ const MiB = 1024 * 1024;
 
 export interface CallbackServerOptions {
   readonly listen: ListenAddress;
-  /** `--callback-advertise-url`; its scheme is replaced by the listener's (https with TLS). */
+  /**
+   * `--callback-advertise-url`; its scheme is replaced by the listener's (https with TLS), and a
+   * port 0 by the port the listener is bound to (`--callback-listen :0`).
+   */
   readonly advertiseUrl: string;
   readonly agents: AgentStore;
   /** Where the listener's certificate comes from (callbackTlsSource(config.proxy)). */
@@ -82,6 +86,8 @@ export interface CallbackServerOptions {
   readonly connectTimeoutMs?: number;
   /** How long close() lets forwards in flight finish before aborting them. Default 10 000 ms. */
   readonly closeGraceMs?: number;
+  /** Connections held at once; one more is closed as soon as it is accepted. Default MAX_CONNECTIONS (1024). */
+  readonly maxConnections?: number;
 }
 
 const TEXT = 'text/plain; charset=utf-8';
@@ -132,7 +138,8 @@ export class CallbackServer implements Service, CallbackEndpoint {
   readonly #o: CallbackServerOptions;
   readonly #log: Logger;
   readonly #configured: BaseUrl;
-  readonly #advertised: BaseUrl;
+  /** What Ironic is told; its port follows the bound one once listening when configured as 0. */
+  #advertised: BaseUrl;
   readonly #metrics: CallbackMetrics;
   readonly #pools = new Map<string, AgentPool>();
   /** This listener's Via pseudonym: a request that carries it has looped back here. */
@@ -211,6 +218,14 @@ export class CallbackServer implements Service, CallbackEndpoint {
       keepAliveTimeout: 65_000,
       ...(this.#tls === undefined ? {} : { https: { key: this.#tls.keyPem, cert: this.#tls.certPem } }),
     }) as unknown as FastifyInstance;
+    app.server.maxConnections = o.maxConnections ?? MAX_CONNECTIONS;
+    countDroppedConnections(app.server, {
+      listener: 'ipa-callback',
+      registry: o.registry,
+      logger: this.#log,
+      now: o.now,
+    });
+    // Bodies are streamed to the agent (limitedRequestBody), never parsed or buffered here.
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
     app.all('*', (req, reply) => this.#handle(req, reply));
@@ -220,6 +235,10 @@ export class CallbackServer implements Service, CallbackEndpoint {
     });
     await app.listen({ host: o.listen.host, port: o.listen.port });
     this.#app = app;
+    this.#advertised = parseBaseUrl(
+      withBoundPort(formatBaseUrl(this.#advertised), this.address().port),
+      'callbackAdvertiseUrl',
+    );
     this.#log.info(
       {
         listen: this.address(),

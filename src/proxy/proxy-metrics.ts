@@ -2,18 +2,33 @@
  * Prometheus figures of both directions, registered on the registry passed in (never the
  * global one).
  */
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** API proxy routes: the `route` label. */
 export type ApiRoute = 'version' | 'lookup' | 'heartbeat' | 'continue_inspection' | 'refused';
 
 /**
  * What happened to a heartbeat: rewritten and accepted by Ironic, passed through unchanged
- * (empty callback_url or no callback listener), refused by us for its body (invalid) or for the
- * agent address it names (refused, with the reason counted apart), refused by Ironic (4xx/5xx:
- * bad token, changed callback URL…), or failed in transit.
+ * (empty callback_url or no callback listener), refused by us for its body (invalid: malformed,
+ * too large, too slow) or for the agent address it names (refused, with the reason counted
+ * apart), not read because the bodies in memory were at their budget (overloaded), refused by
+ * Ironic (4xx/5xx: bad token, changed callback URL…), or failed in transit.
  */
-export type HeartbeatOutcome = 'accepted' | 'passthrough' | 'invalid' | 'refused' | 'rejected' | 'failed';
+export type HeartbeatOutcome =
+  | 'accepted'
+  | 'passthrough'
+  | 'invalid'
+  | 'refused'
+  | 'overloaded'
+  | 'rejected'
+  | 'failed';
+
+/**
+ * Requests the API proxy answered itself because of a bound: `body-budget` (503: the bodies it
+ * holds in memory are at their budget), `body-timeout` (408: a body read whole did not arrive
+ * in time).
+ */
+export type ApiRefusal = 'body-budget' | 'body-timeout';
 
 /**
  * Callback listener results: the `result` label. `unknown-node`: no agent recorded for the
@@ -30,6 +45,8 @@ export interface ApiProxyMetrics {
   readonly heartbeats: Counter<'outcome'>;
   /** Heartbeats refused for their agent address, by AgentAddressRefusal (agent-address.ts). */
   readonly heartbeatRefusals: Counter<'reason'>;
+  /** Requests refused for a bound, by ApiRefusal. */
+  readonly refusals: Counter<'route' | 'reason'>;
 }
 
 export interface CallbackMetrics {
@@ -42,8 +59,17 @@ export interface CallbackMetrics {
 
 const BUCKETS = [0.005, 0.025, 0.1, 0.5, 1, 2.5, 10, 30, 120, 600];
 
-export function createApiProxyMetrics(registry: Registry): ApiProxyMetrics {
+/** `buffered` reports the bytes of bodies the proxy holds in memory now (its BodyBudget). */
+export function createApiProxyMetrics(registry: Registry, buffered: () => number): ApiProxyMetrics {
   const registers = [registry];
+  new Gauge({
+    name: 'metalboot_ironic_api_proxy_buffered_bytes',
+    help: 'Bytes of heartbeats and Ironic answers the API proxy holds in memory to rewrite them',
+    registers,
+    collect() {
+      this.set(buffered());
+    },
+  });
   return {
     requests: new Counter({
       name: 'metalboot_ironic_api_proxy_requests_total',
@@ -80,6 +106,12 @@ export function createApiProxyMetrics(registry: Registry): ApiProxyMetrics {
       name: 'metalboot_ironic_heartbeat_refusals_total',
       help: 'Heartbeats the API proxy refused for the agent address they name, by reason',
       labelNames: ['reason'],
+      registers,
+    }),
+    refusals: new Counter({
+      name: 'metalboot_ironic_api_proxy_refusals_total',
+      help: 'Requests the API proxy answered itself because of a memory or time bound, by route and reason',
+      labelNames: ['route', 'reason'],
       registers,
     }),
   };

@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import {
   allowedQuery,
   isNodeIdent,
-  lookupMacs,
   microversionAtLeast,
   parseBaseUrl,
   parseMicroversion,
@@ -66,9 +65,23 @@ describe('link rewriting', () => {
     ],
     ['http://ironic.internal:6386/v1/', 'http://ironic.internal:6386/v1/'],
     ['/relative', '/relative'],
+    // Never a network-path reference to another host: relative ones fold to one slash.
+    ['http://ironic.internal:6385//evil/x', 'http://172.22.0.2:8080//evil/x'],
+    ['//evil/x', '/evil/x'],
+    ['/\\evil/x', '/evil/x'],
+    ['/\t/evil/x', '/evil/x'],
   ])('%s → %s', (href, expected) => {
     expect(rewriteHref(href, ironic, ours)).toBe(expected);
   });
+
+  it.each(['http://ironic.internal:6385//evil/x', 'http://ironic.internal:6385/\\evil', '//evil/x', '/\\evil'])(
+    'keeps %s on our origin',
+    (href) => {
+      const out = rewriteHref(href, ironic, ours);
+      expect(out).not.toMatch(/^[/\\]{2}/);
+      expect(new URL(out, ours.origin).origin).toBe(ours.origin);
+    },
+  );
 
   it('respects base paths on both sides', () => {
     const from = parseBaseUrl('https://api.example/baremetal', 'i');
@@ -122,13 +135,5 @@ describe('query handling', () => {
     );
     expect(allowedQuery('?evil=1', ['node_uuid'])).toBe('');
     expect(allowedQuery('', ['node_uuid'])).toBe('');
-  });
-
-  it('parses lookup MACs as Ironic does, skipping invalid ones', () => {
-    expect(lookupMacs('52:54:00:AA:bb:01,garbage, 52-54-00-aa-bb-02,52:54:00:aa:bb:01')).toEqual([
-      '52:54:00:aa:bb:01',
-      '52:54:00:aa:bb:02',
-    ]);
-    expect(lookupMacs(undefined)).toEqual([]);
   });
 });

@@ -7,6 +7,7 @@
  * target), so nothing a caller sends can steer a request to another path or host.
  */
 import { MetalbootError } from '../base/errors.js';
+import { sameOriginReference } from '../relay/location.js';
 
 export interface BaseUrl {
   readonly protocol: 'http:' | 'https:';
@@ -61,13 +62,16 @@ export function isUuid(s: string): boolean {
   return UUID.test(s);
 }
 
-/** Rewrites `href` values (and Location headers) that point under `from` to point under `to`. */
+/**
+ * Rewrites `href` values (and Location headers) that point under `from` to point under `to`.
+ * A relative reference stays on our origin: `//evil/x` or `/\evil/x` becomes `/evil/x`.
+ */
 export function rewriteHref(href: string, from: BaseUrl, to: BaseUrl): string {
   let u: URL;
   try {
     u = new URL(href);
   } catch {
-    return href;
+    return sameOriginReference(href);
   }
   if (u.origin !== from.origin) return href;
   const path = u.pathname;
@@ -102,21 +106,6 @@ export function parseMicroversion(header: string | undefined): readonly [number,
 export function microversionAtLeast(v: readonly [number, number] | undefined, major: number, minor: number): boolean {
   if (v === undefined) return false;
   return v[0] > major || (v[0] === major && v[1] >= minor);
-}
-
-/**
- * Canonical MAC addresses from IPA's lookup query (`addresses=aa:bb:…,cc:dd:…`); invalid
- * entries are skipped, as Ironic does.
- */
-export function lookupMacs(addresses: string | undefined): string[] {
-  if (addresses === undefined) return [];
-  const out: string[] = [];
-  for (const raw of addresses.split(',')) {
-    const s = raw.trim().toLowerCase().replace(/-/g, ':');
-    if (/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(s) && !out.includes(s)) out.push(s);
-    if (out.length >= 64) break;
-  }
-  return out;
 }
 
 /**

@@ -2,6 +2,10 @@
  * The HTTP wing: the main HTTP application, built without listening (tests use inject()).
  * Routes: boot scripts and binaries (http/boot-routes.ts), operations (http/ops-routes.ts), the
  * image proxy or its redirects (images/), and the Ironic API proxy (proxy/).
+ *
+ * The app is built once its listener is bound and the image worker listens (it starts first),
+ * so an advertise URL with port 0 (`--http-listen :0`, `--image-listen :0`) names the port each
+ * one got.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -17,7 +21,8 @@ import type { ReadinessCheck } from '../base/service.js';
 import type { IpxeScripts } from '../boot/ipxe-scripts.js';
 import type { IpxeFiles } from '../boot/ipxe-files.js';
 import type { DhcpPolicy } from '../dhcp/policy.js';
-import { HttpServer } from '../http/http-server.js';
+import { HttpServer, type ServerFactory } from '../http/http-server.js';
+import { withBoundPort } from '../net/listen-address.js';
 import type { BootMilestones } from '../kube/boot-milestones.js';
 import type { HostIndex } from '../leases/host-index.js';
 import type { LeasePool } from '../leases/pool.js';
@@ -39,10 +44,12 @@ export interface AppOptions {
   readonly imageRedirect?: ImageRedirectOptions;
   /** The Ironic API proxy for IPA; absent when no --ironic-api-url is set. */
   readonly ironicApi?: Omit<IronicApiProxyOptions, 'registry'>;
+  /** The server the app is served on, already bound (HttpServer); default fastify's own. */
+  readonly serverFactory?: ServerFactory;
 }
 
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
-  const app = newFastify(o.logger);
+  const app = newFastify(o.logger, { serverFactory: o.serverFactory });
   addResponseLog(app, o.registry);
   await app.register(bootRoutes, { ...o.boot, registry: o.registry });
   await app.register(opsRoutes, { ...o.ops, registry: o.registry });
@@ -69,17 +76,23 @@ export function httpWing(config: Config, w: Wiring, i: HttpWingInput): HttpServe
   const { agents, callback, ironicApi } = i.proxies;
   const { worker, proxy } = i.images;
   const m = i.milestones;
-  return new HttpServer('http', config.http.listen, () =>
-    buildApp({
+  return new HttpServer('http', config.http.listen, (bound, serverFactory) => {
+    // Port 0 in an advertise URL: the port the listener serving it got.
+    const baseUrl = withBoundPort(config.http.advertiseUrl, bound.port);
+    const apiUrl = withBoundPort(config.proxy.apiAdvertiseUrl, bound.port);
+    const imagePort = worker === undefined ? bound.port : worker.address().port;
+    const imageBaseUrl = withBoundPort(config.http.imageAdvertiseUrl, imagePort);
+    return buildApp({
       logger,
       registry,
+      serverFactory,
       boot: {
         scripts: i.scripts,
         index: i.index,
         files: i.files,
-        baseUrl: config.http.advertiseUrl,
-        imageBaseUrl: config.http.imageAdvertiseUrl,
-        apiUrl: config.proxy.apiAdvertiseUrl,
+        baseUrl,
+        imageBaseUrl,
+        apiUrl,
         ironicHttpUrl: config.proxy.ironicHttpUrl,
         ironicApiUrl: config.proxy.ironicApiUrl,
         annotationPrefix: config.sources.annotationPrefix,
@@ -101,8 +114,15 @@ export function httpWing(config: Config, w: Wiring, i: HttpWingInput): HttpServe
         extraMetrics: worker === undefined ? [] : [() => worker.metrics()],
       },
       imageProxy: worker === undefined ? proxy : undefined,
-      imageRedirect: worker === undefined ? undefined : { target: config.http.imageAdvertiseUrl },
-      ironicApi,
-    }),
-  );
+      imageRedirect: worker === undefined ? undefined : { target: imageBaseUrl },
+      ironicApi:
+        ironicApi === undefined
+          ? undefined
+          : {
+              ...ironicApi,
+              apiAdvertiseUrl: apiUrl,
+              ownPorts: [...(ironicApi.ownPorts ?? []), bound.port, ...(worker === undefined ? [] : [imagePort])],
+            },
+    });
+  });
 }

@@ -17,7 +17,6 @@ import { buildProduct, type Product } from '../../src/wiring/product.js';
 import { closeAll, startAll } from '../../src/base/service.js';
 import { loadConfig } from '../../src/config/load.js';
 import { sha256, startUpstreamHttpd, type UpstreamHttpd } from '../support/upstream-httpd.js';
-import { freePort } from '../support/free-port.js';
 
 const KERNEL = randomBytes(3 * 1024 * 1024 + 17);
 const INITRAMFS = randomBytes(1024 * 1024);
@@ -45,10 +44,6 @@ describe('image worker (--image-listen)', () => {
         `#!ipxe\nkernel ${upstream.url}/11111111-2222-3333-4444-555555555555/deploy_kernel ipa-api-url=http://ironic:6385 || goto retry\nboot\n`,
       ),
     );
-    const [httpPort, port] = [await freePort(), await freePort()];
-    imagePort = port;
-    httpUrl = `http://127.0.0.1:${httpPort}`;
-    imageUrl = `http://127.0.0.1:${imagePort}`;
     const loaded = loadConfig({
       argv: [
         '--server-ip',
@@ -61,10 +56,11 @@ describe('image worker (--image-listen)', () => {
         tmp(),
         '--callback-listen',
         '',
+        // Port 0: both listeners bind a free port, and what they advertise follows it.
         '--http-listen',
-        `127.0.0.1:${httpPort}`,
+        '127.0.0.1:0',
         '--image-listen',
-        `127.0.0.1:${imagePort}`,
+        '127.0.0.1:0',
         '--image-cache-dir',
         tmp(),
         '--ironic-http-url',
@@ -79,9 +75,11 @@ describe('image worker (--image-listen)', () => {
       localAddresses: () => [],
     });
     if (loaded.kind !== 'config') throw new Error(JSON.stringify(loaded));
-    expect(loaded.config.http.imageAdvertiseUrl).toBe(imageUrl);
     product = buildProduct(loaded.config, { logger: pino({ level: 'silent' }), registry: new Registry() });
     await startAll(product.services);
+    imagePort = product.images!.address().port;
+    httpUrl = `http://127.0.0.1:${product.http.address().port}`;
+    imageUrl = `http://127.0.0.1:${imagePort}`;
   }, 60_000);
 
   afterAll(async () => {

@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,11 +23,11 @@ import { loadConfig } from '../../src/config/load.js';
 import { AgentStore } from '../../src/proxy/agent-store.js';
 import { ironicApiProxy } from '../../src/proxy/api-proxy.js';
 import { CallbackServer } from '../../src/proxy/callback-server.js';
+import { HttpServer } from '../../src/http/http-server.js';
 import { callbackTlsSource } from '../../src/proxy/callback-tls.js';
 import { agentIdOf } from '../../src/proxy/callback-url.js';
 import { startIronic, type IronicFixture } from '../support/ironic-fixture.js';
 import { IpaApiClient, ipaCertificate, startIpaAgent, type IpaAgent } from '../support/ipa-fixture.js';
-import { freePort } from '../support/free-port.js';
 
 const MiB = 1024 * 1024;
 const logger = pino({ level: process.env.PROXY_TEST_LOG ?? 'silent' });
@@ -49,12 +49,16 @@ interface Proxy {
 }
 
 interface ProxyOptions {
+  readonly ironicApiUrl?: string;
   readonly stateDir?: string | undefined;
   readonly apiPort?: number;
   readonly callbackPort?: number;
   readonly insecureSkipVerify?: boolean;
   readonly maxInventoryBytes?: number;
   readonly maxHeartbeatBytes?: number;
+  readonly maxBufferedBytes?: number;
+  readonly bodyTimeoutMs?: number;
+  readonly callbackMaxConnections?: number;
   readonly closeGraceMs?: number;
 }
 
@@ -62,10 +66,13 @@ let ironic: IronicFixture;
 const dirs: string[] = [];
 const open: { close(): Promise<void> }[] = [];
 
+/**
+ * The API proxy and the callback listener on 127.0.0.1, on port 0 (a free port, read back once
+ * bound) unless a test restarts them on the ports they had.
+ */
 async function startProxy(o: ProxyOptions = {}): Promise<Proxy> {
   const registry = new Registry();
-  const apiPort = o.apiPort ?? (await freePort());
-  const callbackPort = o.callbackPort ?? (await freePort());
+  const callbackPort = o.callbackPort ?? 0;
   const agents = new AgentStore({ stateDir: o.stateDir, logger, registry });
   const callback = new CallbackServer({
     listen: { host: '127.0.0.1', port: callbackPort },
@@ -76,22 +83,30 @@ async function startProxy(o: ProxyOptions = {}): Promise<Proxy> {
     logger,
     registry,
     closeGraceMs: o.closeGraceMs,
+    maxConnections: o.callbackMaxConnections,
   });
   await agents.start();
   await callback.start();
-  // Like src/http/app.ts: a 1 MiB body limit that the proxy's routes must not be bound by.
-  const app = Fastify({ loggerInstance: logger, bodyLimit: MiB, requestTimeout: 0 }) as unknown as FastifyInstance;
-  const apiUrl = `http://127.0.0.1:${apiPort}`;
-  await app.register(ironicApiProxy, {
-    ironicApiUrl: ironic.url,
-    apiAdvertiseUrl: apiUrl,
-    agents,
-    callback,
-    registry,
-    maxInventoryBytes: o.maxInventoryBytes,
-    maxHeartbeatBytes: o.maxHeartbeatBytes,
+  // Bound first, then built knowing its port (as the product's HTTP listener is).
+  const api = new HttpServer('api', { host: '127.0.0.1', port: o.apiPort ?? 0 }, async (bound, serverFactory) => {
+    // Like src/http/fastify-defaults.ts: a 1 MiB body limit that the proxy's routes must not be bound by.
+    const app = Fastify({ loggerInstance: logger, bodyLimit: MiB, serverFactory }) as unknown as FastifyInstance;
+    await app.register(ironicApiProxy, {
+      ironicApiUrl: o.ironicApiUrl ?? ironic.url,
+      apiAdvertiseUrl: `http://127.0.0.1:${bound.port}`,
+      agents,
+      callback,
+      registry,
+      maxInventoryBytes: o.maxInventoryBytes,
+      maxHeartbeatBytes: o.maxHeartbeatBytes,
+      maxBufferedBytes: o.maxBufferedBytes,
+      bodyTimeoutMs: o.bodyTimeoutMs,
+    });
+    return app;
   });
-  await app.listen({ host: '127.0.0.1', port: apiPort });
+  await api.start();
+  const app = api.app!;
+  const apiUrl = `http://127.0.0.1:${api.address().port}`;
   let closed = false;
   const proxy: Proxy = {
     apiUrl,
@@ -110,7 +125,7 @@ async function startProxy(o: ProxyOptions = {}): Promise<Proxy> {
     async close() {
       if (closed) return;
       closed = true;
-      await app.close();
+      await api.close();
       await callback.close();
       await agents.close();
     },
@@ -254,6 +269,60 @@ describe('API proxy', () => {
     );
     // The lookup taught the proxy which node the MAC belongs to.
     expect(p.agents.nodeForMac(MAC.A)).toBe(NODE_A);
+  });
+
+  it("hands IPA a lookup answer without Ironic's address", async () => {
+    // Ironic writes node.links from its public URL: the address metalboot reaches it by, or
+    // [api]public_endpoint when set (another address again).
+    const elsewhere = await startIronic({
+      nodes: [{ uuid: NODE_A, macs: [MAC.A] }],
+      publicUrl: 'https://ironic.mgmt.example:6385',
+    });
+    open.push(elsewhere);
+    for (const upstream of [ironic, elsewhere]) {
+      const p = await startProxy({ ironicApiUrl: upstream.url });
+      const res = await new IpaApiClient(p.apiUrl).lookup([MAC.A]);
+      expect(res.status, res.text).toBe(200);
+      expect(res.text).not.toContain(upstream.url);
+      expect(res.text).not.toContain(new URL(upstream.url).host);
+      expect(res.text).not.toContain('ironic.mgmt.example');
+      const body = res.json<{ node: Record<string, unknown>; config: { agent_token: string } }>();
+      expect(body.node).toMatchObject({ uuid: NODE_A, properties: {}, instance_info: {}, driver_internal_info: {} });
+      expect(body.config.agent_token).toBeTruthy();
+      expect(Number(res.headers['content-length'])).toBe(Buffer.byteLength(res.text));
+    }
+  });
+
+  it('records only the MACs Ironic confirmed, and writes the state only when it changed', async () => {
+    const stateDir = tmp();
+    const p = await startProxy({ stateDir });
+    const agent = await agentFor();
+    const client = new IpaApiClient(p.apiUrl);
+    // A lookup with the one MAC alone: Ironic found the node by that port.
+    await bootIpa(client, agent, NODE_A, MAC.A);
+    const file = path.join(stateDir, 'agents', `node-${NODE_A}.json`);
+    const written = statSync(file);
+    const randomMac = (): string =>
+      ['52:54:01', ...[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+    const strangers: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const macs = Array.from({ length: 63 }, randomMac);
+      strangers.push(...macs);
+      // One real MAC and 63 random ones: Ironic answers with the node, confirming only that
+      // one of them is its port.
+      const res = await client.lookup(i % 2 === 0 ? [MAC.A, ...macs] : [...macs, MAC.A]);
+      expect(res.status).toBe(200);
+    }
+    expect((await client.lookup([MAC.A])).status).toBe(200);
+    expect(p.agents.get(NODE_A)?.macs).toEqual([MAC.A]);
+    expect(JSON.parse(readFileSync(file, 'utf8')).macs).toEqual([MAC.A]);
+    for (const m of strangers.slice(0, 50)) {
+      expect(p.agents.nodeForMac(m)).toBeUndefined();
+      expect(p.callback.explain(m)).toBeUndefined();
+    }
+    expect(p.callback.explain(MAC.A)).toMatchObject({ ironicAgent: { node: NODE_A } });
+    // Nothing changed: the file was never replaced.
+    expect(statSync(file).ino).toBe(written.ino);
   });
 
   it('refuses an oversized inventory: by its Content-Length before Ironic sees it, or while streaming', async () => {
@@ -403,9 +472,10 @@ describe('deploy loop through both proxies', () => {
 
   it('keeps the same callback_url and CA across a restart between two heartbeats', async () => {
     const stateDir = tmp();
-    const apiPort = await freePort();
-    const callbackPort = await freePort();
-    const first = await startProxy({ stateDir, apiPort, callbackPort });
+    const first = await startProxy({ stateDir });
+    // The restarted proxy binds the ports the first one had: its callback URLs stay valid.
+    const apiPort = Number(new URL(first.apiUrl).port);
+    const callbackPort = first.callback.address().port;
     const agent = await agentFor();
     const client = new IpaApiClient(first.apiUrl);
     await bootIpa(client, agent, NODE_C, MAC.C);
@@ -744,11 +814,99 @@ describe('the callback listener is no relay', () => {
   });
 });
 
+/** A request whose body is sent only in part: the connection stays open until closed. */
+interface SlowRequest {
+  /** The status of the answer, once one arrived (0 while none has). */
+  status(): number;
+  readonly closed: Promise<void>;
+  destroy(): void;
+}
+
+async function slowRequest(port: number, target: string, declared: number, sent: number): Promise<SlowRequest> {
+  const s = net.connect(port, '127.0.0.1');
+  await once(s, 'connect');
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  s.on('error', () => undefined);
+  const closed = once(s, 'close').then(() => undefined);
+  s.write(
+    `POST ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+      `X-OpenStack-Ironic-API-Version: 1.84\r\nContent-Length: ${declared}\r\n\r\n`,
+  );
+  s.write(Buffer.alloc(sent, 0x20));
+  open.push({
+    async close() {
+      s.destroy();
+    },
+  });
+  return {
+    status: () => Number(/^HTTP\/1\.1 (\d{3})/.exec(Buffer.concat(chunks).toString('latin1'))?.[1] ?? 0),
+    closed,
+    destroy: () => s.destroy(),
+  };
+}
+
+describe('bounded memory and connections', () => {
+  it('holds heartbeat bodies up to its budget and refuses the rest with 503; the bytes come down', async () => {
+    const budget = 256 * 1024;
+    const p = await startProxy({ maxHeartbeatBytes: 64 * 1024, maxBufferedBytes: budget });
+    const port = Number(new URL(p.apiUrl).port);
+    // 24 heartbeats that each stop a few bytes short of their declared length, as a flood of
+    // slow or malicious callers would: at most four fit.
+    const slow = await Promise.all(
+      Array.from({ length: 24 }, () => slowRequest(port, `/v1/heartbeat/${NODE_A}`, 60_000, 59_990)),
+    );
+    const buffered = () => p.metric('metalboot_ironic_api_proxy_buffered_bytes');
+    await until(() => slow.filter((r) => r.status() !== 0).length >= 20);
+    const peak = await buffered();
+    expect(peak).toBeLessThanOrEqual(budget);
+    expect(peak).toBeGreaterThan(0);
+    const refused = slow.filter((r) => r.status() === 503);
+    expect(refused.length).toBeGreaterThanOrEqual(20);
+    expect(await p.metric('metalboot_ironic_api_proxy_refusals_total', { reason: 'body-budget' })).toBe(refused.length);
+    expect(await p.metric('metalboot_ironic_heartbeats_total', { outcome: 'overloaded' })).toBe(refused.length);
+    // Refused ones are closed; the others' bytes are given back when their callers go away.
+    await Promise.all(refused.map((r) => r.closed));
+    for (const r of slow) r.destroy();
+    const deadline = Date.now() + 5000;
+    while ((await buffered()) !== 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(await buffered()).toBe(0);
+    // A real heartbeat goes through again.
+    const agent = await agentFor();
+    await bootIpa(new IpaApiClient(p.apiUrl), agent, NODE_A, MAC.A);
+  });
+
+  it('answers 408 to a heartbeat body that stalls, and gives its bytes back', async () => {
+    const p = await startProxy({ bodyTimeoutMs: 200 });
+    const stalled = await slowRequest(Number(new URL(p.apiUrl).port), `/v1/heartbeat/${NODE_B}`, 1000, 10);
+    await until(() => stalled.status() !== 0);
+    expect(stalled.status()).toBe(408);
+    await stalled.closed;
+    expect(await p.metric('metalboot_ironic_api_proxy_refusals_total', { reason: 'body-timeout' })).toBe(1);
+    expect(await p.metric('metalboot_ironic_api_proxy_buffered_bytes')).toBe(0);
+  });
+
+  it('closes callback connections beyond its cap', async () => {
+    const p = await startProxy({ callbackMaxConnections: 2 });
+    const port = Number(new URL(p.callbackUrl).port);
+    const held = await Promise.all([0, 1].map(() => slowRequest(port, '/nodes/x/y/v1/commands/', 10, 1)));
+    const extra = net.connect(port, '127.0.0.1');
+    extra.on('error', () => undefined);
+    open.push({ close: async () => void extra.destroy() });
+    const closed = await Promise.race([
+      once(extra, 'close').then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), 3000)),
+    ]);
+    expect(closed).toBe(true);
+    expect(await p.metric('metalboot_http_connections_dropped_total', { listener: 'ipa-callback' })).toBe(1);
+    for (const h of held) h.destroy();
+  });
+});
+
 describe('in the product (buildServices)', () => {
   it('wires the API proxy, the callback listener, its readiness and /debug/explain', async () => {
     const stateDir = tmp();
     const root = tmp();
-    const [httpPort, callbackPort] = [await freePort(), await freePort()];
     const yaml = `proxy:\n  stateDir: ${stateDir}\n`;
     const loaded = loadConfig({
       argv: [
@@ -762,10 +920,11 @@ describe('in the product (buildServices)', () => {
         '',
         '--tftp-root',
         root,
+        // Port 0 everywhere: the listeners bind a free port and advertise the one they got.
         '--http-listen',
-        `127.0.0.1:${httpPort}`,
+        '127.0.0.1:0',
         '--callback-listen',
-        `127.0.0.1:${callbackPort}`,
+        '127.0.0.1:0',
         '--ironic-api-url',
         ironic.url,
         '--log-level',
@@ -783,6 +942,15 @@ describe('in the product (buildServices)', () => {
       ok: true,
       detail: 'listening',
     });
+    const httpPort = product.http.address().port;
+    const callback = product.services.find((s) => s.name === 'ipa-callback') as CallbackServer;
+    const callbackPort = callback.address().port;
+    expect(httpPort).not.toBe(0);
+    expect(callbackPort).not.toBe(0);
+    expect(callback.advertiseUrl).toBe(`https://127.0.0.1:${callbackPort}`);
+    // IPA is told the API proxy's bound address, never Ironic's or port 0.
+    const discovery = await request(`http://127.0.0.1:${httpPort}/v1/`);
+    expect(JSON.stringify(await discovery.body.json())).toContain(`http://127.0.0.1:${httpPort}/v1/`);
 
     const agent = await agentFor();
     const client = new IpaApiClient(`http://127.0.0.1:${httpPort}`);

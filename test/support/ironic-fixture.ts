@@ -4,11 +4,17 @@
  * agent_client.py), on 127.0.0.1:0 over plain HTTP.
  *
  * API, as Ironic answers IPA:
- * - `GET /`, `GET /v1`, `GET /v1/`: version documents whose links are built from the request's
- *   Host (Ironic's host_url), with the microversion headers and a request id;
+ * - `GET /`, `GET /v1`, `GET /v1/`: version documents whose links are built from Ironic's public
+ *   URL (`publicUrl`, else the request's Host: Ironic's host_url), with the microversion headers
+ *   and a request id;
  * - microversions: none → 1.1; above the maximum → 406; ramdisk endpoints need 1.22;
- * - `GET /v1/lookup?addresses=…[&node_uuid=]` → `{node, config}`; from 1.62 the first lookup of
- *   a node carries its agent token, later ones `******`; 404 for unknown MACs;
+ * - `GET /v1/lookup?addresses=…[&node_uuid=]` → `{node, config}`, the node with Ironic's lookup
+ *   fields (uuid, properties, instance_info, driver_internal_info) and its `links` (self and
+ *   bookmark, built from Ironic's public URL: `publicUrl`, else the request's Host); from 1.62
+ *   the first lookup of a node carries its agent token, later ones `******`. Invalid addresses
+ *   are skipped; with node_uuid the addresses are not looked at; 404 when no node, or more than
+ *   one node, has a port with one of the addresses (get_node_by_port_addresses); 400 with
+ *   neither a valid address nor node_uuid;
  * - `POST /v1/heartbeat/{node}` → 202 with no body. 400 when: agent_verify_ca is sent below
  *   1.68, callback_url is not http(s), it differs from the stored agent_url ("Detected change
  *   in ramdisk provided "callback_url""), the token is missing or wrong, or agent_verify_ca
@@ -97,6 +103,8 @@ const atLeast = (v: [number, number], minor: number): boolean => v[0] > 1 || v[1
 export async function startIronic(o: {
   readonly nodes: readonly IronicNodeSpec[];
   readonly maxInspectionBytes?: number;
+  /** `[api]public_endpoint`: the base of the links Ironic writes; default the request's Host. */
+  readonly publicUrl?: string;
 }): Promise<IronicFixture> {
   const nodes = new Map<string, IronicNodeState>();
   for (const n of o.nodes)
@@ -116,8 +124,11 @@ export async function startIronic(o: {
   let inspectionSoFar = 0;
   const max = parseVersion(IRONIC_MAX_VERSION) as [number, number];
 
-  const byMac = (macs: readonly string[]): IronicNodeState | undefined =>
-    [...nodes.values()].find((n) => macs.some((m) => n.macs.includes(m.toLowerCase())));
+  /** The one node with a port among `macs`; undefined for none or several, as Ironic's query. */
+  const byMac = (macs: readonly string[]): IronicNodeState | undefined => {
+    const found = [...nodes.values()].filter((n) => macs.some((m) => n.macs.includes(m)));
+    return found.length === 1 ? found[0] : undefined;
+  };
 
   const server = http.createServer((req, res) => {
     const record: IronicRequestRecord = { method: req.method ?? '', url: req.url ?? '', headers: req.headers };
@@ -151,11 +162,12 @@ export async function startIronic(o: {
       );
 
     const u = new URL(req.url ?? '/', 'http://ironic');
-    const host = `http://${req.headers.host}`;
+    // Ironic's api.request.public_url: [api]public_endpoint, else the request's host_url.
+    const publicUrl = o.publicUrl ?? `http://${req.headers.host}`;
     const v = parseVersion(req.headers['x-openstack-ironic-api-version'] as string | undefined);
     const versionDoc = {
       id: 'v1',
-      links: [{ href: `${host}/v1/`, rel: 'self' }],
+      links: [{ href: `${publicUrl}/v1/`, rel: 'self' }],
       status: 'CURRENT',
       min_version: '1.1',
       version: IRONIC_MAX_VERSION,
@@ -189,8 +201,8 @@ export async function startIronic(o: {
         return send(200, {
           ...versionDoc,
           media_types: [{ base: 'application/json', type: 'application/vnd.openstack.ironic.v1+json' }],
-          lookup: [{ href: `${host}/v1/lookup/`, rel: 'self' }],
-          heartbeat: [{ href: `${host}/v1/heartbeat/`, rel: 'self' }],
+          lookup: [{ href: `${publicUrl}/v1/lookup/`, rel: 'self' }],
+          heartbeat: [{ href: `${publicUrl}/v1/heartbeat/`, rel: 'self' }],
           version: { ...versionDoc },
         });
       }
@@ -200,8 +212,13 @@ export async function startIronic(o: {
 
       if (req.method === 'GET' && u.pathname === '/v1/lookup') {
         if (!atLeast(v, 22)) return fault(404, 'Not found', v);
-        const macs = (u.searchParams.get('addresses') ?? '').split(',').filter((s) => s !== '');
+        const macs = (u.searchParams.get('addresses') ?? '')
+          .split(',')
+          .map((s) => s.trim().toLowerCase())
+          .filter((s) => /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(s));
         const uuid = u.searchParams.get('node_uuid');
+        if (macs.length === 0 && uuid === null)
+          return fault(400, "Incomplete lookup request, at least one of 'addresses' or 'node_uuid' is required", v);
         const n = uuid !== null ? nodes.get(uuid) : byMac(macs);
         if (n === undefined) return fault(404, 'Not found', v);
         let token: string | undefined;
@@ -218,7 +235,10 @@ export async function startIronic(o: {
               properties: {},
               instance_info: {},
               driver_internal_info: {},
-              links: [{ href: `${host}/v1/nodes/${n.uuid}`, rel: 'self' }],
+              links: [
+                { href: `${publicUrl}/v1/nodes/${n.uuid}`, rel: 'self' },
+                { href: `${publicUrl}/nodes/${n.uuid}`, rel: 'bookmark' },
+              ],
             },
             config: { heartbeat_timeout: 300, agent_token: token, agent_token_required: true },
           },
