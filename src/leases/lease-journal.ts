@@ -116,7 +116,8 @@ export class LeaseJournal {
       return { compacted: true };
     } catch (error) {
       await this.#run(async () => {
-        this.#fh = await open(this.#path, 'a', 0o600);
+        // Open unless the compaction got as far as the new journal (only its directory sync failed).
+        this.#fh ??= await open(this.#path, 'a', 0o600);
         if (this.#tornTail) await this.#cutTail(this.#fh).catch(() => undefined);
       });
       return { compacted: false, error };
@@ -198,22 +199,23 @@ export class LeaseJournal {
             `compacted journal reads back ${written.length} of ${content.length} bytes`,
           );
         }
+        await rename(tmp, this.#path);
       } catch (err) {
         await unlink(tmp).catch(() => undefined);
         throw err;
       }
-      await rename(tmp, this.#path);
+      // The journal is the new file from here: appends must go to it, whatever follows.
+      await this.#fh?.close();
+      this.#fh = await open(this.#path, 'a', 0o600);
+      this.#lines = records.length;
+      this.#size = content.length;
+      this.#tornTail = false;
       const dir = await open(dirname(this.#path), 'r');
       try {
         await dir.sync();
       } finally {
         await dir.close();
       }
-      await this.#fh?.close();
-      this.#fh = await open(this.#path, 'a', 0o600);
-      this.#lines = records.length;
-      this.#size = content.length;
-      this.#tornTail = false;
     });
   }
 
