@@ -55,40 +55,161 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-The configured provisioning address, IP or IP/prefix: dhcp.serverIP, else the
-NetworkAttachmentDefinition's vip; "" when it comes from the downward API (status.podIP).
+A listen address from a value of vCP's shape: ADDR:PORT, rendered with tpl so that it may name
+other values ("0.0.0.0:{{ .Values.dhcp.port }}"). An address without a port (this chart's
+earlier shape, "0.0.0.0" or "$(SERVER_IP)") gets the separate port value; "" stays "" (off).
+Called with (list $ value port).
+*/}}
+{{- define "metalboot.listen" -}}
+{{- $root := index . 0 }}
+{{- $addr := trim (tpl (toString (default "" (index . 1))) $root) }}
+{{- if and $addr (not (regexMatch ":([0-9]+|\\$\\([A-Za-z_][A-Za-z0-9_]*\\))$" $addr)) }}
+{{- $addr = printf "%s:%v" $addr (index . 2) }}
+{{- end }}
+{{- $addr }}
+{{- end }}
+
+{{/* The port of a listen address, or the port value when it is not a number: (list addr port). */}}
+{{- define "metalboot.listenPort" -}}
+{{- $port := last (splitList ":" (index . 0)) }}
+{{- if regexMatch "^[0-9]+$" $port }}{{ $port }}{{ else }}{{ index . 1 }}{{ end }}
+{{- end }}
+
+{{/* The address part of a listen address. */}}
+{{- define "metalboot.listenHost" -}}
+{{- regexReplaceAll ":[^:]*$" . "" }}
+{{- end }}
+
+{{- define "metalboot.dhcpListen" -}}
+{{- include "metalboot.listen" (list . .Values.dhcp.listenAddr .Values.dhcp.port) }}
+{{- end }}
+
+{{- define "metalboot.tftpListen" -}}
+{{- include "metalboot.listen" (list . .Values.tftp.listenAddr .Values.tftp.port) }}
+{{- end }}
+
+{{- define "metalboot.httpListen" -}}
+{{- include "metalboot.listen" (list . .Values.http.listenAddr .Values.http.port) }}
+{{- end }}
+
+{{- define "metalboot.httpPort" -}}
+{{- include "metalboot.listenPort" (list (include "metalboot.httpListen" .) .Values.http.port) }}
+{{- end }}
+
+{{- define "metalboot.callbackListen" -}}
+{{- include "metalboot.listen" (list . .Values.proxy.callbackListenAddr .Values.proxy.callbackPort) }}
+{{- end }}
+
+{{/* A string value rendered with tpl ("" when unset): (list $ value). */}}
+{{- define "metalboot.tpl" -}}
+{{- trim (tpl (toString (default "" (index . 1))) (index . 0)) }}
+{{- end }}
+
+{{/*
+dhcp.serverIP as given: "$(SERVER_IP)" (also for "", this chart's earlier default) with an
+optional /prefix, or IP or IP/prefix.
+*/}}
+{{- define "metalboot.serverIP" -}}
+{{- $v := trim (toString (default "" .Values.dhcp.serverIP)) }}
+{{- if not $v }}{{ $v = "$(SERVER_IP)" }}{{ end }}
+{{- if not (regexMatch "^(\\$\\(SERVER_IP\\)|[0-9]{1,3}(\\.[0-9]{1,3}){3})(/[0-9]{1,2})?$" $v) }}
+{{- fail (printf "dhcp.serverIP %q is not $(SERVER_IP), IP or IP/prefix" $v) }}
+{{- end }}
+{{- $v }}
+{{- end }}
+
+{{/*
+Whether something stands in front of the pods, so that clients do not reach them at their own
+address: the provisioning Service, or the pod network without the NetworkAttachmentDefinition
+(which works behind a DHCP relay alone).
+*/}}
+{{- define "metalboot.fronted" -}}
+{{- if or (include "metalboot.provisioningService.enabled" .) (and (not .Values.hostNetwork) (not .Values.networkAttachmentDefinition.enabled)) }}true{{ end }}
+{{- end }}
+
+{{/*
+The pod's configured provisioning address, IP or IP/prefix: dhcp.serverIP when it is an address
+and nothing stands in front of the pod (clients reach the pod at that address, so it is the
+pod's own), else the NetworkAttachmentDefinition's vip; "" when it comes from the downward API
+(status.podIP).
 */}}
 {{- define "metalboot.serverAddress" -}}
-{{- $pattern := "^[0-9]{1,3}(\\.[0-9]{1,3}){3}(/[0-9]{1,2})?$" }}
-{{- if .Values.dhcp.serverIP }}
-{{- if not (regexMatch $pattern (toString .Values.dhcp.serverIP)) }}
-{{- fail (printf "dhcp.serverIP %q is not IP or IP/prefix" (toString .Values.dhcp.serverIP)) }}
-{{- end }}
-{{- .Values.dhcp.serverIP }}
+{{- $serverIP := include "metalboot.serverIP" . }}
+{{- if and (not (hasPrefix "$(" $serverIP)) (not (include "metalboot.fronted" .)) }}
+{{- $serverIP }}
 {{- else if include "metalboot.nad.enabled" . }}
-{{- $vip := required "networkAttachmentDefinition.vip is required when the NetworkAttachmentDefinition is enabled (the pod's provisioning address with its prefix, e.g. 192.168.100.2/24), unless dhcp.serverIP is set; or set hostNetwork=true or networkAttachmentDefinition.enabled=false" .Values.networkAttachmentDefinition.vip }}
+{{- $vip := required "networkAttachmentDefinition.vip is required when the NetworkAttachmentDefinition is enabled (the pod's provisioning address with its prefix, e.g. 192.168.100.3/24), unless dhcp.serverIP is set; or set hostNetwork=true or networkAttachmentDefinition.enabled=false" .Values.networkAttachmentDefinition.vip }}
 {{- if not (regexMatch "^[0-9]{1,3}(\\.[0-9]{1,3}){3}/[0-9]{1,2}$" (toString $vip)) }}
-{{- fail (printf "networkAttachmentDefinition.vip %q is not IP/prefix (e.g. 192.168.100.2/24)" (toString $vip)) }}
+{{- fail (printf "networkAttachmentDefinition.vip %q is not IP/prefix (e.g. 192.168.100.3/24)" (toString $vip)) }}
 {{- end }}
 {{- $vip }}
 {{- end }}
 {{- end }}
 
-{{/* The --server-ip argument: $(SERVER_IP), with the configured prefix when there is one. */}}
+{{/*
+The --server-ip argument: $(SERVER_IP), with a prefix when one is configured (on
+dhcp.serverIP, else on the address SERVER_IP comes from).
+*/}}
 {{- define "metalboot.serverIPArg" -}}
+{{- $serverIP := include "metalboot.serverIP" . }}
 {{- $addr := include "metalboot.serverAddress" . }}
-{{- if contains "/" $addr }}
+{{- if hasPrefix "$(SERVER_IP)/" $serverIP }}
+{{- printf "$(SERVER_IP)/%s" (last (splitList "/" $serverIP)) }}
+{{- else if contains "/" $addr }}
 {{- printf "$(SERVER_IP)/%s" (last (splitList "/" $addr)) }}
 {{- else }}
 {{- print "$(SERVER_IP)" }}
 {{- end }}
 {{- end }}
 
-{{/* The address of provisioningService for booting hosts, "" when not known in advance. */}}
+{{/*
+The address clients see in front of the pods ("" when they reach the pod itself): dhcp.serverIP
+when it is an address and something stands in front, else the provisioning Service's address
+when it is known in advance. It becomes --dhcp-advertise-ip and the host of the default
+advertise URLs.
+*/}}
+{{- define "metalboot.frontAddress" -}}
+{{- $serverIP := include "metalboot.serverIP" . }}
+{{- if not (hasPrefix "$(" $serverIP) }}
+{{- if include "metalboot.fronted" . }}{{ first (splitList "/" $serverIP) }}{{ end }}
+{{- else }}
+{{- include "metalboot.provisioningServiceAddress" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Whether the provisioning Service is created: when provisioningService.type is set (vCP), or as
+this chart's earlier provisioningService.enabled says (true: a LoadBalancer unless type is set;
+false: never).
+*/}}
+{{- define "metalboot.provisioningService.enabled" -}}
+{{- $s := default (dict) .Values.provisioningService }}
+{{- if and (hasKey $s "enabled") (not (kindIs "invalid" $s.enabled)) }}
+{{- if $s.enabled }}true{{ end }}
+{{- else if $s.type }}true{{ end }}
+{{- end }}
+
+{{/* The provisioning Service's annotations: metadata.annotations over the earlier top-level annotations. */}}
+{{- define "metalboot.provisioningService.annotations" -}}
+{{- $s := default (dict) .Values.provisioningService }}
+{{- $metadata := default (dict) $s.metadata }}
+{{- toYaml (merge (deepCopy (default (dict) $metadata.annotations)) (deepCopy (default (dict) $s.annotations))) }}
+{{- end }}
+
+{{/*
+The address of the provisioning Service for booting hosts, "" when not known in advance:
+loadBalancerIP, else the first externalIPs, else the first address of MetalLB's loadBalancerIPs
+annotation.
+*/}}
 {{- define "metalboot.provisioningServiceAddress" -}}
+{{- if include "metalboot.provisioningService.enabled" . }}
 {{- $s := .Values.provisioningService }}
-{{- if $s.enabled }}
-{{- if $s.loadBalancerIP }}{{ $s.loadBalancerIP }}{{ else if $s.externalIPs }}{{ first $s.externalIPs }}{{ end }}
+{{- $annotations := include "metalboot.provisioningService.annotations" . | fromYaml }}
+{{- $metallb := trim (first (splitList "," (toString (coalesce (get $annotations "metallb.io/loadBalancerIPs") (get $annotations "metallb.universe.tf/loadBalancerIPs") "")))) }}
+{{- if $s.loadBalancerIP }}{{ $s.loadBalancerIP }}
+{{- else if $s.externalIPs }}{{ first $s.externalIPs }}
+{{- else if regexMatch "^[0-9]{1,3}(\\.[0-9]{1,3}){3}$" $metallb }}{{ $metallb }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -100,56 +221,53 @@ NetworkAttachmentDefinition's vip; "" when it comes from the downward API (statu
 {{/* The container's arguments, one per line, from the values. */}}
 {{- define "metalboot.args" -}}
 {{- $v := .Values -}}
+{{- $front := include "metalboot.frontAddress" . }}
+{{- $service := include "metalboot.provisioningService.enabled" . }}
 {{- if $v.config }}
 - {{ printf "--config=%s/metalboot.yaml" (include "metalboot.configDir" .) | quote }}
 {{- end }}
 - {{ printf "--server-ip=%s" (include "metalboot.serverIPArg" .) | quote }}
-- {{ printf "--dhcp-listen=%s:%v" $v.dhcp.listenAddr $v.dhcp.port | quote }}
-{{- with include "metalboot.provisioningServiceAddress" . }}
+- {{ printf "--dhcp-listen=%s" (include "metalboot.dhcpListen" .) | quote }}
+{{- with $front }}
 - {{ printf "--dhcp-advertise-ip=%s" . | quote }}
 {{- end }}
-{{- if $v.tftp.listenAddr }}
-- {{ printf "--tftp-listen=%s:%v" $v.tftp.listenAddr $v.tftp.port | quote }}
-{{- else }}
-- "--tftp-listen="
-{{- end }}
-{{- if and $v.tftp.listenAddr (or $v.tftp.singlePort $v.provisioningService.enabled) }}
+{{- $tftp := include "metalboot.tftpListen" . }}
+- {{ printf "--tftp-listen=%s" $tftp | quote }}
+{{- if and $tftp (or $v.tftp.singlePort $service) }}
 - "--tftp-single-port"
 {{- end }}
-- {{ printf "--http-listen=%s:%v" $v.http.listenAddr $v.http.port | quote }}
-{{- $advertise := $v.http.advertiseUrl }}
-{{- $serviceAddress := include "metalboot.provisioningServiceAddress" . }}
-{{- if and (not $advertise) $serviceAddress }}
-{{- $advertise = printf "http://%s:%v" $serviceAddress $v.http.port }}
+{{- $http := include "metalboot.httpListen" . }}
+{{- $httpPort := include "metalboot.httpPort" . }}
+- {{ printf "--http-listen=%s" $http | quote }}
+{{- $advertise := include "metalboot.tpl" (list . $v.http.advertiseUrl) }}
+{{- if and (not $advertise) $front }}
+{{- $advertise = printf "http://%s:%s" $front $httpPort }}
 {{- end }}
-{{- if $advertise }}
-- {{ printf "--http-advertise-url=%s" $advertise | quote }}
+{{- with $advertise }}
+- {{ printf "--http-advertise-url=%s" . | quote }}
 {{- end }}
+{{- $ironicHttpUrl := include "metalboot.tpl" (list . $v.proxy.ironicHttpUrl) }}
 {{- if $v.http.imagePort }}
-- {{ printf "--image-listen=%s:%v" $v.http.listenAddr $v.http.imagePort | quote }}
-{{- $imageAdvertise := $v.http.imageAdvertiseUrl }}
-{{- if and (not $imageAdvertise) $serviceAddress $v.proxy.ironicHttpUrl }}
-{{- $imageAdvertise = printf "http://%s:%v" $serviceAddress $v.http.imagePort }}
+- {{ printf "--image-listen=%s:%v" (include "metalboot.listenHost" $http) $v.http.imagePort | quote }}
+{{- $imageAdvertise := include "metalboot.tpl" (list . $v.http.imageAdvertiseUrl) }}
+{{- if and (not $imageAdvertise) $front $ironicHttpUrl }}
+{{- $imageAdvertise = printf "http://%s:%v" $front $v.http.imagePort }}
 {{- end }}
-{{- if $imageAdvertise }}
-- {{ printf "--image-advertise-url=%s" $imageAdvertise | quote }}
+{{- with $imageAdvertise }}
+- {{ printf "--image-advertise-url=%s" . | quote }}
 {{- end }}
 {{- end }}
-{{- if $v.proxy.callbackListenAddr }}
-- {{ printf "--callback-listen=%s:%v" $v.proxy.callbackListenAddr $v.proxy.callbackPort | quote }}
-{{- else }}
-- "--callback-listen="
-{{- end }}
-{{- with $v.proxy.callbackAdvertiseUrl }}
+- {{ printf "--callback-listen=%s" (include "metalboot.callbackListen" .) | quote }}
+{{- with include "metalboot.tpl" (list . $v.proxy.callbackAdvertiseUrl) }}
 - {{ printf "--callback-advertise-url=%s" . | quote }}
 {{- end }}
-{{- with $v.proxy.apiAdvertiseUrl }}
+{{- with include "metalboot.tpl" (list . $v.proxy.apiAdvertiseUrl) }}
 - {{ printf "--api-advertise-url=%s" . | quote }}
 {{- end }}
-{{- with $v.proxy.ironicHttpUrl }}
+{{- with $ironicHttpUrl }}
 - {{ printf "--ironic-http-url=%s" . | quote }}
 {{- end }}
-{{- with $v.proxy.ironicApiUrl }}
+{{- with include "metalboot.tpl" (list . $v.proxy.ironicApiUrl) }}
 - {{ printf "--ironic-api-url=%s" . | quote }}
 {{- end }}
 {{- if $v.kube.enabled }}

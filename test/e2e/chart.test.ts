@@ -1,12 +1,13 @@
 /**
  * The Helm chart, rendered by the real `helm` (test/support/helm.ts fetches it once into
- * .cache/tools) with default and non-default values: Multus (the default, with its required
+ * .cache/tools) with default and non-default values: the defaults (Multus with vCP's default
  * vip), hostNetwork, no NetworkAttachmentDefinition, TFTP off, replicas behind the provisioning
- * Service, every value set (with a --config ConfigMap), the watcher off. Each rendering must pass `helm lint --strict`, be
- * valid YAML of the expected kinds, and its container arguments must be accepted by metalboot's
- * own configuration loader with the container's environment (SERVER_IP from the vip or the pod
- * IP), giving the configuration the values asked for. Invalid values must fail with a message
- * that names the value.
+ * Service, every value set (with a --config ConfigMap), the watcher off, and the values files
+ * the vCluster Platform documents for its DHCP server chart (test/fixtures/vcp/). Each rendering
+ * must pass `helm lint --strict`, be valid YAML of the expected kinds, and its container
+ * arguments must be accepted by metalboot's own configuration loader with the container's
+ * environment (SERVER_IP from the vip or the pod IP), giving the configuration the values asked
+ * for. Invalid, misspelt or mistyped values must fail with a message that names the value.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,7 +23,10 @@ import { formatIpv4 } from '../../src/net/ipv4.js';
 import { helmBinary } from '../support/helm.js';
 
 const run = promisify(execFile);
-const CHART = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../chart');
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const CHART = path.join(REPO, 'chart');
+/** The values files of vCP's documentation, as written there. */
+const VCP_FIXTURES = path.join(REPO, 'test/fixtures/vcp');
 const RELEASE = 'mb';
 const NAMESPACE = 'metal3';
 const FULLNAME = `${RELEASE}-metalboot`;
@@ -104,12 +108,29 @@ function mountedConfigMapFiles(docs: readonly Obj[], pod: Obj, container: Obj): 
   return files;
 }
 
-async function render(values: Values): Promise<Rendered> {
-  const file = valuesFile(values);
+/** Values for a rendering: an object, or a values file of its own. */
+type ValuesSource = Values | { readonly file: string };
+
+function valuesPath(values: ValuesSource): string {
+  return 'file' in values && typeof values.file === 'string' ? values.file : valuesFile(values);
+}
+
+interface RenderOptions {
+  /**
+   * Flags a values file passes that metalboot does not have yet: the loader must refuse exactly
+   * these (as unknown flags) and accept the arguments without them.
+   */
+  readonly pendingFlags?: readonly string[];
+}
+
+async function render(values: ValuesSource, options: RenderOptions = {}): Promise<Rendered> {
+  const file = valuesPath(values);
   const lint = await helmRun(['lint', CHART, '--strict', '--namespace', NAMESPACE, '--values', file]);
   expect(lint.code, `helm lint --strict:\n${lint.stdout}\n${lint.stderr}`).toBe(0);
   const out = await helmRun(['template', RELEASE, CHART, '--namespace', NAMESPACE, '--values', file]);
   expect(out.code, `helm template:\n${out.stderr}`).toBe(0);
+  // Values of the chart's own shape render without Helm's coalescing warnings.
+  expect(out.stderr).not.toMatch(/warning/i);
 
   const sources = new Set([...out.stdout.matchAll(/^# Source: metalboot\/(templates\/\S+)$/gm)].map((m) => m[1]!));
   for (const s of sources) renderedSources.add(s);
@@ -139,16 +160,26 @@ async function render(values: Values): Promise<Rendered> {
   const env = containerEnv(container);
   const files = mountedConfigMapFiles(docs, pod, container);
   // The kubelet expands $(VAR) in args from the container's environment; metalboot does too.
-  const loaded = loadConfig({
-    argv: args.map((a) => expandString(a, env)),
-    env,
-    readFile: (p) => {
-      const text = files.get(p);
-      if (text === undefined) throw Object.assign(new Error(`ENOENT: ${p}`), { code: 'ENOENT' });
-      return text;
-    },
-    localAddresses: () => [],
-  });
+  const load = (argv: readonly string[]) =>
+    loadConfig({
+      argv: argv.map((a) => expandString(a, env)),
+      env,
+      readFile: (p) => {
+        const text = files.get(p);
+        if (text === undefined) throw Object.assign(new Error(`ENOENT: ${p}`), { code: 'ENOENT' });
+        return text;
+      },
+      localAddresses: () => [],
+    });
+  const pending = options.pendingFlags ?? [];
+  const isPending = (a: string) => pending.some((f) => a === f || a.startsWith(`${f}=`));
+  if (pending.length > 0) {
+    const refused = load(args);
+    expect(refused.kind === 'invalid' ? refused.errors : [], 'the flags metalboot does not have yet').toEqual(
+      pending.map((f) => `${f}: unknown flag (see --help)`),
+    );
+  }
+  const loaded = load(args.filter((a) => !isPending(a)));
   if (loaded.kind !== 'config')
     throw new Error(`metalboot refuses the chart's arguments ${JSON.stringify(args)}: ${JSON.stringify(loaded)}`);
   return {
@@ -250,8 +281,28 @@ function nadConfig(r: Rendered): Obj {
 const VIP = '192.168.100.2/24';
 
 describe('helm chart', () => {
-  it('refuses the bare defaults: the Multus attachment needs its vip', async () => {
-    expect(await renderError({})).toMatch(/networkAttachmentDefinition\.vip is required/);
+  it("the bare defaults: vCP's defaults (vip 192.168.100.3/24, pull Always, no resources), and metalboot starts", async () => {
+    const r = await render({});
+    commonChecks(r, { httpPort: 8080, hostNetwork: false });
+    expect(r.container.imagePullPolicy).toBe('Always');
+    expect(r.container.resources).toBeUndefined();
+    expect(r.container.env).toContainEqual({ name: 'SERVER_IP', value: '192.168.100.3' });
+    expect(nadConfig(r).ipam).toEqual({ type: 'static', addresses: [{ address: '192.168.100.3/24' }] });
+    expect(r.args).toEqual([
+      '--server-ip=$(SERVER_IP)/24',
+      '--dhcp-listen=0.0.0.0:67',
+      '--tftp-listen=$(SERVER_IP):69',
+      '--http-listen=0.0.0.0:8080',
+      '--image-listen=0.0.0.0:8082',
+      '--callback-listen=0.0.0.0:8081',
+      '--kube',
+    ]);
+    expect(r.config.dhcp.serverIp).toEqual({ address: r.config.dhcp.serverIp.address, prefix: 24 });
+    expect(formatIpv4(r.config.dhcp.serverIp.address)).toBe('192.168.100.3');
+    expect(r.config.dhcp.advertiseIP).toBeUndefined();
+    expect(r.config.tftp.listen).toEqual({ host: '192.168.100.3', port: 69 });
+    expect(r.kinds()).not.toContain('ConfigMap');
+    expect(r.find('Service', `${FULLNAME}-provisioning`)).toBeUndefined();
   });
 
   it.each([
@@ -261,14 +312,9 @@ describe('helm chart', () => {
       /replicas > 1 with a NetworkAttachmentDefinition/,
     ],
     [
-      'a vip without its prefix',
-      { networkAttachmentDefinition: { vip: '192.168.100.2' } },
-      /networkAttachmentDefinition\.vip "192\.168\.100\.2" is not IP\/prefix/,
-    ],
-    [
-      'a server address that is not an address',
-      { hostNetwork: true, dhcp: { serverIP: 'auto' } },
-      /dhcp\.serverIP "auto" is not IP or IP\/prefix/,
+      'an empty vip while the attachment is enabled',
+      { networkAttachmentDefinition: { vip: '' } },
+      /networkAttachmentDefinition\.vip is required/,
     ],
     [
       'a config that is not JSON',
@@ -276,6 +322,46 @@ describe('helm chart', () => {
       /networkAttachmentDefinition\.config is not a JSON object/,
     ],
   ])('refuses %s', async (_name, values, message) => {
+    expect(await renderError(values)).toMatch(message);
+  });
+
+  // values.schema.json: Helm names the value's path (and the key, for an unknown one).
+  it.each([
+    ['a misspelt top-level value', { replica: 2 }, /at '': additional properties 'replica' not allowed/],
+    [
+      'a misspelt listen address',
+      { dhcp: { listenAdr: '0.0.0.0:67' } },
+      /at '\/dhcp': additional properties 'listenAdr' not allowed/,
+    ],
+    ['a port given as a string', { dhcp: { port: '67' } }, /at '\/dhcp\/port': got string, want integer/],
+    [
+      'a misspelt Service field',
+      { provisioningService: { type: 'LoadBalancer', loadBalancerIp: '192.168.100.20' } },
+      /at '\/provisioningService': additional properties 'loadBalancerIp' not allowed/,
+    ],
+    [
+      'a misspelt Service metadata key',
+      { provisioningService: { type: 'LoadBalancer', metadata: { annotation: { a: 'b' } } } },
+      /at '\/provisioningService\/metadata': additional properties 'annotation' not allowed/,
+    ],
+    [
+      'an unknown Service type',
+      { provisioningService: { type: 'LoadBalancr' } },
+      /at '\/provisioningService\/type': value must be one of/,
+    ],
+    [
+      'a vip without its prefix',
+      { networkAttachmentDefinition: { vip: '192.168.100.2' } },
+      /at '\/networkAttachmentDefinition\/vip': '192\.168\.100\.2' does not match pattern/,
+    ],
+    [
+      'a server address that is not an address',
+      { hostNetwork: true, dhcp: { serverIP: 'auto' } },
+      /at '\/dhcp\/serverIP': 'auto' does not match pattern/,
+    ],
+    ['a pull policy that does not exist', { image: { pullPolicy: 'Sometimes' } }, /at '\/image\/pullPolicy'/],
+    ['hostNetwork as a string', { hostNetwork: 'yes' }, /at '\/hostNetwork': got string, want boolean/],
+  ])('the schema refuses %s, naming it', async (_name, values, message) => {
     expect(await renderError(values)).toMatch(message);
   });
 
@@ -399,7 +485,7 @@ describe('helm chart', () => {
     const r = await render({
       replicas: 3,
       networkAttachmentDefinition: { enabled: false },
-      provisioningService: { enabled: true, loadBalancerIP: '192.168.100.10' },
+      provisioningService: { type: 'LoadBalancer', loadBalancerIP: '192.168.100.10', externalTrafficPolicy: 'Local' },
     });
     commonChecks(r, { httpPort: 8080, hostNetwork: false });
     expect(r.deployment.spec.replicas).toBe(3);
@@ -424,15 +510,185 @@ describe('helm chart', () => {
     expect(r.config.http.imageAdvertiseUrl).toBe('http://192.168.100.10:8080');
     const withIronic = await render({
       networkAttachmentDefinition: { enabled: false },
-      provisioningService: { enabled: true, loadBalancerIP: '192.168.100.10' },
+      provisioningService: { type: 'LoadBalancer', loadBalancerIP: '192.168.100.10' },
       proxy: { ironicHttpUrl: 'http://ironic.metal3.svc:6180' },
     });
     expect(withIronic.args).toContain('--image-advertise-url=http://192.168.100.10:8082');
     expect(withIronic.config.http.imageAdvertiseUrl).toBe('http://192.168.100.10:8082');
     // DHCP clients must see the Service address as the server (option 54, next-server).
     expect(r.args).toContain('--dhcp-advertise-ip=192.168.100.10');
+    expect(formatIpv4(r.config.dhcp.advertiseIP!)).toBe('192.168.100.10');
+    expect(formatIpv4(r.config.dhcp.serverIp.address)).toBe(POD_IP);
     expect(r.config.tftp.singlePort).toBe(true);
     expect(r.config.http.advertiseUrl).toBe('http://192.168.100.10:8080');
+  });
+
+  it("provisioningService as vCP reads it: any spec field, nested metadata, a ports override, the chart's selector", async () => {
+    const ports = [
+      { name: 'dhcp', port: 67, targetPort: 'dhcp', protocol: 'UDP' },
+      { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
+    ];
+    const r = await render({
+      networkAttachmentDefinition: { enabled: false },
+      provisioningService: {
+        type: 'NodePort',
+        externalTrafficPolicy: 'Local',
+        allocateLoadBalancerNodePorts: false,
+        sessionAffinity: 'ClientIP',
+        loadBalancerSourceRanges: [],
+        loadBalancerIP: '',
+        selector: { app: 'something-else' },
+        metadata: {
+          labels: { tier: 'provisioning' },
+          annotations: { 'metallb.io/loadBalancerIPs': '192.168.100.30' },
+        },
+        ports,
+      },
+    });
+    const svc = r.find('Service', `${FULLNAME}-provisioning`)!;
+    expect(svc.metadata.labels).toMatchObject({ tier: 'provisioning', 'app.kubernetes.io/name': 'metalboot' });
+    expect(svc.metadata.annotations).toEqual({ 'metallb.io/loadBalancerIPs': '192.168.100.30' });
+    // Empty fields are left out (Kubernetes reads them as unset); false is a value.
+    expect(svc.spec).toEqual({
+      type: 'NodePort',
+      selector: { 'app.kubernetes.io/name': 'metalboot', 'app.kubernetes.io/instance': RELEASE },
+      externalTrafficPolicy: 'Local',
+      allocateLoadBalancerNodePorts: false,
+      sessionAffinity: 'ClientIP',
+      ports,
+    });
+    // MetalLB's address annotation is the Service's address when nothing else names it.
+    expect(r.args).toContain('--dhcp-advertise-ip=192.168.100.30');
+    expect(r.config.http.advertiseUrl).toBe('http://192.168.100.30:8080');
+  });
+
+  it("provisioningService with this chart's earlier keys: enabled and annotations still work", async () => {
+    const r = await render({
+      networkAttachmentDefinition: { enabled: false },
+      provisioningService: {
+        enabled: true,
+        annotations: { 'lb.example/pool': 'prov' },
+        loadBalancerIP: '192.168.100.10',
+        externalIPs: [],
+      },
+    });
+    const svc = r.find('Service', `${FULLNAME}-provisioning`)!;
+    expect(svc.spec.type).toBe('LoadBalancer');
+    expect(svc.spec.loadBalancerIP).toBe('192.168.100.10');
+    expect(svc.spec).not.toHaveProperty('externalIPs');
+    expect(svc.spec).not.toHaveProperty('enabled');
+    expect(svc.metadata.annotations).toEqual({ 'lb.example/pool': 'prov' });
+    expect(r.args).toContain('--dhcp-advertise-ip=192.168.100.10');
+    // enabled: false wins over a type.
+    const off = await render({
+      networkAttachmentDefinition: { enabled: false },
+      provisioningService: { enabled: false, type: 'LoadBalancer' },
+    });
+    expect(off.find('Service', `${FULLNAME}-provisioning`)).toBeUndefined();
+    expect(off.args).not.toContain('--tftp-single-port');
+  });
+
+  it.each([
+    // [name, values, --dhcp-listen, --tftp-listen, --http-listen, --callback-listen]
+    [
+      "vCP's shape, through tpl",
+      { dhcp: { port: 1067 }, tftp: { port: 1069 }, http: { port: 9080 }, proxy: { callbackPort: 9081 } },
+      ['0.0.0.0:1067', '$(SERVER_IP):1069', '0.0.0.0:9080', '0.0.0.0:9081'],
+    ],
+    [
+      "vCP's shape, written out",
+      {
+        dhcp: { listenAddr: '$(SERVER_IP):67' },
+        tftp: { listenAddr: '0.0.0.0:69' },
+        http: { listenAddr: ':8080' },
+        proxy: { callbackListenAddr: '$(SERVER_IP):{{ .Values.proxy.callbackPort }}' },
+      },
+      ['$(SERVER_IP):67', '0.0.0.0:69', ':8080', '$(SERVER_IP):8081'],
+    ],
+    [
+      "this chart's earlier shape: an address and a port",
+      {
+        dhcp: { listenAddr: '0.0.0.0', port: 67 },
+        tftp: { listenAddr: '$(SERVER_IP)', port: 1069 },
+        http: { listenAddr: '0.0.0.0', port: 9080 },
+        proxy: { callbackListenAddr: '0.0.0.0', callbackPort: 9081 },
+      },
+      ['0.0.0.0:67', '$(SERVER_IP):1069', '0.0.0.0:9080', '0.0.0.0:9081'],
+    ],
+  ])('listen addresses, %s', async (_name, values, [dhcp, tftp, http, callback]) => {
+    const r = await render({ networkAttachmentDefinition: { vip: VIP }, ...values });
+    expect(r.args).toEqual(
+      expect.arrayContaining([
+        `--dhcp-listen=${dhcp}`,
+        `--tftp-listen=${tftp}`,
+        `--http-listen=${http}`,
+        `--callback-listen=${callback}`,
+      ]),
+    );
+    const port = (a: string) => Number(a.split(':').at(-1));
+    const host = (a: string) => (a.startsWith(':') ? '0.0.0.0' : expandString(a.split(':')[0]!, r.env));
+    expect(r.config.dhcp.listen).toEqual({ host: host(dhcp!), port: port(dhcp!) });
+    expect(r.config.tftp.listen).toEqual({ host: host(tftp!), port: port(tftp!) });
+    expect(r.config.http.listen).toEqual({ host: host(http!), port: port(http!) });
+    expect(r.config.proxy.callbackListen).toEqual({ host: host(callback!), port: port(callback!) });
+    // The container's ports and the Service's follow the listen addresses.
+    const containerPorts = Object.fromEntries((r.container.ports as Obj[]).map((p) => [p.name, p.containerPort]));
+    expect(containerPorts).toMatchObject({ dhcp: port(dhcp!), tftp: port(tftp!), http: port(http!) });
+    expect(containerPorts.callback).toBe(port(callback!));
+  });
+
+  it.each([
+    // [name, values, SERVER_IP (env), --server-ip, --dhcp-advertise-ip]
+    [
+      'the default: the pod itself',
+      { networkAttachmentDefinition: { vip: VIP } },
+      '192.168.100.2',
+      '$(SERVER_IP)/24',
+      undefined,
+    ],
+    ['"": this chart\'s earlier default', { dhcp: { serverIP: '' } }, '192.168.100.3', '$(SERVER_IP)/24', undefined],
+    [
+      'with a prefix of its own',
+      { hostNetwork: true, dhcp: { serverIP: '$(SERVER_IP)/22' } },
+      POD_IP,
+      '$(SERVER_IP)/22',
+      undefined,
+    ],
+    [
+      "an address under hostNetwork: the pod's own",
+      { hostNetwork: true, dhcp: { serverIP: '172.22.0.2/23' } },
+      '172.22.0.2',
+      '$(SERVER_IP)/23',
+      undefined,
+    ],
+    [
+      'an address on the pod network without the attachment: the relay target in front',
+      { networkAttachmentDefinition: { enabled: false }, dhcp: { serverIP: '192.168.100.20' } },
+      POD_IP,
+      '$(SERVER_IP)',
+      '192.168.100.20',
+    ],
+    [
+      "an address with the provisioning Service: its address, over the Service's",
+      {
+        hostNetwork: true,
+        dhcp: { serverIP: '192.168.100.20' },
+        provisioningService: { type: 'LoadBalancer', loadBalancerIP: '192.168.100.10' },
+      },
+      POD_IP,
+      '$(SERVER_IP)',
+      '192.168.100.20',
+    ],
+  ])('dhcp.serverIP, %s', async (_name, values, serverIp, serverIpArg, advertise) => {
+    const r = await render(values);
+    expect(r.env.SERVER_IP).toBe(serverIp);
+    expect(r.args).toContain(`--server-ip=${serverIpArg}`);
+    expect(r.args.filter((a) => a.startsWith('--dhcp-advertise-ip'))).toEqual(
+      advertise === undefined ? [] : [`--dhcp-advertise-ip=${advertise}`],
+    );
+    expect(formatIpv4(r.config.dhcp.serverIp.address)).toBe(serverIp);
+    expect(r.config.dhcp.advertiseIP === undefined ? undefined : formatIpv4(r.config.dhcp.advertiseIP)).toBe(advertise);
+    if (advertise !== undefined) expect(r.config.http.advertiseUrl).toBe(`http://${advertise}:8080`);
   });
 
   it('every value set: image, scheduling, ports, URLs, namespaced RBAC, extraArgs and extraEnv reach the pod', async () => {
@@ -442,7 +698,7 @@ describe('helm chart', () => {
         registry: 'registry.lab.internal:5000/infra',
         repository: 'metalboot',
         tag: '1.2.3',
-        pullPolicy: 'Always',
+        pullPolicy: 'IfNotPresent',
       },
       imagePullSecrets: [{ name: 'pull-secret' }],
       fullnameOverride: 'boot',
@@ -518,7 +774,7 @@ describe('helm chart', () => {
     ]);
     expect(r.deployment.metadata.name).toBe('boot');
     expect(r.container.image).toBe('registry.lab.internal:5000/infra/metalboot:1.2.3');
-    expect(r.container.imagePullPolicy).toBe('Always');
+    expect(r.container.imagePullPolicy).toBe('IfNotPresent');
     expect(r.pod.imagePullSecrets).toEqual([{ name: 'pull-secret' }]);
     expect(r.deployment.spec.template.metadata.annotations).toEqual({
       'k8s.v1.cni.cncf.io/networks': `${NAMESPACE}/prov-net`,
@@ -601,6 +857,95 @@ describe('helm chart', () => {
     expectRbac(r, 'bmh');
   });
 
+  describe("vCP's documented values files (test/fixtures/vcp), unchanged", () => {
+    const fixture = (name: string) => ({ file: path.join(VCP_FIXTURES, name) });
+
+    it('hostNetwork: "$(SERVER_IP):67" is the DHCP listen address, not "$(SERVER_IP):67:67"', async () => {
+      const r = await render(fixture('hostnetwork.yaml'));
+      commonChecks(r, { httpPort: 8080, hostNetwork: true });
+      expect(r.kinds()).not.toContain('NetworkAttachmentDefinition');
+      expect(r.args).toEqual([
+        '--server-ip=$(SERVER_IP)',
+        '--dhcp-listen=$(SERVER_IP):67',
+        '--tftp-listen=$(SERVER_IP):69',
+        '--http-listen=0.0.0.0:8080',
+        '--image-listen=0.0.0.0:8082',
+        '--callback-listen=0.0.0.0:8081',
+        '--kube',
+        '--inspector-extra-kernel-param=console=ttyS0,115200n8',
+        '--installer-extra-kernel-param=console=ttyS0,115200n8',
+      ]);
+      expect(r.config.dhcp.listen).toEqual({ host: POD_IP, port: 67 });
+      expect(r.config.tftp.listen).toEqual({ host: POD_IP, port: 69 });
+      expect(formatIpv4(r.config.dhcp.serverIp.address)).toBe(POD_IP);
+      expect(r.config.inspector.extraKernelParams).toEqual(['console=ttyS0,115200n8']);
+      expect(r.config.installer.extraKernelParams).toEqual(['console=ttyS0,115200n8']);
+    });
+
+    it.each([
+      ['multus-bridge.yaml', '192.168.100.2/24', { type: 'bridge', bridge: 'br0', isDefaultGateway: false }],
+      ['multus-macvlan.yaml', '10.0.0.2/24', { type: 'macvlan', master: 'eth0', mode: 'bridge' }],
+    ])('Multus, %s: the CNI JSON string with the vip as static IPAM', async (file, vip, cni) => {
+      const r = await render(fixture(file));
+      commonChecks(r, { httpPort: 8080, hostNetwork: false });
+      expect(nadConfig(r)).toEqual({
+        cniVersion: '0.3.1',
+        ...cni,
+        name: `${FULLNAME}-provisioning`,
+        ipam: { type: 'static', addresses: [{ address: vip }] },
+      });
+      const [ip, prefix] = vip.split('/');
+      expect(r.env.SERVER_IP).toBe(ip);
+      expect(r.args.slice(0, 3)).toEqual([
+        `--server-ip=$(SERVER_IP)/${prefix}`,
+        '--dhcp-listen=0.0.0.0:67',
+        '--tftp-listen=$(SERVER_IP):69',
+      ]);
+      expect(r.config.dhcp.serverIp.prefix).toBe(Number(prefix));
+      expect(r.config.dhcp.listen).toEqual({ host: '0.0.0.0', port: 67 });
+      expect(r.config.tftp.listen).toEqual({ host: ip, port: 69 });
+      expect(r.config.http.advertiseUrl).toBe(`http://${ip}:8080`);
+    });
+
+    it('HA: replicas behind a relay and a MetalLB LoadBalancer, clients sent to its address', async () => {
+      // --leader-election-id is the next step of the drop-in work; until then the loader must
+      // refuse that flag alone.
+      const r = await render(fixture('ha-loadbalancer.yaml'), { pendingFlags: ['--leader-election-id'] });
+      commonChecks(r, { httpPort: 8080, hostNetwork: false });
+      expect(r.deployment.spec.replicas).toBe(2);
+      expect(r.kinds()).not.toContain('NetworkAttachmentDefinition');
+      const svc = r.find('Service', `${FULLNAME}-provisioning`);
+      expect(svc?.metadata.annotations).toEqual({ 'metallb.universe.tf/loadBalancerIPs': '192.168.100.20' });
+      expect(svc?.spec.type).toBe('LoadBalancer');
+      expect(svc?.spec.ports.map((p: Obj) => `${p.protocol}/${p.port}`)).toEqual([
+        'UDP/67',
+        'UDP/69',
+        'TCP/8080',
+        'TCP/8082',
+        'TCP/8081',
+      ]);
+      expect(r.env.SERVER_IP).toBe(POD_IP);
+      expect(r.args).toEqual(
+        expect.arrayContaining([
+          '--server-ip=$(SERVER_IP)',
+          '--dhcp-listen=0.0.0.0:67',
+          '--dhcp-advertise-ip=192.168.100.20',
+          '--tftp-listen=$(SERVER_IP):69',
+          '--tftp-single-port',
+          '--http-advertise-url=http://192.168.100.20:8080',
+        ]),
+      );
+      const c = r.config;
+      expect(formatIpv4(c.dhcp.serverIp.address)).toBe(POD_IP);
+      expect(formatIpv4(c.dhcp.advertiseIP!)).toBe('192.168.100.20');
+      expect(c.dhcp.listen).toEqual({ host: '0.0.0.0', port: 67 });
+      expect(c.tftp.listen).toEqual({ host: POD_IP, port: 69 });
+      expect(c.tftp.singlePort).toBe(true);
+      expect(c.http.advertiseUrl).toBe('http://192.168.100.20:8080');
+      expect(c.proxy.apiAdvertiseUrl).toBe('http://192.168.100.20:8080');
+    });
+  });
+
   it('watcher, RBAC, ServiceAccount, Service and callback listener off: a Deployment alone', async () => {
     const r = await render({
       networkAttachmentDefinition: { enabled: false },
@@ -641,6 +986,33 @@ describe('helm chart', () => {
       `Provisioning address (SERVER_IP): ${VIP}, on the NetworkAttachmentDefinition ${FULLNAME}-provisioning`,
     );
     expect(out.stdout).toContain('/debug/explain?mac=');
+    expect(out.stdout).toContain('DHCP: 0.0.0.0:67\n');
+    expect(out.stdout).not.toContain('hears no broadcasts');
+  });
+
+  it.each([
+    ['hostnetwork.yaml', ['DHCP: $(SERVER_IP):67', 'hears no broadcasts']],
+    [
+      'ha-loadbalancer.yaml',
+      [
+        'Clients see the server as: 192.168.100.20',
+        `Provisioning Service: ${FULLNAME}-provisioning`,
+        'TFTP: $(SERVER_IP):69 (single port)',
+      ],
+    ],
+  ])("NOTES for vCP's %s", async (file, lines) => {
+    const out = await helmRun([
+      'install',
+      RELEASE,
+      CHART,
+      '--dry-run=client',
+      '--namespace',
+      NAMESPACE,
+      '--values',
+      path.join(VCP_FIXTURES, file),
+    ]);
+    expect(out.code, out.stderr).toBe(0);
+    for (const line of lines) expect(out.stdout).toContain(line);
   });
 
   it('chart/README.md has a row for every value of values.yaml', () => {
@@ -658,7 +1030,9 @@ describe('helm chart', () => {
       }
     };
     walk(values, '');
-    expect(keys.filter((k) => !readme.includes(`| \`${k}\` |`))).toEqual([]);
+    // A row is `| \`key\` |`, or `| \`key\` † |` for a value vCP does not document.
+    const hasRow = (k: string) => readme.includes(`| \`${k}\` |`) || readme.includes(`| \`${k}\` † |`);
+    expect(keys.filter((k) => !hasRow(k))).toEqual([]);
   });
 
   it('every template was rendered by some case above', () => {
