@@ -1,4 +1,7 @@
 /**
+ * Longer than ~350 lines: the header below is the image proxy's whole contract, kept in one
+ * place; the code itself is a thin adapter over store.ts, relay.ts and ranges.ts.
+ *
  * The image proxy: everything a booting host fetches from Ironic's httpd (IPA kernel and
  * initramfs, per-node files, instance images) streamed from `--ironic-http-url`, with an
  * optional read-through cache. A fastify plugin; the HTTP app registers it beside its own

@@ -1,4 +1,8 @@
 /**
+ * Longer than ~350 lines (most of it the metrics' and log lines' declarations): the shell of
+ * one supervised loop; its decisions are in bmh-watcher-core.ts, the stream in
+ * watch-attempt.ts, the index mirror in bmh-mirror.ts, the API in bmh-api.ts.
+ *
  * The Kubernetes BareMetalHost source: a supervised list/watch of metal3.io/v1alpha1
  * baremetalhosts (one namespace, or all) that keeps the `kubernetes` partition of the host
  * index equal to the cluster. The decisions live in bmh-watcher-core.ts; this shell owns the

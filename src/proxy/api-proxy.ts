@@ -1,4 +1,9 @@
 /**
+ * Longer than ~350 lines: one fastify plugin whose four routes share the upstream client, the
+ * per-listener body budget and the refusal helpers. The rules it applies are in heartbeat.ts,
+ * lookup.ts, agent-address.ts and proxy-urls.ts; splitting the routes out, as the image proxy's
+ * were, is the next step for this file.
+ *
  * The Ironic API proxy for IPA: a fastify plugin on the HTTP listener. IPA is booted with
  * `ipa-api-url=<api-advertise-url>` and reaches Ironic (`ironicApiUrl`) only through here.
  *

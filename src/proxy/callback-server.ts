@@ -1,4 +1,8 @@
 /**
+ * Longer than ~350 lines: one Service (listener, TLS, connection cap, bounded close) and the
+ * forwarding of one request; the rules are in callback-url.ts, agent-store.ts and
+ * callback-tls.ts.
+ *
  * The callback listener (`--callback-listen`): Ironic → IPA. Ironic is told, in every
  * heartbeat the API proxy rewrites, that the agent lives at `<callback-advertise-url>/nodes/
  * <node>/<agent>`; requests arriving there for IPA's API (`POST /v1/commands/`,
