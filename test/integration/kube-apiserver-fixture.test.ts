@@ -4,6 +4,7 @@
 
 import {
   ApiException,
+  CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   EventsV1Api,
@@ -14,6 +15,7 @@ import {
   ListWatch,
   PatchStrategy,
   setHeaderOptions,
+  V1MicroTime,
   Watch,
 } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -849,5 +851,78 @@ describe('availability, faults and transport', () => {
     const w = watchOnce(inCluster, NS_PATH, {});
     await s.waitFor(() => w.events.length === 1);
     expect(s.requests.every((r) => r.status === 200)).toBe(true);
+  });
+});
+
+describe('leases (CoordinationV1Api)', () => {
+  const spec = (holder: string, at: number) => ({
+    holderIdentity: holder,
+    leaseDurationSeconds: 15,
+    renewTime: new V1MicroTime(at),
+    acquireTime: new V1MicroTime(at),
+    leaseTransitions: 0,
+  });
+
+  it('creates, reads, updates with a resourceVersion precondition and deletes', async () => {
+    const { s, kc } = await start();
+    const api = kc.makeApiClient(CoordinationV1Api);
+    const created = await api.createNamespacedLease({
+      namespace: NS,
+      body: { metadata: { name: 'metalboot' }, spec: spec('a', Date.UTC(2026, 0, 1)) },
+    });
+    expect(created.metadata?.uid).toBeTruthy();
+    expect(typeof created.metadata?.resourceVersion).toBe('string');
+    const stored = s.lease(NS, 'metalboot');
+    expect(stored?.spec?.['renewTime']).toBe('2026-01-01T00:00:00.000000Z');
+
+    const dup = (await rejection(
+      api.createNamespacedLease({ namespace: NS, body: { metadata: { name: 'metalboot' }, spec: spec('b', 0) } }),
+    )) as ApiException<string>;
+    expect(dup.code).toBe(409);
+    expect(JSON.parse(dup.body)).toMatchObject({ kind: 'Status', reason: 'AlreadyExists', code: 409 });
+
+    const read = await api.readNamespacedLease({ namespace: NS, name: 'metalboot' });
+    expect(read.spec?.holderIdentity).toBe('a');
+    const updated = await api.replaceNamespacedLease({
+      namespace: NS,
+      name: 'metalboot',
+      body: { ...read, spec: { ...spec('a', Date.UTC(2026, 0, 1, 0, 0, 2)) } },
+    });
+    expect(Number(updated.metadata?.resourceVersion)).toBeGreaterThan(Number(read.metadata?.resourceVersion));
+
+    // The same precondition again: stale now.
+    const stale = (await rejection(
+      api.replaceNamespacedLease({ namespace: NS, name: 'metalboot', body: { ...read, spec: spec('b', 0) } }),
+    )) as ApiException<string>;
+    expect(stale.code).toBe(409);
+    expect(JSON.parse(stale.body)).toMatchObject({ reason: 'Conflict', details: { kind: 'leases' } });
+    expect(s.lease(NS, 'metalboot')?.spec?.['holderIdentity']).toBe('a');
+
+    const list = await api.listNamespacedLease({ namespace: NS });
+    expect(list.items.map((l) => l.metadata?.name)).toEqual(['metalboot']);
+
+    await api.deleteNamespacedLease({ namespace: NS, name: 'metalboot' });
+    const gone = (await rejection(
+      api.readNamespacedLease({ namespace: NS, name: 'metalboot' }),
+    )) as ApiException<string>;
+    expect(gone.code).toBe(404);
+    expect(JSON.parse(gone.body)).toMatchObject({
+      reason: 'NotFound',
+      message: 'leases.coordination.k8s.io "metalboot" not found',
+    });
+  });
+
+  it('refuses a MicroTime without six fractional digits, as the real decoder does', async () => {
+    const { kc } = await start();
+    const api = kc.makeApiClient(CoordinationV1Api);
+    const bad = (await rejection(
+      api.createNamespacedLease({
+        namespace: NS,
+        // A plain Date serialises with toISOString(): three digits.
+        body: { metadata: { name: 'x' }, spec: { holderIdentity: 'a', renewTime: new Date(0) as V1MicroTime } },
+      }),
+    )) as ApiException<string>;
+    expect(bad.code).toBe(400);
+    expect(JSON.parse(bad.body)).toMatchObject({ reason: 'BadRequest' });
   });
 });

@@ -47,6 +47,13 @@
 //   strategic-merge-patch+json; PUT; metadata.resourceVersion as a precondition (409);
 //   list with field selectors (involvedObject.name, reason, type, …). events.k8s.io/v1 is
 //   served from the same store with the real field renames (regarding, note, …).
+// - Leases (coordination.k8s.io/v1, namespaced): spec.acquireTime/renewTime must be MicroTime
+//   with exactly six fractional digits (400 otherwise, as the real decoder refuses
+//   toISOString()'s three); GET, POST (201; 409 AlreadyExists), PUT
+//   with metadata.resourceVersion as the precondition (409 Conflict when stale; an update
+//   without one is unconditional, as for any built-in type), DELETE (200 with the last state),
+//   list (namespaced or across namespaces). Writes move the global resourceVersion; a no-op
+//   update keeps it.
 //
 // Simplified (documented so nobody relies on it):
 // - One history window serves both watch replay and Exact/continue lists (the real server
@@ -57,6 +64,7 @@
 //   a random 30–60 min).
 // - Baremetalhosts are read-only over HTTP (405 for writes: tests change them with the
 //   controls); no status-subresource writes, no admission webhooks, no schema validation.
+// - Leases: no watch, no PATCH, no field or label selectors, spec is stored unvalidated.
 // - Events: no watch, no DELETE, limit ignored on event lists, unknown fields kept, no
 //   server-side apply (415), strategic merge patch applied as a JSON merge patch (exact for
 //   Event, which has no merge keys). Namespaces are never checked for existence.
@@ -157,6 +165,17 @@ export interface HostInput {
   [key: string]: unknown;
 }
 
+export const LEASE_API_VERSION = 'coordination.k8s.io/v1';
+
+/** A coordination.k8s.io/v1 Lease as stored and served. */
+export interface StoredLease {
+  apiVersion: typeof LEASE_API_VERSION;
+  kind: 'Lease';
+  metadata: ObjectMeta;
+  spec?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
 
 export interface RequestRecord {
@@ -247,6 +266,8 @@ export interface KubeApiServer {
 
   /** Stored events in core/v1 shape (apiVersion/kind set), in creation order. */
   events(namespace?: string): CoreEvent[];
+  /** A stored coordination.k8s.io/v1 Lease, as served; undefined if absent. */
+  lease(namespace: string, name: string): StoredLease | undefined;
   /** Resolves when `condition` holds, re-checked on every request, write and watch change. */
   waitFor(condition: () => boolean, timeoutMs?: number, what?: string): Promise<void>;
   close(): Promise<void>;
@@ -291,6 +312,7 @@ class HttpFailure extends Error {
 const BMH_FIELDS = ['metadata.name', 'metadata.namespace'] as const;
 const JSON_HEADERS = { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' } as const;
 const MAX_BODY_BYTES = 3 * 1024 * 1024;
+const MICRO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(?:Z|[+-]\d{2}:\d{2})$/;
 const GENERATE_NAME_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
 
 function parseBool(v: string | undefined): boolean {
@@ -364,6 +386,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   let baseRv = rv;
   let evicted = false;
   const storedEvents = new Map<string, CoreEvent>();
+  const storedLeases = new Map<string, StoredLease>();
   const watchers = new Set<Watcher>();
   const failRules: { remaining: number; status: number; match: ((r: RequestRecord) => boolean) | undefined }[] = [];
   const requests: MutableRecord[] = [];
@@ -893,6 +916,135 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     }
   }
 
+  // ---------------------------------------------------------------- leases
+
+  function decodeLeaseBody(body: unknown, urlNamespace: string): StoredLease {
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw badRequest('the body of the request was in an unknown format');
+    const raw = clone(body) as Record<string, unknown>;
+    if (raw['apiVersion'] !== undefined && raw['apiVersion'] !== LEASE_API_VERSION) {
+      throw badRequest(
+        `the API version in the data (${String(raw['apiVersion'])}) does not match the expected API version (${LEASE_API_VERSION})`,
+      );
+    }
+    if (raw['kind'] !== undefined && raw['kind'] !== 'Lease')
+      throw badRequest(`the kind in the data (${String(raw['kind'])}) does not match the expected kind (Lease)`);
+    const meta = (raw['metadata'] ?? {}) as Record<string, unknown>;
+    if (typeof meta !== 'object' || Array.isArray(meta)) throw badRequest('metadata must be an object');
+    if (meta['namespace'] !== undefined && meta['namespace'] !== '' && meta['namespace'] !== urlNamespace)
+      throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
+    meta['namespace'] = urlNamespace;
+    // metav1.MicroTime decodes with the fixed layout RFC3339Micro: exactly six fractional digits,
+    // so JavaScript's toISOString() (three) is refused before validation runs.
+    const spec = raw['spec'];
+    if (typeof spec === 'object' && spec !== null) {
+      for (const field of ['acquireTime', 'renewTime']) {
+        const v = (spec as Record<string, unknown>)[field];
+        if (v !== undefined && v !== null && (typeof v !== 'string' || !MICRO_TIME.test(v))) {
+          throw badRequest(
+            `Lease in version "v1" cannot be handled as a Lease: parsing time ${JSON.stringify(v)} as "2006-01-02T15:04:05.000000Z07:00": cannot parse`,
+          );
+        }
+      }
+    }
+    return { ...raw, apiVersion: LEASE_API_VERSION, kind: 'Lease', metadata: meta as ObjectMeta };
+  }
+
+  function createLease(ns: string, body: unknown): { code: number; body: unknown } {
+    const lease = decodeLeaseBody(body, ns);
+    const meta = lease.metadata;
+    if ((meta.name ?? '') === '' && typeof meta['generateName'] === 'string' && meta['generateName'] !== '')
+      meta.name = generateName(meta['generateName']);
+    if ((meta.name ?? '') === '') {
+      throw new HttpFailure(
+        invalidStatus('Lease', 'coordination.k8s.io', '', [
+          { type: 'FieldValueRequired', field: 'metadata.name', detail: 'name or generateName is required' },
+        ]),
+      );
+    }
+    if (meta.resourceVersion !== undefined && meta.resourceVersion !== '') {
+      throw new HttpFailure(
+        kubeStatus(500, 'resourceVersion should not be set on objects to be created', 'InternalError'),
+      );
+    }
+    if (storedLeases.has(eventKey(ns, meta.name)))
+      throw new HttpFailure(alreadyExistsStatus('leases', 'coordination.k8s.io', meta.name));
+    rv += 1;
+    meta.uid = randomUUID();
+    meta.resourceVersion = String(rv);
+    meta.creationTimestamp = formatTime(now());
+    storedLeases.set(eventKey(ns, meta.name), lease);
+    notify();
+    return { code: 201, body: clone(lease) };
+  }
+
+  function updateLease(ns: string, name: string, body: unknown): { code: number; body: unknown } {
+    const existing = storedLeases.get(eventKey(ns, name));
+    if (existing === undefined) throw new HttpFailure(notFoundStatus('leases', 'coordination.k8s.io', name));
+    const next = decodeLeaseBody(body, ns);
+    if (next.metadata.name !== name)
+      throw badRequest(
+        `the name of the object (${String(next.metadata.name)}) does not match the name on the URL (${name})`,
+      );
+    const precondition = next.metadata.resourceVersion;
+    if (precondition !== undefined && precondition !== '' && precondition !== existing.metadata.resourceVersion)
+      throw new HttpFailure(conflictStatus('leases', 'coordination.k8s.io', name));
+    next.metadata.uid = existing.metadata.uid;
+    next.metadata.creationTimestamp = existing.metadata.creationTimestamp;
+    next.metadata.resourceVersion = existing.metadata.resourceVersion;
+    if (canonical(next) === canonical(existing)) return { code: 200, body: clone(existing) };
+    rv += 1;
+    next.metadata.resourceVersion = String(rv);
+    storedLeases.set(eventKey(ns, name), next);
+    notify();
+    return { code: 200, body: clone(next) };
+  }
+
+  async function handleLeases(
+    req: http.IncomingMessage,
+    ns: string | undefined,
+    name: string | undefined,
+    q: URLSearchParams,
+  ): Promise<{ code: number; body: unknown }> {
+    const method = req.method ?? 'GET';
+    if (parseBool(q.get('watch') ?? undefined))
+      throw badRequest('watching leases is not supported by this test fixture');
+    if (name === undefined) {
+      if (method === 'GET') {
+        const items = [...storedLeases.values()]
+          .filter((l) => ns === undefined || l.metadata.namespace === ns)
+          .sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : 1))
+          // Typed (built-in) list items carry no apiVersion/kind on the wire.
+          .map((l) => withoutKeys(clone(l), ['apiVersion', 'kind']));
+        return {
+          code: 200,
+          body: { kind: 'LeaseList', apiVersion: LEASE_API_VERSION, metadata: { resourceVersion: String(rv) }, items },
+        };
+      }
+      if (method === 'POST' && ns !== undefined) return createLease(ns, await readJson(req));
+      throw methodNotAllowed();
+    }
+    if (ns === undefined) throw new HttpFailure(unknownResourceStatus());
+    const existing = storedLeases.get(eventKey(ns, name));
+    switch (method) {
+      case 'GET':
+        if (existing === undefined) throw new HttpFailure(notFoundStatus('leases', 'coordination.k8s.io', name));
+        return { code: 200, body: clone(existing) };
+      case 'PUT':
+        return updateLease(ns, name, await readJson(req));
+      case 'DELETE': {
+        if (existing === undefined) throw new HttpFailure(notFoundStatus('leases', 'coordination.k8s.io', name));
+        storedLeases.delete(eventKey(ns, name));
+        rv += 1;
+        existing.metadata.resourceVersion = String(rv);
+        notify();
+        return { code: 200, body: clone(existing) };
+      }
+      default:
+        throw methodNotAllowed();
+    }
+  }
+
   // ---------------------------------------------------------------- HTTP plumbing
 
   function methodNotAllowed(): HttpFailure {
@@ -975,6 +1127,20 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         },
       ],
     },
+    '/apis/coordination.k8s.io/v1': {
+      kind: 'APIResourceList',
+      apiVersion: 'v1',
+      groupVersion: LEASE_API_VERSION,
+      resources: [
+        {
+          name: 'leases',
+          singularName: 'lease',
+          namespaced: true,
+          kind: 'Lease',
+          verbs: ['create', 'delete', 'get', 'list', 'update'],
+        },
+      ],
+    },
     '/apis/metal3.io/v1alpha1': {
       kind: 'APIResourceList',
       apiVersion: 'v1',
@@ -996,6 +1162,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   const BMH_NAMESPACED = /^\/apis\/metal3\.io\/v1alpha1\/namespaces\/([^/]+)\/baremetalhosts(?:\/([^/]+)(\/status)?)?$/;
   const BMH_ALL = /^\/apis\/metal3\.io\/v1alpha1\/baremetalhosts$/;
   const CORE_EVENTS = /^\/api\/v1\/(?:namespaces\/([^/]+)\/)?events(?:\/([^/]+))?$/;
+  const LEASES = /^\/apis\/coordination\.k8s\.io\/v1\/(?:namespaces\/([^/]+)\/)?leases(?:\/([^/]+))?$/;
   const V1_EVENTS = /^\/apis\/events\.k8s\.io\/v1\/(?:namespaces\/([^/]+)\/)?events(?:\/([^/]+))?$/;
 
   async function route(
@@ -1037,6 +1204,11 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     if (events !== null) {
       if (events[1] === undefined && events[2] !== undefined) throw new HttpFailure(unknownResourceStatus());
       const out = await handleEvents(req, dec(events[1]), dec(events[2]), q, v1 !== null);
+      return send(res, record, out.code, out.body);
+    }
+    const leases = LEASES.exec(path);
+    if (leases !== null) {
+      const out = await handleLeases(req, dec(leases[1]), dec(leases[2]), q);
       return send(res, record, out.code, out.body);
     }
     const discovery = DISCOVERY[path];
@@ -1286,6 +1458,11 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       return [...storedEvents.values()]
         .filter((e) => namespace === undefined || e.metadata.namespace === namespace)
         .map((e) => servedEvent(e, false) as CoreEvent);
+    },
+
+    lease(namespace, name) {
+      const l = storedLeases.get(eventKey(namespace, name));
+      return l === undefined ? undefined : clone(l);
     },
 
     waitFor(condition, timeoutMs = 5000, what = 'condition') {
