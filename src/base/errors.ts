@@ -41,6 +41,9 @@ export const ERROR_CODES = {
   // Kubernetes (kube/)
   KUBE_ERR_CONFIG: 'no usable kubeconfig and not running in a cluster',
   KUBE_ERR_EVENT_TIMEOUT: 'the API server did not answer an Event write in time',
+  KUBE_ERR_LEASE_TIMEOUT: 'the API server did not answer a leader-election Lease call within the renew deadline',
+  KUBE_ERR_LEADER_TIMING:
+    'leader-election timing where the renew deadline or retry period is not shorter than the one above it',
 
   // Listeners (every Service with an address)
   SERVICE_ERR_NOT_LISTENING: 'address() of a listener that is not listening',
