@@ -244,6 +244,66 @@ describe('loadConfig', () => {
   });
 });
 
+describe('leaderElection', () => {
+  const IN_CLUSTER = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' };
+  const NS_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+  const BASE = ['--server-ip', '10.1.0.5/16'];
+
+  it('is off without an id', () => {
+    expect(ok(load(BASE)).leaderElection).toBeUndefined();
+  });
+
+  it.each<{ name: string; argv: string[]; files: Record<string, string>; want: string }>([
+    { name: 'the pod namespace', argv: [], files: { [NS_FILE]: 'metal3\n' }, want: 'metal3' },
+    { name: '--kube-namespace', argv: ['--kube-namespace', 'bmh'], files: {}, want: 'bmh' },
+    { name: 'default', argv: [], files: {}, want: 'default' },
+    {
+      name: '--leader-election-namespace over the pod',
+      argv: ['--leader-election-namespace', 'other'],
+      files: { [NS_FILE]: 'metal3' },
+      want: 'other',
+    },
+  ])('takes the Lease namespace from $name, with client-go default timing', ({ argv, files, want }) => {
+    const c = ok(load([...BASE, '--leader-election-id', 'metalboot', ...argv], files, IN_CLUSTER));
+    expect(c.leaderElection).toEqual({
+      id: 'metalboot',
+      namespace: want,
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+    });
+  });
+
+  it('is set by the environment and the YAML file too', () => {
+    const env = ok(load(BASE, {}, { ...IN_CLUSTER, METALBOOT_LEADER_ELECTION_ID: 'from-env' }));
+    expect(env.leaderElection?.id).toBe('from-env');
+    const yaml =
+      'leaderElection:\n  id: from-yaml\n  leaseDurationSeconds: 30\n  renewDeadlineSeconds: 20\n  retryPeriodSeconds: 4\n';
+    const file = ok(load([...BASE, '--config', 'c.yaml', '--kubeconfig', '/kc'], { 'c.yaml': yaml }));
+    expect(file.leaderElection).toMatchObject({
+      id: 'from-yaml',
+      leaseDurationMs: 30_000,
+      renewDeadlineMs: 20_000,
+      retryPeriodMs: 4_000,
+    });
+  });
+
+  it('refuses an id without a cluster, bad timing and a bad name, by key', () => {
+    expect(errors(load([...BASE, '--leader-election-id', 'metalboot']))).toEqual([
+      'leaderElection.id: needs a cluster: pass --kubeconfig, or run in a pod (KUBERNETES_SERVICE_HOST/PORT are not set)',
+    ]);
+    const yaml =
+      'leaderElection:\n  id: m\n  leaseDurationSeconds: 10\n  renewDeadlineSeconds: 10\n  retryPeriodSeconds: 10\n';
+    expect(errors(load([...BASE, '--config', 'c.yaml'], { 'c.yaml': yaml }, IN_CLUSTER))).toEqual([
+      'leaderElection.renewDeadlineSeconds: 10 must be shorter than leaseDurationSeconds (10)',
+      'leaderElection.retryPeriodSeconds: 10 must be shorter than renewDeadlineSeconds (10)',
+    ]);
+    expect(errors(load([...BASE, '--leader-election-id', 'Not_A_Name'], {}, IN_CLUSTER))[0]).toMatch(
+      /^leaderElection\.id: must be a Lease name/,
+    );
+  });
+});
+
 describe('README', () => {
   it('carries the current flag reference', async () => {
     const { readFileSync } = await import('node:fs');

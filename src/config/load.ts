@@ -34,6 +34,16 @@ export interface Config {
   readonly inspector: ParsedConfig['inspector'];
   readonly installer: ParsedConfig['installer'];
   readonly log: ParsedConfig['log'];
+  /** Leader election among replicas, when leaderElection.id is set (times in milliseconds). */
+  readonly leaderElection:
+    | {
+        readonly id: string;
+        readonly namespace: string;
+        readonly leaseDurationMs: number;
+        readonly renewDeadlineMs: number;
+        readonly retryPeriodMs: number;
+      }
+    | undefined;
   /** The Kubernetes node this runs on (NODE_NAME, from the downward API): the boot Events' source host. */
   readonly nodeName: string | undefined;
 }
@@ -206,11 +216,53 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
       apiAdvertiseUrl: c.proxy.apiAdvertiseUrl ?? advertiseUrl,
     },
     sources: c.sources,
+    leaderElection: resolveLeaderElection(c, input, errors),
     nodeName: input.env['NODE_NAME'] || undefined,
     inspector: c.inspector,
     installer: c.installer,
     log: c.log,
   };
+}
+
+/** Where a pod's service account says which namespace it runs in. */
+export const POD_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+function resolveLeaderElection(c: ParsedConfig, input: LoadInput, errors: string[]): Config['leaderElection'] {
+  const le = c.leaderElection;
+  if (le.id === undefined) return undefined;
+  const before = errors.length;
+  if (le.renewDeadlineSeconds >= le.leaseDurationSeconds)
+    errors.push(
+      `leaderElection.renewDeadlineSeconds: ${le.renewDeadlineSeconds} must be shorter than leaseDurationSeconds (${le.leaseDurationSeconds})`,
+    );
+  if (le.retryPeriodSeconds >= le.renewDeadlineSeconds)
+    errors.push(
+      `leaderElection.retryPeriodSeconds: ${le.retryPeriodSeconds} must be shorter than renewDeadlineSeconds (${le.renewDeadlineSeconds})`,
+    );
+  // The same cluster access as sources.kube: a kubeconfig file, or the pod's service account.
+  const kubeconfig = c.sources.kube.kubeconfig;
+  const inCluster = Boolean(input.env['KUBERNETES_SERVICE_HOST']) && Boolean(input.env['KUBERNETES_SERVICE_PORT']);
+  if ((kubeconfig === undefined || kubeconfig === '') && !inCluster)
+    errors.push(
+      'leaderElection.id: needs a cluster: pass --kubeconfig, or run in a pod (KUBERNETES_SERVICE_HOST/PORT are not set)',
+    );
+  if (errors.length > before) return undefined;
+  return {
+    id: le.id,
+    namespace: le.namespace ?? podNamespace(input) ?? c.sources.kube.namespace ?? 'default',
+    leaseDurationMs: le.leaseDurationSeconds * 1000,
+    renewDeadlineMs: le.renewDeadlineSeconds * 1000,
+    retryPeriodMs: le.retryPeriodSeconds * 1000,
+  };
+}
+
+function podNamespace(input: LoadInput): string | undefined {
+  try {
+    const ns = input.readFile(POD_NAMESPACE_FILE).trim();
+    return ns === '' ? undefined : ns;
+  } catch {
+    return undefined;
+  }
 }
 
 function checkStaticHosts(hosts: readonly StaticHost[], errors: string[]): void {

@@ -252,6 +252,24 @@ export const configSchema = z.strictObject({
       level: z.enum(LOG_LEVELS).prefault('info'),
     })
     .prefault({}),
+  /** Replicas elect a leader through a coordination.k8s.io/v1 Lease named `id` (client-go's semantics). */
+  leaderElection: z
+    .strictObject({
+      id: z
+        .string()
+        .regex(
+          /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/,
+          'must be a Lease name (lower-case letters, digits, "-" and ".", starting and ending alphanumeric)',
+        )
+        .max(253)
+        .optional(),
+      /** Default: the pod's namespace (service account), else sources.kube.namespace, else "default". */
+      namespace: z.string().min(1).optional(),
+      leaseDurationSeconds: z.coerce.number().positive().max(3600).prefault(15),
+      renewDeadlineSeconds: z.coerce.number().positive().max(3600).prefault(10),
+      retryPeriodSeconds: z.coerce.number().positive().max(3600).prefault(2),
+    })
+    .prefault({}),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

@@ -22,6 +22,9 @@ import { dhcpWing } from './dhcp.js';
 import { httpWing } from './http.js';
 import { imagesWing } from './images.js';
 import { kubeWing } from './kube.js';
+import { leaderWing } from './leader.js';
+import type { LeaderElector } from '../kube/leader-election.js';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { proxiesWing } from './proxies.js';
 import { sourcesWing } from './sources.js';
 import { tftpWing } from './tftp.js';
@@ -43,21 +46,19 @@ export interface Product {
   readonly readiness: readonly ReadinessCheck[];
   /** The BareMetalHost watcher when sources.kube is enabled. */
   readonly kube: BmhWatcher | undefined;
+  /** The leader elector when leaderElection.id is set. */
+  readonly leader: LeaderElector | undefined;
 }
 
 export function buildProduct(config: Config, deps: Deps): Product {
   const w: Wiring = { logger: deps.logger, registry: deps.registry, now: deps.now ?? Date.now };
   const index = new HostIndex();
   const k = config.sources.kube;
-  const kube = k.enabled
-    ? kubeWing(
-        config,
-        w,
-        deps.kubeConfig ?? loadKubeConfig({ kubeconfig: k.kubeconfig }),
-        index,
-        deps.hostname ?? hostname(),
-      )
-    : undefined;
+  let kc: KubeConfig | undefined = deps.kubeConfig;
+  const cluster = (): KubeConfig => (kc ??= loadKubeConfig({ kubeconfig: k.kubeconfig }));
+  const name = deps.hostname ?? hostname();
+  const kube = k.enabled ? kubeWing(config, w, cluster(), index, name) : undefined;
+  const leader = leaderWing(config, w, cluster, name);
   const milestones = kube?.milestones;
   const { sources } = sourcesWing(config, w, index, kube?.watcher);
   const tftp = tftpWing(config, w, milestones);
@@ -70,8 +71,10 @@ export function buildProduct(config: Config, deps: Deps): Product {
   const proxies = proxiesWing(config, w);
   const images = imagesWing(config, w);
 
-  // Hosts first, then the files DHCP points them at, then the listeners; HTTP last.
+  // The elector first, so it is closed (and releases the lease) last; hosts, then the files DHCP
+  // points them at, then the listeners; HTTP last.
   const services: Service[] = [
+    ...present(leader),
     sources,
     ...present(kube?.recorder),
     tftp.files,
@@ -108,6 +111,7 @@ export function buildProduct(config: Config, deps: Deps): Product {
     images: images.worker,
     readiness,
     kube: watcher,
+    leader,
   };
 }
 

@@ -8,9 +8,16 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { closeAll, startAll } from '../../src/base/service.js';
+import { loadConfig } from '../../src/config/load.js';
 import { kubeLeaseApi, LeaderElector } from '../../src/kube/leader-election.js';
+import { buildProduct } from '../../src/wiring/product.js';
 import { type KubeApiServer, startKubeApiServer } from '../support/kube-apiserver.js';
-import { kubeconfigFor } from '../support/kube-config.js';
+import { kubeconfigFor, writeKubeconfig } from '../support/kube-config.js';
 
 const NS = 'metal3';
 const LEASE = 'metalboot';
@@ -120,5 +127,51 @@ describe('LeaderElector against the API server fixture', () => {
     // Not before the 2 s in the record have run out by the followers' clocks.
     expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(1_500);
     expect(s.lease(NS, LEASE)?.spec?.['holderIdentity']).toBe(second.elector.holder());
+  });
+});
+
+describe('in the product (--leader-election-id)', () => {
+  it('elects through the Lease in the configured namespace, keeps /readyz independent, releases on close', async () => {
+    server = await startKubeApiServer();
+    const s = server;
+    const dir = await mkdtemp(join(tmpdir(), 'metalboot-leader-'));
+    try {
+      const loaded = loadConfig({
+        argv: [
+          ...['--leader-election-id', LEASE, '--leader-election-namespace', NS],
+          ...['--kubeconfig', await writeKubeconfig(s, { dir }), '--server-ip', '127.0.0.1/8'],
+          ...['--dhcp-listen', '127.0.0.1:0', '--tftp-listen', '', '--tftp-root', dir],
+          ...['--http-listen', '127.0.0.1:0', '--callback-listen', '', '--log-level', 'silent'],
+        ],
+        env: {},
+        readFile: () => {
+          throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+        },
+        localAddresses: () => [],
+      });
+      if (loaded.kind !== 'config') throw new Error(JSON.stringify(loaded));
+      const product = buildProduct(loaded.config, {
+        logger: pino({ level: 'silent' }),
+        registry: new Registry(),
+        hostname: 'metalboot-0',
+      });
+      const leader = product.leader;
+      if (leader === undefined) throw new Error('no elector');
+      await startAll(product.services);
+      try {
+        await until(() => (leader.isLeader() ? true : undefined), 5_000);
+        expect(leader.holder()).toMatch(/^metalboot-0_[0-9a-f]{8}$/);
+        expect(s.lease(NS, LEASE)?.spec).toMatchObject({ holderIdentity: leader.holder(), leaseDurationSeconds: 15 });
+        expect(product.readiness.find((c) => c.name === 'leader-election')?.check()).toEqual({
+          ok: true,
+          detail: `leader of ${NS}/${LEASE}`,
+        });
+      } finally {
+        await closeAll(product.services);
+      }
+      expect(s.lease(NS, LEASE)?.spec?.['holderIdentity']).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
