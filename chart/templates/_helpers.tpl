@@ -291,3 +291,23 @@ annotation.
 {{- end }}
 {{- toYaml $sc }}
 {{- end }}
+
+{{/*
+"true" when the user turned leader election on (vCP's HA recipe passes --leader-election-id in
+extraArgs; METALBOOT_LEADER_ELECTION_ID in extraEnv does the same): the pod then needs its
+service account token and a Role for Leases.
+*/}}
+{{- define "metalboot.leaderElection" -}}
+{{- $on := false -}}
+{{- range .Values.extraArgs -}}
+{{- if or (eq (toString .) "--leader-election-id") (hasPrefix "--leader-election-id=" (toString .)) -}}
+{{- $on = true -}}
+{{- end -}}
+{{- end -}}
+{{- range .Values.extraEnv -}}
+{{- if eq (toString .name) "METALBOOT_LEADER_ELECTION_ID" -}}
+{{- $on = true -}}
+{{- end -}}
+{{- end -}}
+{{- if $on }}true{{ end -}}
+{{- end -}}

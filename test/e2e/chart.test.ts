@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
-import { loadConfig, type Config } from '../../src/config/load.js';
+import { loadConfig, POD_NAMESPACE_FILE, type Config } from '../../src/config/load.js';
 import { expandString } from '../../src/config/expand.js';
 import { formatIpv4 } from '../../src/net/ipv4.js';
 import { helmBinary } from '../support/helm.js';
@@ -160,10 +160,14 @@ async function render(values: ValuesSource, options: RenderOptions = {}): Promis
   const env = containerEnv(container);
   const files = mountedConfigMapFiles(docs, pod, container);
   // The kubelet expands $(VAR) in args from the container's environment; metalboot does too.
+  // What the kubelet adds to every container: the API server's Service in the environment and,
+  // with the token mounted, the service account's namespace file.
+  const kubeletEnv = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443', ...env };
+  if (pod.automountServiceAccountToken === true) files.set(POD_NAMESPACE_FILE, NAMESPACE);
   const load = (argv: readonly string[]) =>
     loadConfig({
       argv: argv.map((a) => expandString(a, env)),
-      env,
+      env: kubeletEnv,
       readFile: (p) => {
         const text = files.get(p);
         if (text === undefined) throw Object.assign(new Error(`ENOENT: ${p}`), { code: 'ENOENT' });
@@ -908,9 +912,7 @@ describe('helm chart', () => {
     });
 
     it('HA: replicas behind a relay and a MetalLB LoadBalancer, clients sent to its address', async () => {
-      // --leader-election-id is the next step of the drop-in work; until then the loader must
-      // refuse that flag alone.
-      const r = await render(fixture('ha-loadbalancer.yaml'), { pendingFlags: ['--leader-election-id'] });
+      const r = await render(fixture('ha-loadbalancer.yaml'));
       commonChecks(r, { httpPort: 8080, hostNetwork: false });
       expect(r.deployment.spec.replicas).toBe(2);
       expect(r.kinds()).not.toContain('NetworkAttachmentDefinition');
@@ -943,6 +945,23 @@ describe('helm chart', () => {
       expect(c.tftp.singlePort).toBe(true);
       expect(c.http.advertiseUrl).toBe('http://192.168.100.20:8080');
       expect(c.proxy.apiAdvertiseUrl).toBe('http://192.168.100.20:8080');
+      // Leader election, in the release namespace (the pod's own), with a Role for its Lease.
+      expect(c.leaderElection).toMatchObject({ id: 'vcluster-platform-dhcp-server', namespace: NAMESPACE });
+      expect(r.pod.automountServiceAccountToken).toBe(true);
+      const role = r.find('Role', `${FULLNAME}-leader-election`);
+      expect(role?.metadata.namespace).toBe(NAMESPACE);
+      expect(role?.rules).toEqual([
+        { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+      ]);
+      const binding = r.find('RoleBinding', `${FULLNAME}-leader-election`);
+      expect(binding?.roleRef).toEqual({
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'Role',
+        name: role?.metadata.name,
+      });
+      expect(binding?.subjects).toEqual([
+        { kind: 'ServiceAccount', name: r.pod.serviceAccountName, namespace: NAMESPACE },
+      ]);
     });
   });
 
