@@ -130,6 +130,31 @@ describe('LeaderElector against the API server fixture', () => {
   });
 });
 
+describe('renew deadline', () => {
+  it('a leader that cannot reach the API server steps down after the renew deadline; one leads again after', async () => {
+    server = await startKubeApiServer();
+    const s = server;
+    const replicas = ['a', 'b'].map((id) => replica(s, `pod-${id}_z`));
+    await Promise.all(replicas.map((r) => r.elector.start()));
+    const first = await until(() => replicas.find((r) => r.elector.isLeader()), 5_000);
+    await s.pauseAvailability('503');
+    const pausedAt = Date.now();
+    await until(() => (first.elector.isLeader() ? undefined : true), 3_000);
+    // Not before the renew deadline (1 s) since the last successful renewal (≤ 1 retry period ago).
+    expect(Date.now() - pausedAt).toBeGreaterThanOrEqual(TIMING.renewDeadlineMs - TIMING.retryPeriodMs);
+    expect(first.changes).toEqual([true, false]);
+    expect(replicas.some((r) => r.elector.isLeader())).toBe(false);
+    await s.resume();
+    await until(
+      () => replicas.find((r) => r.elector.isLeader()),
+      5_000,
+      () => {
+        expect(replicas.filter((r) => r.elector.isLeader()).length).toBeLessThanOrEqual(1);
+      },
+    );
+  });
+});
+
 describe('in the product (--leader-election-id)', () => {
   it('elects through the Lease in the configured namespace, keeps /readyz independent, releases on close', async () => {
     server = await startKubeApiServer();
