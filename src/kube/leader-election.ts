@@ -165,6 +165,7 @@ export class LeaderElector implements Service {
   }
 
   async start(): Promise<void> {
+    if (this.#loop === undefined) this.#log.info({ timing: this.#timing }, 'leader election started');
     this.#loop ??= this.#run();
   }
 
