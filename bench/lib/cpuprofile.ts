@@ -123,3 +123,19 @@ export function summariseProfile(
     .map(([name, us]) => ({ name, ms: us / 1000, pct: (100 * us) / Math.max(1, busyUs) }));
   return { totalMs: totalUs / 1000, busyMs: busyUs / 1000, top, inclusive, groups };
 }
+
+/**
+ * A summary as report text: `top`, the rows of a `| function | where | ms | % |` table (self
+ * time), and `incl`, the inclusive shares in one line, largest first.
+ */
+export function profileText(s: ProfileSummary): { readonly top: string; readonly incl: string } {
+  const top = s.top
+    .map((e) => `| ${e.name} | ${e.where || '(native)'} | ${e.selfMs.toFixed(0)} | ${e.selfPct.toFixed(1)}% |`)
+    .join('\n');
+  const incl = s.inclusive
+    .filter((e) => e.ms > 0)
+    .sort((a, b) => b.ms - a.ms)
+    .map((e) => `${e.name} ${e.pct.toFixed(1)}%`)
+    .join(', ');
+  return { top, incl };
+}

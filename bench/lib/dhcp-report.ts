@@ -6,7 +6,7 @@
  */
 import type { PeerName } from './dhcp-peers.js';
 import { NET } from './dhcp-peers.js';
-import type { ProfileSummary } from './cpuprofile.js';
+import { profileText, type ProfileSummary } from './cpuprofile.js';
 import type { Machine } from './machine.js';
 import { perfdhcpArgs, type Mode } from './perfdhcp.js';
 import { fmt, median, medianBy } from './stats.js';
@@ -275,14 +275,7 @@ export function targets(sweeps: Sweep[], lats: Latency[]): Targets {
 /** `runName`: the run's directory under bench/out/, where the raw profile is. */
 export function profileSection(p: Profile, runName: string): string {
   const s = p.summary;
-  const top = s.top
-    .map((e) => `| ${e.name} | ${e.where || '(native)'} | ${e.selfMs.toFixed(0)} | ${e.selfPct.toFixed(1)}% |`)
-    .join('\n');
-  const incl = s.inclusive
-    .filter((e) => e.ms > 0)
-    .sort((a, b) => b.ms - a.ms)
-    .map((e) => `${e.name} ${e.pct.toFixed(1)}%`)
-    .join(', ');
+  const { top, incl } = profileText(s);
   const groups = s.groups.map((g) => `${g.name} ${g.pct.toFixed(0)}%`).join(', ');
   return [
     `**${p.run.kind === 'new' ? 'New clients (range leases)' : `${REPEAT_CLIENTS} repeat clients (reservations)`}${p.flags.length > 0 ? `, V8 \`${p.flags.join(' ')}\` (callees keep their own names)` : ''}**: \`node --cpu-prof\` samples taken while perfdhcp ran (${p.run.mode}, offered ${fmt(p.run.rate)}/s for ${p.run.periodS} s: ${fmt(p.run.goodput)} ACKs/s, drop ${p.run.dropPct.toFixed(2)}%); ${(s.busyMs / 1000).toFixed(2)} s of JavaScript-thread time busy out of ${(s.totalMs / 1000).toFixed(2)} s. Raw profile: \`bench/out/${runName}/${p.file}\`.`,

@@ -7,7 +7,7 @@ import { PHASES, type HostResult, type Phase } from './storm-host.js';
 import type { ClientResult } from '../boot-storm-client.js';
 import type { UpstreamStats } from '../boot-storm-upstream.js';
 import { STORM_ARTIFACTS } from './storm-net.js';
-import type { ProfileSummary } from './cpuprofile.js';
+import { profileText, type ProfileSummary } from './cpuprofile.js';
 import { fmt, quantile } from './stats.js';
 
 export interface Percentiles {
@@ -295,14 +295,7 @@ export function profileSection(
   runName: string,
 ): string {
   const s = p.summary;
-  const top = s.top
-    .map((e) => `| ${e.name} | ${e.where || '(native)'} | ${e.selfMs.toFixed(0)} | ${e.selfPct.toFixed(1)}% |`)
-    .join('\n');
-  const incl = s.inclusive
-    .filter((e) => e.ms > 0)
-    .sort((a, b) => b.ms - a.ms)
-    .map((e) => `${e.name} ${e.pct.toFixed(1)}%`)
-    .join(', ');
+  const { top, incl } = profileText(s);
   return [
     `Profile of metalboot (\`node --cpu-prof\`, samples of the storm window only) during a repeat of ${row.hosts} hosts with the cache ${row.cache ? 'on' : 'off'} (${row.ok}/${row.hosts} booted): ${(s.busyMs / 1000).toFixed(1)} s busy of ${(s.totalMs / 1000).toFixed(1)} s sampled; metalboot used ${fmt(row.server.cpuUserS + row.server.cpuSysS, 1)} s of CPU (all threads) and its main thread waited ${fmt(row.server.runDelayS, 1)} s for CPU 0 (V8 samples by wall clock: time spent preempted is charged to the function it was in, typically a native call that woke another thread). Raw profile: \`bench/out/${runName}/${p.file}\`.`,
     '',
