@@ -36,9 +36,11 @@ export const ERROR_CODES = {
   SOURCE_ERR_MANIFEST: 'a YAML document of a BareMetalHost file does not parse',
   LEASE_ERR_JOURNAL_CLOSED: 'the lease journal was written after it closed (or before it opened)',
   LEASE_ERR_SHORT_WRITE: 'a lease journal write made no progress: the file system is full',
+  LEASE_ERR_CONFLICT: 'another replica holds the range address (its Lease in the Kubernetes API): no ACK',
   LEASE_ERR_COMPACTION: 'a compacted lease journal did not read back as written; the old one is kept',
 
   // Kubernetes (kube/)
+  KUBE_ERR_CALLBACK_SECRET: 'the Secret with the callback CA did not appear (no leader, or it cannot write Secrets)',
   KUBE_ERR_CONFIG: 'no usable kubeconfig and not running in a cluster',
   KUBE_ERR_EVENT_TIMEOUT: 'the API server did not answer an Event write in time',
   KUBE_ERR_LEASE_TIMEOUT: 'the API server did not answer a leader-election Lease call within the renew deadline',

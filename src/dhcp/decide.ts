@@ -41,6 +41,7 @@ export const DROP_REASONS = [
   'declined',
   'journal-failed',
   'journal-full',
+  'lease-conflict',
   'send-failed',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];

@@ -18,7 +18,7 @@ import type { DhcpPolicy } from './policy.js';
 import { messageTypeName } from './options.js';
 import { formatIpv4 } from '../net/ipv4.js';
 import type { ListenAddress } from '../net/listen-address.js';
-import type { LeaseStore } from '../leases/lease-store.js';
+import type { LeaseBackend } from '../leases/lease-store.js';
 import { isNoSpace } from '../leases/lease-journal.js';
 import { INFINITE_LEASE } from '../leases/range.js';
 import { withLeaseTime } from './reply.js';
@@ -30,7 +30,7 @@ export interface DhcpServerOptions {
   readonly listen: ListenAddress;
   readonly policy: DhcpPolicy;
   readonly state: DhcpState;
-  readonly leases: LeaseStore;
+  readonly leases: LeaseBackend;
   readonly logger: Logger;
   readonly registry: Registry;
   /** Called with every outcome after it was acted on (Kubernetes events, tests). */
@@ -275,7 +275,11 @@ export class DhcpServer implements Service {
       this.#send({ ...outcome, reply: withLeaseTime(outcome.reply, held) }, started);
       return;
     }
-    const reason = isNoSpace(err) ? 'journal-full' : 'journal-failed';
+    const reason = isNoSpace(err)
+      ? 'journal-full'
+      : (err as { code?: unknown }).code === 'LEASE_ERR_CONFLICT'
+        ? 'lease-conflict'
+        : 'journal-failed';
     const level = this.#drop(reason);
     if (level !== undefined) this.#log[level]({ reason, mac }, 'dhcp drop');
   }

@@ -118,6 +118,7 @@ export class LeaderElector implements Service {
   #closed = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
+  readonly #listeners: ((leading: boolean) => void)[] = [];
   #timer: NodeJS.Timeout | undefined;
 
   constructor(o: LeaderElectorOptions) {
@@ -157,6 +158,11 @@ export class LeaderElector implements Service {
 
   isLeader(): boolean {
     return this.#leading;
+  }
+
+  /** Calls `fn` at every change of leadership, after onChange. */
+  onLeadership(fn: (leading: boolean) => void): void {
+    this.#listeners.push(fn);
   }
 
   /** The holder last seen ("" when none). */
@@ -240,10 +246,12 @@ export class LeaderElector implements Service {
     this.#leader.set(leading ? 1 : 0);
     this.#transitions.inc({ to: leading ? 'leader' : 'follower' });
     this.#log.info({ leading }, leading ? 'became leader' : 'stopped leading');
-    try {
-      this.#o.onChange?.(leading);
-    } catch (err) {
-      this.#log.error({ err }, 'leadership change handler failed');
+    for (const fn of [this.#o.onChange, ...this.#listeners]) {
+      try {
+        fn?.(leading);
+      } catch (err) {
+        this.#log.error({ err }, 'leadership change handler failed');
+      }
     }
   }
 

@@ -8,7 +8,13 @@ import { LeaseJournal } from './lease-journal.js';
 import type { JournalRecord, LeasePool } from './pool.js';
 import type { Service } from '../base/service.js';
 
-export class LeaseStore implements Service {
+/** Where range leases are made durable: this journal, or the Kubernetes API (kube/range-leases.ts). */
+export interface LeaseBackend extends Service {
+  /** Resolves when `rec` is durable; rejects if it is not (the ACK must not go out). */
+  persist(rec: JournalRecord): Promise<void>;
+}
+
+export class LeaseStore implements LeaseBackend {
   readonly name = 'leases';
   readonly #pool: LeasePool;
   readonly #journal: LeaseJournal | undefined;

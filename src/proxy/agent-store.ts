@@ -5,7 +5,9 @@
  * {@link MAX_MACS_PER_NODE} per node. Each record is one agent, named in Ironic's callback URL by its
  * identity (callback-url.ts); a callback for another identity of the node is not forwarded. Kept in memory and, with a state directory, one JSON file per
  * node (`agents/node-<node>.json`, replaced atomically), so a restart loses nothing and
- * replicas sharing the directory find records they did not write (a miss re-reads the file).
+ * replicas sharing the directory find records they did not write (a miss re-reads the file);
+ * replicas with leader election keep them in ConfigMaps instead (kube/agent-records.ts), read
+ * the same way on a miss.
  *
  * A heartbeat is "pending" from the moment the API proxy forwards it until Ironic answers:
  * the conductor may call the agent before that answer arrives, so a callback for a node with a
@@ -36,9 +38,21 @@ export interface AgentRecord {
   readonly updatedAt: number;
 }
 
+/** Where records outlive the process: files in proxy.stateDir, or ConfigMaps (kube/agent-records.ts). */
+export interface AgentRecordBackend {
+  /** For logs: a directory or `ConfigMaps ns/…`. */
+  readonly where: string;
+  loadAll(): Promise<readonly AgentRecord[]>;
+  /** The node's record as stored now (another replica may have written it). */
+  read(node: string): Promise<AgentRecord | undefined>;
+  write(r: AgentRecord): Promise<void>;
+}
+
 export interface AgentStoreOptions {
   /** Persist records here (`agents/` inside is ours); in memory only when undefined. */
   readonly stateDir: string | undefined;
+  /** Persist records there instead of stateDir (replicas sharing them through the API). */
+  readonly backend?: AgentRecordBackend | undefined;
   readonly logger: Logger;
   readonly registry: Registry;
   readonly now?: () => number;
@@ -122,7 +136,7 @@ export function formatAgentRecord(r: AgentRecord): string {
 
 export class AgentStore implements Service {
   readonly name = 'ironic-agents';
-  readonly #dir: string | undefined;
+  readonly #backend: AgentRecordBackend | undefined;
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #pendingWaitMs: number;
@@ -135,8 +149,9 @@ export class AgentStore implements Service {
   readonly #writes = new Map<string, Promise<void>>();
 
   constructor(o: AgentStoreOptions) {
-    this.#dir = o.stateDir === undefined ? undefined : path.join(o.stateDir, 'agents');
     this.#log = o.logger.child({ component: 'ironic-agents' });
+    this.#backend =
+      o.backend ?? (o.stateDir === undefined ? undefined : new AgentFiles(path.join(o.stateDir, 'agents'), this.#log));
     this.#now = o.now ?? Date.now;
     this.#pendingWaitMs = o.pendingWaitMs ?? 30_000;
     const records = this.#records;
@@ -151,26 +166,19 @@ export class AgentStore implements Service {
   }
 
   get persistent(): boolean {
-    return this.#dir !== undefined;
+    return this.#backend !== undefined;
   }
 
   async start(): Promise<void> {
-    if (this.#dir === undefined) {
+    if (this.#backend === undefined) {
       this.#log.warn(
         'no proxy.stateDir: agent addresses are kept in memory only; after a restart, callbacks for a node fail until its next heartbeat',
       );
       return;
     }
-    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
-    let loaded = 0;
-    for (const name of await readdir(this.#dir)) {
-      if (!name.startsWith('node-') || !name.endsWith('.json')) continue;
-      const r = await this.#readFile(name);
-      if (r === undefined) continue;
-      this.#put(r);
-      loaded++;
-    }
-    this.#log.info({ dir: this.#dir, nodes: loaded }, 'agent addresses loaded');
+    const records = await this.#backend.loadAll();
+    for (const r of records) this.#put(r);
+    this.#log.info({ from: this.#backend.where, nodes: records.length }, 'agent addresses loaded');
   }
 
   async close(): Promise<void> {
@@ -199,8 +207,14 @@ export class AgentStore implements Service {
     }
     const mem = this.#records.get(node);
     if (mem?.agentId === agent) return mem;
-    if (this.#dir === undefined || !isNodeIdent(node)) return undefined;
-    const disk = await this.#readFile(fileName(node));
+    if (this.#backend === undefined || !isNodeIdent(node)) return undefined;
+    let disk: AgentRecord | undefined;
+    try {
+      disk = await this.#backend.read(node);
+    } catch (err) {
+      this.#log.warn({ err, node, from: this.#backend.where }, 'could not read an agent address');
+      return undefined;
+    }
     if (disk === undefined || disk.node !== node || disk.agentId !== agent) return undefined;
     this.#put(disk);
     return disk;
@@ -321,10 +335,10 @@ export class AgentStore implements Service {
 
   async #save(r: AgentRecord): Promise<void> {
     this.#put(r);
-    const dir = this.#dir;
-    if (dir === undefined) return;
+    const backend = this.#backend;
+    if (backend === undefined) return;
     const prev = this.#writes.get(r.node) ?? Promise.resolve();
-    const next = prev.then(() => writeFileAtomic(path.join(dir, fileName(r.node)), formatAgentRecord(r)));
+    const next = prev.then(() => backend.write(r));
     const tracked = next
       .catch((err: unknown) => {
         this.#log.error({ err, node: r.node }, 'could not persist the agent address');
@@ -335,9 +349,40 @@ export class AgentStore implements Service {
     this.#writes.set(r.node, tracked);
     await tracked;
   }
+}
+
+/** One JSON file per node in `dir` (`node-<node>.json`, replaced atomically). */
+class AgentFiles implements AgentRecordBackend {
+  readonly where: string;
+  readonly #dir: string;
+  readonly #log: Logger;
+
+  constructor(dir: string, log: Logger) {
+    this.#dir = dir;
+    this.where = dir;
+    this.#log = log;
+  }
+
+  async loadAll(): Promise<readonly AgentRecord[]> {
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    const out: AgentRecord[] = [];
+    for (const name of await readdir(this.#dir)) {
+      if (!name.startsWith('node-') || !name.endsWith('.json')) continue;
+      const r = await this.#readFile(name);
+      if (r !== undefined) out.push(r);
+    }
+    return out;
+  }
+
+  read(node: string): Promise<AgentRecord | undefined> {
+    return this.#readFile(fileName(node));
+  }
+
+  write(r: AgentRecord): Promise<void> {
+    return writeFileAtomic(path.join(this.#dir, fileName(r.node)), formatAgentRecord(r));
+  }
 
   async #readFile(name: string): Promise<AgentRecord | undefined> {
-    if (this.#dir === undefined) return undefined;
     let text: string;
     try {
       text = await readFile(path.join(this.#dir, name), 'utf8');

@@ -49,7 +49,13 @@ import {
   type AgentId,
   type CallbackRefusal,
 } from './callback-url.js';
-import { loadCallbackTls, type CallbackTls, type CallbackTlsSource } from './callback-tls.js';
+import {
+  loadCallbackTls,
+  tlsFromShared,
+  type CallbackTls,
+  type CallbackTlsSource,
+  type SharedTlsFeed,
+} from './callback-tls.js';
 import type { CallbackEndpoint } from './heartbeat.js';
 import {
   declaredLength,
@@ -239,6 +245,7 @@ export class CallbackServer implements Service, CallbackEndpoint {
     });
     await app.listen({ host: o.listen.host, port: o.listen.port });
     this.#app = app;
+    if (o.tls.kind === 'shared') this.#follow(o.tls.feed, hosts);
     this.#advertised = parseBaseUrl(
       withBoundPort(formatBaseUrl(this.#advertised), this.address().port),
       'callbackAdvertiseUrl',
@@ -252,6 +259,23 @@ export class CallbackServer implements Service, CallbackEndpoint {
       },
       'callback listener started',
     );
+  }
+
+  /** New shared material (the leader rotated it): new connections get it, open ones keep theirs. */
+  #follow(feed: SharedTlsFeed, hosts: readonly string[]): void {
+    feed.subscribe((m) => {
+      void tlsFromShared(m, hosts, new Date((this.#o.now ?? Date.now)())).then(
+        (tls) => {
+          const server = this.#app?.server as unknown as { setSecureContext?: (o: object) => void } | undefined;
+          if (this.#closing || server?.setSecureContext === undefined) return;
+          server.setSecureContext({ key: tls.keyPem, cert: tls.certPem });
+          const caChanged = tls.caPem !== this.#tls?.caPem;
+          this.#tls = tls;
+          this.#log.info({ from: feed.where, caChanged }, 'callback listener certificate replaced');
+        },
+        (err: unknown) => this.#log.error({ err, from: feed.where }, 'cannot use the new shared callback certificate'),
+      );
+    });
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,9 @@ import { dhcpPolicy, type DhcpPolicy, type DhcpSettings } from '../dhcp/policy.j
 import { DhcpServer } from '../dhcp/dhcp-server.js';
 import type { HostIndex } from '../leases/host-index.js';
 import { LeasePool } from '../leases/pool.js';
-import { LeaseStore } from '../leases/lease-store.js';
+import { LeaseStore, type LeaseBackend } from '../leases/lease-store.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { KubeRangeLeases, kubeRangeLeaseApi } from '../kube/range-leases.js';
 import type { BootMilestones } from '../kube/boot-milestones.js';
 import { parseIpv4, type Ipv4 } from '../net/ipv4.js';
 import type { Wiring } from './deps.js';
@@ -46,6 +48,8 @@ export interface DhcpWingInput {
   /** Whether the cluster's hosts are loaded (with sources.kube): DHCP stays silent until then. */
   readonly sourcesReady: (() => boolean) | undefined;
   readonly milestones: BootMilestones | undefined;
+  /** The cluster, for replicas that share range leases (leaderElection.id set). */
+  readonly cluster: () => KubeConfig;
 }
 
 export function dhcpWing(config: Config, w: Wiring, i: DhcpWingInput): DhcpWing {
@@ -56,19 +60,32 @@ export function dhcpWing(config: Config, w: Wiring, i: DhcpWingInput): DhcpWing 
     isClaimed: (ip) => i.index.isClaimed(ip),
     serverIp: d.serverIp.address,
   });
-  const leases = new LeaseStore(
-    pool,
-    d.ranges.length > 0 ? d.leaseFile : undefined,
-    now,
-    logger.child({ component: 'leases' }),
-  );
+  const le = config.leaderElection;
+  // Replicas share the range through Leases in the API; a single replica keeps its journal file.
+  const shared =
+    le !== undefined && d.ranges.length > 0
+      ? new KubeRangeLeases({
+          api: kubeRangeLeaseApi(i.cluster(), le.namespace, `${le.id}-dhcp`),
+          kubeConfig: i.cluster(),
+          namespace: le.namespace,
+          prefix: `${le.id}-dhcp`,
+          pool,
+          now,
+          logger,
+        })
+      : undefined;
+  const leases: LeaseBackend =
+    shared ??
+    new LeaseStore(pool, d.ranges.length > 0 ? d.leaseFile : undefined, now, logger.child({ component: 'leases' }));
   if (!d.enabled) return { services: [leases], pool, policy: undefined, server: undefined };
+  const sourcesReady =
+    shared === undefined ? i.sourcesReady : () => shared.synced && (i.sourcesReady === undefined || i.sourcesReady());
   const policy = dhcpPolicy(dhcpSettings(config, nextServer(config)));
   const m = i.milestones;
   const server = new DhcpServer({
     listen: d.listen,
     policy,
-    state: { index: i.index, pool, now, sourcesReady: i.sourcesReady },
+    state: { index: i.index, pool, now, sourcesReady },
     leases,
     logger,
     registry,

@@ -67,8 +67,9 @@ export function buildProduct(config: Config, deps: Deps): Product {
     index,
     sourcesReady: watcher === undefined ? undefined : () => watcher.status().ready,
     milestones,
+    cluster,
   });
-  const proxies = proxiesWing(config, w);
+  const proxies = proxiesWing(config, w, leader === undefined ? undefined : { cluster, leader });
   const images = imagesWing(config, w);
 
   // The elector first, so it is closed (and releases the lease) last; hosts, then the files DHCP

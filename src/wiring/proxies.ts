@@ -9,6 +9,17 @@ import { CallbackServer } from '../proxy/callback-server.js';
 import { callbackTlsSource } from '../proxy/callback-tls.js';
 import type { IronicApiProxyOptions } from '../proxy/api-proxy.js';
 import type { Wiring } from './deps.js';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { LeaderElector } from '../kube/leader-election.js';
+import { AgentConfigMaps } from '../kube/agent-records.js';
+import { CallbackSecret } from '../kube/callback-secret.js';
+import { readExistingCa } from '../proxy/callback-tls.js';
+
+/** Replicas with leader election: agent records in ConfigMaps, the callback CA in a Secret. */
+export interface SharedProxyState {
+  readonly cluster: () => KubeConfig;
+  readonly leader: LeaderElector;
+}
 
 export interface ProxiesWing {
   readonly services: readonly Service[];
@@ -18,11 +29,30 @@ export interface ProxiesWing {
   readonly ironicApi: Omit<IronicApiProxyOptions, 'registry'> | undefined;
 }
 
-export function proxiesWing(config: Config, w: Wiring): ProxiesWing {
+export function proxiesWing(config: Config, w: Wiring, shared?: SharedProxyState): ProxiesWing {
   const p = config.proxy;
   const { logger, registry, now } = w;
-  const agents = new AgentStore({ stateDir: p.stateDir, logger, registry, now });
+  const le = config.leaderElection;
+  const sharing = shared !== undefined && le !== undefined;
+  const backend = sharing
+    ? new AgentConfigMaps({ kubeConfig: shared.cluster(), namespace: le.namespace, prefix: `${le.id}-agent`, logger })
+    : undefined;
+  const agents = new AgentStore({ stateDir: p.stateDir, backend, logger, registry, now });
   if (p.ironicApiUrl === undefined) return { services: [], agents, callback: undefined, ironicApi: undefined };
+  const secret =
+    sharing && p.callbackListen !== undefined && p.tlsCertFile === undefined
+      ? new CallbackSecret({
+          kubeConfig: shared.cluster(),
+          namespace: le.namespace,
+          name: `${le.id}-callback-tls`,
+          hosts: [new URL(p.callbackAdvertiseUrl).hostname],
+          isLeader: () => shared.leader.isLeader(),
+          onLeadership: (fn) => shared.leader.onLeadership(fn),
+          seedCa: p.stateDir === undefined ? undefined : () => readExistingCa(p.stateDir!),
+          logger,
+          now,
+        })
+      : undefined;
   const callback =
     p.callbackListen === undefined
       ? undefined
@@ -30,14 +60,14 @@ export function proxiesWing(config: Config, w: Wiring): ProxiesWing {
           listen: p.callbackListen,
           advertiseUrl: p.callbackAdvertiseUrl,
           agents,
-          tls: callbackTlsSource(p),
+          tls: callbackTlsSource(p, secret),
           insecureSkipVerify: p.callbackInsecureSkipVerify,
           logger,
           registry,
           now,
         });
   return {
-    services: callback === undefined ? [agents] : [agents, callback],
+    services: [agents, ...(secret === undefined ? [] : [secret]), ...(callback === undefined ? [] : [callback])],
     agents,
     callback,
     ironicApi: {
