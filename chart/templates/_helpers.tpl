@@ -311,3 +311,20 @@ service account token and a Role for Leases.
 {{- end -}}
 {{- if $on }}true{{ end -}}
 {{- end -}}
+
+{{- /* The --leader-election-id value (extraArgs "--leader-election-id=X" or "--leader-election-id", "X",
+or METALBOOT_LEADER_ELECTION_ID in extraEnv): names the Secret the Role may touch. */ -}}
+{{- define "metalboot.leaderElectionId" -}}
+{{- $id := "" -}}
+{{- $next := false -}}
+{{- range .Values.extraArgs -}}
+{{- $a := toString . -}}
+{{- if $next -}}{{- $id = $a -}}{{- $next = false -}}{{- end -}}
+{{- if eq $a "--leader-election-id" -}}{{- $next = true -}}{{- end -}}
+{{- if hasPrefix "--leader-election-id=" $a -}}{{- $id = trimPrefix "--leader-election-id=" $a -}}{{- end -}}
+{{- end -}}
+{{- range .Values.extraEnv -}}
+{{- if and (eq (toString .name) "METALBOOT_LEADER_ELECTION_ID") .value -}}{{- $id = toString .value -}}{{- end -}}
+{{- end -}}
+{{- $id -}}
+{{- end -}}

@@ -950,8 +950,22 @@ describe('helm chart', () => {
       expect(r.pod.automountServiceAccountToken).toBe(true);
       const role = r.find('Role', `${FULLNAME}-leader-election`);
       expect(role?.metadata.namespace).toBe(NAMESPACE);
+      // Least privilege for what replicas share: Leases (election, range), ConfigMaps (agent
+      // records), and one named Secret (the callback CA) besides create, which RBAC cannot name.
       expect(role?.rules).toEqual([
-        { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+        {
+          apiGroups: ['coordination.k8s.io'],
+          resources: ['leases'],
+          verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'],
+        },
+        { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'create', 'update'] },
+        { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
+        {
+          apiGroups: [''],
+          resources: ['secrets'],
+          resourceNames: ['vcluster-platform-dhcp-server-callback-tls'],
+          verbs: ['get', 'list', 'watch', 'update'],
+        },
       ]);
       const binding = r.find('RoleBinding', `${FULLNAME}-leader-election`);
       expect(binding?.roleRef).toEqual({
