@@ -261,7 +261,8 @@ export const configSchema = z.strictObject({
           /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/,
           'must be a Lease name (lower-case letters, digits, "-" and ".", starting and ending alphanumeric)',
         )
-        .max(253)
+        // 253 for a Lease name, less the longest suffix of the objects replicas share.
+        .max(200)
         .optional(),
       /** Default: the pod's namespace (service account), else sources.kube.namespace, else "default". */
       namespace: z.string().min(1).optional(),

@@ -16,6 +16,7 @@ import {
   type AgentRecordBackend,
 } from '../proxy/agent-store.js';
 import { httpStatusOf } from './bmh-watcher-core.js';
+import { labelValueOf } from './range-leases.js';
 
 export const AGENTS_LABEL = 'metalboot.io/ipa-agents';
 const KEY = 'record.json';
@@ -43,7 +44,7 @@ export class AgentConfigMaps implements AgentRecordBackend {
   async loadAll(): Promise<readonly AgentRecord[]> {
     const l = await this.#api.listNamespacedConfigMap({
       namespace: this.#namespace,
-      labelSelector: `${AGENTS_LABEL}=${this.#prefix}`,
+      labelSelector: `${AGENTS_LABEL}=${labelValueOf(this.#prefix)}`,
     });
     return l.items.flatMap((cm) => {
       const r = this.#parse(cm);
@@ -67,7 +68,7 @@ export class AgentConfigMaps implements AgentRecordBackend {
         metadata: {
           name,
           namespace: this.#namespace,
-          labels: { [AGENTS_LABEL]: this.#prefix, 'app.kubernetes.io/managed-by': 'metalboot' },
+          labels: { [AGENTS_LABEL]: labelValueOf(this.#prefix), 'app.kubernetes.io/managed-by': 'metalboot' },
           ...(current?.metadata?.resourceVersion === undefined
             ? {}
             : { resourceVersion: current.metadata.resourceVersion }),

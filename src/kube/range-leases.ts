@@ -1,5 +1,5 @@
 /**
- * Dynamic-range leases shared by replicas through the Kubernetes API (decision 0009): one
+ * Dynamic-range leases shared by replicas through the Kubernetes API (decision 0010): one
  * coordination.k8s.io/v1 Lease per address, named `<prefix>-<a>-<b>-<c>-<d>`, holder = the
  * client's MAC (or "declined"), the exact expiry in an annotation. Every replica answers range
  * clients; an ACK leaves only once its Lease is written:
@@ -10,6 +10,7 @@
  *   others hold, and a replica that dies loses nothing another cannot read.
  * The same persist() contract as the file journal (lease-store.ts): resolve = durable.
  */
+import { createHash } from 'node:crypto';
 import {
   CoordinationV1Api,
   V1MicroTime,
@@ -29,6 +30,11 @@ export const LEASE_LABEL = 'metalboot.io/dhcp-range';
 const ADDRESS_ANNOTATION = 'metalboot.io/address';
 const EXPIRES_ANNOTATION = 'metalboot.io/expires';
 const DECLINED = 'declined';
+
+/** A label value for `prefix`: itself when it fits (63 characters), else a hash of it. Pure. */
+export function labelValueOf(prefix: string): string {
+  return prefix.length <= 63 ? prefix : createHash('sha256').update(prefix).digest('hex').slice(0, 40);
+}
 
 /** The Lease name of `ip` under `prefix` (a DNS subdomain: dots become dashes). Pure. */
 export function leaseNameOf(prefix: string, ip: string): string {
@@ -63,7 +69,7 @@ export function leaseOfRecord(
     metadata: {
       name: leaseNameOf(prefix, rec.ip),
       namespace,
-      labels: { [LEASE_LABEL]: prefix, 'app.kubernetes.io/managed-by': 'metalboot' },
+      labels: { [LEASE_LABEL]: labelValueOf(prefix), 'app.kubernetes.io/managed-by': 'metalboot' },
       annotations: { [ADDRESS_ANNOTATION]: rec.ip, [EXPIRES_ANNOTATION]: exp === null ? 'never' : String(exp) },
       ...(resourceVersion === undefined ? {} : { resourceVersion }),
     },
@@ -87,7 +93,7 @@ export interface RangeLeaseApi {
 
 export function kubeRangeLeaseApi(kc: KubeConfig, namespace: string, prefix: string): RangeLeaseApi {
   const api = kc.makeApiClient(CoordinationV1Api);
-  const labelSelector = `${LEASE_LABEL}=${prefix}`;
+  const labelSelector = `${LEASE_LABEL}=${labelValueOf(prefix)}`;
   return {
     async list() {
       const l: V1LeaseList = await api.listNamespacedLease({ namespace, labelSelector });
@@ -151,7 +157,7 @@ export class KubeRangeLeases implements Service, LeaseBackend {
       what: `leases ${LEASE_LABEL}=${o.prefix}`,
       list: () => o.api.list(),
       watchPath: `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`,
-      watchQuery: { labelSelector: `${LEASE_LABEL}=${o.prefix}` },
+      watchQuery: { labelSelector: `${LEASE_LABEL}=${labelValueOf(o.prefix)}` },
       kubeConfig: o.kubeConfig,
       sync: (items) => this.#sync(items),
       change: (type, l) => this.#change(type, l),
