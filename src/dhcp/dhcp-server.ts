@@ -267,7 +267,9 @@ export class DhcpServer implements Service {
    */
   #notDurable(outcome: Extract<DhcpOutcome, { kind: 'reply' }>, err: unknown, started: number): void {
     const mac = outcome.facts.mac;
-    this.#log.error({ err, mac }, 'lease journal write failed');
+    const conflict = (err as { code?: unknown }).code === 'LEASE_ERR_CONFLICT';
+    // A lost race with another replica is an ordinary drop (logged below), not a failure.
+    if (!conflict) this.#log.error({ err, mac }, 'lease journal write failed');
     if (outcome.commit !== undefined) this.#o.state.pool.revert(outcome.commit.undo);
     const held = heldSeconds(outcome.commit?.heldUntil, this.#o.state.now());
     if (held !== undefined) {
@@ -275,13 +277,10 @@ export class DhcpServer implements Service {
       this.#send({ ...outcome, reply: withLeaseTime(outcome.reply, held) }, started);
       return;
     }
-    const reason = isNoSpace(err)
-      ? 'journal-full'
-      : (err as { code?: unknown }).code === 'LEASE_ERR_CONFLICT'
-        ? 'lease-conflict'
-        : 'journal-failed';
+    const reason = conflict ? 'lease-conflict' : isNoSpace(err) ? 'journal-full' : 'journal-failed';
     const level = this.#drop(reason);
-    if (level !== undefined) this.#log[level]({ reason, mac }, 'dhcp drop');
+    if (level !== undefined)
+      this.#log[level]({ reason, mac, detail: conflict ? (err as Error).message : undefined }, 'dhcp drop');
   }
 
   #track(p: Promise<void>): void {
