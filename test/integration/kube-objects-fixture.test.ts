@@ -8,6 +8,7 @@ import {
   CoordinationV1Api,
   CoreV1Api,
   KubeConfig,
+  type V1ConfigMap,
   type V1Lease,
   V1MicroTime,
   type V1Secret,
@@ -430,7 +431,7 @@ describe('configmaps (CoreV1Api)', () => {
     expect(s.configMaps(NS).map((c) => c.metadata.name)).toEqual(['unlabelled']);
   });
 
-  it.each([
+  const invalidConfigMaps: { what: string; body: V1ConfigMap; message: string }[] = [
     {
       what: 'a key in both data and binaryData',
       body: { metadata: { name: 'cm' }, data: { k: 'v' }, binaryData: { k: b64('v') } },
@@ -447,7 +448,8 @@ describe('configmaps (CoreV1Api)', () => {
       body: { metadata: { name: 'cm' }, data: { '..data': 'v' } },
       message: 'ConfigMap "cm" is invalid: data[..data]: Invalid value: "..data": must not start with \'..\'',
     },
-  ])('refuses $what with 422 Invalid', async ({ body, message }) => {
+  ];
+  it.each(invalidConfigMaps)('refuses $what with 422 Invalid', async ({ body, message }) => {
     const { core } = await start();
     const invalid = await failure(core.createNamespacedConfigMap({ namespace: NS, body }));
     expect(invalid).toMatchObject({ code: 422, status: { reason: 'Invalid', message } });
