@@ -223,6 +223,32 @@ describe('secrets (CoreV1Api)', () => {
     expect(missing).toMatchObject({ code: 404, status: { message: 'secrets "nope" not found' } });
   });
 
+  it('takes a metadata.uid on PUT as a storage precondition: 409, even before a 404', async () => {
+    const { core } = await start();
+    const v1 = await core.createNamespacedSecret({ namespace: NS, body: secret('db') });
+    const storageError = (name: string, stored: string) =>
+      `Operation cannot be fulfilled on secrets "${name}": StorageError: invalid object, Code: 4, Key: /registry/secrets/${NS}/${name}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: not-the-uid, UID in object meta: ${stored}`;
+    const recreated = await failure(
+      core.replaceNamespacedSecret({
+        namespace: NS,
+        name: 'db',
+        body: { ...v1, metadata: { name: 'db', uid: 'not-the-uid' } },
+      }),
+    );
+    expect(recreated).toMatchObject({
+      code: 409,
+      status: { reason: 'Conflict', message: storageError('db', v1.metadata?.uid ?? '') },
+    });
+    const gone = await failure(
+      core.replaceNamespacedSecret({
+        namespace: NS,
+        name: 'gone',
+        body: { metadata: { name: 'gone', uid: 'not-the-uid' } },
+      }),
+    );
+    expect(gone).toMatchObject({ code: 409, status: { message: storageError('gone', '') } });
+  });
+
   it('refuses a DELETE whose preconditions do not match, as rest.BeforeDelete words it', async () => {
     const { s, core } = await start();
     const v1 = await core.createNamespacedSecret({ namespace: NS, body: secret('db') });

@@ -934,9 +934,9 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       const namespace = input.metadata.namespace ?? 'default';
       const prev = store.get(BMH_SPEC, namespace, name);
       const next = clone({
-        ...withoutKeys(input, ['apiVersion', 'kind']),
         apiVersion: BMH_API_VERSION,
         kind: BMH_KIND,
+        ...withoutKeys(input, ['apiVersion', 'kind']),
         metadata: { ...input.metadata, name, namespace },
       }) as KubeObject;
       // The status subresource is written separately: an upsert without status keeps it.
