@@ -4,7 +4,8 @@
 // `a!=b`, `a`, `!a`, `a in (x,y)`, `a notin (x,y)`, comma = AND). Not supported: `a>1`, `a<1`
 // (numeric comparisons) and key/value syntax validation. Field selectors: `f=v`, `f==v`, `f!=v`
 // over the fields a resource declares (metadata.name and metadata.namespace for custom
-// resources; the server rejects any other field with 400, as the real one does).
+// resources; the server rejects any other field with 400, as the real one does, with the
+// message of that resource's field label conversion).
 
 export type Requirement =
   | { readonly op: 'exists' | 'notexists'; readonly key: string }
@@ -92,9 +93,15 @@ export interface FieldRequirement {
   readonly value: string;
 }
 
+/** The conversion registered for most built-in kinds (runtime.DefaultMetaV1FieldSelectorConversion). */
+export function notAKnownFieldSelector(field: string): string {
+  return `"${field}" is not a known field selector: only "metadata.name", "metadata.namespace"`;
+}
+
 export function parseFieldSelector(
   text: string,
   supported: readonly string[],
+  unsupported: (field: string) => string = (field) => `field label not supported: ${field}`,
 ): SelectorParse<readonly FieldRequirement[]> {
   if (text.trim() === '') return { kind: 'ok', value: [] };
   const reqs: FieldRequirement[] = [];
@@ -102,7 +109,7 @@ export function parseFieldSelector(
     const m = /^([^!=]+?)\s*(==|=|!=)\s*(.*)$/.exec(part);
     if (m === null) return { kind: 'error', message: `invalid selector: '${text}'; can't understand '${part}'` };
     const field = m[1] ?? '';
-    if (!supported.includes(field)) return { kind: 'error', message: `field label not supported: ${field}` };
+    if (!supported.includes(field)) return { kind: 'error', message: unsupported(field) };
     reqs.push({ field, op: m[2] === '!=' ? '!=' : '=', value: m[3] ?? '' });
   }
   return { kind: 'ok', value: reqs };

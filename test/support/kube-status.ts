@@ -12,6 +12,7 @@ export interface StatusDetails {
   readonly name?: string;
   readonly group?: string;
   readonly kind?: string;
+  readonly uid?: string;
   readonly causes?: readonly StatusCause[];
   readonly retryAfterSeconds?: number;
 }
@@ -25,6 +26,17 @@ export interface KubeStatus {
   readonly reason: string;
   readonly details?: StatusDetails;
   readonly code: number;
+}
+
+/** A failure the fixture answers with: the handler sends `status` as the body, `status.code` as the HTTP code. */
+export class HttpFailure extends Error {
+  constructor(readonly status: KubeStatus) {
+    super(status.message);
+  }
+}
+
+export function badRequest(message: string): HttpFailure {
+  return new HttpFailure(kubeStatus(400, message, 'BadRequest'));
 }
 
 /** metav1.StatusReason for each HTTP code the fixture produces (pkg/api/errors). */
@@ -110,36 +122,87 @@ export function alreadyExistsStatus(resource: string, group: string, name: strin
   });
 }
 
-export function conflictStatus(resource: string, group: string, name: string): KubeStatus {
+/**
+ * errors.NewConflict(qualifiedResource, name, cause). `resource` is what the caller passed: the
+ * plural for the registry's checks, but the Kind for rest.BeforeDelete's precondition checks
+ * (`Operation cannot be fulfilled on Secret "x": the ResourceVersion in the precondition …`).
+ */
+export function conflictWithCause(resource: string, group: string, name: string, cause: string): KubeStatus {
   const qualified = group === '' ? resource : `${resource}.${group}`;
-  return kubeStatus(
-    409,
-    `Operation cannot be fulfilled on ${qualified} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
-    'Conflict',
-    { name, ...(group === '' ? {} : { group }), kind: resource },
+  return kubeStatus(409, `Operation cannot be fulfilled on ${qualified} "${name}": ${cause}`, 'Conflict', {
+    name,
+    ...(group === '' ? {} : { group }),
+    kind: resource,
+  });
+}
+
+/** registry.OptimisticLockErrorMsg: an update whose metadata.resourceVersion is not the stored one. */
+export function conflictStatus(resource: string, group: string, name: string): KubeStatus {
+  return conflictWithCause(
+    resource,
+    group,
+    name,
+    'the object has been modified; please apply your changes to the latest version and try again',
   );
+}
+
+/**
+ * The success Status a DELETE answers with for kinds whose registry does not return the deleted
+ * object (Secrets, ConfigMaps, Leases: `registry.Store.finalizeDelete`); details.kind is the plural.
+ */
+export interface SuccessStatus {
+  readonly kind: 'Status';
+  readonly apiVersion: 'v1';
+  readonly metadata: Record<string, never>;
+  readonly status: 'Success';
+  readonly details: StatusDetails;
+}
+
+export function deletedStatus(resource: string, group: string, name: string, uid: string): SuccessStatus {
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Success',
+    details: { name, ...(group === '' ? {} : { group }), kind: resource, uid },
+  };
 }
 
 export interface FieldError {
   /** field.ErrorType reason: FieldValueRequired, FieldValueInvalid, FieldValueForbidden, … */
-  readonly type: 'FieldValueRequired' | 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueNotSupported';
+  readonly type:
+    | 'FieldValueRequired'
+    | 'FieldValueInvalid'
+    | 'FieldValueForbidden'
+    | 'FieldValueNotSupported'
+    | 'FieldValueTooLong';
   readonly field: string;
   /** The detail text, e.g. "does not match event.namespace". */
   readonly detail: string;
   /** The offending value (quoted in the message for Invalid / NotSupported). */
   readonly value?: unknown;
+  /** The value as Go's %#v prints it when JSON is not how it looks (a uint64 0 is `0x0`). */
+  readonly printedValue?: string;
+}
+
+function printed(err: FieldError): string {
+  return err.printedValue ?? JSON.stringify(err.value ?? '');
 }
 
 function fieldErrorText(err: FieldError): string {
+  const detail = err.detail === '' ? '' : `: ${err.detail}`;
   switch (err.type) {
     case 'FieldValueRequired':
-      return `Required value${err.detail === '' ? '' : `: ${err.detail}`}`;
+      return `Required value${detail}`;
     case 'FieldValueForbidden':
       return `Forbidden: ${err.detail}`;
+    case 'FieldValueTooLong':
+      // field.TooLong never prints the value.
+      return `Too long${detail}`;
     case 'FieldValueNotSupported':
-      return `Unsupported value: ${JSON.stringify(err.value ?? '')}${err.detail === '' ? '' : `: ${err.detail}`}`;
+      return `Unsupported value: ${printed(err)}${detail}`;
     case 'FieldValueInvalid':
-      return `Invalid value: ${JSON.stringify(err.value ?? '')}${err.detail === '' ? '' : `: ${err.detail}`}`;
+      return `Invalid value: ${printed(err)}${detail}`;
   }
 }
 
@@ -149,7 +212,8 @@ function fieldErrorText(err: FieldError): string {
  */
 export function invalidStatus(kind: string, group: string, name: string, errors: readonly FieldError[]): KubeStatus {
   const qualifiedKind = group === '' ? kind : `${kind}.${group}`;
-  const texts = errors.map((e) => `${e.field}: ${fieldErrorText(e)}`);
+  // ErrorList.ToAggregate drops repeated messages (two bad labels with one reason print once).
+  const texts = [...new Set(errors.map((e) => `${e.field}: ${fieldErrorText(e)}`))];
   const joined = texts.length === 1 ? texts[0] : `[${texts.join(', ')}]`;
   return kubeStatus(422, `${qualifiedKind} "${name}" is invalid: ${joined}`, 'Invalid', {
     name,
