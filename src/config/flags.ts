@@ -238,7 +238,7 @@ export const FLAGS: readonly FlagSpec[] = [
     'leaderElection.id',
     'string',
     'NAME',
-    'replicas elect a leader through the coordination.k8s.io/v1 Lease NAME (needs --kubeconfig or a pod); every replica still serves',
+    'replicas elect a leader through the coordination.k8s.io/v1 Lease NAME (needs --kubeconfig or a pod) and share range leases, agent records and the callback CA through the API (docs/decisions/0010-replicas-share-state.md); every replica serves',
   ),
   F(
     'leader-election-namespace',

@@ -96,8 +96,9 @@ export class ObjectFollower<T extends KubeObject> {
       try {
         const listed = await this.#o.list();
         if (this.#closed) return;
-        this.#o.sync(listed.items);
+        // Synced before sync() runs: what the owner does there may already rely on it.
         this.#synced = true;
+        this.#o.sync(listed.items);
         this.#lastError = undefined;
         this.#resolveFirst();
         const healthy = await this.#watchFrom(listed.resourceVersion);
