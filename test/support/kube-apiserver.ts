@@ -275,6 +275,11 @@ export interface KubeApiServerOptions {
   /** How long a request for a resourceVersion newer than the server waits (default 3000, as the real one). */
   readonly tooLargeResourceVersionWaitMs?: number;
   readonly now?: () => Date;
+  /**
+   * The address to listen on (default 127.0.0.1): a test network namespace's own address when
+   * processes in other namespaces of the same test must reach it.
+   */
+  readonly host?: string;
 }
 
 export interface KubeApiServer {
@@ -899,17 +904,18 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     });
   });
 
+  const host = options.host ?? '127.0.0.1';
   const listen = (port: number): Promise<void> =>
     new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => {
+      server.listen(port, host, () => {
         server.off('error', reject);
         resolve();
       });
     });
   await listen(0);
   const port = (server.address() as AddressInfo).port;
-  const url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const url = `${options.tls ? 'https' : 'http'}://${host}:${port}`;
 
   let bookmarkTimer: NodeJS.Timeout | undefined;
   const asHost = (o: KubeObject | undefined): BareMetalHost | undefined => o as BareMetalHost | undefined;
