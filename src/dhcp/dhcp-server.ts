@@ -151,7 +151,7 @@ export class DhcpServer implements Service {
       device,
       port,
       recvBufferBytes: this.#recvBufferBytes,
-      logger: this.#log,
+      logger: this.#o.logger,
       name: 'dhcp-feed',
       onDatagram: (buf) => {
         this.#m.fed.inc();

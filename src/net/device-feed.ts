@@ -39,7 +39,7 @@ export interface DeviceFeedOptions {
   /** SO_RCVBUF of socat's receiving socket and of the feed socket; 0 keeps the kernel's default. */
   readonly recvBufferBytes: number;
   readonly logger: Logger;
-  /** Name of the readiness check. Default `device-feed`. */
+  /** Name of the readiness check and the logs' component. Default `device-feed`. */
   readonly name?: string;
   /** Each datagram socat received on the device, whole. */
   readonly onDatagram: (buf: Buffer) => void;
@@ -126,7 +126,7 @@ export class DeviceFeed {
 
   constructor(o: DeviceFeedOptions) {
     this.#o = o;
-    this.#log = o.logger.child({ component: 'device-feed', device: o.device });
+    this.#log = o.logger.child({ component: o.name ?? 'device-feed', device: o.device });
     this.#restartDelayMs = o.restartDelayMs ?? 1000;
     this.readiness = {
       name: o.name ?? 'device-feed',
