@@ -278,9 +278,13 @@ export class DeviceFeed {
     if (e !== undefined)
       return new MetalbootError('NET_ERR_FEED_START', `cannot run ${socat}: ${e.message}`, { cause: e });
     const how = child.exit?.signal ?? `code ${child.exit?.code}`;
+    // socat does not inherit node's file capability: the image gives socat its own.
+    const hint = /bind\(.*Permission denied/.test(child.stderr)
+      ? ` (ports below 1024 need root or CAP_NET_BIND_SERVICE on socat itself: setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v ${socat})")")`
+      : '';
     return new MetalbootError(
       'NET_ERR_FEED_START',
-      `socat exited (${how}) before binding to ${this.#o.device} port ${this.#o.port}: ${tail(child.stderr)}`,
+      `socat exited (${how}) before binding to ${this.#o.device} port ${this.#o.port}: ${tail(child.stderr)}${hint}`,
     );
   }
 

@@ -242,6 +242,17 @@ describe('DeviceFeed start-up failures', () => {
     });
   });
 
+  it('socat refused port 67 (no capability of its own): the error says how to give it one', async () => {
+    const fake = path.join(dir, 'unprivileged-socat');
+    writeFileSync(fake, `#!/bin/sh\necho 'socat[1] E bind(5, {AF=2 0.0.0.0:67}, 16): Permission denied' >&2\nexit 1\n`);
+    chmodSync(fake, 0o755);
+    const { feed } = await startFeed({ socat: fake });
+    await expect(feed.start()).rejects.toMatchObject({
+      code: 'NET_ERR_FEED_START',
+      message: expect.stringContaining(`CAP_NET_BIND_SERVICE on socat itself: setcap cap_net_bind_service=+ep`),
+    });
+  });
+
   it('socat that never binds: NET_ERR_FEED_START after the timeout, and the process is killed', async () => {
     const fake = path.join(dir, 'silent-socat');
     const pidFile = path.join(dir, 'silent-socat.pid');
