@@ -28,10 +28,15 @@ FROM ${NODE_IMAGE}
 # libcap2-bin provides setcap: the node binary gets CAP_NET_BIND_SERVICE as a file capability,
 # so user 1000 binds ports 67 and 69 (the pod must not set allowPrivilegeEscalation: false,
 # which makes the kernel ignore file capabilities).
+# socat hears the DHCP broadcasts of one interface when --dhcp-listen is an address of the pod
+# (vCP's hostNetwork recipe; docs/decisions/0009-dhcp-on-one-interface.md). metalboot starts it
+# and it binds port 67 itself, so it gets the same file capability: a child does not inherit
+# node's.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ipxe libcap2-bin \
+ && apt-get install -y --no-install-recommends ipxe libcap2-bin socat \
  && rm -rf /var/lib/apt/lists/* \
  && setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")" \
+ && setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v socat)")" \
  && ls /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/snponly.efi /usr/lib/ipxe/ipxe.efi
 
 WORKDIR /app

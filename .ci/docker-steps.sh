@@ -8,8 +8,9 @@
 #                  --help, and (as root) the ENTRYPOINT with the image's CMD starts as user 1000
 #                  in a network namespace of its own, with the node binary given
 #                  CAP_NET_BIND_SERVICE as the image gives it: it binds 67 and 69 and answers
-#                  /healthz and /readyz. Its RUN line (apt-get, setcap) is not run on this
-#                  machine; .ci/run installs the same Debian packages.
+#                  /healthz and /readyz; and with --dhcp-listen=<its address>:67, socat (given
+#                  the same capability) binds 67 on that interface. Its RUN line (apt-get,
+#                  setcap) is not run on this machine; .ci/run installs the same Debian packages.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dockerfile="$root/Dockerfile"
@@ -107,15 +108,21 @@ got="$(node "$main" --version)"
 node "$main" --help >/dev/null || fail "--help failed"
 
 # The entry point with the image's CMD, as user 1000, binding 67 and 69 through the file
-# capability, in a network namespace of its own (192.0.2.1/24 on a veth interface).
+# capability, in a network namespace of its own (192.0.2.1/24 on a veth interface). Then again
+# with --dhcp-listen=192.0.2.1:67 (vCP's hostNetwork recipe): node starts socat, which binds
+# port 67 on prov0 through its own file capability, as the image gives it.
 if [[ "$(id -u)" != 0 ]] || ! command -v setcap >/dev/null || ! command -v setpriv >/dev/null || ! command -v unshare >/dev/null || ! command -v ip >/dev/null; then
   echo "docker steps: start as user 1000 skipped (needs root, setcap, setpriv, unshare and ip)"
 else
+  command -v socat >/dev/null || fail "socat is missing (Debian package socat, installed by the Dockerfile and .ci/run)"
   mkdir -p "$work/bin"
   cp "$(readlink -f "$(command -v node)")" "$work/bin/node"
   cp "$work/bin/node" "$work/bin/node-without-caps"
   setcap cap_net_bind_service=+ep "$work/bin/node"
   getcap "$work/bin/node" | grep -q cap_net_bind_service || fail "setcap did not take"
+  cp "$(readlink -f "$(command -v socat)")" "$work/bin/socat"
+  setcap cap_net_bind_service=+ep "$work/bin/socat"
+  getcap "$work/bin/socat" | grep -q cap_net_bind_service || fail "setcap did not take on socat"
   uid="${user%%:*}"
   export work main uid
   unshare --net bash -euo pipefail -c '
@@ -131,27 +138,36 @@ else
     else without="refused without it"; fi
     as_user "$work/bin/node" -e "$bind67" || { echo "docker steps: user $uid cannot bind port 67 with the capability" >&2; exit 1; }
     export SERVER_IP=192.0.2.1/24 NODE_ENV=production
-    # setpriv directly (not through the as_user function, which would run in a subshell): it
-    # execs node, so $! is the server itself and the kill below stops it.
-    setpriv --reuid="$uid" --regid="$uid" --clear-groups "$work/bin/node" "$main" "${@}" --log-level warn >"$work/server.log" 2>&1 &
-    pid=$!
-    ok=""
-    for _ in $(seq 1 100); do
-      if "$work/bin/node-without-caps" -e '\''
-        const get = (p) => fetch(`http://192.0.2.1:8080${p}`).then((r) => r.status);
-        Promise.all([get("/healthz"), get("/readyz")]).then(([h, r]) => process.exit(h === 200 && r === 200 ? 0 : 1), () => process.exit(1));
-      '\'' 2>/dev/null; then ok=1; break; fi
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    sockets="$(ss -Hulnp 2>/dev/null || true)"
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    if [[ -z "$ok" ]]; then echo "docker steps: the entry point did not become ready as user $uid:" >&2; cat "$work/server.log" >&2; exit 1; fi
+    # serve NAME ARGS…: the entry point as user $uid until /healthz and /readyz answer 200; the
+    # UDP sockets then bound, with their processes, are left in $sockets.
+    serve() {
+      local name="$1"; shift
+      # setpriv directly (not through the as_user function, which would run in a subshell): it
+      # execs node, so $! is the server itself and the kill below stops it. socat is found on
+      # PATH: the copy with the capability.
+      PATH="$work/bin:$PATH" setpriv --reuid="$uid" --regid="$uid" --clear-groups "$work/bin/node" "$main" "$@" --log-level warn >"$work/$name.log" 2>&1 &
+      local pid=$! ok=""
+      for _ in $(seq 1 100); do
+        if "$work/bin/node-without-caps" -e '\''
+          const get = (p) => fetch(`http://192.0.2.1:8080${p}`).then((r) => r.status);
+          Promise.all([get("/healthz"), get("/readyz")]).then(([h, r]) => process.exit(h === 200 && r === 200 ? 0 : 1), () => process.exit(1));
+        '\'' 2>/dev/null; then ok=1; break; fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+      done
+      sockets="$(ss -Hulnp 2>/dev/null || true)"
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+      if [[ -z "$ok" ]]; then echo "docker steps: the entry point ($name) did not become ready as user $uid:" >&2; cat "$work/$name.log" >&2; exit 1; fi
+    }
+    serve cmd "${@}"
     for port in 67 69; do
       grep -q ":$port " <<<"$sockets" || { echo "docker steps: nothing bound UDP port $port:" >&2; echo "$sockets" >&2; exit 1; }
     done
     echo "docker steps: started as user $uid with CAP_NET_BIND_SERVICE: UDP 67 and 69 bound, /healthz and /readyz answered 200 ($without)"
+    serve one-interface "${@}" --dhcp-listen=192.0.2.1:67
+    grep -E "0\.0\.0\.0%prov0:67 .*\"socat\"" <<<"$sockets" >/dev/null || { echo "docker steps: socat did not bind UDP 67 on prov0:" >&2; echo "$sockets" >&2; exit 1; }
+    echo "docker steps: --dhcp-listen=192.0.2.1:67 as user $uid: socat bound UDP 67 on prov0 through its capability, /readyz answered 200"
   ' bash "${cmd[@]}" || fail "the entry point did not start as user $uid"
 fi
 

@@ -103,6 +103,9 @@ export const TOOLS = {
   ipxe: { file: '/usr/lib/ipxe/undionly.kpxe', pkg: 'ipxe' },
   ovmf: { file: '/usr/share/OVMF/OVMF_CODE_4M.fd', pkg: 'ovmf' },
   tun: { file: '/dev/net/tun', pkg: '(kernel tun module: modprobe tun)' },
+  socat: { bin: 'socat', pkg: 'socat' },
+  curl: { bin: 'curl', pkg: 'curl' },
+  setpriv: { bin: 'setpriv', pkg: 'util-linux' },
 } as const satisfies Record<string, { bin: string; pkg: string } | { file: string; pkg: string }>;
 
 export type ToolName = keyof typeof TOOLS;

@@ -15,6 +15,12 @@ export const ERROR_CODES = {
   DHCP_ERR_OVERLOAD_INVALID: 'option 52 (overload) is not one byte of 1, 2 or 3',
   DHCP_ERR_BIND: 'the DHCP send socket cannot bind to the server IP',
 
+  // One interface's broadcasts through socat (net/device-feed.ts, --dhcp-listen with a unicast address)
+  NET_ERR_NO_INTERFACE: 'no network interface has the listen address, or more than one has it',
+  NET_ERR_DEVICE_NAME: 'an interface name that socat cannot take as an option value',
+  NET_ERR_SOCAT_MISSING: 'socat (Debian package socat) is not installed or not on PATH',
+  NET_ERR_FEED_START: 'socat exited, or did not bind to the interface in time, at start-up',
+
   // TFTP codec and shell (tftp/)
   TFTP_ERR_SHORT: 'a datagram shorter than the fixed part of its packet type',
   TFTP_ERR_TOO_LONG: 'a datagram longer than any TFTP packet',

@@ -37,7 +37,13 @@ export const FLAGS: readonly FlagSpec[] = [
     'IP[/prefix]',
     'provisioning IP of this server (DHCP server identifier, next-server, default advertise URLs); "auto" = first non-loopback IPv4 (default)',
   ),
-  F('dhcp-listen', 'dhcp.listen', 'string', 'ADDR:PORT', 'DHCP receive address (default 0.0.0.0:67)'),
+  F(
+    'dhcp-listen',
+    'dhcp.listen',
+    'string',
+    'ADDR:PORT',
+    'DHCP address (default 0.0.0.0:67: every interface); an address of this host serves only the interface that owns it (its broadcasts through socat)',
+  ),
   F(
     'dhcp-advertise-ip',
     'dhcp.advertiseIP',

@@ -43,6 +43,8 @@ export const DROP_REASONS = [
   'journal-full',
   'lease-conflict',
   'send-failed',
+  // A datagram on the loopback feed port that socat did not send (--dhcp-listen with a unicast address).
+  'feed-foreign-source',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 

@@ -7,13 +7,20 @@
  * broadcast out of the interface that owns the socket's bound source address, so replies to
  * address-less clients leave on the provisioning interface even when the default route points
  * elsewhere. That socket also receives the unicast renewals addressed to SERVER_IP.
+ *
+ * Listening on a unicast ADDR (not loopback) means: serve the interface that owns ADDR, and
+ * only it (docs/decisions/0009-dhcp-on-one-interface.md). The socket bound to ADDR:port receives
+ * unicast to ADDR (relays, renewals) and sends every reply, out of that interface; the
+ * interface's broadcasts, which no socket bound to a unicast address hears, come from socat
+ * bound to the device, through a DeviceFeed.
  */
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
+import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { decode, encode } from './codec.js';
-import { DecodeError, MetalbootError } from '../base/errors.js';
-import { DROP_REASONS, decide, type DhcpOutcome, type DhcpState, type DropReason } from './decide.js';
+import { DecodeError } from '../base/errors.js';
+import { decide, type DhcpOutcome, type DhcpState, type DropReason } from './decide.js';
 import type { DhcpPolicy } from './policy.js';
 import { messageTypeName } from './options.js';
 import { formatIpv4 } from '../net/ipv4.js';
@@ -22,9 +29,12 @@ import type { LeaseBackend } from '../leases/lease-store.js';
 import { isNoSpace } from '../leases/lease-journal.js';
 import { INFINITE_LEASE } from '../leases/range.js';
 import { withLeaseTime } from './reply.js';
-import type { ReadinessCheck, Service } from '../base/service.js';
-import { LabelledCounter } from '../base/labelled-counter.js';
+import type { Readiness, ReadinessCheck, Service } from '../base/service.js';
 import { LogBudget } from '../base/log-budget.js';
+import { DeviceFeed, type DeviceFeedOptions } from '../net/device-feed.js';
+import { feedInterface, needsDeviceFeed, type InterfaceTable } from '../net/interfaces.js';
+import { DhcpMetrics } from './dhcp-metrics.js';
+import { bindDhcpSocket, DEFAULT_DHCP_RECV_BUFFER_BYTES, recvBufferShortfall, sendBindError } from './dhcp-sockets.js';
 
 export interface DhcpServerOptions {
   readonly listen: ListenAddress;
@@ -42,40 +52,25 @@ export interface DhcpServerOptions {
    * Default DEFAULT_DHCP_RECV_BUFFER_BYTES.
    */
   readonly recvBufferBytes?: number;
+  /** The interfaces and their addresses (tests). Default os.networkInterfaces(). */
+  readonly interfaces?: () => InterfaceTable;
+  /** DeviceFeed settings for a unicast listen address (tests: the socat path, short delays). */
+  readonly feed?: Pick<DeviceFeedOptions, 'socat' | 'readyTimeoutMs' | 'restartDelayMs'>;
 }
 
-/**
- * 2 MiB: Linux doubles it for bookkeeping and charges a request about 1.3 KiB of that (payload,
- * sk_buff, slab rounding): 3,276 UEFI DISCOVERs of 347 bytes queued on loopback, half a second
- * of 6,000/s. The kernel's default (net.core.rmem_default, 208 KiB) held 332.
- */
-export const DEFAULT_DHCP_RECV_BUFFER_BYTES = 2 * 1024 * 1024;
-
-/** Linux reports twice the size set (socket(7): the kernel doubles it for bookkeeping); other kernels report it as set. */
-const RCVBUF_REPORT_FACTOR = process.platform === 'linux' ? 2 : 1;
+export { DEFAULT_DHCP_RECV_BUFFER_BYTES } from './dhcp-sockets.js';
 
 export class DhcpServer implements Service {
   readonly name = 'dhcp';
-  readonly readiness: readonly ReadinessCheck[] = [
-    {
-      name: 'dhcp',
-      check: () => (this.listening ? { ok: true, detail: 'listening' } : { ok: false, detail: 'not listening' }),
-    },
-  ];
+  readonly readiness: readonly ReadinessCheck[];
   readonly #o: DhcpServerOptions;
   readonly #log: Logger;
   readonly #sockets: dgram.Socket[] = [];
   readonly #recvBufferBytes: number;
   #sender: dgram.Socket | undefined;
+  #feed: DeviceFeed | undefined;
   #inFlight = new Set<Promise<void>>();
-  readonly #received: Counter<'type'>;
-  readonly #replies: Counter<'type'>;
-  readonly #drops: Counter<'reason'>;
-  readonly #latency: Histogram;
-  // Labelled children, one per label value, so a packet does not build a labels object.
-  readonly #receivedBy: LabelledCounter;
-  readonly #repliesBy: LabelledCounter;
-  readonly #dropsBy: LabelledCounter<DropReason>;
+  readonly #m: DhcpMetrics;
   readonly #logBudget: LogBudget<DropReason>;
   /** The last destination address and its dotted-quad string: replies mostly go to one relay or broadcast. */
   #lastTo = -1;
@@ -85,34 +80,15 @@ export class DhcpServer implements Service {
     this.#o = o;
     this.#log = o.logger.child({ component: 'dhcp' });
     this.#recvBufferBytes = o.recvBufferBytes ?? DEFAULT_DHCP_RECV_BUFFER_BYTES;
-    this.#received = new Counter({
-      name: 'metalboot_dhcp_received_total',
-      help: 'DHCP requests received, by message type',
-      labelNames: ['type'],
-      registers: [o.registry],
-    });
-    this.#replies = new Counter({
-      name: 'metalboot_dhcp_replies_total',
-      help: 'DHCP replies sent, by message type',
-      labelNames: ['type'],
-      registers: [o.registry],
-    });
-    this.#drops = new Counter({
-      name: 'metalboot_dhcp_dropped_total',
-      help: 'DHCP requests not answered, by reason',
-      labelNames: ['reason'],
-      registers: [o.registry],
-    });
-    this.#latency = new Histogram({
-      name: 'metalboot_dhcp_reply_seconds',
-      help: 'Time from receipt to reply sent (includes the lease fsync for range ACKs)',
-      buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
-      registers: [o.registry],
-    });
-    for (const r of DROP_REASONS) this.#drops.inc({ reason: r }, 0);
-    this.#receivedBy = new LabelledCounter(this.#received);
-    this.#repliesBy = new LabelledCounter(this.#replies);
-    this.#dropsBy = new LabelledCounter(this.#drops);
+    this.#m = new DhcpMetrics(o.registry);
+    const listening = (): Readiness =>
+      this.listening ? { ok: true, detail: 'listening' } : { ok: false, detail: 'not listening' };
+    const feed = (): Readiness => this.#feed?.readiness.check() ?? { ok: false, detail: 'not started' };
+    // dhcp-feed only where start() runs socat: /readyz shows whether it is up.
+    this.readiness = [
+      { name: 'dhcp', check: listening },
+      ...(needsDeviceFeed(o.listen.host) ? [{ name: 'dhcp-feed', check: feed }] : []),
+    ];
     this.#logBudget = new LogBudget({ perSecond: 5, burst: 20, now: o.state.now });
   }
 
@@ -133,9 +109,12 @@ export class DhcpServer implements Service {
 
   async start(): Promise<void> {
     const { listen, policy } = this.#o;
+    // Before binding: an address no interface has gets this error, not bind's EADDRNOTAVAIL.
+    const device = feedInterface(listen.host, (this.#o.interfaces ?? networkInterfaces)());
     const receiver = await this.#bind(listen.host, listen.port);
     this.#sockets.push(receiver);
     this.#sender = receiver;
+    if (device !== undefined) await this.#startFeed(device, receiver.address().port);
     if (listen.host === '0.0.0.0') {
       const serverIp = formatIpv4(policy.serverIp);
       try {
@@ -143,75 +122,79 @@ export class DhcpServer implements Service {
         this.#sockets.push(this.#sender);
       } catch (err) {
         await this.close();
-        const code = (err as NodeJS.ErrnoException).code;
-        throw new MetalbootError(
-          'DHCP_ERR_BIND',
-          code === 'EADDRNOTAVAIL'
-            ? `server IP ${serverIp} is not on any interface of this host (check --server-ip / the NetworkAttachmentDefinition)`
-            : `cannot bind the DHCP send socket to ${serverIp}: ${(err as Error).message}`,
-          { cause: err },
-        );
+        throw sendBindError(serverIp, err);
       }
     }
-    this.#checkRecvBuffer();
+    const short = recvBufferShortfall(this.#sockets, this.#recvBufferBytes);
+    if (short !== undefined) this.#log.warn(short, 'dhcp receive buffer capped by the kernel; bursts may overflow it');
     this.#log.info(
       {
         listen: `${listen.host}:${this.address().port}`,
         serverIp: formatIpv4(policy.serverIp),
         recvBufferBytes: this.recvBufferSize(),
+        interface: this.#feed === undefined ? undefined : device,
       },
       'dhcp listening',
     );
   }
 
-  /** One warning when the kernel granted less than asked (every socket gets the same cap). */
-  #checkRecvBuffer(): void {
-    const requested = this.#recvBufferBytes;
-    if (requested <= 0) return;
-    const granted = Math.min(...this.#sockets.map((s) => s.getRecvBufferSize()));
-    if (granted >= requested * RCVBUF_REPORT_FACTOR) return;
-    this.#log.warn(
-      {
-        requested,
-        granted: granted / RCVBUF_REPORT_FACTOR,
-        sysctl: 'net.core.rmem_max',
-        fix: `sysctl -w net.core.rmem_max=${requested}`,
+  /**
+   * socat hears the broadcasts of `device` on `port`. Its datagrams have socat's loopback
+   * address as their source, not the client's; nothing here needs the client's: decide() takes
+   * the reply's destination from giaddr, ciaddr and the broadcast flag (destination.ts), and
+   * the peer is logged as the interface.
+   */
+  async #startFeed(device: string, port: number): Promise<void> {
+    const peer = `${device} (socat)`;
+    this.#feed = new DeviceFeed({
+      ...this.#o.feed,
+      device,
+      port,
+      recvBufferBytes: this.#recvBufferBytes,
+      logger: this.#o.logger,
+      name: 'dhcp-feed',
+      onDatagram: (buf) => {
+        this.#m.fed.inc();
+        this.#onMessage(buf, peer);
       },
-      'dhcp receive buffer capped by the kernel; bursts may overflow it',
-    );
-  }
-
-  #bind(host: string, port: number): Promise<dgram.Socket> {
-    return new Promise((resolve, reject) => {
-      const recvBufferSize = this.#recvBufferBytes > 0 ? this.#recvBufferBytes : undefined;
-      const s = dgram.createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize });
-      s.once('error', reject);
-      s.bind({ address: host, port, exclusive: true }, () => {
-        s.off('error', reject);
-        s.setBroadcast(true);
-        s.on('error', (err) => this.#log.error({ err }, 'dhcp socket error'));
-        s.on('message', (buf, rinfo) => this.#onMessage(buf, rinfo));
-        resolve(s);
-      });
+      onForeign: (from) => {
+        const level = this.#drop('feed-foreign-source');
+        if (level !== undefined)
+          this.#log[level]({ reason: 'feed-foreign-source', peer: `${from.address}:${from.port}` }, 'dhcp drop');
+      },
     });
+    try {
+      await this.#feed.start();
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
   }
 
-  #onMessage(buf: Buffer, rinfo: dgram.RemoteInfo): void {
+  async #bind(host: string, port: number): Promise<dgram.Socket> {
+    const s = await bindDhcpSocket(host, port, this.#recvBufferBytes);
+    s.on('error', (err) => this.#log.error({ err }, 'dhcp socket error'));
+    s.on('message', (buf, rinfo) => this.#onMessage(buf, rinfo));
+    return s;
+  }
+
+  /** `from`: the sender, or for datagrams of the device feed the interface they came in on. */
+  #onMessage(buf: Buffer, from: dgram.RemoteInfo | string): void {
     const started = performance.now();
     let outcome: DhcpOutcome;
     try {
       const req = decode(buf);
       outcome = decide(req, this.#o.policy, this.#o.state);
-      this.#receivedBy.inc(messageTypeName(outcome.facts?.messageType));
+      this.#m.received.inc(messageTypeName(outcome.facts?.messageType));
     } catch (err) {
       if (err instanceof DecodeError) {
-        this.#receivedBy.inc('malformed');
+        this.#m.received.inc('malformed');
         const level = this.#drop('malformed');
         if (level !== undefined)
           this.#log[level](
             {
               reason: 'malformed',
-              peer: `${rinfo.address}:${rinfo.port}`,
+              peer: peerText(from),
               code: err.code,
               offset: err.offset,
               bytes: buf.length,
@@ -221,8 +204,8 @@ export class DhcpServer implements Service {
         return;
       }
       // A bug, not bad input: never let it take the server down.
-      this.#dropsBy.inc('malformed');
-      this.#log.error({ err, peer: `${rinfo.address}:${rinfo.port}` }, 'dhcp handler failed');
+      this.#m.drops.inc('malformed');
+      this.#log.error({ err, peer: peerText(from) }, 'dhcp handler failed');
       return;
     }
     if (outcome.kind === 'ignore') {
@@ -305,8 +288,8 @@ export class DhcpServer implements Service {
         return;
       }
       const type = messageTypeName(outcome.reply.options.get(53)?.[0]);
-      this.#repliesBy.inc(type);
-      this.#latency.observe((performance.now() - started) / 1000);
+      this.#m.replies.inc(type);
+      this.#m.latency.observe((performance.now() - started) / 1000);
       if (this.#log.isLevelEnabled('info')) {
         this.#log.info(
           {
@@ -339,7 +322,7 @@ export class DhcpServer implements Service {
    * they are logged at debug.
    */
   #drop(reason: DropReason): 'info' | 'debug' | undefined {
-    this.#dropsBy.inc(reason);
+    this.#m.drops.inc(reason);
     const level = reason === 'unknown-host' || reason === 'other-server' || reason === 'released' ? 'debug' : 'info';
     if (!this.#log.isLevelEnabled(level)) return undefined;
     if (level === 'debug') return level;
@@ -350,11 +333,18 @@ export class DhcpServer implements Service {
   }
 
   async close(): Promise<void> {
+    const feed = this.#feed;
+    this.#feed = undefined;
+    await feed?.close();
     await Promise.allSettled([...this.#inFlight]);
     await Promise.all(this.#sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     this.#sockets.length = 0;
     this.#sender = undefined;
   }
+}
+
+function peerText(from: dgram.RemoteInfo | string): string {
+  return typeof from === 'string' ? from : `${from.address}:${from.port}`;
 }
 
 /** Whole seconds left of a lease held until `heldUntil` (infinite stays infinite); none if under one. */

@@ -1020,11 +1020,14 @@ describe('helm chart', () => {
     );
     expect(out.stdout).toContain('/debug/explain?mac=');
     expect(out.stdout).toContain('DHCP: 0.0.0.0:67\n');
-    expect(out.stdout).not.toContain('hears no broadcasts');
+    expect(out.stdout).not.toContain('Served on the interface that owns this address only');
   });
 
   it.each([
-    ['hostnetwork.yaml', ['DHCP: $(SERVER_IP):67', 'hears no broadcasts']],
+    [
+      'hostnetwork.yaml',
+      ['DHCP: $(SERVER_IP):67\n  Served on the interface that owns this address only: socat, bound to that interface'],
+    ],
     [
       'ha-loadbalancer.yaml',
       [

@@ -22,6 +22,7 @@ import { staticToHost } from '../../src/leases/static-hosts.js';
 import { DEFAULT_BOOT_FILES } from '../../src/boot/boot-files.js';
 import { formatIpv4, parseIpv4 } from '../../src/net/ipv4.js';
 import { parseMac } from '../../src/net/mac.js';
+import type { InterfaceTable } from '../../src/net/interfaces.js';
 
 const ip4 = (s: string) => parseIpv4(s)!;
 const HOST_MAC = '52:54:00:00:00:01';
@@ -47,7 +48,15 @@ afterEach(async () => {
   for (const c of clients.splice(0)) c.close();
 });
 
-async function setup(o: { listenHost?: string; relayPort?: number; recvBufferBytes?: number } = {}) {
+async function setup(
+  o: {
+    listenHost?: string;
+    relayPort?: number;
+    recvBufferBytes?: number;
+    interfaces?: () => InterfaceTable;
+    start?: boolean;
+  } = {},
+) {
   const logs: LogLine[] = [];
   const logger = pino({ level: 'debug' }, { write: (s: string) => logs.push(JSON.parse(s) as LogLine) });
   const registry = new Registry();
@@ -83,10 +92,11 @@ async function setup(o: { listenHost?: string; relayPort?: number; recvBufferByt
     registry,
     onOutcome: (x) => outcomes.push(x),
     ...(o.recvBufferBytes === undefined ? {} : { recvBufferBytes: o.recvBufferBytes }),
+    ...(o.interfaces === undefined ? {} : { interfaces: o.interfaces }),
   };
   const server = new DhcpServer(opts);
   servers.push(server);
-  await server.start();
+  if (o.start !== false) await server.start();
   const metric = async (name: string, label: string, value: string): Promise<number> => {
     const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
     return (m?.values.find((v) => v.labels[label] === value)?.value as number | undefined) ?? 0;
@@ -216,5 +226,34 @@ describe('DhcpServer replies and drops', () => {
     await until(async () => (await metric('metalboot_dhcp_dropped_total', 'reason', 'send-failed')) === 1);
     expect(await metric('metalboot_dhcp_dropped_total', 'reason', 'send-failed')).toBe(1);
     expect(await metric('metalboot_dhcp_replies_total', 'type', 'OFFER')).toBe(0);
+  });
+});
+
+describe('DhcpServer on a unicast listen address (one interface, socat for its broadcasts)', () => {
+  it.each([
+    ['0.0.0.0', ['dhcp']],
+    ['127.0.0.1', ['dhcp']],
+    ['10.99.0.1', ['dhcp', 'dhcp-feed']],
+  ])('%s: readiness checks %j', async (listenHost, names) => {
+    const { server } = await setup({ listenHost, start: false });
+    expect(server.readiness.map((c) => c.name)).toEqual(names);
+    for (const c of server.readiness) expect(c.check()).toMatchObject({ ok: false });
+  });
+
+  it('an address no interface has: NET_ERR_NO_INTERFACE naming it and the interfaces, nothing left bound', async () => {
+    const { server } = await setup({
+      listenHost: '10.99.0.1',
+      start: false,
+      interfaces: () => ({
+        eth0: [{ address: '10.79.0.1', netmask: '', family: 'IPv4', mac: '', internal: false, cidr: '10.79.0.1/24' }],
+      }),
+    });
+    await expect(server.start()).rejects.toMatchObject({
+      code: 'NET_ERR_NO_INTERFACE',
+      message: expect.stringContaining(
+        'no network interface has 10.99.0.1, the DHCP listen address (interfaces: eth0 10.79.0.1/24)',
+      ),
+    });
+    expect(server.listening).toBe(false);
   });
 });

@@ -19,9 +19,24 @@ export interface MetalbootProcess {
   stop(signal?: 'SIGKILL' | 'SIGTERM'): Promise<void>;
 }
 
-export async function startMetalboot(lab: Lab, ns: string, args: readonly string[]): Promise<MetalbootProcess> {
-  const child = lab.spawn(ns, process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/main.ts'), ...args], {
+export interface StartOptions {
+  /** Environment on top of the test's own (a pod's env, say). */
+  readonly env?: Record<string, string>;
+  /** A command that execs node, e.g. `['setpriv', '--bounding-set=-all,+net_bind_service']`. */
+  readonly wrapper?: readonly string[];
+}
+
+export async function startMetalboot(
+  lab: Lab,
+  ns: string,
+  args: readonly string[],
+  options: StartOptions = {},
+): Promise<MetalbootProcess> {
+  const node = [process.execPath, '--import', 'tsx', path.join(REPO_ROOT, 'src/main.ts'), ...args];
+  const [cmd, ...rest] = [...(options.wrapper ?? []), ...node];
+  const child = lab.spawn(ns, cmd!, rest, {
     cwd: REPO_ROOT,
+    ...(options.env === undefined ? {} : { env: options.env }),
   });
   const logs = (): Record<string, unknown>[] => {
     const out: Record<string, unknown>[] = [];
@@ -58,7 +73,7 @@ export async function startMetalboot(lab: Lab, ns: string, args: readonly string
     new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
       child.once('exit', () => resolve());
-      // `ip netns exec` execs node, so the child pid is metalboot itself.
+      // `ip netns exec` (and the wrapper) exec node, so the child pid is metalboot itself.
       child.kill(signal);
     });
   return { child, logs, waitForLog, stop };

@@ -1,0 +1,50 @@
+/** The DHCP shell's metrics, with the labelled children the packet path increments. */
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { LabelledCounter } from '../base/labelled-counter.js';
+import { DROP_REASONS, type DropReason } from './decide.js';
+
+export class DhcpMetrics {
+  // Labelled children, one per label value, so a packet does not build a labels object.
+  readonly received: LabelledCounter;
+  readonly replies: LabelledCounter;
+  readonly drops: LabelledCounter<DropReason>;
+  readonly latency: Histogram;
+  /** Datagrams socat passed on from the listen interface (--dhcp-listen with a unicast address). */
+  readonly fed: Counter;
+
+  constructor(registry: Registry) {
+    const received = new Counter({
+      name: 'metalboot_dhcp_received_total',
+      help: 'DHCP requests received, by message type',
+      labelNames: ['type'],
+      registers: [registry],
+    });
+    const replies = new Counter({
+      name: 'metalboot_dhcp_replies_total',
+      help: 'DHCP replies sent, by message type',
+      labelNames: ['type'],
+      registers: [registry],
+    });
+    const drops = new Counter({
+      name: 'metalboot_dhcp_dropped_total',
+      help: 'DHCP requests not answered, by reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+    for (const r of DROP_REASONS) drops.inc({ reason: r }, 0);
+    this.latency = new Histogram({
+      name: 'metalboot_dhcp_reply_seconds',
+      help: 'Time from receipt to reply sent (includes the lease fsync for range ACKs)',
+      buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
+      registers: [registry],
+    });
+    this.fed = new Counter({
+      name: 'metalboot_dhcp_feed_datagrams_total',
+      help: 'Datagrams socat received on the listen interface and passed on (--dhcp-listen with a unicast address)',
+      registers: [registry],
+    });
+    this.received = new LabelledCounter(received);
+    this.replies = new LabelledCounter(replies);
+    this.drops = new LabelledCounter(drops);
+  }
+}
