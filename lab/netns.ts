@@ -98,6 +98,7 @@ export const TOOLS = {
   udhcpc: { bin: 'udhcpc', pkg: 'udhcpc' },
   busybox: { bin: 'busybox', pkg: 'busybox' },
   perfdhcp: { bin: 'perfdhcp', pkg: 'kea-admin' },
+  dhcrelay: { bin: 'dhcrelay', pkg: 'isc-dhcp-relay' },
   qemu: { bin: 'qemu-system-x86_64', pkg: 'qemu-system-x86' },
   ipxeQemuRoms: { file: '/usr/lib/ipxe/qemu/pxe-e1000.rom', pkg: 'ipxe-qemu' },
   ipxe: { file: '/usr/lib/ipxe/undionly.kpxe', pkg: 'ipxe' },

@@ -166,8 +166,11 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
         errors.push(`${key}: overlaps dhcp.ranges[${j}] (${formatIpv4(o.start)}-${formatIpv4(o.end)})`);
     });
   });
-  if (c.dhcp.ranges.length > 0 && c.dhcp.leaseFile === undefined) {
-    errors.push('dhcp.leaseFile: required with dhcp.ranges, so that a restart never hands one address to two hosts');
+  // With leader election the replicas keep range leases in the Kubernetes API instead.
+  if (c.dhcp.ranges.length > 0 && c.dhcp.leaseFile === undefined && c.leaderElection.id === undefined) {
+    errors.push(
+      'dhcp.leaseFile: required with dhcp.ranges (or --leader-election-id: leases in the Kubernetes API), so that a restart never hands one address to two hosts',
+    );
   }
 
   for (const [key, params] of [
