@@ -4,7 +4,9 @@
  * It binds first and builds the app second, handing the build the address it got: with port 0
  * the kernel picks a free port, and the URLs the app advertises (scripts, the API proxy's links)
  * name that port. Choosing a free port up front and binding it later is a race another process
- * can win. Requests that arrive while the app is being built wait for it.
+ * can win. Requests that arrive while the app is being built wait for it. Once serving, it logs
+ * the address it got through the app's logger ('http listener started'), as fastify's own
+ * listen() would have.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -74,6 +76,7 @@ export class HttpServer implements Service {
     }
     handler = given;
     for (const [req, res] of waiting.splice(0)) handler(req, res);
+    this.#app.log.info({ listener: this.name, listen: this.address() }, 'http listener started');
   }
 
   async close(): Promise<void> {

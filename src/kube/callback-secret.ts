@@ -138,7 +138,10 @@ export class CallbackSecret implements Service, SharedTlsFeed {
   readonly #api: CoreV1Api;
   readonly #follower: ObjectFollower<V1Secret>;
   readonly #subscribers: ((m: SharedTlsMaterial) => void)[] = [];
+  /** The last usable material seen: what the listener serves, kept when the Secret goes bad. */
   #material: SharedTlsMaterial | undefined;
+  /** What the Secret holds now: undefined when it is missing or unusable (the leader rewrites it). */
+  #stored: SharedTlsMaterial | undefined;
   #resourceVersion: string | undefined;
   #waiters: ((m: SharedTlsMaterial) => void)[] = [];
   #reconciling: Promise<void> | undefined;
@@ -222,6 +225,7 @@ export class CallbackSecret implements Service, SharedTlsFeed {
   #take(s: V1Secret | undefined): void {
     this.#resourceVersion = s?.metadata?.resourceVersion;
     const m = s === undefined ? undefined : materialOfSecret(s);
+    this.#stored = m;
     if (s !== undefined && m === undefined)
       this.#log.error('the callback Secret holds no usable CA (ca.crt/ca.key); the leader replaces it');
     const changed =
@@ -264,9 +268,11 @@ export class CallbackSecret implements Service, SharedTlsFeed {
   async #reconcileOnce(): Promise<void> {
     if (!this.#o.isLeader() || !this.#follower.synced) return;
     const now = (this.#o.now ?? Date.now)();
-    const reason = rotationNeeded(this.#material, this.#o.hosts, now, this.#o.policy);
+    // Judged on what the Secret holds, not on what this replica last served: a Secret deleted
+    // or overwritten is written again, with the CA in memory (the one Ironic pins).
+    const reason = rotationNeeded(this.#stored, this.#o.hosts, now, this.#o.policy);
     if (reason === undefined) return;
-    let ca = this.#material?.ca;
+    let ca = this.#stored?.ca ?? this.#material?.ca;
     if (ca === undefined) ca = await this.#o.seedCa?.();
     if (ca === undefined || reason === 'ca-expiring') ca = await generateCa(new Date(now));
     const server = await issueServerCertificate(ca, this.#o.hosts, new Date(now));

@@ -4,7 +4,6 @@
 // network namespaces are needed: DHCP is off, TFTP and the callback listener are off, HTTP
 // binds a free loopback port.
 
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,80 +11,23 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { type KubeApiServer, startKubeApiServer } from '../support/kube-apiserver.js';
 import { writeKubeconfig } from '../support/kube-config.js';
-import { REPO_ROOT } from '../support/metalboot-process.js';
+import { type ReplicaProcess, ReplicaProcesses } from '../support/replica-processes.js';
+import { until } from '../support/until.js';
 
 const NS = 'metal3';
 const LEASE = 'metalboot';
 
-interface Replica {
-  readonly child: ChildProcess;
-  readonly output: () => string;
-  /** The identity this process elected under, once it logged one. */
-  readonly identity: () => string | undefined;
-}
-
 let server: KubeApiServer | undefined;
 let dir: string | undefined;
-const children: ChildProcess[] = [];
+const processes = new ReplicaProcesses();
 
 afterEach(async () => {
-  for (const c of children.splice(0)) {
-    if (c.exitCode === null && c.signalCode === null) {
-      const exited = new Promise((r) => c.once('exit', r));
-      c.kill('SIGKILL');
-      await exited;
-    }
-  }
+  await processes.killAll();
   await server?.close();
   server = undefined;
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   dir = undefined;
 });
-
-function startReplica(config: string): Replica {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/main.ts'), '--config', config], {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env['PATH'] ?? '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let out = '';
-  child.stdout?.on('data', (b: Buffer) => {
-    out += b.toString('utf8');
-  });
-  child.stderr?.on('data', (b: Buffer) => {
-    out += b.toString('utf8');
-  });
-  const identity = (): string | undefined => {
-    for (const line of out.split('\n')) {
-      if (!line.startsWith('{')) continue;
-      try {
-        const l = JSON.parse(line) as Record<string, unknown>;
-        if (l['component'] === 'leader-election' && typeof l['identity'] === 'string') return l['identity'];
-      } catch {
-        // a line still being written
-      }
-    }
-    return undefined;
-  };
-  return { child, output: () => out, identity };
-}
-
-async function until<T>(
-  f: () => T | undefined,
-  ms: number,
-  what: string,
-  invariant: () => void = () => {},
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    invariant();
-    const v = f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('leader election between metalboot processes', () => {
   it('one leader of three; kill -9 of the leader → a new leader within 30 s', async () => {
@@ -106,7 +48,7 @@ describe('leader election between metalboot processes', () => {
         '',
       ].join('\n'),
     );
-    const replicas = [0, 1, 2].map(() => startReplica(config));
+    const replicas = [0, 1, 2].map(() => processes.start(['--config', config]));
     const holder = (): string | undefined => {
       const h = s.lease(NS, LEASE)?.spec?.['holderIdentity'];
       return typeof h === 'string' && h !== '' ? h : undefined;
@@ -125,7 +67,7 @@ describe('leader election between metalboot processes', () => {
     expect(new Set(ids).size).toBe(3);
     // The Lease names one holder at any time by construction; what can go wrong is two processes
     // each believing they lead. Each logs "became leader" once per term: one so far.
-    const becameLeader = (r: Replica) =>
+    const becameLeader = (r: ReplicaProcess) =>
       r
         .output()
         .split('\n')
@@ -136,9 +78,7 @@ describe('leader election between metalboot processes', () => {
     expect(leaders()).toEqual([leader]);
 
     const killedAt = Date.now();
-    const exited = new Promise((r) => leader.child.once('exit', r));
-    leader.child.kill('SIGKILL');
-    await exited;
+    await leader.kill();
     const next = await until(
       () => {
         const h = holder();

@@ -229,3 +229,51 @@ describe('the callback CA Secret', () => {
     expect(seen[0]!.server?.certPem).not.toBe(got[0]!.server?.certPem);
   });
 });
+
+describe('the callback CA Secret, put right by the leader', () => {
+  const replica = (s: KubeApiServer, leading: boolean): CallbackSecret => {
+    const cs = new CallbackSecret({
+      kubeConfig: kubeConfig(s),
+      namespace: NS,
+      name: 'mb-callback-tls',
+      hosts: ['192.0.2.20'],
+      isLeader: () => leading,
+      onLeadership: () => {},
+      logger,
+      waitMs: 10_000,
+    });
+    closers.push(() => cs.close());
+    return cs;
+  };
+  const caOf = (s: KubeApiServer): string | undefined => {
+    const d = s.secret(NS, 'mb-callback-tls')?.data?.['ca.crt'];
+    return d === undefined ? undefined : Buffer.from(d, 'base64').toString('utf8');
+  };
+
+  it.each([
+    ['deleted', (s: KubeApiServer) => void s.deleteSecret(NS, 'mb-callback-tls')],
+    [
+      'overwritten with no usable CA',
+      (s: KubeApiServer) =>
+        void s.putSecret({
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'mb-callback-tls', namespace: NS },
+          type: 'kubernetes.io/tls',
+          data: { 'tls.crt': '', 'tls.key': '', 'ca.crt': Buffer.from('junk').toString('base64') },
+        }),
+    ],
+  ])('when %s, writes it again with the CA Ironic already pins', async (_what, spoil) => {
+    server = await startKubeApiServer();
+    const s = server;
+    const leader = replica(s, true);
+    await leader.start();
+    const first = await leader.current();
+    spoil(s);
+    await until(() => caOf(s) === first.ca.certPem, 10_000, 'the Secret written again with the same CA');
+    // A replica started now finds it.
+    const late = replica(s, false);
+    await late.start();
+    expect((await late.current()).ca.certPem).toBe(first.ca.certPem);
+  });
+});
