@@ -2,8 +2,8 @@
  * Agent records (proxy/agent-store.ts) shared by replicas through the Kubernetes API: one
  * ConfigMap per node, `<prefix>-<sha256(node)[0:20]>` (node names need not be DNS names),
  * labelled `metalboot.io/ipa-agents=<prefix>`, the record as `record.json` in the same format
- * as the files. A heartbeat through replica A writes it; a callback through replica B that
- * misses in memory reads it. Writes carry the resourceVersion read (409: read again, write once
+ * as the files. A heartbeat through replica A writes it; every replica follows the ConfigMaps
+ * (list + watch) into memory, and a callback that still misses reads the node's one. Writes carry the resourceVersion read (409: read again, write once
  * more — the later accepted heartbeat wins, as with files).
  */
 import { createHash } from 'node:crypto';
@@ -17,6 +17,7 @@ import {
 } from '../proxy/agent-store.js';
 import { httpStatusOf } from './bmh-watcher-core.js';
 import { labelValueOf } from './range-leases.js';
+import { ObjectFollower } from './object-follower.js';
 
 export const AGENTS_LABEL = 'metalboot.io/ipa-agents';
 const KEY = 'record.json';
@@ -29,16 +30,50 @@ export function agentConfigMapName(prefix: string, node: string): string {
 export class AgentConfigMaps implements AgentRecordBackend {
   readonly where: string;
   readonly #api: CoreV1Api;
+  readonly #kc: KubeConfig;
   readonly #namespace: string;
   readonly #prefix: string;
   readonly #log: Logger;
+  #follower: ObjectFollower<V1ConfigMap> | undefined;
 
   constructor(o: { kubeConfig: KubeConfig; namespace: string; prefix: string; logger: Logger }) {
     this.#api = o.kubeConfig.makeApiClient(CoreV1Api);
+    this.#kc = o.kubeConfig;
     this.#namespace = o.namespace;
     this.#prefix = o.prefix;
     this.#log = o.logger;
     this.where = `ConfigMaps ${o.namespace}/${AGENTS_LABEL}=${o.prefix}`;
+  }
+
+  follow(changed: (r: AgentRecord) => void): void {
+    const labelSelector = `${AGENTS_LABEL}=${labelValueOf(this.#prefix)}`;
+    const take = (cm: V1ConfigMap): void => {
+      const r = this.#parse(cm);
+      if (r !== undefined) changed(r);
+    };
+    this.#follower ??= new ObjectFollower<V1ConfigMap>({
+      what: this.where,
+      list: async () => {
+        const l = await this.#api.listNamespacedConfigMap({ namespace: this.#namespace, labelSelector });
+        return { items: l.items, resourceVersion: l.metadata?.resourceVersion ?? '' };
+      },
+      watchPath: `/api/v1/namespaces/${encodeURIComponent(this.#namespace)}/configmaps`,
+      watchQuery: { labelSelector },
+      kubeConfig: this.#kc,
+      sync: (items) => {
+        for (const cm of items) take(cm);
+      },
+      // A deleted record is forgotten by nobody: callbacks for it fail at the agent anyway.
+      change: (type, cm) => {
+        if (type !== 'DELETED') take(cm);
+      },
+      logger: this.#log,
+    });
+    this.#follower.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.#follower?.close();
   }
 
   async loadAll(): Promise<readonly AgentRecord[]> {

@@ -46,6 +46,13 @@ export interface AgentRecordBackend {
   /** The node's record as stored now (another replica may have written it). */
   read(node: string): Promise<AgentRecord | undefined>;
   write(r: AgentRecord): Promise<void>;
+  /**
+   * Shared backends: calls `changed` with every record another replica writes, from start()
+   * until stop(), so memory never lags behind the store (a heartbeat equal to memory is not
+   * written again).
+   */
+  follow?(changed: (r: AgentRecord) => void): void;
+  stop?(): Promise<void>;
 }
 
 export interface AgentStoreOptions {
@@ -178,11 +185,16 @@ export class AgentStore implements Service {
     }
     const records = await this.#backend.loadAll();
     for (const r of records) this.#put(r);
+    this.#backend.follow?.((r) => {
+      // A record being written here is this replica's to decide; its write settles it.
+      if (!this.#writes.has(r.node)) this.#put(r);
+    });
     this.#log.info({ from: this.#backend.where, nodes: records.length }, 'agent addresses loaded');
   }
 
   async close(): Promise<void> {
     await Promise.allSettled([...this.#writes.values()]);
+    await this.#backend?.stop?.();
   }
 
   /** The record in memory (no waiting, no disk). */

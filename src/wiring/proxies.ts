@@ -14,6 +14,7 @@ import type { LeaderElector } from '../kube/leader-election.js';
 import { AgentConfigMaps } from '../kube/agent-records.js';
 import { CallbackSecret } from '../kube/callback-secret.js';
 import { readExistingCa } from '../proxy/callback-tls.js';
+import { parseBaseUrl } from '../proxy/proxy-urls.js';
 
 /** Replicas with leader election: agent records in ConfigMaps, the callback CA in a Secret. */
 export interface SharedProxyState {
@@ -45,7 +46,8 @@ export function proxiesWing(config: Config, w: Wiring, shared?: SharedProxyState
           kubeConfig: shared.cluster(),
           namespace: le.namespace,
           name: `${le.id}-callback-tls`,
-          hosts: [new URL(p.callbackAdvertiseUrl).hostname],
+          // The host as the listener names it (an IPv6 literal without its brackets).
+          hosts: [parseBaseUrl(p.callbackAdvertiseUrl, 'callbackAdvertiseUrl').hostname],
           isLeader: () => shared.leader.isLeader(),
           onLeadership: (fn) => shared.leader.onLeadership(fn),
           seedCa: p.stateDir === undefined ? undefined : () => readExistingCa(p.stateDir!),

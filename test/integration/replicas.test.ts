@@ -183,6 +183,13 @@ describe('agent records shared by replicas', () => {
     const c = store();
     await c.start();
     expect(c.get('node-1')?.agentUrl).toBe('https://192.0.2.11:9999');
+    // A follows B's write into memory, so when the agent returns to its first address a
+    // heartbeat through A is written again (memory equal to it would skip the write) and C,
+    // which never saw A's heartbeat, forwards to the right agent.
+    await until(() => a.get('node-1')?.agentUrl === 'https://192.0.2.11:9999', 5_000, 'A to follow B');
+    await a.beginHeartbeat('node-1').commit({ url: 'https://192.0.2.10:9999', caPem: ca.certPem });
+    await until(() => c.get('node-1')?.agentUrl === 'https://192.0.2.10:9999', 5_000, 'C to follow A');
+    expect((await c.resolve('node-1', id))?.agentUrl).toBe('https://192.0.2.10:9999');
   });
 });
 
