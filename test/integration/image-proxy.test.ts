@@ -650,8 +650,11 @@ describe('clients that never read', () => {
     await eventually(() => up.count('/images/big.img') >= 4, 15_000);
     const r = await getFrom(p, '/images/ironic-python-agent.kernel', '127.0.0.2', 20_000);
     expect([r.status, sha256(r.body)]).toEqual([200, sha256(KERNEL)]);
+    // The kernel got a connection only once a stalled download was cut: how many were cut by
+    // then depends on which waiter the freed connections went to first (the two queued stalled
+    // downloads or the kernel), so only "at least one" is certain here.
     expect(await p.metric('metalboot_image_proxy_limits_total', { reason: 'client-stalled' })).toBeGreaterThanOrEqual(
-      4,
+      1,
     );
     // every stalled download is cut in turn, and gives its upstream connection back
     expect(
