@@ -208,8 +208,10 @@ export class KubeRangeLeases implements Service, LeaseBackend {
   async #write(rec: JournalRecord): Promise<void> {
     const name = leaseNameOf(this.#o.prefix, rec.ip);
     if (rec.t === 'free') {
+      // Only the version this replica knows: a Lease it never saw is not its to delete.
       const k = this.#known.get(rec.ip);
-      await this.#o.api.delete(name, k?.resourceVersion);
+      if (k === undefined) return;
+      await this.#o.api.delete(name, k.resourceVersion);
       this.#known.delete(rec.ip);
       return;
     }
