@@ -9,6 +9,7 @@ import type { Config } from '../config/load.js';
 import type { ReadinessCheck, Service } from '../base/service.js';
 import type { IpxeFiles } from '../boot/ipxe-files.js';
 import { IpxeScripts } from '../boot/ipxe-scripts.js';
+import { BootTimings } from '../boot/boot-timings.js';
 import type { DhcpServer } from '../dhcp/dhcp-server.js';
 import type { HttpServer } from '../http/http-server.js';
 import type { ImageServer } from '../images/worker-service.js';
@@ -67,8 +68,10 @@ export function buildProduct(config: Config, deps: Deps): Product {
   const { sources } = sourcesWing(config, w, index, kube?.watcher);
   const tftp = tftpWing(config, w, milestones);
   const watcher = kube?.watcher;
+  const timings = new BootTimings({ registry: w.registry });
   const dhcp = dhcpWing(config, w, {
     index,
+    timings,
     sourcesReady: watcher === undefined ? undefined : () => watcher.status().ready,
     milestones,
     cluster,
@@ -103,6 +106,7 @@ export function buildProduct(config: Config, deps: Deps): Product {
     readiness,
     policy: dhcp.policy,
     milestones,
+    timings,
     proxies,
     images,
   });
