@@ -46,6 +46,10 @@ describe('classifyRadvdLine', () => {
       'IPv6 forwarding seems to be disabled, but continuing anyway',
       { kind: 'chatter', text: 'IPv6 forwarding seems to be disabled, but continuing anyway' },
     ],
+    [
+      'prov1 received icmpv6 RS/RA packet on an unknown interface with index 2',
+      { kind: 'chatter', text: 'prov1 received icmpv6 RS/RA packet on an unknown interface with index 2' },
+    ],
     ['exiting, 1 sigterm(s) received', { kind: 'other', text: 'exiting, 1 sigterm(s) received' }],
   ])('%s', (line, expected) => {
     expect(classifyRadvdLine(line)).toEqual(expected);

@@ -70,6 +70,8 @@ const CHATTER: readonly RegExp[] = [
   /^\S+ next scheduled RA in /,
   /^\S+ recvmsg len=/,
   /^\S+ received a packet$/,
+  // Router solicitations and advertisements of the host's other interfaces: radvd ignores them.
+  /^\S+ received icmpv6 RS\/RA packet on an unknown interface with index \d+$/,
   /^processed RA on /,
   /^poll returned early/,
   /^\S+ (is up|is running|supports multicast|mtu:|hardware type:|hardware address:|link layer token length:|prefix length:|linklocal address:|address:)/,
