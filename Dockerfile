@@ -32,11 +32,16 @@ FROM ${NODE_IMAGE}
 # (vCP's hostNetwork recipe; docs/decisions/0009-dhcp-on-one-interface.md). metalboot starts it
 # and it binds port 67 itself, so it gets the same file capability: a child does not inherit
 # node's.
+# radvd answers iPXE's IPv6 router solicitation, so boots skip iPXE's ~15 s IPv6 wait
+# (docs/decisions/0011-router-advertisement.md). metalboot starts it as user 1000; its raw
+# ICMPv6 socket needs CAP_NET_RAW, given to radvd alone as a file capability (the pod adds
+# NET_RAW to its capabilities; the chart does while routerAdvertisements.enabled is true).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ipxe libcap2-bin socat \
+ && apt-get install -y --no-install-recommends ipxe libcap2-bin socat radvd \
  && rm -rf /var/lib/apt/lists/* \
  && setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")" \
  && setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v socat)")" \
+ && setcap cap_net_raw=+ep "$(readlink -f "$(command -v radvd)")" \
  && ls /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/snponly.efi /usr/lib/ipxe/ipxe.efi
 
 WORKDIR /app

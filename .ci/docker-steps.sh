@@ -8,9 +8,11 @@
 #                  --help, and (as root) the ENTRYPOINT with the image's CMD starts as user 1000
 #                  in a network namespace of its own, with the node binary given
 #                  CAP_NET_BIND_SERVICE as the image gives it: it binds 67 and 69 and answers
-#                  /healthz and /readyz; and with --dhcp-listen=<its address>:67, socat (given
-#                  the same capability) binds 67 on that interface. Its RUN line (apt-get,
-#                  setcap) is not run on this machine; .ci/run installs the same Debian packages.
+#                  /healthz and /readyz, and radvd (given CAP_NET_RAW as the image gives it)
+#                  opens its raw ICMPv6 socket for the router advertisements; and with
+#                  --dhcp-listen=<its address>:67, socat (given the same capability as node)
+#                  binds 67 on that interface. Its RUN line (apt-get, setcap) is not run on this
+#                  machine; .ci/run installs the same Debian packages.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dockerfile="$root/Dockerfile"
@@ -115,6 +117,8 @@ if [[ "$(id -u)" != 0 ]] || ! command -v setcap >/dev/null || ! command -v setpr
   echo "docker steps: start as user 1000 skipped (needs root, setcap, setpriv, unshare and ip)"
 else
   command -v socat >/dev/null || fail "socat is missing (Debian package socat, installed by the Dockerfile and .ci/run)"
+  radvd="$(command -v radvd || echo /usr/sbin/radvd)"
+  [[ -x "$radvd" ]] || fail "radvd is missing (Debian package radvd, installed by the Dockerfile and .ci/run)"
   mkdir -p "$work/bin"
   cp "$(readlink -f "$(command -v node)")" "$work/bin/node"
   cp "$work/bin/node" "$work/bin/node-without-caps"
@@ -123,6 +127,9 @@ else
   cp "$(readlink -f "$(command -v socat)")" "$work/bin/socat"
   setcap cap_net_bind_service=+ep "$work/bin/socat"
   getcap "$work/bin/socat" | grep -q cap_net_bind_service || fail "setcap did not take on socat"
+  cp "$(readlink -f "$radvd")" "$work/bin/radvd"
+  setcap cap_net_raw=+ep "$work/bin/radvd"
+  getcap "$work/bin/radvd" | grep -q cap_net_raw || fail "setcap did not take on radvd"
   uid="${user%%:*}"
   export work main uid
   unshare --net bash -euo pipefail -c '
@@ -156,6 +163,13 @@ else
         sleep 0.1
       done
       sockets="$(ss -Hulnp 2>/dev/null || true)"
+      # radvd starts last, after the listeners: give it a moment to open its raw socket.
+      raw=""
+      for _ in $(seq 1 50); do
+        raw="$(ss -Hwanp 2>/dev/null || true)"
+        grep -q "\"radvd\"" <<<"$raw" && break
+        sleep 0.1
+      done
       kill "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
       if [[ -z "$ok" ]]; then echo "docker steps: the entry point ($name) did not become ready as user $uid:" >&2; cat "$work/$name.log" >&2; exit 1; fi
@@ -165,6 +179,8 @@ else
       grep -q ":$port " <<<"$sockets" || { echo "docker steps: nothing bound UDP port $port:" >&2; echo "$sockets" >&2; exit 1; }
     done
     echo "docker steps: started as user $uid with CAP_NET_BIND_SERVICE: UDP 67 and 69 bound, /healthz and /readyz answered 200 ($without)"
+    grep -q "\"radvd\"" <<<"$raw" || { echo "docker steps: radvd opened no raw socket as user $uid:" >&2; echo "$raw" >&2; cat "$work/cmd.log" >&2; exit 1; }
+    echo "docker steps: radvd (CAP_NET_RAW as a file capability) opened its raw ICMPv6 socket as user $uid"
     serve one-interface "${@}" --dhcp-listen=192.0.2.1:67
     grep -E "0\.0\.0\.0%prov0:67 .*\"socat\"" <<<"$sockets" >/dev/null || { echo "docker steps: socat did not bind UDP 67 on prov0:" >&2; echo "$sockets" >&2; exit 1; }
     echo "docker steps: --dhcp-listen=192.0.2.1:67 as user $uid: socat bound UDP 67 on prov0 through its capability, /readyz answered 200"

@@ -107,6 +107,8 @@ export const TOOLS = {
   socat: { bin: 'socat', pkg: 'socat' },
   curl: { bin: 'curl', pkg: 'curl' },
   setpriv: { bin: 'setpriv', pkg: 'util-linux' },
+  radvd: { bin: 'radvd', pkg: 'radvd' },
+  python3: { bin: 'python3', pkg: 'python3' },
 } as const satisfies Record<string, { bin: string; pkg: string } | { file: string; pkg: string }>;
 
 export type ToolName = keyof typeof TOOLS;

@@ -276,18 +276,42 @@ annotation.
 - {{ printf "--kube-namespace=%s" . | quote }}
 {{- end }}
 {{- end }}
+{{- if not (include "metalboot.routerAdvertisements" .) }}
+- "--router-advertisements=false"
+{{- else }}
+{{- with $v.routerAdvertisements.interface }}
+- {{ printf "--router-advertisements-interface=%s" . | quote }}
+{{- end }}
+{{- end }}
 {{- range $v.extraArgs }}
 - {{ . | quote }}
 {{- end }}
 {{- end }}
 
-{{/* The container's securityContext: root under hostNetwork. */}}
+{{/* "true" when metalboot sends router advertisements (radvd): routerAdvertisements.enabled. */}}
+{{- define "metalboot.routerAdvertisements" -}}
+{{- $ra := default (dict) .Values.routerAdvertisements }}
+{{- if or (not (hasKey $ra "enabled")) $ra.enabled }}true{{ end }}
+{{- end }}
+
+{{/*
+The container's securityContext: root under hostNetwork; NET_RAW added to the capabilities
+while router advertisements are on (radvd's raw ICMPv6 socket).
+*/}}
 {{- define "metalboot.securityContext" -}}
 {{- $sc := deepCopy (default (dict) .Values.securityContext) }}
 {{- if .Values.hostNetwork }}
 {{- $_ := set $sc "runAsUser" 0 }}
 {{- $_ := set $sc "runAsGroup" 0 }}
 {{- $_ := set $sc "runAsNonRoot" false }}
+{{- end }}
+{{- if include "metalboot.routerAdvertisements" . }}
+{{- $caps := default (dict) $sc.capabilities }}
+{{- $add := default (list) $caps.add }}
+{{- if not (has "NET_RAW" $add) }}
+{{- $_ := set $caps "add" (append $add "NET_RAW") }}
+{{- end }}
+{{- $_ := set $sc "capabilities" $caps }}
 {{- end }}
 {{- toYaml $sc }}
 {{- end }}

@@ -53,6 +53,13 @@ export const ERROR_CODES = {
   KUBE_ERR_LEADER_TIMING:
     'leader-election timing where the renew deadline or retry period is not shorter than the one above it',
 
+  // Router advertisements through radvd (ra/)
+  RA_ERR_CONFIG:
+    'a router-advertisement value radvd would refuse or misread (interface name, interval, lifetime, prefix)',
+  RA_ERR_RADVD_MISSING: 'radvd (Debian package radvd) is not installed or not on PATH',
+  RA_ERR_NO_CAPABILITY: 'radvd cannot open its raw ICMPv6 socket: no CAP_NET_RAW',
+  RA_ERR_START: 'radvd exited, or did not write its pidfile in time, at start-up',
+
   // Listeners (every Service with an address)
   SERVICE_ERR_NOT_LISTENING: 'address() of a listener that is not listening',
 

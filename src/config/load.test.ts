@@ -41,6 +41,29 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(c.dhcp)).toBe(true);
   });
 
+  it("router advertisements: on by default on the server IP's interface; flags, environment and YAML turn them off or pick one", () => {
+    const c = ok(load(['--server-ip', '10.1.0.5/16']));
+    expect(c.routerAdvertisements).toEqual({ enabled: true, maxIntervalSeconds: 600, radvd: 'radvd' });
+    expect(ok(load(['--router-advertisements=false'])).routerAdvertisements.enabled).toBe(false);
+    expect(ok(load([], {}, { METALBOOT_ROUTER_ADVERTISEMENTS: 'false' })).routerAdvertisements.enabled).toBe(false);
+    expect(ok(load(['--router-advertisements-interface', 'net1'])).routerAdvertisements.interface).toBe('net1');
+    const yaml = 'routerAdvertisements:\n  maxIntervalSeconds: 30\n  runtimeDir: /run/metalboot\n';
+    expect(ok(load(['--config', 'c.yaml'], { 'c.yaml': yaml })).routerAdvertisements).toMatchObject({
+      maxIntervalSeconds: 30,
+      runtimeDir: '/run/metalboot',
+    });
+    expect(
+      errors(
+        load(['--router-advertisements-interface', 'eth0,eth1', '--config', 'c.yaml'], {
+          'c.yaml': 'routerAdvertisements:\n  maxIntervalSeconds: 3\n',
+        }),
+      ),
+    ).toEqual([
+      'routerAdvertisements.interface: must be an interface name (1-15 of A-Z a-z 0-9 _ . -)',
+      'routerAdvertisements.maxIntervalSeconds: Too small: expected number to be >=4',
+    ]);
+  });
+
   it('runs the image proxy in-process unless --image-listen gives the worker a port', () => {
     const inProcess = ok(load(['--server-ip', '10.1.0.5/16']));
     expect(inProcess.http.imageListen).toBeUndefined();

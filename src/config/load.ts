@@ -34,6 +34,7 @@ export interface Config {
   readonly inspector: ParsedConfig['inspector'];
   readonly installer: ParsedConfig['installer'];
   readonly log: ParsedConfig['log'];
+  readonly routerAdvertisements: ParsedConfig['routerAdvertisements'];
   /** Leader election among replicas, when leaderElection.id is set (times in milliseconds). */
   readonly leaderElection:
     | {
@@ -224,6 +225,7 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
     inspector: c.inspector,
     installer: c.installer,
     log: c.log,
+    routerAdvertisements: c.routerAdvertisements,
   };
 }
 

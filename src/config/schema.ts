@@ -252,6 +252,26 @@ export const configSchema = z.strictObject({
       level: z.enum(LOG_LEVELS).prefault('info'),
     })
     .prefault({}),
+  /**
+   * IPv6 router advertisements that answer iPXE's router solicitation (lifetime 0, no prefix,
+   * M=O=0), sent by radvd: docs/decisions/0011-router-advertisement.md.
+   */
+  routerAdvertisements: z
+    .strictObject({
+      enabled: bool.prefault(true),
+      /** Default: the interface that holds dhcp.serverIP. */
+      interface: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]{1,15}$/, 'must be an interface name (1-15 of A-Z a-z 0-9 _ . -)')
+        .optional(),
+      /** MaxRtrAdvInterval (RFC 4861 §6.2.1): periodic advertisements at most this far apart. */
+      maxIntervalSeconds: int(4, 1800).prefault(600),
+      /** The radvd executable. */
+      radvd: z.string().min(1).prefault('radvd'),
+      /** Where radvd's configuration and pidfile go (a directory of their own is made in it). Default: the system's temporary directory. */
+      runtimeDir: z.string().min(1).optional(),
+    })
+    .prefault({}),
   /** Replicas elect a leader through a coordination.k8s.io/v1 Lease named `id` (client-go's semantics). */
   leaderElection: z
     .strictObject({

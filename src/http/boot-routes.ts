@@ -21,6 +21,8 @@ export interface HttpServed {
   readonly mac: Mac | undefined;
   readonly what: 'script' | 'binary';
   readonly name: string;
+  /** The client's address (scripts). */
+  readonly peer?: string;
 }
 
 export interface BootRoutesOptions {
@@ -86,9 +88,11 @@ export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Pr
     return reply.header('cache-control', 'no-store').type('text/plain; charset=utf-8').send(s.text);
   };
 
-  app.get('/boot.ipxe', async (_req, reply) =>
-    sendScript(reply, { kind: 'boot' as ScriptKind, text: o.scripts.render('boot', { baseUrl: o.baseUrl }) }),
-  );
+  app.get('/boot.ipxe', async (req, reply) => {
+    // No MAC here: the timing of a host's first script request goes by its address.
+    o.onServed?.({ host: undefined, mac: undefined, what: 'script', name: 'boot', peer: req.ip });
+    return sendScript(reply, { kind: 'boot' as ScriptKind, text: o.scripts.render('boot', { baseUrl: o.baseUrl }) });
+  });
 
   app.get<{ Params: { name: string } }>('/boot/:name', async (req, reply) => {
     const name = req.params.name;
@@ -119,7 +123,7 @@ export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Pr
     }
     const script = await renderHostScript(mac, found.host, req.log);
     req.log.info({ mac, host: found.host.origin.name, script: script.kind }, 'boot script served');
-    o.onServed?.({ host: found.host, mac, what: 'script', name: script.kind });
+    o.onServed?.({ host: found.host, mac, what: 'script', name: script.kind, peer: req.ip });
     return sendScript(reply, script);
   });
 

@@ -12,6 +12,7 @@ import { formatIpv4, parseIpv4 } from '../net/ipv4.js';
 import type { HostIndex } from '../leases/host-index.js';
 import type { TftpTransferDone } from '../tftp/tftp-server.js';
 import type { HttpServed } from '../http/boot-routes.js';
+import { type AckToScript, ackToScriptText } from '../boot/boot-timings.js';
 import type { BootEvents } from './boot-events.js';
 
 /** Drops that are routine for a known host and say nothing worth an Event. */
@@ -94,8 +95,9 @@ export class BootMilestones {
     if (host !== undefined) this.#events.bootFileServed(host, e.file, 'tftp');
   }
 
-  /** A host's script over HTTP (binaries are not matched to a host). */
-  http(e: HttpServed): void {
-    if (e.host !== undefined && e.what === 'script') this.#events.scriptServed(e.host, e.name);
+  /** A host's script over HTTP (binaries are not matched to a host), with the time since its ACK the first time. */
+  http(e: HttpServed, sinceAck?: AckToScript): void {
+    if (e.host !== undefined && e.what === 'script')
+      this.#events.scriptServed(e.host, e.name, sinceAck === undefined ? undefined : ackToScriptText(sinceAck));
   }
 }

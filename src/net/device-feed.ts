@@ -14,7 +14,7 @@
  * port is that of the one socket of our uid connected to <feed>, read from /proc/net/udp.
  * Anything else reaching <feed> is dropped and reported to `onForeign`.
  *
- * Supervision: start() resolves once socat has bound both ends (its sending socket is connected
+ * Supervision (base/supervised-process.ts, shared with radvd): start() resolves once socat has bound both ends (its sending socket is connected
  * after its receiving one is bound: socat opens its addresses in order), and fails with a
  * MetalbootError when socat is missing, exits, or is not bound within `readyTimeoutMs`. A socat
  * that dies later is logged at error with its exit code and the tail of its stderr, and started
@@ -23,12 +23,12 @@
  * 'exit' hook kills socat; after a SIGKILL of metalboot, socat's next datagram meets the closed
  * feed port and socat exits on the ECONNREFUSED (its sending socket is connected for this).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { MetalbootError } from '../base/errors.js';
 import type { ReadinessCheck } from '../base/service.js';
+import { type StartFailure, SupervisedProcess } from '../base/supervised-process.js';
 import { connectedSocket, parseProcNetUdp } from './proc-net-udp.js';
 
 export interface DeviceFeedOptions {
@@ -92,21 +92,6 @@ export function socatArgs(o: {
   ];
 }
 
-/** The last bytes of socat's stderr kept for logs and errors. */
-const STDERR_TAIL = 2048;
-const MAX_RESTART_DELAY_MS = 30_000;
-const PROBE_INTERVAL_MS = 20;
-
-interface Child {
-  readonly proc: ChildProcess;
-  readonly startedAt: number;
-  readonly closed: Promise<void>;
-  stderr: string;
-  spawnError: NodeJS.ErrnoException | undefined;
-  exit: { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined;
-  bound: boolean;
-}
-
 export class DeviceFeed {
   readonly readiness: ReadinessCheck;
   readonly #o: DeviceFeedOptions;
@@ -116,24 +101,16 @@ export class DeviceFeed {
   #feedPort = 0;
   /** Where socat's datagrams come from: its sending socket's port (kept until the next socat is bound). */
   #senderPort: number | undefined;
-  #child: Child | undefined;
-  #closing = false;
-  #restartDelayMs: number;
-  #restartTimer: NodeJS.Timeout | undefined;
-  readonly #killOnExit = (): void => {
-    this.#child?.proc.kill('SIGKILL');
-  };
+  #socat: SupervisedProcess | undefined;
 
   constructor(o: DeviceFeedOptions) {
     this.#o = o;
     this.#log = o.logger.child({ component: o.name ?? 'device-feed', device: o.device });
-    this.#restartDelayMs = o.restartDelayMs ?? 1000;
     this.readiness = {
       name: o.name ?? 'device-feed',
       check: () => {
-        const c = this.#child;
-        if (c?.bound === true && c.exit === undefined)
-          return { ok: true, detail: `socat on ${o.device} (pid ${c.proc.pid})` };
+        const s = this.#socat;
+        if (s?.state === 'running') return { ok: true, detail: `socat on ${o.device} (pid ${s.pid})` };
         if (this.#socket === undefined) return { ok: false, detail: 'not started' };
         return { ok: false, detail: `socat on ${o.device} is down; restarting` };
       },
@@ -147,16 +124,37 @@ export class DeviceFeed {
 
   /** socat's process id while it runs. */
   get pid(): number | undefined {
-    const c = this.#child;
-    return c !== undefined && c.exit === undefined ? c.proc.pid : undefined;
+    return this.#socat?.pid;
   }
 
   async start(): Promise<void> {
     this.#socket = await this.#bindFeed();
     this.#feedPort = this.#socket.address().port;
-    process.on('exit', this.#killOnExit);
+    const socat = this.#o.socat ?? 'socat';
+    this.#socat = new SupervisedProcess({
+      command: socat,
+      args: socatArgs({
+        device: this.#o.device,
+        port: this.#o.port,
+        feedPort: this.#feedPort,
+        recvBufferBytes: this.#o.recvBufferBytes,
+      }),
+      program: 'socat',
+      logger: this.#log,
+      // Bound once its sending socket (connected after the receiving one is bound) shows up.
+      isReady: () => {
+        const port = this.#probe();
+        if (port === undefined) return false;
+        this.#senderPort = port;
+        return true;
+      },
+      startError: (f) => this.#startError(socat, f),
+      readyTimeoutMs: this.#o.readyTimeoutMs,
+      restartDelayMs: this.#o.restartDelayMs,
+      stopTimeoutMs: this.#o.stopTimeoutMs,
+    });
     try {
-      await this.#spawn();
+      await this.#socat.start();
     } catch (err) {
       await this.close();
       throw err;
@@ -188,8 +186,7 @@ export class DeviceFeed {
 
   /** A datagram from a socat that started but whose sender the last probe had not seen yet. */
   #isNewSender(port: number): boolean {
-    const c = this.#child;
-    if (c === undefined || c.bound || c.exit !== undefined) return false;
+    if (this.#socat?.state !== 'starting') return false;
     return this.#probe() === port;
   }
 
@@ -205,70 +202,8 @@ export class DeviceFeed {
       .port;
   }
 
-  /** Starts socat and resolves once it is bound; rejects (socat killed) if it is not. */
-  #spawn(): Promise<void> {
-    const args = socatArgs({
-      device: this.#o.device,
-      port: this.#o.port,
-      feedPort: this.#feedPort,
-      recvBufferBytes: this.#o.recvBufferBytes,
-    });
-    const socat = this.#o.socat ?? 'socat';
-    const proc = spawn(socat, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    const child: Child = {
-      proc,
-      startedAt: Date.now(),
-      closed: new Promise((resolve) => proc.once('close', () => resolve())),
-      stderr: '',
-      spawnError: undefined,
-      exit: undefined,
-      bound: false,
-    };
-    this.#child = child;
-    proc.stderr?.setEncoding('utf8');
-    proc.stderr?.on('data', (s: string) => {
-      child.stderr = (child.stderr + s).slice(-STDERR_TAIL);
-    });
-    proc.on('error', (err) => {
-      child.spawnError = err;
-    });
-    // 'close', not 'exit': by then the stderr pipe is drained, so the tail is complete.
-    proc.once('close', (code, signal) => {
-      child.exit = { code, signal };
-      if (child.bound) this.#onDied(child);
-    });
-    return new Promise((resolve, reject) => {
-      const deadline = Date.now() + (this.#o.readyTimeoutMs ?? 5000);
-      const tick = (): void => {
-        if (child.exit !== undefined || child.spawnError !== undefined) {
-          reject(this.#startError(socat, child));
-          return;
-        }
-        const port = this.#probe();
-        if (port !== undefined) {
-          child.bound = true;
-          this.#senderPort = port;
-          resolve();
-          return;
-        }
-        if (Date.now() >= deadline) {
-          proc.kill('SIGKILL');
-          reject(
-            new MetalbootError(
-              'NET_ERR_FEED_START',
-              `socat did not bind to ${this.#o.device} port ${this.#o.port} within ${this.#o.readyTimeoutMs ?? 5000} ms: ${tail(child.stderr)}`,
-            ),
-          );
-          return;
-        }
-        setTimeout(tick, PROBE_INTERVAL_MS);
-      };
-      tick();
-    });
-  }
-
-  #startError(socat: string, child: Child): MetalbootError {
-    const e = child.spawnError;
+  #startError(socat: string, f: StartFailure): MetalbootError {
+    const e = f.spawnError;
     if (e?.code === 'ENOENT')
       return new MetalbootError(
         'NET_ERR_SOCAT_MISSING',
@@ -277,69 +212,24 @@ export class DeviceFeed {
       );
     if (e !== undefined)
       return new MetalbootError('NET_ERR_FEED_START', `cannot run ${socat}: ${e.message}`, { cause: e });
-    const how = child.exit?.signal ?? `code ${child.exit?.code}`;
+    if (f.kind === 'timeout')
+      return new MetalbootError(
+        'NET_ERR_FEED_START',
+        `socat did not bind to ${this.#o.device} port ${this.#o.port} within ${f.readyTimeoutMs} ms: ${tail(f.stderr)}`,
+      );
+    const how = f.signal ?? `code ${f.code}`;
     // socat does not inherit node's file capability: the image gives socat its own.
-    const hint = /bind\(.*Permission denied/.test(child.stderr)
+    const hint = /bind\(.*Permission denied/.test(f.stderr)
       ? ` (ports below 1024 need root or CAP_NET_BIND_SERVICE on socat itself: setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v ${socat})")")`
       : '';
     return new MetalbootError(
       'NET_ERR_FEED_START',
-      `socat exited (${how}) before binding to ${this.#o.device} port ${this.#o.port}: ${tail(child.stderr)}${hint}`,
-    );
-  }
-
-  #onDied(child: Child): void {
-    if (this.#child !== child) return;
-    this.#child = undefined;
-    if (this.#closing) return;
-    // A socat that ran a while starts over from the first delay.
-    if (Date.now() - child.startedAt >= MAX_RESTART_DELAY_MS) this.#restartDelayMs = this.#o.restartDelayMs ?? 1000;
-    const delay = this.#restartDelayMs;
-    this.#restartDelayMs = Math.min(delay * 2, MAX_RESTART_DELAY_MS);
-    this.#log.error(
-      {
-        pid: child.proc.pid,
-        code: child.exit?.code,
-        signal: child.exit?.signal,
-        stderr: child.stderr.trim(),
-        restartInMs: delay,
-      },
-      'socat exited; restarting',
-    );
-    this.#restartTimer = setTimeout(() => this.#restart(), delay);
-  }
-
-  #restart(): void {
-    this.#restartTimer = undefined;
-    if (this.#closing) return;
-    this.#spawn().then(
-      () => this.#log.info({ pid: this.pid }, 'socat restarted'),
-      (err: unknown) => {
-        this.#child = undefined;
-        if (this.#closing) return;
-        const delay = this.#restartDelayMs;
-        this.#restartDelayMs = Math.min(delay * 2, MAX_RESTART_DELAY_MS);
-        this.#log.error({ err, restartInMs: delay }, 'socat restart failed');
-        this.#restartTimer = setTimeout(() => this.#restart(), delay);
-      },
+      `socat exited (${how}) before binding to ${this.#o.device} port ${this.#o.port}: ${tail(f.stderr)}${hint}`,
     );
   }
 
   async close(): Promise<void> {
-    this.#closing = true;
-    if (this.#restartTimer !== undefined) clearTimeout(this.#restartTimer);
-    this.#restartTimer = undefined;
-    const child = this.#child;
-    if (child !== undefined && child.exit === undefined && child.spawnError === undefined) {
-      child.proc.kill('SIGTERM');
-      if (!(await settled(child.closed, this.#o.stopTimeoutMs ?? 2000))) {
-        this.#log.warn({ pid: child.proc.pid }, 'socat did not stop in time; killing it');
-        child.proc.kill('SIGKILL');
-        await settled(child.closed, 2000);
-      }
-    }
-    this.#child = undefined;
-    process.off('exit', this.#killOnExit);
+    await this.#socat?.close();
     const s = this.#socket;
     this.#socket = undefined;
     if (s !== undefined) await new Promise<void>((resolve) => s.close(() => resolve()));
@@ -347,17 +237,5 @@ export class DeviceFeed {
 }
 
 function tail(stderr: string): string {
-  const t = stderr.trim();
-  return t === '' ? '(nothing on stderr)' : t;
-}
-
-/** Whether `p` settled within `ms`. */
-async function settled(p: Promise<void>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  const r = await Promise.race([p.then(() => true as const), timeout]);
-  clearTimeout(timer);
-  return r;
+  return stderr === '' ? '(nothing on stderr)' : stderr;
 }

@@ -2,6 +2,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { InterfaceTable } from '../net/interfaces.js';
 
 export interface Deps {
   readonly logger: Logger;
@@ -11,6 +12,8 @@ export interface Deps {
   readonly kubeConfig?: KubeConfig;
   /** This machine's name, the boot Events' reporting instance (default: os.hostname()). */
   readonly hostname?: string;
+  /** The interfaces and their addresses (default: os.networkInterfaces()). */
+  readonly networkInterfaces?: () => InterfaceTable;
 }
 
 /** Deps with the defaults filled in, as the wings receive them. */

@@ -24,6 +24,9 @@ import type { DhcpPolicy } from '../dhcp/policy.js';
 import { HttpServer, type ServerFactory } from '../http/http-server.js';
 import { withBoundPort } from '../net/listen-address.js';
 import type { BootMilestones } from '../kube/boot-milestones.js';
+import type { BootTimings } from '../boot/boot-timings.js';
+import { parseIpv4 } from '../net/ipv4.js';
+import { parseMac } from '../net/mac.js';
 import type { HostIndex } from '../leases/host-index.js';
 import type { LeasePool } from '../leases/pool.js';
 import type { Wiring } from './deps.js';
@@ -67,6 +70,8 @@ export interface HttpWingInput {
   readonly readiness: readonly ReadinessCheck[];
   readonly policy: DhcpPolicy | undefined;
   readonly milestones: BootMilestones | undefined;
+  /** Each host's time from ACK to its first script request. */
+  readonly timings: BootTimings;
   readonly proxies: ProxiesWing;
   readonly images: ImagesWing;
 }
@@ -98,13 +103,21 @@ export function httpWing(config: Config, w: Wiring, i: HttpWingInput): HttpServe
         annotationPrefix: config.sources.annotationPrefix,
         inspector: config.inspector,
         installer: config.installer,
-        onServed: m === undefined ? undefined : (e) => m.http(e),
+        onServed: (e) => {
+          const ip = e.peer === undefined ? undefined : parseIpv4(e.peer.replace(/^::ffff:/, ''));
+          const sinceAck = e.what === 'script' ? i.timings.scriptRequested({ mac: e.mac, ip }, now()) : undefined;
+          m?.http(e, sinceAck);
+        },
       },
       ops: {
         readiness: i.readiness,
         policy: i.policy,
         state: { index: i.index, pool: i.pool, now },
         explainExtras: [
+          (mac) => {
+            const timing = parseMac(mac) === undefined ? undefined : i.timings.explain(parseMac(mac)!);
+            return timing === undefined ? undefined : { timing };
+          },
           (mac) =>
             agents.explain(
               mac,

@@ -4,11 +4,12 @@
  * buildProduct() to run the product in-process. Each wing builder (sources, kube, DHCP, TFTP,
  * proxies, images, HTTP) lives beside this file and only wires.
  */
-import { hostname } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import type { Config } from '../config/load.js';
 import type { ReadinessCheck, Service } from '../base/service.js';
 import type { IpxeFiles } from '../boot/ipxe-files.js';
 import { IpxeScripts } from '../boot/ipxe-scripts.js';
+import { BootTimings } from '../boot/boot-timings.js';
 import type { DhcpServer } from '../dhcp/dhcp-server.js';
 import type { HttpServer } from '../http/http-server.js';
 import type { ImageServer } from '../images/worker-service.js';
@@ -26,6 +27,8 @@ import { leaderWing } from './leader.js';
 import type { LeaderElector } from '../kube/leader-election.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { proxiesWing } from './proxies.js';
+import { raWing } from './ra.js';
+import type { RouterAdvertiser } from '../ra/router-advertiser.js';
 import { sourcesWing } from './sources.js';
 import { tftpWing } from './tftp.js';
 
@@ -48,6 +51,8 @@ export interface Product {
   readonly kube: BmhWatcher | undefined;
   /** The leader elector when leaderElection.id is set. */
   readonly leader: LeaderElector | undefined;
+  /** radvd's supervisor when router advertisements are on and have an interface. */
+  readonly ra: RouterAdvertiser | undefined;
 }
 
 export function buildProduct(config: Config, deps: Deps): Product {
@@ -63,8 +68,10 @@ export function buildProduct(config: Config, deps: Deps): Product {
   const { sources } = sourcesWing(config, w, index, kube?.watcher);
   const tftp = tftpWing(config, w, milestones);
   const watcher = kube?.watcher;
+  const timings = new BootTimings({ registry: w.registry });
   const dhcp = dhcpWing(config, w, {
     index,
+    timings,
     sourcesReady: watcher === undefined ? undefined : () => watcher.status().ready,
     milestones,
     cluster,
@@ -84,10 +91,12 @@ export function buildProduct(config: Config, deps: Deps): Product {
     ...proxies.services,
     ...images.services,
   ];
+  const ra = raWing(config, w, (deps.networkInterfaces ?? networkInterfaces)());
   const readiness: ReadinessCheck[] = [
     ...(dhcp.server === undefined ? [disabled('dhcp')] : []),
     ...(tftp.server === undefined ? [disabled('tftp')] : []),
     ...services.flatMap((s) => s.readiness ?? []),
+    ...ra.readiness,
   ];
   const http = httpWing(config, w, {
     scripts: new IpxeScripts(config.http.templatesDir),
@@ -97,10 +106,13 @@ export function buildProduct(config: Config, deps: Deps): Product {
     readiness,
     policy: dhcp.policy,
     milestones,
+    timings,
     proxies,
     images,
   });
   services.push(http);
+  // Last: closed first, so advertising stops before anything else does.
+  if (ra.service !== undefined) services.push(ra.service);
   return {
     services,
     index,
@@ -113,6 +125,7 @@ export function buildProduct(config: Config, deps: Deps): Product {
     readiness,
     kube: watcher,
     leader,
+    ra: ra.service,
   };
 }
 

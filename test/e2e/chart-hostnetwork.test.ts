@@ -5,8 +5,8 @@
  * arguments and environment. The kubelet's part is played as it would be: SERVER_IP from the
  * downward API (status.podIP, the node's address under hostNetwork) is the namespace's eth0
  * address, $(VAR) in the arguments is expanded from that environment, and the process runs as
- * root with the container's capabilities (the chart drops ALL and adds NET_BIND_SERVICE; setpriv
- * limits the bounding set the same way). The one stand-in: the pod's service account becomes
+ * root with the container's capabilities (the chart drops ALL and adds NET_BIND_SERVICE, and
+ * NET_RAW for radvd's router advertisements; setpriv limits the bounding set the same way). The one stand-in: the pod's service account becomes
  * METALBOOT_KUBECONFIG for the API server fixture, which runs inside the namespace (the
  * in-cluster files live under /var/run/secrets, which a test must not write).
  *
@@ -87,7 +87,7 @@ describe("vCP's hostNetwork recipe: --dhcp-listen=$(SERVER_IP):67 as the chart r
     expect(env.SERVER_IP).toBe(NODE_IP);
     // The kubelet expands $(VAR) in args from the container's environment.
     args = (container.args as string[]).map((a) => expandString(a, env));
-    expect(container.securityContext.capabilities).toEqual({ drop: ['ALL'], add: ['NET_BIND_SERVICE'] });
+    expect(container.securityContext.capabilities).toEqual({ drop: ['ALL'], add: ['NET_BIND_SERVICE', 'NET_RAW'] });
 
     lab = await createLab();
     await lab.addBridge('br1');
@@ -113,7 +113,7 @@ describe("vCP's hostNetwork recipe: --dhcp-listen=$(SERVER_IP):67 as the chart r
 
     server = await startMetalboot(lab, 'node', args, {
       env: { ...env, METALBOOT_KUBECONFIG: kubeconfig },
-      wrapper: ['setpriv', '--bounding-set=-all,+net_bind_service'],
+      wrapper: ['setpriv', '--bounding-set=-all,+net_bind_service,+net_raw'],
     });
   }, 180_000);
 

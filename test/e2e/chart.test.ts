@@ -235,6 +235,18 @@ function commonChecks(r: Rendered, v: { httpPort: number; hostNetwork: boolean }
   }
   expect(sc.capabilities.add).toContain('NET_BIND_SERVICE');
   expect(sc.allowPrivilegeEscalation).not.toBe(false);
+  // Router advertisements (radvd): NET_RAW for its raw socket, /tmp for its files; neither when off.
+  const tmp = ((pod.volumes ?? []) as Obj[]).find((v) => v.name === 'tmp');
+  const tmpMount = ((container.volumeMounts ?? []) as Obj[]).find((m) => m.name === 'tmp');
+  if (r.config.routerAdvertisements.enabled) {
+    expect(sc.capabilities.add).toContain('NET_RAW');
+    expect(tmp).toEqual({ name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } });
+    expect(tmpMount).toEqual({ name: 'tmp', mountPath: '/tmp' });
+  } else {
+    expect(sc.capabilities?.add ?? []).not.toContain('NET_RAW');
+    expect(tmp).toBeUndefined();
+    expect(tmpMount).toBeUndefined();
+  }
   // Selectors match the pod; Services target ports the container has.
   const podLabels = deployment.spec.template.metadata.labels as Obj;
   expect(podLabels).toMatchObject(deployment.spec.selector.matchLabels);
@@ -365,6 +377,16 @@ describe('helm chart', () => {
     ],
     ['a pull policy that does not exist', { image: { pullPolicy: 'Sometimes' } }, /at '\/image\/pullPolicy'/],
     ['hostNetwork as a string', { hostNetwork: 'yes' }, /at '\/hostNetwork': got string, want boolean/],
+    [
+      'an interface name with a separator',
+      { routerAdvertisements: { interface: 'eth0,eth1' } },
+      /at '\/routerAdvertisements\/interface': 'eth0,eth1' does not match pattern/,
+    ],
+    [
+      'a misspelt router-advertisement value',
+      { routerAdvertisements: { enable: false } },
+      /at '\/routerAdvertisements': additional properties 'enable' not allowed/,
+    ],
   ])('the schema refuses %s, naming it', async (_name, values, message) => {
     expect(await renderError(values)).toMatch(message);
   });
@@ -424,7 +446,7 @@ describe('helm chart', () => {
       runAsUser: 1000,
       runAsGroup: 1000,
       readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
+      capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE', 'NET_RAW'] },
     });
     expectRbac(r, undefined);
   });
@@ -444,6 +466,44 @@ describe('helm chart', () => {
     expect(r.config.tftp.listen).toEqual({ host: POD_IP, port: 69 });
     expect(r.deployment.spec.strategy).toEqual({ type: 'Recreate' });
     expectRbac(r, undefined);
+  });
+
+  it('router advertisements: on by default (NET_RAW, /tmp), an interface of choice, or off', async () => {
+    const on = await render({ networkAttachmentDefinition: { vip: VIP } });
+    commonChecks(on, { httpPort: 8080, hostNetwork: false });
+    expect(on.config.routerAdvertisements.enabled).toBe(true);
+    expect(on.config.routerAdvertisements.interface).toBeUndefined();
+    expect(on.args.filter((a) => a.startsWith('--router-advertisements'))).toEqual([]);
+
+    const chosen = await render({
+      networkAttachmentDefinition: { vip: VIP },
+      routerAdvertisements: { interface: 'net1' },
+    });
+    commonChecks(chosen, { httpPort: 8080, hostNetwork: false });
+    expect(chosen.args).toContain('--router-advertisements-interface=net1');
+    expect(chosen.config.routerAdvertisements).toMatchObject({ enabled: true, interface: 'net1' });
+
+    // Under hostNetwork (root) too: NET_RAW is not among root's capabilities once ALL is dropped.
+    const host = await render({ hostNetwork: true });
+    commonChecks(host, { httpPort: 8080, hostNetwork: true });
+    expect(host.container.securityContext.capabilities).toEqual({
+      drop: ['ALL'],
+      add: ['NET_BIND_SERVICE', 'NET_RAW'],
+    });
+
+    const off = await render({ networkAttachmentDefinition: { vip: VIP }, routerAdvertisements: { enabled: false } });
+    commonChecks(off, { httpPort: 8080, hostNetwork: false });
+    expect(off.args).toContain('--router-advertisements=false');
+    expect(off.config.routerAdvertisements.enabled).toBe(false);
+    expect(off.container.securityContext.capabilities).toEqual({ drop: ['ALL'], add: ['NET_BIND_SERVICE'] });
+    expect(off.pod.volumes).toBeUndefined();
+
+    // A securityContext of the user's own without capabilities gets NET_RAW alone.
+    const own = await render({
+      networkAttachmentDefinition: { vip: VIP },
+      securityContext: { runAsNonRoot: true, runAsUser: 1000, capabilities: null },
+    });
+    expect(own.container.securityContext.capabilities).toEqual({ add: ['NET_RAW'] });
   });
 
   it('hostNetwork with dhcp.serverIP: that address and prefix', async () => {
@@ -791,10 +851,20 @@ describe('helm chart', () => {
     expect(r.pod.tolerations).toEqual(values.tolerations);
     expect(r.pod.affinity).toEqual(values.affinity);
     // Helm merges a map value with the default map (a key set to null removes a default).
-    expect(r.container.securityContext).toEqual({ ...values.securityContext, readOnlyRootFilesystem: true });
-    expect(r.pod.volumes).toEqual([{ name: 'config', configMap: { name: 'boot-config' } }, ...values.extraVolumes]);
+    // NET_RAW added for radvd (router advertisements are on by default).
+    expect(r.container.securityContext).toEqual({
+      ...values.securityContext,
+      capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE', 'NET_RAW'] },
+      readOnlyRootFilesystem: true,
+    });
+    expect(r.pod.volumes).toEqual([
+      { name: 'config', configMap: { name: 'boot-config' } },
+      { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
+      ...values.extraVolumes,
+    ]);
     expect(r.container.volumeMounts).toEqual([
       { name: 'config', mountPath: '/etc/metalboot/config', readOnly: true },
+      { name: 'tmp', mountPath: '/tmp' },
       ...values.extraVolumeMounts,
     ]);
     const nad = r.find('NetworkAttachmentDefinition')!;
@@ -1019,6 +1089,9 @@ describe('helm chart', () => {
       `Provisioning address (SERVER_IP): ${VIP}, on the NetworkAttachmentDefinition ${FULLNAME}-provisioning`,
     );
     expect(out.stdout).toContain('/debug/explain?mac=');
+    expect(out.stdout).toContain(
+      "Router advertisements (iPXE's IPv6 answer): on the interface that holds the server IP",
+    );
     expect(out.stdout).toContain('DHCP: 0.0.0.0:67\n');
     expect(out.stdout).not.toContain('Served on the interface that owns this address only');
   });

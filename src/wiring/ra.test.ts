@@ -1,0 +1,44 @@
+import type { NetworkInterfaceInfo } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../config/load.js';
+import { parseIpv4Cidr } from '../net/ipv4.js';
+import { raInterface } from './ra.js';
+
+function config(...argv: string[]) {
+  const r = loadConfig({ argv, env: {}, readFile: () => '', localAddresses: () => [parseIpv4Cidr('10.0.0.1/24')!] });
+  if (r.kind !== 'config') throw new Error(JSON.stringify(r));
+  return r.config;
+}
+
+const v4 = (address: string, internal = false): NetworkInterfaceInfo => ({
+  address,
+  netmask: '255.255.255.0',
+  family: 'IPv4',
+  mac: '00:00:00:00:00:00',
+  internal,
+  cidr: `${address}/24`,
+});
+
+describe('raInterface', () => {
+  const table = { lo: [v4('127.0.0.1', true)], eth0: [v4('192.0.2.5')], net1: [v4('10.0.0.1')] };
+
+  it.each([
+    ['the interface that holds the server IP', ['--server-ip', '10.0.0.1/24'], table, { interface: 'net1' }],
+    [
+      'the one chosen, whatever holds the server IP',
+      ['--router-advertisements-interface', 'eth0'],
+      table,
+      { interface: 'eth0' },
+    ],
+    ['none on loopback', ['--server-ip', '127.0.0.1/8'], table, { loopback: true }],
+    ['none when no interface holds it', ['--server-ip', '10.9.0.1/24'], table, { loopback: false }],
+    [
+      'none when two hold it',
+      ['--server-ip', '10.0.0.1/24'],
+      { ...table, net2: [v4('10.0.0.1')] },
+      { none: expect.stringContaining('is on net1 and net2'), loopback: false },
+    ],
+  ])('%s', (_what, argv, t, expected) => {
+    expect(raInterface(config(...argv), t)).toMatchObject(expected);
+  });
+});

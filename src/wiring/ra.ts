@@ -1,0 +1,66 @@
+/**
+ * The router-advertisement wing: radvd on the provisioning interface (ra/), or a readiness
+ * line that says why not. The interface is --router-advertisements-interface, else the one that
+ * holds the server IP (not a loopback one: no booting host is there).
+ */
+import type { Config } from '../config/load.js';
+import type { ReadinessCheck } from '../base/service.js';
+import { formatIpv4 } from '../net/ipv4.js';
+import { interfacesWith, type InterfaceTable } from '../net/interfaces.js';
+import { RouterAdvertiser } from '../ra/router-advertiser.js';
+import type { Wiring } from './deps.js';
+
+export interface RaWing {
+  /** Absent when switched off or when there is no interface to send on. */
+  readonly service: RouterAdvertiser | undefined;
+  readonly readiness: readonly ReadinessCheck[];
+}
+
+/** The interface to advertise on, or why there is none. Pure. */
+export function raInterface(
+  config: Config,
+  table: InterfaceTable,
+): { readonly interface: string } | { readonly none: string; readonly loopback: boolean } {
+  const set = config.routerAdvertisements.interface;
+  if (set !== undefined) return { interface: set };
+  const ip = formatIpv4(config.dhcp.serverIp.address);
+  const owners = interfacesWith(ip, table);
+  const external = owners.filter((name) => !(table[name] ?? []).some((a) => a.internal));
+  if (external.length === 1) return { interface: external[0]! };
+  if (external.length > 1)
+    return {
+      none: `${ip} is on ${external.join(' and ')}; choose one with --router-advertisements-interface`,
+      loopback: false,
+    };
+  return owners.length > 0
+    ? { none: `${ip} is on a loopback interface, where no host boots`, loopback: true }
+    : { none: `no interface holds ${ip}; choose one with --router-advertisements-interface`, loopback: false };
+}
+
+export function raWing(config: Config, w: Wiring, table: InterfaceTable): RaWing {
+  const ra = config.routerAdvertisements;
+  const off = (detail: string): RaWing => ({
+    service: undefined,
+    readiness: [{ name: 'router-advertisements', check: () => ({ ok: true, detail }) }],
+  });
+  const log = w.logger.child({ component: 'ra' });
+  if (!ra.enabled) {
+    log.info('router advertisements off (routerAdvertisements.enabled is false)');
+    return off('off: routerAdvertisements.enabled is false');
+  }
+  const chosen = raInterface(config, table);
+  if ('none' in chosen) {
+    if (chosen.loopback) log.info({ why: chosen.none }, 'no router advertisements');
+    else log.error({ why: chosen.none }, 'no router advertisements; metalboot serves without them');
+    return off(`off: ${chosen.none}`);
+  }
+  const service = new RouterAdvertiser({
+    interface: chosen.interface,
+    maxIntervalSeconds: ra.maxIntervalSeconds,
+    radvd: ra.radvd,
+    runtimeDir: ra.runtimeDir,
+    logger: w.logger,
+    registry: w.registry,
+  });
+  return { service, readiness: service.readiness };
+}
