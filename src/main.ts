@@ -3,10 +3,10 @@
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { pino } from 'pino';
-import { Registry, collectDefaultMetrics } from 'prom-client';
 import { cidrsOf, loadConfig } from './config/load.js';
 import { helpText } from './config/flags.js';
 import { buildProduct } from './wiring/product.js';
+import { processRegistry } from './wiring/registry.js';
 import { closeAll, startAll } from './base/service.js';
 import { formatCidr } from './net/ipv4.js';
 import { version } from './base/version.js';
@@ -42,8 +42,7 @@ async function main(): Promise<number> {
     return 1;
   }
   const logger = pino({ level: config.log.level, base: { service: 'metalboot' } });
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'metalboot_' });
+  const registry = processRegistry();
   logger.info({ version, config: loaded.configFile, serverIp: formatCidr(config.dhcp.serverIp) }, 'starting');
 
   let product: ReturnType<typeof buildProduct>;

@@ -1,16 +1,18 @@
 /** The DHCP shell's metrics, with the labelled children the packet path increments. */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { LabelledCounter } from '../base/labelled-counter.js';
-import { DROP_REASONS, type DropReason } from './decide.js';
+import { DROP_REASONS, type DropReason, type LeaseSource } from './decide.js';
 
 export class DhcpMetrics {
   // Labelled children, one per label value, so a packet does not build a labels object.
   readonly received: LabelledCounter;
-  readonly replies: LabelledCounter;
   readonly drops: LabelledCounter<DropReason>;
   readonly latency: Histogram;
   /** Datagrams socat passed on from the listen interface (--dhcp-listen with a unicast address). */
   readonly fed: Counter;
+  readonly #replies: Counter<'type' | 'source'>;
+  /** Children by "type source": a reply does not build a labels object either. */
+  readonly #replyChildren = new Map<string, Counter.Internal>();
 
   constructor(registry: Registry) {
     const received = new Counter({
@@ -19,10 +21,10 @@ export class DhcpMetrics {
       labelNames: ['type'],
       registers: [registry],
     });
-    const replies = new Counter({
+    this.#replies = new Counter({
       name: 'metalboot_dhcp_replies_total',
-      help: 'DHCP replies sent, by message type',
-      labelNames: ['type'],
+      help: 'DHCP replies sent, by message type and lease source (bmh, static, range; none for a reply without a lease)',
+      labelNames: ['type', 'source'],
       registers: [registry],
     });
     const drops = new Counter({
@@ -44,7 +46,17 @@ export class DhcpMetrics {
       registers: [registry],
     });
     this.received = new LabelledCounter(received);
-    this.replies = new LabelledCounter(replies);
     this.drops = new LabelledCounter(drops);
+  }
+
+  /** Counts a reply sent: its message type, and where its lease came from. */
+  reply(type: string, source: LeaseSource | undefined): void {
+    const key = `${type} ${source}`;
+    let child = this.#replyChildren.get(key);
+    if (child === undefined) {
+      child = this.#replies.labels(type, source ?? 'none');
+      this.#replyChildren.set(key, child);
+    }
+    child.inc();
   }
 }

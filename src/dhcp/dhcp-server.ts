@@ -288,7 +288,7 @@ export class DhcpServer implements Service {
         return;
       }
       const type = messageTypeName(outcome.reply.options.get(53)?.[0]);
-      this.#m.replies.inc(type);
+      this.#m.reply(type, d.source);
       this.#m.latency.observe((performance.now() - started) / 1000);
       if (this.#log.isLevelEnabled('info')) {
         this.#log.info(

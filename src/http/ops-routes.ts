@@ -25,10 +25,12 @@ export async function opsRoutes(app: FastifyInstance, o: OpsRoutesOptions): Prom
     const extra = o.extraMetrics ?? [];
     if (extra.length === 0) return reply.type(o.registry.contentType).send(await o.registry.metrics());
     // Series of one name from several threads are summed (AggregatorRegistry, as for cluster workers).
-    const parts = [
-      await o.registry.getMetricsAsJSON(),
-      ...(await Promise.all(extra.map((f) => f()))).filter((m) => m !== undefined),
-    ] as MetricsJson[];
+    // Its 'omit' aggregator (process_start_time_seconds: cluster workers are processes of their
+    // own) would drop this thread's series, which are the process's: they are kept as they are.
+    const own = (await o.registry.getMetricsAsJSON()).map((m) =>
+      m.aggregator === 'omit' ? { ...m, aggregator: 'first' as const } : m,
+    );
+    const parts = [own, ...(await Promise.all(extra.map((f) => f()))).filter((m) => m !== undefined)] as MetricsJson[];
     return reply.type(o.registry.contentType).send(await AggregatorRegistry.aggregate(parts).metrics());
   });
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -10,6 +10,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
 import type { ListenAddress } from '../net/listen-address.js';
 import type { ReadinessCheck, Service } from '../base/service.js';
 import { MetalbootError } from '../base/errors.js';
@@ -19,6 +20,8 @@ export interface ImageServerOptions {
   readonly listen: ListenAddress;
   readonly proxy: ImageWorkerProxyOptions;
   readonly logger: Logger;
+  /** Where `metalboot_image_worker_restarts_total` is registered (the worker's own metrics are merged into /metrics apart). */
+  readonly registry: Registry;
   /** How long close() lets downloads finish before terminating the worker. Default 5000 ms. */
   readonly closeTimeoutMs?: number;
   /** How long a metrics request may take before it is left out. Default 2000 ms. */
@@ -54,11 +57,17 @@ export class ImageServer implements Service {
   #restartTimer: NodeJS.Timeout | undefined;
   #nextId = 0;
   readonly #pending = new Map<number, (metrics: unknown[] | undefined) => void>();
+  readonly #restarts: Counter;
 
   constructor(o: ImageServerOptions) {
     this.#o = o;
     this.#log = o.logger.child({ component: 'image-worker' });
     this.#restartDelayMs = o.restartDelayMs ?? 1000;
+    this.#restarts = new Counter({
+      name: 'metalboot_image_worker_restarts_total',
+      help: 'Times the image worker thread exited unexpectedly and a restart was scheduled',
+      registers: [o.registry],
+    });
   }
 
   /** True while the worker is listening. */
@@ -138,6 +147,7 @@ export class ImageServer implements Service {
         if (this.#closing) return;
         const delay = this.#restartDelayMs;
         this.#restartDelayMs = Math.min(delay * 2, 30_000);
+        this.#restarts.inc();
         this.#log.error({ code, restartInMs: delay }, 'image worker exited; restarting');
         this.#restartTimer = setTimeout(() => this.#restart(), delay);
       });

@@ -21,6 +21,6 @@ export function imagesWing(config: Config, w: Wiring): ImagesWing {
     cache: h.imageCacheDir === undefined ? undefined : { dir: h.imageCacheDir, maxBytes: h.imageCacheMaxBytes },
   };
   if (h.imageListen === undefined) return { services: [], proxy, worker: undefined };
-  const worker = new ImageServer({ listen: h.imageListen, proxy, logger: w.logger });
+  const worker = new ImageServer({ listen: h.imageListen, proxy, logger: w.logger, registry: w.registry });
   return { services: [worker], proxy, worker };
 }

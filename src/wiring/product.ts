@@ -7,6 +7,7 @@
 import { hostname, networkInterfaces } from 'node:os';
 import type { Config } from '../config/load.js';
 import type { ReadinessCheck, Service } from '../base/service.js';
+import { registerReadinessGauge } from '../base/readiness-metrics.js';
 import type { IpxeFiles } from '../boot/ipxe-files.js';
 import { IpxeScripts } from '../boot/ipxe-scripts.js';
 import { BootTimings } from '../boot/boot-timings.js';
@@ -98,6 +99,7 @@ export function buildProduct(config: Config, deps: Deps): Product {
     ...services.flatMap((s) => s.readiness ?? []),
     ...ra.readiness,
   ];
+  registerReadinessGauge(w.registry, readiness);
   const http = httpWing(config, w, {
     scripts: new IpxeScripts(config.http.templatesDir),
     index,

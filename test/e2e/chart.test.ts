@@ -1124,6 +1124,20 @@ describe('helm chart', () => {
     for (const line of lines) expect(out.stdout).toContain(line);
   });
 
+  it('the monitoring kit: a ServiceMonitor, a PrometheusRule and the dashboard ConfigMap (test/e2e/chart-monitoring.test.ts has the detail)', async () => {
+    const r = await render({
+      monitoring: {
+        serviceMonitor: { enabled: true },
+        prometheusRule: { enabled: true },
+        grafanaDashboard: { enabled: true },
+      },
+    });
+    commonChecks(r, { httpPort: 8080, hostNetwork: false });
+    expect(r.find('ServiceMonitor', FULLNAME)?.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(r.find('PrometheusRule', FULLNAME)?.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(r.find('ConfigMap', `${FULLNAME}-dashboard`)?.metadata.labels).toMatchObject({ grafana_dashboard: '1' });
+  });
+
   it('chart/README.md has a row for every value of values.yaml', () => {
     const values = parseYaml(readFileSync(path.join(CHART, 'values.yaml'), 'utf8')) as Obj;
     const readme = readFileSync(path.join(CHART, 'README.md'), 'utf8');

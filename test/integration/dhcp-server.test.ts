@@ -178,6 +178,8 @@ describe('DhcpServer replies and drops', () => {
     await until(async () => (await metric('metalboot_dhcp_replies_total', 'type', 'OFFER')) === 1);
     expect(await metric('metalboot_dhcp_received_total', 'type', 'DISCOVER')).toBe(1);
     expect(await metric('metalboot_dhcp_replies_total', 'type', 'OFFER')).toBe(1);
+    // By lease source too: this host is a static one.
+    expect(await metric('metalboot_dhcp_replies_total', 'source', 'static')).toBe(1);
     expect(logs.find((l) => l.msg === 'dhcp reply')).toMatchObject({
       mac: HOST_MAC,
       type: 'OFFER',

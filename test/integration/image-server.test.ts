@@ -8,6 +8,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
+import { Registry } from 'prom-client';
 import { request } from 'undici';
 import { ImageServer } from '../../src/images/worker-service.js';
 
@@ -35,10 +36,12 @@ describe('ImageServer supervision', () => {
         },
       },
     );
+    const registry = new Registry();
     const server = new ImageServer({
       listen: { host: '127.0.0.1', port: 0 },
       proxy: { upstream: 'http://127.0.0.1:9' },
       logger,
+      registry,
       workerUrl: new URL('../fixtures/workers/crash-once-image-worker.mjs', import.meta.url),
       restartDelayMs: 50,
     });
@@ -49,6 +52,7 @@ describe('ImageServer supervision', () => {
       expect(port).toBeGreaterThan(0);
       await until('the restarted worker', () => logs.some((l) => l.msg === 'image worker restarted'));
       expect(logs.find((l) => l.msg === 'image worker exited; restarting')).toMatchObject({ code: 3, restartInMs: 50 });
+      expect(await registry.metrics()).toContain('metalboot_image_worker_restarts_total 1');
       expect(server.up).toBe(true);
       expect(readFileSync(starts, 'utf8')).toBe('2');
       expect(server.address().port).toBe(port);

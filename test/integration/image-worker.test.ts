@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
-import { Registry } from 'prom-client';
 import { request } from 'undici';
 import { buildProduct, type Product } from '../../src/wiring/product.js';
+import { processRegistry } from '../../src/wiring/registry.js';
 import { closeAll, startAll } from '../../src/base/service.js';
 import { loadConfig } from '../../src/config/load.js';
 import { sha256, startUpstreamHttpd, type UpstreamHttpd } from '../support/upstream-httpd.js';
@@ -75,7 +75,7 @@ describe('image worker (--image-listen)', () => {
       localAddresses: () => [],
     });
     if (loaded.kind !== 'config') throw new Error(JSON.stringify(loaded));
-    product = buildProduct(loaded.config, { logger: pino({ level: 'silent' }), registry: new Registry() });
+    product = buildProduct(loaded.config, { logger: pino({ level: 'silent' }), registry: processRegistry() });
     await startAll(product.services);
     imagePort = product.images!.address().port;
     httpUrl = `http://127.0.0.1:${product.http.address().port}`;
@@ -135,6 +135,8 @@ describe('image worker (--image-listen)', () => {
     expect(text).toMatch(/metalboot_image_proxy_requests_total\{result="hit"\} [1-9]/);
     expect(text).toMatch(/metalboot_image_cache_entries [1-9]/);
     expect(text).toMatch(/^metalboot_image_worker_nodejs_eventloop_lag_p99_seconds \d/m);
+    // The process's start time survives the merge (prom-client's aggregation would omit it).
+    expect(text).toMatch(/^metalboot_process_start_time_seconds \d+$/m);
     // Main-thread series are still there, once.
     expect(text.match(/^# TYPE metalboot_http_requests_total counter$/gm)).toHaveLength(1);
     expect(text).toContain('metalboot_http_requests_total{route="/boot/:name",status="200"}');
