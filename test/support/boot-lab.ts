@@ -7,11 +7,12 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { createLab, requireRoot, requireTools, type Lab } from '../../lab/netns.js';
+import { createLab, type Lab } from '../../lab/netns.js';
+import { type Firmware, qemuArgs, requireQemuBoot } from '../../lab/qemu-vm.js';
 import { startMetalboot, type MetalbootProcess } from './metalboot-process.js';
 import { testKernel } from './linux-kernel.js';
 
-export type Firmware = 'bios' | 'uefi';
+export type { Firmware } from '../../lab/qemu-vm.js';
 
 export interface BootVm {
   readonly firmware: Firmware;
@@ -59,22 +60,21 @@ spec:
 `;
 
 export function requireBootTools(): void {
-  requireRoot();
-  requireTools('ip', 'qemu', 'ipxe', 'ovmf', 'tun');
-  for (const f of [
-    '/usr/lib/ipxe/qemu/pxe-e1000.rom',
-    '/usr/share/OVMF/OVMF_CODE_4M.fd',
-    '/usr/share/OVMF/OVMF_VARS_4M.fd',
-    '/usr/lib/ipxe/snponly.efi',
-  ]) {
-    if (!existsSync(f)) throw new Error(`${f} is missing (Debian packages ipxe, ipxe-qemu, ovmf)`);
-  }
+  requireQemuBoot();
 }
 
-export async function startBootLab(extraArgs: readonly string[] = []): Promise<BootLab> {
+export interface BootLabOptions {
+  /**
+   * IPv6 on the lab network (default true): iPXE's router solicitations then reach metalboot's
+   * router advertisements (on by default) on the bridge. False: an IPv4-only server namespace.
+   */
+  readonly ipv6?: boolean;
+}
+
+export async function startBootLab(extraArgs: readonly string[] = [], options: BootLabOptions = {}): Promise<BootLab> {
   requireBootTools();
   const kernel = testKernel();
-  const lab = await createLab({ switchNamespace: 'srv', bridgeIp: `${SERVER_IP}/24` });
+  const lab = await createLab({ switchNamespace: 'srv', bridgeIp: `${SERVER_IP}/24`, ipv6: options.ipv6 ?? true });
   try {
     const dir = lab.dir;
     mkdirSync(path.join(dir, 'ironic/images'), { recursive: true });
@@ -120,39 +120,7 @@ async function bootVm(
 ) {
   const { ifname } = await lab.addTap();
   const serialPath = path.join(lab.dir, `${vm.firmware}-serial.log`);
-  const args = [
-    '-accel',
-    'tcg',
-    '-nodefaults',
-    '-display',
-    'none',
-    '-m',
-    '256',
-    '-no-reboot',
-    '-serial',
-    `file:${serialPath}`,
-    '-netdev',
-    `tap,id=n0,ifname=${ifname},script=no,downscript=no`,
-  ];
-  if (vm.firmware === 'bios') {
-    args.push('-device', `e1000,netdev=n0,mac=${vm.mac},romfile=/usr/lib/ipxe/qemu/pxe-e1000.rom`, '-boot', 'n');
-  } else {
-    const vars = path.join(lab.dir, `OVMF_VARS-${vm.name}.fd`);
-    copyFileSync('/usr/share/OVMF/OVMF_VARS_4M.fd', vars);
-    args.push(
-      '-machine',
-      'q35',
-      '-drive',
-      'if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd',
-      '-drive',
-      `if=pflash,format=raw,unit=1,file=${vars}`,
-      '-fw_cfg',
-      'name=opt/org.tianocore/IPv6PXESupport,string=n',
-      // romfile= (empty): OVMF's own virtio-net driver, so the firmware's PXE client asks.
-      '-device',
-      `virtio-net-pci,netdev=n0,mac=${vm.mac},romfile=,bootindex=1`,
-    );
-  }
+  const args = qemuArgs(vm, { tap: ifname, serialPath, dir: lab.dir });
   const poweredOn = Date.now();
   lab.spawn('srv', 'qemu-system-x86_64', args);
   const serial = () => (existsSync(serialPath) ? readFileSync(serialPath, 'latin1') : '');
