@@ -8,7 +8,7 @@
  * changes no host's routing.
  *
  * Best effort: nothing here stops metalboot. start() never throws. When radvd cannot send,
- * start-up logs one error that says why and how to fix it (IPv6 disabled on the interface, no
+ * start-up logs one warning that says why and how to fix it (IPv6 disabled on the interface, no
  * CAP_NET_RAW, radvd missing) and metalboot serves everything else; iPXE then waits as before.
  * /readyz always reports this check ok, with the status in its detail.
  *
@@ -285,10 +285,10 @@ export class RouterAdvertiser implements Service {
     this.#log.info({ pid: this.#radvd.pid, config: this.#configPath }, 'radvd started');
   }
 
-  /** Not sending, for good: one error line that says why, and metalboot goes on. */
+  /** Not sending, for good: one warning that says why, and metalboot goes on (slower boots, nothing broken). */
   #off(reason: RaOffReason, message: string, code?: string): void {
     this.#setStatus('off', message);
-    this.#log.error(
+    this.#log.warn(
       { reason, code },
       `no router advertisements: ${message}; metalboot serves without them (iPXE waits ~15 s for IPv6 on every boot)`,
     );

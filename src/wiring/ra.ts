@@ -51,7 +51,7 @@ export function raWing(config: Config, w: Wiring, table: InterfaceTable): RaWing
   const chosen = raInterface(config, table);
   if ('none' in chosen) {
     if (chosen.loopback) log.info({ why: chosen.none }, 'no router advertisements');
-    else log.error({ why: chosen.none }, 'no router advertisements; metalboot serves without them');
+    else log.warn({ why: chosen.none }, 'no router advertisements; metalboot serves without them');
     return off(`off: ${chosen.none}`);
   }
   const service = new RouterAdvertiser({
