@@ -42,6 +42,7 @@ import {
 } from './lib/harness.js';
 import { debVersion, gitState, loadAvg1, machine, REPO_ROOT } from './lib/machine.js';
 import { metalbootBuild } from './lib/metalboot-build.js';
+import { RESULTS_FILE, subsection } from './lib/results-md.js';
 import { fmt, median } from './lib/stats.js';
 
 export const MODES = ['metalboot-ra', 'metalboot-no-ra', 'dnsmasq', 'dnsmasq-radvd'] as const;
@@ -400,9 +401,15 @@ export async function main(args: Args<typeof options>, run: Run): Promise<void> 
   process.stdout.write(`${body}\n`);
   const runDir = path.join(REPO_ROOT, 'bench/out', `firmware-boot-${run.stamp}`);
   mkdirSync(runDir, { recursive: true });
+  // The hand-written `### Reading it` notes of the section survive a re-run (they name the run they were written for).
+  const notes =
+    !args['no-results'] && existsSync(RESULTS_FILE)
+      ? subsection(readFileSync(RESULTS_FILE, 'utf8'), 'Router advertisements', 'Reading it')
+      : undefined;
   publishResults({
     heading: 'Router advertisements',
     body,
+    resultsBody: notes === undefined ? body : `${body}\n\n${notes}\n`,
     write: !args['no-results'],
     skipped: args['no-results'] ? '--no-results' : undefined,
     runDir,
