@@ -9,6 +9,8 @@
  * The "IPA kernel" is Debian's cloud kernel with a random initramfs: the kernel starts, prints
  * its banner on the serial console and then fails to find a root, which is all a network-boot
  * server is responsible for. Seconds from power-on are printed, never asserted.
+ * The lab has IPv6 on and metalboot its router advertisements (the default): iPXE's router
+ * solicitation is answered, and /debug/explain shows each host's time from ACK to script.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatStep, startBootLab, SERVER_IP, VMS, type BootLab, type Step } from '../support/boot-lab.js';
@@ -27,6 +29,27 @@ describe('QEMU boots through metalboot', () => {
   const report = (kind: string, steps: Step[]) =>
     console.log(`${kind} boot timeline:\n${steps.map(formatStep).join('\n')}`);
   const logs = () => bootLab.server.logs();
+  const http = async (url: string) =>
+    (await bootLab.lab.exec('srv', 'curl', ['-sf', `http://${SERVER_IP}:8080${url}`], { check: true })).stdout;
+  /** The router advertisements answered the VM's solicitation, and metalboot timed ACK → script. */
+  const expectAnswered = async (mac: string, answeredBefore: number) => {
+    const metrics = await http('/metrics');
+    const answered = Number(/^metalboot_ra_solicitations_answered_total (\d+)/m.exec(metrics)?.[1]);
+    expect(answered).toBeGreaterThan(answeredBefore);
+    const explain = JSON.parse(await http(`/debug/explain?mac=${mac}`)) as {
+      timing: { ackClient: string; ackToScriptSeconds: number };
+    };
+    expect(explain.timing.ackClient).toBe('ipxe');
+    expect(typeof explain.timing.ackToScriptSeconds).toBe('number');
+    console.log(`${mac}: ${explain.timing.ackToScriptSeconds} s from the ACK to iPXE to its first script request`);
+    return answered;
+  };
+  let answered = 0;
+
+  it('metalboot advertises on the lab bridge', async () => {
+    await bootLab.server.waitForLog((l) => l.msg === 'radvd started', 15_000);
+    expect(bootLab.server.logs().some((l) => String(l.msg).startsWith('no router advertisements'))).toBe(false);
+  });
 
   it('SeaBIOS + iPXE ROM boots the inspector kernel', async () => {
     const vm = VMS.bios;
@@ -54,6 +77,7 @@ describe('QEMU boots through metalboot', () => {
       status: 200,
     });
     expect(serial()).toMatch(/Linux version \d/);
+    answered = await expectAnswered(vm.mac, answered);
   }, 300_000);
 
   it('OVMF UEFI PXE chain-loads snponly.efi over TFTP and boots the inspector kernel', async () => {
@@ -81,5 +105,6 @@ describe('QEMU boots through metalboot', () => {
     // The UEFI console goes to the serial port: iPXE's banner, then the kernel's.
     expect(serial()).toMatch(/iPXE/);
     expect(serial()).toMatch(/Linux version \d/);
+    answered = await expectAnswered(vm.mac, answered);
   }, 300_000);
 });
