@@ -3,14 +3,17 @@
  * and prints the boot timeline as it happens. Everything runs inside network namespaces this
  * script creates (nothing touches the host's own network) and is removed on exit.
  *
- *   sudo npm run demo            # SeaBIOS + iPXE ROM (about 20 s under software emulation)
- *   sudo npm run demo -- uefi    # OVMF firmware PXE → snponly.efi over TFTP (about 40 s)
+ *   sudo npm run demo            # SeaBIOS + iPXE ROM (about 5 s under software emulation)
+ *   sudo npm run demo -- uefi    # OVMF firmware PXE → snponly.efi over TFTP (about 12 s)
+ *
+ * metalboot's router advertisements (radvd) answer iPXE's IPv6 question; without radvd it
+ * still boots, ~15 s slower (docs/decisions/0011-router-advertisement.md).
  */
 import { execFileSync } from 'node:child_process';
 import { formatStep, requireBootTools, startBootLab, VMS, type Firmware } from '../test/support/boot-lab.js';
 import { findExecutable } from '../lab/netns.js';
 
-const PACKAGES = ['iproute2', 'qemu-system-x86', 'ipxe', 'ipxe-qemu', 'ovmf', 'python3', 'procps'];
+const PACKAGES = ['iproute2', 'qemu-system-x86', 'ipxe', 'ipxe-qemu', 'ovmf', 'python3', 'procps', 'radvd'];
 
 function ensurePackages(): void {
   if (process.getuid?.() !== 0) {
@@ -19,7 +22,7 @@ function ensurePackages(): void {
   }
   try {
     requireBootTools();
-    if (findExecutable('python3') !== undefined) return;
+    if (findExecutable('python3') !== undefined && findExecutable('radvd') !== undefined) return;
   } catch {
     // fall through to install
   }
