@@ -203,6 +203,16 @@ echo "our AdvManagedFlag on eth9 doesn't agree with fe80::7" >&2`,
     expect(await metric('metalboot_ra_radvd_restarts_total')).toBe(0);
   });
 
+  it('while the interface is not ready, says radvd waits for it; then "sending" once it is', async () => {
+    const flag = path.join(dir, 'ready-flag');
+    const radvd = fakeRadvd('radvd-later', `while [ ! -e '${flag}' ]; do sleep 0.02; done\n${SENDING}`);
+    const { ra } = advertiser({ radvd });
+    await ra.start();
+    expect(ra.status).toMatchObject({ status: 'starting', why: expect.stringContaining('waits for the interface') });
+    writeFileSync(flag, '');
+    await until('sending', () => ra.status.status === 'sending');
+  });
+
   it('does not yield to a router that only disagrees on a value hosts keep per router', async () => {
     const radvd = fakeRadvd('radvd-agree', `${SENDING}\necho "our AdvLinkMTU on eth9 doesn't agree with fe80::7" >&2`);
     const { ra, logs } = advertiser({ radvd });

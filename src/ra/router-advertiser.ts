@@ -114,6 +114,8 @@ function procProcesses(): ProcessInfo[] {
   return out;
 }
 
+const WAITING_FOR_INTERFACE = 'radvd runs and waits for the interface (up, with a link-local address)';
+
 /** M and O: the flags whose disagreement could change what hosts do (RFC 4861 §6.2.7, RFC 4862). */
 const YIELD_FIELDS: ReadonlySet<string> = new Set(['AdvManagedFlag', 'AdvOtherConfigFlag']);
 
@@ -283,6 +285,8 @@ export class RouterAdvertiser implements Service {
       return;
     }
     this.#log.info({ pid: this.#radvd.pid, config: this.#configPath }, 'radvd started');
+    // radvd sets an interface up once it has a link-local address and is up; until then it waits.
+    if (this.#status === 'starting') this.#setStatus('starting', WAITING_FOR_INTERFACE);
   }
 
   /** Not sending, for good: one warning that says why, and metalboot goes on (slower boots, nothing broken). */
