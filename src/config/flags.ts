@@ -258,7 +258,7 @@ export const FLAGS: readonly FlagSpec[] = [
     'routerAdvertisements.enabled',
     'bool',
     '',
-    "answer iPXE's IPv6 router solicitation with a router advertisement that changes no host's routing (lifetime 0, no prefix), so boots skip its ~15 s IPv6 wait; needs radvd and CAP_NET_RAW (default true; =false turns it off)",
+    "answer iPXE's IPv6 router solicitation with a router advertisement that changes no host's routing (lifetime 0, no prefix), so boots skip its ~15 s IPv6 wait; with DHCP on, needs radvd and CAP_NET_RAW (default true; =false turns it off)",
   ),
   F(
     'router-advertisements-interface',

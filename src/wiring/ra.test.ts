@@ -2,7 +2,9 @@ import type { NetworkInterfaceInfo } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../config/load.js';
 import { parseIpv4Cidr } from '../net/ipv4.js';
-import { raInterface } from './ra.js';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { raInterface, raWing } from './ra.js';
 
 function config(...argv: string[]) {
   const r = loadConfig({ argv, env: {}, readFile: () => '', localAddresses: () => [parseIpv4Cidr('10.0.0.1/24')!] });
@@ -40,5 +42,28 @@ describe('raInterface', () => {
     ],
   ])('%s', (_what, argv, t, expected) => {
     expect(raInterface(config(...argv), t)).toMatchObject(expected);
+  });
+});
+
+describe('raWing', () => {
+  const table = { eth0: [v4('10.0.0.1')] };
+  const wiring = () => ({ logger: pino({ level: 'silent' }), registry: new Registry(), now: Date.now });
+
+  it.each([
+    ['on by default where metalboot serves DHCP', [], true, undefined],
+    ['off when switched off', ['--router-advertisements=false'], false, 'off: routerAdvertisements.enabled is false'],
+    // Replicas that only proxy, TFTP/HTTP behind another DHCP server: not a provisioning network of ours.
+    ['off without DHCP', ['--config', 'c.yaml'], false, 'off: dhcp.enabled is false'],
+  ])('%s', (_what, argv, built, detail) => {
+    const r = loadConfig({
+      argv: ['--server-ip', '10.0.0.1/24', ...argv],
+      env: {},
+      readFile: () => 'dhcp: { enabled: false }\n',
+      localAddresses: () => [],
+    });
+    if (r.kind !== 'config') throw new Error(JSON.stringify(r));
+    const w = raWing(r.config, wiring(), table);
+    expect(w.service !== undefined).toBe(built);
+    if (detail !== undefined) expect(w.readiness[0]!.check()).toEqual({ ok: true, detail });
   });
 });

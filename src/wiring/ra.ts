@@ -1,7 +1,8 @@
 /**
  * The router-advertisement wing: radvd on the provisioning interface (ra/), or a readiness
- * line that says why not. The interface is --router-advertisements-interface, else the one that
- * holds the server IP (not a loopback one: no booting host is there).
+ * line that says why not. Only with DHCP on (metalboot is the network's boot server). The
+ * interface is --router-advertisements-interface, else the one that holds the server IP (not a
+ * loopback one: no booting host is there).
  */
 import type { Config } from '../config/load.js';
 import type { ReadinessCheck } from '../base/service.js';
@@ -47,6 +48,12 @@ export function raWing(config: Config, w: Wiring, table: InterfaceTable): RaWing
   if (!ra.enabled) {
     log.info('router advertisements off (routerAdvertisements.enabled is false)');
     return off('off: routerAdvertisements.enabled is false');
+  }
+  // Only where metalboot is the network's boot server: without DHCP (TFTP/HTTP behind another
+  // DHCP server, replicas that only proxy) the interface need not be a provisioning network.
+  if (!config.dhcp.enabled) {
+    log.info("router advertisements off (dhcp.enabled is false: metalboot is not this network's DHCP server)");
+    return off('off: dhcp.enabled is false');
   }
   const chosen = raInterface(config, table);
   if ('none' in chosen) {
