@@ -4,7 +4,7 @@
 // the first list; Events land on the BareMetalHost, aggregated and rate-limited.
 
 import dgram from 'node:dgram';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -588,7 +588,9 @@ describe('in the product (buildServices with --kube)', () => {
 
   it('serves cluster hosts, reports readiness, and turns DHCP outcomes into Events', async () => {
     const s = await server({ tls: true, hosts: [host('h1', 0x11), host('h2', 0x12, { annotations: {} })] });
-    const product = await startProduct(s, await mkdtemp(join(tmpdir(), 'metalboot-kube-')), false);
+    const dir = await mkdtemp(join(tmpdir(), 'metalboot-kube-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const product = await startProduct(s, dir, false);
     // start() waited for the first list: the cluster's hosts are there before DHCP listens.
     const kube = product.readiness.find((c) => c.name === 'kubernetes');
     expect(kube?.check()).toEqual({ ok: true, detail: 'watching baremetalhosts in namespace metal3: 2 hosts' });
@@ -619,6 +621,7 @@ describe('in the product (buildServices with --kube)', () => {
     // The host's lease is 127.0.0.1, so the loopback TFTP client below is that host.
     const s = await server({ hosts: [host('h9', 0x19, { annotations: { [`${P}ip-address`]: '127.0.0.1/8' } })] });
     const root = await mkdtemp(join(tmpdir(), 'metalboot-kube-tftp-'));
+    cleanups.push(() => rm(root, { recursive: true, force: true }));
     await writeFile(join(root, 'snponly.efi'), Buffer.alloc(5000, 1));
     const product = await startProduct(s, root, true);
     const got = await tftpGet({
