@@ -28,6 +28,7 @@ import {
   startKubeApiServer,
 } from '../support/kube-apiserver.js';
 import { kubeconfigFor, writeInClusterFiles, writeKubeconfig } from '../support/kube-config.js';
+import { summary, watchOnce as watchWith } from '../support/kube-watch.js';
 
 const GROUP = 'metal3.io';
 const VERSION = 'v1alpha1';
@@ -50,6 +51,9 @@ function host(name: string, extra: Partial<HostInput> = {}, namespace = NS): Hos
 
 let server: KubeApiServer | undefined;
 const cleanups: (() => Promise<void> | void)[] = [];
+/** A watch whose abort is one of this file's cleanups. */
+const watchOnce = (kc: KubeConfig, path: string, query: Record<string, string | number | boolean>) =>
+  watchWith(kc, path, query, cleanups);
 
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -104,37 +108,6 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
     (err: unknown) => err,
   );
 }
-
-type WatchEvent = {
-  type: string;
-  object: {
-    kind?: string;
-    metadata?: { name?: string; resourceVersion?: string; annotations?: Record<string, string> };
-    code?: number;
-    reason?: string;
-    message?: string;
-  };
-};
-
-/** Runs Watch.watch and collects its events and its done() outcome. */
-function watchOnce(kc: KubeConfig, path: string, query: Record<string, string | number | boolean>) {
-  const events: WatchEvent[] = [];
-  let resolveDone!: (err: unknown) => void;
-  const done = new Promise<unknown>((resolve) => {
-    resolveDone = resolve;
-  });
-  const controller = new Watch(kc).watch(
-    path,
-    query,
-    (type, object) => events.push({ type, object: object as WatchEvent['object'] }),
-    (err) => resolveDone(err),
-  );
-  cleanups.push(async () => (await controller).abort());
-  return { events, done };
-}
-
-const summary = (events: readonly WatchEvent[]): string[] =>
-  events.map((e) => `${e.type} ${e.object.metadata?.name ?? e.object.kind ?? ''}`.trim());
 
 /**
  * A BareMetalHost informer with a log of its callbacks. makeInformer(kc, path, listFn) is exactly

@@ -12,7 +12,6 @@ import {
   type V1Lease,
   V1MicroTime,
   type V1Secret,
-  Watch,
 } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -24,6 +23,7 @@ import {
   startKubeApiServer,
 } from '../support/kube-apiserver.js';
 import { kubeconfigFor } from '../support/kube-config.js';
+import { summary, watchOnce as watchWith } from '../support/kube-watch.js';
 
 const NS = 'metalboot';
 const TOKEN = 'test-token';
@@ -36,6 +36,9 @@ const unb64 = (text: string | undefined): string => Buffer.from(text ?? '', 'bas
 
 let server: KubeApiServer | undefined;
 const cleanups: (() => Promise<void> | void)[] = [];
+/** A watch whose abort is one of this file's cleanups. */
+const watchOnce = (kc: KubeConfig, path: string, query: Record<string, string | number | boolean>) =>
+  watchWith(kc, path, query, cleanups);
 
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -64,38 +67,6 @@ async function failure(p: Promise<unknown>): Promise<{ code: number; status: Rec
   const body = typeof api.body === 'string' ? (JSON.parse(api.body) as Record<string, unknown>) : api.body;
   return { code: api.code, status: body as Record<string, unknown> };
 }
-
-type WatchEvent = {
-  type: string;
-  object: {
-    kind?: string;
-    apiVersion?: string;
-    metadata?: { name?: string; resourceVersion?: string; creationTimestamp?: unknown };
-    code?: number;
-    message?: string;
-    [key: string]: unknown;
-  };
-};
-
-/** Runs Watch.watch and collects its events and its done() outcome. */
-function watchOnce(kc: KubeConfig, path: string, query: Record<string, string | number | boolean>) {
-  const events: WatchEvent[] = [];
-  let resolveDone!: (err: unknown) => void;
-  const done = new Promise<unknown>((resolve) => {
-    resolveDone = resolve;
-  });
-  const controller = new Watch(kc).watch(
-    path,
-    query,
-    (type, object) => events.push({ type, object: object as WatchEvent['object'] }),
-    (err) => resolveDone(err),
-  );
-  cleanups.push(async () => (await controller).abort());
-  return { events, done };
-}
-
-const summary = (events: readonly WatchEvent[]): string[] =>
-  events.map((e) => `${e.type} ${e.object.metadata?.name ?? e.object.kind ?? ''}`.trim());
 
 function secret(name: string, extra: Partial<V1Secret> = {}): V1Secret {
   return { metadata: { name, labels: { app: 'metalboot' } }, data: { token: b64('s3cret') }, ...extra };
