@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceFeed, type DeviceFeedOptions } from '../../src/net/device-feed.js';
+import { processAlive as alive } from '../support/process-alive.js';
 
 const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/device-feed/feed-process.ts');
 
@@ -44,15 +45,6 @@ afterEach(async () => {
   for (const pid of pids.splice(0)) if (alive(pid)) process.kill(pid, 'SIGKILL');
 });
 
-/** Whether a process runs (a zombie does not). */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
 async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
@@ -61,14 +53,18 @@ async function until(what: string, cond: () => boolean, ms = 5000): Promise<void
   }
 }
 
-/** A UDP port free on 0.0.0.0 just now. */
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
+/**
+ * A UDP port on 0.0.0.0 for socat to bind, held until the test ends: the socket that holds it
+ * has SO_REUSEADDR, as socat's has (`reuseaddr`), so socat binds beside it while no other
+ * process can take the port in between. Datagrams still reach socat, whose socket is bound to
+ * the device and so matches them better.
+ */
+async function heldPort(): Promise<number> {
+  const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+  sockets.push(s);
   s.bind(0, '0.0.0.0');
   await once(s, 'listening');
-  const { port } = s.address();
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  return s.address().port;
 }
 
 async function sender(): Promise<dgram.Socket> {
@@ -87,7 +83,7 @@ async function startFeed(o: Partial<DeviceFeedOptions> = {}) {
   const logs: LogLine[] = [];
   const received: Buffer[] = [];
   const foreign: dgram.RemoteInfo[] = [];
-  const port = await freePort();
+  const port = await heldPort();
   const feed = new DeviceFeed({
     device: 'lo',
     port,
@@ -180,7 +176,7 @@ describe('DeviceFeed with socat on lo', () => {
   ])(
     'a parent that %s',
     async (mode) => {
-      const port = await freePort();
+      const port = await heldPort();
       const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, String(port), mode], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
