@@ -3,12 +3,13 @@
  * start failures by kind, restart after a death, no restart after a permanent failure, close().
  * (DeviceFeed's tests in test/integration/device-feed.test.ts run it with the real socat.)
  */
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type StartFailure, SupervisedProcess, type SupervisedProcessOptions } from './supervised-process.js';
+import { processAlive as alive } from '../../test/support/process-alive.js';
 
 let dir: string;
 const open: SupervisedProcess[] = [];
@@ -22,14 +23,6 @@ afterAll(() => {
 afterEach(async () => {
   await Promise.all(open.splice(0).map((p) => p.close()));
 });
-
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;

@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RouterAdvertiser, type RouterAdvertiserOptions } from './router-advertiser.js';
+import { processAlive as alive } from '../../test/support/process-alive.js';
 
 let dir: string;
 const open: RouterAdvertiser[] = [];
@@ -83,14 +84,6 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
   }
 }
 

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLab, requireRoot, requireTools, type Lab } from '../../lab/netns.js';
 import { startMetalboot, type MetalbootProcess } from '../support/metalboot-process.js';
+import { processAlive as alive } from '../support/process-alive.js';
 
 const SERVER = '10.81.0.1';
 const MAC_PROV = '52:54:00:cc:00:01';
@@ -29,15 +30,6 @@ case "$1" in
 esac
 exit 0
 `;
-
-/** Whether a process runs (a zombie does not). */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
 
 async function until<T>(what: string, fn: () => T | undefined, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
