@@ -44,6 +44,7 @@ import { debVersion, gitState, loadAvg1, machine, REPO_ROOT } from './lib/machin
 import { metalbootBuild } from './lib/metalboot-build.js';
 import { RESULTS_FILE, subsection } from './lib/results-md.js';
 import { fmt, median } from './lib/stats.js';
+import { startStaticHttpd } from '../lab/static-httpd.js';
 
 export const MODES = ['metalboot-ra', 'metalboot-no-ra', 'dnsmasq', 'dnsmasq-radvd'] as const;
 type Mode = (typeof MODES)[number];
@@ -166,16 +167,7 @@ async function startServer(mode: Mode, args: Args<typeof options>, log: (s: stri
     copyFileSync(args.kernel, path.join(dir, 'ironic', KERNEL));
     writeFileSync(path.join(dir, 'ironic', INITRAMFS), randomBytes(2 * 1024 * 1024));
     if (mode.startsWith('metalboot')) {
-      const upstream = lab.spawn('srv', 'python3', [
-        '-m',
-        'http.server',
-        '6180',
-        '--bind',
-        '127.0.0.1',
-        '--directory',
-        path.join(dir, 'ironic'),
-      ]);
-      await lab.waitForOutput(upstream, /Serving HTTP/, 15_000);
+      await startStaticHttpd(lab, 'srv', { dir: path.join(dir, 'ironic'), host: '127.0.0.1', port: 6180 });
       writeFileSync(path.join(dir, 'bmh.yaml'), bmhYaml());
       const build = metalbootBuild({
         worktree: args.worktree,
@@ -225,16 +217,7 @@ async function startServer(mode: Mode, args: Args<typeof options>, log: (s: stri
       path.join(dir, 'ironic/boot.ipxe'),
       `#!ipxe\nkernel http://${SERVER_IP}:6180/${KERNEL} console=ttyS0 || shell\ninitrd http://${SERVER_IP}:6180/${INITRAMFS} || shell\nboot\n`,
     );
-    const httpd = lab.spawn('srv', 'python3', [
-      '-m',
-      'http.server',
-      '6180',
-      '--bind',
-      SERVER_IP,
-      '--directory',
-      path.join(dir, 'ironic'),
-    ]);
-    await lab.waitForOutput(httpd, /Serving HTTP/, 15_000);
+    await startStaticHttpd(lab, 'srv', { dir: path.join(dir, 'ironic'), host: SERVER_IP, port: 6180 });
     writeFileSync(path.join(dir, 'dnsmasq.conf'), dnsmasqConf(dir));
     const dnsmasq = lab.spawn('srv', 'dnsmasq', ['-k', `--conf-file=${path.join(dir, 'dnsmasq.conf')}`]);
     await lab.waitForOutput(dnsmasq, /TFTP root is/, 15_000);

@@ -11,6 +11,7 @@ import { createLab, type Lab } from '../../lab/netns.js';
 import { type Firmware, qemuArgs, requireQemuBoot } from '../../lab/qemu-vm.js';
 import { startMetalboot, type MetalbootProcess } from './metalboot-process.js';
 import { testKernel } from './linux-kernel.js';
+import { startStaticHttpd } from '../../lab/static-httpd.js';
 
 export type { Firmware } from '../../lab/qemu-vm.js';
 
@@ -80,16 +81,7 @@ export async function startBootLab(extraArgs: readonly string[] = [], options: B
     mkdirSync(path.join(dir, 'ironic/images'), { recursive: true });
     copyFileSync(kernel, path.join(dir, 'ironic/images/ironic-python-agent.kernel'));
     writeFileSync(path.join(dir, 'ironic/images/ironic-python-agent.initramfs'), randomBytes(2 * 1024 * 1024));
-    const upstream = lab.spawn('srv', 'python3', [
-      '-m',
-      'http.server',
-      '6180',
-      '--bind',
-      '127.0.0.1',
-      '--directory',
-      path.join(dir, 'ironic'),
-    ]);
-    await lab.waitForOutput(upstream, /Serving HTTP/, 15_000);
+    await startStaticHttpd(lab, 'srv', { dir: path.join(dir, 'ironic'), host: '127.0.0.1', port: 6180 });
     writeFileSync(path.join(dir, 'bmh.yaml'), Object.values(VMS).map(bmh).join(''));
     const server = await startMetalboot(lab, 'srv', [
       '--server-ip',
