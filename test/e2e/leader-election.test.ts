@@ -4,14 +4,14 @@
 // network namespaces are needed: DHCP is off, TFTP and the callback listener are off, HTTP
 // binds a free loopback port.
 
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { type KubeApiServer, startKubeApiServer } from '../support/kube-apiserver.js';
 import { writeKubeconfig } from '../support/kube-config.js';
-import { type ReplicaProcess, ReplicaProcesses } from '../support/replica-processes.js';
+import { type ReplicaProcess, ReplicaProcesses, writeReplicaConfig } from '../support/replica-processes.js';
 import { until } from '../support/until.js';
 
 const NS = 'metal3';
@@ -34,20 +34,11 @@ describe('leader election between metalboot processes', () => {
     server = await startKubeApiServer();
     const s = server;
     dir = await mkdtemp(path.join(tmpdir(), 'metalboot-leader-e2e-'));
-    const config = path.join(dir, 'metalboot.yaml');
-    await writeFile(
-      config,
-      [
-        'dhcp: { enabled: false, serverIP: auto }',
-        `tftp: { listen: "", root: ${JSON.stringify(dir)} }`,
-        'http: { listen: 127.0.0.1:0 }',
-        'proxy: { callbackListen: "" }',
-        `sources: { kube: { kubeconfig: ${JSON.stringify(await writeKubeconfig(s, { dir }))} } }`,
-        `leaderElection: { id: ${LEASE}, namespace: ${NS} }`,
-        'log: { level: debug }',
-        '',
-      ].join('\n'),
-    );
+    const config = await writeReplicaConfig(dir, [
+      'proxy: { callbackListen: "" }',
+      `sources: { kube: { kubeconfig: ${JSON.stringify(await writeKubeconfig(s, { dir }))} } }`,
+      `leaderElection: { id: ${LEASE}, namespace: ${NS} }`,
+    ]);
     const replicas = [0, 1, 2].map(() => processes.start(['--config', config]));
     const holder = (): string | undefined => {
       const h = s.lease(NS, LEASE)?.spec?.['holderIdentity'];

@@ -19,7 +19,7 @@
 // No network namespaces are needed: DHCP and TFTP are off.
 
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -30,7 +30,12 @@ import { IpaApiClient, type IpaAgent, startIpaAgent } from '../support/ipa-fixtu
 import { type IronicFixture, startIronic } from '../support/ironic-fixture.js';
 import { type KubeApiServer, startKubeApiServer } from '../support/kube-apiserver.js';
 import { writeKubeconfig } from '../support/kube-config.js';
-import { type LogLine, type ReplicaProcess, ReplicaProcesses } from '../support/replica-processes.js';
+import {
+  type LogLine,
+  type ReplicaProcess,
+  ReplicaProcesses,
+  writeReplicaConfig,
+} from '../support/replica-processes.js';
 import { startTcpBalancer, type TcpBalancer } from '../support/tcp-balancer.js';
 import { until } from '../support/until.js';
 
@@ -112,17 +117,7 @@ describe('replicas sharing state through the API server', () => {
     balancer = await startTcpBalancer();
     const lb = balancer;
     dir = await mkdtemp(path.join(tmpdir(), 'metalboot-replicas-e2e-'));
-    const config = path.join(dir, 'metalboot.yaml');
-    await writeFile(
-      config,
-      [
-        'dhcp: { enabled: false, serverIP: auto }',
-        `tftp: { listen: "", root: ${JSON.stringify(dir)} }`,
-        'http: { listen: 127.0.0.1:0 }',
-        'log: { level: debug }',
-        '',
-      ].join('\n'),
-    );
+    const config = await writeReplicaConfig(dir);
     const args = [
       '--config',
       config,

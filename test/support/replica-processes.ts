@@ -4,6 +4,7 @@
  * until killAll() (SIGKILL, waited for), which a test's afterEach calls, failed or not.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { REPO_ROOT } from './metalboot-process.js';
 
@@ -72,4 +73,24 @@ async function killed(c: ChildProcess): Promise<void> {
   const exited = new Promise((r) => c.once('exit', r));
   c.kill('SIGKILL');
   await exited;
+}
+
+/**
+ * `dir/metalboot.yaml` for replicas on loopback with no DHCP and no TFTP (HTTP on a port of its
+ * own each, logging at debug), plus `extra` YAML lines; returns its path.
+ */
+export async function writeReplicaConfig(dir: string, extra: readonly string[] = []): Promise<string> {
+  const config = path.join(dir, 'metalboot.yaml');
+  await writeFile(
+    config,
+    [
+      'dhcp: { enabled: false, serverIP: auto }',
+      `tftp: { listen: "", root: ${JSON.stringify(dir)} }`,
+      'http: { listen: 127.0.0.1:0 }',
+      ...extra,
+      'log: { level: debug }',
+      '',
+    ].join('\n'),
+  );
+  return config;
 }
