@@ -15,7 +15,7 @@ import {
   type AgentRecord,
   type AgentRecordBackend,
 } from '../proxy/agent-store.js';
-import { httpStatusOf } from './bmh-watcher-core.js';
+import { httpStatusOf } from './api-errors.js';
 import { labelValueOf } from './range-leases.js';
 import { ObjectFollower } from './object-follower.js';
 

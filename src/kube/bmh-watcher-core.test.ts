@@ -4,7 +4,6 @@ import {
   DEFAULT_WATCH_TIMING,
   INITIAL_SUPERVISOR_STATE,
   backoffDelay,
-  describeError,
   statusDetail,
   supervise,
   watchTimeoutSeconds,
@@ -12,6 +11,7 @@ import {
   type SupervisorState,
   type WatchTiming,
 } from './bmh-watcher-core.js';
+import { describeError } from './api-errors.js';
 import { BmhMirror, type KubeBareMetalHost } from './bmh-mirror.js';
 import { HostIndex } from '../leases/host-index.js';
 import { bmhToHost } from '../leases/bmh.js';

@@ -12,6 +12,7 @@
  *                                                      (the server's history replays the gap;
  *                                                       a gap too old for it is a 410: relist)
  */
+import type { WatchStatus } from './api-errors.js';
 
 // ---------------------------------------------------------------- timing and backoff
 
@@ -108,12 +109,6 @@ export type AttemptOutcome =
       readonly openMs: number;
     };
 
-export interface WatchStatus {
-  readonly code: number | undefined;
-  readonly reason: string | undefined;
-  readonly message: string | undefined;
-}
-
 export interface SupervisorState {
   /** Where the next watch starts; undefined: list first. */
   readonly resourceVersion: string | undefined;
@@ -202,43 +197,6 @@ export function supervise(
     case 'watch-error-event':
       return fail(healthy(outcome.openMs), 'error-event', relist, undefined);
   }
-}
-
-// ---------------------------------------------------------------- errors
-
-/** The HTTP status of a client-node failure: ApiException.code on calls, statusCode on Watch. */
-export function httpStatusOf(err: unknown): number | undefined {
-  if (err === null || typeof err !== 'object') return undefined;
-  const e = err as { code?: unknown; statusCode?: unknown };
-  if (typeof e.statusCode === 'number') return e.statusCode;
-  if (typeof e.code === 'number') return e.code;
-  return undefined;
-}
-
-/** A short, stable description for logs and /readyz: `HTTP 500`, `ECONNREFUSED`, or the message. */
-export function describeError(err: unknown): string {
-  const status = httpStatusOf(err);
-  if (status !== undefined) return `HTTP ${status}`;
-  if (err !== null && typeof err === 'object') {
-    const e = err as { code?: unknown; message?: unknown };
-    if (typeof e.code === 'string' && e.code !== '') return e.code;
-    if (typeof e.message === 'string' && e.message !== '') return e.message;
-  }
-  return String(err);
-}
-
-/** A metav1.Status from an ERROR watch event. */
-export function watchStatusOf(obj: unknown): WatchStatus {
-  const s = (obj ?? {}) as { code?: unknown; reason?: unknown; message?: unknown };
-  return {
-    code: typeof s.code === 'number' ? s.code : undefined,
-    reason: typeof s.reason === 'string' ? s.reason : undefined,
-    message: typeof s.message === 'string' ? s.message : undefined,
-  };
-}
-
-export function isExpired(status: WatchStatus): boolean {
-  return status.code === 410 || status.reason === 'Expired' || status.reason === 'Gone';
 }
 
 export interface WatcherSnapshot {

@@ -27,7 +27,6 @@ import {
   DEFAULT_WATCH_TIMING,
   INITIAL_SUPERVISOR_STATE,
   RESTART_REASONS,
-  describeError,
   statusDetail,
   supervise,
   watchTimeoutSeconds,
@@ -36,6 +35,7 @@ import {
   type SupervisorState,
   type WatchTiming,
 } from './bmh-watcher-core.js';
+import { describeError } from './api-errors.js';
 import { BmhMirror, logReplace, type BmhRef, type KubeBareMetalHost } from './bmh-mirror.js';
 import { WatchAttempt } from './watch-attempt.js';
 

@@ -21,7 +21,7 @@ import {
   type EventRef,
   type EventType,
 } from './event-correlator.js';
-import { describeError, httpStatusOf } from './bmh-watcher-core.js';
+import { describeError, httpStatusOf } from './api-errors.js';
 import { MetalbootError } from '../base/errors.js';
 
 /** Event reasons metalboot posts (CamelCase, as Kubernetes components do). */

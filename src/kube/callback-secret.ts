@@ -22,7 +22,7 @@ import {
   splitPemCertificates,
   type KeyedCertificate,
 } from '../proxy/certificates.js';
-import { httpStatusOf } from './bmh-watcher-core.js';
+import { httpStatusOf } from './api-errors.js';
 import { ObjectFollower, type FollowedList } from './object-follower.js';
 
 const DAY = 86_400_000;

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { MetalbootError } from '../base/errors.js';
 import type { ReadinessCheck, Service } from '../base/service.js';
-import { describeError, httpStatusOf } from './bmh-watcher-core.js';
+import { describeError, httpStatusOf } from './api-errors.js';
 import {
   acquireDelay,
   DEFAULT_ELECTION_TIMING,

@@ -8,7 +8,7 @@
  */
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { describeError, isExpired, watchStatusOf } from './bmh-watcher-core.js';
+import { describeError, isExpired, watchStatusOf } from './api-errors.js';
 
 export interface KubeObject {
   readonly metadata?: { readonly name?: string; readonly resourceVersion?: string } | undefined;

@@ -23,7 +23,7 @@ import type { ReadinessCheck, Service } from '../base/service.js';
 import { MetalbootError } from '../base/errors.js';
 import type { LeaseBackend } from '../leases/lease-store.js';
 import type { JournalRecord, LeasePool } from '../leases/pool.js';
-import { httpStatusOf } from './bmh-watcher-core.js';
+import { httpStatusOf } from './api-errors.js';
 import { ObjectFollower, type FollowedList } from './object-follower.js';
 
 export const LEASE_LABEL = 'metalboot.io/dhcp-range';

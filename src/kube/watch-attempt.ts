@@ -7,7 +7,8 @@
 import type { Logger } from 'pino';
 import type { BmhApi, WatchEventType } from './bmh-api.js';
 import type { KubeBareMetalHost } from './bmh-mirror.js';
-import { describeError, httpStatusOf, isExpired, watchStatusOf, type AttemptOutcome } from './bmh-watcher-core.js';
+import type { AttemptOutcome } from './bmh-watcher-core.js';
+import { describeError, httpStatusOf, isExpired, watchStatusOf } from './api-errors.js';
 
 export interface WatchListener {
   /** The stream's response started at `at`: in sync from then. */
