@@ -22,7 +22,8 @@ import type { Logger } from 'pino';
 import type { ReadinessCheck, Service } from '../base/service.js';
 import { MetalbootError } from '../base/errors.js';
 import type { LeaseBackend } from '../leases/lease-store.js';
-import type { JournalRecord, LeasePool } from '../leases/pool.js';
+import { parseIpv6 } from '../net/ipv6.js';
+import type { JournalRecord, RecordPool } from '../leases/pool.js';
 import { httpStatusOf } from './api-errors.js';
 import { ObjectFollower, type FollowedList } from './object-follower.js';
 
@@ -36,8 +37,13 @@ export function labelValueOf(prefix: string): string {
   return prefix.length <= 63 ? prefix : createHash('sha256').update(prefix).digest('hex').slice(0, 40);
 }
 
-/** The Lease name of `ip` under `prefix` (a DNS subdomain: dots become dashes). Pure. */
+/**
+ * The Lease name of `ip` under `prefix` (a DNS subdomain): an IPv4 address with its dots as
+ * dashes, an IPv6 address as its 32 hex digits (its compressed text could end in a dash). Pure.
+ */
 export function leaseNameOf(prefix: string, ip: string): string {
+  const v6 = ip.includes(':') ? parseIpv6(ip) : undefined;
+  if (v6 !== undefined) return `${prefix}-${v6.toString(16).padStart(32, '0')}`;
   return `${prefix}-${ip.replaceAll('.', '-')}`;
 }
 
@@ -133,7 +139,7 @@ export interface KubeRangeLeasesOptions {
   readonly kubeConfig: KubeConfig;
   readonly namespace: string;
   readonly prefix: string;
-  readonly pool: LeasePool;
+  readonly pool: RecordPool;
   readonly now: () => number;
   readonly logger: Logger;
 }

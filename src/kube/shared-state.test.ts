@@ -17,6 +17,7 @@ const NOW = Date.parse('2026-12-04T12:00:00Z');
 describe('range leases as Lease objects', () => {
   it('names one Lease per address, a DNS subdomain', () => {
     expect(leaseNameOf('metalboot-dhcp', '10.0.0.5')).toBe('metalboot-dhcp-10-0-0-5');
+    expect(leaseNameOf('metalboot-dhcp6', 'fd00::5')).toBe('metalboot-dhcp6-fd000000000000000000000000000005');
   });
 
   it('round-trips binds, infinite binds and quarantines', () => {

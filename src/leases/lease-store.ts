@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { LeaseJournal } from './lease-journal.js';
-import type { JournalRecord, LeasePool } from './pool.js';
+import type { JournalRecord, RecordPool } from './pool.js';
 import type { Service } from '../base/service.js';
 
 /** Where range leases are made durable: this journal, or the Kubernetes API (kube/range-leases.ts). */
@@ -16,7 +16,7 @@ export interface LeaseBackend extends Service {
 
 export class LeaseStore implements LeaseBackend {
   readonly name = 'leases';
-  readonly #pool: LeasePool;
+  readonly #pool: RecordPool;
   readonly #journal: LeaseJournal | undefined;
   readonly #now: () => number;
   readonly #log: Logger;
@@ -24,7 +24,7 @@ export class LeaseStore implements LeaseBackend {
   /** Live records at the last compaction: the journal is compacted once it has grown well past them. */
   #liveAtCompaction = 0;
 
-  constructor(pool: LeasePool, path: string | undefined, now: () => number, log: Logger) {
+  constructor(pool: RecordPool, path: string | undefined, now: () => number, log: Logger) {
     this.#pool = pool;
     this.#journal = path === undefined ? undefined : new LeaseJournal(path);
     this.#now = now;

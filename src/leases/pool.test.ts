@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parseIpv4 } from '../net/ipv4.js';
 import { parseMac, type Mac } from '../net/mac.js';
-import { LeasePool } from './pool.js';
+import { LeasePool, LeasePool6 } from './pool.js';
+import { MAX_RANGE_SLOTS } from './range.js';
+import { formatIpv6, parseIpv6 } from '../net/ipv6.js';
 
 const ip = (s: string) => parseIpv4(s)!;
 const A = parseMac('52:54:00:00:00:0a')! as Mac;
@@ -94,5 +96,40 @@ describe('LeasePool memory under a DISCOVER flood', () => {
     expect(c.ok).toBe(true);
     pool.offer(B, undefined, T0 + 400_000);
     expect(pool.leaseOf(A, T0 + 400_000)?.ip).toBe(ip('10.1.200.1'));
+  });
+});
+
+describe('LeasePool6 (DHCPv6 ranges)', () => {
+  const ip6 = (s: string) => parseIpv6(s)!;
+  const pool6 = (end = 'fd00::1ff') =>
+    new LeasePool6({
+      ranges: [{ start: ip6('fd00::100'), end: ip6(end), leaseSeconds: 3600 }],
+      isClaimed: (a) => a === ip6('fd00::101'),
+      serverIp: ip6('fd00::100'),
+    });
+
+  it('offers, binds and journals IPv6 addresses as RFC 5952 text, skipping the server and claimed ones', () => {
+    const pool = pool6();
+    const o = pool.offer(A, undefined, T0)!;
+    expect(formatIpv6(o.ip)).toBe('fd00::102');
+    const c = pool.commit(A, o.ip, T0);
+    if (!c.ok) throw new Error(c.reason);
+    expect(c.record).toEqual({ t: 'bind', ip: 'fd00::102', mac: A, exp: T0 + 3_600_000 });
+    const again = pool6();
+    expect(again.restore(c.record)).toBe(true);
+    expect(again.leaseOf(A, T0)?.ip).toBe(ip6('fd00::102'));
+    expect(pool.commit(B, ip6('fd00::101'), T0)).toEqual({ ok: false, reason: 'address-claimed' });
+  });
+
+  it('walks only the first MAX_RANGE_SLOTS addresses of a huge range', () => {
+    const pool = pool6('fd00::ffff:ffff:ffff');
+    expect(pool.stats(T0).size).toBe(MAX_RANGE_SLOTS);
+    expect(pool.rangeOf(ip6('fd00::ffff:ffff:0'))).toBeDefined();
+    expect(pool.offer(B, undefined, T0)?.ip).toBe(ip6('fd00::102'));
+  });
+
+  it('refuses a journal record of the other family', () => {
+    expect(pool6().restore({ t: 'bind', ip: '10.0.0.12', mac: A, exp: null })).toBe(false);
+    expect(newPool().restore({ t: 'bind', ip: 'fd00::102', mac: A, exp: null })).toBe(false);
   });
 });

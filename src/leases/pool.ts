@@ -8,10 +8,14 @@
  * - An OFFER holds the address for `offerHoldMs` in memory only; only an ACK is a commitment.
  * - Addresses claimed by BareMetalHosts or static hosts, and the server's own address, are never
  *   handed out, even when they sit inside a range.
+ * - One pool for either family: `LeasePool` (IPv4, DHCPv4) and `LeasePool6` (IPv6, DHCPv6) differ
+ *   only in the address space they count through. DHCPv6 binds per host (MAC), not per DUID and
+ *   IAID: one machine keeps one address through firmware, iPXE and the OS.
  */
 import type { Mac } from '../net/mac.js';
-import { formatIpv4, parseIpv4, type Ipv4 } from '../net/ipv4.js';
-import { INFINITE_LEASE, type DhcpRange } from './range.js';
+import type { Ipv4 } from '../net/ipv4.js';
+import type { Ipv6 } from '../net/ipv6.js';
+import { INFINITE_LEASE, IPV4_SPACE, IPV6_SPACE, type AddressRange, type AddressSpace } from './range.js';
 
 export type JournalRecord =
   | { readonly t: 'bind'; readonly ip: string; readonly mac: string; readonly exp: number | null }
@@ -25,39 +29,39 @@ interface Slot {
   expiresAt: number;
 }
 
-export interface PoolLease {
-  readonly ip: Ipv4;
+export interface PoolLease<A = Ipv4> {
+  readonly ip: A;
   readonly mac: Mac;
   readonly expiresAt: number;
   readonly leaseSeconds: number;
-  readonly range: DhcpRange;
+  readonly range: AddressRange<A>;
 }
 
-export interface PoolOptions {
-  readonly ranges: readonly DhcpRange[];
-  readonly isClaimed: (ip: Ipv4) => boolean;
-  readonly serverIp: Ipv4;
+export interface PoolOptions<A = Ipv4> {
+  readonly ranges: readonly AddressRange<A>[];
+  readonly isClaimed: (ip: A) => boolean;
+  readonly serverIp: A;
   readonly offerHoldMs?: number;
   readonly declineQuarantineMs?: number;
 }
 
 /** What commit() changed, so that revert() can put it back when its record cannot be written. */
-export interface CommitUndo {
-  readonly ip: Ipv4;
+export interface CommitUndo<A = Ipv4> {
+  readonly ip: A;
   /** The slot commit() set: revert() does nothing once something else has replaced it. */
   readonly set: Slot;
   readonly before: Slot | undefined;
   /** The MAC's previous address, and its slot, when commit() moved the MAC. */
-  readonly other: Ipv4 | undefined;
+  readonly other: A | undefined;
   readonly otherBefore: Slot | undefined;
 }
 
-export type CommitResult =
+export type CommitResult<A = Ipv4> =
   | {
       readonly ok: true;
-      readonly lease: PoolLease;
+      readonly lease: PoolLease<A>;
       readonly record: JournalRecord;
-      readonly undo: CommitUndo;
+      readonly undo: CommitUndo<A>;
       /**
        * A renewal: until when this MAC already held this address (ms; Infinity for an infinite
        * lease). What the journal holds, since a bind whose record failed is reverted.
@@ -66,23 +70,31 @@ export type CommitResult =
     }
   | { readonly ok: false; readonly reason: 'not-in-range' | 'address-taken' | 'address-claimed' | 'address-declined' };
 
-export class LeasePool {
-  readonly #ranges: readonly DhcpRange[];
-  readonly #isClaimed: (ip: Ipv4) => boolean;
-  readonly #serverIp: Ipv4;
+/** What the journal and the shared-lease backends need of a pool of either family. */
+export interface RecordPool {
+  restore(rec: JournalRecord): boolean;
+  snapshot(now: number): JournalRecord[];
+}
+
+export class AddressPool<A extends number | bigint> implements RecordPool {
+  readonly #space: AddressSpace<A>;
+  readonly #ranges: readonly AddressRange<A>[];
+  readonly #isClaimed: (ip: A) => boolean;
+  readonly #serverIp: A;
   readonly #offerHoldMs: number;
   readonly #quarantineMs: number;
-  readonly #slots = new Map<Ipv4, Slot>();
-  readonly #byMac = new Map<Mac, Ipv4>();
+  readonly #slots = new Map<A, Slot>();
+  readonly #byMac = new Map<Mac, A>();
   /**
    * Offers in the order they expire (one hold time for all): swept as they expire, so a flood
    * of DISCOVERs from new MACs costs memory for the offers alive now, not for every MAC seen.
    */
-  #offers: { readonly ip: Ipv4; readonly slot: Slot }[] = [];
+  #offers: { readonly ip: A; readonly slot: Slot }[] = [];
   #offersHead = 0;
   #cursor = 0;
 
-  constructor(o: PoolOptions) {
+  constructor(space: AddressSpace<A>, o: PoolOptions<A>) {
+    this.#space = space;
     this.#ranges = o.ranges;
     this.#isClaimed = o.isClaimed;
     this.#serverIp = o.serverIp;
@@ -94,8 +106,8 @@ export class LeasePool {
     return this.#ranges.length > 0;
   }
 
-  rangeOf(ip: Ipv4): DhcpRange | undefined {
-    return this.#ranges.find((r) => ip >= r.start && ip <= r.end);
+  rangeOf(ip: A): AddressRange<A> | undefined {
+    return this.#ranges.find((r) => this.#space.contains(r, ip));
   }
 
   /**
@@ -104,7 +116,7 @@ export class LeasePool {
    * restored, and the next compaction drops it from the journal.
    */
   restore(rec: JournalRecord): boolean {
-    const ip = parseIpv4(rec.ip);
+    const ip = this.#space.parse(rec.ip);
     if (ip === undefined || this.rangeOf(ip) === undefined) return false;
     this.#clear(ip);
     if (rec.t === 'bind') this.#set(ip, { kind: 'bound', mac: rec.mac as Mac, expiresAt: rec.exp ?? Infinity });
@@ -113,7 +125,7 @@ export class LeasePool {
   }
 
   /** The live (bound, unexpired) lease of `mac`, if any. */
-  leaseOf(mac: Mac, now: number): PoolLease | undefined {
+  leaseOf(mac: Mac, now: number): PoolLease<A> | undefined {
     const ip = this.#byMac.get(mac);
     if (ip === undefined) return undefined;
     const s = this.#slots.get(ip)!;
@@ -130,7 +142,7 @@ export class LeasePool {
    * Chooses an address for a DISCOVER: the client's current binding, else its requested address
    * if free, else the next free address. Holds it for the offer time. Undefined when exhausted.
    */
-  offer(mac: Mac, requested: Ipv4 | undefined, now: number): PoolLease | undefined {
+  offer(mac: Mac, requested: A | undefined, now: number): PoolLease<A> | undefined {
     this.#sweepOffers(now);
     const current = this.#byMac.get(mac);
     if (current !== undefined && this.#usableBy(current, mac, now)) return this.#hold(current, mac, now);
@@ -141,7 +153,7 @@ export class LeasePool {
   }
 
   /** Binds `ip` to `mac` for a REQUEST; the returned record must be durable before the ACK is sent. */
-  commit(mac: Mac, ip: Ipv4, now: number): CommitResult {
+  commit(mac: Mac, ip: A, now: number): CommitResult<A> {
     const range = this.rangeOf(ip);
     if (range === undefined) return { ok: false, reason: 'not-in-range' };
     if (this.#isClaimed(ip) || ip === this.#serverIp) return { ok: false, reason: 'address-claimed' };
@@ -162,14 +174,14 @@ export class LeasePool {
     return {
       ok: true,
       lease: this.#lease(ip, mac, expiresAt),
-      record: { t: 'bind', ip: formatIpv4(ip), mac, exp: Number.isFinite(expiresAt) ? expiresAt : null },
+      record: { t: 'bind', ip: this.#space.format(ip), mac, exp: Number.isFinite(expiresAt) ? expiresAt : null },
       undo: { ip, set, before, other, otherBefore: otherBefore === undefined ? undefined : { ...otherBefore } },
       heldUntil: renewal ? before.expiresAt : undefined,
     };
   }
 
   /** Undoes a commit() whose record could not be made durable, unless its slot changed since. */
-  revert(u: CommitUndo): void {
+  revert(u: CommitUndo<A>): void {
     if (this.#slots.get(u.ip) !== u.set) return;
     this.#clear(u.ip);
     if (u.other !== undefined && u.otherBefore !== undefined && !this.#slots.has(u.other))
@@ -177,22 +189,22 @@ export class LeasePool {
     if (u.before !== undefined) this.#set(u.ip, { ...u.before });
   }
 
-  release(mac: Mac, ip: Ipv4): JournalRecord | undefined {
+  release(mac: Mac, ip: A): JournalRecord | undefined {
     const s = this.#slots.get(ip);
     if (s === undefined || s.mac !== mac || s.kind === 'declined') return undefined;
     this.#clear(ip);
-    return { t: 'free', ip: formatIpv4(ip) };
+    return { t: 'free', ip: this.#space.format(ip) };
   }
 
   /** A client found `ip` in use by someone else: quarantine it. */
-  decline(mac: Mac, ip: Ipv4, now: number): JournalRecord | undefined {
+  decline(mac: Mac, ip: A, now: number): JournalRecord | undefined {
     if (this.rangeOf(ip) === undefined) return undefined;
     const s = this.#slots.get(ip);
     if (s !== undefined && s.mac !== mac && s.kind === 'bound' && s.expiresAt > now) return undefined;
     this.#clear(ip);
     const until = now + this.#quarantineMs;
     this.#set(ip, { kind: 'declined', mac: undefined, expiresAt: until });
-    return { t: 'decline', ip: formatIpv4(ip), until };
+    return { t: 'decline', ip: this.#space.format(ip), until };
   }
 
   /** Live bound leases and quarantines: what a compacted journal must keep. */
@@ -203,11 +215,11 @@ export class LeasePool {
       if (s.kind === 'bound')
         out.push({
           t: 'bind',
-          ip: formatIpv4(ip),
+          ip: this.#space.format(ip),
           mac: s.mac!,
           exp: Number.isFinite(s.expiresAt) ? s.expiresAt : null,
         });
-      else if (s.kind === 'declined') out.push({ t: 'decline', ip: formatIpv4(ip), until: s.expiresAt });
+      else if (s.kind === 'declined') out.push({ t: 'decline', ip: this.#space.format(ip), until: s.expiresAt });
     }
     return out;
   }
@@ -222,19 +234,19 @@ export class LeasePool {
       else if (s.kind === 'offered') offered++;
       else declined++;
     }
-    const size = this.#ranges.reduce((n, r) => n + (r.end - r.start + 1), 0);
+    const size = this.#ranges.reduce((n, r) => n + this.#space.size(r), 0);
     return { size, bound, offered, declined };
   }
 
-  #usableBy(ip: Ipv4, mac: Mac, now: number): boolean {
+  #usableBy(ip: A, mac: Mac, now: number): boolean {
     if (this.#isClaimed(ip) || ip === this.#serverIp) return false;
     const s = this.#slots.get(ip);
     if (s === undefined || s.expiresAt <= now) return true;
     return s.kind !== 'declined' && s.mac === mac;
   }
 
-  #nextFree(mac: Mac, now: number): Ipv4 | undefined {
-    const total = this.#ranges.reduce((n, r) => n + (r.end - r.start + 1), 0);
+  #nextFree(mac: Mac, now: number): A | undefined {
+    const total = this.#ranges.reduce((n, r) => n + this.#space.size(r), 0);
     for (let k = 0; k < total; k++) {
       const ip = this.#nth((this.#cursor + k) % total);
       if (this.#usableBy(ip, mac, now)) {
@@ -245,16 +257,16 @@ export class LeasePool {
     return undefined;
   }
 
-  #nth(n: number): Ipv4 {
+  #nth(n: number): A {
     for (const r of this.#ranges) {
-      const size = r.end - r.start + 1;
-      if (n < size) return (r.start + n) as Ipv4;
+      const size = this.#space.size(r);
+      if (n < size) return this.#space.nth(r, n);
       n -= size;
     }
     throw new RangeError('address index out of range');
   }
 
-  #hold(ip: Ipv4, mac: Mac, now: number): PoolLease {
+  #hold(ip: A, mac: Mac, now: number): PoolLease<A> {
     const s = this.#slots.get(ip);
     if (s !== undefined && s.kind === 'bound' && s.mac === mac && s.expiresAt > now)
       return this.#lease(ip, mac, s.expiresAt);
@@ -289,12 +301,12 @@ export class LeasePool {
     this.#offersHead = h;
   }
 
-  #lease(ip: Ipv4, mac: Mac, expiresAt: number): PoolLease {
+  #lease(ip: A, mac: Mac, expiresAt: number): PoolLease<A> {
     const range = this.rangeOf(ip)!;
     return { ip, mac, expiresAt, leaseSeconds: range.leaseSeconds, range };
   }
 
-  #set(ip: Ipv4, s: Slot): void {
+  #set(ip: A, s: Slot): void {
     this.#slots.set(ip, s);
     if (s.mac !== undefined) {
       const prev = this.#byMac.get(s.mac);
@@ -307,10 +319,24 @@ export class LeasePool {
     }
   }
 
-  #clear(ip: Ipv4): void {
+  #clear(ip: A): void {
     const s = this.#slots.get(ip);
     if (s === undefined) return;
     this.#slots.delete(ip);
     if (s.mac !== undefined && this.#byMac.get(s.mac) === ip) this.#byMac.delete(s.mac);
+  }
+}
+
+/** The IPv4 pool of DHCPv4's ranges. */
+export class LeasePool extends AddressPool<Ipv4> {
+  constructor(o: PoolOptions<Ipv4>) {
+    super(IPV4_SPACE, o);
+  }
+}
+
+/** The IPv6 pool of DHCPv6's ranges. */
+export class LeasePool6 extends AddressPool<Ipv6> {
+  constructor(o: PoolOptions<Ipv6>) {
+    super(IPV6_SPACE, o);
   }
 }
