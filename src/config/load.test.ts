@@ -132,7 +132,7 @@ describe('loadConfig', () => {
         { hosts: file },
       ),
     );
-    expect(c.dhcp.hosts.map((h) => [h.mac, formatIpv4(h.ip), h.hostname])).toEqual([
+    expect(c.dhcp.hosts.map((h) => [h.mac, formatIpv4(h.ip!), h.hostname])).toEqual([
       ['52:54:00:00:00:03', '192.168.50.13', undefined],
       ['52:54:00:00:00:04', '192.168.50.14', 'n4'],
     ]);
@@ -169,7 +169,7 @@ describe('loadConfig', () => {
     [
       'bad IP in hosts',
       ['--dhcp-hosts', '52:54:00:00:00:01,10.0.0'],
-      'dhcp.hosts[0]: entry 1: "10.0.0" is not an IPv4 address',
+      'dhcp.hosts[0]: entry 1: "10.0.0" is not an IPv4 or IPv6 address',
     ],
     [
       'range end before start',
@@ -257,7 +257,7 @@ describe('loadConfig', () => {
     const errs = errors(
       load(['--server-ip', '10.0.0.1', '--dhcp-hosts-file', 'h'], { h: 'aa:bb:cc:dd:ee:ff,10.0.0.7\n\nbogus line\n' }),
     );
-    expect(errs).toEqual(['dhcp.hostsFiles[0]: h line 3: "bogus line" is not MAC,IP[,hostname]']);
+    expect(errs).toEqual(['dhcp.hostsFiles[0]: h line 3: "bogus line" is not MAC,IP[,hostname] (IP: IPv4, IPv6 or both)']);
   });
 
   it('documents every flag in --help', () => {

@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import { configSchema, type ParsedConfig } from './schema.js';
 import { FLAGS, envValues, parseArgs } from './flags.js';
 import { expandDeep } from './expand.js';
+import { formatIpv6 } from '../net/ipv6.js';
 import { parseHostEntry, splitHostsFile, type StaticHost } from '../leases/host-list.js';
 import { formatIpv4, inSubnet, parseIpv4Cidr, type Ipv4Cidr } from '../net/ipv4.js';
 import { findIgnoredKernelParam } from '../boot/kernel-params.js';
@@ -272,16 +273,25 @@ function podNamespace(input: LoadInput): string | undefined {
 
 function checkStaticHosts(hosts: readonly StaticHost[], errors: string[]): void {
   const byMac = new Map<string, StaticHost>();
-  const byIp = new Map<number, StaticHost>();
+  const byIp = new Map<number | bigint, StaticHost>();
+  const text = (h: StaticHost) =>
+    [h.ip === undefined ? undefined : formatIpv4(h.ip), h.ip6 === undefined ? undefined : formatIpv6(h.ip6)]
+      .filter((t) => t !== undefined)
+      .join(' and ');
   for (const h of hosts) {
     const m = byMac.get(h.mac);
-    if (m !== undefined && m.ip !== h.ip)
-      errors.push(`dhcp.hosts: ${h.mac} is listed twice, with ${formatIpv4(m.ip)} and ${formatIpv4(h.ip)}`);
-    const o = byIp.get(h.ip);
-    if (o !== undefined && o.mac !== h.mac)
-      errors.push(`dhcp.hosts: ${formatIpv4(h.ip)} is given to both ${o.mac} and ${h.mac}`);
+    if (m !== undefined && (m.ip !== h.ip || m.ip6 !== h.ip6))
+      errors.push(`dhcp.hosts: ${h.mac} is listed twice, with ${text(m)} and ${text(h)}`);
+    for (const ip of [h.ip, h.ip6]) {
+      if (ip === undefined) continue;
+      const o = byIp.get(ip);
+      if (o !== undefined && o.mac !== h.mac)
+        errors.push(
+          `dhcp.hosts: ${typeof ip === 'bigint' ? formatIpv6(ip) : formatIpv4(ip)} is given to both ${o.mac} and ${h.mac}`,
+        );
+      byIp.set(ip, h);
+    }
     byMac.set(h.mac, h);
-    byIp.set(h.ip, h);
   }
 }
 

@@ -3,15 +3,19 @@
  * objects from the Kubernetes API. Pure.
  *
  * Annotations (prefix configurable, default `metal3.vcluster.com/`):
- *   ip-address   IPv4 CIDR, required (the lease address and prefix)
- *   gateway      router; default the first host of the CIDR
- *   dns-servers  comma list
- *   ntp-servers  comma list
- *   netboot      "false": lease only, no boot file
+ *   ip-address    IPv4 CIDR (the DHCPv4 lease address and prefix), as vCP defines it; an IPv6
+ *                 CIDR here makes an IPv6-only host (decision 0012)
+ *   ipv6-address  IPv6 CIDR (the DHCPv6 lease): with ip-address, a dual-stack host
+ *   gateway       IPv4 router; default the first host of the CIDR (IPv6 routes come from
+ *                 router advertisements)
+ *   dns-servers   comma list, IPv4 and IPv6 (each family goes to its own DHCP)
+ *   ntp-servers   comma list, IPv4 and IPv6
+ *   netboot       "false": lease only, no boot file
  */
 import { parseMac, type Mac } from '../net/mac.js';
 import { firstHostOf, parseIpv4, parseIpv4Cidr, type Ipv4 } from '../net/ipv4.js';
-import type { HostRecord } from './host.js';
+import { parseIpv6, parseIpv6Cidr, type Ipv6, type Ipv6Cidr } from '../net/ipv6.js';
+import type { HostRecord, Lease6Params } from './host.js';
 
 /** The parts of a metal3.io/v1alpha1 BareMetalHost that metalboot reads. */
 export interface BareMetalHostObject {
@@ -50,16 +54,19 @@ export function bmhId(obj: BareMetalHostObject): string {
   return `${obj.metadata?.namespace ?? 'default'}/${obj.metadata?.name ?? ''}`;
 }
 
-function ipList(text: string | undefined): Ipv4[] | string {
-  if (text === undefined || text.trim() === '') return [];
-  const out: Ipv4[] = [];
+/** A comma list of addresses of both families, split by family. */
+function ipList(text: string | undefined): { v4: Ipv4[]; v6: Ipv6[] } | string {
+  const out = { v4: [] as Ipv4[], v6: [] as Ipv6[] };
+  if (text === undefined || text.trim() === '') return out;
   for (const part of text
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '')) {
     const ip = parseIpv4(part);
-    if (ip === undefined) return `"${part}" is not an IPv4 address`;
-    out.push(ip);
+    const ip6 = ip === undefined ? parseIpv6(part) : undefined;
+    if (ip !== undefined) out.v4.push(ip);
+    else if (ip6 !== undefined) out.v6.push(ip6);
+    else return `"${part}" is not an IP address`;
   }
   return out;
 }
@@ -91,30 +98,55 @@ export function bmhToHost(obj: BareMetalHostObject, opts: BmhConversion): BmhRes
     provisioningState: obj.status?.provisioning?.state ?? '',
     netboot: ann[`${p}netboot`]?.trim().toLowerCase() !== 'false',
   };
-  const problem = (text: string): BmhResult => ({ kind: 'host', host: { ...base, lease: undefined, problem: text } });
+  const problem = (text: string, lease6?: Lease6Params, problem6?: string): BmhResult => ({
+    kind: 'host',
+    host: { ...base, lease: undefined, problem: text, lease6, problem6 },
+  });
 
-  const cidrText = ann[`${p}ip-address`];
-  if (cidrText === undefined || cidrText.trim() === '') return problem(`annotation ${p}ip-address is missing`);
-  const cidr = parseIpv4Cidr(cidrText);
-  if (cidr === undefined)
-    return problem(`annotation ${p}ip-address "${cidrText}" is not an IPv4 CIDR (e.g. 10.0.0.5/24)`);
-  let gateway: Ipv4 | undefined = firstHostOf(cidr);
-  const gwText = ann[`${p}gateway`];
-  if (gwText !== undefined && gwText.trim() !== '') {
-    gateway = parseIpv4(gwText);
-    if (gateway === undefined) return problem(`annotation ${p}gateway "${gwText}" is not an IPv4 address`);
-  }
-  if (gateway === cidr.address) gateway = undefined;
   const dns = ipList(ann[`${p}dns-servers`]);
   if (typeof dns === 'string') return problem(`annotation ${p}dns-servers: ${dns}`);
   const ntp = ipList(ann[`${p}ntp-servers`]);
   if (typeof ntp === 'string') return problem(`annotation ${p}ntp-servers: ${ntp}`);
+
+  // IPv6: ipv6-address, or an IPv6 CIDR in ip-address (an IPv6-only host).
+  const cidrText = ann[`${p}ip-address`]?.trim() ?? '';
+  const v6Text = ann[`${p}ipv6-address`]?.trim() ?? '';
+  const v6InIpAddress = cidrText.includes(':');
+  if (v6InIpAddress && v6Text !== '')
+    return problem(`annotations ${p}ip-address and ${p}ipv6-address both hold an IPv6 address`);
+  const v6Key = v6InIpAddress ? `${p}ip-address` : `${p}ipv6-address`;
+  const v6Cidr: Ipv6Cidr | undefined =
+    v6InIpAddress || v6Text !== '' ? parseIpv6Cidr(v6InIpAddress ? cidrText : v6Text) : undefined;
+  if ((v6InIpAddress || v6Text !== '') && v6Cidr === undefined)
+    return problem(
+      `annotation ${v6Key} "${v6InIpAddress ? cidrText : v6Text}" is not an IPv6 CIDR (e.g. fd00:1::5/64)`,
+    );
+  const lease6: Lease6Params | undefined =
+    v6Cidr === undefined
+      ? undefined
+      : { ip: v6Cidr.address, prefix: v6Cidr.prefix, dns: dns.v6, ntp: ntp.v6, hostname: name };
+  const problem6 = lease6 === undefined ? `annotation ${p}ipv6-address is missing` : undefined;
+
+  if (cidrText === '') return problem(`annotation ${p}ip-address is missing`, lease6, problem6);
+  if (v6InIpAddress) return problem(`annotation ${p}ip-address is an IPv6 address: no IPv4 lease`, lease6);
+  const cidr = parseIpv4Cidr(cidrText);
+  if (cidr === undefined)
+    return problem(`annotation ${p}ip-address "${cidrText}" is not an IPv4 CIDR (e.g. 10.0.0.5/24)`, lease6, problem6);
+  let gateway: Ipv4 | undefined = firstHostOf(cidr);
+  const gwText = ann[`${p}gateway`];
+  if (gwText !== undefined && gwText.trim() !== '') {
+    gateway = parseIpv4(gwText);
+    if (gateway === undefined)
+      return problem(`annotation ${p}gateway "${gwText}" is not an IPv4 address`, lease6, problem6);
+  }
+  if (gateway === cidr.address) gateway = undefined;
   return {
     kind: 'host',
     host: {
       ...base,
-      lease: { ip: cidr.address, prefix: cidr.prefix, gateway, dns, ntp, hostname: name },
+      lease: { ip: cidr.address, prefix: cidr.prefix, gateway, dns: dns.v4, ntp: ntp.v4, hostname: name },
       problem: undefined,
+      ...(lease6 === undefined ? { problem6 } : { lease6 }),
     },
   };
 }

@@ -3,6 +3,7 @@ import { HostIndex } from './host-index.js';
 import { bmhToHost, type BareMetalHostObject } from './bmh.js';
 import { parseBmhManifests } from './bmh-manifests.js';
 import { formatIpv4 } from '../net/ipv4.js';
+import { formatIpv6 } from '../net/ipv6.js';
 
 const P = 'metal3.vcluster.com/';
 const obj = (
@@ -67,12 +68,66 @@ describe('bmhToHost', () => {
     [
       'bad DNS',
       { [`${P}ip-address`]: '10.1.2.50/24', [`${P}dns-servers`]: '1.1.1.1,nope' },
-      'annotation metal3.vcluster.com/dns-servers: "nope" is not an IPv4 address',
+      'annotation metal3.vcluster.com/dns-servers: "nope" is not an IP address',
     ],
   ])('%s is a visible problem, not a lease', (_n, annotations, problem) => {
     const h = host(obj('n', 'aa:bb:cc:dd:ee:ff', annotations));
     expect(h.lease).toBeUndefined();
     expect(h.problem).toBe(problem);
+  });
+
+  it('reads IPv6 leases: ipv6-address beside ip-address (dual stack), or an IPv6 ip-address (IPv6 only)', () => {
+    const dual = host(
+      obj('n', 'aa:bb:cc:dd:ee:ff', {
+        [`${P}ip-address`]: '10.1.2.50/24',
+        [`${P}ipv6-address`]: 'fd00:1::50/64',
+        [`${P}dns-servers`]: '10.1.2.3,fd00:1::3',
+        [`${P}ntp-servers`]: 'fd00:1::4',
+      }),
+    );
+    expect(formatIpv4(dual.lease!.ip)).toBe('10.1.2.50');
+    expect(dual.lease!.dns.map(formatIpv4)).toEqual(['10.1.2.3']);
+    expect(dual.lease!.ntp).toEqual([]);
+    expect(formatIpv6(dual.lease6!.ip)).toBe('fd00:1::50');
+    expect(dual.lease6!.prefix).toBe(64);
+    expect(dual.lease6!.dns.map(formatIpv6)).toEqual(['fd00:1::3']);
+    expect(dual.lease6!.ntp.map(formatIpv6)).toEqual(['fd00:1::4']);
+
+    const only6 = host(obj('n', 'aa:bb:cc:dd:ee:ff', { [`${P}ip-address`]: 'fd00:1::51/64' }));
+    expect(only6.lease).toBeUndefined();
+    expect(only6.problem).toBe('annotation metal3.vcluster.com/ip-address is an IPv6 address: no IPv4 lease');
+    expect(formatIpv6(only6.lease6!.ip)).toBe('fd00:1::51');
+
+    const only4 = host(obj('n', 'aa:bb:cc:dd:ee:ff', { [`${P}ip-address`]: '10.1.2.50/24' }));
+    expect(only4.lease6).toBeUndefined();
+    expect(only4.problem6).toBe('annotation metal3.vcluster.com/ipv6-address is missing');
+
+    const v6NoV4 = host(obj('n', 'aa:bb:cc:dd:ee:ff', { [`${P}ipv6-address`]: 'fd00:1::52/64' }));
+    expect(v6NoV4.problem).toBe('annotation metal3.vcluster.com/ip-address is missing');
+    expect(formatIpv6(v6NoV4.lease6!.ip)).toBe('fd00:1::52');
+
+    const both6 = host(
+      obj('n', 'aa:bb:cc:dd:ee:ff', { [`${P}ip-address`]: 'fd00:1::5/64', [`${P}ipv6-address`]: 'fd00:1::6/64' }),
+    );
+    expect(both6.lease6).toBeUndefined();
+    expect(both6.problem).toMatch(/both hold an IPv6 address/);
+    const bad6 = host(obj('n', 'aa:bb:cc:dd:ee:ff', { [`${P}ipv6-address`]: 'fd00:1::zz/64' }));
+    expect(bad6.problem).toMatch(/is not an IPv6 CIDR/);
+  });
+
+  it('judges IPv6 address conflicts apart from IPv4 ones', () => {
+    const idx = new HostIndex();
+    const a = host(
+      obj('a', 'aa:bb:cc:dd:ee:01', { [`${P}ip-address`]: '10.1.2.50/24', [`${P}ipv6-address`]: 'fd00::5/64' }),
+    );
+    const b = host(
+      obj('b', 'aa:bb:cc:dd:ee:02', { [`${P}ip-address`]: '10.1.2.51/24', [`${P}ipv6-address`]: 'fd00::5/64' }),
+    );
+    const conflicts = idx.replaceAll('bmh', [a, b]);
+    expect(conflicts.map((c) => [c.kind, c.key])).toEqual([['ip-conflict', 'fd00::5']]);
+    expect(idx.lookup(a.macs[0]!).kind).toBe('host');
+    expect(idx.lookup6(a.macs[0]!)).toMatchObject({ kind: 'conflict', reason: 'ip-conflict' });
+    expect(idx.isClaimed6(a.lease6!.ip)).toBe(true);
   });
 
   it('matches inspected NIC MACs too and keeps the provisioning state', () => {

@@ -15,6 +15,7 @@
 import type { Mac } from '../net/mac.js';
 import type { Ipv4 } from '../net/ipv4.js';
 import { formatIpv4 } from '../net/ipv4.js';
+import { formatIpv6, type Ipv6 } from '../net/ipv6.js';
 import { SOURCE_ORDER, type HostRecord, type SourceKind } from './host.js';
 
 export type HostLookup =
@@ -44,11 +45,34 @@ export class HostIndex {
   );
   readonly #byMac = new Map<Mac, HostRecord[]>();
   readonly #byIp = new Map<Ipv4, HostRecord[]>();
+  readonly #byIp6 = new Map<Ipv6, HostRecord[]>();
   #generation = 0;
 
   /** Bumped on every change; caches keyed on it stay valid until the next change. */
   get generation(): number {
     return this.#generation;
+  }
+
+  /**
+   * The host of `mac` for DHCPv6: as lookup(), with address conflicts judged on the IPv6 lease
+   * (an IPv4 conflict does not stop a host's IPv6 lease, nor the other way round).
+   */
+  lookup6(mac: Mac): HostLookup {
+    const all = this.#byMac.get(mac);
+    if (all === undefined || all.length === 0) return { kind: 'unknown' };
+    const firstKind = SOURCE_ORDER.find((k) => all.some((h) => h.origin.kind === k))!;
+    const winners = all.filter((h) => h.origin.kind === firstKind);
+    if (winners.length > 1) return { kind: 'conflict', reason: 'duplicate-mac', hosts: winners };
+    const host = winners[0]!;
+    const owners = host.lease6 === undefined ? undefined : this.#byIp6.get(host.lease6.ip);
+    if (owners !== undefined && new Set(owners.map((h) => h.macs[0]!)).size > 1)
+      return { kind: 'conflict', reason: 'ip-conflict', hosts: owners };
+    return { kind: 'host', host, shadowed: all.filter((h) => h !== host) };
+  }
+
+  /** True if any known host claims `ip` as its IPv6 lease: the DHCPv6 range must not hand it out. */
+  isClaimed6(ip: Ipv6): boolean {
+    return (this.#byIp6.get(ip)?.length ?? 0) > 0;
   }
 
   lookup(mac: Mac): HostLookup {
@@ -150,11 +174,13 @@ export class HostIndex {
   #link(h: HostRecord): void {
     for (const mac of new Set(h.macs)) push(this.#byMac, mac, h);
     if (h.lease !== undefined) push(this.#byIp, h.lease.ip, h);
+    if (h.lease6 !== undefined) push(this.#byIp6, h.lease6.ip, h);
   }
 
   #unlink(h: HostRecord): void {
     for (const mac of new Set(h.macs)) remove(this.#byMac, mac, h);
     if (h.lease !== undefined) remove(this.#byIp, h.lease.ip, h);
+    if (h.lease6 !== undefined) remove(this.#byIp6, h.lease6.ip, h);
   }
 
   #ipOwners(ip: Ipv4): Set<Mac> {
@@ -180,6 +206,14 @@ export class HostIndex {
       if (r.lease !== undefined && this.#ipOwners(r.lease.ip).size > 1 && !seen.has(`ip:${r.lease.ip}`)) {
         seen.add(`ip:${r.lease.ip}`);
         out.push({ kind: 'ip-conflict', key: formatIpv4(r.lease.ip), owners: owners(this.#byIp.get(r.lease.ip)!) });
+      }
+      const l6 = r.lease6;
+      if (l6 !== undefined && !seen.has(`ip6:${l6.ip}`)) {
+        const all = this.#byIp6.get(l6.ip)!;
+        if (new Set(all.map((h) => h.macs[0]!)).size > 1) {
+          seen.add(`ip6:${l6.ip}`);
+          out.push({ kind: 'ip-conflict', key: formatIpv6(l6.ip), owners: owners(all) });
+        }
       }
     }
     return out;

@@ -4,6 +4,7 @@
  */
 import type { Mac } from '../net/mac.js';
 import type { Ipv4 } from '../net/ipv4.js';
+import type { Ipv6 } from '../net/ipv6.js';
 
 export type SourceKind = 'bmh' | 'static';
 
@@ -16,6 +17,15 @@ export interface LeaseParams {
   readonly gateway: Ipv4 | undefined;
   readonly dns: readonly Ipv4[];
   readonly ntp: readonly Ipv4[];
+  readonly hostname: string | undefined;
+}
+
+/** A host's DHCPv6 lease: its address, and the DNS and NTP servers of IPv6 (routes come from router advertisements). */
+export interface Lease6Params {
+  readonly ip: Ipv6;
+  readonly prefix: number;
+  readonly dns: readonly Ipv6[];
+  readonly ntp: readonly Ipv6[];
   readonly hostname: string | undefined;
 }
 
@@ -36,6 +46,9 @@ export interface HostRecord {
   /** The lease to give, or undefined with `problem` saying why the host cannot be served. */
   readonly lease: LeaseParams | undefined;
   readonly problem: string | undefined;
+  /** The DHCPv6 lease (absent: the host has no IPv6 address, and `problem6` says why when known). */
+  readonly lease6?: Lease6Params;
+  readonly problem6?: string;
   /** BareMetalHost status.provisioning.state ('' when unknown; undefined for static hosts). */
   readonly provisioningState: string | undefined;
   /** False for a host that gets a lease but must not network-boot. */
