@@ -257,7 +257,9 @@ describe('loadConfig', () => {
     const errs = errors(
       load(['--server-ip', '10.0.0.1', '--dhcp-hosts-file', 'h'], { h: 'aa:bb:cc:dd:ee:ff,10.0.0.7\n\nbogus line\n' }),
     );
-    expect(errs).toEqual(['dhcp.hostsFiles[0]: h line 3: "bogus line" is not MAC,IP[,hostname] (IP: IPv4, IPv6 or both)']);
+    expect(errs).toEqual([
+      'dhcp.hostsFiles[0]: h line 3: "bogus line" is not MAC,IP[,hostname] (IP: IPv4, IPv6 or both)',
+    ]);
   });
 
   it('documents every flag in --help', () => {

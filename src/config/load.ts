@@ -8,18 +8,25 @@ import type { z } from 'zod';
 import { configSchema, type ParsedConfig } from './schema.js';
 import { FLAGS, envValues, parseArgs } from './flags.js';
 import { expandDeep } from './expand.js';
-import { formatIpv6 } from '../net/ipv6.js';
+import { formatIpv6, inSubnet6, type Ipv6Cidr } from '../net/ipv6.js';
 import { parseHostEntry, splitHostsFile, type StaticHost } from '../leases/host-list.js';
 import { formatIpv4, inSubnet, parseIpv4Cidr, type Ipv4Cidr } from '../net/ipv4.js';
 import { findIgnoredKernelParam } from '../boot/kernel-params.js';
-import type { ListenAddress } from '../net/listen-address.js';
+import { formatListenAddress, type ListenAddress } from '../net/listen-address.js';
 
 export interface Config {
   readonly dhcp: Omit<ParsedConfig['dhcp'], 'serverIP'> & {
     readonly serverIp: Ipv4Cidr;
   };
-  readonly tftp: Omit<ParsedConfig['tftp'], 'listen'> & { readonly listen: ListenAddress | undefined };
-  readonly http: Omit<ParsedConfig['http'], 'advertiseUrl' | 'imageListen' | 'imageAdvertiseUrl'> & {
+  /** DHCPv6 and boot over IPv6; undefined when off. */
+  readonly dhcp6: Dhcp6Config | undefined;
+  readonly tftp: Omit<ParsedConfig['tftp'], 'listen' | 'listen6'> & {
+    readonly listen: ListenAddress | undefined;
+    /** TFTP over IPv6 (with DHCPv6 on, unless switched off). */
+    readonly listen6: ListenAddress | undefined;
+  };
+  readonly http: Omit<ParsedConfig['http'], 'listen' | 'advertiseUrl' | 'imageListen' | 'imageAdvertiseUrl'> & {
+    readonly listen: ListenAddress;
     readonly advertiseUrl: string;
     /** Where the image worker listens; undefined = the image proxy runs in-process on `listen`. */
     readonly imageListen: ListenAddress | undefined;
@@ -50,12 +57,24 @@ export interface Config {
   readonly nodeName: string | undefined;
 }
 
+/** DHCPv6 settings, resolved; `urls` are the advertise URLs as hosts booting over IPv6 reach them. */
+export interface Dhcp6Config extends Omit<ParsedConfig['dhcp6'], 'enabled' | 'serverIP'> {
+  readonly serverIp: Ipv6Cidr;
+  readonly urls: {
+    readonly advertiseUrl: string;
+    readonly imageAdvertiseUrl: string;
+    readonly apiAdvertiseUrl: string;
+  };
+}
+
 export interface LoadInput {
   readonly argv: readonly string[];
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly readFile: (path: string) => string;
   /** The IPv4 addresses (with prefixes) of this machine, for `serverIP: auto`. */
   readonly localAddresses: () => readonly Ipv4Cidr[];
+  /** Its global IPv6 addresses, for `dhcp6.serverIP: auto`. Default none. */
+  readonly localAddresses6?: () => readonly Ipv6Cidr[];
 }
 
 export type LoadResult =
@@ -188,9 +207,23 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
     errors.push('proxy.tlsCertFile: tlsCertFile and tlsKeyFile must be set together');
   }
 
+  const v6 = resolveDhcp6(c, input, errors);
+  const v6ip = v6 === undefined ? undefined : formatIpv6(v6.address);
+  // With DHCPv6 on, HTTP listeners default to [::] (a dual-stack socket: both families).
+  const any = v6 === undefined ? '0.0.0.0' : '::';
+  const httpListen = c.http.listen ?? { host: any, port: 8080 };
+  const callbackListen =
+    c.proxy.callbackListen === undefined ? { host: any, port: 8081 } : (c.proxy.callbackListen ?? undefined);
+
   // tftp.listen: absent → the server IP on port 69; "" (null) → TFTP switched off.
   const tftpListen = c.tftp.listen === undefined ? { host: ip, port: 69 } : (c.tftp.listen ?? undefined);
-  const httpPort = c.http.listen.port;
+  const tftpListen6 =
+    v6ip === undefined
+      ? undefined
+      : c.tftp.listen6 === undefined
+        ? { host: v6ip, port: 69 }
+        : (c.tftp.listen6 ?? undefined);
+  const httpPort = httpListen.port;
   const advertiseUrl = c.http.advertiseUrl ?? `http://${ip}:${httpPort}`;
   const imageListen = c.http.imageListen ?? undefined;
   // Port 0 is no overlap: each listener binds a free port of its own (and advertises it).
@@ -198,10 +231,10 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
     imageListen !== undefined &&
     imageListen.port !== 0 &&
     imageListen.port === httpPort &&
-    (imageListen.host === c.http.listen.host || imageListen.host === '0.0.0.0' || c.http.listen.host === '0.0.0.0')
+    (imageListen.host === httpListen.host || isWildcard(imageListen.host) || isWildcard(httpListen.host))
   ) {
     errors.push(
-      `http.imageListen: ${imageListen.host}:${imageListen.port} overlaps http.listen ${c.http.listen.host}:${httpPort}; give the image worker a port of its own`,
+      `http.imageListen: ${formatListenAddress(imageListen)} overlaps http.listen ${formatListenAddress(httpListen)}; give the image worker a port of its own`,
     );
   }
   // The worker runs only when there is something to proxy (Ironic's HTTP URL); without it, images
@@ -210,15 +243,30 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
   const imageAdvertiseUrl =
     c.http.imageAdvertiseUrl ?? (imageWorker ? `http://${ip}:${imageListen.port}` : advertiseUrl);
   const { serverIP: _unused, ...dhcpRest } = c.dhcp;
+  const apiAdvertiseUrl = c.proxy.apiAdvertiseUrl ?? advertiseUrl;
+  const { enabled: _on, serverIP: _v6, ...dhcp6Rest } = c.dhcp6;
+  const dhcp6: Dhcp6Config | undefined =
+    v6 === undefined
+      ? undefined
+      : {
+          ...dhcp6Rest,
+          serverIp: v6,
+          urls: {
+            advertiseUrl: ipv6Url(advertiseUrl, ip, v6ip!),
+            imageAdvertiseUrl: ipv6Url(imageAdvertiseUrl, ip, v6ip!),
+            apiAdvertiseUrl: ipv6Url(apiAdvertiseUrl, ip, v6ip!),
+          },
+        };
   return {
     dhcp: { ...dhcpRest, serverIp },
-    tftp: { ...c.tftp, listen: tftpListen },
-    http: { ...c.http, advertiseUrl, imageListen, imageAdvertiseUrl },
+    dhcp6,
+    tftp: { ...c.tftp, listen: tftpListen, listen6: tftpListen6 },
+    http: { ...c.http, listen: httpListen, advertiseUrl, imageListen, imageAdvertiseUrl },
     proxy: {
       ...c.proxy,
-      callbackListen: c.proxy.callbackListen ?? undefined,
-      callbackAdvertiseUrl: c.proxy.callbackAdvertiseUrl ?? `http://${ip}:${c.proxy.callbackListen?.port ?? 8081}`,
-      apiAdvertiseUrl: c.proxy.apiAdvertiseUrl ?? advertiseUrl,
+      callbackListen,
+      callbackAdvertiseUrl: c.proxy.callbackAdvertiseUrl ?? `http://${ip}:${callbackListen?.port ?? 8081}`,
+      apiAdvertiseUrl,
     },
     sources: c.sources,
     leaderElection: resolveLeaderElection(c, input, errors),
@@ -228,6 +276,60 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
     log: c.log,
     routerAdvertisements: c.routerAdvertisements,
   };
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::';
+}
+
+/**
+ * The URL a host booting over IPv6 uses for `url`: the same URL with the server's IPv4 address
+ * (the default advertise URLs) replaced by its bracketed IPv6 address. A URL naming anything
+ * else (a DNS name, a Service address) is kept: it is the operator's to make reachable. Pure.
+ */
+export function ipv6Url(url: string, ipv4: string, ipv6: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return url;
+  }
+  if (u.hostname !== ipv4) return url;
+  const at = url.indexOf(ipv4, url.indexOf('//') + 2);
+  return `${url.slice(0, at)}[${ipv6}]${url.slice(at + ipv4.length)}`;
+}
+
+/** dhcp6: on when enabled, or when serverIP is set and enabled is not false; its ranges and lease file checked. */
+function resolveDhcp6(c: ParsedConfig, input: LoadInput, errors: string[]): Ipv6Cidr | undefined {
+  const d = c.dhcp6;
+  const on = d.enabled ?? d.serverIP !== undefined;
+  if (!on) return undefined;
+  let server: Ipv6Cidr | undefined;
+  if (d.serverIP === undefined || d.serverIP === 'auto') {
+    server = input.localAddresses6?.()[0];
+    if (server === undefined)
+      errors.push('dhcp6.serverIP: no global IPv6 address found on this host; set --dhcp6-server-ip');
+  } else server = d.serverIP;
+  if (server === undefined) return undefined;
+  const text = `${formatIpv6(server.address)}/${server.prefix}`;
+  d.ranges.forEach((r, i) => {
+    const key = `dhcp6.ranges[${i}]`;
+    if (!inSubnet6(r.start, server) || !inSubnet6(r.end, server))
+      errors.push(`${key}: ${formatIpv6(r.start)}-${formatIpv6(r.end)} is not inside the server's subnet ${text}`);
+    if (server.address >= r.start && server.address <= r.end)
+      errors.push(`${key}: contains the server's own address ${formatIpv6(server.address)}`);
+    d.ranges.forEach((o, j) => {
+      if (j > i && r.start <= o.end && o.start <= r.end)
+        errors.push(`${key}: overlaps dhcp6.ranges[${j}] (${formatIpv6(o.start)}-${formatIpv6(o.end)})`);
+    });
+  });
+  if (d.ranges.length > 0 && d.leaseFile === undefined && c.leaderElection.id === undefined)
+    errors.push(
+      'dhcp6.leaseFile: required with dhcp6.ranges (or --leader-election-id: leases in the Kubernetes API), so that a restart never hands one address to two hosts',
+    );
+  if (d.leaseFile !== undefined && d.leaseFile === c.dhcp.leaseFile)
+    errors.push('dhcp6.leaseFile: must not be dhcp.leaseFile (each family keeps its own journal)');
+  return server;
 }
 
 /** Where a pod's service account says which namespace it runs in. */

@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { parseIpv4, parseIpv4Cidr, type Ipv4, type Ipv4Cidr } from '../net/ipv4.js';
 import { parseListenAddress, type ListenAddress } from '../net/listen-address.js';
 import { parseHostEntry, splitHostList, type StaticHost } from '../leases/host-list.js';
-import { parseRange, type DhcpRange } from '../leases/range.js';
+import { parseRange, parseRange6, type DhcpRange, type DhcpRange6 } from '../leases/range.js';
+import { parseIpv6, parseIpv6Cidr, type Ipv6, type Ipv6Cidr } from '../net/ipv6.js';
 import { unresolvedRefs } from './expand.js';
 import { DEFAULT_BOOT_FILES, DEFAULT_FILE_ALIASES } from '../boot/boot-files.js';
 
@@ -118,6 +119,50 @@ const ranges = z.union([z.string(), z.array(z.string())]).transform((v, ctx): Dh
   return out;
 });
 
+/** A comma list or a YAML list of IPv6 addresses. */
+const ipv6List = z.union([z.string(), z.array(z.string())]).transform((v, ctx): Ipv6[] => {
+  const items = (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+  const out: Ipv6[] = [];
+  for (const s of items) {
+    const ip = parseIpv6(s);
+    if (ip === undefined) ctx.addIssue({ code: 'custom', message: withEnvHint(s, `"${s}" is not an IPv6 address`) });
+    else out.push(ip);
+  }
+  return out;
+});
+
+const serverIp6 = z.string().transform((s, ctx): Ipv6Cidr | 'auto' => {
+  if (s.trim() === 'auto') return 'auto';
+  const c = parseIpv6Cidr(s, 64);
+  if (c === undefined) {
+    ctx.addIssue({ code: 'custom', message: withEnvHint(s, `"${s}" is not IPv6[/prefix] or "auto"`) });
+    return z.NEVER;
+  }
+  return c;
+});
+
+const ranges6 = z.union([z.string(), z.array(z.string())]).transform((v, ctx): DhcpRange6[] => {
+  const out: DhcpRange6[] = [];
+  (Array.isArray(v) ? v : [v])
+    .filter((s) => s.trim() !== '')
+    .forEach((s, i) => {
+      const r = parseRange6(s, DEFAULT_LEASE_SECONDS);
+      if (r.ok) out.push(r.range);
+      else ctx.addIssue({ code: 'custom', message: r.error, path: [i] });
+    });
+  return out;
+});
+
+const DNS_NAME =
+  /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+const domainList = stringList.superRefine((list, ctx) => {
+  list.forEach((d, i) => {
+    if (!DNS_NAME.test(d)) ctx.addIssue({ code: 'custom', message: `"${d}" is not a domain name`, path: [i] });
+  });
+});
+
+const ifname = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'must be an interface name (1-15 of A-Z a-z 0-9 _ . -)');
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const KERNEL_PARAM = /^[A-Za-z0-9_.:/-]+(=[^\s"]*)?$/;
@@ -163,10 +208,32 @@ export const configSchema = z.strictObject({
       bootFiles: z.record(z.string(), z.string()).prefault({ ...DEFAULT_BOOT_FILES }),
     })
     .prefault({}),
+  /** DHCPv6 and boot over IPv6 (docs/decisions/0012-ipv6-provisioning.md). */
+  dhcp6: z
+    .strictObject({
+      /** Default: on when serverIP is set. */
+      enabled: bool.optional(),
+      /** The server's IPv6 address and prefix (default /64); `auto`: the first global IPv6 address of this host. */
+      serverIP: serverIp6.optional(),
+      listen: listen.prefault('[::]:547'),
+      /** The interface whose link DHCPv6 serves (ff02::1:2 is joined there). Default: the one that holds serverIP. */
+      interface: ifname.optional(),
+      ranges: ranges6.prefault([]),
+      dns: ipv6List.prefault([]),
+      ntp: ipv6List.prefault([]),
+      domainSearch: domainList.prefault([]),
+      leaseSeconds: int(60, 0xfffffffe).prefault(DEFAULT_LEASE_SECONDS),
+      leaseFile: z.string().optional(),
+      /** Answer a Solicit that asks for Rapid Commit with a Reply at once (two messages instead of four). */
+      rapidCommit: bool.prefault(true),
+    })
+    .prefault({}),
   tftp: z
     .strictObject({
       /** "" disables TFTP. Default: the server IP, port 69. */
       listen: listenOrOff.optional(),
+      /** TFTP over IPv6; "" disables it. Default with DHCPv6 on: the server's IPv6 address, port 69. */
+      listen6: listenOrOff.optional(),
       root: z.string().prefault('/usr/lib/ipxe'),
       singlePort: bool.prefault(false),
       aliases: z.record(z.string(), z.string()).prefault({ ...DEFAULT_FILE_ALIASES }),
@@ -183,7 +250,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   http: z
     .strictObject({
-      listen: listen.prefault('0.0.0.0:8080'),
+      /** Default 0.0.0.0:8080, or [::]:8080 (both families) with DHCPv6 on. */
+      listen: listen.optional(),
       /** The URL booting hosts use to reach this server. Default: http://<server-ip>:<http-port>. */
       advertiseUrl: url.optional(),
       templatesDir: z.string().optional(),
@@ -204,7 +272,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   proxy: z
     .strictObject({
-      callbackListen: listenOrOff.prefault('0.0.0.0:8081'),
+      /** Default 0.0.0.0:8081, or [::]:8081 (both families) with DHCPv6 on; "" turns it off. */
+      callbackListen: listenOrOff.optional(),
       callbackAdvertiseUrl: url.optional(),
       apiAdvertiseUrl: url.optional(),
       ironicHttpUrl: url.optional(),

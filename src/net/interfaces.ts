@@ -10,10 +10,13 @@ import { canonicalIp, isLoopbackIp } from './ip-address.js';
 /** What `os.networkInterfaces()` returns: addresses by interface name. */
 export type InterfaceTable = Readonly<Record<string, readonly NetworkInterfaceInfo[] | undefined>>;
 
-/** The names of the interfaces that have the IPv4 `address`, in the table's order. */
+/** The names of the interfaces that have `address` (IPv4, or IPv6 in any spelling), in the table's order. */
 export function interfacesWith(address: string, table: InterfaceTable): string[] {
+  const want = canonicalIp(address) ?? address;
   return Object.entries(table)
-    .filter(([, addrs]) => (addrs ?? []).some((a) => a.family === 'IPv4' && a.address === address))
+    .filter(([, addrs]) =>
+      (addrs ?? []).some((a) => (a.family === 'IPv4' ? a.address === want : canonicalIp(a.address) === want)),
+    )
     .map(([name]) => name);
 }
 

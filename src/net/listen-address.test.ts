@@ -1,13 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { parseListenAddress, withBoundPort } from './listen-address.js';
+import { formatListenAddress, parseListenAddress, withBoundPort } from './listen-address.js';
 
 describe('parseListenAddress', () => {
   it.each([
     ['0.0.0.0:67', { host: '0.0.0.0', port: 67 }],
     [':8080', { host: '0.0.0.0', port: 8080 }],
     ['127.0.0.1:0', { host: '127.0.0.1', port: 0 }],
+    ['[::]:547', { host: '::', port: 547 }],
+    ['[FD00:0::1]:69', { host: 'fd00::1', port: 69 }],
   ])('%s', (text, want) => {
     expect(parseListenAddress(text)).toEqual(want);
+    expect(formatListenAddress(want)).toBe(text.startsWith(':') ? `0.0.0.0${text}` : text.toLowerCase().replace('0::', ':'));
+  });
+
+  it.each(['::1:547', '[10.0.0.1]:69', '[fe80::1%eth0]:547', '[::]:70000', 'host:80'])('refuses %s', (text) => {
+    expect(parseListenAddress(text)).toBeUndefined();
   });
 });
 

@@ -1,12 +1,17 @@
 import { parseIpv4 } from './ipv4.js';
+import { formatIpv6, parseIpv6 } from './ipv6.js';
 
-/** `ADDR:PORT` as used by every `--*-listen` flag. */
+/** `ADDR:PORT` as used by every `--*-listen` flag. `host` is an IPv4 or (unbracketed) IPv6 literal. */
 export interface ListenAddress {
   readonly host: string;
   readonly port: number;
 }
 
-/** Parses `0.0.0.0:67`, `:8080` (all addresses) or `10.0.0.1:69`. Returns undefined if invalid. */
+/**
+ * Parses `0.0.0.0:67`, `:8080` (all IPv4 addresses), `10.0.0.1:69`, `[::]:547` (all IPv6
+ * addresses, and IPv4 too where the socket is dual-stack) or `[fd00::1]:69`. Returns undefined
+ * if invalid. An IPv6 host is kept in its RFC 5952 form, without brackets.
+ */
 export function parseListenAddress(text: string): ListenAddress | undefined {
   const i = text.lastIndexOf(':');
   if (i < 0) return undefined;
@@ -15,13 +20,21 @@ export function parseListenAddress(text: string): ListenAddress | undefined {
   if (!/^\d{1,5}$/.test(portText)) return undefined;
   const port = Number(portText);
   if (port > 65535) return undefined;
+  if (hostText.startsWith('[') && hostText.endsWith(']')) {
+    const v6 = parseIpv6(hostText.slice(1, -1));
+    return v6 === undefined ? undefined : { host: formatIpv6(v6), port };
+  }
   const host = hostText === '' ? '0.0.0.0' : hostText;
   if (parseIpv4(host) === undefined) return undefined;
   return { host, port };
 }
 
+export function isIpv6Host(host: string): boolean {
+  return host.includes(':');
+}
+
 export function formatListenAddress(a: ListenAddress): string {
-  return `${a.host}:${a.port}`;
+  return isIpv6Host(a.host) ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
 
 /**

@@ -141,6 +141,17 @@ function sameRequest(a: RequestPacket, b: RequestPacket): boolean {
   );
 }
 
+/** One set of metrics per registry: the IPv4 and IPv6 servers of one process count together. */
+const METRICS = new WeakMap<Registry, Metrics>();
+function metricsOf(registry: Registry): Metrics {
+  let m = METRICS.get(registry);
+  if (m === undefined) {
+    m = new Metrics(registry);
+    METRICS.set(registry, m);
+  }
+  return m;
+}
+
 export class TftpServer implements Service {
   readonly name = 'tftp';
   readonly readiness: readonly ReadinessCheck[] = [listening('tftp', this)];
@@ -168,7 +179,13 @@ export class TftpServer implements Service {
     } as Required<Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete'>>;
     this.#createSocket =
       options.createSocket ??
-      (() => dgram.createSocket({ type: 'udp4', lookup: literalLookup as dgram.SocketOptions['lookup'] }));
+      (() =>
+        dgram.createSocket({
+          // An IPv6 listen address gets IPv6 sockets (TFTP over IPv6 runs as a second server).
+          type: options.listen.host.includes(':') ? 'udp6' : 'udp4',
+          ipv6Only: true,
+          lookup: literalLookup as dgram.SocketOptions['lookup'],
+        }));
     this.#timers = options.timers ?? {
       setTimeout: (fn, ms) => setTimeout(fn, ms),
       clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
@@ -178,7 +195,7 @@ export class TftpServer implements Service {
     this.#logBudget = new LogBudget({ perSecond: 5, burst: 20, now: this.#now });
     this.#onComplete = options.onComplete;
     this.#log = options.logger.child({ component: 'tftp' });
-    this.#metrics = new Metrics(options.registry);
+    this.#metrics = metricsOf(options.registry);
   }
 
   /** The bound request address (the real port when listen.port was 0). */
@@ -338,7 +355,7 @@ export class TftpServer implements Service {
     this.#transfers.set(key, active);
     this.#perClient.set(peer.address, (this.#perClient.get(peer.address) ?? 0) + 1);
     this.#metrics.started.inc();
-    this.#metrics.active.set(this.#transfers.size);
+    this.#metrics.active.inc();
     if (active.log.isLevelEnabled('debug')) {
       active.log.debug(
         {
@@ -455,7 +472,7 @@ export class TftpServer implements Service {
     const n = (this.#perClient.get(active.peer.address) ?? 1) - 1;
     if (n > 0) this.#perClient.set(active.peer.address, n);
     else this.#perClient.delete(active.peer.address);
-    this.#metrics.active.set(this.#transfers.size);
+    this.#metrics.active.dec();
 
     const message = MESSAGE_FOR_END[reason];
     if (message !== undefined && active.socket !== undefined) {

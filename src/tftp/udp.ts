@@ -1,7 +1,7 @@
 /** The UDP sockets and timers the TFTP server uses, as it uses them: real ones, or test doubles. */
 import type dgram from 'node:dgram';
 import dns from 'node:dns';
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 
 /** The socket operations the server uses: a dgram.Socket, or a test double. */
 export type UdpSocket = Pick<
@@ -30,6 +30,7 @@ export function literalLookup(
   callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
 ): void {
   if (isIPv4(address)) callback(null, address, 4);
+  else if (isIPv6(address)) callback(null, address, 6);
   else dns.lookup(address, family as number, callback);
 }
 

@@ -21,6 +21,8 @@ import type { LeasePool } from '../leases/pool.js';
 import type { TftpServer } from '../tftp/tftp-server.js';
 import type { Deps, Wiring } from './deps.js';
 import { dhcpWing } from './dhcp.js';
+import { dhcp6Wing } from './dhcp6.js';
+import type { Dhcp6Server } from '../dhcp6/dhcp6-server.js';
 import { httpWing } from './http.js';
 import { imagesWing } from './images.js';
 import { kubeWing } from './kube.js';
@@ -41,7 +43,11 @@ export interface Product {
   readonly index: HostIndex;
   readonly pool: LeasePool;
   readonly dhcp: DhcpServer | undefined;
+  /** DHCPv6, when dhcp6 is on. */
+  readonly dhcp6: Dhcp6Server | undefined;
   readonly tftp: TftpServer | undefined;
+  /** TFTP over IPv6, when dhcp6 is on and tftp.listen6 is not switched off. */
+  readonly tftp6: TftpServer | undefined;
   readonly files: IpxeFiles;
   readonly http: HttpServer;
   /** The image worker with --image-listen. */
@@ -77,6 +83,13 @@ export function buildProduct(config: Config, deps: Deps): Product {
     milestones,
     cluster,
   });
+  const interfaces = (deps.networkInterfaces ?? networkInterfaces)();
+  const dhcp6 = dhcp6Wing(config, w, {
+    index,
+    sourcesReady: watcher === undefined ? undefined : () => watcher.status().ready,
+    cluster,
+    interfaces,
+  });
   const proxies = proxiesWing(config, w, leader === undefined ? undefined : { cluster, leader });
   const images = imagesWing(config, w);
 
@@ -88,11 +101,13 @@ export function buildProduct(config: Config, deps: Deps): Product {
     ...present(kube?.recorder),
     tftp.files,
     ...dhcp.services,
+    ...(dhcp6?.services ?? []),
     ...present(tftp.server),
+    ...present(tftp.server6),
     ...proxies.services,
     ...images.services,
   ];
-  const ra = raWing(config, w, (deps.networkInterfaces ?? networkInterfaces)());
+  const ra = raWing(config, w, interfaces);
   const readiness: ReadinessCheck[] = [
     ...(dhcp.server === undefined ? [disabled('dhcp')] : []),
     ...(tftp.server === undefined ? [disabled('tftp')] : []),
@@ -120,7 +135,9 @@ export function buildProduct(config: Config, deps: Deps): Product {
     index,
     pool: dhcp.pool,
     dhcp: dhcp.server,
+    dhcp6: dhcp6?.server,
     tftp: tftp.server,
+    tftp6: tftp.server6,
     files: tftp.files,
     http,
     images: images.worker,

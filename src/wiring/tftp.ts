@@ -8,28 +8,34 @@ import type { Wiring } from './deps.js';
 export interface TftpWing {
   readonly files: IpxeFiles;
   readonly server: TftpServer | undefined;
+  /** TFTP over IPv6 (tftp.listen6), a second server on the same files and limits. */
+  readonly server6: TftpServer | undefined;
 }
 
 export function tftpWing(config: Config, w: Wiring, milestones: BootMilestones | undefined): TftpWing {
   const t = config.tftp;
   const { logger, registry } = w;
   const files = new IpxeFiles({ root: t.root, aliases: t.aliases, extraRoots: t.extraRoots, logger });
-  if (t.listen === undefined) return { files, server: undefined };
   const m = milestones;
-  const server = new TftpServer({
-    listen: t.listen,
-    singlePort: t.singlePort,
+  const serve = (listen: NonNullable<typeof t.listen>) =>
+    new TftpServer({
+      listen,
+      singlePort: t.singlePort,
+      files,
+      maxBlksize: t.maxBlksize,
+      maxWindowsize: t.maxWindowsize,
+      maxTransfers: t.maxTransfers,
+      maxPerClient: t.maxPerClient,
+      timeoutMs: t.timeoutMs,
+      retries: t.retries,
+      maxTransferMs: t.maxTransferMs,
+      logger,
+      registry,
+      onComplete: m === undefined ? undefined : (e) => m.tftp(e),
+    });
+  return {
     files,
-    maxBlksize: t.maxBlksize,
-    maxWindowsize: t.maxWindowsize,
-    maxTransfers: t.maxTransfers,
-    maxPerClient: t.maxPerClient,
-    timeoutMs: t.timeoutMs,
-    retries: t.retries,
-    maxTransferMs: t.maxTransferMs,
-    logger,
-    registry,
-    onComplete: m === undefined ? undefined : (e) => m.tftp(e),
-  });
-  return { files, server };
+    server: t.listen === undefined ? undefined : serve(t.listen),
+    server6: t.listen6 === undefined ? undefined : serve(t.listen6),
+  };
 }

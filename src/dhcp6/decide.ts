@@ -1,0 +1,566 @@
+/**
+ * The DHCPv6 decision (RFC 8415 §18.3): message in, outcome out. Synchronous and free of I/O,
+ * like DHCPv4's: a range binding is returned as a journal record for the shell to make durable
+ * before the Reply leaves.
+ *
+ * - Solicit → Advertise (preference 255: the client need not wait for other servers), or Reply
+ *   when the client asks for Rapid Commit and the policy allows it. Request, Renew, Rebind →
+ *   Reply with the binding. Confirm → Success or NotOnLink. Release, Decline → Reply with
+ *   Success. Information-request → Reply with the configuration options and the boot file.
+ * - One address per host, whatever DUID or IAID asks: the first IA_NA of a message gets it, any
+ *   further IA_NA gets NoAddrsAvail; IA_TA and IA_PD are answered NoAddrsAvail/NoPrefixAvail.
+ * - Relayed requests (Relay-forward, nested) are answered by Relay-reply messages wrapping the
+ *   Reply, each with its relay's hop count, link- and peer-address, and Interface-Id echoed.
+ * - Hosts are known by MAC (identity.ts). Anything else is silent, as another server may own it.
+ */
+import type { BootAnswer } from '../boot/boot-answer.js';
+import type { BootClient } from '../boot/boot-client.js';
+import type { HostIndex } from '../leases/host-index.js';
+import type { HostRecord } from '../leases/host.js';
+import type { CommitResult, CommitUndo, JournalRecord, LeasePool6 } from '../leases/pool.js';
+import { INFINITE_LEASE } from '../leases/range.js';
+import { formatIpv6, inSubnet6, type Ipv6 } from '../net/ipv6.js';
+import type { Mac } from '../net/mac.js';
+import { classify6 } from './classify.js';
+import { decode6, type Dhcp6Message, type Dhcp6Option } from './codec.js';
+import { clientIdentity, type MacSource } from './identity.js';
+import {
+  MSG6,
+  OPT6,
+  STATUS6,
+  bootFileUrlOption,
+  dnsServersOption,
+  domainListOption,
+  findOption,
+  findOptions,
+  iaAddrOption,
+  iaNaOption,
+  ntpServerOption,
+  parseClientLinkLayer,
+  parseIaAddr,
+  parseIaNa,
+  parseOro,
+  preferenceOption,
+  relayMessageOption,
+  statusOption,
+  vendorClassOption,
+} from './options.js';
+import type { Dhcp6Policy } from './policy.js';
+
+/** Every reason a request gets no reply. Metrics count them; logs name them. */
+export const DROP_REASONS6 = [
+  'malformed',
+  'not-a-request',
+  'unsupported-message-type',
+  'no-client-id',
+  'no-mac',
+  'unknown-host',
+  'host-not-servable',
+  'duplicate-mac',
+  'ip-conflict',
+  'pool-exhausted',
+  'sources-loading',
+  'other-server',
+  'no-record',
+  'journal-failed',
+  'journal-full',
+  'lease-conflict',
+  'send-failed',
+  'other-interface',
+] as const;
+export type DropReason6 = (typeof DROP_REASONS6)[number];
+
+export type LeaseSource6 = 'bmh' | 'static' | 'range';
+
+/** What decide6() learnt about a request: for logs, metrics and boot events. */
+export interface Request6Facts {
+  readonly mac: Mac | undefined;
+  readonly via: MacSource | undefined;
+  readonly messageType: number;
+  readonly transactionId: number;
+  readonly client: BootClient;
+  readonly source: LeaseSource6 | undefined;
+  readonly host: HostRecord | undefined;
+  /** How many relays the request came through (0: on the server's link). */
+  readonly relays: number;
+}
+
+export type Dhcp6Outcome =
+  | {
+      readonly kind: 'reply';
+      /** The message to send back to where the request came from (a Relay-reply when relayed). */
+      readonly reply: Dhcp6Message;
+      /** The client message inside it (Advertise or Reply). */
+      readonly inner: Dhcp6Message & { kind: 'client' };
+      readonly facts: Request6Facts;
+      readonly boot: BootAnswer | undefined;
+      /** The address given, when the reply gives one. */
+      readonly address: Ipv6 | undefined;
+      /** Must be durable before the reply is sent. */
+      readonly persist: JournalRecord | undefined;
+      readonly commit: { readonly undo: CommitUndo<Ipv6>; readonly heldUntil: number | undefined } | undefined;
+    }
+  | {
+      readonly kind: 'ignore';
+      readonly reason: DropReason6;
+      readonly detail: string | undefined;
+      readonly facts: Request6Facts | undefined;
+      /** Durable state change without a reply. */
+      readonly persist: JournalRecord | undefined;
+    };
+
+export interface Dhcp6State {
+  readonly index: HostIndex;
+  readonly pool: LeasePool6;
+  readonly now: () => number;
+  /** False while a lease source is still loading: an unknown MAC may be a host not seen yet. */
+  readonly sourcesReady?: () => boolean;
+}
+
+interface RelayHop {
+  readonly hopCount: number;
+  readonly linkAddress: Ipv6;
+  readonly peerAddress: Ipv6;
+  readonly interfaceId: Uint8Array | undefined;
+}
+
+/** RFC 8415 §7.6 HOP_COUNT_LIMIT. */
+const HOP_COUNT_LIMIT = 32;
+
+/** The lease a reply gives: address, lifetimes and the options that go with it. */
+interface Lease6 {
+  readonly ip: Ipv6;
+  readonly validSeconds: number;
+  readonly dns: readonly Ipv6[];
+  readonly ntp: readonly Ipv6[];
+}
+
+type Owner =
+  | { kind: 'host'; host: HostRecord; lease: Lease6 }
+  | { kind: 'range'; host: HostRecord | undefined }
+  | { kind: 'none'; reason: DropReason6; detail: string | undefined; host: HostRecord | undefined };
+
+/**
+ * `from`: the datagram's source address (undefined when unknown). Throws DecodeError when a
+ * relayed message inside is malformed (the shell counts it as such).
+ */
+export function decide6(msg: Dhcp6Message, from: Ipv6 | undefined, policy: Dhcp6Policy, state: Dhcp6State): Dhcp6Outcome {
+  const hops: RelayHop[] = [];
+  let linkLayer: { hwType: number; address: Uint8Array } | undefined;
+  let m = msg;
+  while (m.kind === 'relay') {
+    if (m.msgType !== MSG6.RELAY_FORW || hops.length >= HOP_COUNT_LIMIT)
+      return ignore('not-a-request', undefined, m.msgType !== MSG6.RELAY_FORW ? 'a Relay-reply' : 'too many relays');
+    const inner = findOption(m.options, OPT6.RELAY_MSG);
+    if (inner === undefined) return ignore('malformed', undefined, 'Relay-forward without a Relay Message option');
+    hops.push({
+      hopCount: m.hopCount,
+      linkAddress: m.linkAddress,
+      peerAddress: m.peerAddress,
+      interfaceId: findOption(m.options, OPT6.INTERFACE_ID)?.data,
+    });
+    const ll = findOption(m.options, OPT6.CLIENT_LINKLAYER_ADDR);
+    if (ll !== undefined) linkLayer = parseClientLinkLayer(ll.data);
+    m = decode6(inner.data);
+  }
+  const req = m;
+  const client = classify6(req.options);
+  const clientId = findOption(req.options, OPT6.CLIENTID)?.data;
+  const peer = hops.length > 0 ? hops.at(-1)!.peerAddress : from;
+  const id = clientIdentity({ clientId, linkLayer, peer });
+  const base = {
+    mac: id.kind === 'mac' ? id.mac : undefined,
+    via: id.kind === 'mac' ? id.via : undefined,
+    messageType: req.msgType,
+    transactionId: req.transactionId,
+    client,
+    relays: hops.length,
+  };
+  const isRequest = CLIENT_MESSAGES.has(req.msgType);
+  if (!isRequest) {
+    const reason = req.msgType > 0 && req.msgType <= MSG6.RELAY_REPL ? 'not-a-request' : 'unsupported-message-type';
+    return ignore(reason, { ...base, source: undefined, host: undefined }, `message type ${req.msgType}`);
+  }
+  if (clientId === undefined && req.msgType !== MSG6.INFORMATION_REQUEST)
+    return ignore('no-client-id', { ...base, source: undefined, host: undefined });
+  if (id.kind === 'none') return ignore('no-mac', { ...base, source: undefined, host: undefined }, id.why);
+
+  const owner = ownerOf(id.mac, hops, policy, state);
+  const facts: Request6Facts = {
+    ...base,
+    source: owner.kind === 'host' ? owner.host.origin.kind : owner.kind === 'range' ? 'range' : undefined,
+    host: owner.host,
+  };
+  const serverId = findOption(req.options, OPT6.SERVERID)?.data;
+  const ours = serverId !== undefined && equalBytes(serverId, policy.serverDuid);
+  const ctx: Ctx = { req, hops, facts, policy, state, owner, clientId };
+
+  switch (req.msgType) {
+    case MSG6.SOLICIT: {
+      // RFC 8415 §16.2: a Solicit with a Server Identifier is discarded.
+      if (serverId !== undefined) return ignore('other-server', facts, 'Solicit with a server identifier');
+      const rapid = policy.rapidCommit && findOption(req.options, OPT6.RAPID_COMMIT) !== undefined;
+      return rapid ? bind(ctx, true) : advertise(ctx);
+    }
+    case MSG6.REQUEST:
+      if (!ours) return ignore('other-server', facts, 'Request for another server');
+      return bind(ctx, false);
+    case MSG6.RENEW:
+      if (!ours) return ignore('other-server', facts, 'Renew for another server');
+      return extend(ctx);
+    case MSG6.REBIND:
+      if (serverId !== undefined) return ignore('other-server', facts, 'Rebind with a server identifier');
+      return extend(ctx);
+    case MSG6.CONFIRM:
+      return confirm(ctx);
+    case MSG6.RELEASE:
+      if (!ours) return ignore('other-server', facts, 'Release for another server');
+      return release(ctx);
+    case MSG6.DECLINE:
+      if (!ours) return ignore('other-server', facts, 'Decline for another server');
+      return decline(ctx);
+    default:
+      // Information-request (§16.12): a Server Identifier that is not ours means another server.
+      if (serverId !== undefined && !ours) return ignore('other-server', facts);
+      return information(ctx);
+  }
+}
+
+const CLIENT_MESSAGES: ReadonlySet<number> = new Set([
+  MSG6.SOLICIT,
+  MSG6.REQUEST,
+  MSG6.CONFIRM,
+  MSG6.RENEW,
+  MSG6.REBIND,
+  MSG6.RELEASE,
+  MSG6.DECLINE,
+  MSG6.INFORMATION_REQUEST,
+]);
+
+interface Ctx {
+  readonly req: Dhcp6Message & { kind: 'client' };
+  readonly hops: readonly RelayHop[];
+  readonly facts: Request6Facts;
+  readonly policy: Dhcp6Policy;
+  readonly state: Dhcp6State;
+  readonly owner: Owner;
+  readonly clientId: Uint8Array | undefined;
+}
+
+function ownerOf(mac: Mac, hops: readonly RelayHop[], policy: Dhcp6Policy, state: Dhcp6State): Owner {
+  const found = state.index.lookup6(mac);
+  if (found.kind === 'conflict') {
+    const owners = found.hosts.map((h) => `${h.origin.kind}:${h.origin.name}`).join(', ');
+    return { kind: 'none', reason: found.reason, detail: owners, host: found.hosts[0] };
+  }
+  const rangeOk = state.pool.enabled && rangeReachable(hops, policy);
+  if (found.kind === 'host') {
+    const h = found.host;
+    if (h.lease6 !== undefined) {
+      const l = h.lease6;
+      return {
+        kind: 'host',
+        host: h,
+        lease: {
+          ip: l.ip,
+          validSeconds: policy.leaseSeconds,
+          dns: l.dns.length > 0 ? l.dns : policy.dns,
+          ntp: l.ntp.length > 0 ? l.ntp : policy.ntp,
+        },
+      };
+    }
+    if (rangeOk) return { kind: 'range', host: h };
+    return { kind: 'none', reason: 'host-not-servable', detail: h.problem6 ?? 'no IPv6 address', host: h };
+  }
+  if (state.pool.enabled) {
+    if (state.sourcesReady?.() === false)
+      return { kind: 'none', reason: 'sources-loading', detail: 'waiting for the first list of hosts', host: undefined };
+    if (!rangeOk)
+      return {
+        kind: 'none',
+        reason: 'unknown-host',
+        detail: `relay link ${formatIpv6(hops.at(-1)!.linkAddress)} is outside the range's subnet`,
+        host: undefined,
+      };
+    return { kind: 'range', host: undefined };
+  }
+  return { kind: 'none', reason: 'unknown-host', detail: undefined, host: undefined };
+}
+
+/** Range clients are served on the server's link, or through a relay whose link is the server's subnet. */
+function rangeReachable(hops: readonly RelayHop[], policy: Dhcp6Policy): boolean {
+  if (hops.length === 0) return true;
+  return inSubnet6(hops.at(-1)!.linkAddress, { address: policy.serverIp, prefix: policy.serverPrefix });
+}
+
+function ignore(
+  reason: DropReason6,
+  facts: Request6Facts | undefined,
+  detail?: string,
+  persist?: JournalRecord,
+): Dhcp6Outcome {
+  return { kind: 'ignore', reason, detail, facts, persist };
+}
+
+/** The IA_NAs of the request: (IAID, the addresses it asks for). */
+function iaNas(req: Dhcp6Message): { iaid: number; addresses: Ipv6[] }[] {
+  return findOptions(req.options, OPT6.IA_NA).map((o) => {
+    const ia = parseIaNa(o.data);
+    return {
+      iaid: ia.iaid,
+      addresses: findOptions(ia.options, OPT6.IAADDR).map((a) => parseIaAddr(a.data).address),
+    };
+  });
+}
+
+function advertise(c: Ctx): Dhcp6Outcome {
+  const { owner, facts, state } = c;
+  if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
+  if (owner.kind === 'host') return answer(c, MSG6.ADVERTISE, owner.lease, undefined);
+  const asked = iaNas(c.req)[0]?.addresses[0];
+  const offered = state.pool.offer(facts.mac!, asked, state.now());
+  if (offered === undefined) return ignore('pool-exhausted', facts);
+  return answer(c, MSG6.ADVERTISE, rangeLease(offered.ip, offered.leaseSeconds, c.policy), undefined);
+}
+
+/** Request, or Solicit with Rapid Commit: bind and Reply. */
+function bind(c: Ctx, rapid: boolean): Dhcp6Outcome {
+  const { owner, facts, state } = c;
+  if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
+  if (owner.kind === 'host') return answer(c, MSG6.REPLY, owner.lease, undefined, rapid);
+  const now = state.now();
+  const asked = iaNas(c.req)[0]?.addresses.find((a) => state.pool.rangeOf(a) !== undefined);
+  const ip = asked ?? state.pool.leaseOf(facts.mac!, now)?.ip ?? state.pool.offer(facts.mac!, undefined, now)?.ip;
+  if (ip === undefined) return noAddress(c, 'pool-exhausted');
+  const r = state.pool.commit(facts.mac!, ip, now);
+  if (!r.ok) {
+    // Taken since the Advertise: offer the next free one in the Reply instead.
+    const other = state.pool.offer(facts.mac!, undefined, now);
+    const again = other === undefined ? r : state.pool.commit(facts.mac!, other.ip, now);
+    if (!again.ok) return noAddress(c, 'pool-exhausted');
+    return committed(c, again, rapid);
+  }
+  return committed(c, r, rapid);
+}
+
+function committed(c: Ctx, r: Extract<CommitResult<Ipv6>, { ok: true }>, rapid = false): Dhcp6Outcome {
+  const lease = rangeLease(r.lease.ip, r.lease.leaseSeconds, c.policy);
+  return answer(c, MSG6.REPLY, lease, { record: r.record, undo: r.undo, heldUntil: r.heldUntil }, rapid);
+}
+
+/** Renew and Rebind (§18.3.4, §18.3.5): extend the binding the client holds. */
+function extend(c: Ctx): Dhcp6Outcome {
+  const { owner, facts, state } = c;
+  if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
+  if (owner.kind === 'host') return answer(c, MSG6.REPLY, owner.lease, undefined);
+  const now = state.now();
+  const bound = state.pool.leaseOf(facts.mac!, now);
+  if (bound === undefined) {
+    // A Renew for a binding we do not have: NoBinding (§18.3.4). A Rebind: stay silent, another
+    // server may hold it (§18.3.5).
+    if (c.req.msgType === MSG6.REBIND) return ignore('no-record', facts, `no binding for ${facts.mac}`);
+    return statusReply(c, MSG6.REPLY, STATUS6.NoBinding, 'no binding for this client', true);
+  }
+  const r = state.pool.commit(facts.mac!, bound.ip, now);
+  if (!r.ok) return statusReply(c, MSG6.REPLY, STATUS6.NoBinding, `binding lost (${r.reason})`, true);
+  return committed(c, r);
+}
+
+/** Confirm (§18.3.3): are the client's addresses on this link? */
+function confirm(c: Ctx): Dhcp6Outcome {
+  const { owner, facts, policy, state } = c;
+  if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
+  const addresses = iaNas(c.req).flatMap((ia) => ia.addresses);
+  if (addresses.length === 0) return ignore('no-record', facts, 'Confirm without addresses');
+  const onLink = (a: Ipv6) =>
+    owner.kind === 'host'
+      ? a === owner.lease.ip
+      : state.pool.rangeOf(a) !== undefined && inSubnet6(a, { address: policy.serverIp, prefix: policy.serverPrefix });
+  const ok = addresses.every(onLink);
+  return statusReply(
+    c,
+    MSG6.REPLY,
+    ok ? STATUS6.Success : STATUS6.NotOnLink,
+    ok ? 'all addresses on link' : 'not on this link',
+  );
+}
+
+function release(c: Ctx): Dhcp6Outcome {
+  const { owner, facts, state } = c;
+  if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
+  let rec: JournalRecord | undefined;
+  if (owner.kind === 'range')
+    for (const ia of iaNas(c.req))
+      for (const a of ia.addresses) rec = state.pool.release(facts.mac!, a as Ipv6) ?? rec;
+  return statusReply(c, MSG6.REPLY, STATUS6.Success, rec === undefined ? 'nothing to release' : 'released', false, rec);
+}
+
+function decline(c: Ctx): Dhcp6Outcome {
+  const { owner, facts, state } = c;
+  if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
+  let rec: JournalRecord | undefined;
+  if (owner.kind === 'range')
+    for (const ia of iaNas(c.req)) for (const a of ia.addresses) rec = state.pool.decline(facts.mac!, a, state.now()) ?? rec;
+  return statusReply(c, MSG6.REPLY, STATUS6.Success, 'declined', false, rec);
+}
+
+/** Information-request (§18.3.6): configuration and boot file, no addresses. */
+function information(c: Ctx): Dhcp6Outcome {
+  const { owner, facts, policy } = c;
+  if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
+  const lease = owner.kind === 'host' ? owner.lease : { ip: 0n as Ipv6, validSeconds: 0, dns: policy.dns, ntp: policy.ntp };
+  return answer(c, MSG6.REPLY, lease, undefined, false, true);
+}
+
+function rangeLease(ip: Ipv6, leaseSeconds: number, policy: Dhcp6Policy): Lease6 {
+  return { ip, validSeconds: leaseSeconds, dns: policy.dns, ntp: policy.ntp };
+}
+
+/** A Reply or Advertise without an address: NoAddrsAvail in the IA (§18.3.2, §18.3.9). */
+function noAddress(c: Ctx, reason: DropReason6): Dhcp6Outcome {
+  if (iaNas(c.req).length === 0) return ignore(reason, c.facts);
+  return statusReply(c, MSG6.REPLY, STATUS6.NoAddrsAvail, 'no addresses available', true);
+}
+
+/**
+ * A reply carrying only a status: at the top level, or (inIa) in each IA_NA of the request, as
+ * RFC 8415 puts NoBinding and NoAddrsAvail.
+ */
+function statusReply(
+  c: Ctx,
+  type: number,
+  code: number,
+  text: string,
+  inIa = false,
+  persist?: JournalRecord,
+): Dhcp6Outcome {
+  const opts: Dhcp6Option[] = header(c);
+  if (inIa) for (const ia of iaNas(c.req)) opts.push(iaNaOption(ia.iaid, 0, 0, [statusOption(code, text)]));
+  else opts.push(statusOption(code, text));
+  return wrap(c, { kind: 'client', msgType: type, transactionId: c.req.transactionId, options: opts }, undefined, undefined, persist);
+}
+
+/** Server and Client Identifier, first in every reply. */
+function header(c: Ctx): Dhcp6Option[] {
+  const opts: Dhcp6Option[] = [{ code: OPT6.SERVERID, data: c.policy.serverDuid }];
+  if (c.clientId !== undefined) opts.push({ code: OPT6.CLIENTID, data: c.clientId });
+  return opts;
+}
+
+/** An Advertise or Reply with the lease in the first IA_NA and the configuration and boot options. */
+function answer(
+  c: Ctx,
+  type: number,
+  lease: Lease6,
+  commit: { record: JournalRecord; undo: CommitUndo<Ipv6>; heldUntil: number | undefined } | undefined,
+  rapid = false,
+  informationOnly = false,
+): Dhcp6Outcome {
+  const { req, policy, facts } = c;
+  const opts = header(c);
+  const ias = informationOnly ? [] : iaNas(req);
+  const valid = lease.validSeconds;
+  const preferred = valid;
+  // T1 and T2 at 0.5 and 0.8 of the preferred lifetime (RFC 8415 §21.4); infinite stays infinite.
+  const t1 = valid === INFINITE_LEASE ? INFINITE_LEASE : Math.floor(preferred / 2);
+  const t2 = valid === INFINITE_LEASE ? INFINITE_LEASE : Math.floor((preferred * 4) / 5);
+  ias.forEach((ia, i) => {
+    if (i > 0) {
+      opts.push(iaNaOption(ia.iaid, 0, 0, [statusOption(STATUS6.NoAddrsAvail, 'one address per host')]));
+      return;
+    }
+    // Addresses the client asked for that are not its own are returned with lifetimes 0 (§18.3.4).
+    const stale = ia.addresses.filter((a) => a !== lease.ip).map((a) => iaAddrOption(a, 0, 0, []));
+    opts.push(iaNaOption(ia.iaid, t1, t2, [iaAddrOption(lease.ip, preferred, valid, []), ...stale]));
+  });
+  for (const code of [OPT6.IA_TA, OPT6.IA_PD])
+    for (const o of findOptions(req.options, code)) {
+      const iaid = o.data.length >= 4 ? o.data.subarray(0, 4) : new Uint8Array(4);
+      const status =
+        code === OPT6.IA_PD
+          ? statusOption(STATUS6.NoPrefixAvail, 'no prefixes delegated')
+          : statusOption(STATUS6.NoAddrsAvail, 'no temporary addresses');
+      const head = code === OPT6.IA_PD ? new Uint8Array(12) : new Uint8Array(4);
+      head.set(iaid, 0);
+      opts.push({ code, data: Buffer.concat([head, encodeOption(status)]) });
+    }
+  if (type === MSG6.ADVERTISE) opts.push(preferenceOption(255));
+  if (rapid) opts.push({ code: OPT6.RAPID_COMMIT, data: new Uint8Array(0) });
+  const oro = new Set(parseOro(findOption(req.options, OPT6.ORO)?.data));
+  if (lease.dns.length > 0 && oro.has(OPT6.DNS_SERVERS)) opts.push(dnsServersOption(lease.dns));
+  if (policy.domainSearch.length > 0 && oro.has(OPT6.DOMAIN_LIST)) opts.push(domainListOption(policy.domainSearch));
+  if (lease.ntp.length > 0 && oro.has(OPT6.NTP_SERVER)) opts.push(ntpServerOption(lease.ntp));
+  const boot = policy.answers.answer(facts.client, facts.host?.netboot ?? true);
+  const url = bootUrl(boot, policy);
+  if (url !== undefined) {
+    opts.push(bootFileUrlOption(url));
+    // EDK2's HTTP boot takes only an answer that names it an HTTPClient (UEFI 2.x §24.7).
+    if (boot.kind === 'http-binary') opts.push(vendorClassOption(0, ['HTTPClient']));
+  }
+  const inner = { kind: 'client' as const, msgType: type, transactionId: req.transactionId, options: opts };
+  const address = informationOnly || ias.length === 0 ? undefined : lease.ip;
+  return wrap(c, inner, boot, address, commit?.record, commit);
+}
+
+/** The Boot File URL (option 59, RFC 5970) of a boot answer: tftp:// for firmware PXE, http:// otherwise. */
+function bootUrl(boot: BootAnswer, policy: Dhcp6Policy): string | undefined {
+  switch (boot.kind) {
+    case 'none':
+      return undefined;
+    case 'tftp':
+      return `tftp://[${formatIpv6(policy.tftpServer)}]/${boot.file}`;
+    case 'http-binary':
+    case 'ipxe-script':
+      return boot.url;
+  }
+}
+
+function wrap(
+  c: Ctx,
+  inner: Dhcp6Message & { kind: 'client' },
+  boot: BootAnswer | undefined,
+  address: Ipv6 | undefined,
+  persist: JournalRecord | undefined,
+  commit?: { undo: CommitUndo<Ipv6>; heldUntil: number | undefined },
+): Dhcp6Outcome {
+  let reply: Dhcp6Message = inner;
+  for (let i = c.hops.length - 1; i >= 0; i--) {
+    const h = c.hops[i]!;
+    const opts: Dhcp6Option[] = [];
+    // RFC 8415 §19.3: the Interface-Id of a Relay-forward comes back in the Relay-reply.
+    if (h.interfaceId !== undefined) opts.push({ code: OPT6.INTERFACE_ID, data: h.interfaceId });
+    opts.push(relayMessageOption(reply));
+    reply = {
+      kind: 'relay',
+      msgType: MSG6.RELAY_REPL,
+      hopCount: h.hopCount,
+      linkAddress: h.linkAddress,
+      peerAddress: h.peerAddress,
+      options: opts,
+    };
+  }
+  return {
+    kind: 'reply',
+    reply,
+    inner,
+    facts: c.facts,
+    boot,
+    address,
+    persist,
+    commit: commit === undefined ? undefined : { undo: commit.undo, heldUntil: commit.heldUntil },
+  };
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function encodeOption(o: Dhcp6Option): Buffer {
+  const b = Buffer.alloc(4 + o.data.length);
+  b.writeUInt16BE(o.code, 0);
+  b.writeUInt16BE(o.data.length, 2);
+  b.set(o.data, 4);
+  return b;
+}
