@@ -15,6 +15,20 @@ export const ERROR_CODES = {
   DHCP_ERR_OVERLOAD_INVALID: 'option 52 (overload) is not one byte of 1, 2 or 3',
   DHCP_ERR_BIND: 'the DHCP send socket cannot bind to the server IP',
 
+  // DHCPv6 codec and option accessors (dhcp6/); SIX, not 6: error codes are letters only (errors.test.ts)
+  DHCP_SIX_ERR_SHORT: 'a datagram shorter than the fixed part of its DHCPv6 message (4 bytes, 34 for a relay)',
+  DHCP_SIX_ERR_TOO_LONG: 'a datagram longer than any DHCPv6 message metalboot accepts',
+  DHCP_SIX_ERR_BAD_TYPE: 'msg-type 0, which RFC 8415 leaves unassigned',
+  DHCP_SIX_ERR_OPTION_TRUNCATED: 'a DHCPv6 option whose length runs past the end of its message or container',
+  DHCP_SIX_ERR_TRAILING_BYTES: 'one to three bytes after the last DHCPv6 option, too few for an option header',
+  DHCP_SIX_ERR_OPTION_LENGTH: 'a DHCPv6 option value whose length its format does not allow',
+  DHCP_SIX_ERR_OPTION_INVALID: 'a DHCPv6 option value of the right length whose content its format does not allow',
+  DHCP_SIX_ERR_DOMAIN_NAME: 'a domain name that is not uncompressed RFC 1035 labels (label over 63, name over 255)',
+  DHCP_SIX_ERR_RELAY_MESSAGE: 'a relay message without exactly one Relay Message option (9)',
+  DHCP_SIX_ERR_RELAY_DEPTH: 'relay messages nested deeper than HOP_COUNT_LIMIT (32, RFC 8415 §7.6)',
+  DHCP_SIX_ERR_RELAY_NESTING: 'a RELAY-FORW inside a RELAY-REPL or the other way round',
+  DHCP_SIX_ERR_ENCODE_INVALID: 'a DHCPv6 value with no wire form (a caller bug, never input)',
+
   // One interface's broadcasts through socat (net/device-feed.ts, --dhcp-listen with a unicast address)
   NET_ERR_NO_INTERFACE: 'no network interface has the listen address, or more than one has it',
   NET_ERR_DEVICE_NAME: 'an interface name that socat cannot take as an option value',
