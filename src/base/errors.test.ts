@@ -5,7 +5,7 @@ describe('error codes', () => {
   it.each(Object.keys(ERROR_CODES).map((c) => [c] as const))(
     '%s is <AREA>_ERR_<WHAT> and says what it means',
     (code) => {
-      expect(code).toMatch(/^[A-Z]+(_[A-Z]+)?_ERR_[A-Z]+(_[A-Z]+)*$/);
+      expect(code).toMatch(/^[A-Z][A-Z0-9]*(_[A-Z]+)?_ERR_[A-Z]+(_[A-Z]+)*$/);
       expect(ERROR_CODES[code as ErrorCode].length).toBeGreaterThan(10);
     },
   );

@@ -12,14 +12,18 @@ import { OPT6, findOption, parseUserClass, vendorClassIs } from './options.js';
 /** The first architecture of option 61 (RFC 5970 §3.3: the list is in order of preference). */
 export function clientArchCode6(options: readonly Dhcp6Option[]): number | undefined {
   const a = findOption(options, OPT6.CLIENT_ARCH_TYPE);
-  if (a === undefined || a.data.length < 2 || a.data.length % 2 !== 0) return undefined;
-  return (a.data[0]! << 8) | a.data[1]!;
+  if (a === undefined || a.length < 2 || a.length % 2 !== 0) return undefined;
+  return (a[0]! << 8) | a[1]!;
 }
 
 export function isIpxe6(options: readonly Dhcp6Option[]): boolean {
   const uc = findOption(options, OPT6.USER_CLASS);
   if (uc === undefined) return false;
-  return parseUserClass(uc.data)?.includes('iPXE') ?? false;
+  try {
+    return parseUserClass(uc).includes('iPXE');
+  } catch {
+    return false; // a malformed user class names no iPXE
+  }
 }
 
 export function classify6(options: readonly Dhcp6Option[]): BootClient {

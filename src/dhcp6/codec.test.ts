@@ -107,20 +107,15 @@ describe('DHCPv6 codec', () => {
   });
 
   it.each([
-    ['empty', 'DHCP_SIX_ERR_SHORT', 0, ''],
-    ['shorter than the header', 'DHCP_SIX_ERR_SHORT', 2, '0112'],
-    ['a relay shorter than 34 bytes', 'DHCP_SIX_ERR_SHORT', 32, `0c00${'00'.repeat(30)}`],
-    ['msg-type 0', 'DHCP_SIX_ERR_BAD_TYPE', 0, '00000001'],
-    ['an option header cut short', 'DHCP_SIX_ERR_TRAILING_BYTES', 4, '01000001 0001'],
-    ['three bytes after the last option', 'DHCP_SIX_ERR_TRAILING_BYTES', 10, '01000001 00080002 0000 000800'],
-    ['an option value running past the end', 'DHCP_SIX_ERR_OPTION_TRUNCATED', 4, '01000001 00010004 0003'],
-    ['a second option running past the end', 'DHCP_SIX_ERR_OPTION_TRUNCATED', 10, '01000001 00080002 0000 0001ffff 00'],
-    [
-      'a relay whose option runs past the end',
-      'DHCP_SIX_ERR_OPTION_TRUNCATED',
-      34,
-      `0d00${'00'.repeat(32)}00090005 0100`,
-    ],
+    ['empty', 'DHCP6_ERR_SHORT', 0, ''],
+    ['shorter than the header', 'DHCP6_ERR_SHORT', 2, '0112'],
+    ['a relay shorter than 34 bytes', 'DHCP6_ERR_SHORT', 32, `0c00${'00'.repeat(30)}`],
+    ['msg-type 0', 'DHCP6_ERR_BAD_TYPE', 0, '00000001'],
+    ['an option header cut short', 'DHCP6_ERR_TRAILING_BYTES', 4, '01000001 0001'],
+    ['three bytes after the last option', 'DHCP6_ERR_TRAILING_BYTES', 10, '01000001 00080002 0000 000800'],
+    ['an option value running past the end', 'DHCP6_ERR_OPTION_TRUNCATED', 4, '01000001 00010004 0003'],
+    ['a second option running past the end', 'DHCP6_ERR_OPTION_TRUNCATED', 10, '01000001 00080002 0000 0001ffff 00'],
+    ['a relay whose option runs past the end', 'DHCP6_ERR_OPTION_TRUNCATED', 34, `0d00${'00'.repeat(32)}00090005 0100`],
   ])('rejects %s with %s at offset %i', (_name, code, offset, h) => {
     const buf = hex(h);
     expect(() => decode6(buf)).toThrow(DecodeError);
@@ -132,7 +127,7 @@ describe('DHCPv6 codec', () => {
   });
 
   it('rejects a datagram longer than any UDP payload over IPv6', () => {
-    expect(codeOf(() => decode6(new Uint8Array(MAX_MESSAGE_LENGTH + 1).fill(1)))).toBe('DHCP_SIX_ERR_TOO_LONG');
+    expect(codeOf(() => decode6(new Uint8Array(MAX_MESSAGE_LENGTH + 1).fill(1)))).toBe('DHCP6_ERR_TOO_LONG');
   });
 
   it('reads options inside a container with offsets in that container', () => {
@@ -168,7 +163,7 @@ describe('DHCPv6 codec', () => {
     } catch (e) {
       expect(e).toBeInstanceOf(MetalbootError);
       expect(e).not.toBeInstanceOf(DecodeError);
-      expect((e as MetalbootError).code).toBe('DHCP_SIX_ERR_ENCODE_INVALID');
+      expect((e as MetalbootError).code).toBe('DHCP6_ERR_ENCODE_INVALID');
     }
   });
 });
@@ -211,21 +206,21 @@ describe('relayed messages', () => {
     for (let k = 0; k < HOP_COUNT_LIMIT; k++) m = forward(m, k);
     const decoded = decode6(encode6(m));
     expect(unwrapRelays(decoded).relays).toHaveLength(HOP_COUNT_LIMIT);
-    expect(codeOf(() => unwrapRelays(decode6(encode6(forward(m, 32)))))).toBe('DHCP_SIX_ERR_RELAY_DEPTH');
+    expect(codeOf(() => unwrapRelays(decode6(encode6(forward(m, 32)))))).toBe('DHCP6_ERR_RELAY_DEPTH');
   });
 
   it.each([
-    ['no Relay Message option', { ...forward(solicit), options: [] }, 'DHCP_SIX_ERR_RELAY_MESSAGE'],
+    ['no Relay Message option', { ...forward(solicit), options: [] }, 'DHCP6_ERR_RELAY_MESSAGE'],
     [
       'two Relay Message options',
       { ...forward(solicit), options: [relayMessageOption(solicit), relayMessageOption(solicit)] },
-      'DHCP_SIX_ERR_RELAY_MESSAGE',
+      'DHCP6_ERR_RELAY_MESSAGE',
     ],
-    ['a RELAY-REPL inside a RELAY-FORW', forward({ ...forward(solicit), msgType: 13 }), 'DHCP_SIX_ERR_RELAY_NESTING'],
+    ['a RELAY-REPL inside a RELAY-FORW', forward({ ...forward(solicit), msgType: 13 }), 'DHCP6_ERR_RELAY_NESTING'],
     [
       'a malformed relayed message',
       { ...forward(solicit), options: [{ code: 9, data: hex('01000001 0001') }] },
-      'DHCP_SIX_ERR_TRAILING_BYTES',
+      'DHCP6_ERR_TRAILING_BYTES',
     ],
   ] as [string, Dhcp6RelayMessage, string][])('refuses %s', (_n, relay, code) => {
     expect(codeOf(() => unwrapRelays(relay))).toBe(code);

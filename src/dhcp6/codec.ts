@@ -89,22 +89,22 @@ export const HOP_COUNT_LIMIT = 32;
 export function decode6(buf: Uint8Array): Dhcp6Message {
   if (buf.length < CLIENT_HEADER_LENGTH)
     throw new DecodeError(
-      'DHCP_SIX_ERR_SHORT',
+      'DHCP6_ERR_SHORT',
       buf.length,
       `message of ${buf.length} bytes is shorter than ${CLIENT_HEADER_LENGTH}`,
     );
   if (buf.length > MAX_MESSAGE_LENGTH)
     throw new DecodeError(
-      'DHCP_SIX_ERR_TOO_LONG',
+      'DHCP6_ERR_TOO_LONG',
       MAX_MESSAGE_LENGTH,
       `message of ${buf.length} bytes exceeds ${MAX_MESSAGE_LENGTH}`,
     );
   const msgType = buf[0]!;
-  if (msgType === 0) throw new DecodeError('DHCP_SIX_ERR_BAD_TYPE', 0, 'msg-type 0 is unassigned');
+  if (msgType === 0) throw new DecodeError('DHCP6_ERR_BAD_TYPE', 0, 'msg-type 0 is unassigned');
   if (msgType === RELAY_FORW || msgType === RELAY_REPL) {
     if (buf.length < RELAY_HEADER_LENGTH)
       throw new DecodeError(
-        'DHCP_SIX_ERR_SHORT',
+        'DHCP6_ERR_SHORT',
         buf.length,
         `relay message of ${buf.length} bytes is shorter than ${RELAY_HEADER_LENGTH}`,
       );
@@ -135,7 +135,7 @@ export function decodeOptions(buf: Uint8Array, start: number, end: number): Dhcp
   while (i < end) {
     if (end - i < OPTION_HEADER_LENGTH)
       throw new DecodeError(
-        'DHCP_SIX_ERR_TRAILING_BYTES',
+        'DHCP6_ERR_TRAILING_BYTES',
         i,
         `${end - i} byte(s) after the last option, too few for an option header`,
       );
@@ -144,7 +144,7 @@ export function decodeOptions(buf: Uint8Array, start: number, end: number): Dhcp
     const from = i + OPTION_HEADER_LENGTH;
     if (from + len > end)
       throw new DecodeError(
-        'DHCP_SIX_ERR_OPTION_TRUNCATED',
+        'DHCP6_ERR_OPTION_TRUNCATED',
         i,
         `option ${code} of length ${len} runs ${from + len - end} byte(s) past the end`,
       );
@@ -156,7 +156,7 @@ export function decodeOptions(buf: Uint8Array, start: number, end: number): Dhcp
 }
 
 function invalid(message: string): MetalbootError {
-  return new MetalbootError('DHCP_SIX_ERR_ENCODE_INVALID', message);
+  return new MetalbootError('DHCP6_ERR_ENCODE_INVALID', message);
 }
 
 function isUint(n: number, max: number): boolean {
@@ -177,7 +177,7 @@ export function encodingLength6(msg: Dhcp6Message): number {
 
 /**
  * Writes `options` in their order at `offset` of `out` (which must have room: optionsLength)
- * and returns the offset after them. Throws DHCP_SIX_ERR_ENCODE_INVALID for a code or length
+ * and returns the offset after them. Throws DHCP6_ERR_ENCODE_INVALID for a code or length
  * outside 16 bits. Option values are only read, never written.
  */
 export function writeOptions(out: Uint8Array, offset: number, options: readonly Dhcp6Option[]): number {
@@ -207,7 +207,7 @@ const MAX_IPV6 = (1n << 128n) - 1n;
 
 /**
  * Encodes `msg` into a new buffer, options in the order given. Throws a MetalbootError
- * DHCP_SIX_ERR_ENCODE_INVALID (a caller bug, not input) for values with no wire form: a client
+ * DHCP6_ERR_ENCODE_INVALID (a caller bug, not input) for values with no wire form: a client
  * message with msg-type 0, 12 or 13, a transaction-id over 24 bits, a hop-count over 255, an
  * address outside 128 bits, an option code or length over 16 bits, a message over
  * MAX_MESSAGE_LENGTH. Whatever encode6 returns, decode6 reads back as `msg`.

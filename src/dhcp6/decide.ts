@@ -22,7 +22,7 @@ import { INFINITE_LEASE } from '../leases/range.js';
 import { formatIpv6, inSubnet6, type Ipv6 } from '../net/ipv6.js';
 import type { Mac } from '../net/mac.js';
 import { classify6 } from './classify.js';
-import { decode6, type Dhcp6Message, type Dhcp6Option } from './codec.js';
+import type { Dhcp6Message, Dhcp6Option, Dhcp6RelayMessage } from './codec.js';
 import { clientIdentity, type MacSource } from './identity.js';
 import {
   MSG6,
@@ -33,15 +33,23 @@ import {
   domainListOption,
   findOption,
   findOptions,
+  hasRapidCommit,
   iaAddrOption,
   iaNaOption,
+  iaPdOption,
+  iaTaOption,
   ntpServerOption,
+  option,
   parseClientLinkLayer,
   parseIaAddr,
   parseIaNa,
+  parseIaPd,
+  parseIaTa,
   parseOro,
   preferenceOption,
-  relayMessageOption,
+  rapidCommitOption,
+  relayReply,
+  unwrapRelays,
   statusOption,
   vendorClassOption,
 } from './options.js';
@@ -117,16 +125,6 @@ export interface Dhcp6State {
   readonly sourcesReady?: () => boolean;
 }
 
-interface RelayHop {
-  readonly hopCount: number;
-  readonly linkAddress: Ipv6;
-  readonly peerAddress: Ipv6;
-  readonly interfaceId: Uint8Array | undefined;
-}
-
-/** RFC 8415 §7.6 HOP_COUNT_LIMIT. */
-const HOP_COUNT_LIMIT = 32;
-
 /** The lease a reply gives: address, lifetimes and the options that go with it. */
 interface Lease6 {
   readonly ip: Ipv6;
@@ -144,28 +142,19 @@ type Owner =
  * `from`: the datagram's source address (undefined when unknown). Throws DecodeError when a
  * relayed message inside is malformed (the shell counts it as such).
  */
-export function decide6(msg: Dhcp6Message, from: Ipv6 | undefined, policy: Dhcp6Policy, state: Dhcp6State): Dhcp6Outcome {
-  const hops: RelayHop[] = [];
-  let linkLayer: { hwType: number; address: Uint8Array } | undefined;
-  let m = msg;
-  while (m.kind === 'relay') {
-    if (m.msgType !== MSG6.RELAY_FORW || hops.length >= HOP_COUNT_LIMIT)
-      return ignore('not-a-request', undefined, m.msgType !== MSG6.RELAY_FORW ? 'a Relay-reply' : 'too many relays');
-    const inner = findOption(m.options, OPT6.RELAY_MSG);
-    if (inner === undefined) return ignore('malformed', undefined, 'Relay-forward without a Relay Message option');
-    hops.push({
-      hopCount: m.hopCount,
-      linkAddress: m.linkAddress,
-      peerAddress: m.peerAddress,
-      interfaceId: findOption(m.options, OPT6.INTERFACE_ID)?.data,
-    });
-    const ll = findOption(m.options, OPT6.CLIENT_LINKLAYER_ADDR);
-    if (ll !== undefined) linkLayer = parseClientLinkLayer(ll.data);
-    m = decode6(inner.data);
-  }
-  const req = m;
+export function decide6(
+  msg: Dhcp6Message,
+  from: Ipv6 | undefined,
+  policy: Dhcp6Policy,
+  state: Dhcp6State,
+): Dhcp6Outcome {
+  if (msg.kind === 'relay' && msg.msgType !== MSG6.RELAY_FORW)
+    return ignore('not-a-request', undefined, 'a Relay-reply');
+  const { relays: hops, message: req } = unwrapRelays(msg);
+  const ll = hops.length === 0 ? undefined : findOption(hops.at(-1)!.options, OPT6.CLIENT_LINKLAYER_ADDR);
+  const linkLayer = ll === undefined ? undefined : parseClientLinkLayer(ll);
   const client = classify6(req.options);
-  const clientId = findOption(req.options, OPT6.CLIENTID)?.data;
+  const clientId = findOption(req.options, OPT6.CLIENTID);
   const peer = hops.length > 0 ? hops.at(-1)!.peerAddress : from;
   const id = clientIdentity({ clientId, linkLayer, peer });
   const base = {
@@ -191,7 +180,7 @@ export function decide6(msg: Dhcp6Message, from: Ipv6 | undefined, policy: Dhcp6
     source: owner.kind === 'host' ? owner.host.origin.kind : owner.kind === 'range' ? 'range' : undefined,
     host: owner.host,
   };
-  const serverId = findOption(req.options, OPT6.SERVERID)?.data;
+  const serverId = findOption(req.options, OPT6.SERVERID);
   const ours = serverId !== undefined && equalBytes(serverId, policy.serverDuid);
   const ctx: Ctx = { req, hops, facts, policy, state, owner, clientId };
 
@@ -199,7 +188,7 @@ export function decide6(msg: Dhcp6Message, from: Ipv6 | undefined, policy: Dhcp6
     case MSG6.SOLICIT: {
       // RFC 8415 §16.2: a Solicit with a Server Identifier is discarded.
       if (serverId !== undefined) return ignore('other-server', facts, 'Solicit with a server identifier');
-      const rapid = policy.rapidCommit && findOption(req.options, OPT6.RAPID_COMMIT) !== undefined;
+      const rapid = policy.rapidCommit && hasRapidCommit(req.options);
       return rapid ? bind(ctx, true) : advertise(ctx);
     }
     case MSG6.REQUEST:
@@ -239,7 +228,7 @@ const CLIENT_MESSAGES: ReadonlySet<number> = new Set([
 
 interface Ctx {
   readonly req: Dhcp6Message & { kind: 'client' };
-  readonly hops: readonly RelayHop[];
+  readonly hops: readonly Dhcp6RelayMessage[];
   readonly facts: Request6Facts;
   readonly policy: Dhcp6Policy;
   readonly state: Dhcp6State;
@@ -247,7 +236,7 @@ interface Ctx {
   readonly clientId: Uint8Array | undefined;
 }
 
-function ownerOf(mac: Mac, hops: readonly RelayHop[], policy: Dhcp6Policy, state: Dhcp6State): Owner {
+function ownerOf(mac: Mac, hops: readonly Dhcp6RelayMessage[], policy: Dhcp6Policy, state: Dhcp6State): Owner {
   const found = state.index.lookup6(mac);
   if (found.kind === 'conflict') {
     const owners = found.hosts.map((h) => `${h.origin.kind}:${h.origin.name}`).join(', ');
@@ -274,7 +263,12 @@ function ownerOf(mac: Mac, hops: readonly RelayHop[], policy: Dhcp6Policy, state
   }
   if (state.pool.enabled) {
     if (state.sourcesReady?.() === false)
-      return { kind: 'none', reason: 'sources-loading', detail: 'waiting for the first list of hosts', host: undefined };
+      return {
+        kind: 'none',
+        reason: 'sources-loading',
+        detail: 'waiting for the first list of hosts',
+        host: undefined,
+      };
     if (!rangeOk)
       return {
         kind: 'none',
@@ -288,7 +282,7 @@ function ownerOf(mac: Mac, hops: readonly RelayHop[], policy: Dhcp6Policy, state
 }
 
 /** Range clients are served on the server's link, or through a relay whose link is the server's subnet. */
-function rangeReachable(hops: readonly RelayHop[], policy: Dhcp6Policy): boolean {
+function rangeReachable(hops: readonly Dhcp6RelayMessage[], policy: Dhcp6Policy): boolean {
   if (hops.length === 0) return true;
   return inSubnet6(hops.at(-1)!.linkAddress, { address: policy.serverIp, prefix: policy.serverPrefix });
 }
@@ -305,11 +299,8 @@ function ignore(
 /** The IA_NAs of the request: (IAID, the addresses it asks for). */
 function iaNas(req: Dhcp6Message): { iaid: number; addresses: Ipv6[] }[] {
   return findOptions(req.options, OPT6.IA_NA).map((o) => {
-    const ia = parseIaNa(o.data);
-    return {
-      iaid: ia.iaid,
-      addresses: findOptions(ia.options, OPT6.IAADDR).map((a) => parseIaAddr(a.data).address),
-    };
+    const ia = parseIaNa(o);
+    return { iaid: ia.iaid, addresses: findOptions(ia.options, OPT6.IAADDR).map((a) => parseIaAddr(a).address) };
   });
 }
 
@@ -390,8 +381,7 @@ function release(c: Ctx): Dhcp6Outcome {
   if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
   let rec: JournalRecord | undefined;
   if (owner.kind === 'range')
-    for (const ia of iaNas(c.req))
-      for (const a of ia.addresses) rec = state.pool.release(facts.mac!, a as Ipv6) ?? rec;
+    for (const ia of iaNas(c.req)) for (const a of ia.addresses) rec = state.pool.release(facts.mac!, a as Ipv6) ?? rec;
   return statusReply(c, MSG6.REPLY, STATUS6.Success, rec === undefined ? 'nothing to release' : 'released', false, rec);
 }
 
@@ -400,7 +390,8 @@ function decline(c: Ctx): Dhcp6Outcome {
   if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
   let rec: JournalRecord | undefined;
   if (owner.kind === 'range')
-    for (const ia of iaNas(c.req)) for (const a of ia.addresses) rec = state.pool.decline(facts.mac!, a, state.now()) ?? rec;
+    for (const ia of iaNas(c.req))
+      for (const a of ia.addresses) rec = state.pool.decline(facts.mac!, a, state.now()) ?? rec;
   return statusReply(c, MSG6.REPLY, STATUS6.Success, 'declined', false, rec);
 }
 
@@ -408,7 +399,8 @@ function decline(c: Ctx): Dhcp6Outcome {
 function information(c: Ctx): Dhcp6Outcome {
   const { owner, facts, policy } = c;
   if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
-  const lease = owner.kind === 'host' ? owner.lease : { ip: 0n as Ipv6, validSeconds: 0, dns: policy.dns, ntp: policy.ntp };
+  const lease =
+    owner.kind === 'host' ? owner.lease : { ip: 0n as Ipv6, validSeconds: 0, dns: policy.dns, ntp: policy.ntp };
   return answer(c, MSG6.REPLY, lease, undefined, false, true);
 }
 
@@ -437,13 +429,19 @@ function statusReply(
   const opts: Dhcp6Option[] = header(c);
   if (inIa) for (const ia of iaNas(c.req)) opts.push(iaNaOption(ia.iaid, 0, 0, [statusOption(code, text)]));
   else opts.push(statusOption(code, text));
-  return wrap(c, { kind: 'client', msgType: type, transactionId: c.req.transactionId, options: opts }, undefined, undefined, persist);
+  return wrap(
+    c,
+    { kind: 'client', msgType: type, transactionId: c.req.transactionId, options: opts },
+    undefined,
+    undefined,
+    persist,
+  );
 }
 
 /** Server and Client Identifier, first in every reply. */
 function header(c: Ctx): Dhcp6Option[] {
-  const opts: Dhcp6Option[] = [{ code: OPT6.SERVERID, data: c.policy.serverDuid }];
-  if (c.clientId !== undefined) opts.push({ code: OPT6.CLIENTID, data: c.clientId });
+  const opts: Dhcp6Option[] = [option(OPT6.SERVERID, c.policy.serverDuid)];
+  if (c.clientId !== undefined) opts.push(option(OPT6.CLIENTID, c.clientId));
   return opts;
 }
 
@@ -473,23 +471,18 @@ function answer(
     const stale = ia.addresses.filter((a) => a !== lease.ip).map((a) => iaAddrOption(a, 0, 0, []));
     opts.push(iaNaOption(ia.iaid, t1, t2, [iaAddrOption(lease.ip, preferred, valid, []), ...stale]));
   });
-  for (const code of [OPT6.IA_TA, OPT6.IA_PD])
-    for (const o of findOptions(req.options, code)) {
-      const iaid = o.data.length >= 4 ? o.data.subarray(0, 4) : new Uint8Array(4);
-      const status =
-        code === OPT6.IA_PD
-          ? statusOption(STATUS6.NoPrefixAvail, 'no prefixes delegated')
-          : statusOption(STATUS6.NoAddrsAvail, 'no temporary addresses');
-      const head = code === OPT6.IA_PD ? new Uint8Array(12) : new Uint8Array(4);
-      head.set(iaid, 0);
-      opts.push({ code, data: Buffer.concat([head, encodeOption(status)]) });
-    }
+  for (const o of findOptions(req.options, OPT6.IA_TA))
+    opts.push(iaTaOption(parseIaTa(o).iaid, [statusOption(STATUS6.NoAddrsAvail, 'no temporary addresses')]));
+  for (const o of findOptions(req.options, OPT6.IA_PD))
+    opts.push(iaPdOption(parseIaPd(o).iaid, 0, 0, [statusOption(STATUS6.NoPrefixAvail, 'no prefixes delegated')]));
   if (type === MSG6.ADVERTISE) opts.push(preferenceOption(255));
-  if (rapid) opts.push({ code: OPT6.RAPID_COMMIT, data: new Uint8Array(0) });
-  const oro = new Set(parseOro(findOption(req.options, OPT6.ORO)?.data));
+  if (rapid) opts.push(rapidCommitOption());
+  const oroData = findOption(req.options, OPT6.ORO);
+  const oro = new Set(oroData === undefined ? [] : parseOro(oroData));
   if (lease.dns.length > 0 && oro.has(OPT6.DNS_SERVERS)) opts.push(dnsServersOption(lease.dns));
   if (policy.domainSearch.length > 0 && oro.has(OPT6.DOMAIN_LIST)) opts.push(domainListOption(policy.domainSearch));
-  if (lease.ntp.length > 0 && oro.has(OPT6.NTP_SERVER)) opts.push(ntpServerOption(lease.ntp));
+  if (lease.ntp.length > 0 && oro.has(OPT6.NTP_SERVER))
+    opts.push(ntpServerOption(lease.ntp.map((address) => ({ kind: 'server' as const, address }))));
   const boot = policy.answers.answer(facts.client, facts.host?.netboot ?? true);
   const url = bootUrl(boot, policy);
   if (url !== undefined) {
@@ -523,22 +516,7 @@ function wrap(
   persist: JournalRecord | undefined,
   commit?: { undo: CommitUndo<Ipv6>; heldUntil: number | undefined },
 ): Dhcp6Outcome {
-  let reply: Dhcp6Message = inner;
-  for (let i = c.hops.length - 1; i >= 0; i--) {
-    const h = c.hops[i]!;
-    const opts: Dhcp6Option[] = [];
-    // RFC 8415 §19.3: the Interface-Id of a Relay-forward comes back in the Relay-reply.
-    if (h.interfaceId !== undefined) opts.push({ code: OPT6.INTERFACE_ID, data: h.interfaceId });
-    opts.push(relayMessageOption(reply));
-    reply = {
-      kind: 'relay',
-      msgType: MSG6.RELAY_REPL,
-      hopCount: h.hopCount,
-      linkAddress: h.linkAddress,
-      peerAddress: h.peerAddress,
-      options: opts,
-    };
-  }
+  const reply = relayReply(c.hops, inner);
   return {
     kind: 'reply',
     reply,
@@ -555,12 +533,4 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-function encodeOption(o: Dhcp6Option): Buffer {
-  const b = Buffer.alloc(4 + o.data.length);
-  b.writeUInt16BE(o.code, 0);
-  b.writeUInt16BE(o.data.length, 2);
-  b.set(o.data, 4);
-  return b;
 }

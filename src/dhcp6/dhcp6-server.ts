@@ -125,7 +125,11 @@ export class Dhcp6Server implements Service {
     s.on('message', (buf, rinfo) => this.#onMessage(buf, rinfo));
     this.#socket = s;
     this.#log.info(
-      { listen: `[${listen.host}]:${s.address().port}`, interface: ifname, serverIp: formatIpv6(this.#o.policy.serverIp) },
+      {
+        listen: `[${listen.host}]:${s.address().port}`,
+        interface: ifname,
+        serverIp: formatIpv6(this.#o.policy.serverIp),
+      },
       'dhcp6 listening',
     );
   }
@@ -145,7 +149,8 @@ export class Dhcp6Server implements Service {
       outcome = decide6(decode6(buf), parseIpv6(addr), this.#o.policy, this.#o.state);
     } catch (err) {
       this.#received.inc('malformed');
-      if (err instanceof DecodeError) this.#dropLog('malformed', { peer, code: err.code, offset: err.offset, bytes: buf.length });
+      if (err instanceof DecodeError)
+        this.#dropLog('malformed', { peer, code: err.code, offset: err.offset, bytes: buf.length });
       else {
         // A bug, not bad input: never let it take the server down.
         this.#drops.inc('malformed');
@@ -153,12 +158,12 @@ export class Dhcp6Server implements Service {
       }
       return;
     }
-    this.#received.inc(msg6Name(outcome.facts?.messageType));
+    this.#received.inc(outcome.facts === undefined ? 'other' : msg6Name(outcome.facts.messageType));
     if (outcome.kind === 'ignore') {
       const d = outcome.facts;
       this.#dropLog(outcome.reason, {
         mac: d?.mac,
-        type: msg6Name(d?.messageType),
+        type: d === undefined ? undefined : msg6Name(d.messageType),
         host: d?.host?.origin.name,
         detail: outcome.detail,
         peer,
@@ -177,9 +182,7 @@ export class Dhcp6Server implements Service {
       send();
       return;
     }
-    this.#track(
-      this.#o.leases.persist(outcome.persist).then(send, (err: unknown) => this.#notDurable(outcome, err)),
-    );
+    this.#track(this.#o.leases.persist(outcome.persist).then(send, (err: unknown) => this.#notDurable(outcome, err)));
   }
 
   /** The binding could not be written: undo it and stay silent (the client retries). */
@@ -216,7 +219,12 @@ export class Dhcp6Server implements Service {
             host: d.host?.origin.name,
             client: d.client.kind,
             arch: 'archCode' in d.client ? d.client.archCode : undefined,
-            boot: outcome.boot === undefined ? undefined : outcome.boot.kind === 'none' ? `none (${outcome.boot.reason})` : bootText(outcome),
+            boot:
+              outcome.boot === undefined
+                ? undefined
+                : outcome.boot.kind === 'none'
+                  ? `none (${outcome.boot.reason})`
+                  : bootText(outcome),
             relays: d.relays,
             to: `[${to.address}]:${to.port}`,
           },

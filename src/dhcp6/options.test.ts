@@ -109,7 +109,7 @@ describe('finding options', () => {
     expect(readOption(opts, 8, parseElapsedTime)).toBe(5);
     expect(readOption(opts, 7, parsePreference)).toBeUndefined();
     expect(codeOf(() => readOption([{ code: 8, data: hex('00') }], 8, parseElapsedTime))).toBe(
-      'DHCP_SIX_ERR_OPTION_LENGTH',
+      'DHCP6_ERR_OPTION_LENGTH',
     );
   });
 });
@@ -148,14 +148,14 @@ describe('DUID', () => {
     ['LL without an address', hex('0003 0001')],
     ['UUID of 15 bytes', hex('0004 00112233445566778899aabbccddee')],
   ])('refuses %s', (_n, bytes) => {
-    expect(codeOf(() => parseDuid(bytes))).toBe('DHCP_SIX_ERR_OPTION_LENGTH');
+    expect(codeOf(() => parseDuid(bytes))).toBe('DHCP6_ERR_OPTION_LENGTH');
   });
 
   it('refuses to build DUIDs with no wire form', () => {
-    expect(encodeError(() => duidLl(new Uint8Array(0)))).toBe('DHCP_SIX_ERR_ENCODE_INVALID');
-    expect(encodeError(() => duidLl(new Uint8Array(127)))).toBe('DHCP_SIX_ERR_ENCODE_INVALID');
-    expect(encodeError(() => duidLlt(MAC, 2 ** 32))).toBe('DHCP_SIX_ERR_ENCODE_INVALID');
-    expect(encodeError(() => duidEn(-1, MAC))).toBe('DHCP_SIX_ERR_ENCODE_INVALID');
+    expect(encodeError(() => duidLl(new Uint8Array(0)))).toBe('DHCP6_ERR_ENCODE_INVALID');
+    expect(encodeError(() => duidLl(new Uint8Array(127)))).toBe('DHCP6_ERR_ENCODE_INVALID');
+    expect(encodeError(() => duidLlt(MAC, 2 ** 32))).toBe('DHCP6_ERR_ENCODE_INVALID');
+    expect(encodeError(() => duidEn(-1, MAC))).toBe('DHCP6_ERR_ENCODE_INVALID');
   });
 });
 
@@ -182,16 +182,16 @@ describe('IA_NA, IA_TA, IA_PD and IA Address', () => {
   });
 
   it.each([
-    ['IA_NA of 11 bytes', () => parseIaNa(new Uint8Array(11)), 'DHCP_SIX_ERR_OPTION_LENGTH'],
-    ['IA_PD of 11 bytes', () => parseIaPd(new Uint8Array(11)), 'DHCP_SIX_ERR_OPTION_LENGTH'],
-    ['IA_TA of 3 bytes', () => parseIaTa(new Uint8Array(3)), 'DHCP_SIX_ERR_OPTION_LENGTH'],
-    ['IA Address of 23 bytes', () => parseIaAddr(new Uint8Array(23)), 'DHCP_SIX_ERR_OPTION_LENGTH'],
+    ['IA_NA of 11 bytes', () => parseIaNa(new Uint8Array(11)), 'DHCP6_ERR_OPTION_LENGTH'],
+    ['IA_PD of 11 bytes', () => parseIaPd(new Uint8Array(11)), 'DHCP6_ERR_OPTION_LENGTH'],
+    ['IA_TA of 3 bytes', () => parseIaTa(new Uint8Array(3)), 'DHCP6_ERR_OPTION_LENGTH'],
+    ['IA Address of 23 bytes', () => parseIaAddr(new Uint8Array(23)), 'DHCP6_ERR_OPTION_LENGTH'],
     [
       'IA_NA with a truncated inner option',
       () => parseIaNa(hex(`${'00'.repeat(12)}00050018 00`)),
-      'DHCP_SIX_ERR_OPTION_TRUNCATED',
+      'DHCP6_ERR_OPTION_TRUNCATED',
     ],
-    ['IA_NA with trailing bytes', () => parseIaNa(hex(`${'00'.repeat(12)}0005`)), 'DHCP_SIX_ERR_TRAILING_BYTES'],
+    ['IA_NA with trailing bytes', () => parseIaNa(hex(`${'00'.repeat(12)}0005`)), 'DHCP6_ERR_TRAILING_BYTES'],
   ])('refuses %s', (_n, f, code) => {
     expect(codeOf(f)).toBe(code);
   });
@@ -201,22 +201,22 @@ describe('small options', () => {
   it('Status Code: UTF-8 message', () => {
     const s = statusOption(STATUS6.NotOnLink, 'pas sur ce lien ✗');
     expect(parseStatus(s.data)).toEqual({ code: 4, message: 'pas sur ce lien ✗' });
-    expect(codeOf(() => parseStatus(hex('00')))).toBe('DHCP_SIX_ERR_OPTION_LENGTH');
+    expect(codeOf(() => parseStatus(hex('00')))).toBe('DHCP6_ERR_OPTION_LENGTH');
   });
 
   it('ORO, Elapsed Time, Preference', () => {
     expect(parseOro(oroOption([23, 24, 59]).data)).toEqual([23, 24, 59]);
-    expect(codeOf(() => parseOro(hex('001700')))).toBe('DHCP_SIX_ERR_OPTION_LENGTH');
+    expect(codeOf(() => parseOro(hex('001700')))).toBe('DHCP6_ERR_OPTION_LENGTH');
     expect(parseElapsedTime(elapsedTimeOption(0xffff).data)).toBe(0xffff);
     expect(parsePreference(preferenceOption(255).data)).toBe(255);
-    expect(codeOf(() => parsePreference(hex('0001')))).toBe('DHCP_SIX_ERR_OPTION_LENGTH');
+    expect(codeOf(() => parsePreference(hex('0001')))).toBe('DHCP6_ERR_OPTION_LENGTH');
   });
 
   it('Rapid Commit is empty', () => {
     expect(hasRapidCommit([rapidCommitOption()])).toBe(true);
     expect(hasRapidCommit([])).toBe(false);
     expect(codeOf(() => hasRapidCommit([{ code: OPT6.RAPID_COMMIT, data: hex('00') }]))).toBe(
-      'DHCP_SIX_ERR_OPTION_LENGTH',
+      'DHCP6_ERR_OPTION_LENGTH',
     );
   });
 
@@ -224,8 +224,8 @@ describe('small options', () => {
     const o = userClassOption(['iPXE', '']);
     expect(Buffer.from(o.data).toString('hex')).toBe('000469505845 0000'.replaceAll(' ', ''));
     expect(parseUserClass(o.data)).toEqual(['iPXE', '']);
-    expect(codeOf(() => parseUserClass(hex('0005 6950')))).toBe('DHCP_SIX_ERR_OPTION_TRUNCATED');
-    expect(codeOf(() => parseUserClass(hex('00')))).toBe('DHCP_SIX_ERR_OPTION_TRUNCATED');
+    expect(codeOf(() => parseUserClass(hex('0005 6950')))).toBe('DHCP6_ERR_OPTION_TRUNCATED');
+    expect(codeOf(() => parseUserClass(hex('00')))).toBe('DHCP6_ERR_OPTION_TRUNCATED');
   });
 
   it('Vendor Class: enterprise and items; vendorClassIs looks at every item of every option', () => {
@@ -235,27 +235,27 @@ describe('small options', () => {
     expect(vendorClassIs([other, http], 'HTTPClient')).toBe(true);
     expect(vendorClassIs([other, http], 'PXEClient')).toBe(false);
     expect(vendorClassIs([], 'PXEClient')).toBe(false);
-    expect(codeOf(() => parseVendorClass(hex('000001')))).toBe('DHCP_SIX_ERR_OPTION_LENGTH');
+    expect(codeOf(() => parseVendorClass(hex('000001')))).toBe('DHCP6_ERR_OPTION_LENGTH');
     expect(codeOf(() => vendorClassIs([{ code: 16, data: hex('00000157 0009 50') }], 'P'))).toBe(
-      'DHCP_SIX_ERR_OPTION_TRUNCATED',
+      'DHCP6_ERR_OPTION_TRUNCATED',
     );
   });
 
   it('Client Architecture, NII, Client Link-Layer Address', () => {
     expect(parseClientArch(clientArchOption([16, 7]).data)).toEqual([16, 7]);
-    expect(codeOf(() => parseClientArch(hex('')))).toBe('DHCP_SIX_ERR_OPTION_LENGTH');
-    expect(codeOf(() => parseClientArch(hex('000700')))).toBe('DHCP_SIX_ERR_OPTION_LENGTH');
+    expect(codeOf(() => parseClientArch(hex('')))).toBe('DHCP6_ERR_OPTION_LENGTH');
+    expect(codeOf(() => parseClientArch(hex('000700')))).toBe('DHCP6_ERR_OPTION_LENGTH');
     expect(parseNii(niiOption(1, 3, 10).data)).toEqual({ type: 1, major: 3, minor: 10 });
-    expect(codeOf(() => parseNii(hex('0103')))).toBe('DHCP_SIX_ERR_OPTION_LENGTH');
+    expect(codeOf(() => parseNii(hex('0103')))).toBe('DHCP6_ERR_OPTION_LENGTH');
     expect(parseClientLinkLayer(clientLinkLayerOption(1, MAC).data)).toEqual({ hwType: 1, address: MAC });
-    expect(codeOf(() => parseClientLinkLayer(hex('0001')))).toBe('DHCP_SIX_ERR_OPTION_LENGTH');
+    expect(codeOf(() => parseClientLinkLayer(hex('0001')))).toBe('DHCP6_ERR_OPTION_LENGTH');
   });
 
   it('Boot File URL and Boot File Parameters', () => {
     const url = 'http://[fd00:77::1]:8080/boot.ipxe';
     expect(parseBootFileUrl(bootFileUrlOption(url).data)).toBe(url);
-    expect(codeOf(() => parseBootFileUrl(hex('')))).toBe('DHCP_SIX_ERR_OPTION_LENGTH');
-    expect(encodeError(() => bootFileUrlOption(''))).toBe('DHCP_SIX_ERR_ENCODE_INVALID');
+    expect(codeOf(() => parseBootFileUrl(hex('')))).toBe('DHCP6_ERR_OPTION_LENGTH');
+    expect(encodeError(() => bootFileUrlOption(''))).toBe('DHCP6_ERR_ENCODE_INVALID');
     const p = bootFileParamOption(['root=/dev/ram0', 'console=ttyS0']);
     expect(p.code).toBe(OPT6.BOOTFILE_PARAM);
     expect(parseBootFileParams(p.data)).toEqual(['root=/dev/ram0', 'console=ttyS0']);
@@ -267,8 +267,8 @@ describe('addresses and names', () => {
     const o = dnsServersOption([ip('fd00:77::1'), ip('fd00::53')]);
     expect(o.data.length).toBe(32);
     expect(parseDnsServers(o.data).map(formatIpv6)).toEqual(['fd00:77::1', 'fd00::53']);
-    expect(codeOf(() => parseDnsServers(new Uint8Array(17)))).toBe('DHCP_SIX_ERR_OPTION_LENGTH');
-    expect(codeOf(() => parseDnsServers(new Uint8Array(0)))).toBe('DHCP_SIX_ERR_OPTION_LENGTH');
+    expect(codeOf(() => parseDnsServers(new Uint8Array(17)))).toBe('DHCP6_ERR_OPTION_LENGTH');
+    expect(codeOf(() => parseDnsServers(new Uint8Array(0)))).toBe('DHCP6_ERR_OPTION_LENGTH');
   });
 
   it('Domain Search List in RFC 1035 wire form, a trailing dot the same name', () => {
@@ -286,7 +286,7 @@ describe('addresses and names', () => {
     ['a name over 255 bytes', [Array.from({ length: 5 }, () => 'a'.repeat(60)).join('.')]],
     ['a space', ['my host.example']],
   ])('refuses to encode %s', (_n, names) => {
-    expect(encodeError(() => domainListOption(names))).toBe('DHCP_SIX_ERR_ENCODE_INVALID');
+    expect(encodeError(() => domainListOption(names))).toBe('DHCP6_ERR_ENCODE_INVALID');
   });
 
   it.each([
@@ -297,7 +297,7 @@ describe('addresses and names', () => {
     ['a dot inside a label', hex('03612e6300')],
     ['a name over 255 bytes', hex(`${`3f${'61'.repeat(63)}`.repeat(4)}00`)],
   ])('refuses to decode %s', (_n, data) => {
-    expect(codeOf(() => parseDomainList(data))).toBe('DHCP_SIX_ERR_DOMAIN_NAME');
+    expect(codeOf(() => parseDomainList(data))).toBe('DHCP6_ERR_DOMAIN_NAME');
   });
 
   it('accepts a name of exactly 255 bytes', () => {
@@ -319,9 +319,9 @@ describe('addresses and names', () => {
       { kind: 'multicast', address: ip('ff05::101') },
       { kind: 'fqdn', name: 'ntp.lab.example' },
     ]);
-    expect(codeOf(() => parseNtpServer(hex('00010004 00000000')))).toBe('DHCP_SIX_ERR_OPTION_LENGTH');
-    expect(codeOf(() => parseNtpServer(hex('')))).toBe('DHCP_SIX_ERR_OPTION_LENGTH');
-    expect(codeOf(() => parseNtpServer(hex('00030006 0161 00 0162 00')))).toBe('DHCP_SIX_ERR_OPTION_INVALID');
+    expect(codeOf(() => parseNtpServer(hex('00010004 00000000')))).toBe('DHCP6_ERR_OPTION_LENGTH');
+    expect(codeOf(() => parseNtpServer(hex('')))).toBe('DHCP6_ERR_OPTION_LENGTH');
+    expect(codeOf(() => parseNtpServer(hex('00030006 0161 00 0162 00')))).toBe('DHCP6_ERR_OPTION_INVALID');
   });
 });
 

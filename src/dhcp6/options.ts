@@ -10,7 +10,7 @@
  * malformed required option; for an optional one it catches the DecodeError itself.
  * `vendorClassIs`, `hasRapidCommit` and `innerMessage` follow the same rule.
  *
- * Builders (`*Option`, `duid*`) throw a MetalbootError DHCP_SIX_ERR_ENCODE_INVALID for values with
+ * Builders (`*Option`, `duid*`) throw a MetalbootError DHCP6_ERR_ENCODE_INVALID for values with
  * no wire form (a caller bug, never input) and return fresh bytes.
  */
 import { DecodeError, MetalbootError } from '../base/errors.js';
@@ -100,11 +100,11 @@ export const NTP_SUBOPTION = { SRV_ADDR: 1, MC_ADDR: 2, SRV_FQDN: 3 } as const;
 // ---- helpers ----------------------------------------------------------------------------------
 
 function invalid(message: string): MetalbootError {
-  return new MetalbootError('DHCP_SIX_ERR_ENCODE_INVALID', message);
+  return new MetalbootError('DHCP6_ERR_ENCODE_INVALID', message);
 }
 
 function lengthError(what: string, data: Uint8Array, want: string): DecodeError {
-  return new DecodeError('DHCP_SIX_ERR_OPTION_LENGTH', 0, `${what} of ${data.length} bytes: ${want}`);
+  return new DecodeError('DHCP6_ERR_OPTION_LENGTH', 0, `${what} of ${data.length} bytes: ${want}`);
 }
 
 function u16(b: Uint8Array, i: number): number {
@@ -160,10 +160,10 @@ function lengthPrefixedItems(data: Uint8Array, start: number, what: string): Uin
   const out: Uint8Array[] = [];
   let i = start;
   while (i < data.length) {
-    if (data.length - i < 2) throw new DecodeError('DHCP_SIX_ERR_OPTION_TRUNCATED', i, `${what}: half an item length`);
+    if (data.length - i < 2) throw new DecodeError('DHCP6_ERR_OPTION_TRUNCATED', i, `${what}: half an item length`);
     const len = u16(data, i);
     if (i + 2 + len > data.length)
-      throw new DecodeError('DHCP_SIX_ERR_OPTION_TRUNCATED', i, `${what}: item of ${len} bytes runs past the end`);
+      throw new DecodeError('DHCP6_ERR_OPTION_TRUNCATED', i, `${what}: item of ${len} bytes runs past the end`);
     out.push(data.subarray(i + 2, i + 2 + len));
     i += 2 + len;
   }
@@ -624,22 +624,22 @@ function readDomainName(data: Uint8Array, offset: number): { name: string; end: 
   let i = offset;
   for (;;) {
     if (i >= data.length)
-      throw new DecodeError('DHCP_SIX_ERR_DOMAIN_NAME', i, 'domain name runs past the end without a zero label');
+      throw new DecodeError('DHCP6_ERR_DOMAIN_NAME', i, 'domain name runs past the end without a zero label');
     const len = data[i]!;
     if (len === 0) break;
     if (len > MAX_LABEL)
       throw new DecodeError(
-        'DHCP_SIX_ERR_DOMAIN_NAME',
+        'DHCP6_ERR_DOMAIN_NAME',
         i,
         len >= 0xc0 ? 'compression pointer (not allowed in DHCPv6)' : `label of ${len} bytes (63 max)`,
       );
-    if (i + 1 + len > data.length) throw new DecodeError('DHCP_SIX_ERR_DOMAIN_NAME', i, 'label runs past the end');
+    if (i + 1 + len > data.length) throw new DecodeError('DHCP6_ERR_DOMAIN_NAME', i, 'label runs past the end');
     const label = data.subarray(i + 1, i + 1 + len);
     if (!label.every(labelByteOk))
-      throw new DecodeError('DHCP_SIX_ERR_DOMAIN_NAME', i + 1, 'label byte outside printable ASCII, or a dot');
+      throw new DecodeError('DHCP6_ERR_DOMAIN_NAME', i + 1, 'label byte outside printable ASCII, or a dot');
     labels.push(latin1(label));
     i += 1 + len;
-    if (i + 1 - offset > MAX_NAME) throw new DecodeError('DHCP_SIX_ERR_DOMAIN_NAME', offset, 'name over 255 bytes');
+    if (i + 1 - offset > MAX_NAME) throw new DecodeError('DHCP6_ERR_DOMAIN_NAME', offset, 'name over 255 bytes');
   }
   return { name: labels.join('.'), end: i + 1 };
 }
@@ -678,16 +678,12 @@ export function parseNtpServer(data: Uint8Array): NtpServer[] {
       case NTP_SUBOPTION.SRV_ADDR:
       case NTP_SUBOPTION.MC_ADDR:
         if (s.data.length !== 16)
-          throw new DecodeError('DHCP_SIX_ERR_OPTION_LENGTH', at, `NTP sub-option ${s.code} of ${s.data.length} bytes`);
+          throw new DecodeError('DHCP6_ERR_OPTION_LENGTH', at, `NTP sub-option ${s.code} of ${s.data.length} bytes`);
         return { kind: s.code === NTP_SUBOPTION.SRV_ADDR ? 'server' : 'multicast', address: readIpv6(s.data, 0) };
       case NTP_SUBOPTION.SRV_FQDN: {
         const { name, end } = readDomainName(s.data, 0);
         if (end !== s.data.length)
-          throw new DecodeError(
-            'DHCP_SIX_ERR_OPTION_INVALID',
-            at + end,
-            'NTP FQDN sub-option holds more than one name',
-          );
+          throw new DecodeError('DHCP6_ERR_OPTION_INVALID', at + end, 'NTP FQDN sub-option holds more than one name');
         return { kind: 'fqdn', name };
       }
       default:
@@ -756,13 +752,13 @@ export function relayMessageOption(inner: Dhcp6Message): Dhcp6Option {
 
 /**
  * The message a relay message carries in its one Relay Message option (RFC 8415 §9: exactly
- * one). DecodeError DHCP_SIX_ERR_RELAY_MESSAGE when there is none or more than one; a malformed
+ * one). DecodeError DHCP6_ERR_RELAY_MESSAGE when there is none or more than one; a malformed
  * inner message throws decode6's DecodeError, its offset counted in the inner message.
  */
 export function innerMessage(relay: Dhcp6RelayMessage): Dhcp6Message {
   const found = findOptions(relay.options, OPT6.RELAY_MSG);
   if (found.length !== 1)
-    throw new DecodeError('DHCP_SIX_ERR_RELAY_MESSAGE', 0, `relay message with ${found.length} Relay Message options`);
+    throw new DecodeError('DHCP6_ERR_RELAY_MESSAGE', 0, `relay message with ${found.length} Relay Message options`);
   return decode6(found[0]!);
 }
 
@@ -775,7 +771,7 @@ export interface Unwrapped {
 
 /**
  * Peels relay messages off until the client message: at most HOP_COUNT_LIMIT (32) of them
- * (DHCP_SIX_ERR_RELAY_DEPTH), each of the same type as the one around it (DHCP_SIX_ERR_RELAY_NESTING).
+ * (DHCP6_ERR_RELAY_DEPTH), each of the same type as the one around it (DHCP6_ERR_RELAY_NESTING).
  * A client message comes back with no relays.
  */
 export function unwrapRelays(msg: Dhcp6Message): Unwrapped {
@@ -783,15 +779,11 @@ export function unwrapRelays(msg: Dhcp6Message): Unwrapped {
   let m: Dhcp6Message = msg;
   while (m.kind === 'relay') {
     if (relays.length >= HOP_COUNT_LIMIT)
-      throw new DecodeError('DHCP_SIX_ERR_RELAY_DEPTH', 0, `more than ${HOP_COUNT_LIMIT} nested relay messages`);
+      throw new DecodeError('DHCP6_ERR_RELAY_DEPTH', 0, `more than ${HOP_COUNT_LIMIT} nested relay messages`);
     relays.push(m);
     const inner = innerMessage(m);
     if (inner.kind === 'relay' && inner.msgType !== m.msgType)
-      throw new DecodeError(
-        'DHCP_SIX_ERR_RELAY_NESTING',
-        0,
-        `relay type ${inner.msgType} inside relay type ${m.msgType}`,
-      );
+      throw new DecodeError('DHCP6_ERR_RELAY_NESTING', 0, `relay type ${inner.msgType} inside relay type ${m.msgType}`);
     m = inner;
   }
   return { relays, message: m };

@@ -35,7 +35,9 @@ export interface Dhcp6Policy extends Dhcp6Settings {
  * DUID, so a Request that names it is answered by whichever replica receives it.
  */
 export function serverDuidOf(serverIp: Ipv6): Uint8Array {
-  const h = createHash('sha256').update(`metalboot dhcp6 server ${formatIpv6(serverIp)}`).digest();
+  const h = createHash('sha256')
+    .update(`metalboot dhcp6 server ${formatIpv6(serverIp)}`)
+    .digest();
   const uuid = Buffer.from(h.subarray(0, 16));
   uuid[6] = (uuid[6]! & 0x0f) | 0x50; // version 5 style (name-based)
   uuid[8] = (uuid[8]! & 0x3f) | 0x80; // RFC 4122 variant
