@@ -10,7 +10,9 @@ describe('parseListenAddress', () => {
     ['[FD00:0::1]:69', { host: 'fd00::1', port: 69 }],
   ])('%s', (text, want) => {
     expect(parseListenAddress(text)).toEqual(want);
-    expect(formatListenAddress(want)).toBe(text.startsWith(':') ? `0.0.0.0${text}` : text.toLowerCase().replace('0::', ':'));
+    expect(formatListenAddress(want)).toBe(
+      text.startsWith(':') ? `0.0.0.0${text}` : text.toLowerCase().replace('0::', ':'),
+    );
   });
 
   it.each(['::1:547', '[10.0.0.1]:69', '[fe80::1%eth0]:547', '[::]:70000', 'host:80'])('refuses %s', (text) => {
