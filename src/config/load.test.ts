@@ -338,3 +338,64 @@ describe('README', () => {
     expect(between).toBe(flagsMarkdown());
   });
 });
+
+describe('loadConfig: dhcp6', () => {
+  it('is off by default, and the listeners stay IPv4', () => {
+    const c = ok(load([]));
+    expect(c.dhcp6).toBeUndefined();
+    expect(c.http.listen).toEqual({ host: '0.0.0.0', port: 8080 });
+    expect(c.proxy.callbackListen).toEqual({ host: '0.0.0.0', port: 8081 });
+    expect(c.tftp.listen6).toBeUndefined();
+  });
+
+  it('turns on with a server address: dual-stack HTTP, TFTP over IPv6, IPv6 advertise URLs', () => {
+    const c = ok(
+      load([
+        '--dhcp6-server-ip',
+        'fd00:77::1',
+        '--dhcp6-range',
+        'fd00:77::100,fd00:77::1ff',
+        '--dhcp6-lease-file',
+        'l6',
+      ]),
+    );
+    expect(c.dhcp6?.serverIp.prefix).toBe(64);
+    expect(c.dhcp6?.listen).toEqual({ host: '::', port: 547 });
+    expect(c.http.listen).toEqual({ host: '::', port: 8080 });
+    expect(c.proxy.callbackListen).toEqual({ host: '::', port: 8081 });
+    expect(c.tftp.listen6).toEqual({ host: 'fd00:77::1', port: 69 });
+    expect(c.dhcp6?.urls).toEqual({
+      advertiseUrl: 'http://[fd00:77::1]:8080',
+      imageAdvertiseUrl: 'http://[fd00:77::1]:8080',
+      apiAdvertiseUrl: 'http://[fd00:77::1]:8080',
+    });
+    // The IPv4 URLs are unchanged.
+    expect(c.http.advertiseUrl).toBe('http://192.168.50.2:8080');
+  });
+
+  it('keeps an advertise URL that names something other than the server IPv4 address', () => {
+    const c = ok(load(['--dhcp6-server-ip', 'fd00:77::1', '--http-advertise-url', 'http://boot.example:8080']));
+    expect(c.dhcp6?.urls.advertiseUrl).toBe('http://boot.example:8080');
+  });
+
+  it('checks ranges, the journal and the server address by key', () => {
+    expect(errors(load(['--dhcp6-server-ip', 'fd00:77::1/64', '--dhcp6-range', 'fd00:99::1,fd00:99::9']))).toEqual([
+      "dhcp6.ranges[0]: fd00:99::1-fd00:99::9 is not inside the server's subnet fd00:77::1/64",
+      'dhcp6.leaseFile: required with dhcp6.ranges (or --leader-election-id: leases in the Kubernetes API), so that a restart never hands one address to two hosts',
+    ]);
+    expect(errors(load(['--dhcp6-server-ip', 'fd00:77::zz']))).toEqual([
+      'dhcp6.serverIP: "fd00:77::zz" is not IPv6[/prefix] or "auto"',
+    ]);
+    expect(errors(load(['--dhcp6', '--dhcp6-range', '10.0.0.1,10.0.0.2']))).toEqual([
+      'dhcp6.ranges[0]: range start "10.0.0.1" is not an IPv6 address',
+    ]);
+    expect(errors(load(['--dhcp6']))).toEqual([
+      'dhcp6.serverIP: no global IPv6 address found on this host; set --dhcp6-server-ip',
+    ]);
+  });
+
+  it('can switch TFTP over IPv6 off and DHCPv6 off even with an address', () => {
+    expect(ok(load(['--dhcp6-server-ip', 'fd00:77::1', '--tftp-listen6', ''])).tftp.listen6).toBeUndefined();
+    expect(ok(load(['--dhcp6-server-ip', 'fd00:77::1', '--dhcp6=false'])).dhcp6).toBeUndefined();
+  });
+});

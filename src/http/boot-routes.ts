@@ -4,7 +4,7 @@
  * request from the in-memory index; only the installer branch does I/O (Ironic's per-node
  * config), bounded by timeouts.
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { request as undiciRequest } from 'undici';
 import { Counter, type Registry } from 'prom-client';
 import type { HostScriptData, IpxeScripts } from '../boot/ipxe-scripts.js';
@@ -35,6 +35,11 @@ export interface BootRoutesOptions {
   readonly imageBaseUrl?: string;
   /** API advertise URL (the API proxy IPA talks to). */
   readonly apiUrl: string;
+  /**
+   * The same three URLs for hosts that reach this server over IPv6 (the connection's local
+   * address is IPv6): scripts served over IPv6 point at IPv6 URLs. Default: the IPv4 ones.
+   */
+  readonly ipv6?: { readonly baseUrl: string; readonly imageBaseUrl: string; readonly apiUrl: string };
   readonly ironicHttpUrl: string | undefined;
   readonly ironicApiUrl: string | undefined;
   readonly annotationPrefix: string;
@@ -54,6 +59,17 @@ export interface BootRoutesOptions {
 
 type RenderedScript = { kind: ScriptKind | 'retry'; text: string };
 
+interface Urls {
+  readonly baseUrl: string;
+  readonly imageBaseUrl: string;
+  readonly apiUrl: string;
+}
+
+/** A connection that came in over IPv6: a local IPv6 address that is not an IPv4-mapped one. */
+export function overIpv6(localAddress: string | undefined): boolean {
+  return localAddress !== undefined && localAddress.includes(':') && !localAddress.startsWith('::ffff:');
+}
+
 const IRONIC_CONFIG_MAX_BYTES = 256 * 1024;
 
 export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Promise<void> {
@@ -69,17 +85,19 @@ export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Pr
     labelNames: ['result'],
     registers: [o.registry],
   });
-  const imageBaseUrl = o.imageBaseUrl ?? o.baseUrl;
-  const urlOf = (p: string) => `${imageBaseUrl}/${p.replace(/^\/+/, '')}`;
+  const v4: Urls = { baseUrl: o.baseUrl, imageBaseUrl: o.imageBaseUrl ?? o.baseUrl, apiUrl: o.apiUrl };
+  const v6: Urls = o.ipv6 ?? v4;
+  /** The URLs for the family the client reached us by. */
+  const urlsFor = (req: FastifyRequest): Urls => (overIpv6(req.socket.localAddress) ? v6 : v4);
   const initramfsName = o.inspector.initramfsPath.split('/').at(-1)!;
-  const common = (mac: Mac, host: HostRecord, why: string): HostScriptData => ({
+  const common = (urls: Urls, mac: Mac, host: HostRecord, why: string): HostScriptData => ({
     host: host.origin.name,
     mac,
     why,
-    baseUrl: o.baseUrl,
-    apiUrl: o.apiUrl,
-    kernelUrl: urlOf(o.inspector.kernelPath),
-    initramfsUrl: urlOf(o.inspector.initramfsPath),
+    baseUrl: urls.baseUrl,
+    apiUrl: urls.apiUrl,
+    kernelUrl: `${urls.imageBaseUrl}/${o.inspector.kernelPath.replace(/^\/+/, '')}`,
+    initramfsUrl: `${urls.imageBaseUrl}/${o.inspector.initramfsPath.replace(/^\/+/, '')}`,
     initramfsName,
   });
 
@@ -91,7 +109,10 @@ export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Pr
   app.get('/boot.ipxe', async (req, reply) => {
     // No MAC here: the timing of a host's first script request goes by its address.
     o.onServed?.({ host: undefined, mac: undefined, what: 'script', name: 'boot', peer: req.ip });
-    return sendScript(reply, { kind: 'boot' as ScriptKind, text: o.scripts.render('boot', { baseUrl: o.baseUrl }) });
+    return sendScript(reply, {
+      kind: 'boot' as ScriptKind,
+      text: o.scripts.render('boot', { baseUrl: urlsFor(req).baseUrl }),
+    });
   });
 
   app.get<{ Params: { name: string } }>('/boot/:name', async (req, reply) => {
@@ -104,7 +125,7 @@ export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Pr
       return sendScript(reply, {
         kind: 'fallback' as ScriptKind,
         text: o.scripts.render('fallback', {
-          baseUrl: o.baseUrl,
+          baseUrl: urlsFor(req).baseUrl,
           annotationPrefix: o.annotationPrefix,
           retrySeconds: 30,
         }),
@@ -121,22 +142,27 @@ export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Pr
         .type('text/plain')
         .send(found.kind === 'conflict' ? `conflict: ${found.reason}\n` : 'no host with this MAC\n');
     }
-    const script = await renderHostScript(mac, found.host, req.log);
+    const script = await renderHostScript(urlsFor(req), mac, found.host, req.log);
     req.log.info({ mac, host: found.host.origin.name, script: script.kind }, 'boot script served');
     o.onServed?.({ host: found.host, mac, what: 'script', name: script.kind, peer: req.ip });
     return sendScript(reply, script);
   });
 
-  async function renderHostScript(mac: Mac, host: HostRecord, log: FastifyInstance['log']): Promise<RenderedScript> {
+  async function renderHostScript(
+    urls: Urls,
+    mac: Mac,
+    host: HostRecord,
+    log: FastifyInstance['log'],
+  ): Promise<RenderedScript> {
     const choice = chooseScript(host);
-    const data = common(mac, host, choice.why);
+    const data = common(urls, mac, host, choice.why);
     const inspector = (why: string): RenderedScript => ({
       kind: 'inspector',
       text: o.scripts.render('inspector', {
         ...data,
         why,
         collectors: o.inspector.collectors,
-        callbackUrl: `${o.apiUrl}/v1/continue_inspection`,
+        callbackUrl: `${urls.apiUrl}/v1/continue_inspection`,
         extraParams: o.inspector.extraKernelParams,
       }),
     });
@@ -158,8 +184,8 @@ export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Pr
             text: rewriteIronicConfig(fetched.text, {
               ironicHttpUrl: o.ironicHttpUrl,
               ironicApiUrl: o.ironicApiUrl,
-              httpUrl: imageBaseUrl,
-              apiUrl: o.apiUrl,
+              httpUrl: urls.imageBaseUrl,
+              apiUrl: urls.apiUrl,
               extraParams: o.installer.extraKernelParams,
             }),
           };

@@ -87,6 +87,7 @@ export function httpWing(config: Config, w: Wiring, i: HttpWingInput): HttpServe
     const apiUrl = withBoundPort(config.proxy.apiAdvertiseUrl, bound.port);
     const imagePort = worker === undefined ? bound.port : worker.address().port;
     const imageBaseUrl = withBoundPort(config.http.imageAdvertiseUrl, imagePort);
+    const v6 = config.dhcp6?.urls;
     return buildApp({
       logger,
       registry,
@@ -98,6 +99,14 @@ export function httpWing(config: Config, w: Wiring, i: HttpWingInput): HttpServe
         baseUrl,
         imageBaseUrl,
         apiUrl,
+        ipv6:
+          v6 === undefined
+            ? undefined
+            : {
+                baseUrl: withBoundPort(v6.advertiseUrl, bound.port),
+                imageBaseUrl: withBoundPort(v6.imageAdvertiseUrl, imagePort),
+                apiUrl: withBoundPort(v6.apiAdvertiseUrl, bound.port),
+              },
         ironicHttpUrl: config.proxy.ironicHttpUrl,
         ironicApiUrl: config.proxy.ironicApiUrl,
         annotationPrefix: config.sources.annotationPrefix,

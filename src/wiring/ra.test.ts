@@ -4,7 +4,8 @@ import { loadConfig } from '../config/load.js';
 import { parseIpv4Cidr } from '../net/ipv4.js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { raInterface, raWing } from './ra.js';
+import { raContent, raInterface, raWing } from './ra.js';
+import { ANSWER_ONLY } from '../ra/radvd-config.js';
 
 function config(...argv: string[]) {
   const r = loadConfig({ argv, env: {}, readFile: () => '', localAddresses: () => [parseIpv4Cidr('10.0.0.1/24')!] });
@@ -65,5 +66,43 @@ describe('raWing', () => {
     const w = raWing(r.config, wiring(), table);
     expect(w.service !== undefined).toBe(built);
     if (detail !== undefined) expect(w.readiness[0]!.check()).toEqual({ ok: true, detail });
+  });
+});
+
+describe('raContent with DHCPv6', () => {
+  it('answers only (no flags, no prefix) on an IPv4 network', () => {
+    expect(raContent(config('--server-ip', '10.0.0.1/24'))).toEqual(ANSWER_ONLY);
+  });
+
+  it('sets M and O and the server prefix on-link without SLAAC, never as a default router', () => {
+    const c = config('--server-ip', '10.0.0.1/24', '--dhcp6-server-ip', 'fd00:77::1/64', '--dhcp6-lease-time', '900');
+    expect(raContent(c)).toEqual({
+      routerLifetimeSeconds: 0,
+      managed: true,
+      other: true,
+      prefixes: [
+        {
+          prefix: 'fd00:77::/64',
+          onLink: true,
+          autonomous: false,
+          validLifetimeSeconds: 900,
+          preferredLifetimeSeconds: 900,
+        },
+      ],
+    });
+  });
+
+  it('advertises on the interface that holds the IPv6 server address', () => {
+    const v6 = (address: string): NetworkInterfaceInfo => ({
+      address,
+      netmask: 'ffff:ffff:ffff:ffff::',
+      family: 'IPv6',
+      mac: '00:00:00:00:00:00',
+      internal: false,
+      cidr: `${address}/64`,
+      scopeid: 0,
+    });
+    const c = config('--server-ip', '10.0.0.1/24', '--dhcp6-server-ip', 'fd00:77::1/64');
+    expect(raInterface(c, { eth0: [v4('10.0.0.1')], net6: [v6('fd00:77:0::1')] })).toEqual({ interface: 'net6' });
   });
 });

@@ -7,6 +7,8 @@
 import type { Config } from '../config/load.js';
 import type { ReadinessCheck } from '../base/service.js';
 import { formatIpv4 } from '../net/ipv4.js';
+import { formatIpv6 } from '../net/ipv6.js';
+import { ANSWER_ONLY, type RaContent } from '../ra/radvd-config.js';
 import { interfacesWith, type InterfaceTable } from '../net/interfaces.js';
 import { RouterAdvertiser } from '../ra/router-advertiser.js';
 import type { Wiring } from './deps.js';
@@ -22,9 +24,11 @@ export function raInterface(
   config: Config,
   table: InterfaceTable,
 ): { readonly interface: string } | { readonly none: string; readonly loopback: boolean } {
-  const set = config.routerAdvertisements.interface;
+  const set = config.routerAdvertisements.interface ?? config.dhcp6?.interface;
   if (set !== undefined) return { interface: set };
-  const ip = formatIpv4(config.dhcp.serverIp.address);
+  // With DHCPv6 on, the IPv6 link is the one to advertise on.
+  const ip =
+    config.dhcp6 !== undefined ? formatIpv6(config.dhcp6.serverIp.address) : formatIpv4(config.dhcp.serverIp.address);
   const owners = interfacesWith(ip, table);
   const external = owners.filter((name) => !(table[name] ?? []).some((a) => a.internal));
   if (external.length === 1) return { interface: external[0]! };
@@ -36,6 +40,32 @@ export function raInterface(
   return owners.length > 0
     ? { none: `${ip} is on a loopback interface, where no host boots`, loopback: true }
     : { none: `no interface holds ${ip}; choose one with --router-advertisements-interface`, loopback: false };
+}
+
+/**
+ * What the advertisements say: ANSWER_ONLY on an IPv4 network; with DHCPv6 on, the Managed and
+ * Other flags (addresses and options from DHCPv6) and the server's prefix as on-link without
+ * SLAAC, so hosts reach the server's subnet directly. The router lifetime stays 0: metalboot is
+ * never a default router (decision 0012). Pure.
+ */
+export function raContent(config: Config): RaContent {
+  const d = config.dhcp6;
+  if (d === undefined) return ANSWER_ONLY;
+  const network = formatIpv6(d.serverIp.address & ~((1n << BigInt(128 - d.serverIp.prefix)) - 1n));
+  return {
+    routerLifetimeSeconds: 0,
+    managed: true,
+    other: true,
+    prefixes: [
+      {
+        prefix: `${network}/${d.serverIp.prefix}`,
+        onLink: true,
+        autonomous: false,
+        validLifetimeSeconds: d.leaseSeconds,
+        preferredLifetimeSeconds: d.leaseSeconds,
+      },
+    ],
+  };
 }
 
 export function raWing(config: Config, w: Wiring, table: InterfaceTable): RaWing {
@@ -51,8 +81,8 @@ export function raWing(config: Config, w: Wiring, table: InterfaceTable): RaWing
   }
   // Only where metalboot is the network's boot server: without DHCP (TFTP/HTTP behind another
   // DHCP server, replicas that only proxy) the interface need not be a provisioning network.
-  if (!config.dhcp.enabled) {
-    log.info("router advertisements off (dhcp.enabled is false: metalboot is not this network's DHCP server)");
+  if (!config.dhcp.enabled && config.dhcp6 === undefined) {
+    log.info("router advertisements off (dhcp and dhcp6 are off: metalboot is not this network's DHCP server)");
     return off('off: dhcp.enabled is false');
   }
   const chosen = raInterface(config, table);
@@ -64,6 +94,7 @@ export function raWing(config: Config, w: Wiring, table: InterfaceTable): RaWing
   const service = new RouterAdvertiser({
     interface: chosen.interface,
     maxIntervalSeconds: ra.maxIntervalSeconds,
+    content: raContent(config),
     radvd: ra.radvd,
     runtimeDir: ra.runtimeDir,
     logger: w.logger,
