@@ -3,12 +3,13 @@
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { pino } from 'pino';
-import { cidrsOf, loadConfig } from './config/load.js';
+import { cidrs6Of, cidrsOf, loadConfig } from './config/load.js';
 import { helpText } from './config/flags.js';
 import { buildProduct } from './wiring/product.js';
 import { processRegistry } from './wiring/registry.js';
 import { closeAll, startAll } from './base/service.js';
 import { formatCidr } from './net/ipv4.js';
+import { formatIpv6Cidr } from './net/ipv6.js';
 import { version } from './base/version.js';
 
 async function main(): Promise<number> {
@@ -17,6 +18,7 @@ async function main(): Promise<number> {
     env: process.env,
     readFile: (p) => readFileSync(p, 'utf8'),
     localAddresses: () => cidrsOf(networkInterfaces()),
+    localAddresses6: () => cidrs6Of(networkInterfaces()),
   });
   if (loaded.kind === 'help') {
     process.stdout.write(helpText(version));
@@ -32,12 +34,20 @@ async function main(): Promise<number> {
   }
   const config = loaded.config;
   const local = cidrsOf(networkInterfaces());
-  if (!local.some((c) => c.address === config.dhcp.serverIp.address)) {
+  // Only where DHCPv4 needs the address (an IPv6-only network need not have one).
+  if (config.dhcp.enabled && !local.some((c) => c.address === config.dhcp.serverIp.address)) {
     // Fail fast: in Kubernetes this turns the Multus start-up race (the pod starts before its
     // provisioning interface exists) into a restart instead of a server nobody can reach.
     process.stderr.write(
       `metalboot: server IP ${formatCidr(config.dhcp.serverIp)} is not on any interface of this host ` +
         `(have: ${local.map(formatCidr).join(', ') || 'none'}); check --server-ip / SERVER_IP and the NetworkAttachmentDefinition\n`,
+    );
+    return 1;
+  }
+  const v6 = config.dhcp6?.serverIp;
+  if (v6 !== undefined && !cidrs6Of(networkInterfaces()).some((c) => c.address === v6.address)) {
+    process.stderr.write(
+      `metalboot: IPv6 server address ${formatIpv6Cidr(v6)} is not on any interface of this host; check --dhcp6-server-ip\n`,
     );
     return 1;
   }

@@ -110,6 +110,13 @@ export const FLAGS: readonly FlagSpec[] = [
     'BareMetalHost annotation prefix (default metal3.vcluster.com/)',
   ),
   F(
+    'dhcp',
+    'dhcp.enabled',
+    'bool',
+    '',
+    'serve DHCPv4 (default true; =false for TFTP/HTTP behind another DHCP server, or an IPv6-only network)',
+  ),
+  F(
     'dhcp6-server-ip',
     'dhcp6.serverIP',
     'string',

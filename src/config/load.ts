@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import { configSchema, type ParsedConfig } from './schema.js';
 import { FLAGS, envValues, parseArgs } from './flags.js';
 import { expandDeep } from './expand.js';
-import { formatIpv6, inSubnet6, type Ipv6Cidr } from '../net/ipv6.js';
+import { formatIpv6, inSubnet6, isLinkLocal6, parseIpv6Cidr, type Ipv6Cidr } from '../net/ipv6.js';
 import { parseHostEntry, splitHostsFile, type StaticHost } from '../leases/host-list.js';
 import { formatIpv4, inSubnet, parseIpv4Cidr, type Ipv4Cidr } from '../net/ipv4.js';
 import { findIgnoredKernelParam } from '../boot/kernel-params.js';
@@ -413,6 +413,19 @@ export function cidrsOf(interfaces: NodeJS.Dict<import('node:os').NetworkInterfa
       if (a.family !== 'IPv4' || a.internal || a.cidr === null) continue;
       const c = parseIpv4Cidr(a.cidr);
       if (c !== undefined) out.push(c);
+    }
+  }
+  return out;
+}
+
+/** The global IPv6 addresses (with prefixes) of `os.networkInterfaces()`: not loopback, not link-local. */
+export function cidrs6Of(interfaces: NodeJS.Dict<import('node:os').NetworkInterfaceInfo[]>): Ipv6Cidr[] {
+  const out: Ipv6Cidr[] = [];
+  for (const list of Object.values(interfaces)) {
+    for (const a of list ?? []) {
+      if (a.family !== 'IPv6' || a.internal || a.cidr === null) continue;
+      const c = parseIpv6Cidr(a.cidr);
+      if (c !== undefined && !isLinkLocal6(c.address)) out.push(c);
     }
   }
   return out;
