@@ -133,7 +133,7 @@ interface Lease6 {
   readonly ntp: readonly Ipv6[];
 }
 
-type Owner =
+export type Owner6 =
   | { kind: 'host'; host: HostRecord; lease: Lease6 }
   | { kind: 'range'; host: HostRecord | undefined }
   | { kind: 'none'; reason: DropReason6; detail: string | undefined; host: HostRecord | undefined };
@@ -232,11 +232,21 @@ interface Ctx {
   readonly facts: Request6Facts;
   readonly policy: Dhcp6Policy;
   readonly state: Dhcp6State;
-  readonly owner: Owner;
+  readonly owner: Owner6;
   readonly clientId: Uint8Array | undefined;
 }
 
-function ownerOf(mac: Mac, hops: readonly Dhcp6RelayMessage[], policy: Dhcp6Policy, state: Dhcp6State): Owner {
+/** Who answers `mac` on the server's own link: a host's lease, the range, or silence and why (/debug/explain). */
+export function ownerOf6(mac: Mac, policy: Dhcp6Policy, state: Dhcp6State): Owner6 {
+  return ownerOf(mac, [], policy, state);
+}
+
+/** The boot file URL (option 59) a client of this kind gets, or why none. */
+export function bootUrlFor(client: BootClient, netboot: boolean, policy: Dhcp6Policy): string | undefined {
+  return bootUrl(policy.answers.answer(client, netboot), policy);
+}
+
+function ownerOf(mac: Mac, hops: readonly Dhcp6RelayMessage[], policy: Dhcp6Policy, state: Dhcp6State): Owner6 {
   const found = state.index.lookup6(mac);
   if (found.kind === 'conflict') {
     const owners = found.hosts.map((h) => `${h.origin.kind}:${h.origin.name}`).join(', ');

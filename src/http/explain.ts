@@ -11,6 +11,9 @@ import { archInfo } from '../boot/arch.js';
 import { formatIpv4, prefixToMask } from '../net/ipv4.js';
 import type { Mac } from '../net/mac.js';
 import type { HostRecord } from '../leases/host.js';
+import { bootUrlFor, ownerOf6, type Dhcp6State } from '../dhcp6/decide.js';
+import type { Dhcp6Policy } from '../dhcp6/policy.js';
+import { formatIpv6 } from '../net/ipv6.js';
 
 const SAMPLE_CLIENTS = {
   'bios-pxe': { kind: 'pxe', archCode: 0, arch: archInfo(0) },
@@ -29,6 +32,15 @@ function describeHost(h: HostRecord): Record<string, unknown> {
     provisioningState: h.provisioningState,
     netboot: h.netboot,
     problem: h.problem,
+    problem6: h.problem6,
+    lease6:
+      h.lease6 === undefined
+        ? undefined
+        : {
+            ip: `${formatIpv6(h.lease6.ip)}/${h.lease6.prefix}`,
+            dns: h.lease6.dns.map(formatIpv6),
+            ntp: h.lease6.ntp.map(formatIpv6),
+          },
     lease:
       h.lease === undefined
         ? undefined
@@ -93,4 +105,34 @@ export function explain(mac: Mac, policy: DhcpPolicy, state: DhcpState): Record<
         : chooseScript(owner.host);
   }
   return out;
+}
+
+const SAMPLE_CLIENTS6 = {
+  'uefi-x64-pxe6': SAMPLE_CLIENTS['uefi-x64-pxe'],
+  'uefi-arm64-pxe6': SAMPLE_CLIENTS['uefi-arm64-pxe'],
+  'uefi-x64-http6': SAMPLE_CLIENTS['uefi-x64-http'],
+  ipxe: SAMPLE_CLIENTS.ipxe,
+} as const;
+
+/** What DHCPv6 would answer `mac` on the server's link, and the boot file URL of each client kind. Pure. */
+export function explain6(mac: Mac, policy: Dhcp6Policy, state: Dhcp6State): Record<string, unknown> {
+  const owner = ownerOf6(mac, policy, state);
+  if (owner.kind === 'none') return { answer: 'silent', reason: owner.reason, detail: owner.detail };
+  const netboot = owner.host?.netboot ?? true;
+  const boot = Object.fromEntries(
+    Object.entries(SAMPLE_CLIENTS6).map(([k, c]) => [k, bootUrlFor(c, netboot, policy) ?? 'none']),
+  );
+  if (owner.kind === 'host')
+    return { answer: 'advertise', source: owner.host.origin.kind, ip: formatIpv6(owner.lease.ip), boot };
+  const lease = state.pool.leaseOf(mac, state.now());
+  return {
+    answer: 'advertise',
+    source: 'range',
+    why:
+      owner.host === undefined
+        ? 'no BareMetalHost or static host has this MAC; the IPv6 range serves it'
+        : `host has no IPv6 address (${owner.host.problem6}); the IPv6 range serves it`,
+    currentLease: lease === undefined ? undefined : { ip: formatIpv6(lease.ip) },
+    boot,
+  };
 }
