@@ -6,7 +6,7 @@
  *
  *   lab.spawn(lab.switchNs, 'qemu-system-x86_64', qemuArgs(vm, { tap, serialPath, dir }))
  */
-import { copyFileSync, existsSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { requireRoot, requireTools } from './netns.js';
 
@@ -34,14 +34,45 @@ export function requireQemuBoot(): void {
 }
 
 /**
- * qemu-system-x86_64's arguments for `vm` on tap device `tap`, its serial console written to
- * `serialPath`. UEFI: a fresh copy of the OVMF variable store in `dir`, IPv6 PXE off in the
- * firmware (iPXE still does IPv6), the NIC first in the boot order.
+ * Which of EDK2's own PXE clients OVMF offers as boot options, set through fw_cfg
+ * (`opt/org.tianocore/IPv4PXESupport`, `…/IPv6PXESupport`, read by OvmfPkg's PlatformDxe into
+ * NetworkPkg's PcdIPv4PXESupport/PcdIPv6PXESupport). Seen in the lab (Debian OVMF 2022.11):
+ * a NIC's boot options come as PXEv4, PXEv6, HTTPv4, HTTPv6, tried in that order, so with
+ * IPv4 off PXEv6 is the first. The HTTP boot options cannot be switched off this way.
  */
-export function qemuArgs(
-  vm: QemuVm,
-  o: { readonly tap: string; readonly serialPath: string; readonly dir: string },
-): string[] {
+export interface UefiPxe {
+  /** UEFI PXEv4 (default true). */
+  readonly ipv4?: boolean;
+  /** UEFI PXEv6 (default false: iPXE still does IPv6 once loaded). */
+  readonly ipv6?: boolean;
+}
+
+export interface QemuArgsOptions {
+  readonly tap: string;
+  readonly serialPath: string;
+  readonly dir: string;
+  /** UEFI only: which firmware PXE clients to offer (default PXEv4 only). */
+  readonly uefiPxe?: UefiPxe;
+}
+
+/**
+ * The `-fw_cfg` arguments for `pxe`. IPv4PXESupport is written only when switched off, so the
+ * default is the command line the QEMU e2e test always had (IPv6PXESupport=n alone).
+ */
+export function uefiPxeFwCfg(pxe: UefiPxe = {}): string[] {
+  const args: string[] = [];
+  if (pxe.ipv4 === false) args.push('-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=n');
+  args.push('-fw_cfg', `name=opt/org.tianocore/IPv6PXESupport,string=${pxe.ipv6 === true ? 'y' : 'n'}`);
+  return args;
+}
+
+/**
+ * qemu-system-x86_64's arguments for `vm` on tap device `tap`, its serial console written to
+ * `serialPath`. UEFI: a fresh copy of the OVMF variable store in `dir`, the firmware's PXE
+ * clients as `uefiPxe` says (default: IPv4 only; iPXE still does IPv6), the NIC first in the
+ * boot order.
+ */
+export function qemuArgs(vm: QemuVm, o: QemuArgsOptions): string[] {
   const args = [
     '-accel',
     'tcg',
@@ -69,11 +100,47 @@ export function qemuArgs(
     'if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd',
     '-drive',
     `if=pflash,format=raw,unit=1,file=${vars}`,
-    '-fw_cfg',
-    'name=opt/org.tianocore/IPv6PXESupport,string=n',
+    ...uefiPxeFwCfg(o.uefiPxe),
     // romfile= (empty): OVMF's own virtio-net driver, so the firmware's PXE client asks.
     '-device',
     `virtio-net-pci,netdev=n0,mac=${vm.mac},romfile=,bootindex=1`,
   );
   return args;
+}
+
+/** The serial console so far ('' before QEMU has created the file). Latin-1: firmware writes bytes, not UTF-8. */
+export function readSerial(serialPath: string): string {
+  return existsSync(serialPath) ? readFileSync(serialPath, 'latin1') : '';
+}
+
+/**
+ * Polls the serial console file until `pattern` appears and resolves with the whole console
+ * text; rejects after `timeoutMs` with the console's tail in the message, or at once when
+ * `stillRunning` says QEMU has exited.
+ */
+export async function waitForSerial(
+  serialPath: string,
+  pattern: RegExp | string,
+  timeoutMs: number,
+  o: {
+    readonly pollMs?: number;
+    readonly stillRunning?: () => boolean;
+    /** Called with the console text at every poll, e.g. to time earlier milestones. */
+    readonly onPoll?: (text: string) => void;
+  } = {},
+): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  const hit = (text: string) => (typeof pattern === 'string' ? text.includes(pattern) : pattern.test(text));
+  for (;;) {
+    const text = readSerial(serialPath);
+    o.onPoll?.(text);
+    if (hit(text)) return text;
+    const tail = text.slice(-1500);
+    if (o.stillRunning !== undefined && !o.stillRunning()) {
+      throw new Error(`QEMU exited before ${String(pattern)} on the serial console:\n${tail}`);
+    }
+    if (Date.now() >= deadline)
+      throw new Error(`no ${String(pattern)} on the serial console within ${timeoutMs} ms:\n${tail}`);
+    await new Promise((resolve) => setTimeout(resolve, Math.min(o.pollMs ?? 250, Math.max(1, deadline - Date.now()))));
+  }
 }
