@@ -55,6 +55,9 @@ import {
 } from './options.js';
 import type { Dhcp6Policy } from './policy.js';
 
+/** The enterprise number UEFI firmware sends its vendor class under (IANA PEN 343, Intel); echoed back. */
+const ENTERPRISE_INTEL = 343;
+
 /** Every reason a request gets no reply. Metrics count them; logs name them. */
 export const DROP_REASONS6 = [
   'malformed',
@@ -498,7 +501,7 @@ function answer(
   if (url !== undefined) {
     opts.push(bootFileUrlOption(url));
     // EDK2's HTTP boot takes only an answer that names it an HTTPClient (UEFI 2.x §24.7).
-    if (boot.kind === 'http-binary') opts.push(vendorClassOption(0, ['HTTPClient']));
+    if (boot.kind === 'http-binary') opts.push(vendorClassOption(ENTERPRISE_INTEL, ['HTTPClient']));
   }
   const inner = { kind: 'client' as const, msgType: type, transactionId: req.transactionId, options: opts };
   const address = informationOnly || ias.length === 0 ? undefined : lease.ip;

@@ -28,7 +28,9 @@ import type { BootTimings } from '../boot/boot-timings.js';
 import { parseIpv4 } from '../net/ipv4.js';
 import { parseMac } from '../net/mac.js';
 import type { HostIndex } from '../leases/host-index.js';
-import type { LeasePool } from '../leases/pool.js';
+import type { LeasePool, LeasePool6 } from '../leases/pool.js';
+import type { Dhcp6Policy } from '../dhcp6/policy.js';
+import { explain6 } from '../http/explain.js';
 import type { Wiring } from './deps.js';
 import type { ImagesWing } from './images.js';
 import type { ProxiesWing } from './proxies.js';
@@ -74,6 +76,8 @@ export interface HttpWingInput {
   readonly timings: BootTimings;
   readonly proxies: ProxiesWing;
   readonly images: ImagesWing;
+  /** DHCPv6's policy and pool, for /debug/explain; undefined when DHCPv6 is off. */
+  readonly dhcp6: { readonly policy: Dhcp6Policy; readonly pool: LeasePool6 } | undefined;
 }
 
 export function httpWing(config: Config, w: Wiring, i: HttpWingInput): HttpServer {
@@ -123,6 +127,13 @@ export function httpWing(config: Config, w: Wiring, i: HttpWingInput): HttpServe
         policy: i.policy,
         state: { index: i.index, pool: i.pool, now },
         explainExtras: [
+          (mac) => {
+            const d6 = i.dhcp6;
+            const m6 = parseMac(mac);
+            return d6 === undefined || m6 === undefined
+              ? undefined
+              : { dhcp6: explain6(m6, d6.policy, { index: i.index, pool: d6.pool, now }) };
+          },
           (mac) => {
             const timing = parseMac(mac) === undefined ? undefined : i.timings.explain(parseMac(mac)!);
             return timing === undefined ? undefined : { timing };

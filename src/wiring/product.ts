@@ -126,6 +126,7 @@ export function buildProduct(config: Config, deps: Deps): Product {
     timings,
     proxies,
     images,
+    dhcp6: dhcp6 === undefined ? undefined : { policy: dhcp6.policy, pool: dhcp6.pool },
   });
   services.push(http);
   // Last: closed first, so advertising stops before anything else does.
