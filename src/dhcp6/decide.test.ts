@@ -448,3 +448,43 @@ describe('decide6: golden packets from real clients', () => {
     });
   });
 });
+
+describe('decide6: DHCPv6 from real firmware (test/fixtures/dhcp6/firmware, docs/research/ipv6-firmware-boot.md)', () => {
+  // Every capture is of the VM with MAC 52:54:00:66:00:01, sending from its EUI-64 link-local address.
+  const MAC = '52:54:00:66:00:01';
+  const firmware = (name: string) => {
+    const hex = (JSON.parse(readFileSync(path.join(FIXTURES, 'firmware', `${name}.json`), 'utf8')) as { hex: string })
+      .hex;
+    return Buffer.from(hex, 'hex');
+  };
+
+  it.each([
+    ['ovmf-pxe6-solicit', 'pxe', 'tftp://[fd00:77::1]/snponly.efi'],
+    ['ovmf-http6-solicit', 'uefi-http', 'http://[fd00:77::1]:8080/ipxe/snponly.efi'],
+    ['ipxe6-solicit', 'ipxe', 'http://[fd00:77::1]:8080/boot.ipxe'],
+    ['ipxe6-bios-solicit', 'ipxe', 'http://[fd00:77::1]:8080/boot.ipxe'],
+    ['ovmf-ip6config-solicit', 'plain', undefined],
+  ])('%s: re-encodes byte for byte, is known by its link-local address, and gets %s', (name, kind, url) => {
+    const bytes = firmware(name);
+    expect(encode6(decode6(bytes))).toEqual(bytes);
+    const s = setup();
+    const o = reply(
+      decide6(decode6(bytes), linkLocal(MAC), s.policy, {
+        index: (() => {
+          const idx = new HostIndex();
+          const r = bmhToHost(bmh('fw', MAC, { [`${P}ip-address`]: 'fd00:77::66/64' }), {
+            annotationPrefix: P,
+            from: 'test',
+          });
+          if (r.kind === 'host') idx.replaceAll('bmh', [r.host]);
+          return idx;
+        })(),
+        pool: s.pool,
+        now: () => 0,
+      }),
+    );
+    expect(o.facts).toMatchObject({ mac: MAC, via: 'link-local-eui64', client: { kind } });
+    expect(addressOf(o)?.address).toBe('fd00:77::66');
+    expect(bootUrl(o)).toBe(url);
+  });
+});

@@ -89,8 +89,10 @@ describe('feedInterface', () => {
 });
 
 describe('interfacesWith and describeInterfaces', () => {
-  it('IPv4 only: an IPv6 address of the same text form never matches', () => {
-    expect(interfacesWith('fd00::1', HOST)).toEqual([]);
+  it('finds IPv6 addresses in any spelling, and IPv4 ones by family', () => {
+    expect(interfacesWith('fd00::1', HOST)).toEqual(['eth0']);
+    expect(interfacesWith('FD00:0::0001', HOST)).toEqual(['eth0']);
+    expect(interfacesWith('fd00::2', HOST)).toEqual([]);
     expect(interfacesWith('10.80.0.1', HOST)).toEqual(['eth1']);
   });
 

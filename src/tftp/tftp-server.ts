@@ -182,8 +182,7 @@ export class TftpServer implements Service {
       (() =>
         dgram.createSocket({
           // An IPv6 listen address gets IPv6 sockets (TFTP over IPv6 runs as a second server).
-          type: options.listen.host.includes(':') ? 'udp6' : 'udp4',
-          ipv6Only: true,
+          ...(options.listen.host.includes(':') ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' }),
           lookup: literalLookup as dgram.SocketOptions['lookup'],
         }));
     this.#timers = options.timers ?? {
