@@ -146,6 +146,8 @@ interface Host {
 /** One milestone of a host, as /debug/boots shows it. */
 export interface MilestoneView {
   readonly milestone: BootMilestone;
+  /** The stage it belongs to (a failure: `error`). */
+  readonly state: BootState;
   readonly at: string;
   /** Milliseconds since the host's first entry (for drawing). */
   readonly offsetMs: number;
@@ -310,6 +312,7 @@ function view(h: Host, now: number): HostTimelineView {
     spanMs: last.at - first.at,
     milestones: h.entries.map((e, i) => ({
       milestone: e.milestone,
+      state: stateOf(e),
       at: new Date(e.at).toISOString(),
       offsetMs: e.at - first.at,
       msSincePrevious: i === 0 ? null : e.at - h.entries[i - 1]!.at,
