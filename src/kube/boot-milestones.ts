@@ -189,7 +189,14 @@ export class BootMilestones {
   }
 
   #record(r: MilestoneReport): void {
-    this.#o.timeline.record(r.mac, r.milestone, r.detail, r.host?.origin.name);
+    // A BareMetalHost's namespace/name; a static host's hostname, if it has one.
+    const h = r.host;
+    this.#o.timeline.record(
+      r.mac,
+      r.milestone,
+      r.detail,
+      h?.origin.kind === 'bmh' ? h.origin.name : h?.lease?.hostname,
+    );
   }
 
   /** The MAC of the host a request came from: by the ACK that gave its address, else the host holding it. */
