@@ -3,7 +3,8 @@
 // Stuck hosts (idle past the threshold, not sent to their disk) are highlighted with the reason
 // /debug/explain gives. Plain browser JavaScript: no build step, nothing fetched from elsewhere.
 
-const MIN_SCALE_MS = 10_000;
+/** The shortest time a bar's width stands for. */
+const MIN_SCALE_MS = 1_000;
 /** Explanations asked for at once, and how long one is kept. */
 const EXPLAIN_CONCURRENCY = 2;
 const EXPLAIN_TTL_MS = 30_000;
@@ -109,6 +110,7 @@ function row(h) {
   h.row.classList.toggle('stuck', stuck);
   h.row.classList.toggle('error', v.state === 'error');
   h.cells.last.textContent = v.lastMilestone;
+  h.cells.timeline.querySelector('.reason')?.remove();
   if (stuck) {
     wantExplanation(v.mac);
     h.cells.state.textContent = 'stuck';
@@ -116,7 +118,7 @@ function row(h) {
     const reason = document.createElement('span');
     reason.className = 'reason';
     reason.textContent = explained.get(v.mac)?.text ?? '…';
-    h.cells.last.append(reason);
+    h.cells.timeline.append(reason);
   } else {
     h.cells.state.textContent = v.state;
     h.cells.state.title = '';
@@ -133,7 +135,11 @@ function matches(v) {
 
 function render() {
   renderQueued = false;
-  const all = [...hosts.values()].sort((a, b) => Date.parse(b.view.lastSeen) - Date.parse(a.view.lastSeen));
+  // Stuck hosts first (what an operator looks for), then the most recently active.
+  const all = [...hosts.values()].sort(
+    (a, b) =>
+      Number(isStuck(b.view)) - Number(isStuck(a.view)) || Date.parse(b.view.lastSeen) - Date.parse(a.view.lastSeen),
+  );
   const shown = all.filter((h) => matches(h.view));
   rows.replaceChildren(...shown.map((h) => h.row));
   $('empty').hidden = hosts.size > 0;

@@ -82,7 +82,7 @@ const UI_HEADERS = {
   'cache-control': 'no-cache',
   'x-content-type-options': 'nosniff',
   'content-security-policy':
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'",
 };
 
 export async function timelineRoutes(app: FastifyInstance, o: TimelineRoutesOptions): Promise<void> {
