@@ -23,7 +23,8 @@ export async function registerImageProxy(
     if (onServed !== undefined)
       scope.addHook('onResponse', async (req, reply) => {
         onServed({
-          peer: req.ip,
+          // Undefined once the client is gone (an aborted download): then the socket's last word, or ''.
+          peer: req.ip ?? req.raw.socket?.remoteAddress ?? '',
           method: req.method,
           path: (req.raw.url ?? '').split('?')[0]!,
           status: reply.statusCode,

@@ -145,7 +145,7 @@ export interface ImageProxyOptions {
 
 /** One request the image proxy answered, once its response is over. */
 export interface ImageServed {
-  /** The client's address, as the socket gives it (`::ffff:` kept). */
+  /** The client's address, as the socket gives it (`::ffff:` kept); '' when it is no longer known. */
   readonly peer: string;
   readonly method: string;
   /** The path asked for, without its query. */

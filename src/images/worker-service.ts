@@ -126,7 +126,12 @@ export class ImageServer implements Service {
             this.#pending.delete(m.id);
             return;
           case 'served':
-            this.#o.onServed?.(m.event);
+            try {
+              this.#o.onServed?.(m.event);
+            } catch (err) {
+              // A report is never worth the main thread.
+              this.#log.error({ err }, 'image request report failed');
+            }
             return;
           case 'closed':
             return;

@@ -200,7 +200,8 @@ export class BootMilestones {
   }
 
   /** The MAC of the host a request came from: by the ACK that gave its address, else the host holding it. */
-  #byAddress(peer: string): { mac: Mac; host: HostRecord | undefined } | undefined {
+  #byAddress(peer: string | undefined): { mac: Mac; host: HostRecord | undefined } | undefined {
+    if (typeof peer !== 'string') return undefined;
     const ip = parseIpv4(peer.replace(/^::ffff:/, ''));
     if (ip === undefined) return undefined;
     const host = this.#o.index.hostByIp(ip);
