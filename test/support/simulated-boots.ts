@@ -80,7 +80,7 @@ export interface SimulatedBoots {
 
 export async function startSimulatedBoots(count: number): Promise<SimulatedBoots> {
   const scratch = mkdtempSync(path.join(tmpdir(), 'metalboot-boots-'));
-  const cleanups: (() => Promise<unknown> | void)[] = [() => rmSync(scratch, { recursive: true, force: true })];
+  const cleanups: (() => unknown)[] = [() => rmSync(scratch, { recursive: true, force: true })];
   const close = async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   };
