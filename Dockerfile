@@ -49,6 +49,8 @@ COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY ipxe-templates ./ipxe-templates
+# The /ui page's files, served as they are (no build step).
+COPY ui ./ui
 
 ENV NODE_ENV=production
 # The node image's "node" user has uid 1000; numeric so that runAsNonRoot can verify it.

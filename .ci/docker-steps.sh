@@ -97,6 +97,7 @@ node -e '
     process.exit(1);
   }' "$work/src/package-lock.json" "$app/package.json" "$app" || fail "the runtime stage's node_modules is not production-only"
 [[ -f "$app/ipxe-templates/boot.ipxe" ]] || fail "ipxe-templates/ is not in the runtime stage"
+[[ -f "$app/ui/index.html" && -f "$app/ui/app.js" ]] || fail "ui/ (the /ui page) is not in the runtime stage"
 
 # The iPXE binaries of Debian's ipxe package at the default --tftp-root.
 for f in undionly.kpxe snponly.efi ipxe.efi; do

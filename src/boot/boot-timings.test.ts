@@ -39,7 +39,10 @@ describe('BootTimings', () => {
     expect(t.scriptRequested({ ip: IP_A }, 1)).toBeUndefined();
     expect(t.explain(A)).toBeUndefined();
     t.acknowledged(A, IP_A, 'ipxe', 1_000);
+    expect(t.macOf(IP_A)).toBe(A);
     t.acknowledged(B, IP_A, 'ipxe', 2_000);
+    expect(t.macOf(IP_A)).toBe(B);
+    expect(t.macOf(IP_B)).toBeUndefined();
     expect(t.scriptRequested({ ip: IP_A }, 2_500)).toEqual({ ms: 500, client: 'ipxe' });
     expect(t.explain(A)).toMatchObject({ firstScriptRequest: null });
   });

@@ -83,6 +83,14 @@ export class BootTimings {
     return { ms: e.scriptAt - e.ackAt, client: e.client };
   }
 
+  /**
+   * The MAC whose last ACK gave `ip`: how a request that knows only its client's address (an
+   * image, a TFTP transfer, IPA's API calls) is put on a host's boot timeline.
+   */
+  macOf(ip: Ipv4): Mac | undefined {
+    return this.#macByIp.get(ip);
+  }
+
   /** What /debug/explain shows for `mac`. */
   explain(mac: Mac): Record<string, unknown> | undefined {
     const e = this.#byMac.get(mac);

@@ -19,6 +19,20 @@ export async function registerImageProxy(
     scope.addHook('onRoute', (route) => {
       route.config = { ...(route.config ?? {}), imageProxy: true } as typeof route.config;
     });
+    const onServed = proxy.onServed;
+    if (onServed !== undefined)
+      scope.addHook('onResponse', async (req, reply) => {
+        onServed({
+          // Undefined once the client is gone (an aborted download): then the socket's last word, or ''.
+          peer: req.ip ?? req.raw.socket?.remoteAddress ?? '',
+          method: req.method,
+          path: (req.raw.url ?? '').split('?')[0]!,
+          status: reply.statusCode,
+          bytes: req.method === 'HEAD' ? 0 : Number(reply.getHeader('content-length') ?? 0) || 0,
+          ms: reply.elapsedTime,
+          complete: reply.raw.writableFinished,
+        });
+      });
     await scope.register(imageProxyPlugin, { ...proxy, registry });
   });
 }

@@ -139,6 +139,24 @@ export interface ImageProxyOptions {
   readonly logger?: FastifyBaseLogger;
   /** Epoch milliseconds; injectable for revalidation tests. Default Date.now. */
   readonly now?: () => number;
+  /** Told of every answered request once its response is over (boot timelines). */
+  readonly onServed?: (event: ImageServed) => void;
+}
+
+/** One request the image proxy answered, once its response is over. */
+export interface ImageServed {
+  /** The client's address, as the socket gives it (`::ffff:` kept); '' when it is no longer known. */
+  readonly peer: string;
+  readonly method: string;
+  /** The path asked for, without its query. */
+  readonly path: string;
+  readonly status: number;
+  /** Body bytes the response announced (Content-Length); 0 when it announced none. */
+  readonly bytes: number;
+  /** Milliseconds from the request to the end of the response. */
+  readonly ms: number;
+  /** The whole response was handed to the connection (false: the client or the upstream went away). */
+  readonly complete: boolean;
 }
 
 interface Limits {

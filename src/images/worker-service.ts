@@ -15,6 +15,7 @@ import type { ListenAddress } from '../net/listen-address.js';
 import type { ReadinessCheck, Service } from '../base/service.js';
 import { MetalbootError } from '../base/errors.js';
 import type { FromWorker, ImageWorkerData, ImageWorkerProxyOptions, ToWorker } from './worker.js';
+import type { ImageServed } from './plugin.js';
 
 export interface ImageServerOptions {
   readonly listen: ListenAddress;
@@ -30,6 +31,8 @@ export interface ImageServerOptions {
   readonly workerUrl?: URL;
   /** First restart delay after the worker died, doubling up to 30 s. Default 1000 ms. */
   readonly restartDelayMs?: number;
+  /** Told of every request the worker answered (its `served` messages). */
+  readonly onServed?: (event: ImageServed) => void;
 }
 
 /**
@@ -121,6 +124,14 @@ export class ImageServer implements Service {
           case 'metrics':
             this.#pending.get(m.id)?.(m.metrics as unknown[]);
             this.#pending.delete(m.id);
+            return;
+          case 'served':
+            try {
+              this.#o.onServed?.(m.event);
+            } catch (err) {
+              // A report is never worth the main thread.
+              this.#log.error({ err }, 'image request report failed');
+            }
             return;
           case 'closed':
             return;

@@ -5,14 +5,16 @@
  *
  * Protocol with worker-service.ts (the main thread), over parentPort:
  * - worker → main: `listening` {host, port} once, or `failed` {message, code}; `metrics`
- *   {id, metrics} answering a request; `closed` after a `close`.
+ *   {id, metrics} answering a request; `served` {event} for every answered request (its
+ *   client's address, path, status, bytes and time: the boot timelines' image milestones);
+ *   `closed` after a `close`.
  * - main → worker: `metrics` {id} (prom-client JSON of the worker's registry), `close`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { pino, type Level } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { buildImageApp } from './image-app.js';
-import type { ImageProxyOptions } from './plugin.js';
+import type { ImageProxyOptions, ImageServed } from './plugin.js';
 import type { ListenAddress } from '../net/listen-address.js';
 
 /** What the main thread hands the worker: plain data only (structured clone). */
@@ -22,13 +24,14 @@ export interface ImageWorkerData {
   readonly proxy: ImageWorkerProxyOptions;
 }
 
-export type ImageWorkerProxyOptions = Omit<ImageProxyOptions, 'registry' | 'logger' | 'now'>;
+export type ImageWorkerProxyOptions = Omit<ImageProxyOptions, 'registry' | 'logger' | 'now' | 'onServed'>;
 
 export type ToWorker = { readonly kind: 'metrics'; readonly id: number } | { readonly kind: 'close' };
 export type FromWorker =
   | { readonly kind: 'listening'; readonly host: string; readonly port: number }
   | { readonly kind: 'failed'; readonly message: string; readonly code: string | undefined }
   | { readonly kind: 'metrics'; readonly id: number; readonly metrics: unknown }
+  | { readonly kind: 'served'; readonly event: ImageServed }
   | { readonly kind: 'closed' };
 
 async function run(port: NonNullable<typeof parentPort>, data: ImageWorkerData): Promise<void> {
@@ -39,7 +42,11 @@ async function run(port: NonNullable<typeof parentPort>, data: ImageWorkerData):
   collectDefaultMetrics({ register: registry, prefix: 'metalboot_image_worker_' });
   let app: Awaited<ReturnType<typeof buildImageApp>>;
   try {
-    app = await buildImageApp({ logger, registry, imageProxy: data.proxy });
+    app = await buildImageApp({
+      logger,
+      registry,
+      imageProxy: { ...data.proxy, onServed: (event) => post({ kind: 'served', event }) },
+    });
     await app.listen({ host: data.listen.host, port: data.listen.port });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { CoreV1Event } from '@kubernetes/client-node';
 import { BmhEventRecorder, coreEventBody, type BootEvents, type EventSink, type JsonPatchOp } from './boot-events.js';
-import { reportDhcpOutcome } from './boot-milestones.js';
+import { dhcpMilestone, imageMilestone, reportDhcpOutcome } from './boot-milestones.js';
 import { bmhToHost } from '../leases/bmh.js';
 import type { HostRecord } from '../leases/host.js';
 import { HostIndex } from '../leases/host-index.js';
@@ -299,5 +299,45 @@ describe('reportDhcpOutcome', () => {
     ['a RELEASE', request({ type: T.RELEASE, mac: '52:54:00:00:00:01', ciaddr: '10.0.0.21' }), []],
   ])('%s', (_n, req, want) => {
     expect(calls(req)).toEqual(want);
+  });
+
+  // The timeline's milestone comes from the same classification as the Event above.
+  it.each([
+    [
+      'an OFFER to UEFI PXE firmware',
+      request({ type: T.DISCOVER, mac: '52:54:00:00:00:01', options: UEFI_PXE }),
+      'dhcp-offer',
+    ],
+    [
+      'an ACK to iPXE',
+      request({
+        type: T.REQUEST,
+        mac: '52:54:00:00:00:01',
+        serverId: '10.0.0.1',
+        requested: '10.0.0.21',
+        options: IPXE,
+      }),
+      'ipxe-dhcp-ack',
+    ],
+    ['an OS DHCP client', request({ type: T.DISCOVER, mac: '52:54:00:00:00:01' }), 'os-dhcp-offer'],
+    ['a NAK', request({ type: T.REQUEST, mac: '52:54:00:00:00:01', requested: '10.0.0.99' }), 'dhcp-refused'],
+    ['a host without ip-address', request({ type: T.DISCOVER, mac: '52:54:00:00:00:02' }), 'dhcp-dropped'],
+    ['an unknown MAC', request({ type: T.DISCOVER, mac: '52:54:00:00:00:77' }), undefined],
+  ])('milestone of %s', (_n, req, want) => {
+    expect(dhcpMilestone(decide(req, policy, state))?.milestone).toBe(want);
+  });
+});
+
+describe('imageMilestone', () => {
+  const paths = { kernel: 'images/ironic-python-agent.kernel', initramfs: 'images/ironic-python-agent.initramfs' };
+  it.each([
+    ['/images/ironic-python-agent.kernel', 'kernel'],
+    ['/images/ironic-python-agent.initramfs', 'initramfs'],
+    ['/0f3a0b9e-7c55-4b62-9b8b-1f7c7f1b0a11/deploy_kernel', 'kernel'],
+    ['/0f3a0b9e-7c55-4b62-9b8b-1f7c7f1b0a11/deploy_ramdisk', 'initramfs'],
+    ['/agent_images/0f3a0b9e', 'image'],
+    ['/images/other-ironic-python-agent.kernel', 'image'],
+  ])('%s is %s', (path, want) => {
+    expect(imageMilestone(path, paths)).toBe(want);
   });
 });

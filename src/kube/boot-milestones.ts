@@ -1,18 +1,32 @@
 /**
- * Boot milestones: what the DHCP, TFTP and HTTP shells report (their `onOutcome`, `onComplete`
- * and `onServed` hooks), told to BootEvents for the host they concern. The one place that maps
- * a protocol's event to a milestone. Messages are deterministic per host and boot stage (no
- * xid, no time) so that repeats aggregate into one Event with a count.
+ * Boot milestones: the one place that turns what a wing reports (DHCP's `onOutcome`, TFTP's
+ * `onStart`/`onEnd`, the boot routes' `onServed`, the image proxy's per-request `served`, the
+ * Ironic API proxy's `onAgentCall`, the callback listener's `onForwarded`) into a milestone of a
+ * host (boot/boot-timeline.ts's closed union), and tells it to both consumers: the host's boot
+ * timeline (/debug/boots, /ui, the milestone histogram) and, for the milestones they cover,
+ * the BareMetalHost's Events (boot-events.ts). Both read the same MilestoneReport, so they name
+ * the same milestones.
+ *
+ * Hosts are keyed by MAC. Requests that know only their client's address (TFTP, images, IPA)
+ * find it from the DHCP ACK that gave the address (boot/boot-timings.ts), else from the host
+ * that holds the address. Event messages are deterministic per host and boot stage (no xid, no
+ * time) so that repeats aggregate into one Event with a count.
  */
 import type { BootClient } from '../boot/boot-client.js';
 import type { DhcpOutcome } from '../dhcp/decide.js';
+import { acknowledgementOf } from '../dhcp/acknowledgement.js';
 import { MESSAGE_TYPE, OPT, getMessageType, getString } from '../dhcp/options.js';
 import type { BootAnswer } from '../boot/boot-answer.js';
+import type { BootMilestone, BootTimeline, MilestoneDetail } from '../boot/boot-timeline.js';
 import { formatIpv4, parseIpv4 } from '../net/ipv4.js';
+import { parseMac, type Mac } from '../net/mac.js';
 import type { HostIndex } from '../leases/host-index.js';
-import type { TftpTransferDone } from '../tftp/tftp-server.js';
+import type { HostRecord } from '../leases/host.js';
+import type { TftpTransferEnd, TftpTransferStart } from '../tftp/tftp-server.js';
 import type { HttpServed } from '../http/boot-routes.js';
-import { type AckToScript, ackToScriptText } from '../boot/boot-timings.js';
+import type { AgentCall } from '../proxy/api-proxy.js';
+import type { AgentCallback } from '../proxy/callback-server.js';
+import { type BootTimings, ackToScriptText } from '../boot/boot-timings.js';
 import type { BootEvents } from './boot-events.js';
 
 /** Drops that are routine for a known host and say nothing worth an Event. */
@@ -51,53 +65,240 @@ export function bootText(b: BootAnswer | undefined): string {
   }
 }
 
-/** Reports one DHCP outcome of a known host to `events`; outcomes without a host are ignored. */
-export function reportDhcpOutcome(outcome: DhcpOutcome, events: BootEvents): void {
-  const d = outcome.facts;
-  const host = d?.host;
-  if (d === undefined || host === undefined) return;
-  if (outcome.kind === 'ignore') {
-    if (!QUIET_DROPS.has(outcome.reason)) events.dropped(host, outcome.reason, outcome.detail, 'dhcp');
-    return;
-  }
-  // INFORM answers carry no lease; they are not a boot milestone.
-  if (d.messageType === MESSAGE_TYPE.INFORM) return;
-  const type = getMessageType(outcome.reply.options);
-  if (type === MESSAGE_TYPE.NAK) {
-    events.leaseRefused(host, getString(outcome.reply.options, OPT.MESSAGE) ?? 'address refused');
-    return;
-  }
-  const prefix = d.source === 'range' ? '' : host.lease === undefined ? '' : `/${host.lease.prefix}`;
-  const ip = `${formatIpv4(outcome.reply.yiaddr)}${prefix}`;
-  const detail = `to ${d.mac} (${clientText(d.client)})${d.source === 'range' ? ' from the dynamic range' : ''}; ${bootText(outcome.boot)}`;
-  if (type === MESSAGE_TYPE.OFFER) events.leaseOffered(host, ip, detail);
-  else if (type === MESSAGE_TYPE.ACK) events.leaseAcknowledged(host, ip, detail);
+/** A milestone of one host: what the timeline records and the Events are made from. */
+export interface MilestoneReport {
+  readonly mac: Mac;
+  /** The known host, when there is one (Events are only for BareMetalHosts). */
+  readonly host: HostRecord | undefined;
+  readonly milestone: BootMilestone;
+  readonly detail: MilestoneDetail;
 }
 
-/** The milestones of every protocol, for the hosts of `index`. */
-export class BootMilestones {
-  readonly #events: BootEvents;
-  readonly #index: HostIndex;
+const DHCP_MILESTONES: Readonly<Record<BootClient['kind'], readonly [BootMilestone, BootMilestone]>> = {
+  pxe: ['dhcp-offer', 'dhcp-ack'],
+  'uefi-http': ['dhcp-offer', 'dhcp-ack'],
+  ipxe: ['ipxe-dhcp-offer', 'ipxe-dhcp-ack'],
+  plain: ['os-dhcp-offer', 'os-dhcp-ack'],
+};
 
-  constructor(events: BootEvents, index: HostIndex) {
-    this.#events = events;
-    this.#index = index;
+/** The milestone of one DHCP outcome; undefined for outcomes that are none (INFORM, routine drops, strangers). Pure. */
+export function dhcpMilestone(outcome: DhcpOutcome): MilestoneReport | undefined {
+  const d = outcome.facts;
+  if (d === undefined) return undefined;
+  const host = d.host;
+  if (outcome.kind === 'ignore') {
+    if (host === undefined || QUIET_DROPS.has(outcome.reason)) return undefined;
+    const detail: MilestoneDetail =
+      outcome.detail === undefined ? { reason: outcome.reason } : { reason: outcome.reason, why: outcome.detail };
+    return { mac: d.mac, host, milestone: 'dhcp-dropped', detail };
+  }
+  // INFORM answers carry no lease; they are not a boot milestone.
+  if (d.messageType === MESSAGE_TYPE.INFORM) return undefined;
+  const type = getMessageType(outcome.reply.options);
+  if (type === MESSAGE_TYPE.NAK) {
+    const why = getString(outcome.reply.options, OPT.MESSAGE) ?? 'address refused';
+    return { mac: d.mac, host, milestone: 'dhcp-refused', detail: { why } };
+  }
+  if (type !== MESSAGE_TYPE.OFFER && type !== MESSAGE_TYPE.ACK) return undefined;
+  const [offer, ack] = DHCP_MILESTONES[d.client.kind];
+  const prefix = d.source === 'range' || host?.lease === undefined ? '' : `/${host.lease.prefix}`;
+  return {
+    mac: d.mac,
+    host,
+    milestone: type === MESSAGE_TYPE.OFFER ? offer : ack,
+    detail: {
+      ip: `${formatIpv4(outcome.reply.yiaddr)}${prefix}`,
+      client: clientText(d.client),
+      source: d.source ?? 'none',
+      boot: bootText(outcome.boot),
+    },
+  };
+}
+
+/** The Event a DHCP milestone makes, for a known host. */
+function dhcpEvent(r: MilestoneReport, events: BootEvents): void {
+  const host = r.host;
+  if (host === undefined) return;
+  const d = r.detail;
+  switch (r.milestone) {
+    case 'dhcp-dropped':
+      events.dropped(host, String(d.reason), d.why === undefined ? undefined : String(d.why), 'dhcp');
+      return;
+    case 'dhcp-refused':
+      events.leaseRefused(host, String(d.why));
+      return;
+    default: {
+      const text = `to ${r.mac} (${d.client})${d.source === 'range' ? ' from the dynamic range' : ''}; ${d.boot}`;
+      if (r.milestone.endsWith('-offer')) events.leaseOffered(host, String(d.ip), text);
+      else events.leaseAcknowledged(host, String(d.ip), text);
+    }
+  }
+}
+
+/** Reports one DHCP outcome of a known host to `events`; outcomes without a host are ignored. */
+export function reportDhcpOutcome(outcome: DhcpOutcome, events: BootEvents): void {
+  const r = dhcpMilestone(outcome);
+  if (r !== undefined) dhcpEvent(r, events);
+}
+
+/** What the image proxy tells of one answered request (images/plugin.ts's ImageServed). */
+export interface ImageRequestDone {
+  readonly peer: string;
+  readonly path: string;
+  readonly status: number;
+  readonly bytes: number;
+  readonly ms: number;
+  readonly complete: boolean;
+}
+
+/** The image paths that are the kernel and the initramfs (the inspector's, and Ironic's per-node ones). */
+export interface ImagePaths {
+  readonly kernel: string;
+  readonly initramfs: string;
+}
+
+/** Which milestone an image path is. Pure. */
+export function imageMilestone(path: string, paths: ImagePaths): 'kernel' | 'initramfs' | 'image' {
+  const is = (p: string) => p !== '' && path.endsWith(`/${p.replace(/^\/+/, '')}`);
+  if (is(paths.kernel) || path.endsWith('/deploy_kernel')) return 'kernel';
+  if (is(paths.initramfs) || path.endsWith('/deploy_ramdisk')) return 'initramfs';
+  return 'image';
+}
+
+export interface BootMilestonesOptions {
+  /** The BareMetalHost Events; NO_BOOT_EVENTS without a cluster. */
+  readonly events: BootEvents;
+  readonly index: HostIndex;
+  /** ACK → first script times, and the MAC each ACK's address belongs to. */
+  readonly timings: BootTimings;
+  readonly timeline: BootTimeline;
+  readonly imagePaths: ImagePaths;
+  /** The MACs Ironic confirmed for a node (the agent store), for IPA's calls and Ironic's callbacks. */
+  readonly macsOfNode?: (node: string) => readonly string[] | undefined;
+  readonly now: () => number;
+  /** Every report, known host or not: for the rates the /ui page shows. */
+  readonly onActivity?: (kind: 'dhcp' | 'tftp' | 'http' | 'image', bytes: number) => void;
+}
+
+/** The milestones of every protocol, to the timeline and the Events. */
+export class BootMilestones {
+  readonly #o: BootMilestonesOptions;
+
+  constructor(o: BootMilestonesOptions) {
+    this.#o = o;
+  }
+
+  #record(r: MilestoneReport): void {
+    // A BareMetalHost's namespace/name; a static host's hostname, if it has one.
+    const h = r.host;
+    this.#o.timeline.record(
+      r.mac,
+      r.milestone,
+      r.detail,
+      h?.origin.kind === 'bmh' ? h.origin.name : h?.lease?.hostname,
+    );
+  }
+
+  /** The MAC of the host a request came from: by the ACK that gave its address, else the host holding it. */
+  #byAddress(peer: string | undefined): { mac: Mac; host: HostRecord | undefined } | undefined {
+    if (typeof peer !== 'string') return undefined;
+    const ip = parseIpv4(peer.replace(/^::ffff:/, ''));
+    if (ip === undefined) return undefined;
+    const host = this.#o.index.hostByIp(ip);
+    const mac = this.#o.timings.macOf(ip) ?? host?.macs[0];
+    if (mac === undefined) return undefined;
+    const found = this.#o.index.lookup(mac);
+    return { mac, host: found.kind === 'host' ? found.host : host };
+  }
+
+  #byNode(node: string | undefined, macs: readonly string[], peer: string) {
+    const named = macs[0] ?? (node === undefined ? undefined : this.#o.macsOfNode?.(node)?.[0]);
+    const mac = named === undefined ? undefined : parseMac(named);
+    if (mac === undefined) return this.#byAddress(peer);
+    const found = this.#o.index.lookup(mac);
+    return { mac, host: found.kind === 'host' ? found.host : undefined };
   }
 
   dhcp(outcome: DhcpOutcome): void {
-    reportDhcpOutcome(outcome, this.#events);
+    if (outcome.kind === 'reply') this.#o.onActivity?.('dhcp', 0);
+    // Every ACK, range clients' too: the address → MAC map the other protocols are matched by.
+    const ack = acknowledgementOf(outcome);
+    if (ack !== undefined) this.#o.timings.acknowledged(ack.mac, ack.ip, ack.client, this.#o.now());
+    const r = dhcpMilestone(outcome);
+    if (r === undefined) return;
+    this.#record(r);
+    dhcpEvent(r, this.#o.events);
   }
 
-  /** A boot file sent over TFTP, to the host that holds the peer's address. */
-  tftp(e: TftpTransferDone): void {
-    const ip = parseIpv4(e.peer);
-    const host = ip === undefined ? undefined : this.#index.hostByIp(ip);
-    if (host !== undefined) this.#events.bootFileServed(host, e.file, 'tftp');
+  tftpStart(e: TftpTransferStart): void {
+    const who = this.#byAddress(e.peer);
+    if (who !== undefined) this.#record({ ...who, milestone: 'tftp-start', detail: { file: e.file, size: e.size } });
   }
 
-  /** A host's script over HTTP (binaries are not matched to a host), with the time since its ACK the first time. */
-  http(e: HttpServed, sinceAck?: AckToScript): void {
+  /** A transfer's end: complete (a boot file served), EDK2's tsize probe (nothing), or a failure. */
+  tftpEnd(e: TftpTransferEnd): void {
+    if (e.outcome === 'options-declined') return;
+    this.#o.onActivity?.('tftp', e.bytes);
+    const who = this.#byAddress(e.peer);
+    if (who === undefined) return;
+    const detail = { file: e.file, bytes: e.bytes, resends: e.retransmissions, ms: Math.round(e.ms) };
+    if (e.outcome !== 'complete') {
+      this.#record({ ...who, milestone: 'tftp-failed', detail: { ...detail, reason: e.outcome } });
+      return;
+    }
+    this.#record({ ...who, milestone: 'tftp-end', detail });
+    if (who.host !== undefined) this.#o.events.bootFileServed(who.host, e.file, 'tftp');
+  }
+
+  /** A script or an iPXE binary over HTTP; a host script's Event tells the time since its ACK the first time. */
+  http(e: HttpServed): void {
+    this.#o.onActivity?.('http', 0);
+    const ip = e.peer === undefined ? undefined : parseIpv4(e.peer.replace(/^::ffff:/, ''));
+    const sinceAck =
+      e.what === 'script' ? this.#o.timings.scriptRequested({ mac: e.mac, ip }, this.#o.now()) : undefined;
+    const who =
+      e.mac !== undefined ? { mac: e.mac, host: e.host } : e.peer === undefined ? undefined : this.#byAddress(e.peer);
+    if (who !== undefined) {
+      const milestone = e.what === 'binary' ? 'http-binary' : e.mac === undefined ? 'boot-script' : 'host-script';
+      const detail: MilestoneDetail = e.what === 'binary' ? { file: e.name } : { script: e.name };
+      this.#record({ ...who, milestone, detail });
+    }
     if (e.host !== undefined && e.what === 'script')
-      this.#events.scriptServed(e.host, e.name, sinceAck === undefined ? undefined : ackToScriptText(sinceAck));
+      this.#o.events.scriptServed(e.host, e.name, sinceAck === undefined ? undefined : ackToScriptText(sinceAck));
+  }
+
+  /** A request the image proxy answered (in its worker or in-process). */
+  image(e: ImageRequestDone): void {
+    this.#o.onActivity?.('image', e.bytes);
+    const who = this.#byAddress(e.peer);
+    if (who === undefined) return;
+    const ok = e.complete && e.status < 400;
+    const detail = { path: e.path, status: e.status, bytes: e.bytes, ms: Math.round(e.ms) };
+    this.#record({ ...who, milestone: ok ? imageMilestone(e.path, this.#o.imagePaths) : 'image-failed', detail });
+  }
+
+  /** IPA's lookup, heartbeat or inspection data through the API proxy, once Ironic accepted it. */
+  agentCall(e: AgentCall): void {
+    if (e.status >= 400) return;
+    const who = this.#byNode(e.node, e.macs, e.peer);
+    if (who === undefined) return;
+    const milestone = e.route === 'lookup' ? 'ipa-lookup' : e.route === 'heartbeat' ? 'ipa-heartbeat' : 'inspection';
+    const detail: Record<string, string | number> = { status: e.status, ms: Math.round(e.ms) };
+    if (e.node !== undefined) detail.node = e.node;
+    if (e.bytes !== undefined) detail.bytes = e.bytes;
+    this.#record({ ...who, milestone, detail });
+  }
+
+  /** Ironic's call to IPA through the callback listener. */
+  callback(e: AgentCallback): void {
+    const mac = parseMac(this.#o.macsOfNode?.(e.node)?.[0] ?? '');
+    if (mac === undefined) return;
+    const found = this.#o.index.lookup(mac);
+    this.#record({
+      mac,
+      host: found.kind === 'host' ? found.host : undefined,
+      milestone: 'callback',
+      detail: { node: e.node, request: `${e.method} ${e.path}`, status: e.status, ms: Math.round(e.ms) },
+    });
   }
 }

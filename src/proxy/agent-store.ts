@@ -279,6 +279,11 @@ export class AgentStore implements Service {
     else await this.#save({ ...r, macs: next });
   }
 
+  /** The MACs Ironic confirmed for `node` (its lookups), boot MAC first when it was asked alone. */
+  macsOf(node: string): readonly string[] | undefined {
+    return this.#records.get(node)?.macs ?? this.#lookupMacs.get(node);
+  }
+
   nodeForMac(mac: string): string | undefined {
     return this.#macToNode.get(mac.toLowerCase());
   }

@@ -98,6 +98,23 @@ export interface IronicApiProxyOptions {
   readonly tls?: { readonly ca?: string | Buffer | undefined; readonly insecureSkipVerify?: boolean | undefined };
   /** Default: the app's logger. */
   readonly logger?: FastifyBaseLogger;
+  /** Told of every lookup, heartbeat and continue_inspection once answered (boot timelines). */
+  readonly onAgentCall?: (call: AgentCall) => void;
+}
+
+/** One call of IPA's through the proxy, once answered (by Ironic or by the proxy's refusal). */
+export interface AgentCall {
+  readonly route: 'lookup' | 'heartbeat' | 'continue_inspection';
+  /** The TCP peer (IPA's address). */
+  readonly peer: string;
+  readonly status: number;
+  /** The node: the heartbeat's, the one a lookup found, continue_inspection's node_uuid. */
+  readonly node: string | undefined;
+  /** The MACs Ironic confirmed to a lookup (lookup.ts). */
+  readonly macs: readonly string[];
+  /** Request body bytes (the inventory of continue_inspection). */
+  readonly bytes: number | undefined;
+  readonly ms: number;
 }
 
 const VERSION_BODY_MAX = 1 * MiB;
@@ -182,6 +199,20 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
   fastify.addHook('onRequest', async (req) => {
     started.set(req, process.hrtime.bigint());
   });
+  /** What onAgentCall is told of a lookup, heartbeat or continue_inspection, set by its route. */
+  const calls = new WeakMap<FastifyRequest, Omit<AgentCall, 'peer' | 'status' | 'ms'>>();
+  const onAgentCall = o.onAgentCall;
+  if (onAgentCall !== undefined)
+    fastify.addHook('onResponse', async (req, reply) => {
+      const call = calls.get(req);
+      if (call !== undefined)
+        onAgentCall({
+          ...call,
+          peer: req.raw.socket.remoteAddress ?? req.ip,
+          status: reply.statusCode,
+          ms: reply.elapsedTime,
+        });
+    });
   const observe = (req: FastifyRequest, route: ApiRoute): void => {
     const t0 = started.get(req);
     if (t0 !== undefined) metrics.duration.observe({ route }, Number(process.hrtime.bigint() - t0) / 1e9);
@@ -362,6 +393,7 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     const node = lookupNodeUuid(doc);
     if (node !== undefined) {
       const confirmed = confirmedLookupMacs(search);
+      calls.set(req, { route: 'lookup', node, macs: confirmed, bytes: undefined });
       req.log.info({ component: 'ironic-api-proxy', route: 'lookup', node, confirmed }, 'IPA looked up its node');
       if (confirmed.length > 0)
         o.agents
@@ -376,6 +408,7 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
   fastify.post<{ Params: { node: string } }>(`${base}/v1/heartbeat/:node`, async (req, reply) => {
     const node = req.params.node;
     const rlog = req.log.child({ component: 'ironic-api-proxy', route: 'heartbeat', node });
+    calls.set(req, { route: 'heartbeat', node, macs: [], bytes: undefined });
     if (!isNodeIdent(node)) {
       metrics.heartbeats.inc({ outcome: 'invalid' });
       return refuse(reply, 'heartbeat', 400, 'invalid node identifier');
@@ -495,6 +528,8 @@ export const ironicApiProxy: FastifyPluginAsync<IronicApiProxyOptions> = async (
     });
     const bytes = streamed.body?.bytes ?? 0;
     metrics.requestBytes.inc({ route: 'continue_inspection' }, bytes);
+    const inspected = new URLSearchParams(search).get('node_uuid') ?? undefined;
+    calls.set(req, { route: 'continue_inspection', node: inspected, macs: [], bytes });
     if (res === undefined) return reply;
     req.log.info(
       { component: 'ironic-api-proxy', route: 'continue_inspection', bytes, status: res.statusCode, peer: req.ip },

@@ -98,6 +98,19 @@ export interface CallbackServerOptions {
   readonly closeGraceMs?: number;
   /** Connections held at once; one more is closed as soon as it is accepted. Default MAX_CONNECTIONS (1024). */
   readonly maxConnections?: number;
+  /** Told of every request forwarded to an agent, once IPA's answer headers arrive (boot timelines). */
+  readonly onForwarded?: (call: AgentCallback) => void;
+}
+
+/** One call of Ironic's forwarded to IPA. */
+export interface AgentCallback {
+  readonly node: string;
+  readonly method: string;
+  /** The path in the agent's API (`/v1/commands/`, …). */
+  readonly path: string;
+  readonly status: number;
+  /** Milliseconds until IPA's answer headers. */
+  readonly ms: number;
 }
 
 const TEXT = 'text/plain; charset=utf-8';
@@ -426,8 +439,10 @@ export class CallbackServer implements Service, CallbackEndpoint {
         answer.status === 413,
       );
     }
-    this.#metrics.duration.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+    const ns = Number(process.hrtime.bigint() - t0);
+    this.#metrics.duration.observe(ns / 1e9);
     this.#count('forwarded', res.statusCode);
+    this.#o.onForwarded?.({ node, method: req.method, path: target.path, status: res.statusCode, ms: ns / 1e6 });
     log.debug(
       { method: req.method, path: target.path, status: res.statusCode, agentUrl: record.agentUrl },
       'callback forwarded',

@@ -41,6 +41,22 @@ export interface TftpTransferDone {
   readonly peer: string;
   readonly file: string;
   readonly bytes: number;
+  /** Packets sent again (timeouts and duplicate ACKs). */
+  readonly retransmissions: number;
+  /** Milliseconds from the request to the end. */
+  readonly ms: number;
+}
+
+/** A transfer that began (options negotiated, file found). */
+export interface TftpTransferStart {
+  readonly peer: string;
+  readonly file: string;
+  readonly size: number;
+}
+
+/** Any end of a transfer: `complete`, `options-declined` (EDK2's tsize probe) or why it failed. */
+export interface TftpTransferEnd extends TftpTransferDone {
+  readonly outcome: string;
 }
 
 export interface TftpServerOptions {
@@ -80,6 +96,9 @@ export interface TftpServerOptions {
   readonly now?: () => number;
   /** Called after each completed transfer (boot milestones, Kubernetes events). */
   readonly onComplete?: (event: TftpTransferDone) => void;
+  /** Called when a transfer begins, and when it ends however it ends (boot timelines). */
+  readonly onStart?: (event: TftpTransferStart) => void;
+  readonly onEnd?: (event: TftpTransferEnd) => void;
 }
 
 /** Failures on our side, on top of the transfer's own ends. */
@@ -155,11 +174,15 @@ function metricsOf(registry: Registry): Metrics {
 export class TftpServer implements Service {
   readonly name = 'tftp';
   readonly readiness: readonly ReadinessCheck[] = [listening('tftp', this)];
-  readonly #o: Required<Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete'>>;
+  readonly #o: Required<
+    Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete' | 'onStart' | 'onEnd'>
+  >;
   readonly #createSocket: () => UdpSocket;
   readonly #timers: Timers;
   readonly #now: () => number;
   readonly #onComplete: TftpServerOptions['onComplete'];
+  readonly #onStart: TftpServerOptions['onStart'];
+  readonly #onEnd: TftpServerOptions['onEnd'];
   readonly #log: Logger;
   readonly #logBudget: LogBudget<RefuseReason>;
   readonly #metrics: Metrics;
@@ -176,7 +199,7 @@ export class TftpServer implements Service {
       singlePort: false,
       ...DEFAULTS,
       ...definedOnly(options),
-    } as Required<Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete'>>;
+    } as Required<Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete' | 'onStart' | 'onEnd'>>;
     this.#createSocket =
       options.createSocket ??
       (() =>
@@ -193,6 +216,8 @@ export class TftpServer implements Service {
     this.#now = options.now ?? (() => performance.now());
     this.#logBudget = new LogBudget({ perSecond: 5, burst: 20, now: this.#now });
     this.#onComplete = options.onComplete;
+    this.#onStart = options.onStart;
+    this.#onEnd = options.onEnd;
     this.#log = options.logger.child({ component: 'tftp' });
     this.#metrics = metricsOf(options.registry);
   }
@@ -355,6 +380,7 @@ export class TftpServer implements Service {
     this.#perClient.set(peer.address, (this.#perClient.get(peer.address) ?? 0) + 1);
     this.#metrics.started.inc();
     this.#metrics.active.inc();
+    this.#onStart?.({ peer: peer.address, file: file.name, size: file.size });
     if (active.log.isLevelEnabled('debug')) {
       active.log.debug(
         {
@@ -477,14 +503,22 @@ export class TftpServer implements Service {
     if (message !== undefined && active.socket !== undefined) {
       this.#sendTo(active.socket, active.peer, { op: 'error', code: ERROR_CODE.NOT_DEFINED, message });
     }
-    const seconds = (this.#now() - active.startedAt) / 1000;
+    const ms = this.#now() - active.startedAt;
+    const seconds = ms / 1000;
     const fields = { bytes: active.transfer.bytesSent, retransmissions: active.transfer.retransmissions, seconds };
+    const done: TftpTransferDone = {
+      peer: active.peer.address,
+      file: active.file.name,
+      bytes: fields.bytes,
+      retransmissions: fields.retransmissions,
+      ms,
+    };
     switch (reason) {
       case 'complete':
         this.#metrics.finished.inc({ outcome: reason });
         this.#metrics.duration.observe(seconds);
         active.log.info({ ...fields, size: active.file.size }, 'transfer complete');
-        this.#onComplete?.({ peer: active.peer.address, file: active.file.name, bytes: active.transfer.bytesSent });
+        this.#onComplete?.(done);
         break;
       case 'options-declined':
         this.#metrics.finished.inc({ outcome: reason });
@@ -494,6 +528,7 @@ export class TftpServer implements Service {
         this.#metrics.failed.inc({ reason });
         active.log.warn({ ...fields, reason, acked: active.transfer.lastAcked }, 'transfer failed');
     }
+    this.#onEnd?.({ ...done, outcome: reason });
     if (active.ownSocket && active.socket !== undefined) {
       const socket = active.socket;
       // Close after anything just queued (a final ERROR) has been handed to the kernel.

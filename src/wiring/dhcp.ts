@@ -9,8 +9,6 @@ import { LeaseStore, type LeaseBackend } from '../leases/lease-store.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeRangeLeases, kubeRangeLeaseApi } from '../kube/range-leases.js';
 import type { BootMilestones } from '../kube/boot-milestones.js';
-import type { BootTimings } from '../boot/boot-timings.js';
-import { acknowledgementOf } from '../dhcp/acknowledgement.js';
 import { parseIpv4, type Ipv4 } from '../net/ipv4.js';
 import type { Wiring } from './deps.js';
 
@@ -49,9 +47,8 @@ export interface DhcpWingInput {
   readonly index: HostIndex;
   /** Whether the cluster's hosts are loaded (with sources.kube): DHCP stays silent until then. */
   readonly sourcesReady: (() => boolean) | undefined;
-  readonly milestones: BootMilestones | undefined;
-  /** Told every ACK, to time each host's first script request after it. */
-  readonly timings: BootTimings;
+  /** Told every outcome: the boot timelines, the Events, each ACK's address (wiring/timeline.ts). */
+  readonly milestones: BootMilestones;
   /** The cluster, for replicas that share range leases (leaderElection.id set). */
   readonly cluster: () => KubeConfig;
 }
@@ -93,11 +90,7 @@ export function dhcpWing(config: Config, w: Wiring, i: DhcpWingInput): DhcpWing 
     leases,
     logger,
     registry,
-    onOutcome: (o) => {
-      const ack = acknowledgementOf(o);
-      if (ack !== undefined) i.timings.acknowledged(ack.mac, ack.ip, ack.client, now());
-      m?.dhcp(o);
-    },
+    onOutcome: (o) => m.dhcp(o),
   });
   return { services: [leases, server], pool, policy, server };
 }

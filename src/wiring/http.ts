@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { bootRoutes, type BootRoutesOptions } from '../http/boot-routes.js';
 import { opsRoutes, type OpsRoutesOptions } from '../http/ops-routes.js';
+import { timelineRoutes, type TimelineRoutesOptions } from '../http/timeline-routes.js';
 import { imageRedirects, type ImageProxyOptions, type ImageRedirectOptions } from '../images/plugin.js';
 import { addResponseLog, newFastify } from '../http/fastify-defaults.js';
 import { registerImageProxy } from '../images/image-app.js';
@@ -25,7 +26,6 @@ import { HttpServer, type ServerFactory } from '../http/http-server.js';
 import { withBoundPort } from '../net/listen-address.js';
 import type { BootMilestones } from '../kube/boot-milestones.js';
 import type { BootTimings } from '../boot/boot-timings.js';
-import { parseIpv4 } from '../net/ipv4.js';
 import { parseMac } from '../net/mac.js';
 import type { HostIndex } from '../leases/host-index.js';
 import type { LeasePool, LeasePool6 } from '../leases/pool.js';
@@ -51,6 +51,8 @@ export interface AppOptions {
   readonly ironicApi?: Omit<IronicApiProxyOptions, 'registry'>;
   /** The server the app is served on, already bound (HttpServer); default fastify's own. */
   readonly serverFactory?: ServerFactory;
+  /** /debug/boots and /ui. */
+  readonly timeline?: TimelineRoutesOptions;
 }
 
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
@@ -58,6 +60,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   addResponseLog(app, o.registry);
   await app.register(bootRoutes, { ...o.boot, registry: o.registry });
   await app.register(opsRoutes, { ...o.ops, registry: o.registry });
+  if (o.timeline !== undefined) await app.register(timelineRoutes, o.timeline);
   if (o.imageProxy !== undefined) await registerImageProxy(app, o.imageProxy, o.registry);
   else if (o.imageRedirect !== undefined) await app.register(imageRedirects, o.imageRedirect);
   if (o.ironicApi !== undefined) await app.register(ironicApiProxy, { ...o.ironicApi, registry: o.registry });
@@ -71,9 +74,12 @@ export interface HttpWingInput {
   readonly files: IpxeFiles;
   readonly readiness: readonly ReadinessCheck[];
   readonly policy: DhcpPolicy | undefined;
-  readonly milestones: BootMilestones | undefined;
+  /** Told every script and binary served (wiring/timeline.ts). */
+  readonly milestones: BootMilestones;
   /** Each host's time from ACK to its first script request. */
   readonly timings: BootTimings;
+  /** /debug/boots and /ui. */
+  readonly timeline: TimelineRoutesOptions;
   readonly proxies: ProxiesWing;
   readonly images: ImagesWing;
   /** DHCPv6's policy and pool, for /debug/explain; undefined when DHCPv6 is off. */
@@ -116,11 +122,7 @@ export function httpWing(config: Config, w: Wiring, i: HttpWingInput): HttpServe
         annotationPrefix: config.sources.annotationPrefix,
         inspector: config.inspector,
         installer: config.installer,
-        onServed: (e) => {
-          const ip = e.peer === undefined ? undefined : parseIpv4(e.peer.replace(/^::ffff:/, ''));
-          const sinceAck = e.what === 'script' ? i.timings.scriptRequested({ mac: e.mac, ip }, now()) : undefined;
-          m?.http(e, sinceAck);
-        },
+        onServed: (e) => m.http(e),
       },
       ops: {
         readiness: i.readiness,
@@ -146,6 +148,7 @@ export function httpWing(config: Config, w: Wiring, i: HttpWingInput): HttpServe
         ],
         extraMetrics: worker === undefined ? [] : [() => worker.metrics()],
       },
+      timeline: i.timeline,
       imageProxy: worker === undefined ? proxy : undefined,
       imageRedirect: worker === undefined ? undefined : { target: imageBaseUrl },
       ironicApi:

@@ -1,7 +1,7 @@
 /** The images wing: the image proxy to Ironic's httpd, in its own worker thread with --image-listen. */
 import type { Config } from '../config/load.js';
 import type { Service } from '../base/service.js';
-import type { ImageProxyOptions } from '../images/plugin.js';
+import type { ImageProxyOptions, ImageServed } from '../images/plugin.js';
 import { ImageServer } from '../images/worker-service.js';
 import type { Wiring } from './deps.js';
 
@@ -13,14 +13,15 @@ export interface ImagesWing {
   readonly worker: ImageServer | undefined;
 }
 
-export function imagesWing(config: Config, w: Wiring): ImagesWing {
+/** `onServed`: told of every request the proxy answered, in the worker or not (the boot timelines). */
+export function imagesWing(config: Config, w: Wiring, onServed: (e: ImageServed) => void): ImagesWing {
   const h = config.http;
   if (config.proxy.ironicHttpUrl === undefined) return { services: [], proxy: undefined, worker: undefined };
   const proxy = {
     upstream: config.proxy.ironicHttpUrl,
     cache: h.imageCacheDir === undefined ? undefined : { dir: h.imageCacheDir, maxBytes: h.imageCacheMaxBytes },
   };
-  if (h.imageListen === undefined) return { services: [], proxy, worker: undefined };
-  const worker = new ImageServer({ listen: h.imageListen, proxy, logger: w.logger, registry: w.registry });
+  if (h.imageListen === undefined) return { services: [], proxy: { ...proxy, onServed }, worker: undefined };
+  const worker = new ImageServer({ listen: h.imageListen, proxy, logger: w.logger, registry: w.registry, onServed });
   return { services: [worker], proxy, worker };
 }

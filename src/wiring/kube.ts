@@ -1,6 +1,6 @@
 /**
- * The Kubernetes wing: the BareMetalHost watcher (a lease source), the boot Events recorder
- * and the milestones every protocol reports through.
+ * The Kubernetes wing: the BareMetalHost watcher (a lease source) and the boot Events recorder
+ * (fed by the milestones every protocol reports through: wiring/timeline.ts).
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from '../config/load.js';
@@ -8,13 +8,11 @@ import type { HostIndex } from '../leases/host-index.js';
 import { BmhWatcher } from '../kube/bmh-watcher.js';
 import { kubeBmhApi } from '../kube/bmh-api.js';
 import { BmhEventRecorder, kubeEventSink } from '../kube/boot-events.js';
-import { BootMilestones } from '../kube/boot-milestones.js';
 import type { Wiring } from './deps.js';
 
 export interface KubeWing {
   readonly watcher: BmhWatcher;
   readonly recorder: BmhEventRecorder;
-  readonly milestones: BootMilestones;
 }
 
 export function kubeWing(config: Config, w: Wiring, kc: KubeConfig, index: HostIndex, hostname: string): KubeWing {
@@ -36,5 +34,5 @@ export function kubeWing(config: Config, w: Wiring, kc: KubeConfig, index: HostI
     registry,
     source: { instance: hostname, host: config.nodeName },
   });
-  return { watcher, recorder, milestones: new BootMilestones(recorder, index) };
+  return { watcher, recorder };
 }

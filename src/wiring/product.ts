@@ -34,6 +34,7 @@ import { raWing } from './ra.js';
 import type { RouterAdvertiser } from '../ra/router-advertiser.js';
 import { sourcesWing } from './sources.js';
 import { tftpWing } from './tftp.js';
+import { timelineWing } from './timeline.js';
 
 export type { Deps } from './deps.js';
 
@@ -71,14 +72,20 @@ export function buildProduct(config: Config, deps: Deps): Product {
   const name = deps.hostname ?? hostname();
   const kube = k.enabled ? kubeWing(config, w, cluster(), index, name) : undefined;
   const leader = leaderWing(config, w, cluster, name);
-  const milestones = kube?.milestones;
   const { sources } = sourcesWing(config, w, index, kube?.watcher);
-  const tftp = tftpWing(config, w, milestones);
-  const watcher = kube?.watcher;
   const timings = new BootTimings({ registry: w.registry });
-  const dhcp = dhcpWing(config, w, {
+  // Every wing reports its milestones here: the boot timelines and the BareMetalHost Events.
+  const boots = timelineWing(config, w, {
     index,
     timings,
+    events: kube?.recorder,
+    macsOfNode: (node) => proxies.agents.macsOf(node),
+  });
+  const milestones = boots.milestones;
+  const tftp = tftpWing(config, w, milestones);
+  const watcher = kube?.watcher;
+  const dhcp = dhcpWing(config, w, {
+    index,
     sourcesReady: watcher === undefined ? undefined : () => watcher.status().ready,
     milestones,
     cluster,
@@ -90,8 +97,11 @@ export function buildProduct(config: Config, deps: Deps): Product {
     cluster,
     interfaces,
   });
-  const proxies = proxiesWing(config, w, leader === undefined ? undefined : { cluster, leader });
-  const images = imagesWing(config, w);
+  const proxies = proxiesWing(config, w, leader === undefined ? undefined : { cluster, leader }, {
+    onAgentCall: (c) => milestones.agentCall(c),
+    onForwarded: (c) => milestones.callback(c),
+  });
+  const images = imagesWing(config, w, (e) => milestones.image(e));
 
   // The elector first, so it is closed (and releases the lease) last; hosts, then the files DHCP
   // points them at, then the listeners; HTTP last.
@@ -124,6 +134,7 @@ export function buildProduct(config: Config, deps: Deps): Product {
     policy: dhcp.policy,
     milestones,
     timings,
+    timeline: boots.routes,
     proxies,
     images,
     dhcp6: dhcp6 === undefined ? undefined : { policy: dhcp6.policy, pool: dhcp6.pool },

@@ -5,9 +5,9 @@
 import type { Config } from '../config/load.js';
 import type { Service } from '../base/service.js';
 import { AgentStore } from '../proxy/agent-store.js';
-import { CallbackServer } from '../proxy/callback-server.js';
 import { callbackTlsSource } from '../proxy/callback-tls.js';
-import type { IronicApiProxyOptions } from '../proxy/api-proxy.js';
+import type { AgentCall, IronicApiProxyOptions } from '../proxy/api-proxy.js';
+import { type AgentCallback, CallbackServer } from '../proxy/callback-server.js';
 import type { Wiring } from './deps.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { LeaderElector } from '../kube/leader-election.js';
@@ -30,7 +30,18 @@ export interface ProxiesWing {
   readonly ironicApi: Omit<IronicApiProxyOptions, 'registry'> | undefined;
 }
 
-export function proxiesWing(config: Config, w: Wiring, shared?: SharedProxyState): ProxiesWing {
+/** What the proxies tell the boot timelines (wiring/timeline.ts's milestones). */
+export interface ProxyReports {
+  readonly onAgentCall: (call: AgentCall) => void;
+  readonly onForwarded: (call: AgentCallback) => void;
+}
+
+export function proxiesWing(
+  config: Config,
+  w: Wiring,
+  shared: SharedProxyState | undefined,
+  reports: ProxyReports,
+): ProxiesWing {
   const p = config.proxy;
   const { logger, registry, now } = w;
   const le = config.leaderElection;
@@ -67,6 +78,7 @@ export function proxiesWing(config: Config, w: Wiring, shared?: SharedProxyState
           logger,
           registry,
           now,
+          onForwarded: reports.onForwarded,
         });
   return {
     services: [agents, ...(secret === undefined ? [] : [secret]), ...(callback === undefined ? [] : [callback])],
@@ -77,6 +89,7 @@ export function proxiesWing(config: Config, w: Wiring, shared?: SharedProxyState
       apiAdvertiseUrl: p.apiAdvertiseUrl,
       agents,
       callback,
+      onAgentCall: reports.onAgentCall,
       // No agent may point at a port of metalboot's: the HTTP listener's and the image worker's.
       ownPorts: [
         config.http.listen.port,

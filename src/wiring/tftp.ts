@@ -12,7 +12,7 @@ export interface TftpWing {
   readonly server6: TftpServer | undefined;
 }
 
-export function tftpWing(config: Config, w: Wiring, milestones: BootMilestones | undefined): TftpWing {
+export function tftpWing(config: Config, w: Wiring, milestones: BootMilestones): TftpWing {
   const t = config.tftp;
   const { logger, registry } = w;
   const files = new IpxeFiles({ root: t.root, aliases: t.aliases, extraRoots: t.extraRoots, logger });
@@ -31,7 +31,8 @@ export function tftpWing(config: Config, w: Wiring, milestones: BootMilestones |
       maxTransferMs: t.maxTransferMs,
       logger,
       registry,
-      onComplete: m === undefined ? undefined : (e) => m.tftp(e),
+      onStart: (e) => m.tftpStart(e),
+      onEnd: (e) => m.tftpEnd(e),
     });
   return {
     files,

@@ -11,6 +11,8 @@
  * server is responsible for. Seconds from power-on are printed, never asserted.
  * The lab has IPv6 on and metalboot its router advertisements (the default): iPXE's router
  * solicitation is answered, and /debug/explain shows each host's time from ACK to script.
+ * metalboot's own timeline of each boot (/debug/boots/<mac>) names every milestone in order,
+ * with measured durations that add up to the time from the first to the last.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatStep, startBootLab, SERVER_IP, VMS, type BootLab, type Step } from '../support/boot-lab.js';
@@ -45,6 +47,30 @@ describe('QEMU boots through metalboot', () => {
     return answered;
   };
   let answered = 0;
+  /**
+   * metalboot's own timeline of the boot (/debug/boots/<mac>): every milestone, in order, each
+   * measured from the one before; together they make the wall time from the first to the last.
+   */
+  const expectTimeline = async (mac: string, milestones: readonly string[]) => {
+    const t = JSON.parse(await http(`/debug/boots/${mac}`)) as {
+      boot: number;
+      spanMs: number;
+      milestones: { milestone: string; at: string; msSincePrevious: number | null; boot: number }[];
+    };
+    const boot = t.milestones.filter((m) => m.boot === t.boot);
+    console.log(
+      `${mac} timeline:\n${boot.map((m) => `  ${m.milestone.padEnd(16)} +${m.msSincePrevious ?? 0} ms`).join('\n')}`,
+    );
+    const names = boot.map((m) => m.milestone);
+    expect(names[0]).toBe(milestones[0]);
+    // In order: each expected milestone after the one before it (repeats merge into one entry).
+    const positions = milestones.map((m) => names.indexOf(m));
+    expect(positions.every((p) => p >= 0)).toBe(true);
+    expect(positions).toEqual([...positions].sort((a, b) => a - b));
+    const sum = t.milestones.reduce((s, m) => s + (m.msSincePrevious ?? 0), 0);
+    expect(sum).toBe(t.spanMs);
+    expect(sum).toBe(Date.parse(t.milestones.at(-1)!.at) - Date.parse(t.milestones[0]!.at));
+  };
 
   it('metalboot advertises on the lab bridge', async () => {
     await bootLab.server.waitForLog((l) => l.msg === 'radvd started', 15_000);
@@ -78,6 +104,14 @@ describe('QEMU boots through metalboot', () => {
     });
     expect(serial()).toMatch(/Linux version \d/);
     answered = await expectAnswered(vm.mac, answered);
+    await expectTimeline(vm.mac, [
+      'ipxe-dhcp-offer',
+      'ipxe-dhcp-ack',
+      'boot-script',
+      'host-script',
+      'kernel',
+      'initramfs',
+    ]);
   }, 300_000);
 
   it('OVMF UEFI PXE chain-loads snponly.efi over TFTP and boots the inspector kernel', async () => {
@@ -106,5 +140,17 @@ describe('QEMU boots through metalboot', () => {
     expect(serial()).toMatch(/iPXE/);
     expect(serial()).toMatch(/Linux version \d/);
     answered = await expectAnswered(vm.mac, answered);
+    await expectTimeline(vm.mac, [
+      'dhcp-offer',
+      'dhcp-ack',
+      'tftp-start',
+      'tftp-end',
+      'ipxe-dhcp-offer',
+      'ipxe-dhcp-ack',
+      'boot-script',
+      'host-script',
+      'kernel',
+      'initramfs',
+    ]);
   }, 300_000);
 });
