@@ -11,6 +11,10 @@
  */
 import { Histogram, type Registry } from 'prom-client';
 import type { Ipv4 } from '../net/ipv4.js';
+import type { Ipv6 } from '../net/ipv6.js';
+
+/** An address a lease gave: IPv4 (DHCP) or IPv6 (DHCPv6); the two never collide as map keys. */
+export type LeaseIp = Ipv4 | Ipv6;
 import type { Mac } from '../net/mac.js';
 import type { BootClient } from './boot-client.js';
 
@@ -22,7 +26,7 @@ export interface AckToScript {
 }
 
 interface Entry {
-  readonly ip: Ipv4;
+  readonly ip: LeaseIp;
   readonly client: BootClient['kind'];
   readonly ackAt: number;
   scriptAt: number | undefined;
@@ -32,7 +36,7 @@ interface Entry {
 
 export class BootTimings {
   readonly #byMac = new Map<Mac, Entry>();
-  readonly #macByIp = new Map<Ipv4, Mac>();
+  readonly #macByIp = new Map<LeaseIp, Mac>();
   readonly #max: number;
   readonly #histogram: Histogram | undefined;
 
@@ -50,7 +54,7 @@ export class BootTimings {
   }
 
   /** A DHCP ACK left for `mac` with address `ip`. */
-  acknowledged(mac: Mac, ip: Ipv4, client: BootClient['kind'], at: number): void {
+  acknowledged(mac: Mac, ip: LeaseIp, client: BootClient['kind'], at: number): void {
     const old = this.#byMac.get(mac);
     if (old !== undefined) {
       this.#byMac.delete(mac);
@@ -70,7 +74,7 @@ export class BootTimings {
    * Returns the host's ACK-to-script time while it has not been given to a host script's
    * Event, marking it given when `mac` is set; undefined for a host with no ACK seen.
    */
-  scriptRequested(req: { readonly mac?: Mac; readonly ip?: Ipv4 }, at: number): AckToScript | undefined {
+  scriptRequested(req: { readonly mac?: Mac; readonly ip?: LeaseIp }, at: number): AckToScript | undefined {
     const mac = req.mac ?? (req.ip === undefined ? undefined : this.#macByIp.get(req.ip));
     const e = mac === undefined ? undefined : this.#byMac.get(mac);
     if (e === undefined || at < e.ackAt) return undefined;
@@ -87,7 +91,7 @@ export class BootTimings {
    * The MAC whose last ACK gave `ip`: how a request that knows only its client's address (an
    * image, a TFTP transfer, IPA's API calls) is put on a host's boot timeline.
    */
-  macOf(ip: Ipv4): Mac | undefined {
+  macOf(ip: LeaseIp): Mac | undefined {
     return this.#macByIp.get(ip);
   }
 

@@ -14,6 +14,9 @@
  */
 import type { BootClient } from '../boot/boot-client.js';
 import type { DhcpOutcome } from '../dhcp/decide.js';
+import type { Dhcp6Outcome } from '../dhcp6/decide.js';
+import { MSG6 } from '../dhcp6/options.js';
+import { formatIpv6, parseIpv6, type Ipv6 } from '../net/ipv6.js';
 import { acknowledgementOf } from '../dhcp/acknowledgement.js';
 import { MESSAGE_TYPE, OPT, getMessageType, getString } from '../dhcp/options.js';
 import type { BootAnswer } from '../boot/boot-answer.js';
@@ -26,7 +29,7 @@ import type { TftpTransferEnd, TftpTransferStart } from '../tftp/tftp-server.js'
 import type { HttpServed } from '../http/boot-routes.js';
 import type { AgentCall } from '../proxy/api-proxy.js';
 import type { AgentCallback } from '../proxy/callback-server.js';
-import { type BootTimings, ackToScriptText } from '../boot/boot-timings.js';
+import { type BootTimings, type LeaseIp, ackToScriptText } from '../boot/boot-timings.js';
 import type { BootEvents } from './boot-events.js';
 
 /** Drops that are routine for a known host and say nothing worth an Event. */
@@ -115,6 +118,49 @@ export function dhcpMilestone(outcome: DhcpOutcome): MilestoneReport | undefined
   };
 }
 
+/**
+ * The milestone of one DHCPv6 outcome (the same names as DHCPv4's: Advertise is the offer, a
+ * Reply that gives an address the acknowledgement), with the address to map back to the MAC.
+ * Undefined for outcomes that are none (Information-request, Release, strangers). Pure.
+ */
+export function dhcp6Milestone(
+  outcome: Dhcp6Outcome,
+): { report: MilestoneReport; ack: Ipv6 | undefined; client: BootClient['kind'] } | undefined {
+  const d = outcome.facts;
+  if (d === undefined || d.mac === undefined) return undefined;
+  const host = d.host;
+  if (outcome.kind === 'ignore') {
+    if (host === undefined || QUIET_DROPS.has(outcome.reason)) return undefined;
+    const detail: MilestoneDetail =
+      outcome.detail === undefined ? { reason: outcome.reason } : { reason: outcome.reason, why: outcome.detail };
+    return { report: { mac: d.mac, host, milestone: 'dhcp-dropped', detail }, ack: undefined, client: d.client.kind };
+  }
+  if (outcome.address === undefined) return undefined;
+  const type = outcome.inner.msgType;
+  if (type !== MSG6.ADVERTISE && type !== MSG6.REPLY) return undefined;
+  const [offer, ack] = DHCP_MILESTONES[d.client.kind];
+  const prefix = d.source === 'range' || host?.lease6 === undefined ? '' : `/${host.lease6.prefix}`;
+  const report: MilestoneReport = {
+    mac: d.mac,
+    host,
+    milestone: type === MSG6.ADVERTISE ? offer : ack,
+    detail: {
+      ip: `${formatIpv6(outcome.address)}${prefix}`,
+      client: `${clientText(d.client)} over DHCPv6`,
+      source: d.source ?? 'none',
+      boot: bootText(outcome.boot),
+    },
+  };
+  return { report, ack: type === MSG6.REPLY ? outcome.address : undefined, client: d.client.kind };
+}
+
+/** The lease address of a peer as a socket reports it (IPv4, IPv4-mapped, or IPv6 with a zone). */
+function leaseIpOf(peer: string | undefined): LeaseIp | undefined {
+  if (typeof peer !== 'string') return undefined;
+  const bare = peer.replace(/^::ffff:/, '').replace(/%.*$/, '');
+  return parseIpv4(bare) ?? parseIpv6(bare);
+}
+
 /** The Event a DHCP milestone makes, for a known host. */
 function dhcpEvent(r: MilestoneReport, events: BootEvents): void {
   const host = r.host;
@@ -201,10 +247,9 @@ export class BootMilestones {
 
   /** The MAC of the host a request came from: by the ACK that gave its address, else the host holding it. */
   #byAddress(peer: string | undefined): { mac: Mac; host: HostRecord | undefined } | undefined {
-    if (typeof peer !== 'string') return undefined;
-    const ip = parseIpv4(peer.replace(/^::ffff:/, ''));
+    const ip = leaseIpOf(peer);
     if (ip === undefined) return undefined;
-    const host = this.#o.index.hostByIp(ip);
+    const host = typeof ip === 'bigint' ? this.#o.index.hostByIp6(ip) : this.#o.index.hostByIp(ip);
     const mac = this.#o.timings.macOf(ip) ?? host?.macs[0];
     if (mac === undefined) return undefined;
     const found = this.#o.index.lookup(mac);
@@ -230,6 +275,16 @@ export class BootMilestones {
     dhcpEvent(r, this.#o.events);
   }
 
+  /** A DHCPv6 outcome: Advertise and Reply are the offer and the acknowledgement of IPv6. */
+  dhcp6(outcome: Dhcp6Outcome): void {
+    if (outcome.kind === 'reply') this.#o.onActivity?.('dhcp', 0);
+    const r = dhcp6Milestone(outcome);
+    if (r === undefined) return;
+    if (r.ack !== undefined) this.#o.timings.acknowledged(r.report.mac, r.ack, r.client, this.#o.now());
+    this.#record(r.report);
+    dhcpEvent(r.report, this.#o.events);
+  }
+
   tftpStart(e: TftpTransferStart): void {
     const who = this.#byAddress(e.peer);
     if (who !== undefined) this.#record({ ...who, milestone: 'tftp-start', detail: { file: e.file, size: e.size } });
@@ -253,7 +308,7 @@ export class BootMilestones {
   /** A script or an iPXE binary over HTTP; a host script's Event tells the time since its ACK the first time. */
   http(e: HttpServed): void {
     this.#o.onActivity?.('http', 0);
-    const ip = e.peer === undefined ? undefined : parseIpv4(e.peer.replace(/^::ffff:/, ''));
+    const ip = leaseIpOf(e.peer);
     const sinceAck =
       e.what === 'script' ? this.#o.timings.scriptRequested({ mac: e.mac, ip }, this.#o.now()) : undefined;
     const who =

@@ -70,6 +70,12 @@ export class HostIndex {
     return { kind: 'host', host, shadowed: all.filter((h) => h !== host) };
   }
 
+  /** The one host whose IPv6 lease is `ip` (undefined when none, or when the address is in conflict). */
+  hostByIp6(ip: Ipv6): HostRecord | undefined {
+    const owners = this.#byIp6.get(ip);
+    return owners?.length === 1 ? owners[0] : undefined;
+  }
+
   /** True if any known host claims `ip` as its IPv6 lease: the DHCPv6 range must not hand it out. */
   isClaimed6(ip: Ipv6): boolean {
     return (this.#byIp6.get(ip)?.length ?? 0) > 0;

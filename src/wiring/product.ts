@@ -96,6 +96,7 @@ export function buildProduct(config: Config, deps: Deps): Product {
     sourcesReady: watcher === undefined ? undefined : () => watcher.status().ready,
     cluster,
     interfaces,
+    onOutcome: (o) => milestones.dhcp6(o),
   });
   const proxies = proxiesWing(config, w, leader === undefined ? undefined : { cluster, leader }, {
     onAgentCall: (c) => milestones.agentCall(c),
