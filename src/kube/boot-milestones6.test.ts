@@ -83,8 +83,9 @@ describe('dhcp6Milestone', () => {
       decideFor(MSG6.REQUEST, [userClassOption(['iPXE']), option(OPT6.SERVERID, serverDuidOf(SERVER))]),
     );
     expect(r?.report.milestone).toBe('ipxe-dhcp-ack');
-    expect(
-      dhcp6Milestone(decideFor(MSG6.REQUEST, [option(OPT6.SERVERID, Uint8Array.of(0, 3, 0, 1, 1, 2, 3, 4, 5, 6))])),
-    ).toBeUndefined();
+    const other = dhcp6Milestone(
+      decideFor(MSG6.REQUEST, [option(OPT6.SERVERID, Uint8Array.of(0, 3, 0, 1, 1, 2, 3, 4, 5, 6))]),
+    );
+    expect(other?.report).toMatchObject({ milestone: 'dhcp-dropped', detail: { reason: 'other-server' } });
   });
 });
