@@ -21,7 +21,7 @@ import { formatIpv6, parseIpv6 } from '../net/ipv6.js';
 import type { ListenAddress } from '../net/listen-address.js';
 import { decode6, encode6 } from './codec.js';
 import { DROP_REASONS6, decide6, type Dhcp6Outcome, type Dhcp6State, type DropReason6 } from './decide.js';
-import { msg6Name } from './options.js';
+import { OPT6, findOption, msg6Name, parseBootFileUrl } from './options.js';
 import type { Dhcp6Policy } from './policy.js';
 
 /** All_DHCP_Relay_Agents_and_Servers (RFC 8415 §7.1). */
@@ -260,8 +260,8 @@ export class Dhcp6Server implements Service {
   }
 }
 
+/** The Boot File URL the reply carries (option 59), as sent. */
 function bootText(outcome: Extract<Dhcp6Outcome, { kind: 'reply' }>): string | undefined {
-  const b = outcome.boot;
-  if (b === undefined || b.kind === 'none') return undefined;
-  return b.kind === 'tftp' ? b.file : b.url;
+  const url = findOption(outcome.inner.options, OPT6.BOOTFILE_URL);
+  return url === undefined ? undefined : parseBootFileUrl(url);
 }
