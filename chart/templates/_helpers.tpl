@@ -89,7 +89,21 @@ Called with (list $ value port).
 {{- end }}
 
 {{- define "metalboot.httpListen" -}}
-{{- include "metalboot.listen" (list . .Values.http.listenAddr .Values.http.port) }}
+{{- include "metalboot.dualStack" (list . (include "metalboot.listen" (list . .Values.http.listenAddr .Values.http.port))) }}
+{{- end }}
+
+{{/* "true" when DHCPv6 is on (dhcp6.serverIP set). */}}
+{{- define "metalboot.dhcp6" -}}
+{{- $d := default (dict) .Values.dhcp6 }}
+{{- if $d.serverIP }}true{{ end }}
+{{- end }}
+
+{{/* A listen address on 0.0.0.0 becomes [::] (both families) while DHCPv6 is on: (list $ addr). */}}
+{{- define "metalboot.dualStack" -}}
+{{- $addr := index . 1 }}
+{{- if and (include "metalboot.dhcp6" (index . 0)) (hasPrefix "0.0.0.0:" $addr) }}
+{{- printf "[::]:%s" (trimPrefix "0.0.0.0:" $addr) }}
+{{- else }}{{ $addr }}{{ end }}
 {{- end }}
 
 {{- define "metalboot.httpPort" -}}
@@ -97,7 +111,7 @@ Called with (list $ value port).
 {{- end }}
 
 {{- define "metalboot.callbackListen" -}}
-{{- include "metalboot.listen" (list . .Values.proxy.callbackListenAddr .Values.proxy.callbackPort) }}
+{{- include "metalboot.dualStack" (list . (include "metalboot.listen" (list . .Values.proxy.callbackListenAddr .Values.proxy.callbackPort))) }}
 {{- end }}
 
 {{/* A string value rendered with tpl ("" when unset): (list $ value). */}}
@@ -274,6 +288,25 @@ annotation.
 - "--kube"
 {{- with $v.kube.namespace }}
 - {{ printf "--kube-namespace=%s" . | quote }}
+{{- end }}
+{{- end }}
+{{- if include "metalboot.dhcp6" . }}
+{{- $d6 := $v.dhcp6 }}
+- {{ printf "--dhcp6-server-ip=%s" (include "metalboot.tpl" (list . $d6.serverIP)) | quote }}
+{{- with $d6.interface }}
+- {{ printf "--dhcp6-interface=%s" . | quote }}
+{{- end }}
+{{- range $d6.ranges }}
+- {{ printf "--dhcp6-range=%s" . | quote }}
+{{- end }}
+{{- with $d6.dns }}
+- {{ printf "--dhcp6-dns=%s" (join "," .) | quote }}
+{{- end }}
+{{- with $d6.ntp }}
+- {{ printf "--dhcp6-ntp=%s" (join "," .) | quote }}
+{{- end }}
+{{- range $d6.domainSearch }}
+- {{ printf "--dhcp6-domain-search=%s" . | quote }}
 {{- end }}
 {{- end }}
 {{- if not (include "metalboot.routerAdvertisements" .) }}

@@ -506,6 +506,44 @@ describe('helm chart', () => {
     expect(own.container.securityContext.capabilities).toEqual({ add: ['NET_RAW'] });
   });
 
+  it('dhcp6: off by default; with serverIP, DHCPv6 flags, dual-stack listeners, and metalboot loads them', async () => {
+    const off = await render({ networkAttachmentDefinition: { vip: VIP } });
+    expect(off.args.some((a) => a.startsWith('--dhcp6'))).toBe(false);
+    expect(off.config.dhcp6).toBeUndefined();
+
+    const on = await render({
+      networkAttachmentDefinition: { vip: VIP },
+      dhcp6: {
+        serverIP: 'fd00:77::3/64',
+        interface: 'net1',
+        ranges: ['fd00:77::100,fd00:77::1ff,600'],
+        dns: ['fd00:77::53', 'fd00:77::54'],
+        ntp: ['fd00:77::123'],
+        domainSearch: ['prov.example'],
+      },
+      config: { dhcp6: { leaseFile: '/var/lib/metalboot/leases6.journal' } },
+    });
+    expect(on.args).toEqual(
+      expect.arrayContaining([
+        '--dhcp6-server-ip=fd00:77::3/64',
+        '--dhcp6-interface=net1',
+        '--dhcp6-range=fd00:77::100,fd00:77::1ff,600',
+        '--dhcp6-dns=fd00:77::53,fd00:77::54',
+        '--dhcp6-ntp=fd00:77::123',
+        '--dhcp6-domain-search=prov.example',
+        '--http-listen=[::]:8080',
+        '--callback-listen=[::]:8081',
+        '--image-listen=[::]:8082',
+      ]),
+    );
+    const d6 = on.config.dhcp6!;
+    expect(d6.interface).toBe('net1');
+    expect(d6.ranges).toHaveLength(1);
+    expect(d6.leaseFile).toBe('/var/lib/metalboot/leases6.journal');
+    expect(on.config.tftp.listen6).toEqual({ host: 'fd00:77::3', port: 69 });
+    expect(on.config.http.listen).toEqual({ host: '::', port: 8080 });
+  });
+
   it('hostNetwork with dhcp.serverIP: that address and prefix', async () => {
     const r = await render({ hostNetwork: true, dhcp: { serverIP: '172.22.0.2/23' } });
     commonChecks(r, { httpPort: 8080, hostNetwork: true });
