@@ -11,7 +11,7 @@
  * compared, handed to `onData` or kept, never copied.
  */
 import dgram from 'node:dgram';
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import { decode, encode, OPCODE, type ErrorPacket, type TftpPacket } from '../src/tftp/packet.js';
 
 /**
@@ -24,7 +24,8 @@ const literalLookup = ((
   callback: (err: Error | null, address: string, family: number) => void,
 ) => {
   if (isIPv4(address)) callback(null, address, 4);
-  else callback(new Error(`not an IPv4 literal: ${address}`), address, family);
+  else if (isIPv6(address)) callback(null, address, 6);
+  else callback(new Error(`not an IP literal: ${address}`), address, family);
 }) as unknown as dgram.SocketOptions['lookup'];
 
 export interface GetOptions {
@@ -96,7 +97,7 @@ export class TftpClientError extends Error {
 }
 
 function bindSocket(localAddress: string): Promise<dgram.Socket> {
-  const socket = dgram.createSocket({ type: 'udp4', lookup: literalLookup });
+  const socket = dgram.createSocket({ type: localAddress.includes(':') ? 'udp6' : 'udp4', lookup: literalLookup });
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => {
       socket.close();
@@ -114,7 +115,8 @@ export async function tftpGet(o: GetOptions): Promise<GetResult> {
   const host = o.host ?? '127.0.0.1';
   const timeoutMs = o.timeoutMs ?? 500;
   const retries = o.retries ?? 10;
-  const socket = await bindSocket(o.localAddress ?? '127.0.0.1');
+  // An IPv6 server gets an IPv6 client socket (on ::1 unless told otherwise).
+  const socket = await bindSocket(o.localAddress ?? (host.includes(':') ? '::1' : '127.0.0.1'));
   const clientPort = socket.address().port;
 
   return new Promise<GetResult>((resolve, reject) => {

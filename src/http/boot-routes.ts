@@ -67,7 +67,7 @@ interface Urls {
 
 /** A connection that came in over IPv6: a local IPv6 address that is not an IPv4-mapped one. */
 export function overIpv6(localAddress: string | undefined): boolean {
-  return localAddress !== undefined && localAddress.includes(':') && !localAddress.startsWith('::ffff:');
+  return localAddress?.includes(':') === true && !localAddress.startsWith('::ffff:');
 }
 
 const IRONIC_CONFIG_MAX_BYTES = 256 * 1024;

@@ -55,6 +55,16 @@ function describeHost(h: HostRecord): Record<string, unknown> {
   };
 }
 
+/** /debug/explain without DHCPv4 (switched off, e.g. an IPv6-only network): the host, and that DHCPv4 is silent. */
+export function explainWithoutDhcp(mac: Mac, index: DhcpState['index']): Record<string, unknown> {
+  const lookup = index.lookup(mac);
+  const out: Record<string, unknown> = { mac };
+  if (lookup.kind === 'conflict') out.conflict = { reason: lookup.reason, hosts: lookup.hosts.map(describeHost) };
+  if (lookup.kind === 'host') out.host = describeHost(lookup.host);
+  out.dhcp = { answer: 'off', why: 'DHCPv4 is switched off (dhcp.enabled false)' };
+  return out;
+}
+
 export function explain(mac: Mac, policy: DhcpPolicy, state: DhcpState): Record<string, unknown> {
   const owner = ownerOf(mac, policy, state);
   const lookup = state.index.lookup(mac);

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 import { parseMac } from '../net/mac.js';
-import { explain } from './explain.js';
+import { explain, explainWithoutDhcp } from './explain.js';
 import type { DhcpState } from '../dhcp/decide.js';
 import type { DhcpPolicy } from '../dhcp/policy.js';
 import type { ReadinessCheck } from '../base/service.js';
@@ -42,8 +42,7 @@ export async function opsRoutes(app: FastifyInstance, o: OpsRoutesOptions): Prom
   app.get<{ Querystring: { mac?: string } }>('/debug/explain', async (req, reply) => {
     const mac = parseMac(req.query.mac ?? '');
     if (mac === undefined) return reply.code(400).send({ error: 'give ?mac=aa:bb:cc:dd:ee:ff' });
-    if (o.policy === undefined) return reply.code(503).send({ error: 'DHCP is disabled' });
-    const out = explain(mac, o.policy, o.state);
+    const out = o.policy === undefined ? explainWithoutDhcp(mac, o.state.index) : explain(mac, o.policy, o.state);
     for (const extra of o.explainExtras ?? []) Object.assign(out, extra(mac));
     return out;
   });
