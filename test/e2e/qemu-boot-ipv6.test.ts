@@ -96,7 +96,11 @@ describe('QEMU boots over IPv6 through metalboot', () => {
     const { ifname } = await lab.addTap();
     const serialPath = path.join(lab.dir, `${vm.name}-serial.log`);
     const poweredOn = Date.now();
-    const qemu = lab.spawn('srv', 'qemu-system-x86_64', qemuArgs(vm, { tap: ifname, serialPath, dir: lab.dir, uefiPxe: pxe }));
+    const qemu = lab.spawn(
+      'srv',
+      'qemu-system-x86_64',
+      qemuArgs(vm, { tap: ifname, serialPath, dir: lab.dir, uefiPxe: pxe }),
+    );
     const serial = await waitForSerial(serialPath, /Linux version \d/, 240_000, {
       stillRunning: () => qemu.exitCode === null && qemu.signalCode === null,
     }).catch((err: unknown) => {
@@ -106,7 +110,10 @@ describe('QEMU boots over IPv6 through metalboot', () => {
     const mine = logs().filter((l) => l.mac === vm.mac || l.peer === vm.ip);
     console.log(
       `${vm.name}: kernel banner ${((Date.now() - poweredOn) / 1000).toFixed(1)} s after power-on\n${mine
-        .map((l) => `  ${((Number(l.time) - poweredOn) / 1000).toFixed(1).padStart(6)} s  ${l.msg} ${l.type ?? ''} ${l.client ?? ''} ${l.boot ?? l.url ?? l.script ?? ''}`)
+        .map(
+          (l) =>
+            `  ${((Number(l.time) - poweredOn) / 1000).toFixed(1).padStart(6)} s  ${l.msg} ${l.type ?? ''} ${l.client ?? ''} ${l.boot ?? l.url ?? l.script ?? ''}`,
+        )
         .join('\n')}`,
     );
     return serial;
@@ -128,20 +135,32 @@ describe('QEMU boots over IPv6 through metalboot', () => {
   it('OVMF PXEv6 loads snponly.efi over TFTP on IPv6, and iPXE boots the inspector kernel over IPv6', async () => {
     const vm = VMS.pxe6;
     const serial = await boot(vm, { ipv4: false, ipv6: true });
-    expect(replies(vm.mac, 'pxe')[0]).toMatchObject({ ip: vm.ip, arch: 7, boot: `tftp://[${SERVER}]/snponly.efi`, macFrom: 'link-local-eui64' });
+    expect(replies(vm.mac, 'pxe')[0]).toMatchObject({
+      ip: vm.ip,
+      arch: 7,
+      boot: `tftp://[${SERVER}]/snponly.efi`,
+      macFrom: 'link-local-eui64',
+    });
     expect(logs().some((l) => l.msg === 'transfer complete' && String(l.file).includes('snponly.efi'))).toBe(true);
     expect(replies(vm.mac, 'ipxe')[0]).toMatchObject({ ip: vm.ip, boot: `http://[${SERVER}]:8080/boot.ipxe` });
-    expect(logs().find((l) => l.msg === 'boot script served' && l.mac === vm.mac)).toMatchObject({ script: 'inspector' });
+    expect(logs().find((l) => l.msg === 'boot script served' && l.mac === vm.mac)).toMatchObject({
+      script: 'inspector',
+    });
     expect(images(vm.ip)).toEqual(['/images/ironic-python-agent.kernel', '/images/ironic-python-agent.initramfs']);
     expect(serial).toMatch(/iPXE/);
-    const explain = JSON.parse(await http(`/debug/explain?mac=${vm.mac}`)) as { dhcp6: { ip: string; boot: Record<string, string> } };
+    const explain = JSON.parse(await http(`/debug/explain?mac=${vm.mac}`)) as {
+      dhcp6: { ip: string; boot: Record<string, string> };
+    };
     expect(explain.dhcp6).toMatchObject({ ip: vm.ip, boot: { 'uefi-x64-pxe6': `tftp://[${SERVER}]/snponly.efi` } });
   }, 300_000);
 
   it('OVMF UEFI HTTP boot over IPv6 fetches snponly.efi by URL and boots the inspector kernel', async () => {
     const vm = VMS.http6;
     await boot(vm, { ipv4: false, ipv6: false });
-    expect(replies(vm.mac, 'uefi-http')[0]).toMatchObject({ ip: vm.ip, boot: `http://[${SERVER}]:8080/ipxe/snponly.efi` });
+    expect(replies(vm.mac, 'uefi-http')[0]).toMatchObject({
+      ip: vm.ip,
+      boot: `http://[${SERVER}]:8080/ipxe/snponly.efi`,
+    });
     expect(replies(vm.mac, 'ipxe')[0]).toMatchObject({ ip: vm.ip });
     expect(images(vm.ip)).toEqual(['/images/ironic-python-agent.kernel', '/images/ironic-python-agent.initramfs']);
     expect(readSerial(path.join(lab.dir, `${vm.name}-serial.log`))).toMatch(/Linux version \d/);
