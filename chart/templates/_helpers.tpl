@@ -98,6 +98,14 @@ Called with (list $ value port).
 {{- if $d.serverIP }}true{{ end }}
 {{- end }}
 
+{{/* dhcp6.serverIP as a CIDR for static IPAM (prefix default /64), "" when off or not an IPv6 literal. */}}
+{{- define "metalboot.dhcp6Cidr" -}}
+{{- $ip := include "metalboot.tpl" (list . (default (dict) .Values.dhcp6).serverIP) }}
+{{- if and $ip (contains ":" $ip) (not (contains "$(" $ip)) }}
+{{- if contains "/" $ip }}{{ $ip }}{{ else }}{{ printf "%s/64" $ip }}{{ end }}
+{{- end }}
+{{- end }}
+
 {{/* A listen address on 0.0.0.0 becomes [::] (both families) while DHCPv6 is on: (list $ addr). */}}
 {{- define "metalboot.dualStack" -}}
 {{- $addr := index . 1 }}

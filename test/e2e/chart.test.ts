@@ -542,6 +542,12 @@ describe('helm chart', () => {
     expect(d6.leaseFile).toBe('/var/lib/metalboot/leases6.journal');
     expect(on.config.tftp.listen6).toEqual({ host: 'fd00:77::3', port: 69 });
     expect(on.config.http.listen).toEqual({ host: '::', port: 8080 });
+    // Dual stack on the attachment: the vip and the IPv6 server address as static IPAM.
+    const nad = on.find('NetworkAttachmentDefinition')!;
+    expect(JSON.parse(nad.spec.config as string).ipam).toEqual({
+      type: 'static',
+      addresses: [{ address: VIP }, { address: 'fd00:77::3/64' }],
+    });
   });
 
   it('hostNetwork with dhcp.serverIP: that address and prefix', async () => {
