@@ -43,7 +43,7 @@ import {
   type Profile,
   type Sweep,
 } from './lib/dhcp-report.js';
-import { checkReservationMacs, latency, profile, sweep, type Ctx } from './lib/dhcp-runs.js';
+import { checkReservationMacs, latency, perf4, PROBE4, profile, sweep, type Ctx } from './lib/dhcp-runs.js';
 import {
   defineOptions,
   elapsedLog,
@@ -151,7 +151,20 @@ export async function main(args: Args<typeof options>, run: Run): Promise<void> 
   try {
     await lab.addNamespace('cli');
     const link = await lab.connect('cli', { ip: NET.clientCidr });
-    const ctx: Ctx = { lab, ifname: link.ifname, peers, settings: st, runDir, log, quiet, seq: 0, readyMs };
+    const ctx: Ctx = {
+      lab,
+      ifname: link.ifname,
+      peers,
+      perf: perf4(link.ifname, st.threads),
+      probe: PROBE4,
+      latencyMode: 'broadcast',
+      settings: st,
+      runDir,
+      log,
+      quiet,
+      seq: 0,
+      readyMs,
+    };
     macCheck = await checkReservationMacs(ctx);
     log(macCheck);
     if (!latencyOnly)

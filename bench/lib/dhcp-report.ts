@@ -8,7 +8,7 @@ import type { PeerName } from './dhcp-peers.js';
 import { NET } from './dhcp-peers.js';
 import { profileText, type ProfileSummary } from './cpuprofile.js';
 import type { Machine } from './machine.js';
-import { perfdhcpArgs, type Mode } from './perfdhcp.js';
+import { perfdhcpArgs, type AnyMode } from './perfdhcp.js';
 import { fmt, median, medianBy } from './stats.js';
 
 // ───────────────────────────── the method ─────────────────────────────
@@ -28,7 +28,7 @@ export const WARMUP_RATE = 1000;
 export interface DhcpSettings {
   readonly quick: boolean;
   readonly servers: readonly PeerName[];
-  readonly modes: readonly Mode[];
+  readonly modes: readonly AnyMode[];
   readonly kinds: readonly Kind[];
   /** Seconds per sweep run, per latency run, per profile. */
   readonly periodS: number;
@@ -36,6 +36,8 @@ export interface DhcpSettings {
   readonly profilePeriodS: number;
   /** Runs per measured rate (medians over them). */
   readonly runs: number;
+  /** Also run each sweep's overload rate (twice the clean rate) `runs` times [default: true]. */
+  readonly overload?: boolean;
   readonly threads: 'single' | 'multi';
   /** Node flags for every metalboot start. */
   readonly metalbootFlags: readonly string[];
@@ -50,7 +52,7 @@ export type Kind = 'new' | 'repeat';
 
 export interface Run {
   server: PeerName;
-  mode: Mode;
+  mode: AnyMode;
   kind: Kind;
   rate: number;
   periodS: number;
@@ -83,7 +85,7 @@ export interface Run {
 
 export interface Sweep {
   server: PeerName;
-  mode: Mode;
+  mode: AnyMode;
   kind: Kind;
   runs: Run[];
   /** Highest offered rate whose median drop is < 0.1%; undefined when even the lowest drops. */
@@ -177,9 +179,13 @@ export function sweepTable(sweeps: Sweep[]): string {
   return rows.join('\n');
 }
 
-export function latencyTable(lats: Latency[]): string {
+/** `legs`: the names of the exchange's two legs (DHCPv6: Solicit→Advertise, Request→Reply). */
+export function latencyTable(
+  lats: Latency[],
+  legs: readonly [string, string] = ['DISCOVER→OFFER', 'REQUEST→ACK'],
+): string {
   const rows = [
-    '| clients | server | drop % | DISCOVER→OFFER p50 / p99 (ms) | REQUEST→ACK p50 / p99 (ms) | CPU s per 1k exch. | GC pauses in the window: count, total, longest (ms) | load1 |',
+    `| clients | server | drop % | ${legs[0]} p50 / p99 (ms) | ${legs[1]} p50 / p99 (ms) | CPU s per 1k exch. | GC pauses in the window: count, total, longest (ms) | load1 |`,
     '|---|---|---:|---|---|---:|---|---:|',
   ];
   for (const l of lats) {
