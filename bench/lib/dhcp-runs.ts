@@ -336,6 +336,14 @@ export async function sweep(ctx: Ctx, server: PeerName, mode: AnyMode, kind: Kin
       best = lower.length > 0 ? lower[lower.length - 1] : undefined;
       cleanRuns = [];
     }
+    // Out of step-downs: the rate below the last one tried keeps the runs the ladder gave it.
+    if (best !== undefined && cleanRuns.length === 0) {
+      const rate: number = best;
+      cleanRuns = runs.filter((r) => r.rate === rate);
+      ctx.log(
+        `  ${rate}/s stands on ${cleanRuns.length} run(s) from the ladder, not confirmed over ${ctx.settings.runs}`,
+      );
+    }
     // Overload: twice the clean rate (or twice the lowest rate when nothing was clean).
     const overload = 2 * (best ?? LADDER[0]!);
     if (ctx.settings.overload !== false)

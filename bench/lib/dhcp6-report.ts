@@ -191,6 +191,12 @@ export function dhcp6Section(r: Dhcp6Report): string {
     '',
     rates6Table(r.sweeps),
     '',
+    ...(r.sweeps.some((s) => s.maxClean !== undefined && s.cleanRuns.length < st.runs)
+      ? [
+          `A row with fewer than ${st.runs} runs at its max clean rate: the sweep stepped down three times without a clean median and stopped; the rate below stands on the runs the ladder gave it, unconfirmed.`,
+          '',
+        ]
+      : []),
     `### Latency at 1,000/s (${r.latencyMode})`,
     '',
     `${Math.max(st.runs, 1)} run${st.runs === 1 ? '' : 's'} of ${st.latencyPeriodS} s per row on a freshly started server, percentiles from perfdhcp's per-exchange timestamps (\`-x t\`), medians over runs; metalboot with \`--trace-gc\` (GC pauses inside the window).`,
