@@ -8,7 +8,7 @@
  *     [--latency-only] [--metalboot-flags "--trace-gc --cpu-prof …"]
  *
  * For every server × mode (broadcast: requests to 255.255.255.255; relay: unicast to the server)
- * × kind (new: random MACs → range leases; repeat: 500 reserved MACs) it sweeps offered rates
+ * × kind (new: MACs counting up from 02:6e:… → range leases; repeat: 500 reserved MACs) it sweeps offered rates
  * (a ladder from 1,000/s up, or down when 1,000/s already drops), refines the edge once, then
  * repeats the best clean rate and twice that rate until each has `--runs` runs. A run is clean
  * when fewer than 0.1% of the DISCOVERs it sent fail to end in an ACK. Then p50/p99 latency at
@@ -75,7 +75,7 @@ export const options = defineOptions({
   },
   kinds: {
     type: 'list',
-    help: 'new: random MACs → range leases; repeat: 500 reserved MACs',
+    help: 'new: MACs counting up from 02:6e:… → range leases; repeat: 500 reserved MACs',
     default: 'new,repeat',
     choices: ['new', 'repeat'],
   },

@@ -7,9 +7,11 @@
  * both modes. "broadcast" (`-l <ifname>`, no server) sends the requests to 255.255.255.255:67;
  * "relay" (`-l <ip> <server>`) sends them unicast to the server.
  *
- * Clients: `-b mac=<base> -R <n>` draws, per exchange, r = random() % n and adds it to the last
- * bytes of the base MAC byte by byte without carrying (perfdhcp TestControl::generateMacAddress),
- * so with a base whose low bytes are zero the MACs are exactly base+0 … base+n-1. The bench checks
+ * Clients: `-b mac=<base> -R <n>` takes, per exchange, the next r of a counter that starts at 0
+ * in every run and wraps at n (perfdhcp 2.2's SequentialGenerator, not a random draw), and adds
+ * it to the last bytes of the base MAC byte by byte without carrying
+ * (TestControl::generateMacAddress), so with a base whose low bytes are zero the MACs are exactly
+ * base+0, base+1, … base+n-1, in that order. The bench checks
  * this against the reservation list before it measures (see checkReservationMacs in dhcp.ts).
  *
  * DHCPv6 (`-6`, perfdhcp6Args): a Solicit/Advertise/Request/Reply exchange per client. Each
