@@ -8,7 +8,7 @@
  *     [--latency-only] [--metalboot-flags "--trace-gc --cpu-prof …"]
  *
  * For every server × mode (broadcast: requests to 255.255.255.255; relay: unicast to the server)
- * × kind (new: random MACs → range leases; repeat: 500 reserved MACs) it sweeps offered rates
+ * × kind (new: MACs counting up from 02:6e:… → range leases; repeat: 500 reserved MACs) it sweeps offered rates
  * (a ladder from 1,000/s up, or down when 1,000/s already drops), refines the edge once, then
  * repeats the best clean rate and twice that rate until each has `--runs` runs. A run is clean
  * when fewer than 0.1% of the DISCOVERs it sent fail to end in an ACK. Then p50/p99 latency at
@@ -43,7 +43,7 @@ import {
   type Profile,
   type Sweep,
 } from './lib/dhcp-report.js';
-import { checkReservationMacs, latency, profile, sweep, type Ctx } from './lib/dhcp-runs.js';
+import { checkReservationMacs, latency, perf4, PROBE4, profile, sweep, type Ctx } from './lib/dhcp-runs.js';
 import {
   defineOptions,
   elapsedLog,
@@ -75,7 +75,7 @@ export const options = defineOptions({
   },
   kinds: {
     type: 'list',
-    help: 'new: random MACs → range leases; repeat: 500 reserved MACs',
+    help: 'new: MACs counting up from 02:6e:… → range leases; repeat: 500 reserved MACs',
     default: 'new,repeat',
     choices: ['new', 'repeat'],
   },
@@ -151,7 +151,20 @@ export async function main(args: Args<typeof options>, run: Run): Promise<void> 
   try {
     await lab.addNamespace('cli');
     const link = await lab.connect('cli', { ip: NET.clientCidr });
-    const ctx: Ctx = { lab, ifname: link.ifname, peers, settings: st, runDir, log, quiet, seq: 0, readyMs };
+    const ctx: Ctx = {
+      lab,
+      ifname: link.ifname,
+      peers,
+      perf: perf4(link.ifname, st.threads),
+      probe: PROBE4,
+      latencyMode: 'broadcast',
+      settings: st,
+      runDir,
+      log,
+      quiet,
+      seq: 0,
+      readyMs,
+    };
     macCheck = await checkReservationMacs(ctx);
     log(macCheck);
     if (!latencyOnly)

@@ -19,6 +19,7 @@ describe('bench scripts', () => {
       'boot-storm.ts',
       'dhcp-codec.ts',
       'dhcp.ts',
+      'dhcp6.ts',
       'firmware-boot.ts',
       'http-proxy.ts',
       'state-scale.ts',

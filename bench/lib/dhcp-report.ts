@@ -8,7 +8,7 @@ import type { PeerName } from './dhcp-peers.js';
 import { NET } from './dhcp-peers.js';
 import { profileText, type ProfileSummary } from './cpuprofile.js';
 import type { Machine } from './machine.js';
-import { perfdhcpArgs, type Mode } from './perfdhcp.js';
+import { perfdhcpArgs, type AnyMode } from './perfdhcp.js';
 import { fmt, median, medianBy } from './stats.js';
 
 // ───────────────────────────── the method ─────────────────────────────
@@ -28,7 +28,7 @@ export const WARMUP_RATE = 1000;
 export interface DhcpSettings {
   readonly quick: boolean;
   readonly servers: readonly PeerName[];
-  readonly modes: readonly Mode[];
+  readonly modes: readonly AnyMode[];
   readonly kinds: readonly Kind[];
   /** Seconds per sweep run, per latency run, per profile. */
   readonly periodS: number;
@@ -36,6 +36,8 @@ export interface DhcpSettings {
   readonly profilePeriodS: number;
   /** Runs per measured rate (medians over them). */
   readonly runs: number;
+  /** Also run each sweep's overload rate (twice the clean rate) `runs` times [default: true]. */
+  readonly overload?: boolean;
   readonly threads: 'single' | 'multi';
   /** Node flags for every metalboot start. */
   readonly metalbootFlags: readonly string[];
@@ -50,7 +52,7 @@ export type Kind = 'new' | 'repeat';
 
 export interface Run {
   server: PeerName;
-  mode: Mode;
+  mode: AnyMode;
   kind: Kind;
   rate: number;
   periodS: number;
@@ -83,7 +85,7 @@ export interface Run {
 
 export interface Sweep {
   server: PeerName;
-  mode: Mode;
+  mode: AnyMode;
   kind: Kind;
   runs: Run[];
   /** Highest offered rate whose median drop is < 0.1%; undefined when even the lowest drops. */
@@ -177,9 +179,13 @@ export function sweepTable(sweeps: Sweep[]): string {
   return rows.join('\n');
 }
 
-export function latencyTable(lats: Latency[]): string {
+/** `legs`: the names of the exchange's two legs (DHCPv6: Solicit→Advertise, Request→Reply). */
+export function latencyTable(
+  lats: Latency[],
+  legs: readonly [string, string] = ['DISCOVER→OFFER', 'REQUEST→ACK'],
+): string {
   const rows = [
-    '| clients | server | drop % | DISCOVER→OFFER p50 / p99 (ms) | REQUEST→ACK p50 / p99 (ms) | CPU s per 1k exch. | GC pauses in the window: count, total, longest (ms) | load1 |',
+    `| clients | server | drop % | ${legs[0]} p50 / p99 (ms) | ${legs[1]} p50 / p99 (ms) | CPU s per 1k exch. | GC pauses in the window: count, total, longest (ms) | load1 |`,
     '|---|---|---:|---|---|---:|---|---:|',
   ];
   for (const l of lats) {
@@ -403,7 +409,7 @@ export function dhcpSection(r: DhcpReport): string {
     `- Kea: ${r.peers.kea.configSummary}. Durability: ${r.peers.kea.durability}.`,
     `- dnsmasq: ${r.peers.dnsmasq.configSummary}. Durability: ${r.peers.dnsmasq.durability}.`,
     '',
-    `**Load**: perfdhcp ${st.threads === 'multi' ? '`-g multi`' : '`-g single`'}, e.g. \`perfdhcp ${sample.join(' ')}\` (relay: unicast to the server) and \`perfdhcp ${sampleB.join(' ')}\` (broadcast, latency). perfdhcp 2.2 makes every request relay-shaped (source port 67, giaddr = 10.16.0.2, hops 1), so in both modes the replies are unicast to 10.16.0.2:67; "broadcast" means the requests go to 255.255.255.255. New clients: \`-b mac=${NET.newMacBase} -R ${NET.newClients}\` (random MACs, each gets a range lease; new-client runs restart the server with an empty lease database). Repeat clients: \`-b mac=${NET.reservedMacBase} -R ${REPEAT_CLIENTS}\`: perfdhcp adds random() % R to the low bytes of the base MAC, so these are exactly the first ${REPEAT_CLIENTS} reservations (checked: ${r.macCheck}).`,
+    `**Load**: perfdhcp ${st.threads === 'multi' ? '`-g multi`' : '`-g single`'}, e.g. \`perfdhcp ${sample.join(' ')}\` (relay: unicast to the server) and \`perfdhcp ${sampleB.join(' ')}\` (broadcast, latency). perfdhcp 2.2 makes every request relay-shaped (source port 67, giaddr = 10.16.0.2, hops 1), so in both modes the replies are unicast to 10.16.0.2:67; "broadcast" means the requests go to 255.255.255.255. New clients: \`-b mac=${NET.newMacBase} -R ${NET.newClients}\` (MACs counting up from the base in every run, each gets a range lease; new-client runs restart the server with an empty lease database). Repeat clients: \`-b mac=${NET.reservedMacBase} -R ${REPEAT_CLIENTS}\`: perfdhcp 2.2 adds a counter that wraps at R to the low bytes of the base MAC, so these are exactly the first ${REPEAT_CLIENTS} reservations (checked: ${r.macCheck}).`,
     '',
     `**Method**: a run offers a rate for ${st.periodS} s (\`-p\`), a request unanswered after 1 s is lost (\`-d 1\`), perfdhcp waits 1 s for stragglers (\`-W\`). Drop % = exchanges started (DISCOVER sent) that did not end in an ACK within 1 s per leg; exchanges perfdhcp itself did not continue because their OFFER came after the period ended are left out. The sweep starts at 1,000/s and walks the ladder ${LADDER.map((x) => fmt(x)).join(', ')}/s up (or down), ${st.quick ? '' : 'bisects the edge once, '}then runs the best clean rate (median drop < 0.1%) and twice that rate until each has ${st.runs} run${st.runs > 1 ? 's' : ''}; figures are medians. A step that loses fewer than ${NEAR_MISS_PCT}% is run once more before the sweep stops there (another tenant's burst should not end a sweep). Every freshly started server is warmed up first with ${WARMUP_S} s of the same traffic at up to ${fmt(WARMUP_RATE)}/s and a 1 s pause (JIT-compiled packet path, start-up garbage collected), so cold start is not measured. Goodput = ACKs per second. CPU = the server's utime+stime (/proc/<pid>/stat) over the run per 1,000 completed exchanges, at the max clean rate, with the kernel's (stime) share; it includes the server's socket syscalls, not the softirq work of the veth. "≥" marks a rate where perfdhcp itself could not offer more (sent < 97% of the offered rate).`,
     '',

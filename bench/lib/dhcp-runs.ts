@@ -4,6 +4,10 @@
  * rate sweep, latency at 1,000/s, a CPU profile of metalboot, and the check that perfdhcp's
  * repeat clients are exactly the reservations. What is recorded and reported is in
  * bench/lib/dhcp-report.ts.
+ *
+ * The family lives in the Ctx: how perfdhcp is called (`perf`, `probe`), the mode latency is
+ * measured in, and the peers. bench/dhcp.ts passes DHCPv4's (perf4 below), bench/dhcp6.ts DHCPv6's
+ * (bench/lib/dhcp6-runs.ts).
  */
 import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -29,15 +33,35 @@ import {
 import { startServer, type ServerProc } from './dhcp-server-proc.js';
 import type { QuietGate } from './harness.js';
 import { loadAvg1 } from './machine.js';
-import { parsePerfdhcp, perfdhcpArgs, type Mode } from './perfdhcp.js';
+import { parsePerfdhcp, perfdhcpArgs, type AnyMode, type Mode } from './perfdhcp.js';
 import { median, quantile } from './stats.js';
+
+/** One perfdhcp invocation of a benchmark, before the family's arguments are filled in. */
+export interface PerfRequest {
+  readonly mode: AnyMode;
+  readonly kind: Kind;
+  readonly rate: number;
+  readonly periodS: number;
+  readonly timestamps?: boolean;
+  readonly exitWaitUs?: number;
+  /** A warm-up run: new clients may come from another MAC range than the measured ones. */
+  readonly warmUp?: boolean;
+}
+
+/** perfdhcp's arguments for a request (without taskset). */
+export type PerfArgs = (r: PerfRequest) => string[];
 
 /** A run's lab, servers and bookkeeping, passed to every measurement. */
 export interface Ctx {
   readonly lab: Lab;
-  /** The client namespace's interface (perfdhcp -l in broadcast mode). */
+  /** The client namespace's interface (perfdhcp -l in broadcast or direct mode). */
   readonly ifname: string;
-  readonly peers: Record<PeerName, Peer>;
+  readonly peers: Partial<Record<PeerName, Peer>>;
+  readonly perf: PerfArgs;
+  /** The readiness probe's perfdhcp arguments (one answered exchange means ready). */
+  readonly probe: readonly string[];
+  /** The mode latency is measured in (broadcast for DHCPv4, direct for DHCPv6). */
+  readonly latencyMode: AnyMode;
   readonly settings: DhcpSettings;
   /** bench/out/dhcp-<time>/: runs/, state/, profile/. */
   readonly runDir: string;
@@ -57,9 +81,15 @@ function udpCounters(text: string): { rcvbuf: number } {
   return { rcvbuf: Number(vals[keys.indexOf('RcvbufErrors')] ?? 0) };
 }
 
+/** Udp6RcvbufErrors from /proc/net/snmp6 ("name value" lines); 0 when IPv6 is off. */
+export function udp6RcvbufErrors(text: string): number {
+  return Number(/^Udp6RcvbufErrors\s+(\d+)/m.exec(text)?.[1] ?? 0);
+}
+
+/** UDP receive-buffer overflows of both families in `ns`. */
 async function rcvbuf(lab: Lab, ns: string): Promise<number> {
-  const r = await lab.exec(ns, 'cat', ['/proc/net/snmp']);
-  return udpCounters(r.stdout).rcvbuf;
+  const r = await lab.exec(ns, 'cat', ['/proc/net/snmp', '/proc/net/snmp6']);
+  return udpCounters(r.stdout).rcvbuf + udp6RcvbufErrors(r.stdout);
 }
 
 /** Keeps the output and logs of a run, drops its lease database (they add up to gigabytes). */
@@ -78,6 +108,37 @@ function clientsOf(kind: Kind): { macBase: string; clients: number } {
     : { macBase: NET.reservedMacBase, clients: REPEAT_CLIENTS };
 }
 
+/** DHCPv4's perfdhcp arguments: the lab's addresses, new or repeat clients (clientsOf). */
+export function perf4(ifname: string, threads: 'single' | 'multi'): PerfArgs {
+  return (r) =>
+    perfdhcpArgs({
+      mode: r.mode as Mode,
+      rate: r.rate,
+      periodS: r.periodS,
+      exitWaitUs: r.exitWaitUs,
+      timestamps: r.timestamps,
+      ...clientsOf(r.kind),
+      ifname,
+      localIp: NET.clientIp,
+      serverIp: NET.serverIp,
+      threads,
+    });
+}
+
+/** DHCPv4's readiness probe: one reserved MAC, relay mode. */
+export const PROBE4: readonly string[] = perfdhcpArgs({
+  mode: 'relay',
+  rate: 10,
+  periodS: 1,
+  macBase: NET.reservedMacBase,
+  clients: 1,
+  ifname: '',
+  localIp: NET.clientIp,
+  serverIp: NET.serverIp,
+  exitWaitUs: 300_000,
+  dropTimeS: 0.5,
+});
+
 /** Starts `server` with fresh state; a start that does not answer in time is retried once. */
 export async function start(ctx: Ctx, server: PeerName, nodeFlags?: string[]): Promise<ServerProc> {
   for (let attempt = 1; ; attempt++) {
@@ -85,9 +146,12 @@ export async function start(ctx: Ctx, server: PeerName, nodeFlags?: string[]): P
     try {
       // Node.js loads every module of the product before it answers: give it longer.
       const flags = server === 'metalboot' ? [...ctx.settings.metalbootFlags, ...(nodeFlags ?? [])] : nodeFlags;
-      const proc = await startServer(ctx.lab, ctx.peers[server], dir, {
+      const peer = ctx.peers[server];
+      if (peer === undefined) throw new Error(`${server} is not a peer of this benchmark`);
+      const proc = await startServer(ctx.lab, peer, dir, {
         cpu: 0,
         clientNs: 'cli',
+        probe: ctx.probe,
         nodeFlags: flags,
         readyTimeoutMs: server === 'metalboot' ? 120_000 : 30_000,
       });
@@ -109,23 +173,13 @@ export async function stop(proc: ServerProc): Promise<void> {
 export async function measure(
   ctx: Ctx,
   proc: ServerProc,
-  mode: Mode,
+  mode: AnyMode,
   kind: Kind,
   rate: number,
   periodS: number,
   opts: { timestamps?: boolean; tag?: string } = {},
 ): Promise<{ run: Run; out: string; windowUs: [number, number] }> {
-  const perf = perfdhcpArgs({
-    mode,
-    rate,
-    periodS,
-    ...clientsOf(kind),
-    ifname: ctx.ifname,
-    localIp: NET.clientIp,
-    serverIp: NET.serverIp,
-    timestamps: opts.timestamps,
-    threads: ctx.settings.threads,
-  });
+  const perf = ctx.perf({ mode, kind, rate, periodS, timestamps: opts.timestamps });
   const load1 = loadAvg1();
   const [srv0, cli0] = [await rcvbuf(ctx.lab, 'srv'), await rcvbuf(ctx.lab, 'cli')];
   const cpu0 = proc.cpu() ?? { user: NaN, sys: NaN };
@@ -186,18 +240,8 @@ export async function measure(
  * path, start-up garbage collected. `rate` exchanges/s of `kind` for WARMUP_S, then a pause so
  * a server that fell behind drains its queue. The same for every server.
  */
-export async function warmUp(ctx: Ctx, _proc: ServerProc, mode: Mode, kind: Kind, rate: number): Promise<void> {
-  const perf = perfdhcpArgs({
-    mode,
-    rate,
-    periodS: WARMUP_S,
-    exitWaitUs: 200_000,
-    ...clientsOf(kind),
-    ifname: ctx.ifname,
-    localIp: NET.clientIp,
-    serverIp: NET.serverIp,
-    threads: ctx.settings.threads,
-  });
+export async function warmUp(ctx: Ctx, _proc: ServerProc, mode: AnyMode, kind: Kind, rate: number): Promise<void> {
+  const perf = ctx.perf({ mode, kind, rate, periodS: WARMUP_S, exitWaitUs: 200_000, warmUp: true });
   await ctx.lab.exec('cli', 'taskset', ['-c', '1', 'perfdhcp', ...perf], { timeoutMs: (WARMUP_S + 20) * 1000 });
   await new Promise((r) => setTimeout(r, 1000));
 }
@@ -206,7 +250,7 @@ export async function warmUp(ctx: Ctx, _proc: ServerProc, mode: Mode, kind: Kind
 async function runAt(
   ctx: Ctx,
   server: PeerName,
-  mode: Mode,
+  mode: AnyMode,
   kind: Kind,
   rate: number,
   shared: ServerProc | undefined,
@@ -229,7 +273,7 @@ function niceMid(a: number, b: number): number {
   return Math.round(mid / step) * step;
 }
 
-export async function sweep(ctx: Ctx, server: PeerName, mode: Mode, kind: Kind): Promise<Sweep> {
+export async function sweep(ctx: Ctx, server: PeerName, mode: AnyMode, kind: Kind): Promise<Sweep> {
   const quietWaitS = (await ctx.quiet.wait(`${server} ${mode} ${kind}`)).waitedS;
   ctx.log(`sweep ${server} ${mode} ${kind} (load ${loadAvg1().toFixed(2)})`);
   const shared = kind === 'repeat' ? await start(ctx, server) : undefined;
@@ -292,9 +336,18 @@ export async function sweep(ctx: Ctx, server: PeerName, mode: Mode, kind: Kind):
       best = lower.length > 0 ? lower[lower.length - 1] : undefined;
       cleanRuns = [];
     }
+    // Out of step-downs: the rate below the last one tried keeps the runs the ladder gave it.
+    if (best !== undefined && cleanRuns.length === 0) {
+      const rate: number = best;
+      cleanRuns = runs.filter((r) => r.rate === rate);
+      ctx.log(
+        `  ${rate}/s stands on ${cleanRuns.length} run(s) from the ladder, not confirmed over ${ctx.settings.runs}`,
+      );
+    }
     // Overload: twice the clean rate (or twice the lowest rate when nothing was clean).
     const overload = 2 * (best ?? LADDER[0]!);
-    while (runs.filter((r) => r.rate === overload).length < ctx.settings.runs) await at(overload);
+    if (ctx.settings.overload !== false)
+      while (runs.filter((r) => r.rate === overload).length < ctx.settings.runs) await at(overload);
     const overloadRuns = runs.filter((r) => r.rate === overload);
     return { server, mode, kind, runs, maxClean: best, clientLimited, cleanRuns, overloadRuns, quietWaitS };
   } finally {
@@ -311,9 +364,9 @@ export async function latency(ctx: Ctx, server: PeerName, kind: Kind): Promise<L
     // otherwise quiet), so the pauses inside the measured window can be counted.
     const proc = await start(ctx, server, server === 'metalboot' ? ['--trace-gc'] : undefined);
     try {
-      await warmUp(ctx, proc, 'broadcast', kind, 1000);
+      await warmUp(ctx, proc, ctx.latencyMode, kind, 1000);
       const linesBefore = ctx.lab.output(proc.child).stdout.split('\n').length;
-      const { run, out: text } = await measure(ctx, proc, 'broadcast', kind, 1000, ctx.settings.latencyPeriodS, {
+      const { run, out: text } = await measure(ctx, proc, ctx.latencyMode, kind, 1000, ctx.settings.latencyPeriodS, {
         timestamps: true,
         tag: 'latency',
       });
@@ -389,7 +442,7 @@ const PROFILE_GROUPS: ProfileGroup[] = [
 
 export async function profile(
   ctx: Ctx,
-  mode: Mode,
+  mode: AnyMode,
   kind: Kind,
   rate: number,
   flags: string[] = [],

@@ -55,11 +55,13 @@ export interface StartOptions {
   /** Client-side namespace and interface for the readiness probe. */
   readonly clientNs: string;
   readonly readyTimeoutMs?: number;
+  /** perfdhcp arguments of the readiness probe [default: one reserved MAC, DHCPv4 relay mode]. */
+  readonly probe?: readonly string[];
 }
 
 /**
  * Starts `peer` with a fresh state directory and resolves once it completes one 4-way exchange
- * for a reserved MAC (relay mode), so a measurement never includes start-up.
+ * of `o.probe` (a reserved MAC, relay mode), so a measurement never includes start-up.
  */
 export async function startServer(lab: Lab, peer: Peer, stateDir: string, o: StartOptions): Promise<ServerProc> {
   mkdirSync(stateDir, { recursive: true });
@@ -83,18 +85,20 @@ export async function startServer(lab: Lab, peer: Peer, stateDir: string, o: Sta
   };
   const spawned = Date.now();
   const deadline = spawned + (o.readyTimeoutMs ?? 30_000);
-  const probe = perfdhcpArgs({
-    mode: 'relay',
-    rate: 10,
-    periodS: 1,
-    macBase: NET.reservedMacBase,
-    clients: 1,
-    ifname: '',
-    localIp: NET.clientIp,
-    serverIp: NET.serverIp,
-    exitWaitUs: 300_000,
-    dropTimeS: 0.5,
-  });
+  const probe =
+    o.probe ??
+    perfdhcpArgs({
+      mode: 'relay',
+      rate: 10,
+      periodS: 1,
+      macBase: NET.reservedMacBase,
+      clients: 1,
+      ifname: '',
+      localIp: NET.clientIp,
+      serverIp: NET.serverIp,
+      exitWaitUs: 300_000,
+      dropTimeS: 0.5,
+    });
   for (;;) {
     if (exited(child)) {
       await stop();
@@ -103,7 +107,7 @@ export async function startServer(lab: Lab, peer: Peer, stateDir: string, o: Sta
         `${peer.name} exited during start-up (${child.exitCode ?? child.signalCode}):\n${out.stdout.slice(-2000)}\n${out.stderr.slice(-2000)}`,
       );
     }
-    const r = await lab.exec(o.clientNs, 'perfdhcp', probe, { timeoutMs: 10_000 });
+    const r = await lab.exec(o.clientNs, 'perfdhcp', [...probe], { timeoutMs: 10_000 });
     const rep = parsePerfdhcp(r.stdout);
     if ((rep.request?.received ?? 0) > 0)
       return {

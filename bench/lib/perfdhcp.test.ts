@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parsePerfdhcp, perfdhcpArgs, type PerfdhcpRun } from './perfdhcp.js';
+import { duidLl, parsePerfdhcp, perfdhcp6Args, perfdhcpArgs, type PerfdhcpRun } from './perfdhcp.js';
 
 const RUN: PerfdhcpRun = {
   mode: 'broadcast',
@@ -159,5 +159,60 @@ describe('parsePerfdhcp', () => {
     const r = parsePerfdhcp('***Statistics for: DISCOVER-OFFER***\nsent packets: 10\n');
     expect(r.discover?.sent).toBe(10);
     expect(r.discover?.received).toBeNaN();
+  });
+});
+
+describe('perfdhcp6Args', () => {
+  const RUN6 = { ...RUN, mode: 'direct' as const, localIp: 'fd00:6::2', serverIp: 'fd00:6::1' };
+
+  it('makes each client a DUID-LL of base+i and sends to ff02::1:2 out of the interface in direct mode', () => {
+    expect(perfdhcp6Args(RUN6)).toEqual([
+      '-6',
+      '-g',
+      'multi',
+      '-r',
+      '1000',
+      '-p',
+      '3',
+      '-d',
+      '1',
+      '-W',
+      '1000000',
+      '-b',
+      'duid=00030001025a00000000',
+      '-b',
+      'mac=02:5a:00:00:00:00',
+      '-R',
+      '500',
+      '-l',
+      'veth1',
+    ]);
+  });
+
+  it('relays (-A1) from the local address to the server in relay mode', () => {
+    expect(perfdhcp6Args({ ...RUN6, mode: 'relay', timestamps: true }).slice(-7)).toEqual([
+      '-x',
+      't',
+      '-A',
+      '1',
+      '-l',
+      'fd00:6::2',
+      'fd00:6::1',
+    ]);
+  });
+
+  it('writes a DUID-LL as hex digits', () => {
+    expect(duidLl('02:6E:00:00:01:ff')).toBe('00030001026e000001ff');
+  });
+});
+
+describe('parsePerfdhcp -6', () => {
+  it('reads the Solicit-Advertise and Request-Reply legs into the same fields', () => {
+    const v6 = REPORT.replaceAll('DISCOVER-OFFER', 'SOLICIT-ADVERTISE').replaceAll('REQUEST-ACK', 'REQUEST-REPLY');
+    const r = parsePerfdhcp(v6);
+    expect(r.discover?.sent).toBe(3000);
+    expect(r.request?.received).toBe(2990);
+    expect(r.offerDelaysMs).toHaveLength(2);
+    expect(r.ackDelaysMs[0]).toBeCloseTo(0.5, 3);
   });
 });
