@@ -146,7 +146,9 @@ export class Dhcp6Server implements Service {
     }
     let outcome: Dhcp6Outcome;
     try {
-      outcome = decide6(decode6(buf), parseIpv6(addr), this.#o.policy, this.#o.state);
+      // The source matters only as a link-local (fe80::/10) EUI-64 address (identity.ts): others are not parsed.
+      const from = addr.charCodeAt(0) === 0x66 && addr.charCodeAt(1) === 0x65 ? parseIpv6(addr) : undefined;
+      outcome = decide6(decode6(buf), from, this.#o.policy, this.#o.state);
     } catch (err) {
       this.#received.inc('malformed');
       if (err instanceof DecodeError)

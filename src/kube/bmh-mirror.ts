@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { bmhId, bmhToHost, type BareMetalHostObject } from '../leases/bmh.js';
 import type { Conflict, HostIndex } from '../leases/host-index.js';
-import type { HostRecord } from '../leases/host.js';
+import { unservable, type HostRecord } from '../leases/host.js';
 
 /** A BareMetalHost as the API serves it: what bmhToHost reads, plus the identity Events need. */
 export type KubeBareMetalHost = BareMetalHostObject & {
@@ -118,7 +118,7 @@ export class BmhMirror {
       added,
       removed: before.size,
       skipped,
-      problems: records.filter((h) => h.problem !== undefined).map((h) => ({ id: h.id, problem: h.problem! })),
+      problems: records.filter((h) => unservable(h) !== undefined).map((h) => ({ id: h.id, problem: unservable(h)! })),
       conflicts,
     };
   }

@@ -20,7 +20,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { HostIndex } from '../leases/host-index.js';
-import type { HostRecord } from '../leases/host.js';
+import { unservable, type HostRecord } from '../leases/host.js';
 import type { ReadinessCheck, Service } from '../base/service.js';
 import type { BmhApi } from './bmh-api.js';
 import {
@@ -361,8 +361,8 @@ export class BmhWatcher implements Service {
           { host: c.id, event: type, state: c.host.provisioningState, macs: c.host.macs },
           c.added ? 'baremetalhost added' : 'baremetalhost updated',
         );
-        if (c.problemChanged && c.host.problem !== undefined)
-          this.#log.warn({ host: c.id, problem: c.host.problem }, 'host cannot be served');
+        if (c.problemChanged && unservable(c.host) !== undefined)
+          this.#log.warn({ host: c.id, problem: unservable(c.host) }, 'host cannot be served');
         for (const x of c.conflicts)
           this.#log.error({ conflict: x.kind, key: x.key, owners: x.owners }, 'lease conflict');
         return;

@@ -10,7 +10,7 @@ import { parseBmhManifests } from './bmh-manifests.js';
 import { staticToHost, type StaticDefaults } from './static-hosts.js';
 import { parseHostEntry, splitHostsFile, type StaticHost } from './host-list.js';
 import type { HostIndex, Conflict } from './host-index.js';
-import type { HostRecord, SourceKind } from './host.js';
+import { unservable, type HostRecord, type SourceKind } from './host.js';
 import type { Service } from '../base/service.js';
 import { MetalbootError } from '../base/errors.js';
 
@@ -74,9 +74,11 @@ abstract class WatchedFileSource implements Service {
   #publish(): void {
     const all = [...this.#fixed, ...[...this.#byFile.values()].flatMap((f) => f.hosts)];
     logConflicts(this.log, this.#index.replaceAll(this.kind, all));
-    for (const h of all)
-      if (h.problem !== undefined)
-        this.log.warn({ host: h.origin.name, file: h.origin.from, problem: h.problem }, 'host cannot be served');
+    for (const h of all) {
+      const problem = unservable(h);
+      if (problem !== undefined)
+        this.log.warn({ host: h.origin.name, file: h.origin.from, problem }, 'host cannot be served');
+    }
   }
 
   async close(): Promise<void> {

@@ -54,3 +54,8 @@ export interface HostRecord {
   /** False for a host that gets a lease but must not network-boot. */
   readonly netboot: boolean;
 }
+
+/** Why a host gets a lease of neither family (what to warn about), or undefined when it gets one. */
+export function unservable(h: HostRecord): string | undefined {
+  return h.lease !== undefined || h.lease6 !== undefined ? undefined : h.problem;
+}

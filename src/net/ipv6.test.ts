@@ -53,3 +53,18 @@ describe('ipv6', () => {
     expect(isLinkLocal6(parseIpv6('fd00::1')!)).toBe(false);
   });
 });
+
+describe('formatIpv6 agrees with ipaddr.js (RFC 5952)', () => {
+  it('on random addresses and on ones full of zero runs', async () => {
+    const ipaddr = (await import('ipaddr.js')).default;
+    const group = fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff }));
+    fc.assert(
+      fc.property(fc.array(group, { minLength: 8, maxLength: 8 }), (groups) => {
+        const n = groups.reduce((acc, x) => (acc << 16n) | BigInt(x), 0n);
+        const bytes = groups.flatMap((x) => [x >> 8, x & 255]);
+        expect(formatIpv6(n)).toBe(ipaddr.fromByteArray(bytes).toString());
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
