@@ -60,6 +60,12 @@ export class HostIndex {
   lookup6(mac: Mac): HostLookup {
     const all = this.#byMac.get(mac);
     if (all === undefined || all.length === 0) return { kind: 'unknown' };
+    if (all.length === 1) {
+      // The common case, on every packet: one host, its address held by it alone.
+      const host = all[0]!;
+      const owners = host.lease6 === undefined ? undefined : this.#byIp6.get(host.lease6.ip);
+      if (owners === undefined || owners.length === 1) return { kind: 'host', host, shadowed: NONE };
+    }
     const firstKind = SOURCE_ORDER.find((k) => all.some((h) => h.origin.kind === k))!;
     const winners = all.filter((h) => h.origin.kind === firstKind);
     if (winners.length > 1) return { kind: 'conflict', reason: 'duplicate-mac', hosts: winners };
