@@ -190,14 +190,25 @@ describe('decide6: who is asking (MAC from option 79, EUI-64 link-local, DUID-LL
     expect(reply(o).facts).toMatchObject({ mac: '52:54:00:00:00:01', via: 'link-layer-option' });
   });
 
-  it('drops a client that gives no MAC anywhere, by name', () => {
+  it('drops a client that gives no MAC anywhere, by name, unless a range serves it by its DUID', () => {
     const uuid = Uint8Array.of(0, 4, ...new Array(16).fill(7));
-    const o = setup({ range: true }).run(
-      msg(MSG6.SOLICIT, '52:54:00:00:00:01', [ia()], uuid),
-      ip6('fe80::1234:5678:9abc:def0'),
-    );
+    const stranger = ip6('fe80::1234:5678:9abc:def0');
+    const o = setup().run(msg(MSG6.SOLICIT, '52:54:00:00:00:01', [ia()], uuid), stranger);
     expect(o).toMatchObject({ kind: 'ignore', reason: 'no-mac' });
     expect(o.kind === 'ignore' && o.detail).toMatch(/DUID-UUID/);
+    const s = setup({ range: true });
+    const adv = s.run(msg(MSG6.SOLICIT, '52:54:00:00:00:01', [ia()], uuid), stranger);
+    expect(reply(adv).facts).toMatchObject({ mac: undefined, source: 'range' });
+    const rep = reply(s.run(msg(MSG6.REQUEST, '52:54:00:00:00:01', [ia(), serverId()], uuid), stranger));
+    expect(rep.persist).toMatchObject({ t: 'bind', mac: `duid-${Buffer.from(uuid).toString('hex')}` });
+    // The same DUID gets the same address back; another DUID another one.
+    expect(addressOf(s.run(msg(MSG6.SOLICIT, '52:54:00:00:00:01', [ia()], uuid), stranger))?.address).toBe(
+      addressOf(rep)?.address,
+    );
+    const other = Uint8Array.of(0, 4, ...new Array(16).fill(8));
+    expect(addressOf(s.run(msg(MSG6.SOLICIT, '52:54:00:00:00:01', [ia()], other), stranger))?.address).not.toBe(
+      addressOf(rep)?.address,
+    );
   });
 
   it('gives one host one address whatever DUID and IAID it uses (firmware, iPXE, the OS)', () => {

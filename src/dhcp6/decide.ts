@@ -17,7 +17,14 @@ import type { BootAnswer } from '../boot/boot-answer.js';
 import type { BootClient } from '../boot/boot-client.js';
 import type { HostIndex } from '../leases/host-index.js';
 import type { HostRecord } from '../leases/host.js';
-import type { CommitResult, CommitUndo, JournalRecord, LeasePool6 } from '../leases/pool.js';
+import {
+  duidKey,
+  type ClientKey,
+  type CommitResult,
+  type CommitUndo,
+  type JournalRecord,
+  type LeasePool6,
+} from '../leases/pool.js';
 import { INFINITE_LEASE } from '../leases/range.js';
 import { formatIpv6, inSubnet6, type Ipv6 } from '../net/ipv6.js';
 import type { Mac } from '../net/mac.js';
@@ -175,9 +182,20 @@ export function decide6(
   }
   if (clientId === undefined && req.msgType !== MSG6.INFORMATION_REQUEST)
     return ignore('no-client-id', { ...base, source: undefined, host: undefined });
-  if (id.kind === 'none') return ignore('no-mac', { ...base, source: undefined, host: undefined }, id.why);
-
-  const owner = ownerOf(id.mac, hops, policy, state);
+  let owner: Owner6;
+  let key: ClientKey;
+  if (id.kind === 'mac') {
+    owner = ownerOf(id.mac, hops, policy, state);
+    key = id.mac;
+  } else {
+    // No MAC anywhere: no known host can be this client, but a range that serves unknown hosts
+    // still can, bound to its DUID (the same DUID gets the same address back).
+    const servable = clientId !== undefined && state.pool.enabled && state.sourcesReady?.() !== false;
+    if (!servable || !rangeReachable(hops, policy))
+      return ignore('no-mac', { ...base, source: undefined, host: undefined }, id.why);
+    owner = { kind: 'range', host: undefined };
+    key = duidKey(clientId);
+  }
   const facts: Request6Facts = {
     ...base,
     source: owner.kind === 'host' ? owner.host.origin.kind : owner.kind === 'range' ? 'range' : undefined,
@@ -185,7 +203,7 @@ export function decide6(
   };
   const serverId = findOption(req.options, OPT6.SERVERID);
   const ours = serverId !== undefined && equalBytes(serverId, policy.serverDuid);
-  const ctx: Ctx = { req, hops, facts, policy, state, owner, clientId };
+  const ctx: Ctx = { req, hops, facts, policy, state, owner, clientId, key };
 
   switch (req.msgType) {
     case MSG6.SOLICIT: {
@@ -237,6 +255,8 @@ interface Ctx {
   readonly state: Dhcp6State;
   readonly owner: Owner6;
   readonly clientId: Uint8Array | undefined;
+  /** Whom range addresses are bound to: the MAC, or the DUID of a client that gives none. */
+  readonly key: ClientKey;
 }
 
 /** Who answers `mac` on the server's own link: a host's lease, the range, or silence and why (/debug/explain). */
@@ -322,7 +342,7 @@ function advertise(c: Ctx): Dhcp6Outcome {
   if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
   if (owner.kind === 'host') return answer(c, MSG6.ADVERTISE, owner.lease, undefined);
   const asked = iaNas(c.req)[0]?.addresses[0];
-  const offered = state.pool.offer(facts.mac!, asked, state.now());
+  const offered = state.pool.offer(c.key, asked, state.now());
   if (offered === undefined) return ignore('pool-exhausted', facts);
   return answer(c, MSG6.ADVERTISE, rangeLease(offered.ip, offered.leaseSeconds, c.policy), undefined);
 }
@@ -334,13 +354,13 @@ function bind(c: Ctx, rapid: boolean): Dhcp6Outcome {
   if (owner.kind === 'host') return answer(c, MSG6.REPLY, owner.lease, undefined, rapid);
   const now = state.now();
   const asked = iaNas(c.req)[0]?.addresses.find((a) => state.pool.rangeOf(a) !== undefined);
-  const ip = asked ?? state.pool.leaseOf(facts.mac!, now)?.ip ?? state.pool.offer(facts.mac!, undefined, now)?.ip;
+  const ip = asked ?? state.pool.leaseOf(c.key, now)?.ip ?? state.pool.offer(c.key, undefined, now)?.ip;
   if (ip === undefined) return noAddress(c, 'pool-exhausted');
-  const r = state.pool.commit(facts.mac!, ip, now);
+  const r = state.pool.commit(c.key, ip, now);
   if (!r.ok) {
     // Taken since the Advertise: offer the next free one in the Reply instead.
-    const other = state.pool.offer(facts.mac!, undefined, now);
-    const again = other === undefined ? r : state.pool.commit(facts.mac!, other.ip, now);
+    const other = state.pool.offer(c.key, undefined, now);
+    const again = other === undefined ? r : state.pool.commit(c.key, other.ip, now);
     if (!again.ok) return noAddress(c, 'pool-exhausted');
     return committed(c, again, rapid);
   }
@@ -358,14 +378,14 @@ function extend(c: Ctx): Dhcp6Outcome {
   if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
   if (owner.kind === 'host') return answer(c, MSG6.REPLY, owner.lease, undefined);
   const now = state.now();
-  const bound = state.pool.leaseOf(facts.mac!, now);
+  const bound = state.pool.leaseOf(c.key, now);
   if (bound === undefined) {
     // A Renew for a binding we do not have: NoBinding (§18.3.4). A Rebind: stay silent, another
     // server may hold it (§18.3.5).
     if (c.req.msgType === MSG6.REBIND) return ignore('no-record', facts, `no binding for ${facts.mac}`);
     return statusReply(c, MSG6.REPLY, STATUS6.NoBinding, 'no binding for this client', true);
   }
-  const r = state.pool.commit(facts.mac!, bound.ip, now);
+  const r = state.pool.commit(c.key, bound.ip, now);
   if (!r.ok) return statusReply(c, MSG6.REPLY, STATUS6.NoBinding, `binding lost (${r.reason})`, true);
   return committed(c, r);
 }
@@ -394,7 +414,7 @@ function release(c: Ctx): Dhcp6Outcome {
   if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
   let rec: JournalRecord | undefined;
   if (owner.kind === 'range')
-    for (const ia of iaNas(c.req)) for (const a of ia.addresses) rec = state.pool.release(facts.mac!, a as Ipv6) ?? rec;
+    for (const ia of iaNas(c.req)) for (const a of ia.addresses) rec = state.pool.release(c.key, a as Ipv6) ?? rec;
   return statusReply(c, MSG6.REPLY, STATUS6.Success, rec === undefined ? 'nothing to release' : 'released', false, rec);
 }
 
@@ -403,8 +423,7 @@ function decline(c: Ctx): Dhcp6Outcome {
   if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
   let rec: JournalRecord | undefined;
   if (owner.kind === 'range')
-    for (const ia of iaNas(c.req))
-      for (const a of ia.addresses) rec = state.pool.decline(facts.mac!, a, state.now()) ?? rec;
+    for (const ia of iaNas(c.req)) for (const a of ia.addresses) rec = state.pool.decline(c.key, a, state.now()) ?? rec;
   return statusReply(c, MSG6.REPLY, STATUS6.Success, 'declined', false, rec);
 }
 

@@ -11,7 +11,9 @@
  * 3. DUID-LL or DUID-LLT with Ethernet hardware type: a MAC of the machine, but the one its
  *    software chose, which on a multi-NIC machine need not be the booting NIC's.
  *
- * Pure. docs/decisions/0012-ipv6-provisioning.md gives the reasons for the order.
+ * A client that gives none of these is no known host; decide.ts serves it from a range by its
+ * DUID, or drops it as `no-mac`. Pure. docs/decisions/0012-ipv6-provisioning.md gives the
+ * reasons for the order.
  */
 import type { Mac } from '../net/mac.js';
 import { macFromBytes } from '../net/mac.js';

@@ -13,6 +13,18 @@
  *   IAID: one machine keeps one address through firmware, iPXE and the OS.
  */
 import type { Mac } from '../net/mac.js';
+
+/**
+ * Whom a range address is bound to: a MAC, or for a DHCPv6 client that gives no MAC (no option
+ * 79, no EUI-64 link-local address, no DUID-LL/LLT) its DUID, as `duid-<hex>`.
+ */
+export type DuidKey = string & { readonly __brand: 'DuidKey' };
+export type ClientKey = Mac | DuidKey;
+
+/** The range key of a DUID (bytes). */
+export function duidKey(duid: Uint8Array): DuidKey {
+  return `duid-${Buffer.from(duid).toString('hex')}` as DuidKey;
+}
 import type { Ipv4 } from '../net/ipv4.js';
 import type { Ipv6 } from '../net/ipv6.js';
 import { INFINITE_LEASE, IPV4_SPACE, IPV6_SPACE, type AddressRange, type AddressSpace } from './range.js';
@@ -24,14 +36,14 @@ export type JournalRecord =
 
 interface Slot {
   kind: 'offered' | 'bound' | 'declined';
-  mac: Mac | undefined;
+  mac: ClientKey | undefined;
   /** ms since epoch; Infinity for an infinite lease. */
   expiresAt: number;
 }
 
 export interface PoolLease<A = Ipv4> {
   readonly ip: A;
-  readonly mac: Mac;
+  readonly mac: ClientKey;
   readonly expiresAt: number;
   readonly leaseSeconds: number;
   readonly range: AddressRange<A>;
@@ -84,7 +96,7 @@ export class AddressPool<A extends number | bigint> implements RecordPool {
   readonly #offerHoldMs: number;
   readonly #quarantineMs: number;
   readonly #slots = new Map<A, Slot>();
-  readonly #byMac = new Map<Mac, A>();
+  readonly #byMac = new Map<ClientKey, A>();
   /**
    * Offers in the order they expire (one hold time for all): swept as they expire, so a flood
    * of DISCOVERs from new MACs costs memory for the offers alive now, not for every MAC seen.
@@ -119,13 +131,13 @@ export class AddressPool<A extends number | bigint> implements RecordPool {
     const ip = this.#space.parse(rec.ip);
     if (ip === undefined || this.rangeOf(ip) === undefined) return false;
     this.#clear(ip);
-    if (rec.t === 'bind') this.#set(ip, { kind: 'bound', mac: rec.mac as Mac, expiresAt: rec.exp ?? Infinity });
+    if (rec.t === 'bind') this.#set(ip, { kind: 'bound', mac: rec.mac as ClientKey, expiresAt: rec.exp ?? Infinity });
     else if (rec.t === 'decline') this.#set(ip, { kind: 'declined', mac: undefined, expiresAt: rec.until });
     return true;
   }
 
   /** The live (bound, unexpired) lease of `mac`, if any. */
-  leaseOf(mac: Mac, now: number): PoolLease<A> | undefined {
+  leaseOf(mac: ClientKey, now: number): PoolLease<A> | undefined {
     const ip = this.#byMac.get(mac);
     if (ip === undefined) return undefined;
     const s = this.#slots.get(ip)!;
@@ -134,7 +146,7 @@ export class AddressPool<A extends number | bigint> implements RecordPool {
   }
 
   /** True if `mac` has any record here (bound or offered), even expired: RFC 2131 §4.3.2 "has a record". */
-  hasRecord(mac: Mac): boolean {
+  hasRecord(mac: ClientKey): boolean {
     return this.#byMac.has(mac);
   }
 
@@ -142,7 +154,7 @@ export class AddressPool<A extends number | bigint> implements RecordPool {
    * Chooses an address for a DISCOVER: the client's current binding, else its requested address
    * if free, else the next free address. Holds it for the offer time. Undefined when exhausted.
    */
-  offer(mac: Mac, requested: A | undefined, now: number): PoolLease<A> | undefined {
+  offer(mac: ClientKey, requested: A | undefined, now: number): PoolLease<A> | undefined {
     this.#sweepOffers(now);
     const current = this.#byMac.get(mac);
     if (current !== undefined && this.#usableBy(current, mac, now)) return this.#hold(current, mac, now);
@@ -153,7 +165,7 @@ export class AddressPool<A extends number | bigint> implements RecordPool {
   }
 
   /** Binds `ip` to `mac` for a REQUEST; the returned record must be durable before the ACK is sent. */
-  commit(mac: Mac, ip: A, now: number): CommitResult<A> {
+  commit(mac: ClientKey, ip: A, now: number): CommitResult<A> {
     const range = this.rangeOf(ip);
     if (range === undefined) return { ok: false, reason: 'not-in-range' };
     if (this.#isClaimed(ip) || ip === this.#serverIp) return { ok: false, reason: 'address-claimed' };
@@ -189,7 +201,7 @@ export class AddressPool<A extends number | bigint> implements RecordPool {
     if (u.before !== undefined) this.#set(u.ip, { ...u.before });
   }
 
-  release(mac: Mac, ip: A): JournalRecord | undefined {
+  release(mac: ClientKey, ip: A): JournalRecord | undefined {
     const s = this.#slots.get(ip);
     if (s === undefined || s.mac !== mac || s.kind === 'declined') return undefined;
     this.#clear(ip);
@@ -197,7 +209,7 @@ export class AddressPool<A extends number | bigint> implements RecordPool {
   }
 
   /** A client found `ip` in use by someone else: quarantine it. */
-  decline(mac: Mac, ip: A, now: number): JournalRecord | undefined {
+  decline(mac: ClientKey, ip: A, now: number): JournalRecord | undefined {
     if (this.rangeOf(ip) === undefined) return undefined;
     const s = this.#slots.get(ip);
     if (s !== undefined && s.mac !== mac && s.kind === 'bound' && s.expiresAt > now) return undefined;
@@ -238,14 +250,14 @@ export class AddressPool<A extends number | bigint> implements RecordPool {
     return { size, bound, offered, declined };
   }
 
-  #usableBy(ip: A, mac: Mac, now: number): boolean {
+  #usableBy(ip: A, mac: ClientKey, now: number): boolean {
     if (this.#isClaimed(ip) || ip === this.#serverIp) return false;
     const s = this.#slots.get(ip);
     if (s === undefined || s.expiresAt <= now) return true;
     return s.kind !== 'declined' && s.mac === mac;
   }
 
-  #nextFree(mac: Mac, now: number): A | undefined {
+  #nextFree(mac: ClientKey, now: number): A | undefined {
     const total = this.#ranges.reduce((n, r) => n + this.#space.size(r), 0);
     for (let k = 0; k < total; k++) {
       const ip = this.#nth((this.#cursor + k) % total);
@@ -266,7 +278,7 @@ export class AddressPool<A extends number | bigint> implements RecordPool {
     throw new RangeError('address index out of range');
   }
 
-  #hold(ip: A, mac: Mac, now: number): PoolLease<A> {
+  #hold(ip: A, mac: ClientKey, now: number): PoolLease<A> {
     const s = this.#slots.get(ip);
     if (s !== undefined && s.kind === 'bound' && s.mac === mac && s.expiresAt > now)
       return this.#lease(ip, mac, s.expiresAt);
@@ -301,7 +313,7 @@ export class AddressPool<A extends number | bigint> implements RecordPool {
     this.#offersHead = h;
   }
 
-  #lease(ip: A, mac: Mac, expiresAt: number): PoolLease<A> {
+  #lease(ip: A, mac: ClientKey, expiresAt: number): PoolLease<A> {
     const range = this.rangeOf(ip)!;
     return { ip, mac, expiresAt, leaseSeconds: range.leaseSeconds, range };
   }
