@@ -11,7 +11,8 @@ import { X509Certificate } from 'node:crypto';
 import { AgentConfigMaps } from '../../src/kube/agent-records.js';
 import { CallbackSecret } from '../../src/kube/callback-secret.js';
 import { KubeRangeLeases, kubeRangeLeaseApi, leaseNameOf } from '../../src/kube/range-leases.js';
-import { LeasePool } from '../../src/leases/pool.js';
+import { parseIpv6 } from '../../src/net/ipv6.js';
+import { LeasePool, LeasePool6, duidKey } from '../../src/leases/pool.js';
 import { parseRange } from '../../src/leases/range.js';
 import { parseMac } from '../../src/net/mac.js';
 import { parseIpv4, type Ipv4 } from '../../src/net/ipv4.js';
@@ -147,6 +148,47 @@ describe('range leases shared by replicas', () => {
     expect(r).not.toBe('acked');
     expect(a.pool.leaseOf(MAC_A, Date.now())).toBeUndefined();
     expect(server.lease(NS, leaseNameOf('mb-dhcp', '10.9.0.12'))).toBeUndefined();
+  });
+});
+
+describe('IPv6 range leases shared by replicas', () => {
+  it('an IPv6 binding (and a DUID-keyed one) written by one replica is loaded by another, under its own Lease name', async () => {
+    server = await startKubeApiServer();
+    const replica6 = async () => {
+      const kc = kubeConfig(server!);
+      const pool = new LeasePool6({
+        ranges: [{ start: parseIpv6('fd00:9::10')!, end: parseIpv6('fd00:9::12')!, leaseSeconds: 3600 }],
+        isClaimed: () => false,
+        serverIp: parseIpv6('fd00:9::1')!,
+      });
+      const leases = new KubeRangeLeases({
+        api: kubeRangeLeaseApi(kc, NS, 'mb-dhcp6'),
+        kubeConfig: kc,
+        namespace: NS,
+        prefix: 'mb-dhcp6',
+        pool,
+        now: Date.now,
+        logger,
+      });
+      await leases.start();
+      closers.push(() => leases.close());
+      return { pool, leases };
+    };
+    const a = await replica6();
+    const b = await replica6();
+    const duid = duidKey(Uint8Array.of(0, 4, 1, 2, 3));
+    for (const [key, addr] of [
+      [MAC_A, 'fd00:9::10'],
+      [duid, 'fd00:9::11'],
+    ] as const) {
+      const c = a.pool.commit(key, parseIpv6(addr)!, Date.now());
+      if (!c.ok) throw new Error(c.reason);
+      await a.leases.persist(c.record);
+    }
+    expect(server.lease(NS, 'mb-dhcp6-fd000009000000000000000000000010')?.spec?.holderIdentity).toBe(MAC_A);
+    await until(() => b.pool.leaseOf(duid, Date.now()) !== undefined, 5_000, 'b to see the DUID-keyed binding');
+    expect(b.pool.leaseOf(MAC_A, Date.now())?.ip).toBe(parseIpv6('fd00:9::10'));
+    expect(b.pool.offer(MAC_B, undefined, Date.now())?.ip).toBe(parseIpv6('fd00:9::12'));
   });
 });
 
