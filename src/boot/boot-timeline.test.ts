@@ -11,16 +11,19 @@ function clocked(o: { maxHosts?: number; maxMilestones?: number } = {}) {
   let t = 1_000_000;
   const steps: [BootMilestone, BootMilestone, number][] = [];
   const changed: Mac[] = [];
+  const reached: [BootMilestone, number][] = [];
   const timeline = new BootTimeline({
     now: () => t,
     ...o,
     onStep: (from, to, s) => steps.push([from, to, s]),
     onChange: (mac) => changed.push(mac),
+    onReached: (m, s) => reached.push([m, s]),
   });
   return {
     timeline,
     steps,
     changed,
+    reached,
     at: (ms: number) => {
       t = 1_000_000 + ms;
     },
@@ -162,6 +165,32 @@ describe('BootTimeline', () => {
     expect(macs({ stuckForMs: 20_000 })).toEqual([C, A]);
     expect(macs({ limit: 1 })).toEqual([C]);
     expect(macs({ state: 'agent' })).toEqual([]);
+  });
+
+  it('reports each milestone once per boot with the time since the boot began (the funnel), and counts hosts per state', () => {
+    const c = clocked();
+    for (const [ms, m] of UEFI_BOOT) {
+      c.at(ms);
+      c.timeline.record(A, m);
+    }
+    c.at(33_000);
+    c.timeline.record(A, 'ipa-heartbeat');
+    expect(c.reached.map(([m]) => m)).toEqual(UEFI_BOOT.map(([, m]) => m));
+    expect(c.reached.at(-1)).toEqual(['ipa-heartbeat', 32]);
+    // A reboot: the funnel starts again from the new boot's first DHCP answer.
+    c.at(100_000);
+    c.timeline.record(A, 'dhcp-offer');
+    c.at(100_500);
+    c.timeline.record(A, 'dhcp-ack');
+    expect(c.reached.slice(-2)).toEqual([
+      ['dhcp-offer', 0],
+      ['dhcp-ack', 0.5],
+    ]);
+    c.timeline.record(B, 'dhcp-offer');
+    c.at(160_500);
+    const states = c.timeline.states();
+    expect(states.get('firmware')).toEqual({ hosts: 2, oldestIdleSeconds: 60 });
+    expect(states.get('agent')).toEqual({ hosts: 0, oldestIdleSeconds: 0 });
   });
 
   it('names the milestones of a closed union', () => {

@@ -138,6 +138,8 @@ interface Host {
   name: string | undefined;
   readonly entries: Entry[];
   boot: number;
+  /** When the current boot's first milestone was seen (its firmware's first DHCP answer, as near power-on as metalboot sees). */
+  bootStart: number;
   /** Step of the last milestone that has one. */
   step: number | undefined;
   lastSeen: number;
@@ -195,6 +197,14 @@ export interface BootTimelineOptions {
   readonly onStep?: (from: BootMilestone, to: BootMilestone, seconds: number) => void;
   /** A host's timeline changed (for live views). */
   readonly onChange?: (mac: Mac) => void;
+  /** A milestone reached for the first time in a boot, with the seconds since the boot's first one. */
+  readonly onReached?: (milestone: BootMilestone, secondsSinceBootStart: number) => void;
+}
+
+/** Hosts in one state, and how long the one idle longest has been idle (for gauges). */
+export interface StateCount {
+  readonly hosts: number;
+  readonly oldestIdleSeconds: number;
 }
 
 export class BootTimeline {
@@ -205,6 +215,7 @@ export class BootTimeline {
   readonly #maxMilestones: number;
   readonly #onStep: BootTimelineOptions['onStep'];
   readonly #onChange: BootTimelineOptions['onChange'];
+  readonly #onReached: BootTimelineOptions['onReached'];
 
   constructor(o: BootTimelineOptions) {
     this.#now = o.now;
@@ -212,6 +223,22 @@ export class BootTimeline {
     this.#maxMilestones = o.maxMilestones ?? MAX_MILESTONES_PER_HOST;
     this.#onStep = o.onStep;
     this.#onChange = o.onChange;
+    this.#onReached = o.onReached;
+  }
+
+  /** Every state with its hosts and the longest idle among them: what the boot gauges read. */
+  states(): Map<BootState, StateCount> {
+    const now = this.#now();
+    const out = new Map<BootState, StateCount>(BOOT_STATES.map((s) => [s, { hosts: 0, oldestIdleSeconds: 0 }]));
+    for (const h of this.#hosts.values()) {
+      const state = stateOf(h.entries.at(-1)!);
+      const c = out.get(state)!;
+      out.set(state, {
+        hosts: c.hosts + 1,
+        oldestIdleSeconds: Math.max(c.oldestIdleSeconds, Math.max(0, (now - h.lastSeen) / 1000)),
+      });
+    }
+    return out;
   }
 
   get size(): number {
@@ -223,7 +250,7 @@ export class BootTimeline {
     const at = this.#now();
     let h = this.#hosts.get(mac);
     if (h === undefined) {
-      h = { mac, name: undefined, entries: [], boot: 0, step: undefined, lastSeen: at };
+      h = { mac, name: undefined, entries: [], boot: 0, bootStart: at, step: undefined, lastSeen: at };
     } else {
       this.#hosts.delete(mac);
     }
@@ -240,12 +267,17 @@ export class BootTimeline {
       repeat.lastAt = at;
       repeat.detail = detail;
     } else {
-      if (startsBoot) h.boot++;
+      if (startsBoot) {
+        h.boot++;
+        h.bootStart = at;
+      }
+      const firstInBoot = !h.entries.some((e) => e.boot === h.boot && e.milestone === milestone);
       const prev = h.entries.at(-1);
       h.entries.push({ milestone, at, boot: h.boot, lastAt: at, count: 1, detail });
       if (h.entries.length > this.#maxMilestones) h.entries.shift();
       if (prev !== undefined && prev.boot === h.boot && at >= prev.at)
         this.#onStep?.(prev.milestone, milestone, (at - prev.at) / 1000);
+      if (firstInBoot && at >= h.bootStart) this.#onReached?.(milestone, (at - h.bootStart) / 1000);
     }
     while (this.#hosts.size > this.#maxHosts) {
       const oldest = this.#hosts.keys().next().value as Mac;

@@ -6,7 +6,7 @@
  * onStart/onEnd, the boot routes' onServed, the image proxy's onServed (in its worker or not),
  * the API proxy's onAgentCall and the callback listener's onForwarded.
  */
-import { Histogram } from 'prom-client';
+import { Gauge, Histogram } from 'prom-client';
 import type { Config } from '../config/load.js';
 import { BootTimeline } from '../boot/boot-timeline.js';
 import type { BootTimings } from '../boot/boot-timings.js';
@@ -41,11 +41,39 @@ export function timelineWing(config: Config, w: Wiring, i: TimelineWingInput): T
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600],
     registers: [w.registry],
   });
+  // The boot funnel: how many boots reached each milestone, and how long after the boot's first
+  // DHCP answer (as near power-on as metalboot sees); milestone="ipa-heartbeat" is power-on to IPA.
+  const progress = new Histogram({
+    name: 'metalboot_boot_progress_seconds',
+    help: "Seconds from a boot's first milestone (its firmware's first DHCP answer) to each milestone it reached; the count per milestone is the boot funnel",
+    labelNames: ['milestone'],
+    buckets: [1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200],
+    registers: [w.registry],
+  });
   let stream: BootStream | undefined;
   const timeline = new BootTimeline({
     now: w.now,
     onStep: (from, to, seconds) => histogram.observe({ from, to }, seconds),
     onChange: (mac) => stream?.changed(mac),
+    onReached: (milestone, seconds) => progress.observe({ milestone }, seconds),
+  });
+  new Gauge({
+    name: 'metalboot_boot_hosts',
+    help: 'Hosts in the boot timelines by the state of their last milestone (firmware, ipxe, images, agent, local-boot, error)',
+    labelNames: ['state'],
+    registers: [w.registry],
+    collect() {
+      for (const [state, c] of timeline.states()) this.set({ state }, c.hosts);
+    },
+  });
+  new Gauge({
+    name: 'metalboot_boot_oldest_idle_seconds',
+    help: 'Seconds since anything was seen of the host idle longest in each state: a host stuck between two milestones',
+    labelNames: ['state'],
+    registers: [w.registry],
+    collect() {
+      for (const [state, c] of timeline.states()) this.set({ state }, c.oldestIdleSeconds);
+    },
   });
   stream = new BootStream({ timeline, now: w.now });
   const live = stream;

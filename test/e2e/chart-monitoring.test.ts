@@ -441,6 +441,20 @@ const CASES: readonly AlertCase[] = [
     alerts: [{ ...byPod }],
   },
   {
+    alert: 'MetalbootHostsStuckBooting',
+    what: 'a host silent for 15 minutes after its iPXE stage',
+    input: [series('metalboot_boot_oldest_idle_seconds', { state: 'ipxe' }, '0+60x20')],
+    at: '17m',
+    alerts: [{ ...byPod, state: 'ipxe' }],
+  },
+  {
+    alert: 'MetalbootHostsStuckBooting',
+    what: 'a host that reached its agent and went quiet (done inspecting, not stuck)',
+    input: [series('metalboot_boot_oldest_idle_seconds', { state: 'agent' }, '0+60x20')],
+    at: '17m',
+    alerts: [],
+  },
+  {
     alert: 'MetalbootImageRequestsFailing',
     what: 'hosts getting 502s',
     input: [series('metalboot_image_proxy_requests_total', { result: 'error' }, '0+3x20')],

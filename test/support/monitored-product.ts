@@ -16,6 +16,9 @@ import { closeAll, startAll } from '../../src/base/service.js';
 import { loadConfig } from '../../src/config/load.js';
 import { decode, encode } from '../../src/dhcp/codec.js';
 import { MESSAGE_TYPE, getMessageType } from '../../src/dhcp/options.js';
+import { encode6 } from '../../src/dhcp6/codec.js';
+import { MSG6, OPT6, duidLl, iaNaOption, option } from '../../src/dhcp6/options.js';
+import { macToBytes, parseMac } from '../../src/net/mac.js';
 import { buildProduct, type Product } from '../../src/wiring/product.js';
 import { processRegistry } from '../../src/wiring/registry.js';
 import { IPXE, request as dhcpRequest } from '../../lab/dhcp-requests.js';
@@ -59,7 +62,10 @@ export async function startMonitoredProduct(): Promise<MonitoredProduct> {
           metadata: {
             name: 'worker-0',
             namespace: 'metal3',
-            annotations: { 'metal3.vcluster.com/ip-address': `${BMH_IP}/8` },
+            annotations: {
+              'metal3.vcluster.com/ip-address': `${BMH_IP}/8`,
+              'metal3.vcluster.com/ipv6-address': 'fd00:77::21/64',
+            },
           },
           spec: { bootMACAddress: BMH_MAC },
           status: { provisioning: { state: 'inspecting' } },
@@ -99,6 +105,8 @@ export async function startMonitoredProduct(): Promise<MonitoredProduct> {
         ...['--callback-listen', '127.0.0.1:0', '--ironic-http-url', upstream.url, '--ironic-api-url', upstream.url],
         ...['--kube', '--kubeconfig', kubeconfig, '--leader-election-id', 'metalboot'],
         ...['--leader-election-namespace', 'metal3', '--log-level', 'silent'],
+        // DHCPv6 on loopback (its TFTP over IPv6 off): the dashboard's DHCPv6 panel.
+        ...['--dhcp6-server-ip', 'fd00:77::1/64', '--dhcp6-listen', '[::1]:0', '--tftp-listen6', ''],
       ],
       env: {},
       readFile: (p) => readFileSync(p, 'utf8'),
@@ -144,6 +152,25 @@ export async function startMonitoredProduct(): Promise<MonitoredProduct> {
         dhcpPort,
         '127.0.0.1',
       );
+      // DHCPv6: the BareMetalHost's Solicit (its MAC in a DUID-LL) is advertised its IPv6 address.
+      const client6 = dgram.createSocket('udp6');
+      try {
+        await new Promise<void>((r) => client6.bind(0, '::1', r));
+        const advertised = once(client6, 'message') as Promise<[Buffer]>;
+        client6.send(
+          encode6({
+            kind: 'client',
+            msgType: MSG6.SOLICIT,
+            transactionId: 1,
+            options: [option(OPT6.CLIENTID, duidLl(macToBytes(parseMac(BMH_MAC)!))), iaNaOption(1, 0, 0)],
+          }),
+          product.dhcp6!.address().port,
+          '::1',
+        );
+        await advertised;
+      } finally {
+        client6.close();
+      }
       // TFTP: a transfer that completes, one refused, one that fails (no ACK ever), a runt.
       await tftpGet({ port: tftpPort, file: 'undionly.kpxe', localAddress: BMH_IP });
       await tftpGet({ port: tftpPort, file: 'missing.efi', retries: 1 }).catch((err: unknown) => {
