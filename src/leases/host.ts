@@ -53,4 +53,11 @@ export interface HostRecord {
   readonly provisioningState: string | undefined;
   /** False for a host that gets a lease but must not network-boot. */
   readonly netboot: boolean;
+  /** BareMetalHost spec.bootMode (`UEFI`, `UEFISecureBoot`, `legacy`); undefined when not set. */
+  readonly bootMode?: string;
+  /**
+   * The `secure-boot` annotation: true or false overrides spec.bootMode and the configured
+   * default; undefined when absent (boot/secure-boot.ts chooses the chain).
+   */
+  readonly secureBoot?: boolean;
 }
