@@ -6,8 +6,8 @@
  * function the caller passes in.
  *
  * What GRUB asks for (seen in the lab, Debian's grubnetx64.efi.signed 2.06-13 loaded by shim
- * over TFTP): its prefix is `(tftp,<server>)/grub`, and it reads `grub/grub.cfg` and nothing
- * else (no `grub.cfg-01-<mac>` search first). GRUB builds that search (upstream
+ * over TFTP): its prefix is `(tftp,<server>)/grub`, and it asks for `/grub/grub.cfg` and nothing
+ * else (no `grub.cfg-01-<mac>` search first; before it, only its module lists). GRUB builds that search (upstream
  * grub_net_search_config_file) try `grub.cfg-01-<mac>`, then `grub.cfg-<HEXIP>` shortened one
  * digit at a time, then `grub.cfg`; all of them are answered here, in any directory.
  * A TFTP request carries no MAC: `grub.cfg` is mapped to its host by the client's address,

@@ -70,6 +70,10 @@ export interface BootLabOptions {
    * router advertisements (on by default) on the bridge. False: an IPv4-only server namespace.
    */
   readonly ipv6?: boolean;
+  /** More BareMetalHost manifests (YAML documents) beside the VMS hosts. */
+  readonly extraHosts?: string;
+  /** More files for the stand-in Ironic httpd: path under its root → content. */
+  readonly ironicFiles?: Readonly<Record<string, string | Buffer>>;
 }
 
 export async function startBootLab(extraArgs: readonly string[] = [], options: BootLabOptions = {}): Promise<BootLab> {
@@ -82,7 +86,11 @@ export async function startBootLab(extraArgs: readonly string[] = [], options: B
     copyFileSync(kernel, path.join(dir, 'ironic/images/ironic-python-agent.kernel'));
     writeFileSync(path.join(dir, 'ironic/images/ironic-python-agent.initramfs'), randomBytes(2 * 1024 * 1024));
     await startStaticHttpd(lab, 'srv', { dir: path.join(dir, 'ironic'), host: '127.0.0.1', port: 6180 });
-    writeFileSync(path.join(dir, 'bmh.yaml'), Object.values(VMS).map(bmh).join(''));
+    for (const [file, content] of Object.entries(options.ironicFiles ?? {})) {
+      mkdirSync(path.dirname(path.join(dir, 'ironic', file)), { recursive: true });
+      writeFileSync(path.join(dir, 'ironic', file), content);
+    }
+    writeFileSync(path.join(dir, 'bmh.yaml'), Object.values(VMS).map(bmh).join('') + (options.extraHosts ?? ''));
     const server = await startMetalboot(lab, 'srv', [
       '--server-ip',
       `${SERVER_IP}/24`,
