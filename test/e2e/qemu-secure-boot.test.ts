@@ -60,6 +60,12 @@ menuentry "deploy"  {
 }
 `;
 
+/** The parts of /debug/explain this test reads. */
+interface Explained {
+  readonly chain: { readonly chain: string; readonly why: string };
+  readonly dhcp: { readonly boot: Readonly<Record<string, unknown>> };
+}
+
 describe('UEFI Secure Boot through metalboot', () => {
   let bootLab: BootLab;
   let work: string;
@@ -100,11 +106,11 @@ describe('UEFI Secure Boot through metalboot', () => {
   };
 
   it('/debug/explain names the chain and why', async () => {
-    const sb = JSON.parse(await http(`/debug/explain?mac=${SB.mac}`)) as Record<string, any>;
+    const sb = JSON.parse(await http(`/debug/explain?mac=${SB.mac}`)) as Explained;
     expect(sb.chain).toEqual({ chain: 'secure-boot', why: 'spec.bootMode is UEFISecureBoot' });
     expect(sb.dhcp.boot['uefi-x64-pxe']).toEqual({ kind: 'tftp', file: 'shimx64.efi' });
     expect(sb.dhcp.boot['uefi-x64-http']).toMatchObject({ kind: 'http-binary', file: 'shimx64.efi' });
-    const plain = JSON.parse(await http(`/debug/explain?mac=${VMS.uefi.mac}`)) as Record<string, any>;
+    const plain = JSON.parse(await http(`/debug/explain?mac=${VMS.uefi.mac}`)) as Explained;
     expect(plain.chain.chain).toBe('ipxe');
     expect(plain.dhcp.boot['uefi-x64-pxe']).toEqual({ kind: 'tftp', file: 'snponly.efi' });
   });
