@@ -21,7 +21,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qemuArgs, readSerial, waitForSerial } from '../../lab/qemu-vm.js';
-import { formatStep, SERVER_IP, startBootLab, VMS, type BootLab } from '../support/boot-lab.js';
+import {
+  formatStep,
+  SECURE_BOOT_VM,
+  SERVER_IP,
+  secureBootHost,
+  startBootLab,
+  VMS,
+  type BootLab,
+} from '../support/boot-lab.js';
 import { testKernel } from '../support/linux-kernel.js';
 
 interface SbVm {
@@ -30,24 +38,10 @@ interface SbVm {
   readonly ip: string;
   readonly name: string;
 }
-const SB: SbVm = { firmware: 'uefi', mac: '52:54:00:5e:00:31', ip: '10.78.0.31', name: 'sb-0' };
+const SB: SbVm = SECURE_BOOT_VM as SbVm;
 const SB_UNSIGNED: SbVm = { firmware: 'uefi', mac: '52:54:00:5e:00:32', ip: '10.78.0.32', name: 'sb-unsigned' };
 
-const host = (vm: { name: string; mac: string; ip: string }, state: string) => `---
-apiVersion: metal3.io/v1alpha1
-kind: BareMetalHost
-metadata:
-  name: ${vm.name}
-  namespace: metal3
-  annotations:
-    metal3.vcluster.com/ip-address: ${vm.ip}/24
-spec:
-  bootMACAddress: "${vm.mac}"
-  bootMode: UEFISecureBoot
-status:
-  provisioning:
-    state: ${state}
-`;
+const host = secureBootHost;
 
 /** Ironic's pxe_grub_config.template as Ironic writes it for a node it deploys, pointing at its own httpd. */
 const ironicGrubConfig = `set default=deploy

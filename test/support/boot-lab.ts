@@ -29,6 +29,28 @@ export const VMS: Readonly<Record<Firmware, BootVm>> = {
   uefi: { firmware: 'uefi', mac: '52:54:00:5e:00:02', ip: '10.78.0.22', name: 'uefi-0' },
 };
 
+/** A VM of the Secure Boot chain (UEFI with OVMF's Secure Boot firmware; npm run demo -- secureboot). */
+export const SECURE_BOOT_VM: BootVm = { firmware: 'uefi', mac: '52:54:00:5e:00:31', ip: '10.78.0.31', name: 'sb-0' };
+
+/** A BareMetalHost manifest with spec.bootMode UEFISecureBoot, in provisioning state `state`. */
+export function secureBootHost(vm: BootVm, state: string): string {
+  return `---
+apiVersion: metal3.io/v1alpha1
+kind: BareMetalHost
+metadata:
+  name: ${vm.name}
+  namespace: metal3
+  annotations:
+    metal3.vcluster.com/ip-address: ${vm.ip}/24
+spec:
+  bootMACAddress: "${vm.mac}"
+  bootMode: UEFISecureBoot
+status:
+  provisioning:
+    state: ${state}
+`;
+}
+
 export interface Step {
   readonly name: string;
   /** Milliseconds from power-on; undefined if the step never happened. */
