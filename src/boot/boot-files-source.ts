@@ -15,12 +15,14 @@ export class BootFiles implements Service, FileSource {
   readonly #ipxe: IpxeFiles;
   readonly #signed = new Map<string, IpxeFiles>();
   readonly #started = new Set<IpxeFiles>();
+  readonly #paths: ReadonlyMap<string, string>;
   readonly #log: Logger | undefined;
 
   /** `signed`: served name → file on disk. */
   constructor(ipxe: IpxeFiles, signed: ReadonlyMap<string, string>, logger?: Logger) {
     this.#ipxe = ipxe;
     this.#log = logger?.child({ component: 'boot-files' });
+    this.#paths = signed;
     for (const [served, file] of signed) {
       this.#signed.set(
         served,
@@ -36,8 +38,9 @@ export class BootFiles implements Service, FileSource {
         await files.start();
         this.#started.add(files);
         if (files.get(served) === undefined) this.#log?.warn({ file: served }, 'signed file missing');
-      } catch (err) {
-        this.#log?.warn({ file: served, err }, 'signed file missing');
+      } catch {
+        // Its directory is missing: the package is not installed (arm64 files on an x86_64 image).
+        this.#log?.info({ file: served, path: this.#paths.get(served) }, 'signed file not installed');
       }
     }
   }
