@@ -36,13 +36,17 @@ FROM ${NODE_IMAGE}
 # (docs/decisions/0011-router-advertisement.md). metalboot starts it as user 1000; its raw
 # ICMPv6 socket needs CAP_NET_RAW, given to radvd alone as a file capability (the pod adds
 # NET_RAW to its capabilities; the chart does while routerAdvertisements.enabled is true).
+# shim-signed and grub-efi-amd64-signed are the UEFI Secure Boot chain (secureBoot.*, decision
+# 0013): Microsoft-signed shim, Debian-signed GRUB network image, served as shimx64.efi and
+# grubx64.efi; they trust Debian-signed kernels only (see README, "Secure Boot").
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ipxe libcap2-bin socat radvd \
+ && apt-get install -y --no-install-recommends ipxe libcap2-bin socat radvd shim-signed grub-efi-amd64-signed \
  && rm -rf /var/lib/apt/lists/* \
  && setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v node)")" \
  && setcap cap_net_bind_service=+ep "$(readlink -f "$(command -v socat)")" \
  && setcap cap_net_raw=+ep "$(readlink -f "$(command -v radvd)")" \
- && ls /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/snponly.efi /usr/lib/ipxe/ipxe.efi
+ && ls /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/snponly.efi /usr/lib/ipxe/ipxe.efi \
+    /usr/lib/shim/shimx64.efi.signed /usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed
 
 WORKDIR /app
 COPY --from=build /src/package.json ./package.json

@@ -53,7 +53,19 @@ export interface QemuArgsOptions {
   readonly dir: string;
   /** UEFI only: which firmware PXE clients to offer (default PXEv4 only). */
   readonly uefiPxe?: UefiPxe;
+  /**
+   * UEFI only: OVMF built with Secure Boot (OVMF_CODE_4M.secboot.fd, which needs SMM) and a
+   * variable store with Microsoft's keys enrolled and Secure Boot on (OVMF_VARS_4M.ms.fd), so
+   * only a Microsoft-signed first stage (shim) runs. Default false: the plain firmware.
+   */
+  readonly secureBoot?: boolean;
 }
+
+/** Debian's ovmf files for a Secure Boot VM (see QemuArgsOptions.secureBoot). */
+export const OVMF_SECURE_BOOT = {
+  code: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd',
+  vars: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd',
+} as const;
 
 /**
  * The `-fw_cfg` arguments for `pxe`. IPv4PXESupport is written only when switched off, so the
@@ -92,12 +104,18 @@ export function qemuArgs(vm: QemuVm, o: QemuArgsOptions): string[] {
     return args;
   }
   const vars = path.join(o.dir, `OVMF_VARS-${vm.name}-${Date.now()}.fd`);
-  copyFileSync('/usr/share/OVMF/OVMF_VARS_4M.fd', vars);
+  const sb = o.secureBoot === true;
+  copyFileSync(sb ? OVMF_SECURE_BOOT.vars : '/usr/share/OVMF/OVMF_VARS_4M.fd', vars);
+  if (sb) {
+    // The Secure Boot firmware keeps its variables in SMM-protected flash; a signed kernel wants more memory.
+    args[args.indexOf('-m') + 1] = '512';
+    args.push('-global', 'driver=cfi.pflash01,property=secure,value=on');
+  }
   args.push(
     '-machine',
-    'q35',
+    sb ? 'q35,smm=on' : 'q35',
     '-drive',
-    'if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd',
+    `if=pflash,format=raw,unit=0,readonly=on,file=${sb ? OVMF_SECURE_BOOT.code : '/usr/share/OVMF/OVMF_CODE_4M.fd'}`,
     '-drive',
     `if=pflash,format=raw,unit=1,file=${vars}`,
     ...uefiPxeFwCfg(o.uefiPxe),

@@ -292,6 +292,21 @@ annotation.
 {{- with include "metalboot.tpl" (list . $v.proxy.ironicApiUrl) }}
 - {{ printf "--ironic-api-url=%s" . | quote }}
 {{- end }}
+{{- with $v.secureBoot }}
+{{- if .default }}
+- "--secure-boot-default"
+{{- end }}
+{{- range $cpu, $flag := dict "x86_64" "x64" "arm64" "arm64" }}
+{{- with index ($v.secureBoot.files | default dict) $cpu }}
+{{- if hasKey . "shim" }}
+- {{ printf "--secure-boot-shim-%s=%s" $flag .shim | quote }}
+{{- end }}
+{{- if hasKey . "secondStage" }}
+- {{ printf "--secure-boot-second-stage-%s=%s" $flag .secondStage | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if $v.kube.enabled }}
 - "--kube"
 {{- with $v.kube.namespace }}

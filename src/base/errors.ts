@@ -50,6 +50,7 @@ export const ERROR_CODES = {
   // Boot files and scripts (boot/)
   IPXE_ERR_ROOT_NOT_DIRECTORY: 'the iPXE directory is not a directory',
   IPXE_ERR_UNSAFE_VALUE: 'a script value with a line break, control character or ${',
+  GRUB_ERR_UNSAFE_VALUE: 'a GRUB configuration value with a line break or control character',
 
   // Lease sources and the range journal (leases/)
   SOURCE_ERR_INVALID: 'a hosts or BareMetalHost file cannot be used at start-up',

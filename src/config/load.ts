@@ -41,6 +41,7 @@ export interface Config {
   readonly sources: ParsedConfig['sources'];
   readonly inspector: ParsedConfig['inspector'];
   readonly installer: ParsedConfig['installer'];
+  readonly secureBoot: ParsedConfig['secureBoot'];
   readonly log: ParsedConfig['log'];
   readonly routerAdvertisements: ParsedConfig['routerAdvertisements'];
   /** Leader election among replicas, when leaderElection.id is set (times in milliseconds). */
@@ -273,6 +274,7 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
     nodeName: input.env['NODE_NAME'] || undefined,
     inspector: c.inspector,
     installer: c.installer,
+    secureBoot: c.secureBoot,
     log: c.log,
     routerAdvertisements: c.routerAdvertisements,
   };

@@ -11,8 +11,19 @@ import { parseRange, parseRange6, type DhcpRange, type DhcpRange6 } from '../lea
 import { parseIpv6, parseIpv6Cidr, type Ipv6, type Ipv6Cidr } from '../net/ipv6.js';
 import { unresolvedRefs } from './expand.js';
 import { DEFAULT_BOOT_FILES, DEFAULT_FILE_ALIASES } from '../boot/boot-files.js';
+import { DEFAULT_SECURE_BOOT_FILES } from '../boot/secure-boot.js';
 
 const DEFAULT_LEASE_SECONDS = 3600;
+
+/** One architecture's signed shim and second stage (Debian's paths by default). */
+function secureBootFiles(cpu: keyof typeof DEFAULT_SECURE_BOOT_FILES) {
+  return z
+    .strictObject({
+      shim: z.string().prefault(DEFAULT_SECURE_BOOT_FILES[cpu].shim),
+      secondStage: z.string().prefault(DEFAULT_SECURE_BOOT_FILES[cpu].secondStage),
+    })
+    .prefault({});
+}
 
 function withEnvHint(value: string, message: string): string {
   const refs = unresolvedRefs(value);
@@ -314,6 +325,23 @@ export const configSchema = z.strictObject({
   installer: z
     .strictObject({
       extraKernelParams: kernelParams.prefault([]),
+    })
+    .prefault({}),
+  /**
+   * UEFI Secure Boot (docs/decisions/0013-secure-boot.md): hosts on this chain get a signed shim,
+   * which loads the signed second stage (GRUB, or a signed iPXE) served as grubx64.efi /
+   * grubaa64.efi. A file set to "" leaves its architecture without the chain.
+   */
+  secureBoot: z
+    .strictObject({
+      /** The chain of UEFI hosts whose BareMetalHost sets no spec.bootMode and no secure-boot annotation. */
+      default: bool.prefault(false),
+      files: z
+        .strictObject({
+          x86_64: secureBootFiles('x86_64'),
+          arm64: secureBootFiles('arm64'),
+        })
+        .prefault({}),
     })
     .prefault({}),
   log: z

@@ -182,7 +182,7 @@ function reply(
   policy: DhcpPolicy,
   c?: Extract<CommitResult, { ok: true }>,
 ): DhcpOutcome {
-  const boot = policy.answers.answer(d.client, d.host?.netboot ?? true);
+  const boot = policy.answers.answer(d.client, d.host?.netboot ?? true, d.host);
   const msg = buildLeaseReply(req, type, lease, d.client, boot, policy.reply, policy.values);
   const dest = replyDestination(req, false, policy.ports);
   if (c === undefined)

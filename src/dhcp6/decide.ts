@@ -265,8 +265,13 @@ export function ownerOf6(mac: Mac, policy: Dhcp6Policy, state: Dhcp6State): Owne
 }
 
 /** The boot file URL (option 59) a client of this kind gets, or why none. */
-export function bootUrlFor(client: BootClient, netboot: boolean, policy: Dhcp6Policy): string | undefined {
-  return bootUrl(policy.answers.answer(client, netboot), policy);
+export function bootUrlFor(
+  client: BootClient,
+  netboot: boolean,
+  policy: Dhcp6Policy,
+  host?: HostRecord,
+): string | undefined {
+  return bootUrl(policy.answers.answer(client, netboot, host), policy);
 }
 
 function ownerOf(mac: Mac, hops: readonly Dhcp6RelayMessage[], policy: Dhcp6Policy, state: Dhcp6State): Owner6 {
@@ -515,7 +520,7 @@ function answer(
   if (policy.domainSearch.length > 0 && oro.has(OPT6.DOMAIN_LIST)) opts.push(domainListOption(policy.domainSearch));
   if (lease.ntp.length > 0 && oro.has(OPT6.NTP_SERVER))
     opts.push(ntpServerOption(lease.ntp.map((address) => ({ kind: 'server' as const, address }))));
-  const boot = policy.answers.answer(facts.client, facts.host?.netboot ?? true);
+  const boot = policy.answers.answer(facts.client, facts.host?.netboot ?? true, facts.host);
   const url = bootUrl(boot, policy);
   if (url !== undefined) {
     opts.push(bootFileUrlOption(url));

@@ -5,11 +5,12 @@
  * config), bounded by timeouts.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { request as undiciRequest } from 'undici';
 import { Counter, type Registry } from 'prom-client';
 import type { HostScriptData, IpxeScripts } from '../boot/ipxe-scripts.js';
 import { chooseScript, type ScriptKind } from '../boot/script-choice.js';
 import { rewriteIronicConfig } from '../boot/ironic-config.js';
+import { fetchConfigText } from '../boot/http-fetch.js';
+import { renderGrubConfig, type GrubConfigOptions } from '../boot/grub-configs.js';
 import type { FileSource } from '../boot/ipxe-files.js';
 import { macHexHyp, parseMac, type Mac } from '../net/mac.js';
 import type { HostIndex } from '../leases/host-index.js';
@@ -53,6 +54,11 @@ export interface BootRoutesOptions {
   readonly registry: Registry;
   /** Timeout for fetching Ironic's per-node config. Default 10 s. */
   readonly ironicTimeoutMs?: number;
+  /**
+   * GRUB configurations for the Secure Boot chain, also over HTTP (`/grub/<name>`, and
+   * `/ipxe/grub/<name>` where a GRUB loaded from /ipxe/ looks): the same as over TFTP.
+   */
+  readonly grub?: GrubConfigOptions;
   /** Called when a script or binary was served (Kubernetes events). */
   readonly onServed?: (event: HttpServed) => void;
 }
@@ -213,36 +219,14 @@ export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Pr
     mac: Mac,
   ): Promise<{ kind: 'config'; text: string } | { kind: 'none' } | { kind: 'error'; reason: string }> {
     if (o.ironicHttpUrl === undefined) return { kind: 'none' };
-    const timeout = o.ironicTimeoutMs ?? 10_000;
-    try {
-      const res = await undiciRequest(`${o.ironicHttpUrl}/pxelinux.cfg/${macHexHyp(mac)}`, {
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
-        maxRedirections: 0,
-      } as Parameters<typeof undiciRequest>[1]);
-      if (res.statusCode === 404) {
-        await res.body.dump();
-        return { kind: 'none' };
-      }
-      if (res.statusCode !== 200) {
-        await res.body.dump();
-        return { kind: 'error', reason: `HTTP ${res.statusCode} from Ironic` };
-      }
-      let size = 0;
-      const chunks: Buffer[] = [];
-      for await (const chunk of res.body) {
-        size += (chunk as Buffer).length;
-        if (size > IRONIC_CONFIG_MAX_BYTES) {
-          res.body.destroy();
-          return { kind: 'error', reason: `config larger than ${IRONIC_CONFIG_MAX_BYTES} bytes` };
-        }
-        chunks.push(chunk as Buffer);
-      }
-      return { kind: 'config', text: Buffer.concat(chunks).toString('utf8') };
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      return { kind: 'error', reason: e.code ?? e.message };
-    }
+    const r = await fetchConfigText(
+      `${o.ironicHttpUrl}/pxelinux.cfg/${macHexHyp(mac)}`,
+      o.ironicTimeoutMs ?? 10_000,
+      IRONIC_CONFIG_MAX_BYTES,
+    );
+    return r.kind === 'error' && r.reason.startsWith('HTTP ')
+      ? { kind: 'error', reason: `${r.reason} from Ironic` }
+      : r;
   }
 
   // iPXE binaries for UEFI HTTP boot: the same files and table as TFTP; no redirects.
@@ -266,4 +250,18 @@ export async function bootRoutes(app: FastifyInstance, o: BootRoutesOptions): Pr
     return reply.send(r.file.data);
   };
   app.get<{ Params: { file: string } }>('/ipxe/:file', sendBinary);
+
+  const grub = o.grub;
+  if (grub !== undefined) {
+    const sendGrub = async (req: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply) => {
+      const c = await renderGrubConfig(req.params.name, req.ip, grub);
+      if (c === undefined) return reply.code(404).type('text/plain').send('no GRUB configuration under this name\n');
+      req.log.info({ mac: c.mac, host: c.host?.origin.name, config: c.kind }, 'grub config served');
+      o.onServed?.({ host: c.host, mac: c.mac, what: 'script', name: c.kind, peer: req.ip });
+      served.inc({ kind: `grub-${c.kind}` });
+      return reply.header('cache-control', 'no-store').type('text/plain; charset=utf-8').send(c.text);
+    };
+    app.get('/grub/:name', sendGrub);
+    app.get('/ipxe/grub/:name', sendGrub);
+  }
 }

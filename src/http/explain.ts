@@ -7,6 +7,7 @@
 import { ownerOf, type DhcpState } from '../dhcp/decide.js';
 import type { DhcpPolicy } from '../dhcp/policy.js';
 import { chooseScript } from '../boot/script-choice.js';
+import { chooseChain } from '../boot/secure-boot.js';
 import { archInfo } from '../boot/arch.js';
 import { formatIpv4, prefixToMask } from '../net/ipv4.js';
 import type { Mac } from '../net/mac.js';
@@ -80,8 +81,10 @@ export function explain(mac: Mac, policy: DhcpPolicy, state: DhcpState): Record<
   }
   const netboot = owner.host?.netboot ?? true;
   const boot = Object.fromEntries(
-    Object.entries(SAMPLE_CLIENTS).map(([k, c]) => [k, policy.answers.answer(c, netboot)]),
+    Object.entries(SAMPLE_CLIENTS).map(([k, c]) => [k, policy.answers.answer(c, netboot, owner.host)]),
   );
+  // Which chain UEFI clients of this host boot: iPXE, or signed shim → GRUB (Secure Boot).
+  out.chain = chooseChain(owner.host, policy.boot.secureBoot?.default ?? false);
   if (owner.kind === 'host') {
     out.dhcp = {
       answer: 'offer',
@@ -130,7 +133,7 @@ export function explain6(mac: Mac, policy: Dhcp6Policy, state: Dhcp6State): Reco
   if (owner.kind === 'none') return { answer: 'silent', reason: owner.reason, detail: owner.detail };
   const netboot = owner.host?.netboot ?? true;
   const boot = Object.fromEntries(
-    Object.entries(SAMPLE_CLIENTS6).map(([k, c]) => [k, bootUrlFor(c, netboot, policy) ?? 'none']),
+    Object.entries(SAMPLE_CLIENTS6).map(([k, c]) => [k, bootUrlFor(c, netboot, policy, owner.host) ?? 'none']),
   );
   if (owner.kind === 'host')
     return { answer: 'advertise', source: owner.host.origin.kind, ip: formatIpv6(owner.lease.ip), boot };

@@ -11,6 +11,8 @@
  *   dns-servers   comma list, IPv4 and IPv6 (each family goes to its own DHCP)
  *   ntp-servers   comma list, IPv4 and IPv6
  *   netboot       "false": lease only, no boot file
+ *   secure-boot   "true" or "false": the UEFI Secure Boot chain (signed shim and GRUB) or not,
+ *                 whatever spec.bootMode says (boot/secure-boot.ts)
  */
 import { parseMac, type Mac } from '../net/mac.js';
 import { firstHostOf, parseIpv4, parseIpv4Cidr, type Ipv4 } from '../net/ipv4.js';
@@ -27,7 +29,12 @@ export interface BareMetalHostObject {
     readonly annotations?: Readonly<Record<string, string>>;
     readonly resourceVersion?: string;
   };
-  readonly spec?: { readonly bootMACAddress?: string; readonly online?: boolean };
+  readonly spec?: {
+    readonly bootMACAddress?: string;
+    readonly online?: boolean;
+    /** `UEFI` (the default), `UEFISecureBoot` or `legacy`. */
+    readonly bootMode?: string;
+  };
   readonly status?: {
     readonly provisioning?: { readonly state?: string };
     readonly hardware?: { readonly nics?: readonly { readonly mac?: string; readonly name?: string }[] };
@@ -71,6 +78,12 @@ function ipList(text: string | undefined): { v4: Ipv4[]; v6: Ipv6[] } | string {
   return out;
 }
 
+/** The `secure-boot` annotation: "true"/"false" (any case) set it; anything else leaves it unset. */
+function secureBootAnnotation(text: string | undefined): { secureBoot?: boolean } {
+  const v = text?.trim().toLowerCase();
+  return v === 'true' ? { secureBoot: true } : v === 'false' ? { secureBoot: false } : {};
+}
+
 export function bmhToHost(obj: BareMetalHostObject, opts: BmhConversion): BmhResult {
   const name = obj.metadata?.name;
   if (name === undefined || name === '') return { kind: 'skip', reason: 'metadata.name is missing' };
@@ -97,6 +110,8 @@ export function bmhToHost(obj: BareMetalHostObject, opts: BmhConversion): BmhRes
     macs,
     provisioningState: obj.status?.provisioning?.state ?? '',
     netboot: ann[`${p}netboot`]?.trim().toLowerCase() !== 'false',
+    ...(obj.spec?.bootMode === undefined ? {} : { bootMode: obj.spec.bootMode }),
+    ...secureBootAnnotation(ann[`${p}secure-boot`]),
   };
   const problem = (text: string, lease6?: Lease6Params, problem6?: string): BmhResult => ({
     kind: 'host',

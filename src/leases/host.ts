@@ -53,6 +53,13 @@ export interface HostRecord {
   readonly provisioningState: string | undefined;
   /** False for a host that gets a lease but must not network-boot. */
   readonly netboot: boolean;
+  /** BareMetalHost spec.bootMode (`UEFI`, `UEFISecureBoot`, `legacy`); undefined when not set. */
+  readonly bootMode?: string;
+  /**
+   * The `secure-boot` annotation: true or false overrides spec.bootMode and the configured
+   * default; undefined when absent (boot/secure-boot.ts chooses the chain).
+   */
+  readonly secureBoot?: boolean;
 }
 
 /** Why a host gets a lease of neither family (what to warn about), or undefined when it gets one. */

@@ -22,7 +22,7 @@ import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { FileSource, IpxeFile } from '../boot/ipxe-files.js';
+import type { FileLookup, FileSource, IpxeFile } from '../boot/ipxe-files.js';
 import type { ListenAddress } from '../net/listen-address.js';
 import { MetalbootError } from '../base/errors.js';
 import { LogBudget } from '../base/log-budget.js';
@@ -64,6 +64,12 @@ export interface TftpServerOptions {
   /** All traffic on the listen port (for Service NAT). Default false: a port per transfer. */
   readonly singlePort?: boolean;
   readonly files: FileSource;
+  /**
+   * Files made per request (GRUB configurations by client address, images fetched through the
+   * image proxy): undefined when `name` is not one of them, else the file when it is ready. A
+   * request waits for it, and repeats of the request meanwhile are dropped as duplicates.
+   */
+  readonly dynamic?: (name: string, peer: string) => Promise<FileLookup> | undefined;
   /** Largest blksize answered. Default 1468 (a 1500-byte MTU less IP, UDP and TFTP headers). */
   readonly maxBlksize?: number;
   /** Largest windowsize answered. Default 64. */
@@ -175,8 +181,9 @@ export class TftpServer implements Service {
   readonly name = 'tftp';
   readonly readiness: readonly ReadinessCheck[] = [listening('tftp', this)];
   readonly #o: Required<
-    Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete' | 'onStart' | 'onEnd'>
-  >;
+    Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete' | 'onStart' | 'onEnd' | 'dynamic'>
+  > &
+    Pick<TftpServerOptions, 'dynamic'>;
   readonly #createSocket: () => UdpSocket;
   readonly #timers: Timers;
   readonly #now: () => number;
@@ -190,6 +197,8 @@ export class TftpServer implements Service {
   readonly #transfers = new Map<string, Active>();
   /** Running transfers by client address. */
   readonly #perClient = new Map<string, number>();
+  /** Requests waiting for a dynamic file, by client address:port. */
+  readonly #pending = new Set<string>();
   #listener: UdpSocket | undefined;
   #closing = false;
   #drained: (() => void) | undefined;
@@ -199,7 +208,10 @@ export class TftpServer implements Service {
       singlePort: false,
       ...DEFAULTS,
       ...definedOnly(options),
-    } as Required<Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete' | 'onStart' | 'onEnd'>>;
+    } as Required<
+      Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete' | 'onStart' | 'onEnd' | 'dynamic'>
+    > &
+      Pick<TftpServerOptions, 'dynamic'>;
     this.#createSocket =
       options.createSocket ??
       (() =>
@@ -331,8 +343,32 @@ export class TftpServer implements Service {
       // Anything else from the same address:port means the client has started over.
       this.#finish(existing, 'superseded');
     }
+    if (this.#pending.has(key)) {
+      this.#drop('duplicate-request', peer);
+      return;
+    }
+    const made = req.op === 'rrq' ? this.#o.dynamic?.(req.filename, peer.address) : undefined;
+    if (made !== undefined) {
+      this.#pending.add(key);
+      made.then(
+        (found) => {
+          this.#pending.delete(key);
+          if (!this.#closing) this.#begin(req, peer, key, () => found);
+        },
+        (err: unknown) => {
+          this.#pending.delete(key);
+          this.#log.warn({ err, peer: key, file: req.filename }, 'dynamic file failed');
+          if (!this.#closing) this.#begin(req, peer, key, () => ({ kind: 'missing' }));
+        },
+      );
+      return;
+    }
+    this.#begin(req, peer, key, (name) => this.#o.files.lookup(name));
+  }
+
+  #begin(req: RequestPacket, peer: Peer, key: string, lookup: (name: string) => FileLookup): void {
     const decision = decideRequest(req, {
-      lookup: (name) => this.#o.files.lookup(name),
+      lookup,
       closing: this.#closing,
       active: this.#transfers.size,
       activeForClient: this.#perClient.get(peer.address) ?? 0,

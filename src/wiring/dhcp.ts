@@ -11,6 +11,7 @@ import { KubeRangeLeases, kubeRangeLeaseApi } from '../kube/range-leases.js';
 import type { BootMilestones } from '../kube/boot-milestones.js';
 import { parseIpv4, type Ipv4 } from '../net/ipv4.js';
 import type { Wiring } from './deps.js';
+import { secureBootCpus } from '../boot/secure-boot.js';
 
 export function dhcpSettings(config: Config, tftpServer: Ipv4): DhcpSettings {
   const d = config.dhcp;
@@ -19,7 +20,11 @@ export function dhcpSettings(config: Config, tftpServer: Ipv4): DhcpSettings {
     serverPrefix: d.serverIp.prefix,
     ports: { relay: d.listen.port, client: d.clientPort },
     reply: { serverId: d.advertiseIP ?? d.serverIp.address, tftpServer, domainName: d.domainName },
-    boot: { bootFiles: d.bootFiles, httpAdvertiseUrl: config.http.advertiseUrl },
+    boot: {
+      bootFiles: d.bootFiles,
+      httpAdvertiseUrl: config.http.advertiseUrl,
+      secureBoot: { default: config.secureBoot.default, cpus: secureBootCpus(config.secureBoot.files) },
+    },
     leaseSeconds: d.leaseSeconds,
     rangeGateway: d.gateway,
     rangeDns: d.dns,

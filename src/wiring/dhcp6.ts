@@ -15,6 +15,7 @@ import { LeasePool6 } from '../leases/pool.js';
 import { formatIpv6, parseIpv6 } from '../net/ipv6.js';
 import { interfacesWith, type InterfaceTable } from '../net/interfaces.js';
 import type { Wiring } from './deps.js';
+import { secureBootCpus } from '../boot/secure-boot.js';
 
 export interface Dhcp6Wing {
   readonly services: readonly Service[];
@@ -73,7 +74,11 @@ export function dhcp6Wing(config: Config, w: Wiring, i: Dhcp6WingInput): Dhcp6Wi
     serverIp: d.serverIp.address,
     serverPrefix: d.serverIp.prefix,
     tftpServer: (tftp6 === undefined || tftp6.host === '::' ? undefined : parseIpv6(tftp6.host)) ?? d.serverIp.address,
-    boot: { bootFiles: config.dhcp.bootFiles, httpAdvertiseUrl: d.urls.advertiseUrl },
+    boot: {
+      bootFiles: config.dhcp.bootFiles,
+      httpAdvertiseUrl: d.urls.advertiseUrl,
+      secureBoot: { default: config.secureBoot.default, cpus: secureBootCpus(config.secureBoot.files) },
+    },
     leaseSeconds: d.leaseSeconds,
     dns: d.dns,
     ntp: d.ntp,

@@ -20,7 +20,8 @@ import { ironicApiProxy, type IronicApiProxyOptions } from '../proxy/api-proxy.j
 import type { Config } from '../config/load.js';
 import type { ReadinessCheck } from '../base/service.js';
 import type { IpxeScripts } from '../boot/ipxe-scripts.js';
-import type { IpxeFiles } from '../boot/ipxe-files.js';
+import type { BootFiles } from '../boot/boot-files-source.js';
+import type { GrubConfigOptions } from '../boot/grub-configs.js';
 import type { DhcpPolicy } from '../dhcp/policy.js';
 import { HttpServer, type ServerFactory } from '../http/http-server.js';
 import { withBoundPort } from '../net/listen-address.js';
@@ -71,7 +72,9 @@ export interface HttpWingInput {
   readonly scripts: IpxeScripts;
   readonly index: HostIndex;
   readonly pool: LeasePool;
-  readonly files: IpxeFiles;
+  readonly files: BootFiles;
+  /** GRUB configurations (the Secure Boot chain), also served over HTTP. */
+  readonly grub?: GrubConfigOptions;
   readonly readiness: readonly ReadinessCheck[];
   readonly policy: DhcpPolicy | undefined;
   /** Told every script and binary served (wiring/timeline.ts). */
@@ -123,6 +126,7 @@ export function httpWing(config: Config, w: Wiring, i: HttpWingInput): HttpServe
         inspector: config.inspector,
         installer: config.installer,
         onServed: (e) => m.http(e),
+        grub: i.grub === undefined ? undefined : { ...i.grub, baseUrl, apiUrl },
       },
       ops: {
         readiness: i.readiness,

@@ -8,7 +8,7 @@ import { hostname, networkInterfaces } from 'node:os';
 import type { Config } from '../config/load.js';
 import type { ReadinessCheck, Service } from '../base/service.js';
 import { registerReadinessGauge } from '../base/readiness-metrics.js';
-import type { IpxeFiles } from '../boot/ipxe-files.js';
+import type { BootFiles } from '../boot/boot-files-source.js';
 import { IpxeScripts } from '../boot/ipxe-scripts.js';
 import { BootTimings } from '../boot/boot-timings.js';
 import type { DhcpServer } from '../dhcp/dhcp-server.js';
@@ -49,7 +49,7 @@ export interface Product {
   readonly tftp: TftpServer | undefined;
   /** TFTP over IPv6, when dhcp6 is on and tftp.listen6 is not switched off. */
   readonly tftp6: TftpServer | undefined;
-  readonly files: IpxeFiles;
+  readonly files: BootFiles;
   readonly http: HttpServer;
   /** The image worker with --image-listen. */
   readonly images: ImageServer | undefined;
@@ -82,7 +82,7 @@ export function buildProduct(config: Config, deps: Deps): Product {
     macsOfNode: (node) => proxies.agents.macsOf(node),
   });
   const milestones = boots.milestones;
-  const tftp = tftpWing(config, w, milestones);
+  const tftp = tftpWing(config, w, milestones, index);
   const watcher = kube?.watcher;
   const dhcp = dhcpWing(config, w, {
     index,
@@ -131,6 +131,7 @@ export function buildProduct(config: Config, deps: Deps): Product {
     index,
     pool: dhcp.pool,
     files: tftp.files,
+    grub: tftp.grub,
     readiness,
     policy: dhcp.policy,
     milestones,

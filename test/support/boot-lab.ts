@@ -29,6 +29,28 @@ export const VMS: Readonly<Record<Firmware, BootVm>> = {
   uefi: { firmware: 'uefi', mac: '52:54:00:5e:00:02', ip: '10.78.0.22', name: 'uefi-0' },
 };
 
+/** A VM of the Secure Boot chain (UEFI with OVMF's Secure Boot firmware; npm run demo -- secureboot). */
+export const SECURE_BOOT_VM: BootVm = { firmware: 'uefi', mac: '52:54:00:5e:00:31', ip: '10.78.0.31', name: 'sb-0' };
+
+/** A BareMetalHost manifest with spec.bootMode UEFISecureBoot, in provisioning state `state`. */
+export function secureBootHost(vm: BootVm, state: string): string {
+  return `---
+apiVersion: metal3.io/v1alpha1
+kind: BareMetalHost
+metadata:
+  name: ${vm.name}
+  namespace: metal3
+  annotations:
+    metal3.vcluster.com/ip-address: ${vm.ip}/24
+spec:
+  bootMACAddress: "${vm.mac}"
+  bootMode: UEFISecureBoot
+status:
+  provisioning:
+    state: ${state}
+`;
+}
+
 export interface Step {
   readonly name: string;
   /** Milliseconds from power-on; undefined if the step never happened. */
@@ -70,6 +92,10 @@ export interface BootLabOptions {
    * router advertisements (on by default) on the bridge. False: an IPv4-only server namespace.
    */
   readonly ipv6?: boolean;
+  /** More BareMetalHost manifests (YAML documents) beside the VMS hosts. */
+  readonly extraHosts?: string;
+  /** More files for the stand-in Ironic httpd: path under its root → content. */
+  readonly ironicFiles?: Readonly<Record<string, string | Buffer>>;
 }
 
 export async function startBootLab(extraArgs: readonly string[] = [], options: BootLabOptions = {}): Promise<BootLab> {
@@ -82,7 +108,11 @@ export async function startBootLab(extraArgs: readonly string[] = [], options: B
     copyFileSync(kernel, path.join(dir, 'ironic/images/ironic-python-agent.kernel'));
     writeFileSync(path.join(dir, 'ironic/images/ironic-python-agent.initramfs'), randomBytes(2 * 1024 * 1024));
     await startStaticHttpd(lab, 'srv', { dir: path.join(dir, 'ironic'), host: '127.0.0.1', port: 6180 });
-    writeFileSync(path.join(dir, 'bmh.yaml'), Object.values(VMS).map(bmh).join(''));
+    for (const [file, content] of Object.entries(options.ironicFiles ?? {})) {
+      mkdirSync(path.dirname(path.join(dir, 'ironic', file)), { recursive: true });
+      writeFileSync(path.join(dir, 'ironic', file), content);
+    }
+    writeFileSync(path.join(dir, 'bmh.yaml'), Object.values(VMS).map(bmh).join('') + (options.extraHosts ?? ''));
     const server = await startMetalboot(lab, 'srv', [
       '--server-ip',
       `${SERVER_IP}/24`,

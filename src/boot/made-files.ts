@@ -1,0 +1,90 @@
+/**
+ * Files a TFTP client gets that are made per request rather than read from a directory, for the
+ * Secure Boot chain, whose GRUB speaks TFTP only (Debian's grubnetx64 has no http module):
+ * - GRUB configurations (`grub/grub.cfg`, `grub.cfg-01-<mac>`, …), rendered for the host the
+ *   name or the client's address means (grub-configs.ts);
+ * - images (`images/…`, `agent_images/…`, Ironic's `<node-uuid>/…`), fetched through the image
+ *   proxy (and so its cache) and held in memory for a short while, so that the size probe and
+ *   the transfer, and hosts booting together, share one fetch.
+ */
+import type { FileLookup, IpxeFile } from './ipxe-files.js';
+import { normalizeRequestPath } from './ipxe-files.js';
+import { parseGrubName, renderGrubConfig, type GrubConfigOptions, type RenderedGrubConfig } from './grub-configs.js';
+import type { Fetched } from './http-fetch.js';
+import { createHash } from 'node:crypto';
+
+export interface MadeFilesOptions {
+  readonly grub: GrubConfigOptions;
+  /** The image proxy's URL (no trailing slash). */
+  readonly imageBaseUrl: string;
+  readonly fetchImage: (url: string) => Promise<Fetched>;
+  /** How long a fetched image is kept for the next request. Default 120 s. */
+  readonly keepMs?: number;
+  /** At most this many images are kept. Default 4. */
+  readonly keepCount?: number;
+  readonly now?: () => number;
+  /** Told every GRUB configuration served (logs, boot events). */
+  readonly onGrubConfig?: (peer: string, name: string, config: RenderedGrubConfig) => void;
+  /** Told every image fetch that failed. */
+  readonly onImageError?: (peer: string, name: string, reason: string) => void;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** True for a TFTP name that is an image behind the image proxy. Pure. */
+export function isImageName(name: string): boolean {
+  const n = normalizeRequestPath(name);
+  if (n.kind !== 'ok' || !n.path.includes('/')) return false;
+  const first = n.path.split('/')[0]!;
+  return first === 'images' || first === 'agent_images' || UUID.test(first);
+}
+
+function fileOf(name: string, where: string, data: Buffer, now: number): IpxeFile {
+  return {
+    name,
+    path: where,
+    data,
+    size: data.length,
+    mtimeMs: now,
+    etag: `"${createHash('sha256').update(data).digest('base64url').slice(0, 27)}"`,
+  };
+}
+
+export function madeFiles(o: MadeFilesOptions): (name: string, peer: string) => Promise<FileLookup> | undefined {
+  const keepMs = o.keepMs ?? 120_000;
+  const keepCount = o.keepCount ?? 4;
+  const now = o.now ?? Date.now;
+  const images = new Map<string, { at: number; result: Promise<Fetched> }>();
+
+  const image = (path: string): Promise<Fetched> => {
+    const t = now();
+    for (const [k, v] of images) if (t - v.at > keepMs) images.delete(k);
+    const kept = images.get(path);
+    if (kept !== undefined) return kept.result;
+    const result = o.fetchImage(`${o.imageBaseUrl}/${path}`);
+    images.set(path, { at: t, result });
+    // A failure is not kept: the next request tries again.
+    void result.then((r) => {
+      if (r.kind !== 'data' && images.get(path)?.result === result) images.delete(path);
+    });
+    while (images.size > keepCount) images.delete(images.keys().next().value!);
+    return result;
+  };
+
+  return (name, peer) => {
+    if (parseGrubName(name).kind !== 'not-grub') {
+      return renderGrubConfig(name, peer, o.grub).then((c): FileLookup => {
+        if (c === undefined) return { kind: 'missing' };
+        o.onGrubConfig?.(peer, name, c);
+        return { kind: 'file', file: fileOf(name, 'metalboot', Buffer.from(c.text, 'utf8'), now()) };
+      });
+    }
+    if (!isImageName(name)) return undefined;
+    const path = (normalizeRequestPath(name) as { path: string }).path;
+    return image(path).then((r): FileLookup => {
+      if (r.kind === 'data') return { kind: 'file', file: fileOf(path, `${o.imageBaseUrl}/${path}`, r.data, now()) };
+      if (r.kind === 'error') o.onImageError?.(peer, path, r.reason);
+      return { kind: 'missing' };
+    });
+  };
+}
