@@ -11,7 +11,6 @@ import type { FileLookup, IpxeFile } from './ipxe-files.js';
 import { normalizeRequestPath } from './ipxe-files.js';
 import { parseGrubName, renderGrubConfig, type GrubConfigOptions, type RenderedGrubConfig } from './grub-configs.js';
 import type { Fetched } from './http-fetch.js';
-import { createHash } from 'node:crypto';
 
 export interface MadeFilesOptions {
   readonly grub: GrubConfigOptions;
@@ -22,6 +21,8 @@ export interface MadeFilesOptions {
   readonly keepMs?: number;
   /** At most this many images are kept. Default 4. */
   readonly keepCount?: number;
+  /** At most this many bytes of images are kept, the oldest dropped first. Default 1.5 GiB. */
+  readonly keepBytes?: number;
   readonly now?: () => number;
   /** Told every GRUB configuration served (logs, boot events). */
   readonly onGrubConfig?: (peer: string, name: string, config: RenderedGrubConfig) => void;
@@ -46,15 +47,27 @@ function fileOf(name: string, where: string, data: Buffer, now: number): IpxeFil
     data,
     size: data.length,
     mtimeMs: now,
-    etag: `"${createHash('sha256').update(data).digest('base64url').slice(0, 27)}"`,
+    // Size and time, not a hash: hashing a 500 MiB initramfs would hold the event loop for a second.
+    etag: `"${data.length.toString(16)}-${now.toString(16)}"`,
   };
 }
 
 export function madeFiles(o: MadeFilesOptions): (name: string, peer: string) => Promise<FileLookup> | undefined {
   const keepMs = o.keepMs ?? 120_000;
   const keepCount = o.keepCount ?? 4;
+  const keepBytes = o.keepBytes ?? 1.5 * 2 ** 30;
   const now = o.now ?? Date.now;
-  const images = new Map<string, { at: number; result: Promise<Fetched> }>();
+  const images = new Map<string, { at: number; result: Promise<Fetched>; bytes: number }>();
+  /** Drops the oldest kept images until the count and the bytes fit. */
+  const trim = () => {
+    let bytes = 0;
+    for (const v of images.values()) bytes += v.bytes;
+    for (const [k, v] of images) {
+      if (images.size <= keepCount && bytes <= keepBytes) break;
+      images.delete(k);
+      bytes -= v.bytes;
+    }
+  };
 
   const image = (path: string): Promise<Fetched> => {
     const t = now();
@@ -62,12 +75,18 @@ export function madeFiles(o: MadeFilesOptions): (name: string, peer: string) => 
     const kept = images.get(path);
     if (kept !== undefined) return kept.result;
     const result = o.fetchImage(`${o.imageBaseUrl}/${path}`);
-    images.set(path, { at: t, result });
-    // A failure is not kept: the next request tries again.
+    const entry = { at: t, result, bytes: 0 };
+    images.set(path, entry);
+    // A failure is not kept: the next request tries again. A success counts against the budget.
     void result.then((r) => {
-      if (r.kind !== 'data' && images.get(path)?.result === result) images.delete(path);
+      if (images.get(path) !== entry) return;
+      if (r.kind !== 'data') images.delete(path);
+      else {
+        entry.bytes = r.data.length;
+        trim();
+      }
     });
-    while (images.size > keepCount) images.delete(images.keys().next().value!);
+    trim();
     return result;
   };
 

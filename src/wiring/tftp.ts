@@ -26,8 +26,12 @@ export interface TftpWing {
 }
 
 const IRONIC_CONFIG_MAX_BYTES = 256 * 1024;
-/** An image fetched for a TFTP client is held in memory whole: larger ones are refused. */
-const TFTP_IMAGE_MAX_BYTES = 2 * 2 ** 30;
+/**
+ * Images fetched for TFTP clients (the Secure Boot chain's GRUB) are held in memory whole, all
+ * of them within this budget: an IPA kernel and a ~500 MiB initramfs fit with room for a second
+ * pair, and the main process stays far from its memory limit. A larger image is refused.
+ */
+const TFTP_IMAGE_BUDGET_BYTES = 1.5 * 2 ** 30;
 
 export function tftpWing(config: Config, w: Wiring, milestones: BootMilestones, index: HostIndex): TftpWing {
   const t = config.tftp;
@@ -55,7 +59,8 @@ export function tftpWing(config: Config, w: Wiring, milestones: BootMilestones, 
   const dynamic = madeFiles({
     grub,
     imageBaseUrl: config.http.imageAdvertiseUrl,
-    fetchImage: (url) => fetchBounded(url, 60_000, TFTP_IMAGE_MAX_BYTES),
+    fetchImage: (url) => fetchBounded(url, 60_000, TFTP_IMAGE_BUDGET_BYTES),
+    keepBytes: TFTP_IMAGE_BUDGET_BYTES,
     onGrubConfig: (peer, file, c) => {
       log.info({ peer, file, mac: c.mac, host: c.host?.origin.name, config: c.kind }, 'grub config served');
       m.http({ host: c.host, mac: c.mac, what: 'script', name: c.kind, peer });
