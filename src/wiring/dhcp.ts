@@ -4,7 +4,7 @@ import type { Service } from '../base/service.js';
 import { dhcpPolicy, type DhcpPolicy, type DhcpSettings } from '../dhcp/policy.js';
 import { DhcpServer } from '../dhcp/dhcp-server.js';
 import type { HostIndex } from '../leases/host-index.js';
-import { LeasePool } from '../leases/pool.js';
+import { LeasePool, type RecordPool } from '../leases/pool.js';
 import { LeaseStore, type LeaseBackend } from '../leases/lease-store.js';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeRangeLeases, kubeRangeLeaseApi } from '../kube/range-leases.js';
@@ -66,26 +66,16 @@ export function dhcpWing(config: Config, w: Wiring, i: DhcpWingInput): DhcpWing 
     isClaimed: (ip) => i.index.isClaimed(ip),
     serverIp: d.serverIp.address,
   });
-  const le = config.leaderElection;
-  // Replicas share the range through Leases in the API; a single replica keeps its journal file.
-  const shared =
-    le !== undefined && d.ranges.length > 0
-      ? new KubeRangeLeases({
-          api: kubeRangeLeaseApi(i.cluster(), le.namespace, `${le.id}-dhcp`),
-          kubeConfig: i.cluster(),
-          namespace: le.namespace,
-          prefix: `${le.id}-dhcp`,
-          pool,
-          now,
-          logger,
-        })
-      : undefined;
-  const leases: LeaseBackend =
-    shared ??
-    new LeaseStore(pool, d.ranges.length > 0 ? d.leaseFile : undefined, now, logger.child({ component: 'leases' }));
+  const { leases, sourcesReady } = rangeBackend(config, w, {
+    pool,
+    hasRanges: d.ranges.length > 0,
+    leaseFile: d.leaseFile,
+    suffix: 'dhcp',
+    component: 'leases',
+    cluster: i.cluster,
+    sourcesReady: i.sourcesReady,
+  });
   if (!d.enabled) return { services: [leases], pool, policy: undefined, server: undefined };
-  const sourcesReady =
-    shared === undefined ? i.sourcesReady : () => shared.synced && (i.sourcesReady === undefined || i.sourcesReady());
   const policy = dhcpPolicy(dhcpSettings(config, nextServer(config)));
   const m = i.milestones;
   const server = new DhcpServer({
@@ -98,4 +88,45 @@ export function dhcpWing(config: Config, w: Wiring, i: DhcpWingInput): DhcpWing 
     onOutcome: (o) => m.dhcp(o),
   });
   return { services: [leases, server], pool, policy, server };
+}
+
+/**
+ * Where a range's bindings are made durable: replicas (leaderElection.id) share them as Leases
+ * named `<id>-<suffix>-…` in the API, and answer once those are loaded; a single replica keeps
+ * its journal file. Both DHCP wings (IPv4, IPv6) use it.
+ */
+export function rangeBackend(
+  config: Config,
+  w: Wiring,
+  o: {
+    readonly pool: RecordPool;
+    readonly hasRanges: boolean;
+    readonly leaseFile: string | undefined;
+    readonly suffix: string;
+    readonly component: string;
+    readonly cluster: () => KubeConfig;
+    readonly sourcesReady: (() => boolean) | undefined;
+  },
+): { readonly leases: LeaseBackend; readonly sourcesReady: (() => boolean) | undefined } {
+  const le = config.leaderElection;
+  const { logger, now } = w;
+  if (le === undefined || !o.hasRanges) {
+    const path = o.hasRanges ? o.leaseFile : undefined;
+    return {
+      leases: new LeaseStore(o.pool, path, now, logger.child({ component: o.component })),
+      sourcesReady: o.sourcesReady,
+    };
+  }
+  const prefix = `${le.id}-${o.suffix}`;
+  const shared = new KubeRangeLeases({
+    api: kubeRangeLeaseApi(o.cluster(), le.namespace, prefix),
+    kubeConfig: o.cluster(),
+    namespace: le.namespace,
+    prefix,
+    pool: o.pool,
+    now,
+    logger,
+  });
+  const ready = o.sourcesReady;
+  return { leases: shared, sourcesReady: () => shared.synced && (ready === undefined || ready()) };
 }

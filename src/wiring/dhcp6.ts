@@ -8,13 +8,12 @@ import type { Config } from '../config/load.js';
 import { Dhcp6Server } from '../dhcp6/dhcp6-server.js';
 import type { Dhcp6Outcome } from '../dhcp6/decide.js';
 import { dhcp6Policy, type Dhcp6Policy } from '../dhcp6/policy.js';
-import { KubeRangeLeases, kubeRangeLeaseApi } from '../kube/range-leases.js';
 import type { HostIndex } from '../leases/host-index.js';
-import { LeaseStore, type LeaseBackend } from '../leases/lease-store.js';
 import { LeasePool6 } from '../leases/pool.js';
 import { formatIpv6, parseIpv6 } from '../net/ipv6.js';
 import { interfacesWith, type InterfaceTable } from '../net/interfaces.js';
 import type { Wiring } from './deps.js';
+import { rangeBackend } from './dhcp.js';
 import { secureBootCpus } from '../boot/secure-boot.js';
 
 export interface Dhcp6Wing {
@@ -51,24 +50,15 @@ export function dhcp6Wing(config: Config, w: Wiring, i: Dhcp6WingInput): Dhcp6Wi
     isClaimed: (ip) => i.index.isClaimed6(ip),
     serverIp: d.serverIp.address,
   });
-  const le = config.leaderElection;
-  const shared =
-    le !== undefined && d.ranges.length > 0
-      ? new KubeRangeLeases({
-          api: kubeRangeLeaseApi(i.cluster(), le.namespace, `${le.id}-dhcp6`),
-          kubeConfig: i.cluster(),
-          namespace: le.namespace,
-          prefix: `${le.id}-dhcp6`,
-          pool,
-          now,
-          logger,
-        })
-      : undefined;
-  const leases: LeaseBackend =
-    shared ??
-    new LeaseStore(pool, d.ranges.length > 0 ? d.leaseFile : undefined, now, logger.child({ component: 'leases6' }));
-  const sourcesReady =
-    shared === undefined ? i.sourcesReady : () => shared.synced && (i.sourcesReady === undefined || i.sourcesReady());
+  const { leases, sourcesReady } = rangeBackend(config, w, {
+    pool,
+    hasRanges: d.ranges.length > 0,
+    leaseFile: d.leaseFile,
+    suffix: 'dhcp6',
+    component: 'leases6',
+    cluster: i.cluster,
+    sourcesReady: i.sourcesReady,
+  });
   const tftp6 = config.tftp.listen6;
   const policy = dhcp6Policy({
     serverIp: d.serverIp.address,
