@@ -5,10 +5,11 @@
  * resolv.conf, and set the address so that renewals are real unicast RENEWING requests.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmodSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createLab, requireRoot, requireTools, type Lab } from '../../lab/netns.js';
 import { startMetalboot, type MetalbootProcess } from '../support/metalboot-process.js';
+import { clientEvents } from '../support/client-events.js';
 
 const SERVER = '10.77.0.1';
 const MAC_BMH = '52:54:00:aa:00:01';
@@ -67,23 +68,7 @@ esac
 exit 0
 `;
 
-function events(file: string): { event: string; vars: Record<string, string> }[] {
-  if (!existsSync(file)) return [];
-  const out: { event: string; vars: Record<string, string> }[] = [];
-  let cur: Record<string, string> = {};
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const m = /^(\S+) (.*)$/.exec(line);
-    if (!m) continue;
-    if (m[2] === 'END') {
-      out.push({ event: m[1]!, vars: cur });
-      cur = {};
-    } else {
-      const eq = m[2]!.indexOf('=');
-      cur[m[2]!.slice(0, eq)] = m[2]!.slice(eq + 1);
-    }
-  }
-  return out;
-}
+const events = clientEvents;
 
 async function until<T>(what: string, fn: () => T | undefined, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

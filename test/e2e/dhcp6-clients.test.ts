@@ -9,11 +9,12 @@
  *   ns relay   eth0 fd00:77::2/64 ─ dhcrelay -6 ─ eth1 fd00:78::1/64    ─ br0 / br1
  *   ns c_far   eth0 (link-local only)                                  ─ br1
  */
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLab, requireRoot, requireTools, type Lab } from '../../lab/netns.js';
 import { startMetalboot, type MetalbootProcess } from '../support/metalboot-process.js';
+import { clientEvents } from '../support/client-events.js';
 import { until } from '../support/until.js';
 
 const SERVER = 'fd00:77::1';
@@ -54,25 +55,7 @@ echo "$reason END" >> ${out}
 exit 0
 `;
 
-type Event = { event: string; vars: Record<string, string> };
-
-function events(file: string): Event[] {
-  if (!existsSync(file)) return [];
-  const out: Event[] = [];
-  let cur: Record<string, string> = {};
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const m = /^(\S+) (.*)$/.exec(line);
-    if (!m) continue;
-    if (m[2] === 'END') {
-      out.push({ event: m[1]!, vars: cur });
-      cur = {};
-    } else {
-      const eq = m[2]!.indexOf('=');
-      cur[m[2]!.slice(0, eq)] = m[2]!.slice(eq + 1);
-    }
-  }
-  return out;
-}
+const events = clientEvents;
 
 describe('DHCPv6 with real clients', () => {
   let lab: Lab;
