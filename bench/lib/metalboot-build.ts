@@ -1,6 +1,6 @@
 /**
  * The metalboot under test: by default the committed HEAD, exported with `git archive` and
- * compiled with tsc into bench/out/build/src-<hash of src/, package.json, ipxe-templates>/, so work in progress in this checkout never
+ * compiled with tsc into bench/out/build/src-<hash of src/, package.json, ipxe-templates, ui>/, so work in progress in this checkout never
  * leaks into a figure; or, with `worktree`, src/ as it is on disk (through tsx).
  */
 import { execFileSync } from 'node:child_process';
@@ -32,7 +32,7 @@ export function metalbootBuild(opts: { worktree: boolean; sha: string; outDir: s
   // Keyed by the trees that make the product, so commits that touch only tests or docs reuse a build.
   const trees = execFileSync(
     'git',
-    ['rev-parse', `${opts.sha}:src`, `${opts.sha}:package.json`, `${opts.sha}:ipxe-templates`],
+    ['rev-parse', `${opts.sha}:src`, `${opts.sha}:package.json`, `${opts.sha}:ipxe-templates`, `${opts.sha}:ui`],
     { cwd: REPO_ROOT, encoding: 'utf8' },
   );
   const key = createHash('sha256').update(trees).digest('hex').slice(0, 12);
@@ -43,7 +43,7 @@ export function metalbootBuild(opts: { worktree: boolean; sha: string; outDir: s
     mkdirSync(dir, { recursive: true });
     const archive = execFileSync(
       'git',
-      ['archive', opts.sha, 'src', 'ipxe-templates', 'package.json', 'tsconfig.json', 'tsconfig.build.json'],
+      ['archive', opts.sha, 'src', 'ipxe-templates', 'ui', 'package.json', 'tsconfig.json', 'tsconfig.build.json'],
       { cwd: REPO_ROOT, maxBuffer: 256 * 2 ** 20 },
     );
     execFileSync('tar', ['-x', '-C', dir], { input: archive });

@@ -1,5 +1,5 @@
 /**
- * Lab experiment (issue 19): what Debian's signed grubnetx64 asks for over TFTP when shim loads
+ * Lab experiment: what Debian's signed grubnetx64 asks for over TFTP when shim loads
  * it under OVMF Secure Boot, whether it reaches an HTTP server on a non-default port
  * (`(http,<ip>:<port>)`), and what it prints for a kernel without a valid signature.
  * dnsmasq serves DHCP + TFTP on a lab bridge; Python serves HTTP on port 8000.

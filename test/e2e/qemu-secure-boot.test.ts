@@ -1,5 +1,5 @@
 /**
- * End-to-end UEFI Secure Boot through metalboot (issue 19), with real firmware and signed
+ * End-to-end UEFI Secure Boot through metalboot, with real firmware and signed
  * binaries, all from Debian packages: OVMF built with Secure Boot and Microsoft's keys enrolled
  * (ovmf: OVMF_CODE_4M.secboot.fd + OVMF_VARS_4M.ms.fd), the Microsoft-signed shim (shim-signed),
  * Debian's signed GRUB network image (grub-efi-amd64-signed) and Debian's signed cloud kernel as
