@@ -1,5 +1,5 @@
 /**
- * Boot-storm benchmark (issue 9, part 4): N simulated UEFI hosts power on within a 0–20 s
+ * Boot-storm benchmark: N simulated UEFI hosts power on within a 0–20 s
  * window and boot through one metalboot: DHCP as EDK2 PXE → TFTP of snponly.efi (EDK2 tsize
  * probe + ERROR 8, then blksize 1468 windowsize 4) → DHCP as iPXE → GET /boot.ipxe → GET
  * /boot/<mac>.ipxe → GET the IPA kernel and initramfs through the image proxy from a stand-in
@@ -232,7 +232,7 @@ export async function main(args: Args<typeof options>, run: Run): Promise<void> 
     '',
     serverTable(allRows),
     '',
-    '### Targets (issue 9)',
+    '### Targets',
     '',
     ...targetLines(rows),
     '',

@@ -16,7 +16,7 @@
  *
  * The server runs on CPU 0 and perfdhcp on CPU 1 (taskset); CPU seconds are the server's
  * utime+stime from /proc. New-client runs restart the server with empty lease state; repeat
- * runs share one server per sweep. When metalboot misses a target of issue 9 it is profiled
+ * runs share one server per sweep. When metalboot misses a target it is profiled
  * with --cpu-prof at twice its clean rate.
  *
  * --latency-only skips the sweeps and measures latency only, for the client kinds in --kinds;

@@ -45,7 +45,7 @@ function latency(p99: number, lost: number): Latency {
 }
 
 describe('targets', () => {
-  it('meets issue 9 with twice Kea, no collapse at 2× and p99 under 5 ms without drops', () => {
+  it('meets the targets with twice Kea, no collapse at 2× and p99 under 5 ms without drops', () => {
     const t = targets(
       [sweep('metalboot', 10_000, 10_000, 9_500), sweep('kea', 5_000, 5_000, 2_000)],
       [latency(1.2, 0)],

@@ -423,7 +423,7 @@ export function dhcpSection(r: DhcpReport): string {
     '',
     latencyTable(r.lats),
     '',
-    '### Targets (issue 9)',
+    '### Targets',
     '',
     ...(t.lines.length > 0 ? t.lines : ['- not evaluated (metalboot or Kea not in this run)']),
     '',

@@ -347,7 +347,10 @@ export class TftpServer implements Service {
       this.#drop('duplicate-request', peer);
       return;
     }
-    const made = req.op === 'rrq' ? this.#o.dynamic?.(req.filename, peer.address) : undefined;
+    // Requests waiting for a made file hold a transfer slot too: a flood of them is refused as
+    // server-busy like any other, instead of starting unbounded fetches.
+    const atLimit = this.#transfers.size + this.#pending.size >= this.#o.maxTransfers;
+    const made = req.op === 'rrq' && !atLimit ? this.#o.dynamic?.(req.filename, peer.address) : undefined;
     if (made !== undefined) {
       this.#pending.add(key);
       made.then(
@@ -370,7 +373,7 @@ export class TftpServer implements Service {
     const decision = decideRequest(req, {
       lookup,
       closing: this.#closing,
-      active: this.#transfers.size,
+      active: this.#transfers.size + this.#pending.size,
       activeForClient: this.#perClient.get(peer.address) ?? 0,
       maxTransfers: this.#o.maxTransfers,
       maxPerClient: this.#o.maxPerClient,

@@ -522,6 +522,39 @@ describe('limits', () => {
   });
 });
 
+describe('made files (the dynamic hook: GRUB configurations, images for GRUB)', () => {
+  const madeFile = (name: string, data: Buffer) => ({
+    kind: 'file' as const,
+    file: { name, path: 'made', data, size: data.length, mtimeMs: 0, etag: '"m"' },
+  });
+
+  it('serves a file made for the request, and falls back to the directory for names it does not make', async () => {
+    const made = Buffer.from('set timeout=0\n');
+    const s = await start({
+      dynamic: (name) => (name.startsWith('grub/') ? Promise.resolve(madeFile(name, made)) : undefined),
+    });
+    expect((await tftpGet({ port: s.port, file: 'grub/grub.cfg' })).data).toEqual(made);
+    expect(sha256((await tftpGet({ port: s.port, file: 'undionly.kpxe' })).data)).toBe(expected('undionly.kpxe'));
+  });
+
+  it('counts requests waiting for a made file against the transfer slots: past them, server-busy', async () => {
+    const never = new Promise<never>(() => {});
+    const s = await start({ maxTransfers: 1, timeoutMs: 5000, dynamic: () => never });
+    const a = await rawPeer();
+    const b = await rawPeer();
+    try {
+      a.send({ op: 'rrq', filename: 'images/a.kernel', mode: 'octet', options: [] }, s.port);
+      // Even a file of the directory waits for a slot the made file holds.
+      b.send({ op: 'rrq', filename: 'undionly.kpxe', mode: 'octet', options: [] }, s.port);
+      expect((await b.next())?.packet).toMatchObject({ op: 'error', code: 0, message: expect.stringMatching(/busy/i) });
+      expect(await s.metric('metalboot_tftp_requests_refused_total', { reason: 'server-busy' })).toBe(1);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+});
+
 describe('close', () => {
   it('lets a running transfer finish within the bound', async () => {
     const s = await startTftpServer(root.dir, { closeTimeoutMs: 10_000 });
