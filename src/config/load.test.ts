@@ -394,6 +394,20 @@ describe('loadConfig: dhcp6', () => {
     ]);
   });
 
+  it('needs no IPv4 address on an IPv6-only network: URLs are made from loopback and swapped', () => {
+    const r = loadConfig({
+      argv: ['--dhcp=false', '--dhcp6-server-ip', 'fd00:77::1/64', '--tftp-listen', ''],
+      env: {},
+      readFile: () => '',
+      localAddresses: () => [],
+    });
+    if (r.kind !== 'config') throw new Error(JSON.stringify(r));
+    expect(r.config.dhcp6?.urls.advertiseUrl).toBe('http://[fd00:77::1]:8080');
+    expect(errors(loadConfig({ argv: [], env: {}, readFile: () => '', localAddresses: () => [] }))).toEqual([
+      'dhcp.serverIP: "auto" found no non-loopback IPv4 address; set --server-ip',
+    ]);
+  });
+
   it('can switch TFTP over IPv6 off and DHCPv6 off even with an address', () => {
     expect(ok(load(['--dhcp6-server-ip', 'fd00:77::1', '--tftp-listen6', ''])).tftp.listen6).toBeUndefined();
     expect(ok(load(['--dhcp6-server-ip', 'fd00:77::1', '--dhcp6=false'])).dhcp6).toBeUndefined();

@@ -149,6 +149,10 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
   let serverIp: Ipv4Cidr | undefined;
   if (c.dhcp.serverIP === 'auto') {
     serverIp = input.localAddresses()[0];
+    // An IPv6-only network (DHCPv4 off, DHCPv6 on) needs no IPv4 address: loopback stands in,
+    // so the IPv4 URLs nobody is given stay local and the IPv6 ones are made from them.
+    const ipv6Only = !c.dhcp.enabled && (c.dhcp6.enabled ?? c.dhcp6.serverIP !== undefined);
+    if (serverIp === undefined && ipv6Only) serverIp = { address: parseIpv4Cidr('127.0.0.1/8')!.address, prefix: 8 };
     if (serverIp === undefined)
       errors.push('dhcp.serverIP: "auto" found no non-loopback IPv4 address; set --server-ip');
   } else serverIp = c.dhcp.serverIP;
