@@ -20,6 +20,7 @@ import { qemuArgs, readSerial, requireQemuBoot, waitForSerial } from '../../lab/
 import { startStaticHttpd } from '../../lab/static-httpd.js';
 import { testKernel } from '../support/linux-kernel.js';
 import { startMetalboot, type MetalbootProcess } from '../support/metalboot-process.js';
+import { bmhManifest } from '../support/boot-lab.js';
 
 const SERVER = 'fd00:79::1';
 const VMS = {
@@ -27,17 +28,7 @@ const VMS = {
   http6: { firmware: 'uefi' as const, mac: '52:54:00:6e:00:02', ip: 'fd00:79::22', name: 'uefi-http6' },
 };
 
-const bmh = (vm: (typeof VMS)[keyof typeof VMS]) => `---
-apiVersion: metal3.io/v1alpha1
-kind: BareMetalHost
-metadata:
-  name: ${vm.name}
-  namespace: metal3
-  annotations:
-    metal3.vcluster.com/ip-address: ${vm.ip}/64
-spec:
-  bootMACAddress: "${vm.mac}"
-`;
+const bmh = (vm: (typeof VMS)[keyof typeof VMS]) => bmhManifest(vm, { prefixLength: 64 });
 
 describe('QEMU boots over IPv6 through metalboot', () => {
   let lab: Lab;

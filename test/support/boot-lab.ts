@@ -32,23 +32,34 @@ export const VMS: Readonly<Record<Firmware, BootVm>> = {
 /** A VM of the Secure Boot chain (UEFI with OVMF's Secure Boot firmware; npm run demo -- secureboot). */
 export const SECURE_BOOT_VM: BootVm = { firmware: 'uefi', mac: '52:54:00:5e:00:31', ip: '10.78.0.31', name: 'sb-0' };
 
+/**
+ * A BareMetalHost manifest for a lab VM: its address with `prefixLength` (24; an IPv6 address
+ * makes an IPv6-only host), and optionally spec.bootMode and a provisioning state.
+ */
+export function bmhManifest(
+  vm: Pick<BootVm, 'name' | 'mac' | 'ip'>,
+  o: { readonly prefixLength?: number; readonly bootMode?: string; readonly state?: string } = {},
+): string {
+  const lines = [
+    '---',
+    'apiVersion: metal3.io/v1alpha1',
+    'kind: BareMetalHost',
+    'metadata:',
+    `  name: ${vm.name}`,
+    '  namespace: metal3',
+    '  annotations:',
+    `    metal3.vcluster.com/ip-address: ${vm.ip}/${o.prefixLength ?? 24}`,
+    'spec:',
+    `  bootMACAddress: "${vm.mac}"`,
+    ...(o.bootMode === undefined ? [] : [`  bootMode: ${o.bootMode}`]),
+    ...(o.state === undefined ? [] : ['status:', '  provisioning:', `    state: ${o.state}`]),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
 /** A BareMetalHost manifest with spec.bootMode UEFISecureBoot, in provisioning state `state`. */
 export function secureBootHost(vm: BootVm, state: string): string {
-  return `---
-apiVersion: metal3.io/v1alpha1
-kind: BareMetalHost
-metadata:
-  name: ${vm.name}
-  namespace: metal3
-  annotations:
-    metal3.vcluster.com/ip-address: ${vm.ip}/24
-spec:
-  bootMACAddress: "${vm.mac}"
-  bootMode: UEFISecureBoot
-status:
-  provisioning:
-    state: ${state}
-`;
+  return bmhManifest(vm, { bootMode: 'UEFISecureBoot', state });
 }
 
 export interface Step {
@@ -70,17 +81,7 @@ export interface BootLab {
   close(): Promise<void>;
 }
 
-const bmh = (vm: BootVm) => `---
-apiVersion: metal3.io/v1alpha1
-kind: BareMetalHost
-metadata:
-  name: ${vm.name}
-  namespace: metal3
-  annotations:
-    metal3.vcluster.com/ip-address: ${vm.ip}/24
-spec:
-  bootMACAddress: "${vm.mac}"
-`;
+const bmh = (vm: BootVm) => bmhManifest(vm);
 
 export function requireBootTools(): void {
   requireQemuBoot();
