@@ -10,9 +10,8 @@ export class DhcpMetrics {
   readonly latency: Histogram;
   /** Datagrams socat passed on from the listen interface (--dhcp-listen with a unicast address). */
   readonly fed: Counter;
-  readonly #replies: Counter<'type' | 'source'>;
-  /** Children by "type source": a reply does not build a labels object either. */
-  readonly #replyChildren = new Map<string, Counter.Internal>();
+  /** By type and source: a reply does not build a labels object either. */
+  readonly #replies: LabelledCounter;
 
   constructor(registry: Registry) {
     const received = new Counter({
@@ -21,7 +20,7 @@ export class DhcpMetrics {
       labelNames: ['type'],
       registers: [registry],
     });
-    this.#replies = new Counter({
+    const replies = new Counter({
       name: 'metalboot_dhcp_replies_total',
       help: 'DHCP replies sent, by message type and lease source (bmh, static, range; none for a reply without a lease)',
       labelNames: ['type', 'source'],
@@ -45,18 +44,13 @@ export class DhcpMetrics {
       help: 'Datagrams socat received on the listen interface and passed on (--dhcp-listen with a unicast address)',
       registers: [registry],
     });
+    this.#replies = new LabelledCounter(replies);
     this.received = new LabelledCounter(received);
     this.drops = new LabelledCounter(drops);
   }
 
   /** Counts a reply sent: its message type, and where its lease came from. */
   reply(type: string, source: LeaseSource | undefined): void {
-    const key = `${type} ${source}`;
-    let child = this.#replyChildren.get(key);
-    if (child === undefined) {
-      child = this.#replies.labels(type, source ?? 'none');
-      this.#replyChildren.set(key, child);
-    }
-    child.inc();
+    this.#replies.incLabels([type, source ?? 'none']);
   }
 }

@@ -58,7 +58,7 @@ export class Dhcp6Server implements Service {
   readonly #inFlight = new Set<Promise<void>>();
   readonly #received: LabelledCounter;
   readonly #drops: LabelledCounter<DropReason6>;
-  readonly #replies: Counter<'type' | 'source'>;
+  readonly #replies: LabelledCounter;
   readonly #latency: Histogram;
   readonly #logBudget: LogBudget<DropReason6>;
 
@@ -74,12 +74,14 @@ export class Dhcp6Server implements Service {
         registers: [r],
       }),
     );
-    this.#replies = new Counter({
-      name: 'metalboot_dhcp6_replies_total',
-      help: 'DHCPv6 replies sent, by message type and lease source (bmh, static, range; none without an address)',
-      labelNames: ['type', 'source'],
-      registers: [r],
-    });
+    this.#replies = new LabelledCounter(
+      new Counter({
+        name: 'metalboot_dhcp6_replies_total',
+        help: 'DHCPv6 replies sent, by message type and lease source (bmh, static, range; none without an address)',
+        labelNames: ['type', 'source'],
+        registers: [r],
+      }),
+    );
     const drops = new Counter({
       name: 'metalboot_dhcp6_dropped_total',
       help: 'DHCPv6 messages not answered, by reason',
@@ -216,7 +218,7 @@ export class Dhcp6Server implements Service {
         return;
       }
       const type = msg6Name(outcome.inner.msgType);
-      this.#replies.inc({ type, source: outcome.address === undefined ? 'none' : (d.source ?? 'none') });
+      this.#replies.incLabels([type, outcome.address === undefined ? 'none' : (d.source ?? 'none')]);
       this.#latency.observe((performance.now() - started) / 1000);
       if (this.#log.isLevelEnabled('info'))
         this.#log.info(
