@@ -33,7 +33,7 @@ import type { Dhcp6Message, Dhcp6RelayMessage } from './codec.js';
 import { clientIdentity, type MacSource } from './identity.js';
 import { MSG6, OPT6, STATUS6, findOption, hasRapidCommit, parseClientLinkLayer, unwrapRelays } from './options.js';
 import type { Dhcp6Policy } from './policy.js';
-import { answer, bootUrl, iaNas, statusReply, type Lease6, type ReplyContext } from './reply.js';
+import { answer, bootUrl, iaNas, statusReply, type IaNaRequest, type Lease6, type ReplyContext } from './reply.js';
 
 /** Every reason a request gets no reply. Metrics count them; logs name them. */
 export const DROP_REASONS6 = [
@@ -165,7 +165,22 @@ export function decide6(
   };
   const serverId = findOption(req.options, OPT6.SERVERID);
   const ours = serverId !== undefined && equalBytes(serverId, policy.serverDuid);
-  const ctx: Ctx = { req, hops, facts, policy, state, owner, clientId, key };
+  let ias: IaNaRequest[] | undefined;
+  const ctx: Ctx = {
+    req,
+    hops,
+    facts,
+    policy,
+    state,
+    owner,
+    clientId,
+    key,
+    // Read when first needed, once: a drop before that never parses the IA_NAs.
+    get ias() {
+      ias ??= iaNas(req);
+      return ias;
+    },
+  };
 
   switch (req.msgType) {
     case MSG6.SOLICIT: {
@@ -295,7 +310,7 @@ function advertise(c: Ctx): Dhcp6Outcome {
   const { owner, facts, state } = c;
   if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
   if (owner.kind === 'host') return answer(c, MSG6.ADVERTISE, owner.lease, undefined);
-  const asked = iaNas(c.req)[0]?.addresses[0];
+  const asked = c.ias[0]?.addresses[0];
   const offered = state.pool.offer(c.key, asked, state.now());
   if (offered === undefined) return ignore('pool-exhausted', facts);
   return answer(c, MSG6.ADVERTISE, rangeLease(offered.ip, offered.leaseSeconds, c.policy), undefined);
@@ -307,7 +322,7 @@ function bind(c: Ctx, rapid: boolean): Dhcp6Outcome {
   if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
   if (owner.kind === 'host') return answer(c, MSG6.REPLY, owner.lease, undefined, rapid);
   const now = state.now();
-  const asked = iaNas(c.req)[0]?.addresses.find((a) => state.pool.rangeOf(a) !== undefined);
+  const asked = c.ias[0]?.addresses.find((a) => state.pool.rangeOf(a) !== undefined);
   const ip = asked ?? state.pool.leaseOf(c.key, now)?.ip ?? state.pool.offer(c.key, undefined, now)?.ip;
   if (ip === undefined) return noAddress(c, 'pool-exhausted');
   const r = state.pool.commit(c.key, ip, now);
@@ -348,7 +363,7 @@ function extend(c: Ctx): Dhcp6Outcome {
 function confirm(c: Ctx): Dhcp6Outcome {
   const { owner, facts, policy, state } = c;
   if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
-  const addresses = iaNas(c.req).flatMap((ia) => ia.addresses);
+  const addresses = c.ias.flatMap((ia) => ia.addresses);
   if (addresses.length === 0) return ignore('no-record', facts, 'Confirm without addresses');
   const onLink = (a: Ipv6) =>
     owner.kind === 'host'
@@ -368,7 +383,7 @@ function release(c: Ctx): Dhcp6Outcome {
   if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
   let rec: JournalRecord | undefined;
   if (owner.kind === 'range')
-    for (const ia of iaNas(c.req)) for (const a of ia.addresses) rec = state.pool.release(c.key, a as Ipv6) ?? rec;
+    for (const ia of c.ias) for (const a of ia.addresses) rec = state.pool.release(c.key, a) ?? rec;
   return statusReply(c, MSG6.REPLY, STATUS6.Success, rec === undefined ? 'nothing to release' : 'released', false, rec);
 }
 
@@ -377,7 +392,7 @@ function decline(c: Ctx): Dhcp6Outcome {
   if (owner.kind === 'none') return ignore(owner.reason, facts, owner.detail);
   let rec: JournalRecord | undefined;
   if (owner.kind === 'range')
-    for (const ia of iaNas(c.req)) for (const a of ia.addresses) rec = state.pool.decline(c.key, a, state.now()) ?? rec;
+    for (const ia of c.ias) for (const a of ia.addresses) rec = state.pool.decline(c.key, a, state.now()) ?? rec;
   return statusReply(c, MSG6.REPLY, STATUS6.Success, 'declined', false, rec);
 }
 
@@ -396,7 +411,7 @@ function rangeLease(ip: Ipv6, leaseSeconds: number, policy: Dhcp6Policy): Lease6
 
 /** A Reply or Advertise without an address: NoAddrsAvail in the IA (§18.3.2, §18.3.9). */
 function noAddress(c: Ctx, reason: DropReason6): Dhcp6Outcome {
-  if (iaNas(c.req).length === 0) return ignore(reason, c.facts);
+  if (c.ias.length === 0) return ignore(reason, c.facts);
   return statusReply(c, MSG6.REPLY, STATUS6.NoAddrsAvail, 'no addresses available', true);
 }
 

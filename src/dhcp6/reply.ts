@@ -47,6 +47,14 @@ export interface ReplyContext {
   readonly facts: Request6Facts;
   readonly policy: Dhcp6Policy;
   readonly clientId: Uint8Array | undefined;
+  /** The request's IA_NAs, read once (iaNas). */
+  readonly ias: readonly IaNaRequest[];
+}
+
+/** One IA_NA of a request: its IAID and the addresses it asks for. */
+export interface IaNaRequest {
+  readonly iaid: number;
+  readonly addresses: readonly Ipv6[];
 }
 
 /** The lease a reply gives: address, lifetimes and the options that go with it. */
@@ -70,7 +78,7 @@ export function statusReply(
   persist?: JournalRecord,
 ): Dhcp6Outcome {
   const opts: Dhcp6Option[] = header(c);
-  if (inIa) for (const ia of iaNas(c.req)) opts.push(iaNaOption(ia.iaid, 0, 0, [statusOption(code, text)]));
+  if (inIa) for (const ia of c.ias) opts.push(iaNaOption(ia.iaid, 0, 0, [statusOption(code, text)]));
   else opts.push(statusOption(code, text));
   return wrap(
     c,
@@ -99,7 +107,7 @@ export function answer(
 ): Dhcp6Outcome {
   const { req, policy, facts } = c;
   const opts = header(c);
-  const ias = informationOnly ? [] : iaNas(req);
+  const ias = informationOnly ? [] : c.ias;
   const valid = lease.validSeconds;
   const preferred = valid;
   // T1 and T2 at 0.5 and 0.8 of the preferred lifetime (RFC 8415 §21.4); infinite stays infinite.
@@ -173,7 +181,7 @@ function wrap(
 }
 
 /** The IA_NAs of the request: (IAID, the addresses it asks for). */
-export function iaNas(req: Dhcp6Message): { iaid: number; addresses: Ipv6[] }[] {
+export function iaNas(req: Dhcp6Message): IaNaRequest[] {
   return findOptions(req.options, OPT6.IA_NA).map((o) => {
     const ia = parseIaNa(o);
     return { iaid: ia.iaid, addresses: findOptions(ia.options, OPT6.IAADDR).map((a) => parseIaAddr(a).address) };
