@@ -96,6 +96,8 @@ export interface TftpServerOptions {
   readonly closeTimeoutMs?: number;
   readonly logger: Logger;
   readonly registry: Registry;
+  /** Metrics shared with another server of the process (TFTP over IPv4 and IPv6 count together); default: its own, in `registry`. */
+  readonly metrics?: Metrics;
   readonly createSocket?: () => UdpSocket;
   readonly timers?: Timers;
   /** Monotonic milliseconds, for durations. Default performance.now. */
@@ -166,22 +168,14 @@ function sameRequest(a: RequestPacket, b: RequestPacket): boolean {
   );
 }
 
-/** One set of metrics per registry: the IPv4 and IPv6 servers of one process count together. */
-const METRICS = new WeakMap<Registry, Metrics>();
-function metricsOf(registry: Registry): Metrics {
-  let m = METRICS.get(registry);
-  if (m === undefined) {
-    m = new Metrics(registry);
-    METRICS.set(registry, m);
-  }
-  return m;
-}
-
 export class TftpServer implements Service {
   readonly name = 'tftp';
   readonly readiness: readonly ReadinessCheck[] = [listening('tftp', this)];
   readonly #o: Required<
-    Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete' | 'onStart' | 'onEnd' | 'dynamic'>
+    Omit<
+      TftpServerOptions,
+      'createSocket' | 'timers' | 'now' | 'onComplete' | 'onStart' | 'onEnd' | 'dynamic' | 'metrics'
+    >
   > &
     Pick<TftpServerOptions, 'dynamic'>;
   readonly #createSocket: () => UdpSocket;
@@ -209,7 +203,10 @@ export class TftpServer implements Service {
       ...DEFAULTS,
       ...definedOnly(options),
     } as Required<
-      Omit<TftpServerOptions, 'createSocket' | 'timers' | 'now' | 'onComplete' | 'onStart' | 'onEnd' | 'dynamic'>
+      Omit<
+        TftpServerOptions,
+        'createSocket' | 'timers' | 'now' | 'onComplete' | 'onStart' | 'onEnd' | 'dynamic' | 'metrics'
+      >
     > &
       Pick<TftpServerOptions, 'dynamic'>;
     this.#createSocket =
@@ -231,7 +228,7 @@ export class TftpServer implements Service {
     this.#onStart = options.onStart;
     this.#onEnd = options.onEnd;
     this.#log = options.logger.child({ component: 'tftp' });
-    this.#metrics = metricsOf(options.registry);
+    this.#metrics = options.metrics ?? new Metrics(options.registry);
   }
 
   /** The bound request address (the real port when listen.port was 0). */

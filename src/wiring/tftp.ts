@@ -12,6 +12,7 @@ import { madeFiles } from '../boot/made-files.js';
 import { fetchBounded, fetchConfigText } from '../boot/http-fetch.js';
 import { macHexHyp } from '../net/mac.js';
 import { TftpServer } from '../tftp/tftp-server.js';
+import { Metrics as TftpMetrics } from '../tftp/tftp-metrics.js';
 import type { BootMilestones } from '../kube/boot-milestones.js';
 import type { HostIndex } from '../leases/host-index.js';
 import type { Wiring } from './deps.js';
@@ -67,6 +68,8 @@ export function tftpWing(config: Config, w: Wiring, milestones: BootMilestones, 
     },
     onImageError: (peer, file, reason) => log.warn({ peer, file, reason }, 'image for TFTP unavailable'),
   });
+  // One set of metrics for both servers (IPv4, IPv6): they count together.
+  const metrics = new TftpMetrics(registry);
   const serve = (listen: NonNullable<typeof t.listen>) =>
     new TftpServer({
       listen,
@@ -82,6 +85,7 @@ export function tftpWing(config: Config, w: Wiring, milestones: BootMilestones, 
       maxTransferMs: t.maxTransferMs,
       logger,
       registry,
+      metrics,
       onStart: (e) => m.tftpStart(e),
       onEnd: (e) => m.tftpEnd(e),
     });
