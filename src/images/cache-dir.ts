@@ -1,187 +1,82 @@
 /**
- * The read-through cache's storage: a directory of entries and the fills that add to it. The
- * shell around cache-index.ts (accounting, eviction) and cache-entry.ts (file format); which
- * responses are stored, when they are revalidated and which request reads what is decided by
- * the image store (store.ts, cache-policy.ts). Fills are in fill.ts, the streams in readers.ts.
- *
- * Layout under `dir` (--image-cache-dir): one directory of its own, so that metalboot never
- * deletes what it did not create, whatever `dir` is. It holds a marker file; a directory of
- * that name that is not empty and has no marker is refused, and so are system directories as
- * `dir` ({@link cacheDirProblem}).
- * ```
- * metalboot-image-cache/.metalboot-image-cache        the marker
- * metalboot-image-cache/entries/<sha256(key)[0..32]>-<generation>   complete entries
- * metalboot-image-cache/tmp/<generation>              fills in progress; emptied at start-up
- * ```
+ * The cache's files as one serving process sees them: it opens entries to serve them, writes the
+ * fills it was given a ticket for, and follows fills that another process writes. What is stored
+ * and who fills what is the book's (cache-book.ts), reached directly or over IPC; the layout of
+ * the files is cache-layout.ts. Fills are in fill.ts, the streams in readers.ts.
  *
  * A fill streams one upstream body into a temporary file, and becomes an entry by one rename,
  * only after the byte count equals the Content-Length and the file is fsynced. Until then it is
- * readable: any number of clients stream from the growing file (positional reads on the fill's
- * own descriptor), each at its own pace, so a boot storm costs one upstream download and
+ * readable: any number of clients stream from the growing file (positional reads), each at its
+ * own pace, in this process or in another one, so a boot storm costs one upstream download and
  * nobody waits for the download to finish before getting their first byte. If the upstream dies,
  * the temporary file is deleted and every reader fails, so each client sees a truncated
  * transfer; nothing partial is ever stored.
+ *
+ * A follower in another process opens the fill's file by its name and learns how much of it is
+ * written from the book's events (at least every {@link PROGRESS_STEP} bytes). If the fill has
+ * been stored by the time it opens it, it finds the file under its entry name, which the fill's
+ * id determines.
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, unlink, writeFile, type FileHandle } from 'node:fs/promises';
-import path from 'node:path';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
-import { CacheIndex, diskBytes, type IndexedEntry } from './cache-index.js';
-import {
-  decodeEntryHeader,
-  encodeEntryHeader,
-  ENTRY_FILE_NAME,
-  entryFileName,
-  entryHeaderLength,
-  FIXED_HEADER_LENGTH,
-  keyDigest,
-  type EntryMeta,
-} from './cache-entry.js';
+import type { Book, FillEvent, FillInfo, SharedError } from './cache-book.js';
+import { encodeEntryHeader, entryFileName, type EntryMeta } from './cache-entry.js';
+import type { IndexedEntry } from './cache-index.js';
+import type { CacheLayout } from './cache-layout.js';
 import { MetalbootError } from '../base/errors.js';
+import { errorCode } from '../relay/upstream-failure.js';
 import { Fill } from './fill.js';
-import { EntryReader, ReadStreams, type StoredObject } from './readers.js';
+import { EntryReader, FillReader, ReadStreams, type GrowingFile, type StoredObject } from './readers.js';
 
 export interface CacheDirOptions {
-  readonly dir: string;
-  readonly maxBytes: number;
+  readonly layout: CacheLayout;
+  readonly book: Book;
   readonly logger: FastifyBaseLogger;
-  /** Epoch milliseconds. */
-  readonly now: () => number;
   /** Called with each chunk length written by a fill (the upstream bytes metric). */
   readonly onFillBytes?: (n: number) => void;
-  readonly onEvict?: (n: number) => void;
   readonly onFillEnd?: (outcome: FillOutcome) => void;
 }
 
 export type FillOutcome = 'complete' | 'failed' | 'aborted';
 
-const generation = (): string => `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
+/** The most bytes a fill writes before it tells the book how far it got. */
+export const PROGRESS_STEP = 1024 * 1024;
 
-/** The cache's own directory under --image-cache-dir, and the marker that says it is ours. */
-export const CACHE_SUBDIR = 'metalboot-image-cache';
-const MARKER = '.metalboot-image-cache';
+/** An error as the book carries it to other processes. */
+export function shareError(err: unknown): SharedError {
+  return { code: errorCode(err), message: err instanceof Error ? err.message : String(err) };
+}
 
-/** Directories never taken as --image-cache-dir: the cache would sit among system files. */
-const SYSTEM_DIRS = new Set([
-  '/',
-  '/bin',
-  '/boot',
-  '/dev',
-  '/etc',
-  '/home',
-  '/lib',
-  '/lib64',
-  '/opt',
-  '/proc',
-  '/root',
-  '/run',
-  '/sbin',
-  '/srv',
-  '/sys',
-  '/tmp',
-  '/usr',
-  '/var',
-  '/var/lib',
-  '/var/tmp',
-]);
-
-/** Why `dir` cannot hold the image cache, or undefined. Pure. */
-export function cacheDirProblem(dir: string): string | undefined {
-  const resolved = path.resolve(dir);
-  if (SYSTEM_DIRS.has(resolved)) return `image cache directory ${resolved} is a system directory; give one of its own`;
-  return undefined;
+/** The error a shared one stands for: its code is what the client's answer depends on (errors.ts). */
+export function sharedToError(e: SharedError): Error {
+  return Object.assign(new Error(e.message), e.code === undefined ? {} : { code: e.code });
 }
 
 export class CacheDir {
   readonly #o: CacheDirOptions;
-  readonly #index: CacheIndex;
-  readonly #root: string;
-  readonly #entriesDir: string;
-  readonly #tmpDir: string;
-  /** Streams of this cache's entries and fills; their reads share one budget. */
+  readonly #layout: CacheLayout;
+  /** Streams of this process's entries and fills; their reads share one budget. */
   readonly #reads = new ReadStreams();
-  /** Fills not yet over, for close() and the metrics; the store finds them by key. */
-  readonly #running = new Set<Fill>();
+  /** Fills this process writes and that are not yet over, by id. */
+  readonly #running = new Map<string, Fill>();
+  /** Fills of other processes that this process reads, by id, until their end. */
+  readonly #followed = new Map<string, FollowedFill>();
   #closed = false;
 
   constructor(o: CacheDirOptions) {
     this.#o = o;
-    this.#index = new CacheIndex(o.maxBytes);
-    this.#root = path.join(o.dir, CACHE_SUBDIR);
-    this.#entriesDir = path.join(this.#root, 'entries');
-    this.#tmpDir = path.join(this.#root, 'tmp');
+    this.#layout = o.layout;
   }
 
-  get bytes(): number {
-    return this.#index.bytes;
-  }
-
-  get entries(): number {
-    return this.#index.size;
-  }
-
-  /** Fills not yet over: still downloading, or storing, or cleaning up after a failure. */
-  /** Makes sure the cache's directory is its own before anything in it is deleted. */
-  async #claim(): Promise<void> {
-    const problem = cacheDirProblem(this.#o.dir);
-    if (problem !== undefined) throw new MetalbootError('IMAGE_PROXY_ERR_BAD_CACHE_OPTIONS', problem);
-    await mkdir(this.#root, { recursive: true, mode: 0o700 });
-    const marker = path.join(this.#root, MARKER);
-    if (existsSync(marker)) return;
-    if ((await readdir(this.#root)).length > 0) {
-      throw new MetalbootError(
-        'IMAGE_PROXY_ERR_BAD_CACHE_OPTIONS',
-        `${this.#root} is not empty and has no ${MARKER}: not a metalboot image cache, nothing in it is touched`,
-      );
-    }
-    await writeFile(marker, 'metalboot image cache: metalboot may delete anything in this directory\n', {
-      mode: 0o600,
-    });
-  }
-
+  /** Fills this process writes: still downloading, or storing, or cleaning up after a failure. */
   get fillsRunning(): number {
     return this.#running.size;
   }
 
-  /** Creates the directories, clears interrupted fills and indexes what is on disk. */
-  async open(): Promise<void> {
-    await this.#claim();
-    await rm(this.#tmpDir, { recursive: true, force: true });
-    await mkdir(this.#tmpDir, { recursive: true });
-    await mkdir(this.#entriesDir, { recursive: true });
-    const found: { entry: IndexedEntry; mtimeMs: number }[] = [];
-    for (const name of await readdir(this.#entriesDir)) {
-      const file = path.join(this.#entriesDir, name);
-      const entry = ENTRY_FILE_NAME.test(name) ? await readEntry(file, name).catch(() => undefined) : undefined;
-      if (entry === undefined) {
-        this.#o.logger.warn({ file }, 'image cache: removing a broken entry');
-        await rm(file, { recursive: true, force: true });
-        continue;
-      }
-      found.push(entry);
-    }
-    // Oldest first, so the newest end up most recently used. A key stored twice (a crash
-    // between a rename and the unlink of the old version) keeps its newest file.
-    found.sort((a, b) => a.entry.meta.storedAt - b.entry.meta.storedAt || a.mtimeMs - b.mtimeMs);
-    for (const { entry } of found) {
-      const { previous, evicted } = this.#index.load(entry);
-      this.#unlinkAll(previous === undefined ? evicted : [previous, ...evicted]);
-      this.#o.onEvict?.(evicted.length);
-    }
-    this.#o.logger.info({ entries: this.#index.size, bytes: this.#index.bytes }, 'image cache opened');
-  }
-
-  /** The stored entry of `key`, without changing its recency. */
-  peek(key: string): IndexedEntry | undefined {
-    return this.#index.peek(key);
-  }
-
-  /** A stored entry as something to serve from; marks it most recently used. */
+  /** A stored entry as something to serve from. */
   object(entry: IndexedEntry): StoredObject {
-    this.#index.use(entry.meta.key);
-    const file = path.join(this.#entriesDir, entry.file);
+    const file = this.#layout.entryPath(entry.file);
     return {
       meta: entry.meta,
       open: async (start, end) => {
@@ -190,7 +85,7 @@ export class CacheDir {
           handle = await open(file, 'r');
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-          this.#index.remove(entry.meta.key, entry.file);
+          this.#o.book.remove(entry.meta.key, entry.file);
           return undefined;
         }
         if (end < start) {
@@ -202,79 +97,90 @@ export class CacheDir {
     };
   }
 
-  /** The upstream confirmed the entry: it is fresh again from now. */
-  markValidated(entry: IndexedEntry): void {
-    entry.validatedAt = this.#o.now();
+  /** A fill under way, written here or by another process, as something to serve from. */
+  follow(info: FillInfo): StoredObject {
+    const own = this.#running.get(info.id);
+    if (own !== undefined) return own;
+    let followed = this.#followed.get(info.id);
+    if (followed === undefined) {
+      followed = new FollowedFill(info, this.#layout, this.#reads, () => this.#followed.delete(info.id));
+      this.#followed.set(info.id, followed);
+    } else {
+      followed.advance(info.written);
+    }
+    return followed;
   }
 
-  /** Drops an entry the upstream no longer has. */
-  remove(entry: IndexedEntry): void {
-    const e = this.#index.remove(entry.meta.key, entry.file);
-    if (e !== undefined) this.#unlinkAll([e]);
+  /** What the book says of a fill another process writes (IPC). */
+  onFillEvent(e: FillEvent): void {
+    const f = this.#followed.get(e.id);
+    if (f === undefined) return;
+    if (e.kind === 'progress') {
+      f.advance(e.written);
+      return;
+    }
+    this.#followed.delete(e.id);
+    f.end(e.written, e.stored, e.error);
   }
 
   /**
-   * Starts storing `body` as the new version of `meta.key`. Resolves with the fill once its
-   * header is on disk (readers may attach at once), or with undefined when it cannot be stored:
-   * no room (other fills hold the space) or the cache is closing. The caller then owns `body`.
-   * One fill per key at a time is the caller's to ensure.
+   * Starts storing `body` as the new version of `meta.key`, for the holder of `ticket`. Resolves
+   * with the fill once its header is on disk (readers may attach at once), or with undefined when
+   * it cannot be stored: no room (other fills hold the space), the file cannot be made, or the
+   * cache is closing. The caller then owns `body` and settles the ticket.
    */
-  async startFill(meta: EntryMeta, body: Readable): Promise<Fill | undefined> {
+  async startFill(ticket: number, meta: EntryMeta, body: Readable): Promise<Fill | undefined> {
     if (this.#closed) return undefined;
+    const book = this.#o.book;
     const header = encodeEntryHeader(meta);
-    const reservation = header.length + meta.size;
-    const evicted = this.#index.reserve(reservation);
-    if (evicted === undefined) return undefined;
-    this.#unlinkAll(evicted);
-    this.#o.onEvict?.(evicted.length);
-    const gen = generation();
-    const tmp = path.join(this.#tmpDir, gen);
+    const id = await book.startFill(ticket, meta, header.length);
+    if (id === undefined) return undefined;
+    const tmp = this.#layout.fillPath(id);
     let handle: FileHandle;
     try {
       handle = await open(tmp, 'w+');
       await handle.write(header, 0, header.length, 0);
     } catch (err) {
-      this.#index.release(reservation);
+      book.filled(id, undefined, shareError(err));
       this.#o.logger.error({ err, key: meta.key }, 'image cache: cannot create a fill');
       await rm(tmp, { force: true }).catch(() => {});
       return undefined;
     }
     if (this.#closed) {
-      this.#index.release(reservation);
+      book.filled(id, undefined, undefined);
       await handle.close();
       await rm(tmp, { force: true });
       return undefined;
     }
-    const fill = new Fill(meta, header.length, handle, this.#reads);
-    this.#running.add(fill);
-    void this.#runFill(fill, body, tmp, gen, reservation);
+    let told = 0;
+    const fill = new Fill(id, meta, header.length, handle, this.#reads, (written) => {
+      if (written - told < PROGRESS_STEP && written < meta.size) return;
+      told = written;
+      book.progress(id, written);
+    });
+    this.#running.set(id, fill);
+    book.filling(ticket, id);
+    void this.#runFill(fill, body, tmp);
     return fill;
   }
 
-  async #runFill(fill: Fill, body: Readable, tmp: string, gen: string, reservation: number): Promise<void> {
+  async #runFill(fill: Fill, body: Readable, tmp: string): Promise<void> {
     const log = this.#o.logger;
+    const book = this.#o.book;
     try {
       await fill.receive(body, this.#o.onFillBytes);
-      const name = entryFileName(fill.meta.key, gen);
-      await rename(tmp, path.join(this.#entriesDir, name));
-      const entry: IndexedEntry = {
-        meta: fill.meta,
-        file: name,
-        headerLength: fill.headerLength,
-        validatedAt: this.#o.now(),
-      };
-      // From the commit to finish() in one synchronous step: whoever looks the key up finds
-      // the fill still filling or the entry, never neither.
-      const { previous, evicted } = this.#index.commit(entry, reservation);
-      this.#unlinkAll(previous === undefined ? evicted : [previous, ...evicted]);
-      this.#o.onEvict?.(evicted.length);
+      const name = entryFileName(fill.meta.key, fill.id);
+      await rename(tmp, this.#layout.entryPath(name));
+      // The book's commit and finish() in one synchronous step: whoever looks the key up in this
+      // process finds the fill still filling or the entry, never neither.
+      book.filled(fill.id, name, undefined);
       fill.finish();
       this.#o.onFillEnd?.('complete');
-      log.info({ key: fill.meta.key, bytes: fill.meta.size, disk: diskBytes(entry) }, 'image cache: stored');
+      log.info({ key: fill.meta.key, bytes: fill.meta.size }, 'image cache: stored');
     } catch (err) {
-      this.#index.release(reservation);
       fill.fail(err as Error);
       fill.abort();
+      book.filled(fill.id, undefined, shareError(err));
       this.#o.onFillEnd?.(this.#closed ? 'aborted' : 'failed');
       log.warn(
         { err, key: fill.meta.key, written: fill.written, size: fill.meta.size },
@@ -283,42 +189,126 @@ export class CacheDir {
       await rm(tmp, { force: true }).catch(() => {});
     } finally {
       await fill.releaseWriter();
-      this.#running.delete(fill);
+      this.#running.delete(fill.id);
     }
   }
 
   /** Aborts fills in progress and waits for them to clean up. Entries stay on disk. */
   async close(): Promise<void> {
     this.#closed = true;
-    const fills = [...this.#running].filter((f) => f.state === 'filling');
+    const fills = [...this.#running.values()].filter((f) => f.state === 'filling');
     for (const f of fills) f.abort(new MetalbootError('IMAGE_CACHE_ERR_CLOSED', 'image cache closed'));
     await Promise.all(fills.map((f) => f.settled));
   }
-
-  #unlinkAll(entries: readonly IndexedEntry[]): void {
-    for (const e of entries) {
-      unlink(path.join(this.#entriesDir, e.file)).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') this.#o.logger.warn({ err, file: e.file }, 'image cache: cannot delete an entry');
-      });
-    }
-  }
 }
 
-async function readEntry(file: string, name: string): Promise<{ entry: IndexedEntry; mtimeMs: number } | undefined> {
-  const handle = await open(file, 'r');
-  try {
-    const st = await handle.stat();
-    if (!st.isFile()) return undefined;
-    const fixed = Buffer.alloc(FIXED_HEADER_LENGTH);
-    await handle.read(fixed, 0, FIXED_HEADER_LENGTH, 0);
-    const headerLength = entryHeaderLength(fixed);
-    const header = Buffer.alloc(headerLength);
-    const { bytesRead } = await handle.read(header, 0, headerLength, 0);
-    if (bytesRead !== headerLength) return undefined;
-    const meta = decodeEntryHeader(header);
-    if (st.size !== headerLength + meta.size || !name.startsWith(`${keyDigest(meta.key)}-`)) return undefined;
-    return { entry: { meta, file: name, headerLength, validatedAt: 0 }, mtimeMs: st.mtimeMs };
-  } finally {
-    await handle.close();
+/**
+ * A fill written by another process, as this one reads it: its own descriptor of the file, and
+ * what the book's events say of how far it got. The descriptor is opened by the first reader and
+ * closed with the last one.
+ */
+class FollowedFill implements StoredObject, GrowingFile {
+  #written: number;
+  #state: 'filling' | 'complete' | 'failed' = 'filling';
+  #error: Error | undefined;
+  #handle: Promise<FileHandle | undefined> | undefined;
+  #refs = 0;
+  readonly #waiters = new Set<() => void>();
+
+  constructor(
+    readonly info: FillInfo,
+    readonly layout: CacheLayout,
+    readonly reads: ReadStreams,
+    readonly onEnd: () => void,
+  ) {
+    this.#written = info.written;
+  }
+
+  get meta(): EntryMeta {
+    return this.info.meta;
+  }
+
+  get written(): number {
+    return this.#written;
+  }
+
+  get state(): 'filling' | 'complete' | 'failed' {
+    return this.#state;
+  }
+
+  get error(): Error | undefined {
+    return this.#error;
+  }
+
+  async open(start: number, end: number): Promise<Readable | undefined> {
+    this.#refs++;
+    this.#handle ??= this.#openFile();
+    if ((await this.#handle) === undefined) {
+      await this.release();
+      return undefined;
+    }
+    return new FillReader(this, this.reads, start, end);
+  }
+
+  /** The fill's file: still under its fill name, or already stored under its entry name. */
+  async #openFile(): Promise<FileHandle | undefined> {
+    for (const file of [
+      this.layout.fillPath(this.info.id),
+      this.layout.entryPath(entryFileName(this.info.meta.key, this.info.id)),
+    ]) {
+      try {
+        return await open(file, 'r');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    return undefined;
+  }
+
+  advance(written: number): void {
+    if (written <= this.#written) return;
+    this.#written = written;
+    this.#wake();
+  }
+
+  end(written: number, stored: boolean, error: SharedError | undefined): void {
+    this.#written = Math.max(this.#written, written);
+    this.#state = stored ? 'complete' : 'failed';
+    if (!stored)
+      this.#error =
+        error === undefined
+          ? new MetalbootError('IMAGE_CACHE_ERR_CLOSED', 'fill failed in another image worker')
+          : sharedToError(error);
+    this.onEnd();
+    this.#wake();
+  }
+
+  async read(buf: Buffer, length: number, position: number): Promise<number> {
+    const handle = await this.#handle;
+    if (handle === undefined) throw new MetalbootError('IMAGE_CACHE_ERR_CLOSED', 'fill file gone');
+    const { bytesRead } = await handle.read(buf, 0, length, this.info.headerLength + position);
+    return bytesRead;
+  }
+
+  wait(fn: () => void): void {
+    this.#waiters.add(fn);
+  }
+
+  unwait(fn: () => void): void {
+    this.#waiters.delete(fn);
+  }
+
+  async release(): Promise<void> {
+    if (--this.#refs > 0) return;
+    const handle = this.#handle;
+    this.#handle = undefined;
+    const h = await handle?.catch(() => undefined);
+    await h?.close().catch(() => {});
+  }
+
+  #wake(): void {
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const fn of waiters) fn();
   }
 }

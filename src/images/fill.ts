@@ -1,8 +1,9 @@
 /**
  * One object being written to the cache: an upstream body streamed into a temporary file that
- * any number of readers (readers.ts) stream from while it grows. The cache directory
- * (cache-dir.ts) creates it, renames the file into an entry once {@link Fill.receive} is done,
- * and finishes or fails it; the image store (store.ts) hands it to the requests that want it.
+ * any number of readers (readers.ts) stream from while it grows; readers in other processes
+ * follow it through the book's progress events (cache-dir.ts). The cache directory creates it,
+ * renames the file into an entry once {@link Fill.receive} is done, and finishes or fails it;
+ * the image store (store.ts) hands it to the requests that want it.
  *
  * The descriptor stays open until the writer and every reader are done with it, so a reader
  * never sees the file closed under it, even after the rename or an eviction.
@@ -27,19 +28,27 @@ export class Fill implements StoredObject, GrowingFile {
   #refs = 1; // the writer
   readonly #waiters = new Set<() => void>();
   readonly #handle: FileHandle;
+  readonly #onWritten: ((written: number) => void) | undefined;
   #body: Readable | undefined;
   #settle!: () => void;
   /** Resolves when the writer is done (stored or failed). */
   readonly settled = new Promise<void>((r) => (this.#settle = r));
 
+  /**
+   * `id` names the fill's file (cache-layout.ts); `onWritten` is told the body bytes on disk
+   * after every write (the book's progress, for readers in other processes).
+   */
   constructor(
+    readonly id: string,
     readonly meta: EntryMeta,
     readonly headerLength: number,
     handle: FileHandle,
     reads: ReadStreams,
+    onWritten?: (written: number) => void,
   ) {
     this.#handle = handle;
     this.#reads = reads;
+    this.#onWritten = onWritten;
   }
 
   /** Body bytes on disk so far. */
@@ -102,6 +111,7 @@ export class Fill implements StoredObject, GrowingFile {
       this.#written += bytesWritten;
       pending = dropBytes(pending, bytesWritten);
       this.#wake();
+      this.#onWritten?.(this.#written);
     }
   }
 

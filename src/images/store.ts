@@ -6,13 +6,13 @@
  * shares those requests, starts fills and revalidates; the HTTP side (plugin.ts) only turns
  * its answers into responses.
  *
- * Per key, at most one thing is under way ({@link Pending}): an upstream request waiting for
- * its headers (`asking`), then, if its answer is stored, the fill it became (`filling`). The
- * first request for a missing or stale artifact starts the upstream request; requests that
+ * Per key, at most one thing is under way, and the book (cache-book.ts) keeps it: an upstream
+ * request waiting for its headers, then, if its answer is stored, the fill it became. The first
+ * request for a missing or stale artifact gets a ticket and asks the upstream; requests that
  * arrive before its headers share its outcome; requests that arrive while it fills read the
- * fill as it grows. A revalidation (a conditional GET) is shared the same way. The policy
- * (what is stored, when an entry is stale, what a revalidation answer means) is cache-policy.ts;
- * the files are cache-dir.ts.
+ * fill as it grows, in this process or in another image worker. A revalidation (a conditional
+ * GET) is shared the same way. The policy (what is stored, when an entry is stale, what a
+ * revalidation answer means) is cache-policy.ts; the files are cache-dir.ts.
  *
  * The store's upstream requests belong to no client: they wait for a connection ahead of relays
  * and are never refused for a client's share (upstream-slots.ts). A fill writes to disk at the
@@ -25,8 +25,10 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Dispatcher } from 'undici';
 import type { EntryMeta } from './cache-entry.js';
 import type { IndexedEntry } from './cache-index.js';
-import { CacheDir } from './cache-dir.js';
-import { cacheability, isFresh, revalidationHeaders, revalidationOutcome } from './cache-policy.js';
+import { CacheBook, type Book, type FillEvent } from './cache-book.js';
+import { CacheDir, shareError, sharedToError } from './cache-dir.js';
+import { CacheLayout } from './cache-layout.js';
+import { cacheability, revalidationHeaders, revalidationOutcome } from './cache-policy.js';
 import { classifyRefusal, classifyUpstreamError } from './errors.js';
 import type { Fill } from './fill.js';
 import { headerValue } from './headers.js';
@@ -35,6 +37,12 @@ import { answerObjectRequest, bodyRange, type ObjectAnswer, type ObjectRequest }
 import type { StoredObject } from './readers.js';
 import type { Upstream } from './upstream.js';
 
+/** A book kept by another process (the main one, for image workers), and its fills' events. */
+export interface SharedBook extends Book {
+  /** Registers the one listener of the events of fills this process follows. */
+  onFillEvent(listener: (e: FillEvent) => void): void;
+}
+
 export interface ImageStoreOptions {
   /** Directory for entries (created if missing; `entries/` and `tmp/` inside are ours). */
   readonly dir: string;
@@ -42,6 +50,11 @@ export interface ImageStoreOptions {
   readonly maxBytes: number;
   /** How long an entry is served without asking the upstream. */
   readonly revalidateAfterMs: number;
+  /**
+   * The book of another process, which has opened the directory (image workers); by default the
+   * store keeps its own and opens the directory itself.
+   */
+  readonly book?: SharedBook;
   readonly upstream: Upstream;
   readonly metrics: ImageProxyMetrics;
   /** For events outside a request: fills, revalidations. */
@@ -83,46 +96,55 @@ export type StoreAnswer =
   /** The upstream request this one started or waited for failed before its headers (counted already). */
   | { readonly kind: 'failure'; readonly error: unknown };
 
-/** The outcome of one upstream request, shared by the requests that waited for it. */
+/** What came of the upstream request this process asked, as its own request sees it. */
 type Asked =
   | { readonly kind: 'fill'; readonly fill: Fill }
   | { readonly kind: 'entry'; readonly entry: IndexedEntry; readonly result: 'revalidated' | 'stale' }
-  /** `response` goes to the request that asked (and is taken); the others relay on their own. */
-  | { readonly kind: 'relay'; response: Dispatcher.ResponseData | undefined }
+  | { readonly kind: 'relay'; readonly response: Dispatcher.ResponseData }
   | { readonly kind: 'failed'; readonly error: unknown };
-
-/** What is under way for one key. A fill counts only while its state is `filling`. */
-type Pending =
-  | { readonly kind: 'asking'; readonly asked: Promise<Asked> }
-  | { readonly kind: 'filling'; readonly fill: Fill };
 
 export class ImageStore {
   readonly #o: ImageStoreOptions;
+  /** The book this store keeps itself; undefined when another process keeps it. */
+  readonly #ownBook: CacheBook | undefined;
+  readonly #book: Book;
   readonly #dir: CacheDir;
-  readonly #pending = new Map<string, Pending>();
 
   constructor(o: ImageStoreOptions) {
     this.#o = o;
     const m = o.metrics;
+    const layout = new CacheLayout(o.dir);
+    this.#ownBook =
+      o.book === undefined
+        ? new CacheBook({
+            dir: o.dir,
+            maxBytes: o.maxBytes,
+            revalidateAfterMs: o.revalidateAfterMs,
+            logger: o.logger,
+            now: o.now,
+            onEvict: (n) => (n > 0 ? m.evictions.inc(n) : undefined),
+          })
+        : undefined;
+    this.#book = o.book ?? this.#ownBook!;
     this.#dir = new CacheDir({
-      dir: o.dir,
-      maxBytes: o.maxBytes,
+      layout,
+      book: this.#book,
       logger: o.logger,
-      now: o.now,
       onFillBytes: (n) => m.upstreamBytes.inc(n),
-      onEvict: (n) => (n > 0 ? m.evictions.inc(n) : undefined),
       onFillEnd: (outcome) => m.fills.inc({ outcome }),
     });
+    o.book?.onFillEvent((e) => this.#dir.onFillEvent(e));
   }
 
-  /** Bytes and entries on disk, fills running: for the gauges. */
+  /** Bytes and entries on disk, fills running: for the gauges (of the book this store keeps). */
   figures(): CacheFigures {
-    return { bytes: this.#dir.bytes, entries: this.#dir.entries, fillsRunning: this.#dir.fillsRunning };
+    const b = this.#ownBook;
+    return { bytes: b?.bytes ?? 0, entries: b?.entries ?? 0, fillsRunning: this.#dir.fillsRunning };
   }
 
-  /** Creates the directory, clears interrupted fills and indexes what is on disk. */
-  open(): Promise<void> {
-    return this.#dir.open();
+  /** With a book of its own: creates the directory, clears interrupted fills and indexes what is on disk. */
+  async open(): Promise<void> {
+    await this.#ownBook?.open();
   }
 
   /** Aborts fills in progress and waits for them to clean up. Entries stay on disk. */
@@ -132,43 +154,44 @@ export class ImageStore {
 
   /** How to answer a request for `key`, a canonical path (paths.ts) with no query. */
   async get(key: string, request: ImageRequest): Promise<StoreAnswer> {
-    // Two rounds at most: an entry can vanish (evicted, replaced) between lookup and open.
+    const wants = { head: request.conditions.method === 'HEAD', partial: request.partial };
+    // Two rounds at most: an entry can vanish (evicted, replaced) between the claim and the open.
     for (let round = 0; round < 2; round++) {
-      const pending = this.#pending.get(key);
-      if (pending?.kind === 'filling' && pending.fill.state === 'filling') {
-        const answer = await this.#answer(pending.fill, request, 'coalesced');
-        if (answer !== undefined) return answer;
-        continue;
-      }
-      const entry = this.#dir.peek(key);
-      if (entry !== undefined && isFresh(entry.validatedAt, this.#o.now(), this.#o.revalidateAfterMs)) {
-        const answer = await this.#answer(this.#dir.object(entry), request, 'hit');
-        if (answer !== undefined) return answer;
-        continue;
-      }
-      const shared = pending?.kind === 'asking' ? pending.asked : undefined;
-      const first = shared === undefined;
-      // HEAD never starts a download; neither does a partial or conditional request for what is not stored.
-      if (first && (request.conditions.method === 'HEAD' || (entry === undefined && request.partial))) break;
-      const outcome = await (shared ?? this.#ask(key, entry, request.userAgent));
-      switch (outcome.kind) {
+      const claim = await this.#book.claim(key, wants);
+      switch (claim.kind) {
         case 'fill': {
-          const answer = await this.#answer(outcome.fill, request, first ? 'miss' : 'coalesced');
+          const answer = await this.#answer(this.#dir.follow(claim.fill), request, 'coalesced');
           if (answer !== undefined) return answer;
           continue;
         }
         case 'entry': {
-          const answer = await this.#answer(this.#dir.object(outcome.entry), request, outcome.result);
+          const answer = await this.#answer(this.#dir.object(claim.entry), request, claim.result);
           if (answer !== undefined) return answer;
           continue;
         }
-        case 'relay': {
-          const response = first ? outcome.response : undefined;
-          if (first) outcome.response = undefined;
-          return { kind: 'relay', response };
-        }
+        case 'relay':
+          return { kind: 'relay', response: undefined };
         case 'failed':
-          return { kind: 'failure', error: outcome.error };
+          return { kind: 'failure', error: sharedToError(claim.error) };
+        case 'ask': {
+          const asked = await this.#request(key, claim.ticket, claim.stale, request.userAgent);
+          switch (asked.kind) {
+            case 'fill': {
+              const answer = await this.#answer(asked.fill, request, 'miss');
+              if (answer !== undefined) return answer;
+              continue;
+            }
+            case 'entry': {
+              const answer = await this.#answer(this.#dir.object(asked.entry), request, asked.result);
+              if (answer !== undefined) return answer;
+              continue;
+            }
+            case 'relay':
+              return { kind: 'relay', response: asked.response };
+            case 'failed':
+              return { kind: 'failure', error: asked.error };
+          }
+        }
       }
     }
     return { kind: 'relay', response: undefined };
@@ -176,7 +199,7 @@ export class ImageStore {
 
   /**
    * The answer from a stored object: preconditions, Range, and the body opened. Undefined when
-   * the object vanished before it could be opened (look the key up again).
+   * the object vanished before it could be opened (claim the key again).
    */
   async #answer(object: StoredObject, request: ImageRequest, result: StoreResult): Promise<StoreAnswer | undefined> {
     const meta = object.meta;
@@ -189,24 +212,30 @@ export class ImageStore {
     return body === undefined ? undefined : { kind: 'object', result, meta, answer, body };
   }
 
-  /** Starts the one upstream request for `key` (a revalidation of `stale` when given). */
-  #ask(key: string, stale: IndexedEntry | undefined, userAgent: string | undefined): Promise<Asked> {
-    const asked = this.#request(key, stale, userAgent).finally(() => {
-      if (this.#pending.get(key) === pending) this.#pending.delete(key);
-    });
-    const pending: Pending = { kind: 'asking', asked };
-    this.#pending.set(key, pending);
-    return asked;
-  }
-
-  async #request(key: string, stale: IndexedEntry | undefined, userAgent: string | undefined): Promise<Asked> {
+  /**
+   * The one upstream request for `key` (a revalidation of `stale` when given), for the holder of
+   * `ticket`: what came of it is told to the book, for the requests waiting for it.
+   */
+  async #request(
+    key: string,
+    ticket: number,
+    stale: IndexedEntry | undefined,
+    userAgent: string | undefined,
+  ): Promise<Asked> {
     const { metrics: m, logger: log } = this.#o;
+    const book = this.#book;
     const headers: Record<string, string> = {
       'accept-encoding': 'identity',
       via: '1.1 metalboot',
       ...(stale === undefined ? {} : revalidationHeaders(stale.meta.etag, stale.meta.lastModified)),
     };
     if (userAgent !== undefined) headers['user-agent'] = userAgent;
+    const settled = (outcome: Asked): Asked => {
+      if (outcome.kind === 'entry') book.settle(ticket, outcome);
+      else if (outcome.kind === 'relay') book.settle(ticket, { kind: 'relay' });
+      else if (outcome.kind === 'failed') book.settle(ticket, { kind: 'failed', error: shareError(outcome.error) });
+      return outcome;
+    };
     let res: Dispatcher.ResponseData;
     try {
       res = await this.#o.upstream.request({
@@ -220,28 +249,27 @@ export class ImageStore {
       const refusal = classifyRefusal(err);
       const reason = refusal?.reason ?? classifyUpstreamError(err).reason;
       if (refusal === undefined) m.upstreamFailures.inc({ reason });
-      if (stale === undefined) return { kind: 'failed', error: err };
+      if (stale === undefined) return settled({ kind: 'failed', error: err });
       log.warn({ err, key, reason }, 'image proxy: revalidation failed, serving the stored entry');
-      return { kind: 'entry', entry: stale, result: 'stale' };
+      return settled({ kind: 'entry', entry: stale, result: 'stale' });
     }
     if (stale !== undefined) {
       switch (revalidationOutcome(res.statusCode)) {
         case 'unchanged':
           await res.body.dump().catch(() => {});
-          this.#dir.markValidated(stale);
-          return { kind: 'entry', entry: stale, result: 'revalidated' };
+          return settled({ kind: 'entry', entry: stale, result: 'revalidated' });
         case 'stale':
           await res.body.dump().catch(() => {});
           log.warn(
             { key, status: res.statusCode },
             'image proxy: upstream error on revalidation, serving the stored entry',
           );
-          return { kind: 'entry', entry: stale, result: 'stale' };
+          return settled({ kind: 'entry', entry: stale, result: 'stale' });
         case 'gone':
-          this.#dir.remove(stale);
-          return { kind: 'relay', response: res };
+          book.remove(key, stale.file);
+          return settled({ kind: 'relay', response: res });
         case 'relay':
-          return { kind: 'relay', response: res };
+          return settled({ kind: 'relay', response: res });
         case 'replaced':
           break;
       }
@@ -249,9 +277,10 @@ export class ImageStore {
     const verdict = cacheability(res.statusCode, res.headers, this.#o.maxBytes);
     if (!verdict.cacheable) {
       if (res.statusCode === 200) log.info({ key, reason: verdict.reason }, 'image proxy: answer not stored');
-      return { kind: 'relay', response: res };
+      return settled({ kind: 'relay', response: res });
     }
     const fill = await this.#dir.startFill(
+      ticket,
       {
         key,
         size: verdict.size,
@@ -264,13 +293,8 @@ export class ImageStore {
     );
     if (fill === undefined) {
       log.info({ key, size: verdict.size }, 'image proxy: no room to store the answer');
-      return { kind: 'relay', response: res };
+      return settled({ kind: 'relay', response: res });
     }
-    const filling: Pending = { kind: 'filling', fill };
-    this.#pending.set(key, filling);
-    void fill.settled.then(() => {
-      if (this.#pending.get(key) === filling) this.#pending.delete(key);
-    });
     return { kind: 'fill', fill };
   }
 }

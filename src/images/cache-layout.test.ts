@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CACHE_SUBDIR, CacheDir, cacheDirProblem } from './cache-dir.js';
+import { CACHE_SUBDIR, CacheLayout, cacheDirProblem } from './cache-layout.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -15,10 +15,13 @@ const tmp = () => {
   dirs.push(d);
   return d;
 };
-const cache = (dir: string) =>
-  new CacheDir({ dir, maxBytes: 1 << 20, logger: pino({ level: 'silent' }), now: Date.now });
+const log = pino({ level: 'silent' });
+const cache = (dir: string) => {
+  const layout = new CacheLayout(dir);
+  return { open: () => layout.open(log) };
+};
 
-describe('CacheDir ownership', () => {
+describe('CacheLayout ownership', () => {
   it("never touches files of the directory it is given, only its own subdirectory's", async () => {
     const dir = tmp();
     // What a shared directory (or the cache layout of an earlier version) may hold.
@@ -28,7 +31,6 @@ describe('CacheDir ownership', () => {
     writeFileSync(path.join(dir, 'entries', 'not-a-cache-entry'), 'mine too');
     const c = cache(dir);
     await c.open();
-    await c.close();
     expect(readFileSync(path.join(dir, 'tmp', 'keep.txt'), 'utf8')).toBe('mine');
     expect(readFileSync(path.join(dir, 'entries', 'not-a-cache-entry'), 'utf8')).toBe('mine too');
     expect(existsSync(path.join(dir, CACHE_SUBDIR, '.metalboot-image-cache'))).toBe(true);
