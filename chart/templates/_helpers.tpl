@@ -271,6 +271,9 @@ annotation.
 {{- $ironicHttpUrl := include "metalboot.tpl" (list . $v.proxy.ironicHttpUrl) }}
 {{- if $v.http.imagePort }}
 - {{ printf "--image-listen=%s:%v" (include "metalboot.listenHost" $http) $v.http.imagePort | quote }}
+{{- if $v.http.imageWorkers }}
+- {{ printf "--image-workers=%v" $v.http.imageWorkers | quote }}
+{{- end }}
 {{- $imageAdvertise := include "metalboot.tpl" (list . $v.http.imageAdvertiseUrl) }}
 {{- if and (not $imageAdvertise) $front $ironicHttpUrl }}
 {{- $imageAdvertise = printf "http://%s:%v" $front $v.http.imagePort }}

@@ -258,7 +258,14 @@ export const FLAGS: readonly FlagSpec[] = [
     'http.imageListen',
     'string',
     'ADDR:PORT',
-    'serve the image proxy from a worker thread on this address, so image streaming never delays DHCP/TFTP; scripts then point images here ("" = in-process on --http-listen, the default)',
+    'serve the image proxy from worker processes on this address, so image streaming never delays DHCP/TFTP; scripts then point images here ("" = in-process on --http-listen, the default)',
+  ),
+  F(
+    'image-workers',
+    'http.imageWorkers',
+    'string',
+    'N',
+    'image worker processes sharing --image-listen, each on a core of its own (default 0 = one per core but one, at least 1)',
   ),
   F(
     'image-advertise-url',

@@ -3,6 +3,7 @@
  * expansion, schema validation, derived defaults and cross-checks. Every problem is reported by
  * key in one list; the result is deeply frozen.
  */
+import { availableParallelism } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type ParsedConfig } from './schema.js';
@@ -266,7 +267,15 @@ function resolve(c: ParsedConfig, input: LoadInput, errors: string[]): Config | 
     dhcp: { ...dhcpRest, serverIp },
     dhcp6,
     tftp: { ...c.tftp, listen: tftpListen, listen6: tftpListen6 },
-    http: { ...c.http, listen: httpListen, advertiseUrl, imageListen, imageAdvertiseUrl },
+    http: {
+      ...c.http,
+      listen: httpListen,
+      advertiseUrl,
+      imageListen,
+      imageAdvertiseUrl,
+      // One core stays with the main process (DHCP, TFTP, scripts).
+      imageWorkers: c.http.imageWorkers === 0 ? Math.max(1, availableParallelism() - 1) : c.http.imageWorkers,
+    },
     proxy: {
       ...c.proxy,
       callbackListen,

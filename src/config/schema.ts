@@ -267,10 +267,12 @@ export const configSchema = z.strictObject({
       advertiseUrl: url.optional(),
       templatesDir: z.string().optional(),
       /**
-       * Serve the image proxy from a worker thread on its own port, so streaming images never
+       * Serve the image proxy from worker processes on a port of its own, so streaming images never
        * delays DHCP, TFTP or scripts on the main event loop. "" (default): in-process on `listen`.
        */
       imageListen: listenOrOff.prefault(''),
+      /** Image worker processes sharing `imageListen`. 0 (default): one per core but one, at least 1. */
+      imageWorkers: z.coerce.number().int().min(0).max(64).prefault(0),
       /** The URL booting hosts fetch images from. Default: http://<server-ip>:<image-port>. */
       imageAdvertiseUrl: url.optional(),
       imageCacheDir: z.string().optional(),

@@ -14,8 +14,11 @@ export interface OpsRoutesOptions {
   readonly state: DhcpState;
   /** Extra per-MAC explanations from other parts (e.g. the callback proxy's node mapping). */
   readonly explainExtras?: readonly ((mac: string) => Record<string, unknown> | undefined)[];
-  /** Metrics of other threads (the image worker) as prom-client JSON, merged into /metrics. */
-  readonly extraMetrics?: readonly (() => Promise<unknown[] | undefined>)[];
+  /**
+   * Metrics of other processes (the image workers) as prom-client JSON, merged into /metrics:
+   * each source gives one part per process that answered.
+   */
+  readonly extraMetrics?: readonly (() => Promise<readonly unknown[][]>)[];
 }
 
 type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
@@ -24,13 +27,13 @@ export async function opsRoutes(app: FastifyInstance, o: OpsRoutesOptions): Prom
   app.get('/metrics', async (_req, reply) => {
     const extra = o.extraMetrics ?? [];
     if (extra.length === 0) return reply.type(o.registry.contentType).send(await o.registry.metrics());
-    // Series of one name from several threads are summed (AggregatorRegistry, as for cluster workers).
-    // Its 'omit' aggregator (process_start_time_seconds: cluster workers are processes of their
-    // own) would drop this thread's series, which are the process's: they are kept as they are.
+    // Series of one name from several processes are summed (AggregatorRegistry, made for cluster
+    // workers); the workers' own process series carry a `worker` label and stay apart. Its 'omit'
+    // aggregator (process_start_time_seconds) would drop this process's series: kept as they are.
     const own = (await o.registry.getMetricsAsJSON()).map((m) =>
       m.aggregator === 'omit' ? { ...m, aggregator: 'first' as const } : m,
     );
-    const parts = [own, ...(await Promise.all(extra.map((f) => f()))).filter((m) => m !== undefined)] as MetricsJson[];
+    const parts = [own, ...(await Promise.all(extra.map((f) => f()))).flat()] as MetricsJson[];
     return reply.type(o.registry.contentType).send(await AggregatorRegistry.aggregate(parts).metrics());
   });
   app.get('/healthz', async () => ({ status: 'ok' }));

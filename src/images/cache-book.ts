@@ -21,7 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import { CacheIndex, type IndexedEntry } from './cache-index.js';
-import type { EntryMeta } from './cache-entry.js';
+import { entryFileName, type EntryMeta } from './cache-entry.js';
 import { CacheLayout } from './cache-layout.js';
 import { isFresh } from './cache-policy.js';
 
@@ -317,7 +317,9 @@ export class CacheBook implements Book {
     for (const fill of [...this.#fills.values()]) {
       if (fill.owner !== owner) continue;
       this.filled(fill.id, undefined, gone);
+      // Wherever its file got to: still a fill, or renamed to its entry name just before the exit.
       this.#layout.removeFill(fill.id, this.#o.logger);
+      this.#layout.removeEntry(entryFileName(fill.key, fill.id), this.#o.logger);
     }
   }
 

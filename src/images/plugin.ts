@@ -84,7 +84,7 @@ import { headerValue, isConditionalOrPartial, PLAIN_TEXT, storedObjectHeaders } 
 import { createImageProxyMetrics, type ImageProxyMetrics } from './metrics.js';
 import { matchesPrefix, NODE_DIRECTORY_ROUTE, parseTarget, prefixProblem, prefixRoute } from './paths.js';
 import { Relay } from './relay.js';
-import { ImageStore, type ImageRequest, type StoreAnswer } from './store.js';
+import { ImageStore, type ImageRequest, type SharedBook, type StoreAnswer } from './store.js';
 import { parseUpstream, Upstream } from './upstream.js';
 
 /** What Ironic's httpd serves that a booting host or IPA fetches (see the file comment). */
@@ -102,6 +102,11 @@ export interface ImageCacheSettings {
   readonly revalidateAfterMs?: number;
   /** Path prefixes that are cached. Default {@link DEFAULT_IMAGE_CACHE_PREFIXES}. */
   readonly prefixes?: readonly string[];
+  /**
+   * The book of the main process, for an image worker (book-ipc.ts): the main process opened the
+   * directory and reports the cache's gauges. Default: this process keeps its own.
+   */
+  readonly book?: SharedBook;
 }
 
 export interface ImageProxyOptions {
@@ -157,6 +162,8 @@ export interface ImageServed {
   readonly ms: number;
   /** The whole response was handed to the connection (false: the client or the upstream went away). */
   readonly complete: boolean;
+  /** The image worker that answered (1 to the worker count); absent in process. */
+  readonly worker?: number;
 }
 
 interface Limits {
@@ -166,9 +173,12 @@ interface Limits {
   readonly clientIdleTimeoutMs: number;
 }
 
+/** Upstream connections unless configured (see the file comment); image workers share them out. */
+export const IMAGE_PROXY_CONNECTIONS = 128;
+
 /** The connection limits and timeouts with their defaults (see the file comment), checked. */
 function imageProxyLimits(o: ImageProxyOptions): Limits {
-  const connections = o.connections ?? 128;
+  const connections = o.connections ?? IMAGE_PROXY_CONNECTIONS;
   const limits = {
     connections,
     connectionsPerClient: o.connectionsPerClient ?? Math.max(1, Math.floor(connections / 4)),
@@ -231,8 +241,11 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (
   }
 
   const limits = imageProxyLimits(o);
-  const m = createImageProxyMetrics(o.registry, cacheSettings === undefined ? undefined : () => store!.figures(), () =>
-    upstream.figures(),
+  // With the main process's book, the cache's gauges are the main process's to report.
+  const m = createImageProxyMetrics(
+    o.registry,
+    cacheSettings === undefined || cacheSettings.book !== undefined ? undefined : () => store!.figures(),
+    () => upstream.figures(),
   );
   const upstream = new Upstream(upstreamUrl, {
     connections: limits.connections,
@@ -249,6 +262,7 @@ export const imageProxyPlugin: FastifyPluginAsync<ImageProxyOptions> = async (
           dir: cacheSettings.dir,
           maxBytes: cacheSettings.maxBytes,
           revalidateAfterMs,
+          book: cacheSettings.book,
           upstream,
           metrics: m,
           logger: o.logger ?? fastify.log.child({ component: 'image-proxy' }),

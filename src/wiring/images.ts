@@ -1,7 +1,7 @@
-/** The images wing: the image proxy to Ironic's httpd, in its own worker thread with --image-listen. */
+/** The images wing: the image proxy to Ironic's httpd, in worker processes of its own with --image-listen. */
 import type { Config } from '../config/load.js';
 import type { Service } from '../base/service.js';
-import type { ImageProxyOptions, ImageServed } from '../images/plugin.js';
+import { IMAGE_PROXY_CONNECTIONS, type ImageProxyOptions, type ImageServed } from '../images/plugin.js';
 import { ImageServer } from '../images/worker-service.js';
 import type { Wiring } from './deps.js';
 
@@ -22,6 +22,16 @@ export function imagesWing(config: Config, w: Wiring, onServed: (e: ImageServed)
     cache: h.imageCacheDir === undefined ? undefined : { dir: h.imageCacheDir, maxBytes: h.imageCacheMaxBytes },
   };
   if (h.imageListen === undefined) return { services: [], proxy: { ...proxy, onServed }, worker: undefined };
-  const worker = new ImageServer({ listen: h.imageListen, proxy, logger: w.logger, registry: w.registry, onServed });
+  const workers = h.imageWorkers;
+  // The upstream connection limits are the proxy's in all: each worker takes its share.
+  const connections = Math.max(1, Math.floor(IMAGE_PROXY_CONNECTIONS / workers));
+  const worker = new ImageServer({
+    listen: h.imageListen,
+    proxy: { ...proxy, connections },
+    workers,
+    logger: w.logger,
+    registry: w.registry,
+    onServed,
+  });
   return { services: [worker], proxy, worker };
 }

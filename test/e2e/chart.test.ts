@@ -589,6 +589,16 @@ describe('helm chart', () => {
     expect(r.config.http.imageAdvertiseUrl).toBe('http://192.168.100.2:8080');
   });
 
+  it('http.imageWorkers: that many image worker processes; unset, the binary picks one per core but one', async () => {
+    const r = await render({ networkAttachmentDefinition: { vip: VIP }, http: { imageWorkers: 3 } });
+    commonChecks(r, { httpPort: 8080, hostNetwork: false });
+    expect(r.args).toContain('--image-workers=3');
+    expect(r.config.http.imageWorkers).toBe(3);
+    const d = await render({ networkAttachmentDefinition: { vip: VIP } });
+    expect(d.args.filter((a) => a.startsWith('--image-workers'))).toEqual([]);
+    expect(d.config.http.imageWorkers).toBeGreaterThanOrEqual(1);
+  });
+
   it('replicas behind the provisioning Service: UDP 67/69 and TCP http/callback, TFTP single port', async () => {
     const r = await render({
       replicas: 3,

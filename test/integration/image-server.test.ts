@@ -1,6 +1,6 @@
 /**
- * The image worker's supervision (src/images/worker-service.ts) with a stand-in worker that dies once after
- * it listens: the service reports it down, starts it again on the same port, and close() stops it.
+ * The image workers' supervision (src/images/worker-service.ts) with a stand-in worker process that
+ * dies once after it listens: the service starts it again on the same port, and close() stops it.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -57,7 +57,7 @@ describe('ImageServer supervision', () => {
       expect(readFileSync(starts, 'utf8')).toBe('2');
       expect(server.address().port).toBe(port);
       expect(await (await request(`http://127.0.0.1:${port}/`)).body.text()).toBe('instance 2');
-      expect(await server.metrics()).toEqual([]);
+      expect(await server.metrics()).toEqual([[]]);
     } finally {
       await server.close();
       delete process.env['METALBOOT_TEST_WORKER_STARTS'];

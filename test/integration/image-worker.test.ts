@@ -1,8 +1,8 @@
 /**
- * The image proxy in its worker thread (--image-listen), in the product (buildServices): the
- * scripts and rewritten Ironic configs point images at the worker's port, the worker proxies
- * and caches (one upstream download for concurrent requests), the main port redirects its image
- * paths there, /metrics merges the worker's series, and closing stops the worker.
+ * The image proxy in two worker processes (--image-listen, --image-workers 2), in the product
+ * (buildProduct): the scripts and rewritten Ironic configs point images at the workers' port,
+ * the workers proxy and cache (one upstream download for concurrent requests), the main port
+ * redirects its image paths there, /metrics merges the workers' series, and closing stops them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -61,6 +61,8 @@ describe('image worker (--image-listen)', () => {
         '127.0.0.1:0',
         '--image-listen',
         '127.0.0.1:0',
+        '--image-workers',
+        '2',
         '--image-cache-dir',
         tmp(),
         '--ironic-http-url',
@@ -91,7 +93,7 @@ describe('image worker (--image-listen)', () => {
   it('is ready, and scripts point kernel and initramfs at the worker', async () => {
     expect(product.readiness.find((c) => c.name === 'image-worker')?.check()).toEqual({
       ok: true,
-      detail: 'listening',
+      detail: '2 of 2 workers listening',
     });
     const res = await request(`${httpUrl}/boot/52:54:00:00:00:01.ipxe`);
     expect(res.statusCode).toBe(200);
@@ -134,7 +136,16 @@ describe('image worker (--image-listen)', () => {
     const text = await (await request(`${httpUrl}/metrics`)).body.text();
     expect(text).toMatch(/metalboot_image_proxy_requests_total\{result="hit"\} [1-9]/);
     expect(text).toMatch(/metalboot_image_cache_entries [1-9]/);
-    expect(text).toMatch(/^metalboot_image_worker_nodejs_eventloop_lag_p99_seconds \d/m);
+    // Each worker's own event-loop delay and memory, by worker; the supervision's gauge.
+    for (const w of ['1', '2']) {
+      expect(text).toMatch(
+        new RegExp(`^metalboot_image_worker_nodejs_eventloop_lag_p99_seconds\\{worker="${w}"\\} \\d`, 'm'),
+      );
+      expect(text).toMatch(
+        new RegExp(`^metalboot_image_worker_process_resident_memory_bytes\\{worker="${w}"\\} [1-9]`, 'm'),
+      );
+    }
+    expect(text).toMatch(/^metalboot_image_workers\{state="up"\} 2$/m);
     // The process's start time survives the merge (prom-client's aggregation would omit it).
     expect(text).toMatch(/^metalboot_process_start_time_seconds \d+$/m);
     // Main-thread series are still there, once.
