@@ -41,7 +41,12 @@ export interface ServerMeasure {
   readonly cpuSysS: number;
   /** Time metalboot's main thread was runnable but waiting for CPU 0 (other work on the machine). */
   readonly runDelayS: number;
+  /** Peak resident set of the main process (DHCP, TFTP, scripts, the cache book). */
   readonly hwmMiB: number;
+  /** Peak resident set of each image worker process, at the end of the storm. */
+  readonly workerHwmMiB: readonly number[];
+  /** CPU seconds (user + sys) of the image worker processes over the storm. */
+  readonly workerCpuS: number;
   /** Resident set once started, before the storm. */
   readonly rssStartMiB: number;
   readonly rssEndMiB: number;
@@ -78,6 +83,10 @@ export interface RunRow {
   readonly clientCpuS: number;
   readonly clientRunDelayS: number;
   readonly clientBytes: number;
+  /** From the first power-on to the last host's last initramfs byte, s. */
+  readonly imagesDoneS: number;
+  /** Image bytes to the hosts per second, from the first image request to the last byte (10^6 bytes/s). */
+  readonly imageMBps: number;
   readonly upstream: Readonly<Record<'kernel' | 'initramfs', ArtifactFetches>>;
   readonly upstreamWireBytes: number;
   readonly upstreamCpuS: number;
@@ -168,6 +177,7 @@ export function summariseRun(o: {
     clientCpuS: o.client.cpuUserS + o.client.cpuSysS,
     clientRunDelayS: o.client.runDelayS,
     clientBytes: hs.reduce((sum, h) => sum + h.imageBytes, 0),
+    ...imageWindow(hs),
     upstream,
     upstreamWireBytes: totalWire(o.upstreamAfter) - totalWire(o.upstreamBefore),
     upstreamCpuS: cpu(o.upstreamAfter) - cpu(o.upstreamBefore),
@@ -179,6 +189,18 @@ export function summariseRun(o: {
     clientEldP99: { main: o.client.clientEld.main.p99, http: o.client.clientEld.http.p99 },
     net: o.net,
   };
+}
+
+/** When the image phase began and ended over all hosts, and the bytes per second it moved. */
+function imageWindow(hs: readonly HostResult[]): { imagesDoneS: number; imageMBps: number } {
+  const first = Math.min(...hs.map((h) => h.startMs));
+  const imgStart = Math.min(
+    ...hs.map((h) => (h.phases.images === undefined ? Infinity : h.startMs + h.phases.images.startMs)),
+  );
+  const done = Math.max(...hs.map((h) => (h.totalMs === undefined ? -Infinity : h.startMs + h.totalMs)));
+  const bytes = hs.reduce((sum, h) => sum + h.imageBytes, 0);
+  if (!Number.isFinite(done) || !Number.isFinite(imgStart)) return { imagesDoneS: NaN, imageMBps: NaN };
+  return { imagesDoneS: (done - first) / 1000, imageMBps: bytes / 1e6 / ((done - imgStart) / 1000) };
 }
 
 // ───────────────────────────── targets ─────────────────────────────
@@ -235,12 +257,12 @@ const mb = (bytes: number): string => fmt(bytes / 1e6, bytes >= 1e8 ? 0 : 1);
 
 export function phaseTable(rows: readonly RunRow[]): string {
   const out = [
-    '| hosts | image cache | booted | DHCP (firmware) | TFTP snponly.efi | DHCP (iPXE) | boot.ipxe + host script | kernel + initramfs | power-on → initramfs | storm (s) |',
-    '|--:|---|--:|---|---|---|---|---|---|--:|',
+    '| hosts | image cache | booted | DHCP (firmware) | TFTP snponly.efi | DHCP (iPXE) | boot.ipxe + host script | kernel + initramfs | power-on → initramfs | storm (s) | last initramfs byte (s) | image MB/s at the server |',
+    '|--:|---|--:|---|---|---|---|---|---|--:|--:|--:|',
   ];
   for (const r of rows) {
     out.push(
-      `| ${r.hosts} | ${r.cache ? 'on' : 'off'}${r.profiled ? ' (cpu-prof)' : ''} | ${r.ok}/${r.hosts} | ${pp(r.phases.dhcp)} | ${pp(r.phases.tftp)} | ${pp(r.phases.ipxeDhcp)} | ${pp(r.phases.scripts)} | ${pp(r.phases.images)} | ${pp(r.total)} | ${fmt(r.wallS, 1)} |`,
+      `| ${r.hosts} | ${r.cache ? 'on' : 'off'}${r.profiled ? ' (cpu-prof)' : ''} | ${r.ok}/${r.hosts} | ${pp(r.phases.dhcp)} | ${pp(r.phases.tftp)} | ${pp(r.phases.ipxeDhcp)} | ${pp(r.phases.scripts)} | ${pp(r.phases.images)} | ${pp(r.total)} | ${fmt(r.wallS, 1)} | ${fmt(r.imagesDoneS, 1)} | ${fmt(r.imageMBps, 0)} |`,
     );
   }
   return out.join('\n');
@@ -248,15 +270,15 @@ export function phaseTable(rows: readonly RunRow[]): string {
 
 export function serverTable(rows: readonly RunRow[]): string {
   const out = [
-    '| hosts | image cache | upstream GETs kernel / initramfs (full + revalidations) | upstream MB | MB to hosts | metalboot RSS before → peak (MiB) | event-loop delay p50 / p99 / max (ms) | worst 1-s window p99 (ms) | metalboot CPU s (user + sys) | metalboot waiting for CPU (s) | client CPU s (waiting) | client loop p99 (ms): DHCP/TFTP, HTTP | httpd CPU s | resends: DHCP fw / TFTP / DHCP iPXE / HTTP | TCP retrans. srv / cli | UDP rcvbuf drops srv / cli | load1 before → after |',
-    '|--:|---|---|--:|--:|--:|---|--:|---|--:|---|---|--:|---|---|---|---|',
+    '| hosts | image cache | upstream GETs kernel / initramfs (full + revalidations) | upstream MB | MB to hosts | metalboot main RSS before → peak (MiB) | image workers peak RSS (MiB) | event-loop delay p50 / p99 / max (ms) | worst 1-s window p99 (ms) | metalboot CPU s (main, image workers) | metalboot waiting for CPU (s) | client CPU s (waiting) | client loop p99 (ms): DHCP/TFTP, HTTP | httpd CPU s | resends: DHCP fw / TFTP / DHCP iPXE / HTTP | TCP retrans. srv / cli | UDP rcvbuf drops srv / cli | load1 before → after |',
+    '|--:|---|---|--:|--:|--:|--:|---|--:|---|--:|---|---|--:|---|---|---|---|',
   ];
   for (const r of rows) {
     const f = (a: ArtifactFetches): string => `${a.full}${a.conditional > 0 ? ` + ${a.conditional}` : ''}`;
     const eld = r.server.eld;
     const worst = r.server.samples.length === 0 ? NaN : Math.max(...r.server.samples.map((s) => s.eldP99Ms));
     out.push(
-      `| ${r.hosts} | ${r.cache ? 'on' : 'off'}${r.profiled ? ' (cpu-prof)' : ''} | ${f(r.upstream.kernel)} / ${f(r.upstream.initramfs)} | ${mb(r.upstreamWireBytes)} | ${mb(r.clientBytes)} | ${fmt(r.server.rssStartMiB)} → ${fmt(r.server.hwmMiB)} | ${eld === undefined ? '–' : `${fmt(eld.p50, 1)} / ${fmt(eld.p99, 1)} / ${fmt(eld.max, 0)}`} | ${fmt(worst, 1)} | ${fmt(r.server.cpuUserS + r.server.cpuSysS, 1)} (${fmt(r.server.cpuUserS, 1)} + ${fmt(r.server.cpuSysS, 1)}) | ${fmt(r.server.runDelayS, 1)} | ${fmt(r.clientCpuS, 1)} (${fmt(r.clientRunDelayS, 1)}) | ${fmt(r.clientEldP99.main, 0)}, ${fmt(r.clientEldP99.http, 0)} | ${fmt(r.upstreamCpuS, 1)} | ${r.resends.dhcp} / ${r.resends.tftp} / ${r.resends.ipxeDhcp} / ${r.resends.scripts + r.resends.images} | ${fmt(r.net.srv['Tcp.RetransSegs'])} / ${fmt(r.net.cli['Tcp.RetransSegs'])} | ${fmt(r.net.srv['Udp.RcvbufErrors'])} / ${fmt(r.net.cli['Udp.RcvbufErrors'])} | ${fmt(r.load1Before, 2)} → ${fmt(r.load1After, 2)} |`,
+      `| ${r.hosts} | ${r.cache ? 'on' : 'off'}${r.profiled ? ' (cpu-prof)' : ''} | ${f(r.upstream.kernel)} / ${f(r.upstream.initramfs)} | ${mb(r.upstreamWireBytes)} | ${mb(r.clientBytes)} | ${fmt(r.server.rssStartMiB)} → ${fmt(r.server.hwmMiB)} | ${r.server.workerHwmMiB.length === 0 ? '–' : r.server.workerHwmMiB.map((m) => fmt(m)).join(', ')} | ${eld === undefined ? '–' : `${fmt(eld.p50, 1)} / ${fmt(eld.p99, 1)} / ${fmt(eld.max, 0)}`} | ${fmt(worst, 1)} | ${fmt(r.server.cpuUserS + r.server.cpuSysS + r.server.workerCpuS, 1)} (main ${fmt(r.server.cpuUserS + r.server.cpuSysS, 1)}, workers ${fmt(r.server.workerCpuS, 1)}) | ${fmt(r.server.runDelayS, 1)} | ${fmt(r.clientCpuS, 1)} (${fmt(r.clientRunDelayS, 1)}) | ${fmt(r.clientEldP99.main, 0)}, ${fmt(r.clientEldP99.http, 0)} | ${fmt(r.upstreamCpuS, 1)} | ${r.resends.dhcp} / ${r.resends.tftp} / ${r.resends.ipxeDhcp} / ${r.resends.scripts + r.resends.images} | ${fmt(r.net.srv['Tcp.RetransSegs'])} / ${fmt(r.net.cli['Tcp.RetransSegs'])} | ${fmt(r.net.srv['Udp.RcvbufErrors'])} / ${fmt(r.net.cli['Udp.RcvbufErrors'])} | ${fmt(r.load1Before, 2)} → ${fmt(r.load1After, 2)} |`,
     );
   }
   return out.join('\n');

@@ -14,6 +14,7 @@ import type { HostPlan, StormSettings } from './storm-host.js';
 import { hostIp, hostMac, seededRandom, STORM_ARTIFACTS, STORM_NET } from './storm-net.js';
 import { failureLines, summariseRun, type EventLoopWindow, type RunRow, type ServerSample } from './storm-report.js';
 import {
+  childPids,
   curlSrv,
   interestingCounters,
   metricValue,
@@ -118,6 +119,12 @@ export async function storm(
     await curlSrv(ctx.lab, `http://127.0.0.1:${STORM_NET.httpPort}/metrics`);
     const up0 = await upstreamStats(ctx);
     const cpu0 = cpuTimes(mb.pid);
+    const workerCpu = (): number =>
+      childPids(mb.pid).reduce((sum, p) => {
+        const t = cpuTimes(p);
+        return sum + (t === undefined ? 0 : t.user + t.sys);
+      }, 0);
+    const workerCpu0 = workerCpu();
     const mem0 = memoryMiB(mb.pid);
     const wait0 = runDelayS(mb.pid);
     const net0 = {
@@ -196,6 +203,8 @@ export async function storm(
         ? undefined
         : (JSON.parse(readFileSync(eldFile, 'utf8')) as EventLoopWindow);
     const cpu1 = cpuTimes(mb.pid);
+    const workerCpu1 = workerCpu();
+    const workerHwm = childPids(mb.pid).map((p) => memoryMiB(p)?.hwm ?? NaN);
     const wait1 = runDelayS(mb.pid);
     const mem = memoryMiB(mb.pid);
     const up1 = await upstreamStats(ctx);
@@ -225,6 +234,8 @@ export async function storm(
         cpuSysS: (cpu1?.sys ?? NaN) - (cpu0?.sys ?? NaN),
         runDelayS: wait1 - wait0,
         hwmMiB: mem?.hwm ?? NaN,
+        workerHwmMiB: workerHwm,
+        workerCpuS: workerCpu1 - workerCpu0,
         rssStartMiB: mem0?.rss ?? NaN,
         rssEndMiB: mem?.rss ?? NaN,
         eld,

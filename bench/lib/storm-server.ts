@@ -16,7 +16,7 @@ import { hostIp, hostMac, bmhManifest, STORM_NET } from './storm-net.js';
 
 export const TFTP_FILE = 'snponly.efi';
 export const TFTP_ROOT = '/usr/lib/ipxe';
-/** Where the image proxy listens in its worker thread (--image-listen). */
+/** Where the image proxy listens in its worker processes (--image-listen). */
 export const IMAGE_PORT = 8082;
 
 /** The lab as the server side needs it. */
@@ -29,8 +29,10 @@ export interface StormLab {
   /** The event-loop delay preload (ELD_PRELOAD written to a file). */
   readonly preload: string;
   readonly logLevel: string;
-  /** The image proxy in its worker thread (--image-listen), as recommended for boot storms. */
+  /** The image proxy in its worker processes (--image-listen), as recommended for boot storms. */
   readonly imageWorker: boolean;
+  /** How many (--image-workers). */
+  readonly imageWorkers: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -120,7 +122,9 @@ function metalbootArgs(ctx: StormLab, bmhFile: string, cacheDir: string | undefi
     '--log-level',
     ctx.logLevel,
     ...(cacheDir === undefined ? [] : ['--image-cache-dir', cacheDir]),
-    ...(ctx.imageWorker ? ['--image-listen', `0.0.0.0:${IMAGE_PORT}`] : []),
+    ...(ctx.imageWorker
+      ? ['--image-listen', `0.0.0.0:${IMAGE_PORT}`, '--image-workers', String(ctx.imageWorkers)]
+      : []),
   ];
 }
 
@@ -185,6 +189,15 @@ export async function startMetalboot(
 export async function steer(lab: Lab, ns: string, dev: string, mask: number): Promise<string> {
   const r = await lab.exec(ns, 'sh', ['-c', `echo ${mask.toString(16)} > /sys/class/net/${dev}/queues/rx-0/rps_cpus`]);
   return `${ns}/${dev} → CPU mask ${mask}${r.code === 0 ? '' : ` (failed: ${r.stderr.trim()})`}`;
+}
+
+/** The processes `pid` started (metalboot's image workers), from /proc. */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
 }
 
 /** Seconds the process's main thread spent runnable but waiting for a CPU (/proc/<pid>/schedstat, field 2). */
