@@ -7,7 +7,9 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import cluster from 'node:cluster';
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -192,5 +194,26 @@ describe('image workers sharing one port and one cache', () => {
     expect(res.statusCode).toBe(200);
     expect(sha256(Buffer.from(await res.body.arrayBuffer()))).toBe(sha256(INITRAMFS));
     expect(upstream.fullGets('/images/ipa.initramfs')).toBe(2);
+  });
+
+  it('fails to start on a port in use, with the listen error, and leaves no worker behind', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const server = new ImageServer({
+        listen: { host: '127.0.0.1', port },
+        proxy: { upstream: upstream.url },
+        workers: 2,
+        logger: pino({ level: 'silent' }),
+        registry: new Registry(),
+      });
+      servers.push(server);
+      await expect(server.start()).rejects.toMatchObject({ code: 'EADDRINUSE' });
+      expect(server.up).toBe(false);
+      await until('no worker left', () => server.pids().size === 0 && Object.keys(cluster.workers ?? {}).length === 0);
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
   });
 });
