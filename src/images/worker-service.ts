@@ -55,6 +55,9 @@ export interface ImageServerOptions {
 /** A worker's V8 old-space limit unless configured: see docs/decisions/0014-image-workers.md. */
 export const DEFAULT_WORKER_HEAP_MIB = 128;
 
+/** Node's profiling flags given to metalboot, which its workers get too (their other flags are their own). */
+const PROFILING_FLAG = /^--(cpu-prof|heap-prof|prof$|prof-process)/;
+
 /** A worker's V8 semi-space, MiB: V8's default on 64-bit machines (see the fork). */
 const WORKER_SEMI_SPACE_MIB = 16;
 
@@ -219,6 +222,7 @@ export class ImageServer implements Service {
       // The young generation at V8's usual size: with only an old-space cap, V8 scales it down
       // to 0.5 MiB, and the scavenges of a busy stream cost a third more CPU per byte.
       execArgv: [
+        ...process.execArgv.filter((a) => PROFILING_FLAG.test(a)),
         `--max-old-space-size=${this.#o.heapMiB ?? DEFAULT_WORKER_HEAP_MIB}`,
         `--max-semi-space-size=${WORKER_SEMI_SPACE_MIB}`,
       ],
