@@ -50,6 +50,7 @@ import {
 } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
+import { dockerfileEnv } from './lib/dockerfile-env.js';
 import { defineOptions, publishResults, QuietGate, runIfEntry, type Args, type Run } from './lib/harness.js';
 import {
   commandOutput,
@@ -131,9 +132,15 @@ interface Proc {
   stop(): Promise<void>;
 }
 
-function spawnProc(cmd: string, args: readonly string[], logFile: string, stopSignal: NodeJS.Signals): Proc {
+function spawnProc(
+  cmd: string,
+  args: readonly string[],
+  logFile: string,
+  stopSignal: NodeJS.Signals,
+  env: Record<string, string> = {},
+): Proc {
   const fd = openSync(logFile, 'w');
-  const child = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
+  const child = spawn(cmd, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
   closeSync(fd);
   return {
     child,
@@ -264,6 +271,7 @@ async function startMetalboot(o: {
   cacheDir: string | undefined;
   cacheMaxBytes: number;
   logFile: string;
+  env: Record<string, string>;
 }): Promise<Metalboot> {
   const args = [
     ...o.build.nodeArgs,
@@ -290,7 +298,7 @@ async function startMetalboot(o: {
     '--log-level',
     'info',
   ];
-  const proc = spawnProc('taskset', ['-c', o.cpus, o.build.node, ...args], o.logFile, 'SIGTERM');
+  const proc = spawnProc('taskset', ['-c', o.cpus, o.build.node, ...args], o.logFile, 'SIGTERM', o.env);
   try {
     for (let i = 0; ; i++) {
       if (proc.child.exitCode !== null)
@@ -436,6 +444,12 @@ export async function main(args: Args<typeof options>, h: Run): Promise<void> {
   const build = metalbootBuild({ worktree: args.worktree, sha, outDir: path.join(BENCH_DIR, 'out') });
   log(`metalboot: ${build.label}`);
   const workersFlag = knowsImageWorkers(build);
+  const deployedEnv = dockerfileEnv(
+    args.worktree
+      ? readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8')
+      : spawnSync('git', ['show', `${sha}:Dockerfile`], { cwd: REPO_ROOT, encoding: 'utf8' }).stdout,
+  );
+  log(`metalboot's environment from the Dockerfile: ${JSON.stringify(deployedEnv)}`);
   if (!workersFlag && args.workers.some((n) => n !== 1))
     throw new Error('this metalboot has no --image-workers flag: measure with --workers 1');
 
@@ -488,6 +502,7 @@ export async function main(args: Args<typeof options>, h: Run): Promise<void> {
             // The hit entry and the misses of one client count (the least recently used go first).
             cacheMaxBytes: (2 + args.runs) * (size + 64 * 1024),
             logFile: path.join(scratch, `metalboot-${workers}-${cache ? 'cache' : 'relay'}.log`),
+            env: deployedEnv,
           });
         const wantsCache = sources.includes('hit') || sources.includes('miss');
         const cached = wantsCache ? await mb(true) : undefined;
@@ -536,7 +551,11 @@ export async function main(args: Args<typeof options>, h: Run): Promise<void> {
                   break;
               }
               const r = await measure(server.pid, () => download(url, c, size, pin.clients));
-              if (source === 'miss') await waitForSettledCache(cached!.cacheDir!);
+              if (source === 'miss') {
+                // Stored and on disk before the next run, so that its writeback does not run beside it.
+                await waitForSettledCache(cached!.cacheDir!);
+                spawnSync('sync');
+              }
               runs.push(r);
               log(
                 `${source} workers=${workers} c=${c} run ${run + 1}: ${r.seconds.toFixed(2)} s, ${mbps(c, r.seconds, size).toFixed(0)} MB/s, server CPU ${r.cpuS.toFixed(2)} s`,
@@ -573,6 +592,9 @@ export async function main(args: Args<typeof options>, h: Run): Promise<void> {
     '',
     `Pinning: ${[...pins].map(([n, p]) => `${n} worker${n === 1 ? '' : 's'}: server on CPU ${p.server}, clients and origin on CPU ${p.clients}`).join('; ')} (taskset -c).`,
     `Machine: ${mc.nproc} × ${mc.cpuModel}, ${mc.memGiB} GiB, Linux ${mc.kernel}; load average ${loadBefore.toFixed(2)} at start, ${loadAvg1().toFixed(2)} at the end (other work shares this machine).`,
+    `Environment of metalboot, as the Dockerfile sets it: ${Object.entries(deployedEnv)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}.`,
     `Versions: metalboot ${what} (${build.label}), Node ${process.version}, nginx ${debVersion('nginx-light') ?? commandOutput('nginx', ['-v']) ?? 'unknown'} (nginx-light), ${(commandOutput('curl', ['--version']) ?? 'curl unknown').split(' ').slice(0, 2).join(' ')}, fastify ${readVersion('fastify')}, undici ${readVersion('undici')}.`,
     `Command: \`node --import tsx bench/http-proxy.ts --size-mb ${args['size-mb']} --runs ${args.runs} --concurrency ${args.concurrency.join(',')} --workers ${args.workers.join(',')}\``,
   ];
