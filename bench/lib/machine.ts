@@ -3,7 +3,7 @@
  * measurement, and a process's CPU time from /proc. Linux only.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -130,4 +130,39 @@ export function memoryMiB(pid: number): { rss: number; hwm: number } | undefined
 /** Filesystem type of the mount holding `dir` (findmnt), for the durability notes. */
 export function filesystemOf(dir: string): string {
   return (commandOutput('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '-T', dir]) ?? 'unknown').replace(/\s+/g, ' ');
+}
+
+/** `pid` and all its descendants alive now (/proc/<pid>/task/<tid>/children), parents first. */
+export function processTree(pid: number): number[] {
+  const out: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const p = queue.shift()!;
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    out.push(p);
+    for (const t of tasks) {
+      try {
+        for (const c of readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').trim().split(/\s+/))
+          if (c !== '') queue.push(Number(c));
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  }
+  return out;
+}
+
+/** utime + stime of `pid` and its live descendants, seconds. */
+export function treeCpuSeconds(pid: number): number {
+  return processTree(pid).reduce((s, p) => s + (cpuSeconds(p) ?? 0), 0);
+}
+
+/** Resident set of `pid` and its live descendants, MiB. */
+export function treeRssMiB(pid: number): number {
+  return processTree(pid).reduce((s, p) => s + (memoryMiB(p)?.rss ?? 0), 0);
 }

@@ -85,6 +85,7 @@ import { createImageProxyMetrics, type ImageProxyMetrics } from './metrics.js';
 import { matchesPrefix, NODE_DIRECTORY_ROUTE, parseTarget, prefixProblem, prefixRoute } from './paths.js';
 import { Relay } from './relay.js';
 import { ImageStore, type ImageRequest, type SharedBook, type StoreAnswer } from './store.js';
+import { CacheBody } from './readers.js';
 import { parseUpstream, Upstream } from './upstream.js';
 
 /** What Ironic's httpd serves that a booting host or IPA fetches (see the file comment). */
@@ -361,8 +362,9 @@ async function sendObject(
       .send(request.method === 'HEAD' ? undefined : '');
     return;
   }
+  const direct = body instanceof CacheBody;
   try {
-    await untilReadable(body);
+    await (direct ? body.firstChunk() : untilReadable(body));
   } catch (err) {
     body.destroy();
     relay.fail(request, reply, err);
@@ -370,7 +372,16 @@ async function sendObject(
   }
   m.requests.inc({ result: a.result });
   body.on('data', (chunk: Buffer) => m.servedBytes.inc({ source: 'cache' }, chunk.length));
-  void reply.code(status).headers(headers).send(body);
+  if (direct) {
+    // Written here rather than piped by fastify, so that its buffers are reused once the socket
+    // has their bytes (readers.ts). Fastify's onResponse hooks still run when it finishes.
+    reply.code(status).headers(headers).hijack();
+    body.on('error', (err) => request.log.warn({ err }, 'image proxy: cache read failed, response cut'));
+    reply.raw.writeHead(status, headers);
+    body.writeTo(reply.raw);
+  } else {
+    void reply.code(status).headers(headers).send(body);
+  }
   // A reader that never reads holds only a file descriptor and its buffers, never the fill or
   // an upstream connection; it is still cut, so that a flood of them cannot exhaust descriptors.
   relay.cutWhenStalled(request, reply, body);
