@@ -229,7 +229,10 @@ export class ImageServer implements Service {
       serialization: 'advanced',
       silent: false,
     });
-    const worker = cluster.fork();
+    // glibc returns freed heap to the kernel once 128 KiB of it sits at the top, so a worker
+    // relaying or serving images faults in and zeroes a fresh page for every buffer; it keeps
+    // 128 MiB instead (the image sets it for the main process too; an operator's value wins).
+    const worker = cluster.fork({ MALLOC_TRIM_THRESHOLD_: process.env['MALLOC_TRIM_THRESHOLD_'] ?? '134217728' });
     slot.worker = worker;
     slot.listen = listen;
     const owner = worker.id;
