@@ -81,7 +81,11 @@ export const options = defineOptions({
   },
   'period-s': { type: 'number', help: 'seconds per sweep run [default: 3; --quick: 2]' },
   runs: { type: 'number', help: 'runs per measured rate [default: 3; --quick: 1]' },
-  'perfdhcp-threads': { type: 'string', help: 'perfdhcp -g', default: 'multi', choices: ['single', 'multi'] },
+  // single: perfdhcp has one CPU (taskset), and with -g multi its receiving thread shares it with
+  // the sending one; while it waits for its turn its socket overflows (UdpRcvbufErrors in the
+  // client's namespace) and those losses count as the server's: a bare dgram responder that
+  // dropped nothing itself lost 0–7% that way at 8,000–14,000 exchanges/s, none with -g single.
+  'perfdhcp-threads': { type: 'string', help: 'perfdhcp -g', default: 'single', choices: ['single', 'multi'] },
   worktree: { type: 'boolean', help: 'measure src/ as it is (through tsx) instead of the committed HEAD' },
   'no-profile': { type: 'boolean', help: 'no --cpu-prof run when metalboot misses a target' },
   'no-results': { type: 'boolean', help: 'leave bench/RESULTS.md alone' },
@@ -107,7 +111,7 @@ export function settings(args: Args<typeof options>): DhcpSettings {
     latencyPeriodS: quick ? 3 : 4,
     profilePeriodS: quick ? 4 : 8,
     runs: args.runs ?? (quick ? 1 : 3),
-    threads: args['perfdhcp-threads'] === 'single' ? 'single' : 'multi',
+    threads: args['perfdhcp-threads'] === 'multi' ? 'multi' : 'single',
     metalbootFlags: (args['metalboot-flags'] ?? '').split(/\s+/).filter((f) => f.length > 0),
     quietWaitS: quick ? 20 : 60,
     quietBudgetS: quick ? 40 : 60,

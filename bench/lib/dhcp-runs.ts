@@ -230,7 +230,7 @@ export async function measure(
     exitCode: r.code,
   };
   ctx.log(
-    `  ${proc.peer.name} ${mode} ${kind} ${rate}/s: sent ${sent}, acks ${acks}, drop ${run.dropPct.toFixed(3)}%, goodput ${run.goodput.toFixed(0)}/s, cpu ${cpuS.toFixed(2)} s${run.clientLimited ? ' (perfdhcp could not offer this rate)' : ''}${run.srvRcvbufErrors > 0 ? `, server rcvbuf overflows ${run.srvRcvbufErrors}` : ''}`,
+    `  ${proc.peer.name} ${mode} ${kind} ${rate}/s: sent ${sent}, acks ${acks}, drop ${run.dropPct.toFixed(3)}%, goodput ${run.goodput.toFixed(0)}/s, cpu ${cpuS.toFixed(2)} s${run.clientLimited ? ' (perfdhcp could not offer this rate)' : ''}${run.srvRcvbufErrors > 0 ? `, server rcvbuf overflows ${run.srvRcvbufErrors}` : ''}${run.cliRcvbufErrors > 0 ? `, perfdhcp rcvbuf overflows ${run.cliRcvbufErrors}` : ''}`,
   );
   return { run, out: r.stdout, windowUs: [t0Us, t1Us] };
 }
