@@ -423,6 +423,11 @@ const PROFILE_GROUPS: ProfileGroup[] = [
     match: (_fn, w) => /src\/dhcp\/(codec|options|decode-error)/.test(w) || /src\/net\//.test(w),
   },
   {
+    // DHCP's onOutcome: each reply's milestone on the host's boot timeline, its ACK time, the Events.
+    name: 'boot timelines (onOutcome: milestones, timeline, ACK times)',
+    match: (_fn, w) => /src\/(kube\/boot-milestones|boot\/boot-timeline|boot\/boot-timings|wiring\/timeline)/.test(w),
+  },
+  {
     name: 'decision (decide, host lookup, reply building, boot answer)',
     match: (_fn, w) => /src\/dhcp\/(decide|reply|classify|destination)|src\/leases\/host-index|src\/boot\//.test(w),
   },
@@ -481,6 +486,7 @@ export async function profile(
       '#onMessage',
       '#send',
       'buildLeaseReply',
+      'onOutcome',
     ],
   });
   return { file: path.join('profile', file), summary, run, flags };
