@@ -26,7 +26,7 @@
  * of bench/RESULTS.md is replaced (full runs only, unless --no-results). Needs root, perfdhcp
  * (kea-admin), kea-dhcp4 (kea-dhcp4-server), dnsmasq, taskset.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createLab, requireRoot, requireTools, findExecutable } from '../lab/netns.js';
 import { NET, preparePeers, type PeerName } from './lib/dhcp-peers.js';
@@ -56,6 +56,7 @@ import {
 import { commandOutput, debVersion, filesystemOf, gitState, machine, REPO_ROOT } from './lib/machine.js';
 import { metalbootBuild } from './lib/metalboot-build.js';
 import type { Mode } from './lib/perfdhcp.js';
+import { RESULTS_FILE, subsection } from './lib/results-md.js';
 
 export const options = defineOptions({
   quick: {
@@ -215,13 +216,20 @@ export async function main(args: Args<typeof options>, run: Run): Promise<void> 
   });
   console.log(`\n${sweepTable(sweeps)}\n\n${latencyTable(lats)}\n\n${t.lines.join('\n')}\n`);
   for (const p of profs) console.log(profileSection(p, runName));
+  const write = !args['no-results'] && !latencyOnly && (!st.quick || args.results);
+  // The hand-written `### Reading it` notes of the current section survive a re-run (they say which run they were written for).
+  const notes =
+    write && existsSync(RESULTS_FILE)
+      ? subsection(readFileSync(RESULTS_FILE, 'utf8'), 'DHCP', 'Reading it')
+      : undefined;
   publishResults({
     heading: 'DHCP',
     body,
+    resultsBody: notes === undefined ? body : `${body}\n${notes}\n`,
     runDir,
     log,
     json: { versions, machine: m, args, sweeps, lats, profiles: profs, readyMs },
-    write: !args['no-results'] && !latencyOnly && (!st.quick || args.results),
+    write,
     skipped: st.quick ? 'quick run; pass --results to write it' : '--no-results',
   });
 }
