@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { gcPauses, targets, type Latency, type Run, type Sweep } from './dhcp-report.js';
+import { gcPauses, overflows, targets, type Latency, type Run, type Sweep } from './dhcp-report.js';
 
 describe('gcPauses', () => {
   it('counts the pauses of V8 --trace-gc lines and ignores everything else', () => {
@@ -17,6 +17,16 @@ describe('gcPauses', () => {
 
   it('is zero for a window without collections', () => {
     expect(gcPauses(['', 'nothing'])).toEqual({ count: 0, totalMs: 0, maxMs: 0 });
+  });
+});
+
+describe('overflows', () => {
+  it.each([
+    ['none: nothing to say', 0, 0, ''],
+    ['the server dropped', 1200, 0, ' [overflows: server 1,200, perfdhcp 0]'],
+    ['the load generator dropped', 0, 47, ' [overflows: server 0, perfdhcp 47]'],
+  ])('%s', (_name, srvRcvbufErrors, cliRcvbufErrors, text) => {
+    expect(overflows({ srvRcvbufErrors, cliRcvbufErrors })).toBe(text);
   });
 });
 

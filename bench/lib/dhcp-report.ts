@@ -225,6 +225,15 @@ export function latencyTable(
   return rows.join('\n');
 }
 
+/**
+ * A run's UDP receive-buffer overflows (UdpRcvbufErrors in each namespace), when there were any:
+ * the server's socket (its own drops) and perfdhcp's (the load generator's).
+ */
+export function overflows(r: Pick<Run, 'srvRcvbufErrors' | 'cliRcvbufErrors'>): string {
+  if (r.srvRcvbufErrors <= 0 && r.cliRcvbufErrors <= 0) return '';
+  return ` [overflows: server ${fmt(r.srvRcvbufErrors)}, perfdhcp ${fmt(r.cliRcvbufErrors)}]`;
+}
+
 export function sweepDetail(sweeps: Sweep[]): string {
   const rows = [
     '| mode | clients | server | offered (/s): drop % (goodput /s) per run, in order |',
@@ -232,7 +241,7 @@ export function sweepDetail(sweeps: Sweep[]): string {
   ];
   for (const s of sweeps) {
     rows.push(
-      `| ${s.mode} | ${s.kind} | ${s.server} | ${s.runs.map((r) => `${fmt(r.rate)}: ${r.dropPct.toFixed(2)}% (${fmt(r.goodput)})${r.clientLimited ? '†' : ''}`).join(', ')} |`,
+      `| ${s.mode} | ${s.kind} | ${s.server} | ${s.runs.map((r) => `${fmt(r.rate)}: ${r.dropPct.toFixed(2)}% (${fmt(r.goodput)})${r.clientLimited ? '†' : ''}${overflows(r)}`).join(', ')} |`,
     );
   }
   return rows.join('\n');
@@ -409,7 +418,7 @@ export function dhcpSection(r: DhcpReport): string {
     `- Kea: ${r.peers.kea.configSummary}. Durability: ${r.peers.kea.durability}.`,
     `- dnsmasq: ${r.peers.dnsmasq.configSummary}. Durability: ${r.peers.dnsmasq.durability}.`,
     '',
-    `**Load**: perfdhcp ${st.threads === 'multi' ? '`-g multi`' : '`-g single`'}, e.g. \`perfdhcp ${sample.join(' ')}\` (relay: unicast to the server) and \`perfdhcp ${sampleB.join(' ')}\` (broadcast, latency). perfdhcp 2.2 makes every request relay-shaped (source port 67, giaddr = 10.16.0.2, hops 1), so in both modes the replies are unicast to 10.16.0.2:67; "broadcast" means the requests go to 255.255.255.255. New clients: \`-b mac=${NET.newMacBase} -R ${NET.newClients}\` (MACs counting up from the base in every run, each gets a range lease; new-client runs restart the server with an empty lease database). Repeat clients: \`-b mac=${NET.reservedMacBase} -R ${REPEAT_CLIENTS}\`: perfdhcp 2.2 adds a counter that wraps at R to the low bytes of the base MAC, so these are exactly the first ${REPEAT_CLIENTS} reservations (checked: ${r.macCheck}).`,
+    `**Load**: perfdhcp ${st.threads === 'multi' ? '`-g multi`' : "`-g single` (one thread: with `-g multi` on its one CPU, perfdhcp's receiving thread waits for the sending one and its own socket overflows, which counted as the server's loss)"}, e.g. \`perfdhcp ${sample.join(' ')}\` (relay: unicast to the server) and \`perfdhcp ${sampleB.join(' ')}\` (broadcast, latency). perfdhcp 2.2 makes every request relay-shaped (source port 67, giaddr = 10.16.0.2, hops 1), so in both modes the replies are unicast to 10.16.0.2:67; "broadcast" means the requests go to 255.255.255.255. New clients: \`-b mac=${NET.newMacBase} -R ${NET.newClients}\` (MACs counting up from the base in every run, each gets a range lease; new-client runs restart the server with an empty lease database). Repeat clients: \`-b mac=${NET.reservedMacBase} -R ${REPEAT_CLIENTS}\`: perfdhcp 2.2 adds a counter that wraps at R to the low bytes of the base MAC, so these are exactly the first ${REPEAT_CLIENTS} reservations (checked: ${r.macCheck}).`,
     '',
     `**Method**: a run offers a rate for ${st.periodS} s (\`-p\`), a request unanswered after 1 s is lost (\`-d 1\`), perfdhcp waits 1 s for stragglers (\`-W\`). Drop % = exchanges started (DISCOVER sent) that did not end in an ACK within 1 s per leg; exchanges perfdhcp itself did not continue because their OFFER came after the period ended are left out. The sweep starts at 1,000/s and walks the ladder ${LADDER.map((x) => fmt(x)).join(', ')}/s up (or down), ${st.quick ? '' : 'bisects the edge once, '}then runs the best clean rate (median drop < 0.1%) and twice that rate until each has ${st.runs} run${st.runs > 1 ? 's' : ''}; figures are medians. A step that loses fewer than ${NEAR_MISS_PCT}% is run once more before the sweep stops there (another tenant's burst should not end a sweep). Every freshly started server is warmed up first with ${WARMUP_S} s of the same traffic at up to ${fmt(WARMUP_RATE)}/s and a 1 s pause (JIT-compiled packet path, start-up garbage collected), so cold start is not measured. Goodput = ACKs per second. CPU = the server's utime+stime (/proc/<pid>/stat) over the run per 1,000 completed exchanges, at the max clean rate, with the kernel's (stime) share; it includes the server's socket syscalls, not the softirq work of the veth. "≥" marks a rate where perfdhcp itself could not offer more (sent < 97% of the offered rate).`,
     '',
@@ -442,7 +451,7 @@ export function dhcpSection(r: DhcpReport): string {
     '',
     '### Every run',
     '',
-    '† perfdhcp could not offer the rate.',
+    "† perfdhcp could not offer the rate. [overflows: …]: datagrams the kernel dropped because a socket's receive buffer was full during the run (UdpRcvbufErrors), in the server's namespace (the server's drops) and in perfdhcp's (the load generator's).",
     '',
     sweepDetail(r.sweeps),
   ].join('\n');

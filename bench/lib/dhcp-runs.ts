@@ -230,7 +230,7 @@ export async function measure(
     exitCode: r.code,
   };
   ctx.log(
-    `  ${proc.peer.name} ${mode} ${kind} ${rate}/s: sent ${sent}, acks ${acks}, drop ${run.dropPct.toFixed(3)}%, goodput ${run.goodput.toFixed(0)}/s, cpu ${cpuS.toFixed(2)} s${run.clientLimited ? ' (perfdhcp could not offer this rate)' : ''}${run.srvRcvbufErrors > 0 ? `, server rcvbuf overflows ${run.srvRcvbufErrors}` : ''}`,
+    `  ${proc.peer.name} ${mode} ${kind} ${rate}/s: sent ${sent}, acks ${acks}, drop ${run.dropPct.toFixed(3)}%, goodput ${run.goodput.toFixed(0)}/s, cpu ${cpuS.toFixed(2)} s${run.clientLimited ? ' (perfdhcp could not offer this rate)' : ''}${run.srvRcvbufErrors > 0 ? `, server rcvbuf overflows ${run.srvRcvbufErrors}` : ''}${run.cliRcvbufErrors > 0 ? `, perfdhcp rcvbuf overflows ${run.cliRcvbufErrors}` : ''}`,
   );
   return { run, out: r.stdout, windowUs: [t0Us, t1Us] };
 }
@@ -423,6 +423,11 @@ const PROFILE_GROUPS: ProfileGroup[] = [
     match: (_fn, w) => /src\/dhcp\/(codec|options|decode-error)/.test(w) || /src\/net\//.test(w),
   },
   {
+    // DHCP's onOutcome: each reply's milestone on the host's boot timeline, its ACK time, the Events.
+    name: 'boot timelines (onOutcome: milestones, timeline, ACK times)',
+    match: (_fn, w) => /src\/(kube\/boot-milestones|boot\/boot-timeline|boot\/boot-timings|wiring\/timeline)/.test(w),
+  },
+  {
     name: 'decision (decide, host lookup, reply building, boot answer)',
     match: (_fn, w) => /src\/dhcp\/(decide|reply|classify|destination)|src\/leases\/host-index|src\/boot\//.test(w),
   },
@@ -481,6 +486,7 @@ export async function profile(
       '#onMessage',
       '#send',
       'buildLeaseReply',
+      'onOutcome',
     ],
   });
   return { file: path.join('profile', file), summary, run, flags };

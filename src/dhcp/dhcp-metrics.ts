@@ -1,36 +1,82 @@
-/** The DHCP shell's metrics, with the labelled children the packet path increments. */
+/**
+ * The DHCP shell's metrics. The packet path counts in plain numbers, and prom-client's counters
+ * are brought up to date when they are collected (a scrape, or a test reading the registry):
+ * prom-client's inc() hashes and validates a labels object on every call, which cost about a
+ * twentieth of the packet path at 10,000 exchanges/s.
+ */
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { LabelledCounter } from '../base/labelled-counter.js';
 import { DROP_REASONS, type DropReason, type LeaseSource } from './decide.js';
 
+/** The counts of one label's values not yet added to the counter (other labels fixed). */
+class PendingCounts<V extends string = string> {
+  readonly #label: string;
+  readonly #fixed: Readonly<Record<string, string>>;
+  readonly #pending = new Map<V, { readonly labels: Record<string, string>; n: number }>();
+
+  constructor(label: string, fixed: Readonly<Record<string, string>> = {}) {
+    this.#label = label;
+    this.#fixed = fixed;
+  }
+
+  inc(value: V): void {
+    let p = this.#pending.get(value);
+    if (p === undefined) {
+      p = { labels: { ...this.#fixed, [this.#label]: value }, n: 0 };
+      this.#pending.set(value, p);
+    }
+    p.n++;
+  }
+
+  /** Adds what was counted since the last call to `counter`. */
+  addTo(counter: Counter): void {
+    for (const p of this.#pending.values()) {
+      if (p.n === 0) continue;
+      counter.inc(p.labels, p.n);
+      p.n = 0;
+    }
+  }
+}
+
 export class DhcpMetrics {
-  // Labelled children, one per label value, so a packet does not build a labels object.
-  readonly received: LabelledCounter;
-  readonly drops: LabelledCounter<DropReason>;
+  /** Requests received, by message type ('malformed' for what does not decode). */
+  readonly received = new PendingCounts('type');
+  readonly drops = new PendingCounts<DropReason>('reason');
   readonly latency: Histogram;
   /** Datagrams socat passed on from the listen interface (--dhcp-listen with a unicast address). */
   readonly fed: Counter;
-  /** By type and source: a reply does not build a labels object either. */
-  readonly #replies: LabelledCounter;
+  /** Replies by type, then by lease source. */
+  readonly #replies = new Map<string, PendingCounts<LeaseSource | 'none'>>();
 
   constructor(registry: Registry) {
-    const received = new Counter({
+    const received = this.received;
+    new Counter({
       name: 'metalboot_dhcp_received_total',
       help: 'DHCP requests received, by message type',
       labelNames: ['type'],
       registers: [registry],
+      collect() {
+        received.addTo(this);
+      },
     });
-    const replies = new Counter({
+    const replies = this.#replies;
+    new Counter({
       name: 'metalboot_dhcp_replies_total',
       help: 'DHCP replies sent, by message type and lease source (bmh, static, range; none for a reply without a lease)',
       labelNames: ['type', 'source'],
       registers: [registry],
+      collect() {
+        for (const byType of replies.values()) byType.addTo(this);
+      },
     });
+    const dropped = this.drops;
     const drops = new Counter({
       name: 'metalboot_dhcp_dropped_total',
       help: 'DHCP requests not answered, by reason',
       labelNames: ['reason'],
       registers: [registry],
+      collect() {
+        dropped.addTo(this);
+      },
     });
     for (const r of DROP_REASONS) drops.inc({ reason: r }, 0);
     this.latency = new Histogram({
@@ -44,13 +90,15 @@ export class DhcpMetrics {
       help: 'Datagrams socat received on the listen interface and passed on (--dhcp-listen with a unicast address)',
       registers: [registry],
     });
-    this.#replies = new LabelledCounter(replies);
-    this.received = new LabelledCounter(received);
-    this.drops = new LabelledCounter(drops);
   }
 
   /** Counts a reply sent: its message type, and where its lease came from. */
   reply(type: string, source: LeaseSource | undefined): void {
-    this.#replies.incLabels([type, source ?? 'none']);
+    let byType = this.#replies.get(type);
+    if (byType === undefined) {
+      byType = new PendingCounts('source', { type });
+      this.#replies.set(type, byType);
+    }
+    byType.inc(source ?? 'none');
   }
 }

@@ -189,6 +189,20 @@ describe('DhcpServer replies and drops', () => {
     });
   });
 
+  it('counts each request and reply once, however often the registry is read between them', async () => {
+    const c = await relay();
+    const { server, metric } = await setup({ relayPort: c.address().port });
+    for (let i = 1; i <= 3; i++) {
+      const got = once(c, 'message');
+      c.send(discover(HOST_MAC, '127.0.0.1'), server.address().port, '127.0.0.1');
+      await got;
+      await until(async () => (await metric('metalboot_dhcp_replies_total', 'type', 'OFFER')) === i);
+      // Read again: what was counted before the first read is not added twice.
+      expect(await metric('metalboot_dhcp_replies_total', 'type', 'OFFER')).toBe(i);
+      expect(await metric('metalboot_dhcp_received_total', 'type', 'DISCOVER')).toBe(i);
+    }
+  });
+
   it('counts a DISCOVER from an unknown MAC as dropped, unknown-host, and sends nothing', async () => {
     const c = await relay();
     let replies = 0;
