@@ -12,7 +12,7 @@ import { createLab } from '../netns.js';
 import { startStaticHttpd } from '../static-httpd.js';
 
 const mode = process.argv[2] ?? 'signed';
-const kernel = process.env.KERNEL ?? '/work/main/.cache/tools/vmlinuz';
+const kernel = process.env.KERNEL ?? path.join(import.meta.dirname, '../../.cache/tools/vmlinuz');
 const KERNEL_AT = process.env.KERNEL_AT ?? '';
 const lab = await createLab({ switchNamespace: 'srv', bridgeIp: '10.79.0.1/24' });
 try {
