@@ -25,12 +25,11 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Dispatcher } from 'undici';
 import type { EntryMeta } from './cache-entry.js';
 import type { IndexedEntry } from './cache-index.js';
-import { CacheBook, type Book, type FillEvent } from './cache-book.js';
+import { CacheBook, type Book, type Claim, type FillEvent } from './cache-book.js';
 import { CacheDir, shareError, sharedToError } from './cache-dir.js';
 import { CacheLayout } from './cache-layout.js';
 import { cacheability, revalidationHeaders, revalidationOutcome } from './cache-policy.js';
 import { classifyRefusal, classifyUpstreamError } from './errors.js';
-import type { Fill } from './fill.js';
 import { headerValue } from './headers.js';
 import type { CacheFigures, ImageProxyMetrics, RequestResult } from './metrics.js';
 import { answerObjectRequest, bodyRange, type ObjectAnswer, type ObjectRequest } from './ranges.js';
@@ -96,12 +95,10 @@ export type StoreAnswer =
   /** The upstream request this one started or waited for failed before its headers (counted already). */
   | { readonly kind: 'failure'; readonly error: unknown };
 
-/** What came of the upstream request this process asked, as its own request sees it. */
-type Asked =
-  | { readonly kind: 'fill'; readonly fill: Fill }
-  | { readonly kind: 'entry'; readonly entry: IndexedEntry; readonly result: 'revalidated' | 'stale' }
-  | { readonly kind: 'relay'; readonly response: Dispatcher.ResponseData }
-  | { readonly kind: 'failed'; readonly error: unknown };
+/** What a request is answered from: a stored object, or the relay or failure it gets. */
+type Next =
+  | { readonly kind: 'object'; readonly object: StoredObject; readonly result: StoreResult }
+  | Exclude<StoreAnswer, { kind: 'object' }>;
 
 export class ImageStore {
   readonly #o: ImageStoreOptions;
@@ -158,43 +155,29 @@ export class ImageStore {
     // Two rounds at most: an entry can vanish (evicted, replaced) between the claim and the open.
     for (let round = 0; round < 2; round++) {
       const claim = await this.#book.claim(key, wants);
-      switch (claim.kind) {
-        case 'fill': {
-          const answer = await this.#answer(this.#dir.follow(claim.fill), request, 'coalesced');
-          if (answer !== undefined) return answer;
-          continue;
-        }
-        case 'entry': {
-          const answer = await this.#answer(this.#dir.object(claim.entry), request, claim.result);
-          if (answer !== undefined) return answer;
-          continue;
-        }
-        case 'relay':
-          return { kind: 'relay', response: undefined };
-        case 'failed':
-          return { kind: 'failure', error: sharedToError(claim.error) };
-        case 'ask': {
-          const asked = await this.#request(key, claim.ticket, claim.stale, request.userAgent);
-          switch (asked.kind) {
-            case 'fill': {
-              const answer = await this.#answer(asked.fill, request, 'miss');
-              if (answer !== undefined) return answer;
-              continue;
-            }
-            case 'entry': {
-              const answer = await this.#answer(this.#dir.object(asked.entry), request, asked.result);
-              if (answer !== undefined) return answer;
-              continue;
-            }
-            case 'relay':
-              return { kind: 'relay', response: asked.response };
-            case 'failed':
-              return { kind: 'failure', error: asked.error };
-          }
-        }
-      }
+      const next =
+        claim.kind === 'ask'
+          ? await this.#request(key, claim.ticket, claim.stale, request.userAgent)
+          : this.#claimed(claim);
+      if (next.kind !== 'object') return next;
+      const answer = await this.#answer(next.object, request, next.result);
+      if (answer !== undefined) return answer;
     }
     return { kind: 'relay', response: undefined };
+  }
+
+  /** What a claim that is not a ticket says to serve. */
+  #claimed(claim: Exclude<Claim, { kind: 'ask' }>): Next {
+    switch (claim.kind) {
+      case 'fill':
+        return { kind: 'object', object: this.#dir.follow(claim.fill), result: 'coalesced' };
+      case 'entry':
+        return { kind: 'object', object: this.#dir.object(claim.entry), result: claim.result };
+      case 'relay':
+        return { kind: 'relay', response: undefined };
+      case 'failed':
+        return { kind: 'failure', error: sharedToError(claim.error) };
+    }
   }
 
   /**
@@ -221,7 +204,7 @@ export class ImageStore {
     ticket: number,
     stale: IndexedEntry | undefined,
     userAgent: string | undefined,
-  ): Promise<Asked> {
+  ): Promise<Next> {
     const { metrics: m, logger: log } = this.#o;
     const book = this.#book;
     const headers: Record<string, string> = {
@@ -230,11 +213,14 @@ export class ImageStore {
       ...(stale === undefined ? {} : revalidationHeaders(stale.meta.etag, stale.meta.lastModified)),
     };
     if (userAgent !== undefined) headers['user-agent'] = userAgent;
-    const settled = (outcome: Asked): Asked => {
-      if (outcome.kind === 'entry') book.settle(ticket, outcome);
-      else if (outcome.kind === 'relay') book.settle(ticket, { kind: 'relay' });
-      else if (outcome.kind === 'failed') book.settle(ticket, { kind: 'failed', error: shareError(outcome.error) });
-      return outcome;
+    // What the book is told, for the requests waiting for this one; and what this one serves.
+    const stored = (entry: IndexedEntry, result: 'revalidated' | 'stale'): Next => {
+      book.settle(ticket, { kind: 'entry', entry, result });
+      return { kind: 'object', object: this.#dir.object(entry), result };
+    };
+    const relay = (response: Dispatcher.ResponseData): Next => {
+      book.settle(ticket, { kind: 'relay' });
+      return { kind: 'relay', response };
     };
     let res: Dispatcher.ResponseData;
     try {
@@ -249,27 +235,30 @@ export class ImageStore {
       const refusal = classifyRefusal(err);
       const reason = refusal?.reason ?? classifyUpstreamError(err).reason;
       if (refusal === undefined) m.upstreamFailures.inc({ reason });
-      if (stale === undefined) return settled({ kind: 'failed', error: err });
+      if (stale === undefined) {
+        book.settle(ticket, { kind: 'failed', error: shareError(err) });
+        return { kind: 'failure', error: err };
+      }
       log.warn({ err, key, reason }, 'image proxy: revalidation failed, serving the stored entry');
-      return settled({ kind: 'entry', entry: stale, result: 'stale' });
+      return stored(stale, 'stale');
     }
     if (stale !== undefined) {
       switch (revalidationOutcome(res.statusCode)) {
         case 'unchanged':
           await res.body.dump().catch(() => {});
-          return settled({ kind: 'entry', entry: stale, result: 'revalidated' });
+          return stored(stale, 'revalidated');
         case 'stale':
           await res.body.dump().catch(() => {});
           log.warn(
             { key, status: res.statusCode },
             'image proxy: upstream error on revalidation, serving the stored entry',
           );
-          return settled({ kind: 'entry', entry: stale, result: 'stale' });
+          return stored(stale, 'stale');
         case 'gone':
           book.remove(key, stale.file);
-          return settled({ kind: 'relay', response: res });
+          return relay(res);
         case 'relay':
-          return settled({ kind: 'relay', response: res });
+          return relay(res);
         case 'replaced':
           break;
       }
@@ -277,7 +266,7 @@ export class ImageStore {
     const verdict = cacheability(res.statusCode, res.headers, this.#o.maxBytes);
     if (!verdict.cacheable) {
       if (res.statusCode === 200) log.info({ key, reason: verdict.reason }, 'image proxy: answer not stored');
-      return settled({ kind: 'relay', response: res });
+      return relay(res);
     }
     const fill = await this.#dir.startFill(
       ticket,
@@ -293,8 +282,8 @@ export class ImageStore {
     );
     if (fill === undefined) {
       log.info({ key, size: verdict.size }, 'image proxy: no room to store the answer');
-      return settled({ kind: 'relay', response: res });
+      return relay(res);
     }
-    return { kind: 'fill', fill };
+    return { kind: 'object', object: fill, result: 'miss' };
   }
 }
