@@ -304,7 +304,7 @@ async function startMetalboot(o: {
       if (proc.child.exitCode !== null)
         throw new Error(`metalboot exited: ${readFileSync(o.logFile, 'utf8').slice(-3000)}`);
       const text = readFileSync(o.logFile, 'utf8');
-      const m = /"listen":"127\.0\.0\.1:(\d+)","msg":"image worker listening"/.exec(text);
+      const m = /"listen":"127\.0\.0\.1:(\d+)",(?:"workers":\d+,)?"msg":"image workers? listening"/.exec(text);
       if (m !== null && text.includes('"msg":"ready"')) return { ...proc, port: Number(m[1]), cacheDir: o.cacheDir };
       if (i > 600) throw new Error(`metalboot not ready in 60 s: ${text.slice(-3000)}`);
       await sleep(100);
