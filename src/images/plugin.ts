@@ -67,14 +67,15 @@
  * - A fill feeds its readers through the disk: a reader that never reads holds neither the
  *   fill nor a connection.
  *
- * Files: this plugin (parse the target, ask the store or relay, answer); store.ts (lookup,
- * coalescing, fills, revalidation); cache-dir.ts (entries on disk), cache-index.ts (LRU and
- * accounting), cache-entry.ts (entry file format), cache-policy.ts (what is stored and when it is
- * stale); fill.ts and readers.ts (writing and reading cached bytes); relay.ts, upstream.ts and
+ * Files: this plugin (parse the target, ask the store or relay, answer); store.ts (claims,
+ * upstream requests, fills, revalidation); cache-book.ts (what is stored and under way, one per
+ * cache), book-ipc.ts (the book across processes), cache-dir.ts (one process's files: entries,
+ * fills, fills of others), cache-layout.ts (the directory), cache-index.ts (LRU and accounting),
+ * cache-entry.ts (entry file format), cache-policy.ts (what is stored and when it is stale);
+ * fill.ts and readers.ts (writing and reading cached bytes); relay.ts, upstream.ts and
  * first-byte.ts (the uncached path and the upstream pool); upstream-slots.ts and
- * client-idle.ts (the limits); paths.ts, headers.ts, ranges.ts
- * (pure HTTP rules); errors.ts, metrics.ts; image-app.ts, worker.ts, worker-service.ts (the
- * image worker).
+ * client-idle.ts (the limits); paths.ts, headers.ts, ranges.ts (pure HTTP rules); errors.ts,
+ * metrics.ts; image-app.ts, worker.ts, worker-service.ts (the image worker processes).
  */
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
