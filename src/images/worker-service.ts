@@ -174,11 +174,6 @@ export class ImageServer implements Service {
     return this.#slots.some((s) => s.up);
   }
 
-  /** Worker processes configured. */
-  get workers(): number {
-    return this.#slots.length;
-  }
-
   /** The process ids of the workers up now, by worker number (tests). */
   pids(): ReadonlyMap<number, number> {
     return new Map(
