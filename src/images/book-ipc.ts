@@ -132,8 +132,10 @@ export class BookServer {
     this.#book.abandon(owner);
   }
 
-  /** Answers a call of worker `owner`. */
+  /** Answers a call of worker `owner`; a call that arrives after its worker was detached is dropped. */
   handle(owner: number, call: BookCall): void {
+    // A ticket for a worker already gone would never be settled, and its waiters would wait.
+    if (!this.#workers.has(owner)) return;
     const book: Book = this.#book;
     switch (call.op) {
       case 'claim':
