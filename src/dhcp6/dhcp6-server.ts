@@ -10,7 +10,7 @@
  */
 import dgram from 'node:dgram';
 import type { Logger } from 'pino';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Histogram, type Registry } from 'prom-client';
 import { DecodeError } from '../base/errors.js';
 import { LabelledCounter } from '../base/labelled-counter.js';
 import { LogBudget } from '../base/log-budget.js';
@@ -66,30 +66,25 @@ export class Dhcp6Server implements Service {
     this.#o = o;
     this.#log = o.logger.child({ component: 'dhcp6' });
     const r = o.registry;
-    this.#received = new LabelledCounter(
-      new Counter({
-        name: 'metalboot_dhcp6_received_total',
-        help: 'DHCPv6 messages received, by message type (of the client message inside any relay)',
-        labelNames: ['type'],
-        registers: [r],
-      }),
-    );
-    this.#replies = new LabelledCounter(
-      new Counter({
-        name: 'metalboot_dhcp6_replies_total',
-        help: 'DHCPv6 replies sent, by message type and lease source (bmh, static, range; none without an address)',
-        labelNames: ['type', 'source'],
-        registers: [r],
-      }),
-    );
-    const drops = new Counter({
+    this.#received = new LabelledCounter({
+      name: 'metalboot_dhcp6_received_total',
+      help: 'DHCPv6 messages received, by message type (of the client message inside any relay)',
+      labelNames: ['type'],
+      registers: [r],
+    });
+    this.#replies = new LabelledCounter({
+      name: 'metalboot_dhcp6_replies_total',
+      help: 'DHCPv6 replies sent, by message type and lease source (bmh, static, range; none without an address)',
+      labelNames: ['type', 'source'],
+      registers: [r],
+    });
+    this.#drops = new LabelledCounter({
       name: 'metalboot_dhcp6_dropped_total',
       help: 'DHCPv6 messages not answered, by reason',
       labelNames: ['reason'],
       registers: [r],
     });
-    for (const reason of DROP_REASONS6) drops.inc({ reason }, 0);
-    this.#drops = new LabelledCounter(drops);
+    for (const reason of DROP_REASONS6) this.#drops.counter.inc({ reason }, 0);
     this.#latency = new Histogram({
       name: 'metalboot_dhcp6_reply_seconds',
       help: 'Time from receipt to DHCPv6 reply sent (includes the lease fsync for range bindings)',
@@ -218,7 +213,7 @@ export class Dhcp6Server implements Service {
         return;
       }
       const type = msg6Name(outcome.inner.msgType);
-      this.#replies.incLabels([type, outcome.address === undefined ? 'none' : (d.source ?? 'none')]);
+      this.#replies.incPair(type, outcome.address === undefined ? 'none' : (d.source ?? 'none'));
       this.#latency.observe((performance.now() - started) / 1000);
       if (this.#log.isLevelEnabled('info'))
         this.#log.info(

@@ -150,14 +150,12 @@ export class RouterAdvertiser implements Service {
     this.#log = o.logger.child({ component: 'ra', interface: o.interface });
     this.#read = o.readText ?? READ_TEXT;
     const registers = [o.registry];
-    this.#sent = new LabelledCounter(
-      new Counter({
-        name: 'metalboot_ra_advertisements_sent_total',
-        help: 'Router advertisements radvd sent on the provisioning interface, by destination (multicast: periodic and final; unicast: answers to solicitations)',
-        labelNames: ['destination'],
-        registers,
-      }),
-    );
+    this.#sent = new LabelledCounter({
+      name: 'metalboot_ra_advertisements_sent_total',
+      help: 'Router advertisements radvd sent on the provisioning interface, by destination (multicast: periodic and final; unicast: answers to solicitations)',
+      labelNames: ['destination'],
+      registers,
+    });
     this.#sendFailures = new Counter({
       name: 'metalboot_ra_advertisement_send_failures_total',
       help: 'Router advertisements radvd could not send (sendmsg failed)',
