@@ -49,7 +49,8 @@ export interface ImageProxyMetrics {
   readonly upstreamFailures: Counter<'reason'>;
   readonly upstreamBytes: Counter;
   readonly servedBytes: Counter<'source'>;
-  readonly evictions: Counter;
+  /** Only where the cache's book is kept (createCacheMetrics). */
+  readonly evictions: Counter | undefined;
   readonly fills: Counter<'outcome'>;
   readonly limits: Counter<'reason'>;
 }
@@ -88,32 +89,8 @@ export function createImageProxyMetrics(
       this.set(pool().waiting);
     },
   });
-  if (cache !== undefined) {
-    new Gauge({
-      name: 'metalboot_image_cache_size_bytes',
-      help: 'Bytes on disk in image cache entries',
-      registers,
-      collect() {
-        this.set(cache().bytes);
-      },
-    });
-    new Gauge({
-      name: 'metalboot_image_cache_entries',
-      help: 'Image cache entries',
-      registers,
-      collect() {
-        this.set(cache().entries);
-      },
-    });
-    new Gauge({
-      name: 'metalboot_image_cache_fills_running',
-      help: 'Upstream downloads being stored in the image cache',
-      registers,
-      collect() {
-        this.set(cache().fillsRunning);
-      },
-    });
-  }
+  // The cache's own series belong to whoever keeps its book: here, or the main process for workers.
+  const evictions = cache === undefined ? undefined : createCacheMetrics(registry, cache);
   return {
     requests: new Counter({
       name: 'metalboot_image_proxy_requests_total',
@@ -144,11 +121,7 @@ export function createImageProxyMetrics(
       labelNames: ['source'],
       registers,
     }),
-    evictions: new Counter({
-      name: 'metalboot_image_cache_evictions_total',
-      help: 'Image cache entries evicted to stay under the size limit',
-      registers,
-    }),
+    evictions,
     fills: new Counter({
       name: 'metalboot_image_cache_fills_total',
       help: 'Image cache fills, by outcome (complete, failed, aborted)',
@@ -162,4 +135,31 @@ export function createImageProxyMetrics(
       registers,
     }),
   };
+}
+
+/**
+ * The series of a cache's book, registered once by the process that keeps it: its size, entries
+ * and fills running, and the evictions counter it returns.
+ */
+export function createCacheMetrics(registry: Registry, figures: () => CacheFigures): Counter {
+  const gauges: readonly [string, string, keyof CacheFigures][] = [
+    ['metalboot_image_cache_size_bytes', 'Bytes on disk in image cache entries', 'bytes'],
+    ['metalboot_image_cache_entries', 'Image cache entries', 'entries'],
+    ['metalboot_image_cache_fills_running', 'Upstream downloads being stored in the image cache', 'fillsRunning'],
+  ];
+  for (const [name, help, key] of gauges) {
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(figures()[key]);
+      },
+    });
+  }
+  return new Counter({
+    name: 'metalboot_image_cache_evictions_total',
+    help: 'Image cache entries evicted to stay under the size limit',
+    registers: [registry],
+  });
 }

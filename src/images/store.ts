@@ -119,7 +119,7 @@ export class ImageStore {
             revalidateAfterMs: o.revalidateAfterMs,
             logger: o.logger,
             now: o.now,
-            onEvict: (n) => (n > 0 ? m.evictions.inc(n) : undefined),
+            onEvict: (n) => (n > 0 ? m.evictions?.inc(n) : undefined),
           })
         : undefined;
     this.#book = o.book ?? this.#ownBook!;

@@ -27,6 +27,7 @@ import type { ReadinessCheck, Service } from '../base/service.js';
 import { MetalbootError } from '../base/errors.js';
 import { BookServer } from './book-ipc.js';
 import { CacheBook } from './cache-book.js';
+import { createCacheMetrics } from './metrics.js';
 import type { FromWorker, ImageWorkerData, ImageWorkerProxyOptions, ToWorker } from './worker.js';
 import type { ImageServed } from './plugin.js';
 
@@ -134,12 +135,8 @@ export class ImageServer implements Service {
     });
     const cache = o.proxy.cache;
     if (cache !== undefined) {
-      const evictions = new Counter({
-        name: 'metalboot_image_cache_evictions_total',
-        help: 'Cache entries deleted to stay under the size bound',
-        registers: [o.registry],
-      });
-      this.#book = new CacheBook({
+      const evictions = createCacheMetrics(o.registry, () => book);
+      const book = new CacheBook({
         dir: cache.dir,
         maxBytes: cache.maxBytes,
         revalidateAfterMs: cache.revalidateAfterMs ?? 30_000,
@@ -147,25 +144,8 @@ export class ImageServer implements Service {
         now: Date.now,
         onEvict: (n) => (n > 0 ? evictions.inc(n) : undefined),
       });
-      this.#bookServer = new BookServer(this.#book);
-      const book = this.#book;
-      const gauge = (name: string, help: string, value: () => number): void => {
-        new Gauge({
-          name,
-          help,
-          registers: [o.registry],
-          collect() {
-            this.set(value());
-          },
-        });
-      };
-      gauge('metalboot_image_cache_size_bytes', 'Bytes on disk in image cache entries', () => book.bytes);
-      gauge('metalboot_image_cache_entries', 'Image cache entries', () => book.entries);
-      gauge(
-        'metalboot_image_cache_fills_running',
-        'Upstream downloads being stored in the image cache',
-        () => book.fillsRunning,
-      );
+      this.#book = book;
+      this.#bookServer = new BookServer(book);
     }
   }
 
