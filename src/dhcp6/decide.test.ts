@@ -9,7 +9,8 @@ import { staticToHost } from '../leases/static-hosts.js';
 import { formatIpv6, parseIpv6, type Ipv6 } from '../net/ipv6.js';
 import { macToBytes, parseMac } from '../net/mac.js';
 import { decode6, encode6, type Dhcp6ClientMessage, type Dhcp6Message, type Dhcp6Option } from './codec.js';
-import { decide6, type Dhcp6Outcome } from './decide.js';
+import { decide6 } from './decide.js';
+import type { Dhcp6Outcome } from './outcome.js';
 import {
   MSG6,
   OPT6,

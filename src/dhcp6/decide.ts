@@ -12,90 +12,21 @@
  * - Relayed requests (Relay-forward, nested) are answered by Relay-reply messages wrapping the
  *   Reply, each with its relay's hop count, link- and peer-address, and Interface-Id echoed.
  * - Hosts are known by MAC (identity.ts). Anything else is silent, as another server may own it.
- * - The messages themselves are built by reply.ts.
+ * - The messages themselves are built by reply.ts; what an outcome holds is outcome.ts.
  */
-import type { BootAnswer } from '../boot/boot-answer.js';
 import type { BootClient } from '../boot/boot-client.js';
 import type { HostIndex } from '../leases/host-index.js';
 import type { HostRecord } from '../leases/host.js';
-import {
-  duidKey,
-  type ClientKey,
-  type CommitResult,
-  type CommitUndo,
-  type JournalRecord,
-  type LeasePool6,
-} from '../leases/pool.js';
+import { duidKey, type ClientKey, type CommitResult, type JournalRecord, type LeasePool6 } from '../leases/pool.js';
 import { formatIpv6, inSubnet6, type Ipv6 } from '../net/ipv6.js';
 import type { Mac } from '../net/mac.js';
 import { classify6 } from './classify.js';
 import type { Dhcp6Message, Dhcp6RelayMessage } from './codec.js';
-import { clientIdentity, type MacSource } from './identity.js';
+import { clientIdentity } from './identity.js';
 import { MSG6, OPT6, STATUS6, findOption, hasRapidCommit, parseClientLinkLayer, unwrapRelays } from './options.js';
+import type { Dhcp6Outcome, DropReason6, Request6Facts } from './outcome.js';
 import type { Dhcp6Policy } from './policy.js';
 import { answer, bootUrl, iaNas, statusReply, type IaNaRequest, type Lease6, type ReplyContext } from './reply.js';
-
-/** Every reason a request gets no reply. Metrics count them; logs name them. */
-export const DROP_REASONS6 = [
-  'malformed',
-  'not-a-request',
-  'unsupported-message-type',
-  'no-client-id',
-  'no-mac',
-  'unknown-host',
-  'host-not-servable',
-  'duplicate-mac',
-  'ip-conflict',
-  'pool-exhausted',
-  'sources-loading',
-  'other-server',
-  'no-record',
-  'journal-failed',
-  'journal-full',
-  'lease-conflict',
-  'send-failed',
-  'other-interface',
-] as const;
-export type DropReason6 = (typeof DROP_REASONS6)[number];
-
-export type LeaseSource6 = 'bmh' | 'static' | 'range';
-
-/** What decide6() learnt about a request: for logs, metrics and boot events. */
-export interface Request6Facts {
-  readonly mac: Mac | undefined;
-  readonly via: MacSource | undefined;
-  readonly messageType: number;
-  readonly transactionId: number;
-  readonly client: BootClient;
-  readonly source: LeaseSource6 | undefined;
-  readonly host: HostRecord | undefined;
-  /** How many relays the request came through (0: on the server's link). */
-  readonly relays: number;
-}
-
-export type Dhcp6Outcome =
-  | {
-      readonly kind: 'reply';
-      /** The message to send back to where the request came from (a Relay-reply when relayed). */
-      readonly reply: Dhcp6Message;
-      /** The client message inside it (Advertise or Reply). */
-      readonly inner: Dhcp6Message & { kind: 'client' };
-      readonly facts: Request6Facts;
-      readonly boot: BootAnswer | undefined;
-      /** The address given, when the reply gives one. */
-      readonly address: Ipv6 | undefined;
-      /** Must be durable before the reply is sent. */
-      readonly persist: JournalRecord | undefined;
-      readonly commit: { readonly undo: CommitUndo<Ipv6>; readonly heldUntil: number | undefined } | undefined;
-    }
-  | {
-      readonly kind: 'ignore';
-      readonly reason: DropReason6;
-      readonly detail: string | undefined;
-      readonly facts: Request6Facts | undefined;
-      /** Durable state change without a reply. */
-      readonly persist: JournalRecord | undefined;
-    };
 
 export interface Dhcp6State {
   readonly index: HostIndex;

@@ -20,7 +20,8 @@ import type { LeaseBackend } from '../leases/lease-store.js';
 import { formatIpv6, parseIpv6 } from '../net/ipv6.js';
 import type { ListenAddress } from '../net/listen-address.js';
 import { decode6, encode6 } from './codec.js';
-import { DROP_REASONS6, decide6, type Dhcp6Outcome, type Dhcp6State, type DropReason6 } from './decide.js';
+import { decide6, type Dhcp6State } from './decide.js';
+import { DROP_REASONS6, type Dhcp6Outcome, type DropReason6 } from './outcome.js';
 import { OPT6, findOption, msg6Name, parseBootFileUrl } from './options.js';
 import type { Dhcp6Policy } from './policy.js';
 

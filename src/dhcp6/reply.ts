@@ -8,7 +8,7 @@ import type { CommitUndo, JournalRecord } from '../leases/pool.js';
 import { INFINITE_LEASE } from '../leases/range.js';
 import { formatIpv6, type Ipv6 } from '../net/ipv6.js';
 import type { Dhcp6Message, Dhcp6Option, Dhcp6RelayMessage } from './codec.js';
-import type { Dhcp6Outcome, Request6Facts } from './decide.js';
+import type { Dhcp6Outcome, Request6Facts } from './outcome.js';
 import {
   MSG6,
   OPT6,

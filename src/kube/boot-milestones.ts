@@ -14,7 +14,7 @@
  */
 import type { BootClient } from '../boot/boot-client.js';
 import type { DhcpOutcome } from '../dhcp/decide.js';
-import type { Dhcp6Outcome } from '../dhcp6/decide.js';
+import type { Dhcp6Outcome } from '../dhcp6/outcome.js';
 import { MSG6 } from '../dhcp6/options.js';
 import { formatIpv6, parseIpv6, type Ipv6 } from '../net/ipv6.js';
 import { acknowledgementOf } from '../dhcp/acknowledgement.js';

@@ -6,7 +6,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Service } from '../base/service.js';
 import type { Config } from '../config/load.js';
 import { Dhcp6Server } from '../dhcp6/dhcp6-server.js';
-import type { Dhcp6Outcome } from '../dhcp6/decide.js';
+import type { Dhcp6Outcome } from '../dhcp6/outcome.js';
 import { dhcp6Policy, type Dhcp6Policy } from '../dhcp6/policy.js';
 import type { HostIndex } from '../leases/host-index.js';
 import { LeasePool6 } from '../leases/pool.js';
